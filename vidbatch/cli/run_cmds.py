@@ -1,0 +1,326 @@
+"""``plan``, ``run``, ``status`` and ``gc``: parse options, make one library call, show the result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from .options import var_option
+
+#: On a terminal, a plan with more billable renders than this asks before spending.
+CONFIRM_ABOVE = 10
+#: The simulator has no rate limit unless asked; these keep a --sim demo short.
+SIM_RPM = 600
+SIM_POLL_INTERVAL = 0.5
+
+
+def manifest_args(f):
+    f = click.option(
+        "--state",
+        "state_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="VIDBATCH_STATE",
+        help="State folder [default: .vidbatch/ beside the first manifest; env VIDBATCH_STATE].",
+    )(f)
+    f = var_option(f)
+    return click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
+
+
+def run_options(f):
+    """The options of ``run``, shared with ``watch``."""
+    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+
+    options = [
+        click.option("--api-host", envvar="MINIMAX_API_HOST", help="API host [default: https://api.minimaxi.com; env MINIMAX_API_HOST]."),
+        click.option("--concurrency", "-j", type=click.IntRange(1, 1000), default=20, show_default=True, help="Renders in flight at once."),
+        click.option("--rpm", type=click.FloatRange(0.1), help=f"Creates per minute [default: {DEFAULT_RPM}, MiniMax's documented limit (mainland paid accounts: 20); with --sim: {SIM_RPM}]."),
+        click.option("--poll-interval", type=click.FloatRange(0), help=f"Seconds between polls of one task [default: {DEFAULT_POLL_INTERVAL:g}, as MiniMax recommends; with --sim: {SIM_POLL_INTERVAL:g}]."),
+        click.option("--retry-failed", is_flag=True, help="Submit jobs that failed before again."),
+        click.option("--force", multiple=True, metavar="NAME", help="Render this job again even if up to date (repeatable)."),
+        click.option("--max-renders", type=click.IntRange(0), help="Refuse to start when the plan would create more renders than this."),
+        click.option("--resubmit-uncertain", is_flag=True, help="Create again jobs whose earlier create was cut off (may pay twice)."),
+        click.option("--sim", is_flag=True, help="Run against the bundled simulator: no key, no cost (state in .vidbatch/sim, outputs in <output_dir>-sim)."),
+        click.option("--sim-latency", type=click.FloatRange(0), default=3.0, show_default=True, help="With --sim: seconds each simulated render takes."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line on stdout."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before large plans."),
+        click.option("--wait", is_flag=True, help="If another run holds the state folder, wait for it instead of exiting with code 4."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@contextlib.contextmanager
+def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any]:
+    from ..client import Client
+
+    if not sim:
+        with Client.from_env(host=api_host) as client:
+            yield client
+        return
+    from ..sim import SimConfig, running_simulator
+
+    with running_simulator(SimConfig(latency=sim_latency)) as server:
+        with Client(server.key, server.base_url) as client:
+            yield client
+
+
+def _load(manifests, variables, state_dir, sim=False):
+    from .. import project
+
+    return project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+
+
+@click.command()
+@manifest_args
+@click.option("--retry-failed", is_flag=True, help="Plan failed jobs for another try.")
+@click.option("--force", multiple=True, metavar="NAME", help="Plan this job for a new render (repeatable).")
+@click.option("--check", is_flag=True, help="Print nothing; exit 0 if everything is up to date, 1 if not.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@click.option("--sim", is_flag=True, help="Plan against the state of --sim runs.")
+def plan(manifests, variables, state_dir, retry_failed, force, check, as_json, sim):
+    """Show what `run` would do for each job, and why. No network, no writes.
+
+    Actions: submit (never rendered), resubmit (the request changed: the changed fields are shown),
+    skip (output present and verified), resume (a task is rendering), download (rendered, file
+    missing: fetch again, no new render), reuse (an identical request was rendered under another
+    name: copy it), failed (retried only with --retry-failed), uncertain (a create was cut off).
+
+    \b
+    Examples:
+      vidbatch plan shots.toml
+      vidbatch plan shots.toml --json | jq '.summary'
+      vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
+    """
+    from .. import project
+
+    ws = _load(manifests, variables, state_dir, sim)
+    the_plan = project.plan(ws, retry_failed=retry_failed, force=force)
+    if check:
+        sys.exit(0 if the_plan.up_to_date else 1)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json(Path.cwd()), indent=2, ensure_ascii=False))
+        return
+    _print_plan(the_plan)
+
+
+def _print_plan(the_plan) -> None:
+    from ..plan import Action
+
+    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta"}
+    width = max((len(p.job.name) for p in the_plan.jobs), default=4)
+    for p in the_plan.jobs:
+        action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
+        click.echo(f"  {action} {p.job.name:<{width}}  {p.reason}")
+        for change in p.changes:
+            click.echo(f"  {'':<9} {'':<{width}}    {change.describe()}")
+    for o in the_plan.orphans:
+        click.echo(f"  {click.style('orphan', fg='bright_black'):<9}    {o.name or o.key}  in state ({o.state}), no longer in the manifest{'; file ' + o.path if o.path else ''}")
+    s = the_plan.summary()
+    click.echo("")
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {s['orphans']} orphans (vidbatch gc)" if s["orphans"] else ""))
+    if s["billable"]:
+        click.echo(f"{s['billable']} billable renders:")
+        for r in s["renders"]:
+            shape = f"{r['resolution']} {r['duration']}s" if r["duration"] else "subject reference"
+            click.echo(f"  {r['count']:>5} x {r['model']} {r['mode']} {shape}")
+    else:
+        click.echo("Nothing to pay for.")
+
+
+@click.command()
+@manifest_args
+@run_options
+def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait):
+    """Render what is new or changed, resume what is running, skip what is done.
+
+    Safe to interrupt and re-run: the intent to create is saved before each create and the task id
+    the moment it arrives, so a re-run resumes tasks instead of paying again. The first Ctrl-C stops
+    submitting, saves, and exits; run the same command again to resume.
+
+    A job whose create was cut off by a crash is "uncertain" (MiniMax has no idempotency key, so
+    whether it was accepted is unknowable). It is not created again unless you pass
+    --resubmit-uncertain (which may pay twice).
+
+    \b
+    Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
+    2 invalid manifest or usage; 3 stopped by an account or credentials error;
+    4 the state folder is in use by another run; 130 interrupted.
+
+    \b
+    Examples:
+      vidbatch run --sim examples/t2v-matrix.toml       # try it: bundled simulator, no key
+      export MINIMAX_API_KEY=...                        # then for real
+      vidbatch run shots.toml --rpm 20 --max-renders 50
+      vidbatch run shots.toml --force hero --retry-failed
+      vidbatch run shots.toml --json | jq -c 'select(.event=="downloaded")'
+    """
+    from .. import project
+    from ..runner import RunOptions
+    from .progress import counts_line, make_reporter
+
+    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+
+    ws = _load(manifests, variables, state_dir, sim)
+    options = RunOptions(
+        concurrency=concurrency,
+        rpm=rpm or (SIM_RPM if sim else DEFAULT_RPM),
+        poll_interval=poll_interval if poll_interval is not None else (SIM_POLL_INTERVAL if sim else DEFAULT_POLL_INTERVAL),
+        retry_failed=retry_failed,
+        force=tuple(force),
+        max_renders=max_renders,
+        resubmit_uncertain=resubmit_uncertain,
+    )
+
+    def confirm(the_plan) -> bool:
+        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+            return True
+        _print_plan(the_plan)
+        return click.confirm(f"Create {len(the_plan.billable)} paid renders?", default=False, err=True)
+
+    with _client(sim, sim_latency, api_host) as client:
+        reporter = make_reporter(as_json)
+        try:
+            result = project.run(ws, client, options, on_event=reporter, confirm=confirm, wait_for_lock=wait)
+        finally:
+            reporter.close()
+    if not as_json:
+        _print_result(result, ws, sim)
+    sys.exit(result.exit_code)
+
+
+def _print_result(result, ws, sim: bool) -> None:
+    from .progress import counts_line
+
+    p = result.progress
+    click.echo(f"vidbatch: {counts_line(p)}", err=True)
+    click.echo(f"vidbatch: {p.created} renders created in this run{' (simulated)' if sim else ''}", err=True)
+    for label, names in (("failed", result.failed), ("uncertain", result.uncertain), ("unfinished", result.unfinished)):
+        if names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            click.echo(f"vidbatch: {len(names)} {label}: {shown}", err=True)
+    hint = f"vidbatch run {' '.join(str(m.path) for m in ws.manifests)}{' --sim' if sim else ''}"
+    if result.stopped == "interrupted":
+        click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
+    elif result.stopped == "account":
+        click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
+    if result.uncertain:
+        click.echo("vidbatch: uncertain jobs may already exist at MiniMax; to create them anyway: " + hint + " --resubmit-uncertain", err=True)
+    if result.failed:
+        click.echo("vidbatch: see errors with `vidbatch status`; retry with --retry-failed", err=True)
+    if not (result.failed or result.uncertain or result.unfinished or result.stopped):
+        dirs = sorted({str(m.output_dir) for m in ws.manifests})
+        click.echo(f"vidbatch: all {p.total} jobs done; outputs in {', '.join(dirs)}", err=True)
+
+
+@click.command()
+@click.argument("manifests", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@var_option
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder].")
+@click.option("--job", "job_name", metavar="NAME", help="Show the history of one job.")
+@click.option("--sim", is_flag=True, help="Show the state of --sim runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(manifests, variables, state_dir, job_name, sim, as_json):
+    """Show jobs by state, their errors and outputs, or one job's history.
+
+    \b
+    Examples:
+      vidbatch status shots.toml
+      vidbatch status shots.toml --job hero      # every transition of one job
+      vidbatch status --json | jq '.jobs[] | select(.state=="failed")'
+    """
+    from .. import project
+    from ..state import default_state_dir
+
+    ws = _load(manifests, variables, state_dir, sim) if manifests else None
+    folder = ws.state_dir if ws else (state_dir.resolve() if state_dir else default_state_dir(Path.cwd() / "x"))
+    if ws is None and sim:
+        folder = folder / "sim"
+    jobs, store = project.status(ws, folder)
+    try:
+        if job_name:
+            _print_history(jobs, store, job_name, as_json)
+            return
+        if as_json:
+            counts: dict[str, int] = {}
+            for j in jobs:
+                counts[j.state] = counts.get(j.state, 0) + 1
+            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs]}, indent=2, ensure_ascii=False))
+            return
+        if store is None:
+            click.echo(f"no state at {folder}: nothing has been run here yet")
+            return
+        _print_status(jobs, folder)
+    finally:
+        if store:
+            store.close()
+
+
+def _print_status(jobs, folder) -> None:
+    order = ["failed", "uncertain", "running", "submitting", "rendered", "new", "done"]
+    by_state: dict[str, list] = {}
+    for j in jobs:
+        by_state.setdefault(j.state, []).append(j)
+    click.echo(f"state: {folder}")
+    click.echo("  " + ", ".join(f"{len(by_state[s])} {s}" for s in order if s in by_state))
+    for state in order:
+        for j in by_state.get(state, []):
+            r = j.record
+            detail = ""
+            if state in ("failed", "uncertain") and r and r.error:
+                detail = r.error
+            elif state == "running" and r:
+                detail = f"task {r.task_id}"
+            elif state == "done":
+                detail = (j.output or "") + ("" if j.output_present else "  (file missing: run downloads it again)")
+            click.echo(f"  {state:<10} {j.name}  {detail}")
+
+
+def _print_history(jobs, store, name, as_json) -> None:
+    from ..errors import UsageError
+
+    match = [j for j in jobs if j.name == name]
+    if not match:
+        raise UsageError(f"no job named {name!r}")
+    j = match[0]
+    events = store.events(j.record.key) if (store and j.record) else []
+    if as_json:
+        click.echo(json.dumps({"job": j.to_json(), "events": [e.__dict__ for e in events]}, indent=2, ensure_ascii=False))
+        return
+    import datetime
+
+    click.echo(f"{j.name}: {j.state}" + (f"  key {j.record.key}" if j.record else ""))
+    for e in events:
+        when = datetime.datetime.fromtimestamp(e.at).strftime("%Y-%m-%d %H:%M:%S")
+        move = f"{e.from_state or ''} -> {e.to_state}" if e.to_state else ""
+        detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
+        click.echo(f"  {when}  {e.event:<14} {move:<24} {detail}")
+
+
+@click.command()
+@manifest_args
+@click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files.")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped.")
+def gc(manifests, variables, state_dir, delete_outputs, dry_run):
+    """Drop orphans from the state: jobs no longer in the manifests.
+
+    Output files stay unless --delete-outputs is given.
+
+    \b
+    Examples:
+      vidbatch gc -n shots.toml
+      vidbatch gc shots.toml --delete-outputs
+    """
+    from .. import project
+
+    ws = _load(manifests, variables, state_dir)
+    orphans = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    for o in orphans:
+        click.echo(f"{verb} {o.name or o.key} ({o.state})" + (f", file {o.path}" + (" deleted" if delete_outputs and not dry_run else " kept") if o.path else ""))
+    click.echo(f"{len(orphans)} orphans {verb}")

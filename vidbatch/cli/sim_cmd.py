@@ -1,0 +1,129 @@
+"""``vidbatch sim``: run the bundled MiniMax API simulator in the foreground.
+
+Only click is imported at module level; the simulator is imported when the command runs, so
+``vidbatch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
+@click.option(
+    "--latency",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds from create to the final status.",
+)
+@click.option("--key", default=None, help="The API key to require. Default: accept any non-empty key.")
+@click.option("--rpm", default=None, type=click.IntRange(min=1), help="Creates allowed per rolling minute. Default: unlimited.")
+@click.option(
+    "--fail-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Fraction of renders that fail."
+)
+@click.option(
+    "--error-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of calls answered with a transient fault (HTTP 500/503, base_resp 1000/1013/1033).",
+)
+@click.option(
+    "--url-ttl", default=3600.0, show_default=True, type=click.FloatRange(min=0), help="Download URL lifetime, seconds."
+)
+@click.option(
+    "--video-bytes", default=None, type=click.IntRange(min=0), help="Pad every video to at least this many bytes."
+)
+@click.option("--seed", default=None, type=int, help="Seed for --fail-rate and --error-rate draws.")
+def sim(
+    host: str,
+    port: int,
+    latency: float,
+    key: str | None,
+    rpm: int | None,
+    fail_rate: float,
+    error_rate: float,
+    url_ttl: float,
+    video_bytes: int | None,
+    seed: int | None,
+) -> None:
+    """Serve a simulator of the MiniMax video API: no key, no cost, real HTTP.
+
+    Prints the base URL as the first line on stdout, then logs one line per call on stderr.
+    Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task.
+
+    \b
+    Prompts can ask for an outcome:
+      sim-flag-input    create refused with 1026 (input flagged)
+      sim-fail          the render ends in status Fail
+      sim-flag-output   the render ends in Fail with 1027 (output flagged)
+
+    \b
+    Examples:
+      vidbatch sim                                  on http://127.0.0.1:8765, instant renders
+      vidbatch sim --latency 120 --rpm 5            renders take 2 minutes; 5 creates a minute
+      vidbatch sim --port 0 --error-rate 0.1        a free port; 10% of calls fail transiently
+
+    \b
+    In another shell:
+      export MINIMAX_API_HOST=http://127.0.0.1:8765 MINIMAX_API_KEY=any
+      vidbatch run shots.toml
+
+    \b
+    Control endpoints (no auth), for scripts and tests:
+      curl -s localhost:8765/_sim/stats
+      curl -s -d '{"seconds": 60}' localhost:8765/_sim/advance
+      curl -s -d '{"call": "create", "fault": "http503", "times": 2}' localhost:8765/_sim/faults
+    """
+    import contextlib
+    import logging
+    import signal
+    import sys
+    import threading
+
+    from ..sim import SimConfig, running_simulator
+
+    config = SimConfig(
+        key=key,
+        latency=latency,
+        rpm=rpm,
+        fail_rate=fail_rate,
+        error_rate=error_rate,
+        url_ttl=url_ttl,
+        video_bytes=video_bytes,
+        seed=seed,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("vidbatch.sim")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                server = stack.enter_context(running_simulator(config, host=host, port=port))
+            except OSError as e:
+                raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; try --port 0") from None
+            click.echo(server.base_url)
+            sys.stdout.flush()
+            click.echo(
+                f"point vidbatch at it:  export MINIMAX_API_HOST={server.base_url} "
+                f"MINIMAX_API_KEY={key if key is not None else 'any'}",
+                err=True,
+            )
+            click.echo("Ctrl-C stops the simulator.", err=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+        click.echo("simulator stopped", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        logger.removeHandler(handler)

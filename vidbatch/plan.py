@@ -1,0 +1,307 @@
+"""Plans: what a run would do for each job of a manifest, and why. No network, no writes.
+
+Each job gets one :class:`Action`, decided from three facts: the job's content key (its request),
+the state row of that key, and the output file with its record. In order:
+
+1. ``--force`` names the job: ``resubmit`` (or ``resume`` if a forced render is already running).
+2. The key's task is running: ``resume`` (poll it; never create another).
+3. The key's create was cut off: ``uncertain`` (see :mod:`vidbatch.runner` for what happens).
+4. The output file holds this key's video and verifies (size; sha256 when size or mtime moved):
+   ``skip``. A file with no record that matches the key's rendered video is adopted: ``skip``.
+5. The key was rendered: ``reuse`` a verified copy at another path, else ``download`` it again.
+6. The key failed: ``failed`` (``submit`` with ``--retry-failed``).
+7. Otherwise ``submit`` (new) or ``resubmit`` (the output holds an older request; the changed
+   fields are listed).
+
+Verification hashes only when size or mtime changed, so a no-op plan of 10,000 finished jobs is
+10,000 ``stat`` calls and one query per 500 keys.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from . import facts
+from .state import JobRecord, JobState, OutputRecord, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .manifest import Job, Manifest
+
+
+class Action(str, enum.Enum):
+    SUBMIT = "submit"
+    RESUBMIT = "resubmit"
+    SKIP = "skip"
+    RESUME = "resume"
+    DOWNLOAD = "download"
+    REUSE = "reuse"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+#: Actions that create a render, i.e. cost money.
+BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+    def describe(self) -> str:
+        return f"{self.field}: {_short(self.before)} -> {_short(self.after)}"
+
+
+@dataclass
+class PlannedJob:
+    job: "Job"
+    action: Action
+    reason: str
+    record: JobRecord | None = None
+    changes: list[FieldChange] = field(default_factory=list)
+    source: OutputRecord | None = None  # reuse: the verified copy to copy from
+    adopt: bool = False  # skip: the file matched but had no record yet; the run records it
+
+    @property
+    def billable(self) -> bool:
+        return self.action in BILLABLE
+
+    def to_json(self, cwd: Path | None = None) -> dict[str, Any]:
+        job = self.job
+        return {
+            "name": job.name,
+            "manifest": _rel(job.manifest, cwd),
+            "action": self.action.value,
+            "reason": self.reason,
+            "model": job.request.get("model"),
+            "mode": job.mode.value,
+            "prompt": job.request.get("prompt"),
+            "output": _rel(job.output, cwd),
+            "key": job.key,
+            "changes": [{"field": c.field, "before": c.before, "after": c.after} for c in self.changes],
+            "task_id": self.record.task_id if self.record else None,
+        }
+
+
+@dataclass
+class Orphan:
+    """Something the state knows that no job of the planned manifests produces any more."""
+
+    key: str
+    name: str | None
+    state: str | None
+    path: str | None  # an output file recorded for it, if any
+
+    def to_json(self, cwd: Path | None = None) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "state": self.state, "path": _rel(Path(self.path), cwd) if self.path else None}
+
+
+@dataclass
+class Plan:
+    jobs: list[PlannedJob]
+    orphans: list[Orphan]
+
+    @property
+    def up_to_date(self) -> bool:
+        return all(p.action is Action.SKIP for p in self.jobs)
+
+    @property
+    def billable(self) -> list[PlannedJob]:
+        return [p for p in self.jobs if p.billable]
+
+    def summary(self) -> dict[str, Any]:
+        actions = Counter(p.action.value for p in self.jobs)
+        renders = Counter()
+        for p in self.billable:
+            s = facts.summarize(p.job.identity_request())
+            renders[(s.model, s.mode.value, s.resolution, s.duration)] += 1
+        return {
+            "jobs": len(self.jobs),
+            "actions": {a.value: actions.get(a.value, 0) for a in Action if actions.get(a.value)},
+            "billable": sum(renders.values()),
+            "renders": [
+                {"model": m, "mode": mode, "resolution": r, "duration": d, "count": n}
+                for (m, mode, r, d), n in sorted(renders.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            ],
+            "orphans": len(self.orphans),
+            "up_to_date": self.up_to_date,
+        }
+
+    def to_json(self, cwd: Path | None = None) -> dict[str, Any]:
+        return {
+            "jobs": [p.to_json(cwd) for p in self.jobs],
+            "orphans": [o.to_json(cwd) for o in self.orphans],
+            "summary": self.summary(),
+        }
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_output(path: Path, record: OutputRecord) -> tuple[bool, str]:
+    """Is the file at ``path`` still the video ``record`` says it holds? Hashes only when the
+    size or mtime moved. Returns (ok, why-not)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False, "output file is missing"
+    except OSError as e:
+        return False, f"output file cannot be read ({e.strerror})"
+    if st.st_size != record.size:
+        return False, f"output file is damaged or replaced (size {st.st_size}, expected {record.size})"
+    if st.st_mtime_ns != record.mtime_ns and sha256_file(path) != record.sha256:
+        return False, "output file content changed (sha256 differs from the rendered video)"
+    return True, ""
+
+
+def _matches_video(path: Path, record: JobRecord) -> bool:
+    """An unrecorded file that is byte-for-byte the key's rendered video (e.g. state was rebuilt)."""
+    if not record.video_sha256 or not record.video_bytes:
+        return False
+    try:
+        if path.stat().st_size != record.video_bytes:
+            return False
+    except OSError:
+        return False
+    return sha256_file(path) == record.video_sha256
+
+
+def _verified_copy(path: Path, key: str, outputs_by_key: dict[str, list[OutputRecord]]) -> OutputRecord | None:
+    for other in outputs_by_key.get(key, []):
+        if Path(other.path) != path and verify_output(Path(other.path), other)[0]:
+            return other
+    return None
+
+
+def diff_requests(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            changes.append(FieldChange(name, before.get(name), after.get(name)))
+    return changes
+
+
+def plan_jobs(
+    manifests: Sequence["Manifest"],
+    store: Store | None,
+    *,
+    retry_failed: bool = False,
+    force: Iterable[str] = (),
+    resubmit_uncertain: bool = False,
+) -> Plan:
+    """The plan for every job of ``manifests`` against ``store`` (None: nothing rendered yet)."""
+    jobs = [job for m in manifests for job in m.jobs]
+    force = set(force)
+    records = store.get_many(j.key for j in jobs) if store else {}
+    outputs = store.all_outputs() if store else {}
+    outputs_by_key: dict[str, list[OutputRecord]] = {}
+    for rec in outputs.values():
+        outputs_by_key.setdefault(rec.key, []).append(rec)
+    old_records = store.get_many({o.key for o in (outputs.get(str(j.output)) for j in jobs) if o} - set(records)) if store else {}
+    all_records = {**old_records, **records}
+
+    planned = [
+        _plan_one(job, records.get(job.key), outputs.get(str(job.output)), outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain)
+        for job in jobs
+    ]
+    return Plan(planned, _orphans(manifests, jobs, store, outputs) if store else [])
+
+
+def _plan_one(
+    job: "Job",
+    rec: JobRecord | None,
+    out: OutputRecord | None,
+    outputs_by_key: dict[str, list[OutputRecord]],
+    records: dict[str, JobRecord],
+    forced: bool,
+    retry_failed: bool,
+    resubmit_uncertain: bool,
+) -> PlannedJob:
+    path = job.output
+    state = rec.state if rec else None
+
+    if state is JobState.RUNNING:
+        return PlannedJob(job, Action.RESUME, f"task {rec.task_id} is rendering; poll it", rec)
+    if forced:
+        return PlannedJob(job, Action.RESUBMIT, "forced with --force", rec)
+    if state in (JobState.SUBMITTING, JobState.UNCERTAIN):
+        if resubmit_uncertain:
+            return PlannedJob(job, Action.SUBMIT, "create was cut off; submitting again (--resubmit-uncertain)", rec)
+        return PlannedJob(job, Action.UNCERTAIN, "a create was cut off before its answer: MiniMax may have a task for it", rec)
+
+    damage = ""
+    if out is not None and out.key == job.key:
+        ok, damage = verify_output(path, out)
+        if ok:
+            return PlannedJob(job, Action.SKIP, "output is up to date", rec)
+    elif out is None and rec is not None and path.exists() and _matches_video(path, rec):
+        return PlannedJob(job, Action.SKIP, "output matches the rendered video", rec, adopt=True)
+
+    if state in (JobState.DONE, JobState.RENDERED):
+        copy = _verified_copy(path, job.key, outputs_by_key)
+        if copy is not None:
+            return PlannedJob(job, Action.REUSE, f"identical request already rendered as {copy.name or copy.path}", rec, source=copy)
+        if rec.file_id:
+            why = damage or ("output file is missing" if state is JobState.DONE else "rendered; not downloaded yet")
+            return PlannedJob(job, Action.DOWNLOAD, f"{why}: download again, no new render", rec)
+
+    if state is JobState.FAILED and not retry_failed:
+        return PlannedJob(job, Action.FAILED, f"failed: {rec.error or 'no message'} (retry with --retry-failed)", rec)
+
+    changed = out is not None and out.key != job.key
+    if changed:
+        old = records.get(out.key)
+        changes = diff_requests(old.request, job.display_request()) if old else []
+        what = ", ".join(c.field for c in changes) or "request"
+        return PlannedJob(job, Action.RESUBMIT, f"{what} changed since {out.name or 'the output'} was rendered", rec, changes=changes)
+    if state is JobState.FAILED:
+        return PlannedJob(job, Action.SUBMIT, f"retrying failed job (was: {rec.error or 'no message'})", rec)
+    note = "; the file now at the output path will be replaced" if path.exists() else ""
+    return PlannedJob(job, Action.SUBMIT, f"never rendered{note}", rec)
+
+
+def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, outputs: dict[str, OutputRecord]) -> list[Orphan]:
+    manifest_paths = {str(m.path) for m in manifests}
+    keys = {j.key for j in jobs}
+    paths = {str(j.output) for j in jobs}
+    orphans: list[Orphan] = []
+    seen: set[tuple[str, str | None]] = set()
+    for out in outputs.values():
+        if out.manifest in manifest_paths and out.path not in paths:
+            orphans.append(Orphan(out.key, out.name, None, out.path))
+            seen.add((out.key, out.path))
+    for rec in store.all_jobs():
+        if rec.manifest in manifest_paths and rec.key not in keys and not any(k == rec.key for k, _ in seen):
+            orphans.append(Orphan(rec.key, rec.name, rec.state.value, None))
+    for o in orphans:
+        if o.state is None:
+            rec = store.get(o.key)
+            o.state = rec.state.value if rec else None
+    return orphans
+
+
+def _short(value: Any, width: int = 60) -> str:
+    if isinstance(value, dict) and "sha256" in value:
+        value = f"{value.get('path')} (sha256 {str(value['sha256'])[:12]})"
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= width else text[: width - 3] + '..."'
+
+
+def _rel(path: Path, cwd: Path | None) -> str:
+    if cwd is None:
+        return str(path)
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,180 @@
+"""Manifests plus their state folder: the one call behind each of plan, run, status and gc.
+
+The state folder is ``.vidbatch/`` beside the first manifest, unless ``--state`` or
+``VIDBATCH_STATE`` says otherwise. Manifests that share a state folder share renders: an identical
+request in two manifests is rendered once (``reuse``).
+
+Runs against the bundled simulator (``--sim``) keep a state folder and outputs of their own
+(``.vidbatch/sim`` and ``<output_dir>-sim``), so simulated clips never pass for real renders.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .errors import UsageError
+from .plan import Plan, plan_jobs
+from .runner import RunEvent, RunOptions, RunResult, Runner, check_budget, clean_staging
+from .state import JobRecord, Store, default_state_dir
+
+log = logging.getLogger(__name__)
+
+SIM_SUFFIX = "-sim"
+
+
+@dataclass
+class Workspace:
+    manifests: list[Any]  # vidbatch.manifest.Manifest
+    state_dir: Path
+
+    @property
+    def jobs(self) -> list[Any]:
+        return [job for m in self.manifests for job in m.jobs]
+
+
+def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = None, state_dir: str | Path | None = None, sim: bool = False) -> Workspace:
+    """Load and validate manifests (raises ManifestError, exit 2) and find their state folder."""
+    from .manifest import load_manifests
+
+    if not paths:
+        raise UsageError("name at least one manifest")
+    manifests = load_manifests(list(paths), variables=variables)
+    folder = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir(Path(paths[0]))
+    if sim:
+        folder = folder / "sim"
+        for m in manifests:
+            sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
+            for job in m.jobs:
+                job.output = sim_dir / job.output.relative_to(m.output_dir)
+            m.output_dir = sim_dir
+    return Workspace(manifests, folder)
+
+
+def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
+    """The plan, read-only: creates no folder and writes nothing."""
+    _check_force(ws, force)
+    store = Store.open_for_reading(ws.state_dir)
+    try:
+        return plan_jobs(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+    finally:
+        if store:
+            store.close()
+
+
+def run(
+    ws: Workspace,
+    client: Any,
+    options: RunOptions = RunOptions(),
+    *,
+    on_event: Callable[[RunEvent], None] | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    wait_for_lock: bool = False,
+) -> RunResult:
+    """Plan and carry out the plan, holding the state folder's run lock throughout.
+
+    ``confirm`` is asked before anything is created when the plan has billable renders; returning
+    False ends the run with nothing sent.
+    """
+    _check_force(ws, options.force)
+    store = Store(ws.state_dir)
+    try:
+        with store.run_lock(wait=wait_for_lock):
+            cut_off = store.mark_interrupted_submissions()
+            for record in cut_off:
+                log.warning("job %s: create was cut off by a crash; now uncertain", record.name or record.key)
+            the_plan = plan_jobs(ws.manifests, store, retry_failed=options.retry_failed, force=options.force, resubmit_uncertain=options.resubmit_uncertain)
+            check_budget(the_plan, options.max_renders)
+            if the_plan.billable and confirm is not None and not confirm(the_plan):
+                raise UsageError("cancelled; nothing was sent")
+            clean_staging(job.output for job in ws.jobs)
+            return Runner(store, client, options, on_event).run(the_plan)
+    finally:
+        store.close()
+
+
+@dataclass
+class JobStatus:
+    name: str
+    manifest: str | None
+    output: str | None
+    record: JobRecord | None
+    output_present: bool
+
+    @property
+    def state(self) -> str:
+        return self.record.state.value if self.record else "new"
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.record
+        return {
+            "name": self.name,
+            "manifest": self.manifest,
+            "state": self.state,
+            "output": self.output,
+            "output_present": self.output_present,
+            "key": r.key if r else None,
+            "task_id": r.task_id if r else None,
+            "file_id": r.file_id if r else None,
+            "attempts": r.attempts if r else 0,
+            "error": r.error if r else None,
+            "error_code": r.error_code if r else None,
+            "trace_id": r.trace_id if r else None,
+            "model": r.model if r else None,
+            "bytes": r.video_bytes if r else None,
+            "sha256": r.video_sha256 if r else None,
+            "updated_at": r.updated_at if r else None,
+        }
+
+
+def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Store | None]:
+    """Every job's recorded state: the manifest's jobs when given, else everything in the state.
+    The caller closes the returned store."""
+    store = Store.open_for_reading(state_dir)
+    if ws is None:
+        if store is None:
+            return [], None
+        out = []
+        outputs: dict[str, list[str]] = {}
+        for o in store.all_outputs().values():
+            outputs.setdefault(o.key, []).append(o.path)
+        for rec in store.all_jobs():
+            paths = outputs.get(rec.key, [])
+            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths)))
+        return out, store
+    records = store.get_many(j.key for j in ws.jobs) if store else {}
+    return [JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists()) for j in ws.jobs], store
+
+
+def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) -> list[Any]:
+    """Drop orphans (state no job of these manifests produces any more); delete their output
+    files only with ``delete_outputs``. Returns the orphans."""
+    store = Store.open_for_reading(ws.state_dir)
+    if store is None:
+        return []
+    store.close()
+    store = Store(ws.state_dir)
+    try:
+        with store.run_lock():
+            orphans = plan_jobs(ws.manifests, store).orphans
+            if dry_run:
+                return orphans
+            live_keys = {j.key for j in ws.jobs}
+            keys = [o.key for o in orphans if o.key not in live_keys]
+            paths = [o.path for o in orphans if o.path]
+            store.forget(keys=keys, paths=paths)
+            if delete_outputs:
+                for p in paths:
+                    Path(p).unlink(missing_ok=True)
+            return orphans
+    finally:
+        store.close()
+
+
+def _check_force(ws: Workspace, force: Sequence[str]) -> None:
+    names = {j.name for j in ws.jobs}
+    unknown = [n for n in force if n not in names]
+    if unknown:
+        raise UsageError(f"--force names no job of the manifest: {', '.join(unknown)}")

@@ -1,0 +1,307 @@
+"""The simulator's HTTP layer: routes requests to :class:`~vidbatch.sim.state.Simulator` and writes
+its :class:`~vidbatch.sim.state.Reply` to the socket, faults included.
+
+Built on the standard library's ``ThreadingHTTPServer`` (one daemon thread per connection) so the
+simulator adds no dependency. It speaks HTTP/1.1 with keep-alive, like the real service behind a
+``requests.Session``; every answer carries ``Content-Length``, so a "drop" or "truncate" fault is
+seen by the client exactly as a real broken connection would be. ``stop()`` also closes idle
+keep-alive connections, so a stopped simulator really stops answering.
+
+Routes:
+
+====================================  ======================================================
+``POST /v1/video_generation``         create (``facts.PATH_CREATE``)
+``GET /v1/query/video_generation``    query
+``GET /v1/files/retrieve``            file metadata with signed, expiring download URLs
+``GET /v1/files/retrieve_content``    the file's bytes
+``GET /_sim/download/<id>/<name>``    signed download URL (no Authorization needed)
+``GET /_sim/backup/<id>/<name>``      signed backup download URL
+``GET /_sim/stats``                   ``Simulator.stats()`` as JSON (control: no auth)
+``POST /_sim/advance``                ``{"seconds": N}`` moves the sim clock (control)
+``POST /_sim/faults``                 ``{"call", "fault", "times", ...params}`` (control)
+====================================  ======================================================
+
+One INFO line per API call goes to the ``vidbatch.sim`` logger: method, path (signed-URL query
+strings left out), HTTP status, base_resp code, fault and Trace-Id. Headers are never logged, so
+the key cannot leak into a log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+from .. import facts
+from .state import Reply, SimConfig, Simulator
+
+log = logging.getLogger("vidbatch.sim")
+
+_API_ROUTES = {
+    ("POST", facts.PATH_CREATE): "create",
+    ("GET", facts.PATH_QUERY): "query",
+    ("GET", facts.PATH_RETRIEVE): "retrieve",
+    ("GET", facts.PATH_RETRIEVE_CONTENT): "retrieve_content",
+}
+_URL_ROUTES = {"download": "download", "backup": "backup_download"}
+#: Bodies larger than this are refused before reading (data-URL images are under 20 MB, base64 grows 4/3).
+_MAX_BODY = 64 * 1024 * 1024
+#: Idle keep-alive connections are closed after this many seconds.
+_IDLE_TIMEOUT = 60.0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
+        self.sim = sim
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "vidbatch-sim"
+    timeout = _IDLE_TIMEOUT
+    # Headers and body go out in separate writes; with Nagle's algorithm and delayed ACKs each
+    # small answer would wait ~40 ms.
+    disable_nagle_algorithm = True
+
+    # -- connection bookkeeping (so stop() can close keep-alive connections) --
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.connections_lock:
+                self.server.open_connections.discard(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        """The base class writes every request to stderr; the simulator logs its own lines."""
+
+    # -- routing --
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_HEAD(self) -> None:
+        self._route("HEAD")
+
+    def _route(self, method: str) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        try:
+            raw = self._read_body()
+        except ValueError as e:
+            self._send(Reply(status=413, json={"error": str(e)}))
+            self.close_connection = True
+            return
+        if url.path.startswith("/_sim/"):
+            parts = url.path.split("/")  # ["", "_sim", kind, file_id, name]
+            call = _URL_ROUTES.get(parts[2]) if len(parts) == 5 and method in ("GET", "HEAD") else None
+            if call:
+                params["file_id"] = parts[3]
+                self._answer(call, method, url.path, params, None)
+            else:
+                self._control(method, url.path, raw)
+            return
+        call = _API_ROUTES.get((method, url.path))
+        if call is None:
+            self._send(Reply(status=404, json={"base_resp": {"status_code": 404, "status_msg": "not found"}}))
+            return
+        body: Any = None
+        if call == "create":
+            try:
+                body = json.loads(raw or b"null")
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = None  # answered as 2013 by the simulator
+        log_path = url.path + (f"?{url.query}" if url.query else "")
+        self._answer(call, method, log_path, params, body)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            raise ValueError(f"request body of {length} bytes is too large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        if host:
+            return f"http://{host}"
+        address, port = self.server.server_address[:2]
+        return f"http://{address}:{port}"
+
+    def _answer(self, call: str, method: str, log_path: str, params: dict[str, str], body: Any) -> None:
+        reply = self.server.sim.handle(
+            call,
+            params=params,
+            body=body,
+            authorization=self.headers.get("Authorization"),
+            base_url=self._base_url(),
+        )
+        trace_id = secrets.token_hex(16)
+        if reply.delay > 0:
+            time.sleep(reply.delay)
+        status = "dropped" if reply.drop else str(reply.status)
+        log.info(
+            "%s %s %s %s base_resp=%s%s trace=%s",
+            call,
+            method,
+            log_path,
+            status,
+            "-" if reply.base_code is None else reply.base_code,
+            f" fault={reply.fault}" if reply.fault else "",
+            trace_id,
+        )
+        if reply.drop:
+            self._drop()
+            return
+        reply.headers.setdefault("Trace-Id", trace_id)
+        self._send(reply, head_only=method == "HEAD")
+
+    def _drop(self) -> None:
+        """Close the connection without a byte of answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, reply: Reply, head_only: bool = False) -> None:
+        if reply.video is not None:
+            length = reply.video.size
+        else:
+            payload = (json.dumps(reply.json) if reply.json is not None else reply.text).encode("utf-8")
+            length = len(payload)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(length))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if head_only:
+            return
+        try:
+            if reply.video is not None:
+                for chunk in reply.video.chunks(reply.truncate_at):
+                    self.wfile.write(chunk)
+            else:
+                self.wfile.write(payload)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
+            self.close_connection = True
+            return
+        if reply.truncate_at is not None:
+            self._drop()
+
+    # -- control endpoints --
+
+    def _control(self, method: str, path: str, raw: bytes) -> None:
+        sim = self.server.sim
+        try:
+            args = json.loads(raw) if raw else {}
+            if not isinstance(args, dict):
+                raise ValueError("the body must be a JSON object")
+            if (method, path) == ("GET", "/_sim/stats"):
+                answer: dict[str, Any] = sim.stats()
+            elif (method, path) == ("POST", "/_sim/advance"):
+                sim.advance(float(args.get("seconds", 0)))
+                answer = {"clock": sim.now()}
+            elif (method, path) == ("POST", "/_sim/faults"):
+                args = dict(args)
+                call, fault, times = args.pop("call", ""), args.pop("fault", ""), int(args.pop("times", 1))
+                sim.inject(str(call), str(fault), times, **args)
+                answer = {"faults_pending": sim.stats()["faults_pending"]}
+            else:
+                self._send(Reply(status=404, json={"error": f"no control endpoint {method} {path}"}))
+                return
+        except (ValueError, TypeError) as e:
+            self._send(Reply(status=400, json={"error": str(e)}))
+            return
+        self._send(Reply(json=answer))
+
+
+class SimServer:
+    """A simulator serving HTTP on a loopback port, in a background thread."""
+
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim = sim
+        self._httpd = _Server((host, port), sim)
+        bound_host, bound_port = self._httpd.server_address[:2]
+        self.host = str(bound_host)
+        self.port = int(bound_port)
+        self.base_url = f"http://{self.host}:{self.port}"
+        #: The key to send: the configured one, or any (here a generated one) when the sim takes any.
+        self.key = sim.config.key if sim.config.key is not None else "sim-" + secrets.token_hex(8)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"vidbatch-sim:{self.port}", daemon=True
+        )
+        self._stopped = False
+
+    def start(self, wait: float = 10.0) -> None:
+        """Serve in the background; return once the server answers (or raise after ``wait`` s)."""
+        self._thread.start()
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
+                conn.request("GET", "/_sim/stats")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop serving and close every connection, idle keep-alive ones included."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join()
+        with self._httpd.connections_lock:
+            connections = list(self._httpd.open_connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.base_url}>"
+
+
+@contextlib.contextmanager
+def running_simulator(
+    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[SimServer]:
+    """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block."""
+    server = SimServer(Simulator(config), host, port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

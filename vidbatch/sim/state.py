@@ -1,0 +1,515 @@
+"""The simulator's model of the MiniMax video API: tasks, a clock, rate limits and faults.
+
+:class:`Simulator` holds all state and answers each call as a :class:`Reply`, a plain value the
+HTTP layer (:mod:`vidbatch.sim.server`) writes to the socket. Keeping HTTP out of this module
+keeps the rules in one readable place and lets the HTTP layer stay dumb.
+
+Design points:
+
+- **Sim clock.** ``now()`` is ``time.monotonic()`` plus an offset that ``advance()`` moves, so
+  tests walk a task through Preparing, Queueing and Processing, or expire a download URL,
+  without sleeping. Unix-like times (``created_at``, URL expiry) use the same offset.
+- **Task progression.** A task's outcome (Success or Fail) is decided when it is created; its
+  status is derived from the sim-clock time since creation: Preparing for the first 10 % of
+  ``latency``, Queueing until 30 %, Processing until 100 %, then the outcome. With latency 0 the
+  first query already sees the outcome.
+- **Facts.** Request rules, statuses, error codes and output sizes come from
+  :mod:`vidbatch.facts`, so the simulator refuses what the real API refuses with the same code.
+- **Trigger words.** A prompt containing ``sim-flag-input`` is refused with 1026, ``sim-fail``
+  renders to Fail with an ``error_message``, ``sim-flag-output`` renders to Fail with base_resp
+  1027. Manifests can thus exercise every outcome without injecting faults.
+- **Faults.** ``inject()`` queues faults for the next calls of one kind; ``error_rate`` adds random
+  transient ones. A fault is taken when a call arrives, before auth: like a gateway failing
+  before the service sees the request. A refused or faulted create creates nothing, except
+  ``drop_after_create``, which creates the task and loses the answer. ``slow`` applies the call
+  at once and delays only the answer, as a slow network would.
+- **Accounts.** A task belongs to the key that created it; any other key gets "not found".
+- **Thread safety.** One lock guards tasks, counters, the fault queues and the random source;
+  validation (which decodes images) and streaming happen outside it.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import itertools
+import math
+import random
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .. import facts
+from .video import VideoFile, make_video
+
+#: Every call the simulator counts, by the name ``inject()`` and ``stats()`` use.
+CALLS = ("create", "query", "retrieve", "retrieve_content", "download", "backup_download")
+#: Calls answered with the video's bytes.
+FILE_CALLS = frozenset({"retrieve_content", "download", "backup_download"})
+#: Calls that reach a signed download URL (no Authorization header, no base_resp).
+URL_CALLS = frozenset({"download", "backup_download"})
+
+#: Fault name -> the calls it applies to. ``code:NNNN`` (any call) is parsed separately.
+FAULTS: dict[str, frozenset[str]] = {
+    "http500": frozenset(CALLS),
+    "http503": frozenset(CALLS),
+    "http429": frozenset(CALLS),
+    "drop": frozenset(CALLS),
+    "drop_after_create": frozenset({"create"}),
+    "slow": frozenset(CALLS),
+    "truncate": FILE_CALLS,
+    "expire": URL_CALLS,
+}
+#: What ``error_rate`` draws from: transient faults a client must retry through.
+_RANDOM_FAULTS = ("http500", "http503", "code:1000", "code:1013", "code:1033")
+_RANDOM_URL_FAULTS = ("http500", "http503")
+
+#: Trigger words in a prompt.
+FLAG_INPUT = "sim-flag-input"
+FLAG_OUTPUT = "sim-flag-output"
+FAIL_WORD = "sim-fail"
+
+FILENAME = "output_aigc.mp4"
+RPM_WINDOW = 60.0
+#: Status fractions of latency: Preparing until 10 %, Queueing until 30 %, Processing after.
+_STATUS_STEPS = ((0.1, facts.STATUS_PROGRESSION[0]), (0.3, facts.STATUS_PROGRESSION[1]))
+
+
+@dataclass
+class SimConfig:
+    """How the simulated service behaves. Times are sim-clock seconds."""
+
+    key: str | None = None  # the Bearer key required; None = accept any non-empty key
+    latency: float = 0.0  # from create to the final status
+    rpm: int | None = None  # creates allowed per rolling 60 s; None = unlimited
+    fail_rate: float = 0.0  # fraction of tasks that end in status "Fail"
+    error_rate: float = 0.0  # fraction of calls answered with a random transient fault
+    url_ttl: float = float(facts.DOWNLOAD_URL_TTL_SECONDS)  # download_url lifetime
+    video_bytes: int | None = None  # pad each video (with a 'free' box) to at least this size
+    seed: int | None = None  # for the random rates
+
+
+@dataclass
+class SimTask:
+    """One created task; its outcome is fixed at creation."""
+
+    task_id: str
+    file_id: int
+    request: dict[str, Any]
+    key: str
+    created_at: float  # sim clock (monotonic-based)
+    created_unix: int  # sim wall clock, as the file's created_at
+    final_status: str  # facts.STATUS_SUCCESS or facts.STATUS_FAIL
+    final_code: int = 0  # base_resp code of the final query answer (1027: output flagged)
+    error_message: str | None = None
+    width: int = 0
+    height: int = 0
+    video: VideoFile | None = None  # built on first need
+
+    @property
+    def prompt(self) -> str:
+        return str(self.request.get("prompt") or "")
+
+    def status_at(self, now: float, latency: float) -> str:
+        elapsed = now - self.created_at
+        if latency <= 0 or elapsed >= latency:
+            return self.final_status
+        for fraction, status in _STATUS_STEPS:
+            if elapsed < fraction * latency:
+                return status
+        return facts.STATUS_PROGRESSION[2]
+
+
+@dataclass
+class Reply:
+    """One answer, for the HTTP layer to write. ``json`` or ``video`` or ``text`` is the body."""
+
+    status: int = 200
+    json: dict[str, Any] | None = None
+    video: VideoFile | None = None
+    text: str = ""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering (after applying the call)
+    truncate_at: int | None = None  # send the full Content-Length but only this many body bytes
+    delay: float = 0.0  # real seconds to wait before answering
+    fault: str | None = None  # the fault that shaped this reply, for the log
+
+    @property
+    def base_code(self) -> int | None:
+        base = (self.json or {}).get("base_resp")
+        return base.get("status_code") if isinstance(base, dict) else None
+
+
+@dataclass
+class _Fault:
+    name: str
+    params: dict[str, Any]
+    remaining: int
+
+
+def _base_resp(code: int = 0, message: str | None = None) -> dict[str, Any]:
+    if message is None:
+        fact = facts.ERROR_CODES.get(code)
+        message = fact.meaning if fact else "unknown error"
+    return {"status_code": code, "status_msg": message}
+
+
+def error_reply(code: int, message: str | None = None) -> Reply:
+    """MiniMax's way of refusing: HTTP 200 with a non-zero base_resp."""
+    return Reply(json={"base_resp": _base_resp(code, message)})
+
+
+def _xml_error(status: int, code: str, message: str) -> Reply:
+    """How an object store answers a bad signed URL."""
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
+    return Reply(status=status, text=body, content_type="application/xml")
+
+
+def parse_fault(call: str, fault: str) -> str:
+    """Validate a fault for a call; the canonical fault name. Raises ValueError with the choices."""
+    if call not in CALLS:
+        raise ValueError(f"unknown call {call!r}; calls: {', '.join(CALLS)}")
+    if fault.startswith("code:"):
+        try:
+            code = int(fault[5:])
+        except ValueError:
+            raise ValueError(f"fault {fault!r}: write code:NNNN with a number, e.g. code:1002") from None
+        if code == 0:
+            raise ValueError("fault code:0 is success, not a fault")
+        return f"code:{code}"
+    calls = FAULTS.get(fault)
+    if calls is None:
+        raise ValueError(f"unknown fault {fault!r}; faults: {', '.join(FAULTS)}, code:NNNN")
+    if call not in calls:
+        raise ValueError(f"fault {fault!r} applies to {', '.join(sorted(calls))}, not {call}")
+    return fault
+
+
+class Simulator:
+    """The in-process state of a simulated MiniMax account; thread-safe."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.tasks: dict[str, SimTask] = {}
+        self._files: dict[int, SimTask] = {}
+        self._lock = threading.Lock()
+        self._offset = 0.0
+        self._random = random.Random(self.config.seed)
+        self._faults: dict[str, collections.deque[_Fault]] = {c: collections.deque() for c in CALLS}
+        self._recent_creates: collections.deque[float] = collections.deque()
+        self._refused_creates = 0
+        self._secret = secrets.token_bytes(32)
+        # Ids look like MiniMax's (15 digits) and differ between simulator runs, so a state
+        # database kept from an earlier run cannot mistake an old task for a new one.
+        self._task_ids = itertools.count(100_000_000_000_000 + secrets.randbelow(400_000_000_000_000))
+        self._file_ids = itertools.count(200_000_000_000_000 + secrets.randbelow(400_000_000_000_000))
+
+    # --- clock, control, inspection ------------------------------------------------------------
+
+    def now(self) -> float:
+        """The sim clock: ``time.monotonic()`` plus everything ``advance()`` added."""
+        return time.monotonic() + self._offset
+
+    def wall_now(self) -> float:
+        """Unix time on the sim clock (for ``created_at`` and URL expiry)."""
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the sim clock forward: tasks progress, URLs expire, the RPM window slides."""
+        if seconds < 0:
+            raise ValueError("the sim clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+
+    def inject(self, call: str, fault: str, times: int = 1, **params: Any) -> None:
+        """Answer the next ``times`` calls of ``call`` with ``fault`` (see the module docstring
+        and ``FAULTS``). ``slow`` takes ``seconds=``; ``truncate`` takes an optional ``bytes=``
+        (how many body bytes to send; default half)."""
+        name = parse_fault(call, fault)
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        if name == "slow":
+            if "seconds" not in params:
+                raise ValueError("fault 'slow' needs seconds=, e.g. inject('query', 'slow', seconds=0.5)")
+            params["seconds"] = float(params["seconds"])
+        with self._lock:
+            self._faults[call].append(_Fault(name, dict(params), times))
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": {c: self.calls[c] for c in CALLS},
+                "tasks": len(self.tasks),
+                "creates": len(self.tasks),
+                "refused_creates": self._refused_creates,
+                "faults_pending": {c: sum(f.remaining for f in q) for c, q in self._faults.items() if q},
+                "clock": self.now(),
+            }
+
+    def creates_for(self, prompt_substring: str) -> int:
+        """How many tasks were created whose prompt contains ``prompt_substring``."""
+        with self._lock:
+            return sum(prompt_substring in t.prompt for t in self.tasks.values())
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    def handle(
+        self,
+        call: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        authorization: str | None = None,
+        base_url: str = "",
+    ) -> Reply:
+        """Answer one call. ``params`` are the query parameters (for URL calls also ``file_id``
+        from the path); ``base_url`` is where download URLs point."""
+        params = params or {}
+        with self._lock:
+            self.calls[call] += 1
+            fault = self._take_fault(call)
+        reply = self._fault_reply(call, fault) if fault else None
+        if reply is None:
+            if call == "create":
+                reply = self._create(body, authorization)
+            elif call == "query":
+                reply = self._query(params, authorization)
+            elif call == "retrieve":
+                reply = self._retrieve(params, authorization, base_url)
+            elif call == "retrieve_content":
+                reply = self._retrieve_content(params, authorization)
+            elif call in URL_CALLS:
+                reply = self._download(call, params)
+            else:
+                raise ValueError(f"unknown call {call!r}")
+            if fault:
+                reply.fault = fault.name
+                if fault.name == "slow":
+                    reply.delay = fault.params["seconds"]
+                elif fault.name == "drop_after_create":
+                    reply.drop = True
+                elif fault.name == "truncate" and reply.video is not None:
+                    size = reply.video.size
+                    reply.truncate_at = max(0, min(size - 1, int(fault.params.get("bytes", size // 2))))
+        return reply
+
+    def _take_fault(self, call: str) -> _Fault | None:
+        queue = self._faults[call]
+        if queue:
+            fault = queue[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                queue.popleft()
+            return _Fault(fault.name, fault.params, 1)
+        if self.config.error_rate > 0 and self._random.random() < self.config.error_rate:
+            choices = _RANDOM_URL_FAULTS if call in URL_CALLS else _RANDOM_FAULTS
+            return _Fault(self._random.choice(choices), {}, 1)
+        return None
+
+    def _fault_reply(self, call: str, fault: _Fault) -> Reply | None:
+        """The answer a fault puts in place of the call's; None when the call goes ahead."""
+        name = fault.name
+        if name in ("http500", "http503"):
+            status = int(name[4:])
+            phrase = {500: "Internal Server Error", 503: "Service Temporarily Unavailable"}[status]
+            page = f"<html><head><title>{status} {phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>\n"
+            reply = Reply(status=status, text=page, content_type="text/html")
+        elif name == "http429":
+            reply = Reply(status=429, json={"base_resp": _base_resp(1002)}, headers={"Retry-After": "1"})
+        elif name.startswith("code:"):
+            reply = error_reply(int(name[5:]))
+        elif name == "drop":
+            reply = Reply(drop=True)
+        elif name == "expire":
+            reply = _xml_error(403, "AccessDenied", "Request has expired.")
+        else:
+            return None
+        if call == "create":
+            with self._lock:
+                self._refused_creates += 1
+        reply.fault = name
+        return reply
+
+    # --- the calls ------------------------------------------------------------------------------
+
+    def _auth(self, authorization: str | None) -> tuple[str, Reply | None]:
+        scheme, _, key = (authorization or "").strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return "", error_reply(
+                1004, "login fail: Please carry the API secret key in the 'Authorization' field of the request header"
+            )
+        if self.config.key is not None and not hmac.compare_digest(key.encode(), self.config.key.encode()):
+            return "", error_reply(2049, "invalid api key")
+        return key, None
+
+    def _refuse_create(self, code: int, message: str | None = None) -> Reply:
+        with self._lock:
+            self._refused_creates += 1
+        return error_reply(code, message)
+
+    def _create(self, body: Any, authorization: str | None) -> Reply:
+        key, refusal = self._auth(authorization)
+        if refusal:
+            with self._lock:
+                self._refused_creates += 1
+            return refusal
+        with self._lock:
+            if self.config.rpm is not None:
+                now = self.now()
+                while self._recent_creates and self._recent_creates[0] <= now - RPM_WINDOW:
+                    self._recent_creates.popleft()
+                if len(self._recent_creates) >= self.config.rpm:
+                    self._refused_creates += 1
+                    return error_reply(1002, "rate limit exceeded(RPM)")
+                self._recent_creates.append(now)
+        if not isinstance(body, dict):
+            return self._refuse_create(2013, "invalid params, the request body must be a JSON object")
+        problems = facts.check_request(body, check_images=True)
+        if problems:
+            return self._refuse_create(2013, f"invalid params, {problems[0]}")
+        prompt = str(body.get("prompt") or "")
+        if FLAG_INPUT in prompt:
+            return self._refuse_create(1026, "input new_sensitive: the prompt or image was flagged")
+        width, height = facts.output_size(body)
+        with self._lock:
+            task = SimTask(
+                task_id=str(next(self._task_ids)),
+                file_id=next(self._file_ids),
+                request=dict(body),
+                key=key,
+                created_at=self.now(),
+                created_unix=int(self.wall_now()),
+                final_status=facts.STATUS_SUCCESS,
+                width=width,
+                height=height,
+            )
+            if FLAG_OUTPUT in prompt:
+                task.final_status, task.final_code = facts.STATUS_FAIL, 1027
+            elif FAIL_WORD in prompt:
+                task.final_status = facts.STATUS_FAIL
+                task.error_message = f"simulated render failure (the prompt contains {FAIL_WORD!r})"
+            elif self.config.fail_rate > 0 and self._random.random() < self.config.fail_rate:
+                task.final_status = facts.STATUS_FAIL
+                task.error_message = "video generation failed (simulated, fail_rate)"
+            self.tasks[task.task_id] = task
+            self._files[task.file_id] = task
+        return Reply(json={"task_id": task.task_id, "base_resp": _base_resp(0, "success")})
+
+    def _query(self, params: Mapping[str, str], authorization: str | None) -> Reply:
+        key, refusal = self._auth(authorization)
+        if refusal:
+            return refusal
+        task_id = str(params.get("task_id") or "")
+        with self._lock:
+            task = self.tasks.get(task_id)
+        if task is None or task.key != key:
+            return error_reply(2013, f"invalid params, task_id: task {task_id!r} not found")
+        status = task.status_at(self.now(), self.config.latency)
+        answer: dict[str, Any] = {"task_id": task.task_id, "status": status}
+        base = _base_resp(0, "success")
+        if status == facts.STATUS_SUCCESS:
+            answer.update(file_id=str(task.file_id), video_width=task.width, video_height=task.height)
+        elif status == facts.STATUS_FAIL:
+            if task.error_message:
+                answer["error_message"] = task.error_message
+            if task.final_code:
+                base = _base_resp(task.final_code)
+        answer["base_resp"] = base
+        return Reply(json=answer)
+
+    def _finished_file(self, params: Mapping[str, str], key: str | None) -> SimTask | None:
+        """The successful task whose file ``params["file_id"]`` names (string or int), if the
+        key may see it; ``key=None`` skips the owner check (signed URLs carry no key)."""
+        raw = str(params.get("file_id") or "").strip()
+        if not raw.isdigit():
+            return None
+        with self._lock:
+            task = self._files.get(int(raw))
+            if task is None or (key is not None and task.key != key):
+                return None
+            if task.status_at(self.now(), self.config.latency) != facts.STATUS_SUCCESS:
+                return None
+            if task.video is None:
+                task.video = make_video(self._metadata(task), self.config.video_bytes)
+            return task
+
+    @staticmethod
+    def _metadata(task: SimTask) -> dict[str, Any]:
+        norm = facts.normalized_request(task.request)
+        spec = facts.MODELS[task.request["model"]].modes[facts.mode_of(task.request)]
+        return {
+            "task_id": task.task_id,
+            "file_id": str(task.file_id),
+            "model": task.request["model"],
+            "prompt": task.prompt,
+            "resolution": norm.get("resolution", spec.default_resolution),
+            "duration": norm.get("duration", spec.default_duration),
+        }
+
+    def _file_not_found(self, params: Mapping[str, str]) -> Reply:
+        return error_reply(2013, f"invalid params, file_id: file {params.get('file_id')!r} not found")
+
+    def _retrieve(self, params: Mapping[str, str], authorization: str | None, base_url: str) -> Reply:
+        key, refusal = self._auth(authorization)
+        if refusal:
+            return refusal
+        task = self._finished_file(params, key)
+        if task is None or task.video is None:
+            return self._file_not_found(params)
+        expires = math.ceil(self.wall_now() + self.config.url_ttl)
+        urls = {
+            name: f"{base_url}/_sim/{kind}/{task.file_id}/{FILENAME}?Expires={expires}"
+            f"&Signature={self._signature(kind, task.file_id, expires)}"
+            for name, kind in (("download_url", "download"), ("backup_download_url", "backup"))
+        }
+        file = {
+            "file_id": task.file_id,
+            "bytes": task.video.size,
+            "created_at": task.created_unix,
+            "filename": FILENAME,
+            "purpose": "video_generation",
+            **urls,
+        }
+        return Reply(json={"file": file, "base_resp": _base_resp(0, "success")})
+
+    def _retrieve_content(self, params: Mapping[str, str], authorization: str | None) -> Reply:
+        key, refusal = self._auth(authorization)
+        if refusal:
+            return refusal
+        task = self._finished_file(params, key)
+        if task is None:
+            return self._file_not_found(params)
+        return _video_reply(task)
+
+    def _signature(self, kind: str, file_id: int, expires: int) -> str:
+        return hmac.new(self._secret, f"{kind}/{file_id}/{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+    def _download(self, call: str, params: Mapping[str, str]) -> Reply:
+        kind = "download" if call == "download" else "backup"
+        try:
+            file_id, expires = int(params.get("file_id", "")), int(params.get("Expires", ""))
+        except ValueError:
+            return _xml_error(403, "AccessDenied", "Missing or malformed signature parameters.")
+        if not hmac.compare_digest(self._signature(kind, file_id, expires), str(params.get("Signature", ""))):
+            return _xml_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
+        if self.wall_now() > expires:
+            return _xml_error(403, "AccessDenied", "Request has expired.")
+        task = self._finished_file({"file_id": str(file_id)}, None)
+        if task is None:
+            return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return _video_reply(task)
+
+
+def _video_reply(task: SimTask) -> Reply:
+    assert task.video is not None
+    return Reply(
+        video=task.video,
+        content_type="video/mp4",
+        headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'},
+    )
