@@ -99,7 +99,7 @@ def test_huge_sparse_file_is_checked_without_reading_it(tmp_path):
 
 
 def test_sim_metadata_round_trip(tmp_path):
-    meta = {"task_id": "1", "file_id": "2", "model": "T2V-01", "prompt": "ünïcode", "resolution": "720P", "duration": 6}
+    meta = {"task_id": "1", "file_id": "2", "model": "T2V-01", "prompt": "ünï", "resolution": "720P", "duration": 6}
     video = make_video(meta, min_size=50_000)
     path = tmp_path / "v.mp4"
     path.write_bytes(b"".join(video.chunks()))

@@ -6,7 +6,6 @@ No sleeps: the sim clock is moved with ``advance()`` wherever time matters.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import signal
@@ -43,9 +42,9 @@ def png(width: int = 640, height: int = 360) -> bytes:
 
 IMAGE = to_data_url(png(), "image/png")
 REQUESTS = {
-    "t2v": {"model": "MiniMax-Hailuo-2.3", "prompt": "a red fox runs through snow [Pan left]", "duration": 6},
-    "i2v": {"model": "MiniMax-Hailuo-02", "prompt": "the lake ripples", "first_frame_image": IMAGE, "resolution": "512P"},
-    "fl2v": {"model": "MiniMax-Hailuo-02", "first_frame_image": IMAGE, "last_frame_image": IMAGE, "resolution": "1080P"},
+    "t2v": {"model": "MiniMax-Hailuo-2.3", "prompt": "a fox runs through snow [Pan left]", "duration": 6},
+    "i2v": {"model": "MiniMax-Hailuo-02", "prompt": "a lake", "first_frame_image": IMAGE, "resolution": "512P"},
+    "fl2v": {"model": "MiniMax-Hailuo-02", "first_frame_image": IMAGE, "last_frame_image": IMAGE},
     "s2v": {"model": "S2V-01", "prompt": "she waves", "subject_reference": [{"type": "character", "image": [IMAGE]}]},
 }
 
@@ -179,7 +178,7 @@ def render_any_key(server):
     "body,field",
     [
         ({"model": "MiniMax-Hailuo-02", "prompt": "x", "duration": 10, "resolution": "1080P"}, "resolution"),
-        ({"model": "S2V-01", "prompt": "x", "duration": 6, "subject_reference": REQUESTS["s2v"]["subject_reference"]}, "duration"),
+        ({**REQUESTS["s2v"], "duration": 6}, "duration"),
         ({"model": "MiniMax-Hailuo-2.3-Fast", "prompt": "x"}, "first_frame_image"),
         ({"model": "MiniMax-Hailuo-2.3", "prompt": "x" * 2001}, "prompt"),
         ({"model": "I2V-01", "first_frame_image": to_data_url(png(200, 200), "image/png")}, "first_frame_image"),
@@ -425,8 +424,12 @@ def test_http_control_endpoints():
         task_id = create(server, REQUESTS["t2v"])["task_id"]
         r = requests.post(server.base_url + "/_sim/faults", json={"call": "query", "fault": "http503", "times": 2})
         assert r.status_code == 200 and r.json()["faults_pending"] == {"query": 2}
-        assert requests.post(server.base_url + "/_sim/faults", json={"call": "query", "fault": "bad"}).status_code == 400
-        assert [session().get(server.base_url + facts.PATH_QUERY, params={"task_id": task_id}).status_code for _ in range(3)] == [503, 503, 200]
+        bad = requests.post(server.base_url + "/_sim/faults", json={"call": "query", "fault": "bad"})
+        assert bad.status_code == 400 and "unknown fault" in bad.json()["error"]
+        api = session()
+        url = f"{server.base_url}{facts.PATH_QUERY}?task_id={task_id}"
+        statuses = [api.get(url).status_code for _ in range(3)]
+        assert statuses == [503, 503, 200]
         assert requests.post(server.base_url + "/_sim/advance", json={"seconds": 50}).status_code == 200
         assert query(server, task_id)["status"] == "Success"
         stats = requests.get(server.base_url + "/_sim/stats").json()
@@ -482,3 +485,13 @@ def test_sim_command_as_a_subprocess():
     assert f"MINIMAX_API_HOST={base_url}" in err
     call_lines = [line for line in err.splitlines() if " create POST " in line]
     assert len(call_lines) == 1 and TEST_KEY not in call_lines[0]
+
+
+def test_a_fault_can_wait_for_n_calls_before_applying(sim):
+    import requests
+
+    sim.sim.inject("query", "http500", times=1, after=2)
+    url = f"{sim.base_url}/v1/query/video_generation?task_id=1"
+    headers = {"Authorization": f"Bearer {sim.key}"}
+    codes = [requests.get(url, headers=headers, timeout=5).status_code for _ in range(4)]
+    assert codes == [200, 200, 500, 200]

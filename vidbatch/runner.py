@@ -171,7 +171,8 @@ class _Pool:
             item = self.results.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return None
-        self.busy -= 1
+        if item[0] not in ("replan", "stop"):  # control messages are not worker results
+            self.busy -= 1
         return item
 
 
@@ -192,22 +193,47 @@ class Runner:
         self._next_create_at = 0.0
         self._paused_until = 0.0
         self._stop_creates = False
+        self._keep_alive = False
+        self._stopping = False
 
     # --- public -------------------------------------------------------------------------
 
-    def run(self, plan: Plan) -> RunResult:
-        renders = self._group(plan)
-        self.progress.total = len(plan.jobs)
-        self._emit("start", f"{len(plan.jobs)} jobs, {len(plan.billable)} to render", data=plan.summary())
+    def run(self, plan: Plan | None = None, *, keep_alive: bool = False) -> RunResult:
+        """Carry out ``plan``. With ``keep_alive`` (watch mode) the runner stays up when idle,
+        taking new plans from :meth:`replan`, until :meth:`stop`."""
+        self._keep_alive = keep_alive
         try:
-            for render in renders.values():
-                self._start(render)
+            if plan is not None:
+                self._take_plan(plan)
             self._loop()
         except KeyboardInterrupt:
             self._interrupt()
         finally:
             self._finish()
         return self.result
+
+    def replan(self, make_plan: Callable[[Store], Plan]) -> None:
+        """Thread-safe: have the scheduler call ``make_plan(store)`` and start what it adds.
+        Renders already queued or in flight are left as they are (never cancelled or created
+        again); their results stay in the state for reuse."""
+        self._pool.results.put(("replan", None, make_plan, None))
+
+    def stop(self) -> None:
+        """Thread-safe: behave as on a first Ctrl-C (stop creating, save creates on the wire)."""
+        self._pool.results.put(("stop", None, None, None))
+
+    def _take_plan(self, plan: Plan) -> None:
+        active = self._active_keys()
+        fresh = [pj for pj in plan.jobs if pj.job.key not in active]
+        plan = Plan(fresh, plan.orphans)
+        renders = self._group(plan)
+        self.progress.total += len(fresh)
+        self._emit("start", f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
+        for render in renders.values():
+            self._start(render)
+
+    def _active_keys(self) -> set[str]:
+        return self._in_flight | {r.key for r in self._creates}
 
     # --- setup --------------------------------------------------------------------------
 
@@ -297,10 +323,14 @@ class Runner:
             now = time.monotonic()
             self._dispatch_creates(now)
             self._dispatch_polls(now)
-            if not (self._creates and not self._stop_creates) and not self._polls and self._pool.busy == 0:
+            idle = not (self._creates and not self._stop_creates) and not self._polls and self._pool.busy == 0
+            if idle and not self._keep_alive:
                 return
             item = self._pool.get(self._wait_time(time.monotonic()))
             while item is not None:
+                if item[0] == "stop":
+                    self._interrupt()
+                    return
                 self._handle(*item)
                 item = self._pool.get(0)
 
@@ -342,6 +372,9 @@ class Runner:
     def _handle(self, tag: str, render: _Render, result: Any, error: BaseException | None) -> None:
         if isinstance(error, KeyboardInterrupt):
             raise error
+        if tag == "replan":
+            self._take_plan(result(self.store))
+            return
         handler = {"create": self._on_created, "poll": self._on_polled, "download": self._on_downloaded, "reuse": self._on_reused}[tag]
         handler(render, result, error)
 
@@ -541,6 +574,7 @@ class Runner:
                 item = self._pool.get(0.2)
                 if item is not None and item[0] == "create":
                     self._on_created(item[1], item[2], item[3])
+                # other results are dropped: their jobs stay resumable in the state
         except KeyboardInterrupt:
             pass  # second Ctrl-C: leave now; those creates become "uncertain" on the next start
 

@@ -11,7 +11,9 @@ import click
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one."
+)
 @click.option(
     "--latency",
     default=0.0,
@@ -20,7 +22,9 @@ import click
     help="Seconds from create to the final status.",
 )
 @click.option("--key", default=None, help="The API key to require. Default: accept any non-empty key.")
-@click.option("--rpm", default=None, type=click.IntRange(min=1), help="Creates allowed per rolling minute. Default: unlimited.")
+@click.option(
+    "--rpm", default=None, type=click.IntRange(min=1), help="Creates allowed per rolling minute. Default: unlimited."
+)
 @click.option(
     "--fail-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Fraction of renders that fail."
 )
@@ -32,7 +36,11 @@ import click
     help="Fraction of calls answered with a transient fault (HTTP 500/503, base_resp 1000/1013/1033).",
 )
 @click.option(
-    "--url-ttl", default=3600.0, show_default=True, type=click.FloatRange(min=0), help="Download URL lifetime, seconds."
+    "--url-ttl",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Download URL lifetime, seconds.",
 )
 @click.option(
     "--video-bytes", default=None, type=click.IntRange(min=0), help="Pad every video to at least this many bytes."
@@ -109,7 +117,8 @@ def sim(
             try:
                 server = stack.enter_context(running_simulator(config, host=host, port=port))
             except OSError as e:
-                raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; try --port 0") from None
+                message = f"cannot listen on {host}:{port}: {e.strerror or e}; try another --port (0: any free one)"
+                raise click.ClickException(message) from None
             click.echo(server.base_url)
             sys.stdout.flush()
             click.echo(

@@ -68,6 +68,10 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """The base class prints a traceback to stderr; a client going away mid-answer is routine."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -95,8 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The simulator logs its own line per call (without signed-URL query strings)."""
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-        """The base class writes every request to stderr; the simulator logs its own lines."""
+        """The base class writes errors (timeouts, bad request lines) to stderr; log them instead."""
+        log.debug("http %s: %s", self.address_string(), format % args)
 
     # -- routing --
 
@@ -129,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         call = _API_ROUTES.get((method, url.path))
         if call is None:
-            self._send(Reply(status=404, json={"base_resp": {"status_code": 404, "status_msg": "not found"}}))
+            self._send(Reply(status=404, json={"error": f"no route {method} {url.path}"}))
             return
         body: Any = None
         if call == "create":
@@ -208,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(payload)
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
+        except OSError:  # the client went away mid-answer, or stop() closed the connection
             self.close_connection = True
             return
         if reply.truncate_at is not None:
@@ -254,7 +262,10 @@ class SimServer:
         #: The key to send: the configured one, or any (here a generated one) when the sim takes any.
         self.key = sim.config.key if sim.config.key is not None else "sim-" + secrets.token_hex(8)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"vidbatch-sim:{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"vidbatch-sim:{self.port}",
+            daemon=True,
         )
         self._stopped = False
 

@@ -149,6 +149,7 @@ class _Fault:
     name: str
     params: dict[str, Any]
     remaining: int
+    after: int = 0  # calls to let through before the fault applies
 
 
 def _base_resp(code: int = 0, message: str | None = None) -> dict[str, Any]:
@@ -165,7 +166,10 @@ def error_reply(code: int, message: str | None = None) -> Reply:
 
 def _xml_error(status: int, code: str, message: str) -> Reply:
     """How an object store answers a bad signed URL."""
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>\n"
+    )
     return Reply(status=status, text=body, content_type="application/xml")
 
 
@@ -229,7 +233,8 @@ class Simulator:
     def inject(self, call: str, fault: str, times: int = 1, **params: Any) -> None:
         """Answer the next ``times`` calls of ``call`` with ``fault`` (see the module docstring
         and ``FAULTS``). ``slow`` takes ``seconds=``; ``truncate`` takes an optional ``bytes=``
-        (how many body bytes to send; default half)."""
+        (how many body bytes to send; default half). Any fault takes ``after=N``: the next N calls
+        go through untouched before the fault applies."""
         name = parse_fault(call, fault)
         if times < 1:
             raise ValueError(f"times must be at least 1, not {times}")
@@ -237,8 +242,11 @@ class Simulator:
             if "seconds" not in params:
                 raise ValueError("fault 'slow' needs seconds=, e.g. inject('query', 'slow', seconds=0.5)")
             params["seconds"] = float(params["seconds"])
+        after = int(params.pop("after", 0))
+        if after < 0:
+            raise ValueError(f"after must be 0 or more, not {after}")
         with self._lock:
-            self._faults[call].append(_Fault(name, dict(params), times))
+            self._faults[call].append(_Fault(name, dict(params), times, after))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -302,6 +310,9 @@ class Simulator:
         queue = self._faults[call]
         if queue:
             fault = queue[0]
+            if fault.after > 0:
+                fault.after -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
                 queue.popleft()
@@ -317,7 +328,7 @@ class Simulator:
         if name in ("http500", "http503"):
             status = int(name[4:])
             phrase = {500: "Internal Server Error", 503: "Service Temporarily Unavailable"}[status]
-            page = f"<html><head><title>{status} {phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>\n"
+            page = f"<html><head><title>{status} {phrase}</title></head><body><h1>{phrase}</h1></body></html>\n"
             reply = Reply(status=status, text=page, content_type="text/html")
         elif name == "http429":
             reply = Reply(status=429, json={"base_resp": _base_resp(1002)}, headers={"Retry-After": "1"})

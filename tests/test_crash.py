@@ -1,0 +1,112 @@
+"""Crash safety, with a real `vidbatch run` process killed at random points.
+
+The simulator runs in this process; the run is a subprocess talking to it over loopback HTTP.
+Kill points are drawn at random (seeded) among the run's own event boundaries and inside slowed
+create calls. Whatever point a kill lands on, the assertions are invariants: they do not depend on
+timing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+
+import pytest
+
+from vidbatch import mp4
+from vidbatch.sim import SimConfig, running_simulator
+from vidbatch.state import Store
+
+from .conftest import TEST_KEY
+from .helpers import cli, cli_subprocess, t2v_manifest
+
+PROMPTS = {f"shot{i:02d}": f"Crash test shot {i:02d}" for i in range(8)}
+
+
+def _env(server):
+    return {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+
+
+def _kill_after(proc, events: int, rng: random.Random) -> int:
+    """Read `events` JSON event lines from a running `vidbatch run --json`, then SIGKILL it."""
+    seen = 0
+    while seen < events:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            seen += 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_random_points_never_pays_twice_or_loses_a_render(tmp_path, seed):
+    rng = random.Random(seed)
+    manifest = tmp_path / "crash.toml"
+    manifest.write_text(t2v_manifest(PROMPTS))
+    uncertain: set[str] = set()
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        env = _env(server)
+        for _ in range(4):
+            # slow some creates so that kills also land while a create is on the wire
+            server.sim.inject("create", "slow", times=2, seconds=0.05)
+            proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0", "--concurrency", "4"], env=env)
+            _kill_after(proc, rng.randint(1, 30), rng)
+            status = json.loads(cli(["status", manifest, "--json"], env=env).output)
+            uncertain |= {j["name"] for j in status["jobs"] if j["state"] in ("submitting", "uncertain")}
+
+        # a clean run finishes everything that is not uncertain, creating nothing twice
+        final = cli(["run", manifest, "--poll-interval", "0"], env=env)
+        status = json.loads(cli(["status", manifest, "--json"], env=env).output)
+        uncertain |= {j["name"] for j in status["jobs"] if j["state"] == "uncertain"}
+        assert final.exit_code == (1 if uncertain else 0), final.output
+
+        for name, prompt in PROMPTS.items():
+            made = server.sim.creates_for(prompt)
+            if name in uncertain:
+                assert made <= 1, f"{name}: uncertain, but created {made} times"
+            else:
+                assert made == 1, f"{name}: created {made} times"
+                out = tmp_path / "renders" / f"{name}.mp4"
+                assert mp4.check_mp4(out) == [], name
+                assert mp4.read_sim_metadata(out)["prompt"] == prompt
+
+        # the user's choice for uncertain jobs: create them again, knowingly
+        resolved = cli(["run", manifest, "--poll-interval", "0", "--resubmit-uncertain"], env=env)
+        assert resolved.exit_code == 0, resolved.output
+        for name, prompt in PROMPTS.items():
+            assert mp4.read_sim_metadata(tmp_path / "renders" / f"{name}.mp4")["prompt"] == prompt
+            assert server.sim.creates_for(prompt) <= (2 if name in uncertain else 1)
+    assert not list((tmp_path / "renders").glob(".*")), "no partial files left beside outputs"
+
+
+def test_ctrl_c_saves_running_tasks_and_the_next_run_resumes_them(tmp_path):
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        env = _env(server)
+        proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0.05"], env=env)
+        submitted = 0
+        while submitted < 2:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            submitted += json.loads(line)["event"] == "submitted"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Resume with: vidbatch run" in err
+        assert "Traceback" not in err
+        assert len(server.sim.tasks) == 2
+        store = Store(tmp_path / ".vidbatch")
+        assert store.counts() == {"running": 2}
+        store.close()
+
+        server.sim.advance(7200)  # the renders finish while nobody watches
+        result = cli(["run", manifest, "--poll-interval", "0"], env=env)
+        assert result.exit_code == 0, result.output
+        assert len(server.sim.tasks) == 2, "resumed, not recreated"
+        for name in ("a", "b"):
+            assert mp4.check_mp4(tmp_path / "renders" / f"{name}.mp4") == []

@@ -1,0 +1,107 @@
+"""The state store: legal transitions only, history kept, migrations from both ends, the lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vidbatch.errors import StateError, StateLockedError
+from vidbatch.state import TRANSITIONS, ErrorInfo, JobState, Store, migrations
+
+KEY = "vb1:" + "b" * 64
+FROZEN = Path(__file__).parent / "data" / "state_m001.sql"
+
+
+def seen(store: Store, key: str = KEY):
+    return store.record_seen(key, {"model": "MiniMax-Hailuo-02", "prompt": "p"}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt="p", name="job")
+
+
+def test_full_lifecycle_is_recorded_as_history(tmp_path):
+    store = Store(tmp_path)
+    seen(store)
+    store.record_intent(KEY, name="job")
+    store.record_submitted(KEY, "123", name="job")
+    store.record_status(KEY, "Queueing")
+    store.record_status(KEY, "Queueing")  # unchanged status: not repeated
+    store.record_status(KEY, "Processing")
+    store.record_rendered(KEY, "456", width=1366, height=768)
+    record = store.record_downloaded(KEY, tmp_path / "x.mp4", size=10, sha256="f" * 64, mtime_ns=1, name="job", manifest="m.toml")
+    assert record.state is JobState.DONE and record.task_id == "123" and record.file_id == "456"
+    assert [e.event for e in store.events(KEY)] == ["seen", "submit", "submitted", "status", "status", "rendered", "downloaded"]
+    assert store.output(tmp_path / "x.mp4").sha256 == "f" * 64
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_every_illegal_transition_is_refused(tmp_path, state):
+    store = Store(tmp_path)
+    seen(store)
+    store.db["jobs"].update(KEY, {"state": state.value})
+    illegal = set(JobState) - TRANSITIONS[state] - {state}
+    for target in illegal:
+        with pytest.raises(StateError, match=f"cannot go from {state.value} to {target.value}"):
+            store._transition(KEY, target, "test")
+    assert store.get(KEY).state is state
+
+
+def test_a_run_cut_off_mid_create_leaves_the_job_uncertain(tmp_path):
+    store = Store(tmp_path)
+    seen(store)
+    store.record_intent(KEY, name="job")
+    store.close()
+    store = Store(tmp_path)  # as the next run would
+    cut = store.mark_interrupted_submissions()
+    assert [r.key for r in cut] == [KEY]
+    record = store.get(KEY)
+    assert record.state is JobState.UNCERTAIN and "may or may not" in record.error_message
+
+
+def test_errors_are_kept_with_code_and_trace_id(tmp_path):
+    store = Store(tmp_path)
+    seen(store)
+    store.record_intent(KEY)
+    store.record_failed(KEY, ErrorInfo("invalid params, duration", code=2013, trace_id="abc"))
+    record = store.get(KEY)
+    assert record.error == "invalid params, duration (code 2013) [trace_id=abc]"
+
+
+def test_migrations_on_a_blank_database(tmp_path):
+    store = Store(tmp_path)
+    assert [m.name for m in migrations.applied(store.db)] == [m.name for m in migrations._migrations]
+    assert {"jobs", "outputs", "events"} <= set(store.db.table_names())
+    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_migrations_on_a_database_frozen_at_the_first_schema(tmp_path):
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript(FROZEN.read_text())
+    conn.close()
+    store = Store(tmp_path)
+    assert migrations.pending(store.db) == []
+    record = store.get("vb1:" + "a" * 64)
+    assert record.state is JobState.RUNNING and record.task_id == "106916112212032" and record.name == "fox"
+    # and the old row goes on through today's transitions
+    store.record_rendered(record.key, "1")
+    assert store.get(record.key).state is JobState.RENDERED
+
+
+def test_reading_creates_nothing(tmp_path):
+    assert Store.open_for_reading(tmp_path / "nothing") is None
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_garbage_database_gets_a_clear_error(tmp_path):
+    (tmp_path / "state.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError, match="not a usable vidbatch state database"):
+        Store(tmp_path)
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    a, b = Store(tmp_path), Store(tmp_path)
+    with a.run_lock():
+        with pytest.raises(StateLockedError):
+            with b.run_lock():
+                pass
+    with b.run_lock():
+        pass
