@@ -123,7 +123,7 @@ def test_transient_faults_are_survived_without_creating_twice(project, sim_env):
     sim = sim_env.sim
     sim.inject("create", "http500", times=2)
     sim.inject("create", "code:1002", times=1)
-    sim.inject("create", "drop", times=1)
+    sim.inject("create", "code:1013", times=1)
     sim.inject("query", "drop", times=2)
     sim.inject("query", "http503", times=1)
     sim.inject("retrieve", "code:1000", times=1)

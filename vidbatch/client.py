@@ -7,11 +7,19 @@ means) is read from :mod:`vidbatch.facts`; this module decides only how to act o
 
 Design
 ------
-*One attempt, one verdict.* :meth:`Client._attempt` sends one request and turns whatever comes
-back into either a parsed answer or one exception from :mod:`vidbatch.errors`. The retry loop
-(tenacity, built in :meth:`Client._retrying`) then needs one rule: retry ``TransientError`` and
-its subclass ``RateLimitedError``, never anything else. After the last attempt the last
-``TransientError`` is raised as is, so the runner can requeue the job.
+*One attempt, one verdict.* :meth:`Client._attempt` sends one request and :meth:`Client._judge`
+turns the answer into either a parsed body or one exception from :mod:`vidbatch.errors`. The
+retry loop (tenacity, built in :meth:`Client._retrying`) then needs one rule: retry
+``TransientError`` and its subclass ``RateLimitedError``, never anything else. After the last
+attempt the last ``TransientError`` is raised as is, so the runner can requeue the job.
+
+*Verdicts.* A non-zero ``base_resp.status_code`` decides first, by :func:`facts.error_action`:
+RETRY (and unknown codes) -> ``TransientError``, RATE_LIMITED -> ``RateLimitedError``,
+FAIL_JOB -> ``ContentFlaggedError`` (1026/1027) or ``InvalidRequestError`` (2013), STOP_RUN ->
+``CredentialsError`` (1004/2049) or ``AccountError``. Without one, the HTTP status: 429 ->
+``RateLimitedError``; 408 and 5xx -> ``TransientError``; 401/403 -> ``CredentialsError``;
+a redirect, 404 or 405 -> ``ConfigError`` (the host is wrong, every call would fail); other 4xx ->
+``InvalidRequestError``.
 
 *Waits* (:func:`backoff_delay`): exponential, capped at ``backoff_max``, with full jitter.
 Rate limits (HTTP 429 and the codes ``facts`` marks ``RATE_LIMITED``) start from the longer
@@ -27,7 +35,8 @@ request may have arrived but the answer was lost (read timeout, connection close
 before a complete answer, a broken body, an unreadable 200 answer) the client raises
 ``MaybeSubmittedError`` and does not retry: a second create could pay twice. On the wire a
 connection closed before any answer looks the same whether or not the server acted on the
-request, so it is treated as "maybe submitted" too.
+request, so it is treated as "maybe submitted" too. (A 502/504 from a gateway could in principle
+follow a request it forwarded; the contract lists them as errors to retry, and so does vidbatch.)
 
 *Downloads* (:meth:`Client.download`) stream into ``.{name}.{random}.part`` beside the
 destination, hashing as they go; the byte count is checked against the file's metadata, the
@@ -98,7 +107,8 @@ USER_AGENT = f"vidbatch/{__version__}"
 URL_EXPIRED_HTTP = frozenset({403, 404, 410})
 _CHUNK = 1 << 16
 
-#: Which exception a ``base_resp`` code ends in, by the action ``facts`` gives it.
+#: ``facts`` says what a code means for a client (its Action); these pick the exception class for
+#: the job-ending and run-stopping ones. Codes not listed get JobFailedError / AccountError.
 _JOB_ERRORS: dict[int, type[JobFailedError]] = {
     1026: ContentFlaggedError,
     1027: ContentFlaggedError,
@@ -279,7 +289,11 @@ class _Answer:
 
 
 class Client:
-    """MiniMax video API client. Thread use: one client per thread, or a session that tolerates sharing."""
+    """MiniMax video API client.
+
+    It keeps no per-call state, so worker threads may share one client; what they then share is
+    the session's connection pool, which urllib3 makes thread-safe.
+    """
 
     def __init__(
         self,
@@ -408,6 +422,7 @@ class Client:
         ``expected_bytes`` defaults to the metadata's ``file.bytes``. ``on_progress(done, total)``
         is called as bytes arrive; it restarts from 0 when an attempt is retried. Routes are tried
         in the order the module docstring gives; ``DownloadError`` lists why each one failed.
+        Errors of the first ``retrieve`` (file unknown, credentials) propagate as they are.
         """
         file_id, dest = str(file_id), Path(dest)
         try:
@@ -421,13 +436,13 @@ class Client:
         def via(route: str) -> Download | None:
             if route == "retrieve_content":
                 url: str | None = f"{self.host}{facts.PATH_RETRIEVE_CONTENT}?{urlencode({'file_id': file_id})}"
-                headers = self._auth_headers()  # the API host: the one place the key goes
             else:
-                url, headers = (meta.download_url if route == "download" else meta.backup_download_url), {}
+                url = meta.download_url if route == "download" else meta.backup_download_url
             if not url:
                 return None
+            auth = route == "retrieve_content"  # the API host; signed URLs never get the key
             try:
-                return self._download_route(route, url, headers, dest, expected, on_progress)
+                return self._download_route(route, url, auth, dest, expected, on_progress)
             except (TransientError, DownloadError, JobFailedError) as e:
                 if isinstance(e, DownloadError) and not e.retryable:
                     raise  # a local write failure: no other route can help
@@ -521,14 +536,31 @@ class Client:
                 self.host + path,
                 params=params,
                 json=json_body,
-                headers=self._auth_headers(),
+                headers=self._headers(auth=True),
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
         except requests.exceptions.InvalidURL as e:
-            raise ConfigError(f"{call}: bad API URL ({self._scrub(str(e))}); check {ENV_HOST}") from None
+            failure: Exception = ConfigError(f"{call}: bad API URL ({self._scrub(str(e))}); check {ENV_HOST}")
         except requests.RequestException as e:
-            raise self._transport_error(call, e, tries) from None
+            failure = self._transport_error(call, e, tries)
+        else:
+            return self._judge(call, method, path, resp, fold, tries, started)
+        # Raised outside the except block so the requests exception (which holds the prepared
+        # request, Authorization header included) is neither the cause nor the context.
+        raise failure
+
+    def _judge(
+        self,
+        call: str,
+        method: str,
+        path: str,
+        resp: requests.Response,
+        fold: frozenset[int],
+        tries: str,
+        started: float,
+    ) -> _Answer:
+        """Turn one HTTP answer into a parsed body or the exception it calls for."""
         info = CallInfo(call, http_status=resp.status_code, trace_id=self._trace_id(resp))
         body, parse_problem = _json_object(resp)
         base = body.get("base_resp") if isinstance(body, dict) else None
@@ -609,7 +641,7 @@ class Client:
         self,
         route: str,
         url: str,
-        headers: dict[str, str],
+        auth: bool,
         dest: Path,
         expected: int | None,
         on_progress: Callable[[int, int | None], None] | None,
@@ -617,71 +649,86 @@ class Client:
         for attempt in self._retrying(route):
             with attempt:
                 tries = f" (attempt {attempt.retry_state.attempt_number} of {self.retry.attempts})"
-                return self._download_once(route, url, headers, dest, expected, on_progress, tries)
+                return self._download_once(route, url, auth, dest, expected, on_progress, tries)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     def _download_once(
         self,
         route: str,
         url: str,
-        headers: dict[str, str],
+        auth: bool,
         dest: Path,
         expected: int | None,
         on_progress: Callable[[int, int | None], None] | None,
         tries: str,
     ) -> Download:
-        shown = _loggable_url(url)
         tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
         info = CallInfo(route)
-        started = time.monotonic()
         try:
-            with self._session.get(
-                url,
-                headers={"User-Agent": USER_AGENT, **headers},
-                stream=True,
-                timeout=(self.timeouts.connect, self.timeouts.download_read),
-            ) as resp:
-                info.http_status = resp.status_code
-                info.trace_id = self._trace_id(resp)
-                log.debug("%s: GET %s -> HTTP %s%s", route, shown, resp.status_code, tries)
-                self._check_download_answer(route, resp, info, tries)
-                total = expected if expected is not None else _int_or_none(resp.headers.get("Content-Length"))
-                digest = hashlib.sha256()
-                done = 0
-                try:
-                    out = open(tmp, "xb")
-                except OSError as e:
-                    raise self._write_error(dest, e, info) from None
-                with out:
-                    for chunk in resp.iter_content(_CHUNK):
-                        try:
-                            out.write(chunk)
-                        except OSError as e:
-                            raise self._write_error(dest, e, info) from None
-                        digest.update(chunk)
-                        done += len(chunk)
-                        if on_progress is not None:
-                            on_progress(done, total)
-                    if total is not None and done != total:
-                        raise TransientError(f"{route} of {dest.name} stopped at {done} of {total} bytes{tries}", info)
-                    try:
-                        out.flush()
-                        os.fsync(out.fileno())
-                    except OSError as e:
-                        raise self._write_error(dest, e, info) from None
-            try:
-                os.replace(tmp, dest)
-            except OSError as e:
-                raise self._write_error(dest, e, info) from None
-            _fsync_dir(dest.parent)
-            log.debug("%s: %s complete, %d bytes in %.2fs", route, dest, done, time.monotonic() - started)
-            return Download(path=dest, bytes=done, sha256=digest.hexdigest())
+            return self._stream(route, url, auth, dest, tmp, expected, on_progress, tries, info)
         except requests.RequestException as e:
-            raise TransientError(
+            failure = TransientError(
                 f"{route} of {dest.name} failed{tries}: {type(e).__name__}: {self._scrub(str(e))}", info
-            ) from None
+            )
         finally:
             tmp.unlink(missing_ok=True)  # gone already after os.replace; else a partial file
+        raise failure  # outside the except block: see _attempt
+
+    def _stream(
+        self,
+        route: str,
+        url: str,
+        auth: bool,
+        dest: Path,
+        tmp: Path,
+        expected: int | None,
+        on_progress: Callable[[int, int | None], None] | None,
+        tries: str,
+        info: CallInfo,
+    ) -> Download:
+        """One GET streamed into ``tmp``, checked, then renamed to ``dest``."""
+        started = time.monotonic()
+        with self._session.get(
+            url,
+            headers=self._headers(auth=auth),
+            stream=True,
+            timeout=(self.timeouts.connect, self.timeouts.download_read),
+        ) as resp:
+            info.http_status = resp.status_code
+            info.trace_id = self._trace_id(resp)
+            log.debug("%s: GET %s -> HTTP %s%s", route, _loggable_url(url), resp.status_code, tries)
+            self._check_download_answer(route, resp, info, tries)
+            total = expected if expected is not None else _int_or_none(resp.headers.get("Content-Length"))
+            digest = hashlib.sha256()
+            done = 0
+            try:
+                out = open(tmp, "xb")
+            except OSError as e:
+                raise self._write_error(dest, e, info) from None
+            with out:
+                for chunk in resp.iter_content(_CHUNK):
+                    try:
+                        out.write(chunk)
+                    except OSError as e:
+                        raise self._write_error(dest, e, info) from None
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, total)
+                if total is not None and done != total:
+                    raise TransientError(f"{route} of {dest.name} stopped at {done} of {total} bytes{tries}", info)
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as e:
+                    raise self._write_error(dest, e, info) from None
+        try:
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise self._write_error(dest, e, info) from None
+        _fsync_dir(dest.parent)
+        log.debug("%s: %s complete, %d bytes in %.2fs", route, dest, done, time.monotonic() - started)
+        return Download(path=dest, bytes=done, sha256=digest.hexdigest())
 
     def _check_download_answer(self, route: str, resp: requests.Response, info: CallInfo, tries: str) -> None:
         status = resp.status_code
@@ -715,7 +762,10 @@ class Client:
 
     # --- small helpers ------------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
+    def _headers(self, *, auth: bool) -> dict[str, str]:
+        """Built per request and never bound to a name, so no frame's locals show the key."""
+        if not auth:
+            return {"User-Agent": USER_AGENT}
         return {
             "Authorization": f"Bearer {self._key.value}",
             "Content-Type": "application/json",
@@ -728,7 +778,6 @@ class Client:
     def _trace_id(self, resp: requests.Response) -> str | None:
         value = resp.headers.get("Trace-Id")
         return self._scrub(value) if value else None
-
 
 
 _FLAGGED_CODES = frozenset(code for code, cls in _JOB_ERRORS.items() if cls is ContentFlaggedError)

@@ -154,9 +154,10 @@ class ApiError(VidbatchError):
 
 
 class TransientError(ApiError):
-    """Retrying the same call is safe and may succeed."""
+    """Retrying the same call is safe and may succeed; ``retry_after`` is the server's wish, if any."""
 
     retryable = True
+    retry_after: float | None = None
 
 
 class RateLimitedError(TransientError):
