@@ -53,13 +53,13 @@ def test_sigkill_at_random_points_never_pays_twice_or_loses_a_render(tmp_path, s
         for _ in range(4):
             # slow some creates so that kills also land while a create is on the wire
             server.sim.inject("create", "slow", times=2, seconds=0.05)
-            proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0", "--concurrency", "4"], env=env)
+            proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0", "--rpm", "60000", "--concurrency", "4"], env=env)
             _kill_after(proc, rng.randint(1, 30), rng)
             status = json.loads(cli(["status", manifest, "--json"], env=env).output)
             uncertain |= {j["name"] for j in status["jobs"] if j["state"] in ("submitting", "uncertain")}
 
         # a clean run finishes everything that is not uncertain, creating nothing twice
-        final = cli(["run", manifest, "--poll-interval", "0"], env=env)
+        final = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"], env=env)
         status = json.loads(cli(["status", manifest, "--json"], env=env).output)
         uncertain |= {j["name"] for j in status["jobs"] if j["state"] == "uncertain"}
         assert final.exit_code == (1 if uncertain else 0), final.output
@@ -75,7 +75,7 @@ def test_sigkill_at_random_points_never_pays_twice_or_loses_a_render(tmp_path, s
                 assert mp4.read_sim_metadata(out)["prompt"] == prompt
 
         # the user's choice for uncertain jobs: create them again, knowingly
-        resolved = cli(["run", manifest, "--poll-interval", "0", "--resubmit-uncertain"], env=env)
+        resolved = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000", "--resubmit-uncertain"], env=env)
         assert resolved.exit_code == 0, resolved.output
         for name, prompt in PROMPTS.items():
             assert mp4.read_sim_metadata(tmp_path / "renders" / f"{name}.mp4")["prompt"] == prompt
@@ -88,7 +88,7 @@ def test_ctrl_c_saves_running_tasks_and_the_next_run_resumes_them(tmp_path):
     manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
     with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
         env = _env(server)
-        proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0.05"], env=env)
+        proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0.05", "--rpm", "60000"], env=env)
         submitted = 0
         while submitted < 2:
             line = proc.stdout.readline()
@@ -105,7 +105,7 @@ def test_ctrl_c_saves_running_tasks_and_the_next_run_resumes_them(tmp_path):
         store.close()
 
         server.sim.advance(7200)  # the renders finish while nobody watches
-        result = cli(["run", manifest, "--poll-interval", "0"], env=env)
+        result = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"], env=env)
         assert result.exit_code == 0, result.output
         assert len(server.sim.tasks) == 2, "resumed, not recreated"
         for name in ("a", "b"):

@@ -15,7 +15,7 @@ from vidbatch.state import Store
 from .conftest import TEST_KEY
 from .helpers import all_bytes_under, api_calls, cli, creates, json_events, t2v_manifest, write_png
 
-FAST = ["--poll-interval", "0"]
+FAST = ["--poll-interval", "0", "--rpm", "60000"]
 PROMPTS = {
     "fox-spring": "A red fox in spring",
     "fox-winter": "A red fox in winter [Truck left]",
@@ -175,7 +175,10 @@ def test_account_error_stops_creates_but_collects_running_tasks(tmp_path, sim_en
     assert result.exit_code == 3, result.output
     assert "insufficient balance" in result.output
     done = list((tmp_path / "renders").glob("*.mp4"))
-    assert len(done) == len(sim.tasks) == 2, "tasks created before the stop are still downloaded"
+    # creates already on the wire when the 1008 arrived may have gone through; nothing after it
+    assert 2 <= len(sim.tasks) <= 3
+    assert len(done) == len(sim.tasks), "every task created before the stop is still downloaded"
+    assert sim.calls["create"] == len(sim.tasks) + 1, "exactly one create refused and none sent or retried after"
     result = cli(["run", manifest, *FAST])
     assert result.exit_code == 0
     assert len(sim.tasks) == 4

@@ -189,8 +189,7 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
             result = project.run(ws, client, options, on_event=reporter, confirm=confirm, wait_for_lock=wait)
         finally:
             reporter.close()
-    if not as_json:
-        _print_result(result, ws, sim)
+    _print_result(result, ws, sim)  # stderr: never mixes with --json events on stdout
     sys.exit(result.exit_code)
 
 
