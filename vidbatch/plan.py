@@ -66,6 +66,7 @@ class PlannedJob:
     record: JobRecord | None = None
     changes: list[FieldChange] = field(default_factory=list)
     source: OutputRecord | None = None  # reuse: the verified copy to copy from
+    output: OutputRecord | None = None  # the record of the file at job.output, if any
     adopt: bool = False  # skip: the file matched but had no record yet; the run records it
 
     @property
@@ -211,10 +212,12 @@ def plan_jobs(
     old_records = store.get_many({o.key for o in (outputs.get(str(j.output)) for j in jobs) if o} - set(records)) if store else {}
     all_records = {**old_records, **records}
 
-    planned = [
-        _plan_one(job, records.get(job.key), outputs.get(str(job.output)), outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain)
-        for job in jobs
-    ]
+    planned = []
+    for job in jobs:
+        out = outputs.get(str(job.output))
+        pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain)
+        pj.output = out
+        planned.append(pj)
     return Plan(planned, _orphans(manifests, jobs, store, outputs) if store else [])
 
 
@@ -275,19 +278,17 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
     manifest_paths = {str(m.path) for m in manifests}
     keys = {j.key for j in jobs}
     paths = {str(j.output) for j in jobs}
+    summaries = {key: (name, state, manifest) for key, name, state, manifest in store.job_summaries()}
     orphans: list[Orphan] = []
-    seen: set[tuple[str, str | None]] = set()
+    listed: set[str] = set()
     for out in outputs.values():
         if out.manifest in manifest_paths and out.path not in paths:
-            orphans.append(Orphan(out.key, out.name, None, out.path))
-            seen.add((out.key, out.path))
-    for rec in store.all_jobs():
-        if rec.manifest in manifest_paths and rec.key not in keys and not any(k == rec.key for k, _ in seen):
-            orphans.append(Orphan(rec.key, rec.name, rec.state.value, None))
-    for o in orphans:
-        if o.state is None:
-            rec = store.get(o.key)
-            o.state = rec.state.value if rec else None
+            name, state, _ = summaries.get(out.key, (None, None, None))
+            orphans.append(Orphan(out.key, out.name or name, state, out.path))
+            listed.add(out.key)
+    for key, (name, state, manifest) in summaries.items():
+        if manifest in manifest_paths and key not in keys and key not in listed:
+            orphans.append(Orphan(key, name, state, None))
     return orphans
 
 

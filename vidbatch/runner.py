@@ -38,6 +38,7 @@ import heapq
 import logging
 import os
 import queue
+import secrets
 import shutil
 import threading
 import time
@@ -75,7 +76,8 @@ class RunOptions:
 class RunEvent:
     """Something that happened during a run. ``kind`` is one of:
     start, skip, submit, submitted, status, rendered, downloaded, reused, failed, uncertain,
-    rate_limited, retry, error, account_stop, interrupted, finish."""
+    rate_limited, retry, error, account_stop, interrupted, finish; and with ``keep_alive``,
+    idle (nothing queued, in flight or waiting to be planned, after some activity)."""
 
     kind: str
     message: str
@@ -195,6 +197,7 @@ class Runner:
         self._stop_creates = False
         self._keep_alive = False
         self._stopping = False
+        self._idle_announced = True  # "idle" is announced after activity, not at an empty start
 
     # --- public -------------------------------------------------------------------------
 
@@ -229,8 +232,10 @@ class Runner:
         renders = self._group(plan)
         self.progress.total += len(fresh)
         self._emit("start", f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
-        for render in renders.values():
-            self._start(render)
+        self._record_seen(renders.values())
+        with self.store.db.atomic():  # one transaction for the bookkeeping of up-to-date jobs
+            for render in renders.values():
+                self._start(render)
 
     def _active_keys(self) -> set[str]:
         return self._in_flight | {r.key for r in self._creates}
@@ -247,21 +252,34 @@ class Runner:
             render.targets.sort(key=lambda pj: order.index(pj.action))
         return renders
 
+    def _record_seen(self, renders: Iterable[_Render]) -> None:
+        """Make sure every render has a state row named after its lead job, in one transaction;
+        rows the plan already read and whose name is current cost nothing."""
+        seen = []
+        for render in renders:
+            lead = render.targets[0]
+            job, record = lead.job, lead.record
+            if record is not None and (record.name, record.manifest) == (job.name, str(job.manifest)):
+                continue
+            summary = facts.summarize(job.identity_request())
+            seen.append(
+                dict(
+                    key=render.key,
+                    request=job.display_request(),
+                    model=summary.model,
+                    mode=summary.mode.value,
+                    duration=summary.duration,
+                    resolution=summary.resolution,
+                    prompt=job.request.get("prompt"),
+                    name=job.name,
+                    manifest=str(job.manifest),
+                )
+            )
+        if seen:
+            self.store.record_seen_many(seen)
+
     def _start(self, render: _Render) -> None:
         lead = render.targets[0]
-        job = lead.job
-        summary = facts.summarize(job.identity_request())
-        record = self.store.record_seen(
-            render.key,
-            job.display_request(),
-            model=summary.model,
-            mode=summary.mode.value,
-            duration=summary.duration,
-            resolution=summary.resolution,
-            prompt=job.request.get("prompt"),
-            name=job.name,
-            manifest=str(job.manifest),
-        )
         for pj in render.targets:
             if pj.action is Action.SKIP:
                 self._skip(pj)
@@ -274,12 +292,14 @@ class Runner:
             self.progress.queued += 1
             self._creates.append(render)
         elif action is Action.RESUME:
-            render.task_id = record.task_id
+            assert lead.record is not None
+            render.task_id = lead.record.task_id
             self._in_flight.add(render.key)
             self.progress.running += 1
             self._schedule_poll(render, 0.0)
         elif action is Action.DOWNLOAD:
-            render.file_id = record.file_id
+            assert lead.record is not None
+            render.file_id = lead.record.file_id
             self._in_flight.add(render.key)
             self._download(render)
         elif action is Action.REUSE:
@@ -308,12 +328,10 @@ class Runner:
             assert rec is not None and rec.video_sha256
             if rec.state is JobState.DONE:
                 self.store.record_downloaded(job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
-        else:
-            out = self.store.output(job.output)
-            if out is not None:
-                st = job.output.stat()
-                if st.st_mtime_ns != out.mtime_ns:  # verified by hash in the plan; remember the new mtime
-                    self.store.record_output_checked(job.output, mtime_ns=st.st_mtime_ns)
+        elif pj.output is not None:
+            st = job.output.stat()
+            if st.st_mtime_ns != pj.output.mtime_ns:  # verified by hash in the plan; remember the new mtime
+                self.store.record_output_checked(job.output, mtime_ns=st.st_mtime_ns)
         self._emit("skip", pj.reason, job_name=job.name, key=job.key)
 
     # --- the loop -----------------------------------------------------------------------
@@ -326,6 +344,9 @@ class Runner:
             idle = not (self._creates and not self._stop_creates) and not self._polls and self._pool.busy == 0
             if idle and not self._keep_alive:
                 return
+            if idle and not self._idle_announced and self._pool.results.empty():
+                self._idle_announced = True
+                self._emit("idle", "nothing queued or in flight")
             item = self._pool.get(self._wait_time(time.monotonic()))
             while item is not None:
                 if item[0] == "stop":
@@ -372,6 +393,7 @@ class Runner:
     def _handle(self, tag: str, render: _Render, result: Any, error: BaseException | None) -> None:
         if isinstance(error, KeyboardInterrupt):
             raise error
+        self._idle_announced = False
         if tag == "replan":
             self._take_plan(result(self.store))
             return
@@ -463,7 +485,7 @@ class Runner:
     def _fetch(self, file_id: str | None, target: Path) -> tuple[Path, int, str]:
         """Worker side: download to a staging file, verify, rename over the output."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}{STAGING_SUFFIX}")
+        staging = _staging_path(target)
         try:
             got = self.client.download(file_id, staging)
             problems = mp4.check_mp4(staging)
@@ -501,7 +523,7 @@ class Runner:
     def _copy(self, source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
         """Worker side: copy a verified video to another output, atomically."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}{STAGING_SUFFIX}")
+        staging = _staging_path(target)
         try:
             shutil.copyfile(source, staging)
             if staging.stat().st_size != size:
@@ -592,6 +614,12 @@ class Runner:
         if render is not None:
             job_name, key = render.name, render.key
         self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
+
+
+def _staging_path(target: Path) -> Path:
+    """A hidden file beside ``target``, unique to one download or copy: two renders of one
+    output (a job edited while its older render was still running) may land at the same time."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{STAGING_SUFFIX}")
 
 
 def check_budget(plan: Plan, max_renders: int | None) -> None:

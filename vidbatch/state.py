@@ -35,7 +35,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -177,7 +177,7 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
-        values = {f.name: row.get(f.name) for f in fields(cls)}
+        values = {name: row.get(name) for name in _JOB_FIELDS}
         values["request"] = json.loads(row["request"] or "{}")
         values["state"] = JobState(row["state"])
         values["attempts"] = row.get("attempts") or 0
@@ -205,7 +205,11 @@ class OutputRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "OutputRecord":
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+        return cls(**{name: row.get(name) for name in _OUTPUT_FIELDS})
+
+
+_JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
+_OUTPUT_FIELDS = tuple(f.name for f in fields(OutputRecord))
 
 
 @dataclass
@@ -306,8 +310,13 @@ class Store:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
     def get(self, key: str) -> JobRecord | None:
-        rows = list(self.db["jobs"].rows_where("key = ?", [key]))
+        rows = self._rows("select * from jobs where key = ?", [key])
         return JobRecord.from_row(rows[0]) if rows else None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, JobRecord]:
@@ -315,27 +324,30 @@ class Store:
         out: dict[str, JobRecord] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db["jobs"].rows_where(f"key in ({marks})", chunk):
+            for row in self._rows(f"select * from jobs where key in ({','.join('?' * len(chunk))})", chunk):
                 out[row["key"]] = JobRecord.from_row(row)
         return out
 
     def all_jobs(self) -> list[JobRecord]:
-        return [JobRecord.from_row(r) for r in self.db["jobs"].rows_where(order_by="created_at")]
+        return [JobRecord.from_row(r) for r in self._rows("select * from jobs order by created_at")]
+
+    def job_summaries(self) -> list[tuple[str, str | None, str, str | None]]:
+        """(key, name, state, manifest) of every job: the cheap listing orphans are found in."""
+        return self.db.conn.execute("select key, name, state, manifest from jobs").fetchall()
 
     def jobs_in(self, *states: JobState) -> list[JobRecord]:
         marks = ",".join("?" * len(states))
-        return [JobRecord.from_row(r) for r in self.db["jobs"].rows_where(f"state in ({marks})", [s.value for s in states])]
+        return [JobRecord.from_row(r) for r in self._rows(f"select * from jobs where state in ({marks})", [s.value for s in states])]
 
     def output(self, path: Path | str) -> OutputRecord | None:
-        rows = list(self.db["outputs"].rows_where("path = ?", [str(path)]))
+        rows = self._rows("select * from outputs where path = ?", [str(path)])
         return OutputRecord.from_row(rows[0]) if rows else None
 
     def all_outputs(self) -> dict[str, OutputRecord]:
-        return {r["path"]: OutputRecord.from_row(r) for r in self.db["outputs"].rows}
+        return {r["path"]: OutputRecord.from_row(r) for r in self._rows("select * from outputs")}
 
     def outputs_for(self, key: str) -> list[OutputRecord]:
-        return [OutputRecord.from_row(r) for r in self.db["outputs"].rows_where("key = ?", [key], order_by="written_at desc")]
+        return [OutputRecord.from_row(r) for r in self._rows("select * from outputs where key = ? order by written_at desc", [key])]
 
     def events(self, key: str | None = None, *, limit: int | None = None) -> list[Event]:
         where, args = ("key = ?", [key]) if key else (None, [])
@@ -409,6 +421,14 @@ class Store:
         record = self.get(key)
         assert record is not None
         return record
+
+    def record_seen_many(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        """``record_seen`` for many jobs in one transaction: each mapping holds the keyword
+        arguments of :meth:`record_seen` plus ``key`` and ``request``. Existing rows only get
+        their name and manifest brought up to date."""
+        with self.db.atomic():
+            for job in jobs:
+                self.record_seen(**job)
 
     def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None) -> JobRecord:
         """Written *before* a create is sent: a crash from here on leaves the job ``submitting``."""
