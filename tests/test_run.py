@@ -302,3 +302,11 @@ def test_image_job_keeps_images_by_hash_not_base64(tmp_path, sim_env):
     write_png(tmp_path / "images" / "hero.png", color=(10, 200, 10))
     plan = json.loads(cli(["plan", "--json", manifest]).output)
     assert plan["jobs"][0]["action"] == "resubmit"
+
+
+def test_run_keeps_a_report_current(project, sim_env):
+    report = project.parent / "renders" / "report.html"
+    run_ok(project, "--report", report)
+    html = report.read_text()
+    for name in PROMPTS:
+        assert f'src="{name}.mp4"' in html

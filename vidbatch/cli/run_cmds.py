@@ -136,7 +136,8 @@ def _print_plan(the_plan) -> None:
 @click.command()
 @manifest_args
 @run_options
-def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait):
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Keep an HTML report of the jobs at FILE, refreshed as jobs finish (see `vidbatch report`).")
+def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, report_path):
     """Render what is new or changed, resume what is running, skip what is done.
 
     Safe to interrupt and re-run: the intent to create is saved before each create and the task id
@@ -159,6 +160,7 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
       vidbatch run shots.toml --rpm 20 --max-renders 50
       vidbatch run shots.toml --force hero --retry-failed
       vidbatch run shots.toml --json | jq -c 'select(.event=="downloaded")'
+      vidbatch run shots.toml --report renders/report.html   # a page that follows the run
     """
     from .. import project
     from ..runner import RunOptions
@@ -185,10 +187,19 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
 
     with _client(sim, sim_latency, api_host) as client:
         reporter = make_reporter(as_json)
+        on_event = reporter
+        writer = None
+        if report_path is not None:
+            from ..report import ReportWriter
+
+            writer = ReportWriter(ws, report_path)
+            on_event = lambda e: (reporter(e), writer(e))  # noqa: E731
         try:
-            result = project.run(ws, client, options, on_event=reporter, confirm=confirm, wait_for_lock=wait)
+            result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
         finally:
             reporter.close()
+            if writer is not None:
+                writer.close()
     _print_result(result, ws, sim)  # stderr: never mixes with --json events on stdout
     sys.exit(result.exit_code)
 

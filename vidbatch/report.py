@@ -1,0 +1,617 @@
+"""The HTML report: every job of a manifest with its video in place, on one static page.
+
+``vidbatch report`` (and ``run``/``watch`` with ``--report``) write one self-contained HTML file:
+inline CSS and a little vanilla JavaScript, no server, no network, no external fonts or scripts,
+so it opens from ``file://`` and can be zipped up with the renders and sent to someone.
+
+Design
+------
+- **Data, then HTML.** :func:`build_report` turns a workspace and its state into plain
+  dataclasses (:class:`Report`, :class:`ReportJob`); :func:`render_html` fills the Jinja2
+  template ``templates/report.html.j2`` (autoescaped: prompts are user text and show as text);
+  :func:`write_report` does both and replaces the file atomically. Tests check the data and the
+  page separately.
+- **Relative links.** Each ``<video src>`` (and each input image) is the output's path relative to
+  the report's folder, percent-encoded, so moving or sharing the folder keeps the page working.
+  A path on another drive (Windows) falls back to a ``file:`` URL.
+- **What is shown comes from three facts**, as in :mod:`vidbatch.plan`: the job (its request, from
+  the manifest), the state row of its key, and the file at its output path with that file's
+  record. A file that holds an older request's video (the prompt changed since) is still shown,
+  labelled, rather than hidden; a job with no file gets a placeholder saying why (never a broken
+  player). Nothing is hashed: a report of 10,000 jobs is one query per 500 jobs, one for the
+  output records, one history lookup per distinct request and one ``stat`` per output (2,000
+  jobs: about half a second, plus loading the manifest).
+- **Money and time.** "Renders created" counts the creates MiniMax accepted (``submitted`` events
+  of the jobs' requests, every try included, failed ones too); uncertain jobs are counted apart as
+  "may have been created". "Render time" sums, over the jobs' latest renders, submit to rendered;
+  "span" is the first submit to the last download of those renders.
+- **Works without JavaScript.** Every card is in the HTML and visible; the script only adds the
+  state filters, the search box and the play/pause buttons (hidden until it runs), and keeps the
+  filter in the URL fragment (``#state=failed&q=fox``) so a reload keeps it.
+- **Live refresh.** With ``refresh=N`` (what ``run --report`` uses while jobs are in flight) the
+  page reloads itself every N seconds, but not while a video plays or the search box has focus;
+  without JavaScript a ``<noscript>`` meta refresh does it. :class:`ReportWriter` is the run
+  callback that rewrites the page as jobs finish, at most every few seconds.
+
+The library never prints; the CLI (:mod:`vidbatch.cli.report_cmd`) says where the page went.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import facts
+from .state import JobRecord, JobState, OutputRecord, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .project import Workspace
+    from .runner import RunEvent
+
+log = logging.getLogger(__name__)
+
+#: File name of the report when no ``-o`` is given; it goes in the first manifest's output_dir.
+DEFAULT_NAME = "report.html"
+
+#: The order states are listed in (summary, filters): finished first, problems next, then the rest.
+STATE_ORDER: tuple[str, ...] = (
+    JobState.DONE.value,
+    JobState.RENDERED.value,
+    JobState.RUNNING.value,
+    JobState.SUBMITTING.value,
+    JobState.UNCERTAIN.value,
+    JobState.FAILED.value,
+    JobState.NEW.value,
+)
+#: States in which a run still has something to do for the job (a live page keeps refreshing).
+UNFINISHED_STATES = frozenset({JobState.NEW.value, JobState.SUBMITTING.value, JobState.RUNNING.value, JobState.RENDERED.value})
+
+#: What a card shows in place of the video, by state, when there is no file to play.
+PLACEHOLDERS: dict[str, str] = {
+    JobState.NEW.value: "Not rendered yet",
+    JobState.SUBMITTING.value: "Submitting…",
+    JobState.RUNNING.value: "Rendering…",
+    JobState.RENDERED.value: "Rendered, not downloaded yet",
+    JobState.UNCERTAIN.value: "Create was cut off: MiniMax may have a task for it",
+    JobState.FAILED.value: "Render failed",
+    JobState.DONE.value: "Video file missing: the next run downloads it again",
+}
+
+#: Run events after which :class:`ReportWriter` rewrites the page.
+REFRESH_EVENTS = frozenset({"submitted", "rendered", "downloaded", "reused", "failed", "uncertain", "error", "start", "finish", "interrupted", "account_stop"})
+
+_API_ERROR = re.compile(r"^(?P<head>.*?) \[(?P<detail>call=[^\n]*)\](?:\n\s*hint: (?P<hint>.*))?$", re.S)
+
+# The bracket syntax of camera commands is :mod:`vidbatch.facts`'s; the report only marks it up.
+
+
+# --- the data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """A run of prompt text. ``kind``: ``text``; ``cam`` (a bracket of known camera commands);
+    ``unknown`` (a bracket with something that is no camera command, likely a typo: it reaches the
+    model as text); ``unsupported`` (valid commands, but the model ignores camera commands)."""
+
+    text: str
+    kind: str = "text"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReportError:
+    message: str
+    code: int | None = None
+    trace_id: str | None = None
+    #: ``failed`` and ``uncertain`` jobs' errors are the reason for their state; for other states
+    #: the error is a past problem (e.g. a download that the next run retries).
+    blocking: bool = True
+
+    @property
+    def headline(self) -> str:
+        """The message without the call details and hint that API errors append."""
+        return self._parts()[0]
+
+    @property
+    def hint(self) -> str | None:
+        return self._parts()[1]
+
+    @property
+    def detail(self) -> str | None:
+        """The ``call=... trace_id=...`` part of an API error, if any."""
+        return self._parts()[2]
+
+    def _parts(self) -> tuple[str, str | None, str | None]:
+        # ApiError formats "<message> [<call details>]" + optional "\n  hint: <hint>".
+        m = _API_ERROR.match(self.message)
+        if not m:
+            return self.message, None, None
+        return m.group("head"), m.group("hint"), m.group("detail")
+
+
+@dataclass(frozen=True)
+class ReportImage:
+    """An input image of the job (first/last frame, subject), linked relatively when it is a local file."""
+
+    label: str
+    src: str
+
+
+@dataclass
+class ReportJob:
+    index: int
+    name: str
+    manifest: str  # the manifest's path relative to the report's folder
+    state: str  # a JobState value; "new" when the state has no row for the request
+    model: str
+    mode: str  # t2v, i2v, fl2v, s2v
+    mode_label: str
+    duration: int | None
+    resolution: str | None
+    width: int
+    height: int
+    prompt: str
+    prompt_parts: list[PromptPart]
+    output: str  # the output path relative to the report's folder, for display
+    video_src: str | None  # URL relative to the report; None: show the placeholder
+    video_note: str | None  # a caveat on the file shown (older request, changed since download)
+    placeholder: str
+    video_bytes: int | None
+    task_id: str | None
+    file_id: str | None
+    attempts: int
+    renders: int  # creates accepted by MiniMax for this request, over its whole history
+    error: ReportError | None
+    submitted_at: float | None
+    rendered_at: float | None
+    downloaded_at: float | None
+    images: list[ReportImage] = field(default_factory=list)
+    origin: str = ""
+    warnings: list[str] = field(default_factory=list)
+    key: str = ""
+
+    @property
+    def anchor(self) -> str:
+        return f"job-{self.index + 1}"
+
+    @property
+    def size(self) -> str | None:
+        return human_bytes(self.video_bytes) if self.video_bytes is not None else None
+
+    @property
+    def render_seconds(self) -> float | None:
+        if self.submitted_at and self.rendered_at and self.rendered_at >= self.submitted_at:
+            return self.rendered_at - self.submitted_at
+        return None
+
+    @property
+    def search_text(self) -> str:
+        """What the page's search box matches: name, prompt and error, lower-cased."""
+        return " ".join(filter(None, [self.name, self.prompt, self.error.message if self.error else None])).lower()
+
+
+@dataclass
+class ReportSummary:
+    jobs: int
+    counts: dict[str, int]  # by state, in STATE_ORDER, only states that occur
+    renders_created: int  # creates MiniMax accepted for these jobs' requests, every try included
+    maybe_created: int  # uncertain requests: a create may or may not have been accepted
+    render_seconds: float  # summed over the latest renders: submit -> rendered
+    renders_timed: int  # how many renders that sum covers
+    span_seconds: float | None  # first submit -> last download, of the latest renders
+    bytes_on_disk: int  # videos shown on the page
+    videos_on_disk: int
+
+    @property
+    def unfinished(self) -> int:
+        return sum(n for s, n in self.counts.items() if s in UNFINISHED_STATES)
+
+
+@dataclass
+class Report:
+    title: str
+    manifests: list[str]  # paths relative to the report's folder
+    state_dir: str
+    simulated: bool
+    generated_at: float
+    jobs: list[ReportJob]
+    summary: ReportSummary
+    has_state: bool  # False: nothing was ever run with this state folder
+
+    @property
+    def multiple_manifests(self) -> bool:
+        return len(self.manifests) > 1
+
+    @property
+    def bracket_kinds(self) -> set[str]:
+        """Which kinds of bracket occur in the prompts (the page explains only those)."""
+        return {p.kind for j in self.jobs for p in j.prompt_parts if p.kind != "text"}
+
+    def sections(self) -> list[tuple[str, list[ReportJob]]]:
+        """Jobs grouped by manifest, in manifest order."""
+        groups: dict[str, list[ReportJob]] = {}
+        for j in self.jobs:
+            groups.setdefault(j.manifest, []).append(j)
+        return list(groups.items())
+
+
+# --- building it --------------------------------------------------------------------------------
+
+
+def default_report_path(ws: "Workspace") -> Path:
+    """``report.html`` in the first manifest's output_dir: the page travels with the videos it
+    shows, and ``--sim`` runs (outputs in ``<output_dir>-sim``) get a report of their own."""
+    return ws.manifests[0].output_dir / DEFAULT_NAME
+
+
+def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float | None = None) -> Report:
+    """The report of every job of ``ws`` as it stands in ``store`` (None: nothing ran yet), with
+    links relative to the folder of ``out`` (the report file, which need not exist)."""
+    base = Path(os.path.abspath(out)).parent
+    jobs = list(ws.jobs)
+    records = store.get_many(j.key for j in jobs) if store else {}
+    outputs = store.all_outputs() if store else {}
+    renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
+
+    report_jobs = [_job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base) for i, job in enumerate(jobs)]
+    manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
+    title = ", ".join(Path(m.path).name for m in ws.manifests)
+    return Report(
+        title=title,
+        manifests=manifest_paths,
+        state_dir=_relative_display(ws.state_dir, base),
+        simulated=ws.state_dir.name == "sim",  # project.load puts --sim state in <state>/sim
+        generated_at=now if now is not None else time.time(),
+        jobs=report_jobs,
+        summary=_summary(report_jobs, records, renders_by_key),
+        has_state=store is not None,
+    )
+
+
+def render_html(report: Report, *, refresh: float | None = None) -> str:
+    """The page. ``refresh``: reload every so many seconds while any job is unfinished."""
+    live = bool(refresh) and report.summary.unfinished > 0
+    return _template().render(
+        report=report,
+        refresh=max(1, round(refresh)) if live and refresh else None,
+        state_order=[s for s in STATE_ORDER if s in report.summary.counts],
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> Any:
+    """The page template, compiled once per process (a live report is rendered again and again)."""
+    import jinja2  # only when a report is made: keeps `vidbatch --help` light
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("vidbatch", "templates"),
+        autoescape=True,  # every value is user text unless the template says otherwise
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["human_seconds"] = human_seconds
+    env.filters["human_bytes"] = human_bytes
+    env.filters["local_time"] = local_time
+    env.filters["iso_time"] = iso_time
+    return env.get_template("report.html.j2")
+
+
+def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = None) -> Report:
+    """Build the report from the state as it is now and write it to ``out`` atomically (a browser
+    never sees half a page). Safe to call while a run holds the state folder: it only reads.
+    Creates ``out``'s folder if needed. Returns what it wrote."""
+    out = Path(out)
+    store = Store.open_for_reading(ws.state_dir)
+    try:
+        report = build_report(ws, store, out)
+    finally:
+        if store is not None:
+            store.close()
+    html = render_html(report, refresh=refresh)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, html)
+    return report
+
+
+class ReportWriter:
+    """A run callback that keeps a report current: pass it (or chain it) as ``on_event``.
+
+    It rewrites the page after events that change a card (submitted, rendered, downloaded,
+    failed...), at most once every ``min_interval`` seconds, and never more often than ten times
+    the last write took: a page of 10,000 jobs takes seconds to build, and the run it reports on
+    must not spend more than a tenth of its time on it. Events in between are not lost: the next
+    write (or :meth:`flush`, or :meth:`close`) includes them. The page reloads itself every
+    ``refresh`` seconds while jobs are unfinished. Call :meth:`close` when the run ends for the
+    final page (which no longer reloads). A failure to write is logged, never raised: a report
+    must not stop a run. Thread-safe.
+
+    ::
+
+        writer = ReportWriter(ws, Path("renders/report.html"))
+        try:
+            project.run(ws, client, options, on_event=lambda e: (reporter(e), writer(e)))
+        finally:
+            writer.close()
+
+    In watch mode, where manifests come and go, pass a function that returns the current
+    workspace instead of a workspace.
+    """
+
+    def __init__(
+        self,
+        ws: "Workspace | Callable[[], Workspace]",
+        out: Path | str,
+        *,
+        min_interval: float = 2.0,
+        refresh: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.ws = ws  # or a function returning the current one (watch reloads manifests)
+        self.out = Path(out)
+        self.min_interval = min_interval
+        self.refresh = refresh
+        self.clock = clock
+        self.writes = 0
+        self._last: float | None = None  # when the last write ended
+        self._gap = min_interval  # the wait before the next write
+        self._dirty = False
+        self._lock = threading.Lock()
+
+    def __call__(self, event: "RunEvent") -> None:
+        if event.kind not in REFRESH_EVENTS:
+            return
+        with self._lock:
+            self._dirty = True
+            if self._last is None or self.clock() - self._last >= self._gap or event.kind == "finish":
+                self._write(self.refresh)
+
+    def flush(self) -> None:
+        """Write now if anything changed since the last write."""
+        with self._lock:
+            if self._dirty:
+                self._write(self.refresh)
+
+    def close(self) -> None:
+        """The final page: written once more, without live refresh."""
+        with self._lock:
+            self._write(None)
+
+    def _write(self, refresh: float | None) -> None:
+        started = self.clock()
+        try:
+            ws = self.ws() if callable(self.ws) else self.ws
+            write_report(ws, self.out, refresh=refresh)
+            self.writes += 1
+        except Exception:  # noqa: BLE001 - the report is a side view; log the bug, keep rendering
+            log.exception("could not write the report %s", self.out)
+        self._last = self.clock()
+        self._gap = max(self.min_interval, 10 * (self._last - started))
+        self._dirty = False
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path`` and rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
+    summary = facts.summarize(job.identity_request())
+    state = rec.state.value if rec else JobState.NEW.value
+    width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else facts.output_size(job.identity_request())
+    prompt = job.request.get("prompt") or ""
+    model = str(job.request.get("model") or summary.model)
+    mode = job.mode if isinstance(job.mode, facts.Mode) else facts.Mode(job.mode)
+
+    output = Path(job.output)
+    video_src, video_note, size = None, None, None
+    try:
+        st = output.stat()
+    except OSError:
+        st = None
+    if st is not None:
+        video_src = relative_url(output, base)
+        size = st.st_size
+        if out is not None and out.key != job.key:
+            video_note = "older render: the request changed since; the next run renders it again"
+        elif out is not None and out.size != st.st_size:
+            video_note = "the file changed since it was downloaded"
+        elif out is None:
+            video_note = "this file is not recorded in the state"
+    placeholder = PLACEHOLDERS.get(state, "No video")
+    if state == JobState.RUNNING.value and rec and rec.task_id:
+        placeholder = f"Rendering… (task {rec.task_id})"
+
+    error = None
+    if rec and rec.error_message:
+        error = ReportError(rec.error_message, rec.error_code, rec.trace_id, blocking=state in (JobState.FAILED.value, JobState.UNCERTAIN.value))
+
+    return ReportJob(
+        index=index,
+        name=job.name,
+        manifest=_relative_display(Path(job.manifest), base),
+        state=state,
+        model=model,
+        mode=mode.value,
+        mode_label=mode.label,
+        duration=summary.duration,
+        resolution=summary.resolution,
+        width=int(width),
+        height=int(height),
+        prompt=prompt,
+        prompt_parts=highlight_prompt(prompt, model),
+        output=_relative_display(output, base),
+        video_src=video_src,
+        video_note=video_note,
+        placeholder=placeholder,
+        video_bytes=size,
+        task_id=rec.task_id if rec else None,
+        file_id=rec.file_id if rec else None,
+        attempts=rec.attempts if rec else 0,
+        renders=renders,
+        error=error,
+        submitted_at=rec.submitted_at if rec else None,
+        rendered_at=rec.rendered_at if rec else None,
+        downloaded_at=rec.downloaded_at if rec else None,
+        images=_images(job.request, base),
+        origin=getattr(job, "origin", "") or "",
+        warnings=list(getattr(job, "warnings", []) or []),
+        key=job.key,
+    )
+
+
+def _summary(jobs: list[ReportJob], records: dict[str, JobRecord], renders_by_key: dict[str, int]) -> ReportSummary:
+    counts = Counter(j.state for j in jobs)
+    keys = {j.key for j in jobs}
+    latest = [records[k] for k in keys if k in records]
+    timed = [r.rendered_at - r.submitted_at for r in latest if r.submitted_at and r.rendered_at and r.rendered_at >= r.submitted_at]
+    starts = [r.submitted_at for r in latest if r.submitted_at and r.downloaded_at]
+    ends = [r.downloaded_at for r in latest if r.submitted_at and r.downloaded_at]
+    shown = [j for j in jobs if j.video_src and j.video_bytes is not None]
+    return ReportSummary(
+        jobs=len(jobs),
+        counts={s: counts[s] for s in STATE_ORDER if counts.get(s)},
+        renders_created=sum(renders_by_key.values()),
+        maybe_created=sum(1 for r in latest if r.state is JobState.UNCERTAIN),
+        render_seconds=sum(timed),
+        renders_timed=len(timed),
+        span_seconds=(max(ends) - min(starts)) if starts else None,  # type: ignore[type-var]
+        bytes_on_disk=sum(j.video_bytes or 0 for j in shown),
+        videos_on_disk=len(shown),
+    )
+
+
+def _renders_created(store: Store, key: str) -> int:
+    return sum(1 for e in store.events(key) if e.event == "submitted")
+
+
+def _images(request: dict[str, Any], base: Path) -> list[ReportImage]:
+    """The job's local input images; remote URLs are not linked (the page makes no network
+    requests) and data URLs are not copied in (they would bloat the page)."""
+    found: list[ReportImage] = []
+
+    def add(label: str, ref: Any) -> None:
+        path = getattr(ref, "path", None)
+        if path is not None and Path(path).exists():
+            found.append(ReportImage(label, relative_url(Path(path), base)))
+
+    add("first frame", request.get("first_frame_image"))
+    add("last frame", request.get("last_frame_image"))
+    for subject in request.get("subject_reference") or []:
+        if isinstance(subject, dict):
+            for ref in subject.get("image") or []:
+                add("subject", ref)
+    return found
+
+
+# --- small pure helpers ---------------------------------------------------------------------------
+
+
+def highlight_prompt(prompt: str, model: str | None = None) -> list[PromptPart]:
+    """Split a prompt into text and camera-command brackets, each bracket classified (see
+    :class:`PromptPart`). The checks are :func:`vidbatch.facts.check_camera_commands`'s."""
+    spec = facts.MODELS.get(model or "")
+    supports = spec.camera_commands if spec else True
+    parts: list[PromptPart] = []
+    pos = 0
+    for group in facts.camera_brackets(prompt):
+        if group.start > pos:
+            parts.append(PromptPart(prompt[pos : group.start]))
+        bracket, commands = group.text, group.commands
+        warnings = [w.message for w in facts.check_camera_commands(bracket)]
+        if not commands or any(c not in facts.CAMERA_COMMANDS for c in commands):
+            note = "; ".join(warnings) or f"{bracket} is not a camera command and will reach the model as text"
+            parts.append(PromptPart(bracket, "unknown", note))
+        elif not supports:
+            parts.append(PromptPart(bracket, "unsupported", f"{model} does not take camera commands: it reads {bracket} as text"))
+        else:
+            english = ", ".join(dict.fromkeys(facts.CAMERA_COMMANDS[c] for c in commands))
+            note = "; ".join([f"camera: {english}", *warnings])
+            parts.append(PromptPart(bracket, "cam", note))
+        pos = group.end
+    if pos < len(prompt):
+        parts.append(PromptPart(prompt[pos:]))
+    return parts
+
+
+def relative_url(target: Path, base_dir: Path) -> str:
+    """``target`` as a URL relative to ``base_dir``, percent-encoded (spaces, ``#``, ``?``, ``%``,
+    non-ASCII). Across drives (Windows) there is no relative path: a ``file:`` URL instead."""
+    try:
+        rel = os.path.relpath(os.path.abspath(target), os.path.abspath(base_dir))
+    except ValueError:
+        return Path(os.path.abspath(target)).as_uri()
+    return urllib.parse.quote(PurePath(rel).as_posix(), safe="/")
+
+
+def _relative_display(path: Path, base: Path) -> str:
+    try:
+        return PurePath(os.path.relpath(os.path.abspath(path), base)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def human_bytes(n: int | float) -> str:
+    """1536000 -> "1.5 MB" (decimal units, as file browsers show sizes)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_seconds(seconds: float | None) -> str:
+    """125 -> "2 m 05 s"; 3725 -> "1 h 02 m"; 8.4 -> "8.4 s"."""
+    if seconds is None:
+        return "–"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} m {s % 60:02d} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} m"
+    return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+
+
+def local_time(ts: float | None) -> str:
+    """A Unix time as local "YYYY-MM-DD HH:MM" (the page's ``<time datetime>`` carries UTC)."""
+    if ts is None:
+        return "–"
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def iso_time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def counts_line(summary: ReportSummary) -> str:
+    """"12 jobs: 10 done, 1 failed, 1 new" (for the CLI)."""
+    parts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
+    return f"{summary.jobs} job{'s' if summary.jobs != 1 else ''}" + (f": {parts}" if parts else "")
