@@ -310,3 +310,35 @@ def test_run_keeps_a_report_current(project, sim_env):
     html = report.read_text()
     for name in PROMPTS:
         assert f'src="{name}.mp4"' in html
+
+
+def test_a_replan_drops_queued_creates_an_edit_made_obsolete(tmp_path, sim):
+    """Watch mode's guarantee at the library level: a render still waiting to be created when its
+    manifest is edited is never paid for; both replans land before any create is dispatched."""
+    from vidbatch import project
+    from vidbatch.client import Client
+    from vidbatch.plan import plan_jobs
+    from vidbatch.runner import RunOptions, Runner
+
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Version one", "b": "Stable shot"}))
+    before = project.load([manifest])
+    manifest.write_text(t2v_manifest({"a": "Version two", "b": "Stable shot"}))
+    after = project.load([manifest])
+    store = Store(before.state_dir)
+    events = []
+
+    def on_event(e):
+        events.append(e.kind)
+        if e.kind == "idle":
+            runner.stop()
+
+    with Client(sim.key, sim.base_url) as client:
+        runner = Runner(store, client, RunOptions(poll_interval=0, rpm=1e6), on_event=on_event)
+        runner.replan(lambda st: plan_jobs(before.manifests, st))
+        runner.replan(lambda st: plan_jobs(after.manifests, st))
+        runner.run(keep_alive=True)
+    assert sim.sim.creates_for("Version one") == 0
+    assert sim.sim.creates_for("Version two") == 1 and sim.sim.creates_for("Stable shot") == 1
+    assert events.count("dropped") == 1
+    assert mp4.read_sim_metadata(tmp_path / "renders" / "a.mp4")["prompt"] == "Version two"

@@ -42,15 +42,21 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
     if not paths:
         raise UsageError("name at least one manifest")
     manifests = load_manifests(list(paths), variables=variables)
-    folder = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir(Path(paths[0]))
+    folder = state_folder(Path(paths[0]).expanduser().resolve().parent, state_dir=state_dir, sim=sim)
     if sim:
-        folder = folder / "sim"
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
     return Workspace(manifests, folder)
+
+
+def state_folder(manifest_folder: Path, *, state_dir: str | Path | None = None, sim: bool = False) -> Path:
+    """The state folder of manifests in ``manifest_folder``: ``state_dir`` (``--state``), else
+    ``VIDBATCH_STATE``, else ``.vidbatch`` there; ``sim`` runs use its ``sim`` subfolder."""
+    folder = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir(Path(manifest_folder) / "manifest")
+    return folder / "sim" if sim else folder
 
 
 def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:

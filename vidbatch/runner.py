@@ -226,8 +226,8 @@ class Runner:
         self._pool.results.put(("stop", None, None, None))
 
     def _take_plan(self, plan: Plan) -> None:
-        active = self._active_keys()
-        fresh = [pj for pj in plan.jobs if pj.job.key not in active]
+        self._supersede_queued(plan)
+        fresh = [pj for pj in plan.jobs if pj.job.key not in self._active_keys()]
         plan = Plan(fresh, plan.orphans)
         renders = self._group(plan)
         self.progress.total += len(fresh)
@@ -239,6 +239,26 @@ class Runner:
 
     def _active_keys(self) -> set[str]:
         return self._in_flight | {r.key for r in self._creates}
+
+    def _supersede_queued(self, plan: Plan) -> None:
+        """A new plan of a manifest replaces that manifest's jobs in renders still waiting to be
+        created: work an edit made obsolete is dropped before it is paid for, and a renamed job
+        gets its new output path. Renders already created are never touched."""
+        manifests = {pj.job.manifest for pj in plan.jobs}
+        wanted: dict[str, list[PlannedJob]] = {}
+        for pj in plan.jobs:
+            if pj.action in (Action.SUBMIT, Action.RESUBMIT):
+                wanted.setdefault(pj.job.key, []).append(pj)
+        for render in list(self._creates):
+            kept = [pj for pj in render.targets if pj.job.manifest not in manifests]
+            new = wanted.pop(render.key, [])
+            self.progress.total += len(kept) + len(new) - len(render.targets)
+            if kept or new:
+                render.targets = kept + new
+                continue
+            self._creates.remove(render)
+            self.progress.queued -= 1
+            self._emit("dropped", "no longer wanted after an edit; not created", render)
 
     # --- setup --------------------------------------------------------------------------
 
@@ -301,6 +321,7 @@ class Runner:
             assert lead.record is not None
             render.file_id = lead.record.file_id
             self._in_flight.add(render.key)
+            self.progress.running += 1
             self._download(render)
         elif action is Action.REUSE:
             src = lead.source

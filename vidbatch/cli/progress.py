@@ -23,6 +23,7 @@ NOTABLE = {
     "error": "ERROR",
     "account_stop": "STOPPED",
     "interrupted": "interrupted",
+    "dropped": "dropped",
 }
 STYLES = {"failed": "red", "uncertain": "yellow", "error": "red", "account_stop": "red bold", "rate_limited": "yellow", "retry": "yellow", "interrupted": "yellow"}
 
@@ -101,7 +102,7 @@ class LiveReporter:
         if e.progress is not None:
             self.progress = e.progress
         if e.kind == "start":
-            self.console.print(f"vidbatch: {e.message}")
+            self.console.print(self._text(f"vidbatch: {e.message}"))
         elif e.kind in NOTABLE:
             self.console.print(self._text(event_line(e, self.started), style=STYLES.get(e.kind, "")))
         self.live.update(self._text(counts_line(self.progress), style="bold"))

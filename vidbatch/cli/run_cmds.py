@@ -55,6 +55,40 @@ def run_options(f):
     return f
 
 
+def make_run_options(*, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, **_ignored):
+    """RunOptions from the options of ``run_options`` (shared by run and watch)."""
+    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+    from ..runner import RunOptions
+
+    return RunOptions(
+        concurrency=concurrency,
+        rpm=rpm or (SIM_RPM if sim else DEFAULT_RPM),
+        poll_interval=poll_interval if poll_interval is not None else (SIM_POLL_INTERVAL if sim else DEFAULT_POLL_INTERVAL),
+        retry_failed=retry_failed,
+        force=tuple(force),
+        max_renders=max_renders,
+        resubmit_uncertain=resubmit_uncertain,
+    )
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder unless that climbs out."""
+    import os
+
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def resume_hint(command: str, paths, variables, state_dir, sim: bool) -> str:
+    """The command that picks up where this one stopped, with the options that change the plan."""
+    import shlex
+
+    same = [*(f"--var={shlex.quote(f'{k}={v}')}" for k, v in (variables or {}).items())]
+    same += [f"--state={shlex.quote(str(state_dir))}"] if state_dir else []
+    same += ["--sim"] if sim else []
+    return " ".join([f"vidbatch {command}", *(shlex.quote(shown(Path(p))) for p in paths), *same])
+
+
 @contextlib.contextmanager
 def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any]:
     from ..client import Client
@@ -163,21 +197,10 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
       vidbatch run shots.toml --report renders/report.html   # a page that follows the run
     """
     from .. import project
-    from ..runner import RunOptions
-    from .progress import counts_line, make_reporter
-
-    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+    from .progress import make_reporter
 
     ws = _load(manifests, variables, state_dir, sim)
-    options = RunOptions(
-        concurrency=concurrency,
-        rpm=rpm or (SIM_RPM if sim else DEFAULT_RPM),
-        poll_interval=poll_interval if poll_interval is not None else (SIM_POLL_INTERVAL if sim else DEFAULT_POLL_INTERVAL),
-        retry_failed=retry_failed,
-        force=tuple(force),
-        max_renders=max_renders,
-        resubmit_uncertain=resubmit_uncertain,
-    )
+    options = make_run_options(**locals())
 
     def confirm(the_plan) -> bool:
         if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
@@ -200,11 +223,11 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
             reporter.close()
             if writer is not None:
                 writer.close()
-    _print_result(result, ws, sim)  # stderr: never mixes with --json events on stdout
+    _print_result(result, ws, sim, resume_hint("run", manifests, variables, state_dir, sim))  # stderr: never mixes with --json
     sys.exit(result.exit_code)
 
 
-def _print_result(result, ws, sim: bool) -> None:
+def _print_result(result, ws, sim: bool, hint: str) -> None:
     from .progress import counts_line
 
     p = result.progress
@@ -214,7 +237,6 @@ def _print_result(result, ws, sim: bool) -> None:
         if names:
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             click.echo(f"vidbatch: {len(names)} {label}: {shown}", err=True)
-    hint = f"vidbatch run {' '.join(str(m.path) for m in ws.manifests)}{' --sim' if sim else ''}"
     if result.stopped == "interrupted":
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":

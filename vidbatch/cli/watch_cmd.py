@@ -1,0 +1,136 @@
+"""``watch``: parse options, run one :class:`vidbatch.watch.Watcher`, show its events.
+
+The progress display is ``run``'s (:mod:`.progress`): a live status line on a terminal, plain
+lines otherwise, JSON lines with ``--json``. The watcher's own events (what changed, a manifest's
+error, what is ignored) and the runner's ``idle`` are shown as ``vidbatch:`` lines beside it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import var_option
+from .run_cmds import CONFIRM_ABOVE, resume_hint, run_options
+
+STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "yellow", "stale": "yellow", "declined": "yellow", "ignored": "bright_black"}
+
+
+@click.command()
+@click.argument("folder", required=False, default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@var_option
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="VIDBATCH_STATE",
+    help="State folder [default: FOLDER/.vidbatch; env VIDBATCH_STATE].",
+)
+@run_options
+@click.option(
+    "--debounce",
+    type=click.FloatRange(0),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Quiet time after a change before planning (editors save in several writes).",
+)
+def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, debounce):
+    """Render the manifests in FOLDER, then again whenever they or their inputs change.
+
+    At start every manifest in FOLDER (default: the current folder) is planned and run, as `run`
+    would. Then saving a manifest, or changing a file it reads (an image, a CSV/JSON of rows, an
+    included template), plans that manifest again and renders what changed. Dropping a new
+    manifest in starts it; deleting one stops planning it.
+
+    Renders already running are never cancelled or created again by an edit: they are collected,
+    and kept in the state for reuse should the edit be undone. A manifest with an error is
+    reported and skipped until it is fixed; the others go on. Outputs and the state folder are
+    not watched, so the renders never trigger themselves.
+
+    The state folder is held for the whole session: a `vidbatch run` on it meanwhile exits with
+    code 4. Ctrl-C stops submitting and exits; running tasks are saved, and `vidbatch run` or
+    another `vidbatch watch` resumes them. --force, --retry-failed and --resubmit-uncertain apply
+    to the plans made at start; --max-renders bounds every plan.
+
+    \b
+    Exit codes: 130 interrupted (Ctrl-C); 3 stopped by an account or credentials error;
+    4 the state folder is in use by another run; 2 usage.
+
+    \b
+    Examples:
+      vidbatch watch --sim shots/                 # try it: bundled simulator, no key
+      vidbatch watch shots/ --rpm 20 --max-renders 20
+      vidbatch watch --json | jq -c 'select(.event=="downloaded")'
+    """
+    from ..watch import Watcher
+    from .progress import counts_line, make_reporter
+    from .run_cmds import _client, _print_plan, make_run_options
+
+    options = make_run_options(**locals())
+
+    def confirm(manifest, the_plan) -> bool:
+        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+            return True
+        _print_plan(the_plan)
+        return click.confirm(f"{manifest.path.name}: create {len(the_plan.billable)} paid renders?", default=False, err=True)
+
+    with _client(sim, sim_latency, api_host) as client:
+        reporter = _WatchReporter(make_reporter(as_json), as_json)
+        try:
+            watcher = Watcher(
+                folder, client, options, variables=variables, state_dir=state_dir, sim=sim,
+                debounce=debounce, on_event=reporter, confirm=confirm, wait_for_lock=wait,
+            )
+            result = watcher.run()
+        finally:
+            reporter.close()
+
+    p = result.progress
+    click.echo(f"vidbatch: {counts_line(p)}", err=True)
+    click.echo(f"vidbatch: {p.created} renders created in this session{' (simulated)' if sim else ''}", err=True)
+    if result.stopped == "interrupted":
+        hint = resume_hint("watch", [folder], variables, state_dir, sim)
+        if result.manifests:
+            hint = resume_hint("run", result.manifests, variables, state_dir, sim) + ", or: " + hint
+        click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
+    elif result.stopped == "account":
+        click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
+    sys.exit(result.exit_code)
+
+
+class _WatchReporter:
+    """``run``'s reporter, plus a ``vidbatch:`` line for each watcher event and each ``idle``."""
+
+    def __init__(self, inner: Any, as_json: bool):
+        self.inner = inner
+        self.as_json = as_json
+
+    def __call__(self, e: Any) -> None:
+        from ..watch import WatchEvent
+
+        if self.as_json or not (isinstance(e, WatchEvent) or e.kind == "idle"):
+            self.inner(e)
+            return
+        message = e.message
+        if e.kind == "idle":
+            from .progress import counts_line
+
+            message = f"{message} ({counts_line(e.progress)})" if e.progress is not None else message
+        for i, line in enumerate(message.splitlines()):
+            self._line(("vidbatch: " if i == 0 else "  ") + line, STYLES.get(e.kind))
+
+    def _line(self, text: str, style: str | None) -> None:
+        console = getattr(self.inner, "console", None)  # the live display prints above its line
+        if console is not None:
+            from rich.text import Text
+
+            console.print(Text(text, style=style or ""))
+        else:
+            click.echo(text, err=True)
+
+    def close(self) -> None:
+        self.inner.close()
