@@ -49,11 +49,16 @@ class Document:
     data: Any
     text: str
     _locator: Locator | None = field(default=None, repr=False)
+    _lines: dict[PathKey, int | None] = field(default_factory=dict, repr=False)
 
     def line(self, path: PathKey) -> int | None:
-        if self._locator is None:
-            self._locator = JsonLocator(self.text) if self.format == "json" else TomlLocator(self.text)
-        return self._locator.line(path)
+        """The line ``path`` (keys and list indexes) was written on, or its nearest parent's."""
+        path = tuple(path)
+        if path not in self._lines:
+            if self._locator is None:
+                self._locator = JsonLocator(self.text) if self.format == "json" else TomlLocator(self.text)
+            self._lines[path] = self._locator.line(path)
+        return self._lines[path]
 
 
 def read_text(path: Path) -> str:

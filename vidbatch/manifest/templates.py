@@ -14,7 +14,11 @@
 
 Each distinct template string is compiled once and cached by its source, so 10,000 jobs expanded
 from one ``[[jobs]]`` table compile its name, prompt and output templates once each. A string with
-no ``{{``, ``{%`` or ``{#`` is not a template and never reaches Jinja.
+no ``{{``, ``{%`` or ``{#`` is not a template and never reaches Jinja. A template that only
+substitutes plain variables (``shot-{{ id }}``, by far the most common kind) compiles to a list of
+literal and variable parts, rendered without Jinja's per-render context set-up; its output is the
+same as Jinja's (``str()`` of each value, one trailing newline dropped, an undefined variable an
+error). Anything else (filters, attributes, tags, comments, whitespace control) goes to Jinja.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ class _FolderLoader(jinja2.FileSystemLoader):
 
 
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
+_JINJA_GLOBALS = frozenset(jinja2.Environment().globals)
 
 
 class Templates:
@@ -120,25 +125,42 @@ class Templates:
             auto_reload=False,
         )
         self.environ = EnvironProxy(environ)
-        self._compiled: dict[str, jinja2.Template] = {}
+        #: Jinja's own globals (range, dict, namespace...): callers put them first in the
+        #: variables they pass to :meth:`render`, once, instead of Jinja merging them per render.
+        self.globals: dict[str, Any] = dict(self.env.globals)
+        self._compiled: dict[str, jinja2.Template | _Substitution] = {}
+        #: How many template strings were compiled (cache misses); includes are counted by Jinja.
+        self.compilations = 0
 
-    def compile(self, source: str) -> jinja2.Template:
+    def compile(self, source: str) -> jinja2.Template | _Substitution:
         template = self._compiled.get(source)
         if template is None:
-            try:
-                template = self.env.from_string(source)
-            except jinja2.TemplateSyntaxError as e:
-                raise _syntax_problem(e, self.root) from None
+            self.compilations += 1
+            template = _Substitution.parse(source)
+            if template is None:
+                try:
+                    template = self.env.from_string(source)
+                except jinja2.TemplateSyntaxError as e:
+                    raise _syntax_problem(e, self.root) from None
             self._compiled[source] = template
         return template
 
-    def render(self, source: str, variables: Mapping[str, Any]) -> str:
-        """``source`` rendered with ``variables``; a plain string comes back as it is."""
+    def render(self, source: str, variables: dict[str, Any]) -> str:
+        """``source`` rendered with ``variables`` (which should start from :attr:`globals`); a plain
+        string comes back as it is."""
         if not is_template(source):
             return source
         template = self.compile(source)
+        if isinstance(template, _Substitution):
+            try:
+                return template.render(variables)
+            except KeyError as e:
+                raise TemplateProblem(_undefined_message(f"'{e.args[0]}' is undefined", variables)) from None
         try:
-            return template.render(variables)
+            # What Template.render does, minus merging the globals into a fresh dict and
+            # re-reading them for every call: 3x faster on the 10,000-job benchmark.
+            context = self.env.context_class(self.env, variables, template.name, template.blocks)
+            return self.env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
         except MissingEnvVar as e:
             raise TemplateProblem(
                 f"environment variable {e.name} is not set; set it, or give a fallback with "
@@ -164,6 +186,44 @@ class Templates:
             raise TemplateProblem(f"template error: {type(e).__name__}: {e}") from None
 
 
+_SUBSTITUTION = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+class _Substitution:
+    """A template of literal text and ``{{ variable }}`` only, rendered without Jinja."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[tuple[bool, str]]):
+        self.parts = parts  # (is a variable, literal text or variable name)
+
+    @classmethod
+    def parse(cls, source: str) -> _Substitution | None:
+        if "{%" in source or "{#" in source:
+            return None
+        # Jinja normalises newlines and drops one trailing newline (keep_trailing_newline=False).
+        text = _NEWLINES.sub("\n", source)
+        if text.endswith("\n"):
+            text = text[:-1]
+        parts: list[tuple[bool, str]] = []
+        pos = 0
+        for m in _SUBSTITUTION.finditer(text):
+            if m.start() > pos:
+                parts.append((False, text[pos : m.start()]))
+            parts.append((True, m.group(1)))
+            pos = m.end()
+        if pos < len(text):
+            parts.append((False, text[pos:]))
+        if any(not is_var and "{{" in value for is_var, value in parts):
+            return None  # an expression with more than a variable name
+        return cls(parts)
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """Raises KeyError naming an undefined variable."""
+        return "".join(str(variables[value]) if is_var else value for is_var, value in self.parts)
+
+
 def _syntax_problem(e: jinja2.TemplateSyntaxError, root: Path) -> TemplateProblem:
     if e.filename:
         return TemplateProblem(f"template syntax error: {e.message}", file=Path(e.filename), line=e.lineno)
@@ -176,11 +236,11 @@ def _undefined_message(text: str, variables: Mapping[str, Any]) -> str:
     if not m:
         return f"template error: {text}"
     name = m.group(1)
-    known = sorted(k for k in variables if k not in RESERVED_NAMES)
+    known = sorted(k for k in variables if k not in RESERVED_NAMES and k not in _JINJA_GLOBALS)
     near = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {near[0]!r}? " if near else ""
     return (
         f"undefined variable {name!r}; {hint}define it in [vars], pass --var {name}=..., "
         f"or add it to the job's matrix or foreach rows"
-        + (f" (defined here: {', '.join(known)})" if known and len(known) <= 12 else "")
+        + (f" (variables: {', '.join(known)})" if known and len(known) <= 12 else "")
     )
