@@ -834,12 +834,22 @@ def test_is_manifest_file(tmp_path):
     assert not is_manifest_file(tmp_path / "dir.toml")
 
 
-def test_unreadable_image_is_reported(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads anything")
-    png(tmp_path / "a.png").chmod(0)
+def test_unreadable_image_is_reported(tmp_path, monkeypatch):
+    # tests run as root in CI, where chmod 0 reads fine: the OS refusal is injected instead
+    png(tmp_path / "a.png")
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(images, "inspect_file", refuse)
     path = write(tmp_path, "m.toml", '[[jobs]]\nname = "x"\nmodel = "I2V-01"\nfirst_frame_image = "a.png"\n')
     assert "cannot be read" in problems_of(path)[0]
+
+
+def test_folder_in_place_of_an_image_is_reported(tmp_path):
+    (tmp_path / "a.png").mkdir()
+    path = write(tmp_path, "m.toml", '[[jobs]]\nname = "x"\nmodel = "I2V-01"\nfirst_frame_image = "a.png"\n')
+    assert "is a folder, not an image file" in problems_of(path)[0]
 
 
 def test_huge_image_is_refused_without_reading_it(tmp_path, monkeypatch):
