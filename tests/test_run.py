@@ -73,6 +73,7 @@ def test_editing_one_prompt_makes_exactly_one_create(project, sim_env):
     owl = next(j for j in plan["jobs"] if j["name"] == "owl")
     assert owl["changes"] == [{"field": "prompt", "before": "An owl at dusk [Push in]", "after": "An owl at midnight [Push in]"}]
     assert plan["summary"]["billable"] == 1
+    assert plan["orphans"] == [], "an edited job's earlier render is its cache, not an orphan"
     assert cli(["plan", "--check", project]).exit_code == 1
     before = creates(sim_env)
     run_ok(project)

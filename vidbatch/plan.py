@@ -275,8 +275,12 @@ def _plan_one(
 
 
 def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, outputs: dict[str, OutputRecord]) -> list[Orphan]:
+    """What these manifests once produced and no job produces now: output files at paths no job
+    writes, and jobs whose name is gone. The earlier render of a job that is still there (an
+    edited prompt) is not an orphan: it is the cache that makes undoing the edit free."""
     manifest_paths = {str(m.path) for m in manifests}
     keys = {j.key for j in jobs}
+    names = {j.name for j in jobs}
     paths = {str(j.output) for j in jobs}
     summaries = {key: (name, state, manifest) for key, name, state, manifest in store.job_summaries()}
     orphans: list[Orphan] = []
@@ -286,8 +290,9 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
             name, state, _ = summaries.get(out.key, (None, None, None))
             orphans.append(Orphan(out.key, out.name or name, state, out.path))
             listed.add(out.key)
+    in_use = {out.key for out in outputs.values() if out.path in paths}
     for key, (name, state, manifest) in summaries.items():
-        if manifest in manifest_paths and key not in keys and key not in listed:
+        if manifest in manifest_paths and key not in keys and key not in listed and key not in in_use and name not in names:
             orphans.append(Orphan(key, name, state, None))
     return orphans
 

@@ -24,7 +24,7 @@ def _rel(path: Path | str) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _echo_problems(problems: Iterable[Any], kind: str) -> None:
+def echo_problems(problems: Iterable[Any], kind: str) -> None:
     from ..manifest import group_problems
 
     for problem, more in group_problems(problems):
@@ -82,8 +82,8 @@ def validate(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bo
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         for r in results:
-            _echo_problems(r.warnings, "warning")
-            _echo_problems(r.problems, "error")
+            echo_problems(r.warnings, "warning")
+            echo_problems(r.problems, "error")
             warned = f" ({len(r.warnings)} warning{'s' if len(r.warnings) != 1 else ''})" if r.warnings else ""
             if r.manifest is not None and not r.problems:
                 if not quiet:
@@ -148,7 +148,7 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     try:
         loaded = load_manifests(manifests, variables=variables)
     except ManifestError as e:
-        _echo_problems(e.problems, "error")
+        echo_problems(e.problems, "error")
         click.echo(f"{len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; nothing was sent or written", err=True)
         sys.exit(EXIT_USAGE)
 
@@ -187,7 +187,7 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     for m in loaded:
         # warnings of a job are shown with it; the others (outputs differing only in case) here
         shown = {(job.name, w) for job in m.jobs for w in job.warnings}
-        _echo_problems([w for w in m.warnings if (w.job, w.message) not in shown], "warning")
+        echo_problems([w for w in m.warnings if (w.job, w.message) not in shown], "warning")
         jobs = [job for job in m.jobs if wanted(job.name)]
         if not first:
             click.echo()

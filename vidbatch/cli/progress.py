@@ -51,9 +51,12 @@ def counts_line(p: Any) -> str:
 
 
 def event_line(e: Any, started: float) -> str:
+    from .run_cmds import shown
+
     label = NOTABLE.get(e.kind, e.kind)
     who = f"{e.job}  " if e.job else ""
-    return f"[{clock(e.at - started)}] {label:<12} {who}{e.message}"
+    message = shown(e.data["path"]) if e.data.get("path") else e.message
+    return f"[{clock(e.at - started)}] {label:<12} {who}{message}"
 
 
 class PlainReporter:

@@ -105,9 +105,13 @@ def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any
 
 
 def _load(manifests, variables, state_dir, sim=False):
+    """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
     from .. import project
+    from .manifest_cmds import echo_problems
 
-    return project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+    ws = project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+    echo_problems([w for m in ws.manifests for w in m.warnings], "warning")
+    return ws
 
 
 @click.command()
@@ -154,7 +158,8 @@ def _print_plan(the_plan) -> None:
         for change in p.changes:
             click.echo(f"  {'':<9} {'':<{width}}    {change.describe()}")
     for o in the_plan.orphans:
-        click.echo(f"  {click.style('orphan', fg='bright_black'):<9}    {o.name or o.key}  in state ({o.state}), no longer in the manifest{'; file ' + o.path if o.path else ''}")
+        label = click.style(f"{'orphan':<9}", fg="bright_black")
+        click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
     click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {s['orphans']} orphans (vidbatch gc)" if s["orphans"] else ""))
@@ -235,8 +240,8 @@ def _print_result(result, ws, sim: bool, hint: str) -> None:
     click.echo(f"vidbatch: {p.created} renders created in this run{' (simulated)' if sim else ''}", err=True)
     for label, names in (("failed", result.failed), ("uncertain", result.uncertain), ("unfinished", result.unfinished)):
         if names:
-            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            click.echo(f"vidbatch: {len(names)} {label}: {shown}", err=True)
+            listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            click.echo(f"vidbatch: {len(names)} {label}: {listed}", err=True)
     if result.stopped == "interrupted":
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":
@@ -246,7 +251,7 @@ def _print_result(result, ws, sim: bool, hint: str) -> None:
     if result.failed:
         click.echo("vidbatch: see errors with `vidbatch status`; retry with --retry-failed", err=True)
     if not (result.failed or result.uncertain or result.unfinished or result.stopped):
-        dirs = sorted({str(m.output_dir) for m in ws.manifests})
+        dirs = sorted({shown(m.output_dir) for m in ws.manifests})
         click.echo(f"vidbatch: all {p.total} jobs done; outputs in {', '.join(dirs)}", err=True)
 
 
