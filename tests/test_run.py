@@ -343,3 +343,15 @@ def test_a_replan_drops_queued_creates_an_edit_made_obsolete(tmp_path, sim):
     assert sim.sim.creates_for("Version two") == 1 and sim.sim.creates_for("Stable shot") == 1
     assert events.count("dropped") == 1
     assert mp4.read_sim_metadata(tmp_path / "renders" / "a.mp4")["prompt"] == "Version two"
+
+
+def test_a_touched_output_is_rehashed_once_then_trusted(project, sim_env):
+    import os
+
+    run_ok(project)
+    owl = outputs_of(project)["owl"]
+    os.utime(owl, ns=(1_000_000_000, 1_000_000_000))  # same bytes, new mtime (a copy, a backup restore)
+    plan = json.loads(cli(["plan", "--json", project]).output)
+    assert {j["name"]: j["action"] for j in plan["jobs"]}["owl"] == "skip"
+    run_ok(project)
+    assert Store(project.parent / ".vidbatch").output(owl).mtime_ns == 1_000_000_000

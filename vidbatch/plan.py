@@ -67,6 +67,7 @@ class PlannedJob:
     changes: list[FieldChange] = field(default_factory=list)
     source: OutputRecord | None = None  # reuse: the verified copy to copy from
     output: OutputRecord | None = None  # the record of the file at job.output, if any
+    new_mtime_ns: int | None = None  # skip: the file was re-hashed and found intact at this mtime
     adopt: bool = False  # skip: the file matched but had no record yet; the run records it
 
     @property
@@ -153,17 +154,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def verify_output(path: Path, record: OutputRecord) -> tuple[bool, str]:
     """Is the file at ``path`` still the video ``record`` says it holds? Hashes only when the
     size or mtime moved. Returns (ok, why-not)."""
+    ok, why, _ = _verify(path, record)
+    return ok, why
+
+
+def _verify(path: Path, record: OutputRecord) -> tuple[bool, str, int | None]:
+    """verify_output, plus the file's mtime when it had to be re-hashed (and was intact)."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        return False, "output file is missing"
+        return False, "output file is missing", None
     except OSError as e:
-        return False, f"output file cannot be read ({e.strerror})"
+        return False, f"output file cannot be read ({e.strerror})", None
     if st.st_size != record.size:
-        return False, f"output file is damaged or replaced (size {st.st_size}, expected {record.size})"
-    if st.st_mtime_ns != record.mtime_ns and sha256_file(path) != record.sha256:
-        return False, "output file content changed (sha256 differs from the rendered video)"
-    return True, ""
+        return False, f"output file is damaged or replaced (size {st.st_size}, expected {record.size})", None
+    if st.st_mtime_ns == record.mtime_ns:
+        return True, "", None
+    if sha256_file(path) != record.sha256:
+        return False, "output file content changed (sha256 differs from the rendered video)", None
+    return True, "", st.st_mtime_ns
 
 
 def _matches_video(path: Path, record: JobRecord) -> bool:
@@ -245,9 +254,9 @@ def _plan_one(
 
     damage = ""
     if out is not None and out.key == job.key:
-        ok, damage = verify_output(path, out)
+        ok, damage, moved = _verify(path, out)
         if ok:
-            return PlannedJob(job, Action.SKIP, "output is up to date", rec)
+            return PlannedJob(job, Action.SKIP, "output is up to date", rec, new_mtime_ns=moved)
     elif out is None and rec is not None and path.exists() and _matches_video(path, rec):
         return PlannedJob(job, Action.SKIP, "output matches the rendered video", rec, adopt=True)
 

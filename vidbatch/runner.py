@@ -227,7 +227,8 @@ class Runner:
 
     def _take_plan(self, plan: Plan) -> None:
         self._supersede_queued(plan)
-        fresh = [pj for pj in plan.jobs if pj.job.key not in self._active_keys()]
+        active = self._active_keys()
+        fresh = [pj for pj in plan.jobs if pj.job.key not in active]
         plan = Plan(fresh, plan.orphans)
         renders = self._group(plan)
         self.progress.total += len(fresh)
@@ -349,10 +350,8 @@ class Runner:
             assert rec is not None and rec.video_sha256
             if rec.state is JobState.DONE:
                 self.store.record_downloaded(job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
-        elif pj.output is not None:
-            st = job.output.stat()
-            if st.st_mtime_ns != pj.output.mtime_ns:  # verified by hash in the plan; remember the new mtime
-                self.store.record_output_checked(job.output, mtime_ns=st.st_mtime_ns)
+        elif pj.new_mtime_ns is not None:  # re-hashed intact by the plan: remember the new mtime
+            self.store.record_output_checked(job.output, mtime_ns=pj.new_mtime_ns)
         self._emit("skip", pj.reason, job_name=job.name, key=job.key)
 
     # --- the loop -----------------------------------------------------------------------

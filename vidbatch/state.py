@@ -150,7 +150,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 @dataclass
 class JobRecord:
     key: str
-    request: dict[str, Any]
+    request_json: str  # the ``request`` column; decoded on demand by ``request``
     model: str | None
     mode: str | None
     duration: int | None
@@ -175,13 +175,18 @@ class JobRecord:
     rendered_at: float | None
     downloaded_at: float | None
 
+    def __post_init__(self) -> None:
+        self.state = JobState(self.state)
+        self.attempts = self.attempts or 0
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
-        values = {name: row.get(name) for name in _JOB_FIELDS}
-        values["request"] = json.loads(row["request"] or "{}")
-        values["state"] = JobState(row["state"])
-        values["attempts"] = row.get("attempts") or 0
-        return cls(**values)
+        return cls(*(row.get("request" if name == "request_json" else name) for name in _JOB_FIELDS))
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request as shown to people (images by path and sha256)."""
+        return json.loads(self.request_json or "{}")
 
     @property
     def error(self) -> str | None:
@@ -209,6 +214,8 @@ class OutputRecord:
 
 
 _JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
+#: the jobs columns in JobRecord's field order, so a row builds a record positionally
+_JOB_SELECT = "select " + ", ".join("request" if n == "request_json" else n for n in _JOB_FIELDS) + " from jobs"
 _OUTPUT_FIELDS = tuple(f.name for f in fields(OutputRecord))
 
 
@@ -315,29 +322,31 @@ class Store:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    def _records(self, where: str, params: Sequence[Any] = ()) -> list[JobRecord]:
+        return [JobRecord(*row) for row in self.db.conn.execute(f"{_JOB_SELECT} {where}", params)]
+
     def get(self, key: str) -> JobRecord | None:
-        rows = self._rows("select * from jobs where key = ?", [key])
-        return JobRecord.from_row(rows[0]) if rows else None
+        rows = self._records("where key = ?", [key])
+        return rows[0] if rows else None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, JobRecord]:
         keys = list(dict.fromkeys(keys))
         out: dict[str, JobRecord] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            for row in self._rows(f"select * from jobs where key in ({','.join('?' * len(chunk))})", chunk):
-                out[row["key"]] = JobRecord.from_row(row)
+            for record in self._records(f"where key in ({','.join('?' * len(chunk))})", chunk):
+                out[record.key] = record
         return out
 
     def all_jobs(self) -> list[JobRecord]:
-        return [JobRecord.from_row(r) for r in self._rows("select * from jobs order by created_at")]
+        return self._records("order by created_at")
 
     def job_summaries(self) -> list[tuple[str, str | None, str, str | None]]:
         """(key, name, state, manifest) of every job: the cheap listing orphans are found in."""
         return self.db.conn.execute("select key, name, state, manifest from jobs").fetchall()
 
     def jobs_in(self, *states: JobState) -> list[JobRecord]:
-        marks = ",".join("?" * len(states))
-        return [JobRecord.from_row(r) for r in self._rows(f"select * from jobs where state in ({marks})", [s.value for s in states])]
+        return self._records(f"where state in ({','.join('?' * len(states))})", [s.value for s in states])
 
     def output(self, path: Path | str) -> OutputRecord | None:
         rows = self._rows("select * from outputs where path = ?", [str(path)])

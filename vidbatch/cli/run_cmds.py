@@ -303,8 +303,9 @@ def _print_status(jobs, folder) -> None:
     by_state: dict[str, list] = {}
     for j in jobs:
         by_state.setdefault(j.state, []).append(j)
-    click.echo(f"state: {folder}")
+    click.echo(f"state: {shown(Path(folder))}")
     click.echo("  " + ", ".join(f"{len(by_state[s])} {s}" for s in order if s in by_state))
+    width = max((len(j.name) for j in jobs), default=4)
     for state in order:
         for j in by_state.get(state, []):
             r = j.record
@@ -314,8 +315,8 @@ def _print_status(jobs, folder) -> None:
             elif state == "running" and r:
                 detail = f"task {r.task_id}"
             elif state == "done":
-                detail = (j.output or "") + ("" if j.output_present else "  (file missing: run downloads it again)")
-            click.echo(f"  {state:<10} {j.name}  {detail}")
+                detail = (shown(Path(j.output)) if j.output else "") + ("" if j.output_present else "  (file missing: run downloads it again)")
+            click.echo(f"  {state:<10} {j.name:<{width}}  {detail}")
 
 
 def _print_history(jobs, store, name, as_json) -> None:
