@@ -355,3 +355,22 @@ def test_a_touched_output_is_rehashed_once_then_trusted(project, sim_env):
     assert {j["name"]: j["action"] for j in plan["jobs"]}["owl"] == "skip"
     run_ok(project)
     assert Store(project.parent / ".vidbatch").output(owl).mtime_ns == 1_000_000_000
+
+
+def test_an_image_changed_after_loading_is_not_sent_and_not_uncertain(tmp_path, sim):
+    """The request's image bytes must match the job's key; if the file changed between loading and
+    submitting, nothing is sent and the job stays `new` (not `uncertain`: no create was made)."""
+    from vidbatch import project
+    from vidbatch.client import Client
+    from vidbatch.runner import RunOptions
+
+    write_png(tmp_path / "images" / "hero.png")
+    manifest = tmp_path / "i2v.toml"
+    manifest.write_text('[[jobs]]\nname = "hero"\nmodel = "I2V-01"\nfirst_frame_image = "images/hero.png"\nprompt = "A hero"\n')
+    ws = project.load([manifest])
+    write_png(tmp_path / "images" / "hero.png", color=(1, 2, 3))
+    with Client(sim.key, sim.base_url) as client:
+        result = project.run(ws, client, RunOptions(poll_interval=0, rpm=1e6))
+    assert result.unfinished == ["hero"] and result.exit_code == 1
+    assert sim.sim.calls["create"] == 0
+    assert Store(ws.state_dir).counts() == {"new": 1}

@@ -388,15 +388,20 @@ class Runner:
             if now < max(self._next_create_at, self._paused_until):
                 return
             render = self._creates.popleft()
+            self.progress.queued -= 1
+            try:  # reads the images: before the intent, so a failure here cannot look like a lost create
+                request = render.targets[0].job.api_request()
+            except errors.VidbatchError as e:
+                self.result.unfinished.extend(pj.job.name for pj in render.targets)
+                self._emit("error", f"not submitted: {e}", render)
+                continue
             self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
             self.store.record_intent(render.key, name=render.name, reason=reason)
             self._in_flight.add(render.key)
             self._creating.add(render.key)
-            self.progress.queued -= 1
             self.progress.running += 1
             self._emit("submit", reason, render)
-            request = render.targets[0].job.api_request()
             self._pool.submit("create", render, lambda request=request: self.client.create(request))
 
     def _dispatch_polls(self, now: float) -> None:
@@ -614,9 +619,14 @@ class Runner:
         try:
             while self._creating and time.monotonic() < deadline:
                 item = self._pool.get(0.2)
-                if item is not None and item[0] == "create":
-                    self._on_created(item[1], item[2], item[3])
-                # other results are dropped: their jobs stay resumable in the state
+                if item is None:
+                    continue
+                tag, render, result, error = item
+                if tag == "create":
+                    self._on_created(render, result, error)
+                elif tag in ("download", "reuse") and error is None:
+                    self._handle(tag, render, result, error)  # the file is in place: record it
+                # polls are dropped: their tasks stay "running" in the state and are resumed
         except KeyboardInterrupt:
             pass  # second Ctrl-C: leave now; those creates become "uncertain" on the next start
 
