@@ -329,3 +329,16 @@ def test_max_renders_refuses_one_plan_and_the_watch_goes_on(tmp_path, server, st
     plan = w.settled_after_plan("shots.toml", 2)
     assert plan["actions"] == {"submit": 1}
     assert server.sim.calls["create"] == 1 and sorted(outputs(folder)) == ["fox"]
+
+
+def test_report_follows_the_watch(tmp_path, server, start_watch):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    report = tmp_path / "report.html"
+    w = start_watch(server, "--report", str(report))
+    (folder / "shots.toml").write_text(t2v_manifest(PROMPTS))
+    w.settled_after_plan("shots.toml", 1)
+    w.wait_for(lambda: report.exists() and all(f"shots/renders/{name}.mp4" in report.read_text() for name in PROMPTS), "the report to show every video")
+    assert w.interrupt() == 130
+    final = report.read_text()
+    assert "A red fox in spring" in final and "Push in" in final

@@ -191,6 +191,7 @@ class Watcher:
         #: output file -> (Manifest, the key it wants there). Read by the runner thread, so it is
         #: never changed in place: each load builds a new dict and swaps it in.
         self._wanted: dict[Path, tuple[Any, str]] = {}
+        self._workspace = project.Workspace([], self.state_dir)  # swapped whole, like _wanted
         self._planned: set[Path] = set()  # manifests that had their start-up plan
         self._noted: set[Path] = set()
         self._extra_watches: dict[Path, Any] = {}  # folder outside ``folder`` -> ObservedWatch
@@ -221,6 +222,10 @@ class Watcher:
     def stop(self) -> None:
         """Thread-safe: end the session as :meth:`run` would on Ctrl-C, but with exit code 0."""
         self._queue.put(("stop",))
+
+    def workspace(self) -> project.Workspace:
+        """Thread-safe: the manifests that currently load, with the state folder (for reports)."""
+        return self._workspace
 
     # --- runner thread ------------------------------------------------------------------------
 
@@ -563,6 +568,7 @@ class Watcher:
 
     def _rebuild_wanted(self) -> None:
         self._wanted = {job.output: (m, job.key) for m in self._manifests.values() for job in m.jobs}
+        self._workspace = project.Workspace(list(self._manifests.values()), self.state_dir)
 
     def _sync_extra_watches(self) -> None:
         """Inputs outside the folder are watched through their own folders (not recursively)."""

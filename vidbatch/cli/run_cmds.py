@@ -172,10 +172,30 @@ def _print_plan(the_plan) -> None:
         click.echo("Nothing to pay for.")
 
 
+def report_option(f):
+    """``--report FILE`` for run and watch."""
+    return click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Keep an HTML report of the jobs at FILE, refreshed as jobs finish (see `vidbatch report`).",
+    )(f)
+
+
+def with_report(on_event, workspace, report_path):
+    """``on_event`` chained with a report writer when ``--report`` was given; (callback, writer)."""
+    if report_path is None:
+        return on_event, None
+    from ..report import ReportWriter
+
+    writer = ReportWriter(workspace, report_path)
+    return (lambda e: (on_event(e), writer(e))), writer
+
+
 @click.command()
 @manifest_args
 @run_options
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Keep an HTML report of the jobs at FILE, refreshed as jobs finish (see `vidbatch report`).")
+@report_option
 def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, report_path):
     """Render what is new or changed, resume what is running, skip what is done.
 
@@ -215,13 +235,7 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
 
     with _client(sim, sim_latency, api_host) as client:
         reporter = make_reporter(as_json)
-        on_event = reporter
-        writer = None
-        if report_path is not None:
-            from ..report import ReportWriter
-
-            writer = ReportWriter(ws, report_path)
-            on_event = lambda e: (reporter(e), writer(e))  # noqa: E731
+        on_event, writer = with_report(reporter, ws, report_path)
         try:
             result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
         finally:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .options import var_option
-from .run_cmds import CONFIRM_ABOVE, resume_hint, run_options
+from .run_cmds import CONFIRM_ABOVE, report_option, resume_hint, run_options, with_report
 
 STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "yellow", "stale": "yellow", "declined": "yellow", "ignored": "bright_black"}
 
@@ -30,6 +30,7 @@ STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "y
     help="State folder [default: FOLDER/.vidbatch; env VIDBATCH_STATE].",
 )
 @run_options
+@report_option
 @click.option(
     "--debounce",
     type=click.FloatRange(0),
@@ -38,7 +39,7 @@ STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "y
     metavar="SECONDS",
     help="Quiet time after a change before planning (editors save in several writes).",
 )
-def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, debounce):
+def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, report_path, debounce):
     """Render the manifests in FOLDER, then again whenever they or their inputs change.
 
     At start every manifest in FOLDER (default: the current folder) is planned and run, as `run`
@@ -80,14 +81,18 @@ def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interva
 
     with _client(sim, sim_latency, api_host) as client:
         reporter = _WatchReporter(make_reporter(as_json), as_json)
+        watcher = None
+        on_event, writer = with_report(reporter, lambda: watcher.workspace(), report_path)
         try:
             watcher = Watcher(
                 folder, client, options, variables=variables, state_dir=state_dir, sim=sim,
-                debounce=debounce, on_event=reporter, confirm=confirm, wait_for_lock=wait,
+                debounce=debounce, on_event=on_event, confirm=confirm, wait_for_lock=wait,
             )
             result = watcher.run()
         finally:
             reporter.close()
+            if writer is not None and watcher is not None:
+                writer.close()
 
     p = result.progress
     click.echo(f"vidbatch: {counts_line(p)}", err=True)
