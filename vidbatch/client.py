@@ -80,6 +80,7 @@ import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
 from . import __version__, facts
+from .config import ENV_HOST, ENV_KEY  # re-exported: the variable names have one home
 from .errors import (
     AccountError,
     ApiError,
@@ -99,8 +100,6 @@ from .errors import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ENV_KEY = "MINIMAX_API_KEY"
-ENV_HOST = "MINIMAX_API_HOST"
 USER_AGENT = f"vidbatch/{__version__}"
 
 #: Download answers that mean "this signed URL is no longer valid": fetch fresh metadata.
@@ -323,16 +322,15 @@ class Client:
 
     @classmethod
     def from_env(cls, host: str | None = None, **kwargs: Any) -> "Client":
-        """A client for the key in ``MINIMAX_API_KEY`` and the host given, else ``MINIMAX_API_HOST``,
-        else :data:`facts.DEFAULT_HOST`."""
-        key = (os.environ.get(ENV_KEY) or "").strip()
-        if not key:
-            raise ConfigError(
-                f"no MiniMax API key: set it with `export {ENV_KEY}=...` (the key from your MiniMax "
-                "account's API keys page), or use --sim to try vidbatch without one"
-            )
-        host = host or os.environ.get(ENV_HOST) or facts.DEFAULT_HOST
-        return cls(key, host.rstrip("/"), **kwargs)
+        """A client for the key and host found by :func:`vidbatch.config.credentials`: the
+        ``host`` given, the environment (``MINIMAX_API_KEY``, ``MINIMAX_API_HOST``), then the
+        config file (readable by its owner only), then :data:`facts.DEFAULT_HOST`."""
+        from . import config
+
+        found = config.credentials(host)
+        if not found.key:
+            raise ConfigError(config.missing_key_message())
+        return cls(found.key, found.host, **kwargs)
 
     def __repr__(self) -> str:
         return f"Client(host={self.host!r})"

@@ -286,12 +286,9 @@ def status(manifests, variables, state_dir, job_name, sim, as_json):
       vidbatch status --json | jq '.jobs[] | select(.state=="failed")'
     """
     from .. import project
-    from ..state import default_state_dir
 
     ws = _load(manifests, variables, state_dir, sim) if manifests else None
-    folder = ws.state_dir if ws else (state_dir.resolve() if state_dir else default_state_dir(Path.cwd() / "x"))
-    if ws is None and sim:
-        folder = folder / "sim"
+    folder = ws.state_dir if ws else project.state_folder(Path.cwd(), state_dir=state_dir, sim=sim)
     jobs, store = project.status(ws, folder)
     try:
         if job_name:

@@ -1,0 +1,101 @@
+"""Where the API key and host come from: the environment first, then a config file.
+
+The config file is TOML, at ``$VIDBATCH_CONFIG``, else ``$XDG_CONFIG_HOME/vidbatch/config.toml``,
+else ``~/.config/vidbatch/config.toml``::
+
+    api_key = "..."
+    api_host = "https://api.minimax.io"   # optional
+
+It holds a secret, so vidbatch reads it only when it is a regular file owned by the current user
+and readable by nobody else (mode 0600 or stricter), as ssh treats its keys; otherwise it stops
+with a message saying how to fix it, instead of using a key others can read. Precedence, first
+wins: ``--api-host`` (host only), ``MINIMAX_API_KEY`` / ``MINIMAX_API_HOST``, the config file,
+then :data:`vidbatch.facts.DEFAULT_HOST`. The key's value never appears in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import facts
+from .errors import ConfigError
+
+ENV_KEY = "MINIMAX_API_KEY"
+ENV_HOST = "MINIMAX_API_HOST"
+ENV_CONFIG = "VIDBATCH_CONFIG"
+CONFIG_KEYS = ("api_key", "api_host")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key: str | None
+    host: str
+    key_source: str | None  # "MINIMAX_API_KEY" or the config file's path; never the key itself
+
+    def __repr__(self) -> str:
+        return f"Credentials(key={'<secret>' if self.key else None}, host={self.host!r}, key_source={self.key_source!r})"
+
+
+def config_path() -> Path:
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "vidbatch" / "config.toml"
+
+
+def load_config(path: Path | None = None) -> dict[str, str]:
+    """The config file's settings; {} when there is none. Refuses files others could read."""
+    path = path or config_path()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if os.environ.get(ENV_CONFIG):
+            raise ConfigError(f"{ENV_CONFIG} names {path}, which does not exist") from None
+        return {}
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"config file {path} is not a regular file")
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"config file {path} holds an API key but belongs to another user; it must be yours")
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"config file {path} holds an API key but others can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run `chmod 600 {path}`"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting {', '.join(unknown)}; settings are {', '.join(CONFIG_KEYS)}")
+    for name, value in data.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"config file {path}: {name} must be a string")
+    return data
+
+
+def credentials(host: str | None = None) -> Credentials:
+    """The key and host to use, by the precedence in the module docstring. The config file is
+    read only when the environment leaves something to find."""
+    key = (os.environ.get(ENV_KEY) or "").strip() or None
+    key_source = ENV_KEY if key else None
+    host = host or os.environ.get(ENV_HOST) or None
+    if key is None or host is None:
+        path = config_path()
+        settings = load_config(path)
+        if key is None and settings.get("api_key", "").strip():
+            key, key_source = settings["api_key"].strip(), str(path)
+        host = host or settings.get("api_host") or None
+    return Credentials(key, (host or facts.DEFAULT_HOST).rstrip("/"), key_source)
+
+
+def missing_key_message() -> str:
+    return (
+        f"no MiniMax API key: set it with `export {ENV_KEY}=...` (the key from your MiniMax account's "
+        f"API keys page), or put `api_key = \"...\"` in {config_path()} (chmod 600); "
+        "or use --sim to try vidbatch without one"
+    )
