@@ -374,3 +374,15 @@ def test_an_image_changed_after_loading_is_not_sent_and_not_uncertain(tmp_path, 
     assert result.unfinished == ["hero"] and result.exit_code == 1
     assert sim.sim.calls["create"] == 0
     assert Store(ws.state_dir).counts() == {"new": 1}
+
+
+def test_a_wrong_host_stops_creating_after_the_first_refusal(tmp_path, sim_env, monkeypatch):
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({f"s{i}": f"Shot {i}" for i in range(5)}))
+    monkeypatch.setenv("MINIMAX_API_HOST", sim_env.base_url + "/wrong/prefix")
+    result = cli(["run", manifest, *FAST, "--concurrency", "1", "--json"])
+    assert result.exit_code == 3, result.output
+    assert "check the API host" in result.output
+    assert [e["event"] for e in json_events(result.output)].count("submit") == 1, "one attempt, then stop"
+    assert len(sim_env.sim.tasks) == 0
+    assert Store(tmp_path / ".vidbatch").counts() == {"new": 5}, "nothing is left submitting or uncertain"

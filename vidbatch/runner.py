@@ -445,7 +445,8 @@ class Runner:
             self.store.record_failed(render.key, info, name=render.name)
             self._count_failed(render)
             self._emit("failed", str(error), render, code=info.code)
-        elif isinstance(error, errors.AccountError):
+        elif isinstance(error, (errors.AccountError, errors.ConfigError)):
+            # the account, key or host is wrong: every other create would fail the same way
             self.store.record_not_submitted(render.key, info, name=render.name)
             self._requeue(render, front=True)
             self._account_stop(error)

@@ -75,5 +75,6 @@ def main() -> None:
     Exit codes: 0 done; 1 some jobs failed (or plan --check: not up to date);
     2 invalid manifest or usage; 3 account or credentials problem; 4 state in use; 130 interrupted.
 
-    The API key is read from MINIMAX_API_KEY; the host from MINIMAX_API_HOST or --api-host.
+    The API key is read from MINIMAX_API_KEY, else from ~/.config/vidbatch/config.toml
+    (api_key = "...", chmod 600); the host from --api-host, MINIMAX_API_HOST or that file.
     """

@@ -28,7 +28,7 @@ def manifest_args(f):
         help="State folder [default: .vidbatch/ beside the first manifest; env VIDBATCH_STATE].",
     )(f)
     f = var_option(f)
-    return click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
+    return click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...", type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
 
 
 def run_options(f):
@@ -36,7 +36,7 @@ def run_options(f):
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
 
     options = [
-        click.option("--api-host", envvar="MINIMAX_API_HOST", help="API host [default: https://api.minimaxi.com; env MINIMAX_API_HOST]."),
+        click.option("--api-host", help="API host [default: env MINIMAX_API_HOST, else the config file's api_host, else https://api.minimaxi.com]."),
         click.option("--concurrency", "-j", type=click.IntRange(1, 1000), default=20, show_default=True, help="Renders in flight at once."),
         click.option("--rpm", type=click.FloatRange(0.1), help=f"Creates per minute [default: {DEFAULT_RPM}, MiniMax's documented limit (mainland paid accounts: 20); with --sim: {SIM_RPM}]."),
         click.option("--poll-interval", type=click.FloatRange(0), help=f"Seconds between polls of one task [default: {DEFAULT_POLL_INTERVAL:g}, as MiniMax recommends; with --sim: {SIM_POLL_INTERVAL:g}]."),
