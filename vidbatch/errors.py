@@ -70,6 +70,9 @@ class ManifestProblem:
     field: str | None = None
     line: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "job": self.job, "field": self.field, "message": self.message}
+
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
         parts = [where]

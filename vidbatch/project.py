@@ -55,7 +55,7 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
 def state_folder(manifest_folder: Path, *, state_dir: str | Path | None = None, sim: bool = False) -> Path:
     """The state folder of manifests in ``manifest_folder``: ``state_dir`` (``--state``), else
     ``VIDBATCH_STATE``, else ``.vidbatch`` there; ``sim`` runs use its ``sim`` subfolder."""
-    folder = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir(Path(manifest_folder) / "manifest")
+    folder = Path(state_dir).expanduser().resolve() if state_dir else default_state_dir(manifest_folder)
     return folder / "sim" if sim else folder
 
 
@@ -157,10 +157,8 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
 def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) -> list[Any]:
     """Drop orphans (state no job of these manifests produces any more); delete their output
     files only with ``delete_outputs``. Returns the orphans."""
-    store = Store.open_for_reading(ws.state_dir)
-    if store is None:
+    if not Store.exists(ws.state_dir):
         return []
-    store.close()
     store = Store(ws.state_dir)
     try:
         with store.run_lock():

@@ -34,6 +34,7 @@ The runner never prints: it reports :class:`RunEvent` objects to a callback.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import os
@@ -45,7 +46,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import errors, facts, mp4
 from .plan import Action, Plan, PlannedJob
@@ -305,9 +306,9 @@ class Runner:
             if pj.action is Action.SKIP:
                 self._skip(pj)
         pending = [pj for pj in render.targets if pj.action is not Action.SKIP]
-        render.targets = [pj for pj in render.targets if pj.action is not Action.SKIP] or render.targets
         if not pending:
             return
+        render.targets = pending
         action = lead.action
         if action in (Action.SUBMIT, Action.RESUBMIT):
             self.progress.queued += 1
@@ -333,12 +334,10 @@ class Runner:
                 lambda: [(pj, self._copy(Path(src.path), pj.job.output, src.size, src.sha256)) for pj in render.targets],
             )
         elif action is Action.FAILED:
-            self.progress.failed += len(pending)
-            self.result.failed.extend(pj.job.name for pj in pending)
+            self._count_failed(render)
             self._emit("failed", lead.reason, render, previously=True)
         elif action is Action.UNCERTAIN:
-            self.progress.uncertain += len(pending)
-            self.result.uncertain.extend(pj.job.name for pj in pending)
+            self._count_uncertain(render)
             self._emit("uncertain", lead.reason, render)
 
     def _skip(self, pj: PlannedJob) -> None:
@@ -510,9 +509,7 @@ class Runner:
 
     def _fetch(self, file_id: str | None, target: Path) -> tuple[Path, int, str]:
         """Worker side: download to a staging file, verify, rename over the output."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_path(target)
-        try:
+        with _into_place(target) as staging:
             got = self.client.download(file_id, staging)
             problems = mp4.check_mp4(staging)
             if problems:
@@ -520,9 +517,6 @@ class Runner:
                     "downloaded file is not a valid MP4: " + "; ".join(problems),
                     errors.CallInfo("download", detail={"file_id": file_id}),
                 )
-            os.replace(staging, target)
-        finally:
-            staging.unlink(missing_ok=True)
         return target, got.bytes, got.sha256
 
     def _on_downloaded(self, render: _Render, result: tuple[Path, int, str] | None, error: BaseException | None) -> None:
@@ -548,15 +542,10 @@ class Runner:
 
     def _copy(self, source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
         """Worker side: copy a verified video to another output, atomically."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_path(target)
-        try:
+        with _into_place(target) as staging:
             shutil.copyfile(source, staging)
             if staging.stat().st_size != size:
                 raise errors.DownloadError(f"copy of {source} is incomplete", errors.CallInfo("copy"))
-            os.replace(staging, target)
-        finally:
-            staging.unlink(missing_ok=True)
         return target, size, sha
 
     def _on_reused(self, render: _Render, result: Any, error: BaseException | None) -> None:
@@ -645,6 +634,19 @@ class Runner:
         if render is not None:
             job_name, key = render.name, render.key
         self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
+
+
+@contextlib.contextmanager
+def _into_place(target: Path) -> Iterator[Path]:
+    """A staging file beside ``target`` to write and check; renamed over ``target`` only when the
+    block succeeds, removed in every case, so the output is never partial."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = _staging_path(target)
+    try:
+        yield staging
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def _staging_path(target: Path) -> Path:

@@ -249,11 +249,12 @@ class ErrorInfo:
         )
 
 
-def default_state_dir(manifest_path: Path) -> Path:
+def default_state_dir(manifest_folder: Path) -> Path:
+    """``VIDBATCH_STATE``, else ``.vidbatch`` in the manifest's folder."""
     env = os.environ.get("VIDBATCH_STATE")
     if env:
         return Path(env).expanduser().resolve()
-    return manifest_path.resolve().parent / STATE_DIR_NAME
+    return Path(manifest_folder).resolve() / STATE_DIR_NAME
 
 
 class Store:
@@ -284,10 +285,14 @@ class Store:
             conn.close()
             raise StateError(f"{self.path} is not a usable vidbatch state database ({e}); move it aside") from e
 
+    @staticmethod
+    def exists(state_dir: Path) -> bool:
+        return (Path(state_dir) / DB_NAME).exists()
+
     @classmethod
     def open_for_reading(cls, state_dir: Path) -> "Store | None":
         """The store if it exists, without creating anything (for plan and status); else None."""
-        if not (Path(state_dir) / DB_NAME).exists():
+        if not cls.exists(state_dir):
             return None
         try:
             return cls(state_dir, readonly=True)

@@ -492,7 +492,7 @@ class Watcher:
                 self._emit(WatchEvent(
                     "invalid",
                     f"{self._rel(path)} is invalid; not planned until it is fixed (watching goes on):\n{text}",
-                    data={"manifest": str(path), "problems": [_problem_json(p) for p in e.problems]},
+                    data={"manifest": str(path), "problems": [p.to_json() for p in e.problems]},
                 ))
             self._broken[path] = text
             return None
@@ -501,7 +501,7 @@ class Watcher:
         self._set_inputs(path, set(manifest.inputs) | {path})
         self._rebuild_wanted()
         for problem in manifest.warnings:
-            self._emit(WatchEvent("warning", f"warning: {problem}", data={"manifest": str(path), "problem": _problem_json(problem)}))
+            self._emit(WatchEvent("warning", f"warning: {problem}", data={"manifest": str(path), "problem": problem.to_json()}))
         return manifest
 
     def _check_outputs(self, manifest: Any) -> None:
@@ -640,7 +640,3 @@ def _looks_like_manifest(path: Path) -> bool:
     except (ValueError, RecursionError):
         return True
     return False
-
-
-def _problem_json(problem: Any) -> dict[str, Any]:
-    return {"file": problem.file, "line": problem.line, "job": problem.job, "field": problem.field, "message": problem.message}

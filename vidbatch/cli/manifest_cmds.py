@@ -32,10 +32,6 @@ def echo_problems(problems: Iterable[Any], kind: str) -> None:
         click.echo(f"{kind}: {problem}{tail}", err=True)
 
 
-def _problem_json(problem: Any) -> dict[str, Any]:
-    return {"file": problem.file, "line": problem.line, "job": problem.job, "field": problem.field, "message": problem.message}
-
-
 @click.command()
 @manifests_argument
 @var_option
@@ -73,8 +69,8 @@ def validate(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bo
                     "path": str(r.path),
                     "ok": not r.problems and not (strict and r.warnings),
                     "jobs": len(r.manifest.jobs) if r.manifest else None,
-                    "problems": [_problem_json(p) for p in r.problems],
-                    "warnings": [_problem_json(p) for p in r.warnings],
+                    "problems": [p.to_json() for p in r.problems],
+                    "warnings": [p.to_json() for p in r.warnings],
                 }
                 for r in results
             ],
@@ -176,7 +172,7 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
                         for job in m.jobs
                         if wanted(job.name)
                     ],
-                    "warnings": [_problem_json(p) for p in m.warnings],
+                    "warnings": [p.to_json() for p in m.warnings],
                 }
                 for m in loaded
             ]
