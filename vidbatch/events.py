@@ -1,0 +1,57 @@
+"""What a run reports: event kinds and outcomes as values, shared by the runner, the watcher,
+the CLI's progress display and the report. Free strings across layers drift; these do not.
+
+``EventKind`` is a ``str`` enum, so ``kind == "submitted"`` still holds and JSON lines carry the
+plain value.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class EventKind(str, enum.Enum):
+    # the runner's
+    START = "start"
+    SKIP = "skip"
+    SUBMIT = "submit"
+    SUBMITTED = "submitted"
+    STATUS = "status"
+    RENDERED = "rendered"
+    DOWNLOADED = "downloaded"
+    REUSED = "reused"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    RATE_LIMITED = "rate_limited"
+    RETRY = "retry"
+    ERROR = "error"
+    ACCOUNT_STOP = "account_stop"
+    INTERRUPTED = "interrupted"
+    DROPPED = "dropped"
+    IDLE = "idle"
+    FINISH = "finish"
+    # the watcher's
+    WAITING = "waiting"
+    WATCHING = "watching"
+    IGNORED = "ignored"
+    CHANGED = "changed"
+    INVALID = "invalid"
+    WARNING = "warning"
+    REMOVED = "removed"
+    REFUSED = "refused"
+    DECLINED = "declined"
+    STALE = "stale"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Stop(str, enum.Enum):
+    """Why a run or a watch session ended early (``None`` when it ran to the end)."""
+
+    ACCOUNT = "account"  # the account, key or host refused: creating stopped
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    STOPPED = "stopped"  # stop() was called (watch)
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,101 @@
+"""Every file vidbatch writes goes through here: written beside its target, checked, renamed.
+
+One staging name for every writer (downloads, copies of a verified video, the HTML report, any
+index or cache file): ``.{name}.{random}.vidbatch-new`` in the target's folder. A writer that
+dies (crash, Ctrl-C, full disk) leaves at most such a hidden file, never a partial target, and
+:func:`clean_staging` removes what a killed process left, by that one pattern.
+
+Atomicity is :func:`os.replace` within one folder; durability is ``fsync`` of the file before the
+rename and of the folder after it, so a power cut cannot leave a renamed but empty file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+STAGING_SUFFIX = ".vidbatch-new"
+
+
+def staging_path(target: Path) -> Path:
+    """A hidden file beside ``target``, unique to one writer: two writers of one target (an
+    edited job's older render landing while the newer one does) never share a staging file."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{STAGING_SUFFIX}")
+
+
+def is_staging(name: str) -> bool:
+    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
+
+
+@contextlib.contextmanager
+def into_place(target: Path, *, durable: bool = True) -> Iterator[Path]:
+    """Yield a staging path beside ``target`` for the block to write and check; rename it over
+    ``target`` only when the block succeeds, remove it in every case."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_path(target)
+    try:
+        yield staging
+        if durable and staging.exists():
+            _fsync_file(staging)
+        os.replace(staging, target)
+        if durable:
+            fsync_dir(target.parent)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_into_place(target: Path, mode: str = "wb", *, encoding: str | None = None, durable: bool = True) -> Iterator[IO]:  # type: ignore[type-arg]
+    """Open a new staging file for writing; it replaces ``target`` when the block succeeds.
+    The file is created with ``O_EXCL`` and mode 0o666 less the umask, like any file a user makes."""
+    with into_place(target, durable=durable) as staging:
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        binary = "b" in mode
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else (encoding or "utf-8"), newline=None if binary else "\n") as f:
+            yield f
+            f.flush()
+
+
+def write_text(target: Path, text: str, *, durable: bool = True) -> None:
+    """Replace ``target`` with ``text`` (UTF-8) atomically."""
+    with open_into_place(target, "w", durable=durable) as f:
+        f.write(text)
+
+
+def write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` atomically."""
+    with open_into_place(target, "wb", durable=durable) as f:
+        f.write(data)
+
+
+def clean_staging(paths: Iterable[Path]) -> None:
+    """Remove staging files a killed process left in the folders of ``paths``."""
+    for folder in {p.parent for p in paths}:
+        if folder.is_dir():
+            for stale in folder.glob(f".*{STAGING_SUFFIX}"):
+                stale.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
