@@ -13,6 +13,10 @@ the state row of that key, and the output file with its record. In order:
 7. Otherwise ``submit`` (new) or ``resubmit`` (the output holds an older request; the changed
    fields are listed).
 
+Jobs of one plan whose requests are identical share one render: the first keeps its ``submit``,
+the others become ``reuse`` *after* it (``PlannedJob.after`` names it), so the plan counts one
+billable render, as the run will create one and copy it.
+
 Verification hashes only when size or mtime changed, so a no-op plan of 10,000 finished jobs is
 10,000 ``stat`` calls and one query per 500 keys.
 """
@@ -69,6 +73,7 @@ class PlannedJob:
     output: OutputRecord | None = None  # the record of the file at job.output, if any
     new_mtime_ns: int | None = None  # skip: the file was re-hashed and found intact at this mtime
     adopt: bool = False  # skip: the file matched but had no record yet; the run records it
+    after: str | None = None  # reuse: the job of this plan whose render it copies once downloaded
 
     @property
     def billable(self) -> bool:
@@ -88,6 +93,7 @@ class PlannedJob:
             "key": job.key,
             "changes": [{"field": c.field, "before": c.before, "after": c.after} for c in self.changes],
             "task_id": self.record.task_id if self.record else None,
+            "after": self.after,
         }
 
 
@@ -227,6 +233,7 @@ def plan_jobs(
         pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain)
         pj.output = out
         planned.append(pj)
+    _share_identical(planned)
     return Plan(planned, _orphans(manifests, jobs, store, outputs) if store else [])
 
 
@@ -281,6 +288,20 @@ def _plan_one(
         return PlannedJob(job, Action.SUBMIT, f"retrying failed job (was: {rec.error or 'no message'})", rec)
     note = "; the file now at the output path will be replaced" if path.exists() else ""
     return PlannedJob(job, Action.SUBMIT, f"never rendered{note}", rec)
+
+
+def _share_identical(planned: list[PlannedJob]) -> None:
+    """Later billable jobs with the request of an earlier one copy its render: one create."""
+    leads: dict[str, PlannedJob] = {}
+    for pj in planned:
+        if not pj.billable:
+            continue
+        lead = leads.setdefault(pj.job.key, pj)
+        if lead is not pj:
+            pj.action = Action.REUSE
+            pj.reason = f"identical request to {lead.job.name}: copied once it renders, no second render"
+            pj.after = lead.job.name
+            pj.changes = []
 
 
 def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, outputs: dict[str, OutputRecord]) -> list[Orphan]:
