@@ -45,3 +45,65 @@ def test_identical_requests_plan_one_submit_and_reuse_after(tmp_path: Path, sim_
     assert sorted(videos) == ["hero-take1.mp4", "hero-take2.mp4", "hero-take3.mp4"]
     assert len(set(videos.values())) == 1
     assert all(mp4.check_mp4(tmp_path / "renders" / n) == [] for n in videos)
+
+
+def _manifest(path: Path, prompts: dict[str, str], output_dir: str = "renders") -> Path:
+    jobs = "".join(f'[[jobs]]\nname = "{n}"\nprompt = "{p}"\n\n' for n, p in prompts.items())
+    path.write_text(f'output_dir = "{output_dir}"\n[defaults]\nmodel = "MiniMax-Hailuo-02"\n\n{jobs}')
+    return path
+
+
+SHOTS = {"a": "A lighthouse at dusk", "b": "A fox in the snow", "c": "An owl at night"}
+
+
+def test_gc_on_the_sim_state_without_sim_deletes_nothing_wanted(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", "--sim", manifest, *FAST]).exit_code == 0
+    videos = sorted((tmp_path / "renders-sim").glob("*.mp4"))
+    assert len(videos) == 3
+    before = {p: p.read_bytes() for p in videos}
+    # the reported mistake: the sim state, but output paths computed without --sim
+    out = cli(["gc", "--state", tmp_path / ".vidbatch" / "sim", manifest, "--delete-outputs"])
+    assert out.exit_code == 0, out.output
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "renders-sim").glob("*.mp4"))} == before
+    again = cli(["run", "--sim", manifest, *FAST])
+    assert "0 renders created" in again.output
+
+
+def test_gc_after_moving_output_dir_deletes_nothing_wanted(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, SHOTS, output_dir="final")
+    out = cli(["gc", manifest, "--delete-outputs"])
+    assert out.exit_code == 0, out.output
+    assert len(list((tmp_path / "renders").glob("*.mp4"))) == 3, "the old folder's videos are still wanted"
+    calls = creates(sim_env)
+    result = cli(["run", manifest, *FAST])
+    assert result.exit_code == 0, result.output
+    assert creates(sim_env) == calls, "moving output_dir copies the renders; it never pays again"
+    assert len(list((tmp_path / "final").glob("*.mp4"))) == 3
+
+
+def test_undo_of_an_edit_plans_a_download_and_says_why(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "shots.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {**SHOTS, "b": "A fox in the rain"})
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, SHOTS)  # revert
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    b = next(j for j in plan["jobs"] if j["name"] == "b")
+    assert b["action"] == "download"
+    assert "missing" not in b["reason"] and "another version" in b["reason"]
+    calls = creates(sim_env)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert creates(sim_env) == calls, "undoing an edit costs no render"
+    assert mp4.read_sim_metadata(tmp_path / "renders" / "b.mp4")["prompt"] == "A fox in the snow"
+
+
+def test_plan_shows_the_words_that_changed_in_a_long_prompt(tmp_path: Path, sim_env) -> None:
+    long = "A red fox trots through a quiet spring forest at dawn, soft morning light, shallow depth of field, 35mm film grain"
+    manifest = _manifest(tmp_path / "shots.toml", {"fox": long})
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"fox": long.replace("quiet spring", "snowy winter")})
+    text = cli(["plan", manifest]).output
+    assert "[quiet spring -> snowy winter]" in text, text

@@ -23,6 +23,7 @@ Verification hashes only when size or mtime changed, so a no-op plan of 10,000 f
 
 from __future__ import annotations
 
+import difflib
 import enum
 import hashlib
 from collections import Counter
@@ -59,6 +60,8 @@ class FieldChange:
     after: Any
 
     def describe(self) -> str:
+        if isinstance(self.before, str) and isinstance(self.after, str) and max(len(self.before), len(self.after)) > 60:
+            return f"{self.field}: {word_diff(self.before, self.after)}"
         return f"{self.field}: {_short(self.before)} -> {_short(self.after)}"
 
 
@@ -272,7 +275,10 @@ def _plan_one(
         if copy is not None:
             return PlannedJob(job, Action.REUSE, f"identical request already rendered as {copy.name or copy.path}", rec, source=copy)
         if rec.file_id:
-            why = damage or ("output file is missing" if state is JobState.DONE else "rendered; not downloaded yet")
+            if out is not None and out.key != job.key and path.exists():
+                why = f"output holds another version of this job (rendered for {out.name or 'an earlier request'})"
+            else:
+                why = damage or ("output file is missing" if state is JobState.DONE else "rendered; not downloaded yet")
             return PlannedJob(job, Action.DOWNLOAD, f"{why}: download again, no new render", rec)
 
     if state is JobState.FAILED and not retry_failed:
@@ -305,8 +311,8 @@ def _share_identical(planned: list[PlannedJob]) -> None:
 
 
 def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, outputs: dict[str, OutputRecord]) -> list[Orphan]:
-    """What these manifests once produced and no job produces now: output files at paths no job
-    writes, and jobs whose name is gone. The earlier render of a job that is still there (an
+    """What these manifests once produced and no job wants now: output files at paths no job
+    writes holding a video no job wants, and renders no job wants whose job name is gone. The earlier render of a job that is still there (an
     edited prompt) is not an orphan: it is the cache that makes undoing the edit free."""
     manifest_paths = {str(m.path) for m in manifests}
     keys = {j.key for j in jobs}
@@ -316,7 +322,10 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
     orphans: list[Orphan] = []
     listed: set[str] = set()
     for out in outputs.values():
-        if out.manifest in manifest_paths and out.path not in paths:
+        # a file whose video a job still wants is never an orphan, wherever it lies: paths that
+        # disagree with the recorded ones (a moved output_dir, another --state) must not make gc
+        # delete paid renders
+        if out.manifest in manifest_paths and out.path not in paths and out.key not in keys:
             name, state, _ = summaries.get(out.key, (None, None, None))
             orphans.append(Orphan(out.key, out.name or name, state, out.path))
             listed.add(out.key)
@@ -325,6 +334,28 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
         if manifest in manifest_paths and key not in keys and key not in listed and key not in in_use and name not in names:
             orphans.append(Orphan(key, name, state, None))
     return orphans
+
+
+def word_diff(before: str, after: str, context: int = 4) -> str:
+    """The part of a long text that changed, word by word, with a few words around it:
+    ``...a red fox [trots -> runs] through the forest...``. Two truncated strings that look the
+    same tell a reader nothing."""
+    a, b = before.split(), after.split()
+    ops = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]
+    if not ops:  # only whitespace moved
+        return "whitespace changed"
+    i1, j1 = ops[0][1], ops[0][3]
+    i2, j2 = ops[-1][2], ops[-1][4]
+    head = a[max(0, i1 - context):i1]
+    tail = a[i2:i2 + context]
+    old, new = " ".join(a[i1:i2]) or "(nothing)", " ".join(b[j1:j2]) or "(nothing)"
+    old, new = (_clip(old), _clip(new))
+    text = " ".join([*head, f"[{old} -> {new}]", *tail])
+    return ("..." if i1 > context else "") + text + ("..." if i2 + context < len(a) else "")
+
+
+def _clip(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width // 2 - 2] + " ... " + text[-(width // 2 - 3):]
 
 
 def _short(value: Any, width: int = 60) -> str:
