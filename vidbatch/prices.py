@@ -61,7 +61,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from . import facts
-from .errors import ConfigError, ManifestError, ManifestProblem
+from .errors import ConfigError, ManifestError, ManifestProblem, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -623,10 +623,13 @@ class Estimate:
 
 @dataclass(frozen=True)
 class TableRow:
-    """A row as ``vidbatch prices`` shows it: in effect, or replaced by a higher layer's row."""
+    """A row in effect, as ``vidbatch prices`` shows it, with the lower layers' rows it replaces."""
 
     row: PriceRow
-    replaced_by: PriceRow | None
+    replaces: tuple[PriceRow, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.row.to_json(), "replaces": [r.to_json() for r in self.replaces]}
 
 
 @dataclass(frozen=True)
@@ -643,15 +646,22 @@ class PriceTable:
         return PriceTable((*self.rows, *manifest_rows(data, file)))
 
     def in_effect(self, region: Region) -> list[TableRow]:
-        """The rows of ``region``, highest layer first, each with the row that replaces it (a row
-        of a higher layer with the same key), if any."""
-        ranked = sorted((r for r in self.rows if r.region is region), key=lambda r: -r.origin.layer)
+        """The rows of ``region`` in effect, each with the rows of lower layers it replaces (same
+        key), ordered by model (the facts table's order first), then what they price."""
         winners: dict[tuple[Any, ...], PriceRow] = {}
-        out: list[TableRow] = []
-        for row in ranked:
-            winner = winners.setdefault(row.key, row)
-            out.append(TableRow(row, None if winner is row else winner))
-        return out
+        replaced: dict[tuple[Any, ...], list[PriceRow]] = {}
+        for row in sorted((r for r in self.rows if r.region is region), key=lambda r: -r.origin.layer):
+            if row.key in winners:
+                replaced.setdefault(row.key, []).append(row)
+            else:
+                winners[row.key] = row
+        order = {name: i for i, name in enumerate(facts.MODELS)}
+        pers = list(Per)
+
+        def sort_key(r: PriceRow) -> tuple[Any, ...]:
+            return (order.get(r.model, len(order)), r.model, pers.index(r.per), r.mode, _resolution_rank(r.resolution), r.duration or 0)
+
+        return [TableRow(r, tuple(replaced.get(r.key, ()))) for r in sorted(winners.values(), key=sort_key)]
 
     def _best(self, render: Render, region: Region, kinds: tuple[Per, ...]) -> PriceRow | None:
         candidates = [r for r in self.rows if r.region is region and r.per in kinds and r.matches(render)]
@@ -710,6 +720,13 @@ class PriceTable:
         ``region``: every render of them is unpriced."""
         priced = {r.model for r in self.rows if r.region is region and r.per is not Per.REFERENCE_IMAGE}
         return [m for m in (facts.MODELS if models is None else models) if m not in priced]
+
+
+def _resolution_rank(resolution: str) -> tuple[int, str]:
+    """512P before 768P before 1080P before 2K; "any" last."""
+    digits = "".join(ch for ch in resolution if ch.isdigit())
+    lines = int(digits) * (1000 if resolution.endswith("K") else 1) if digits else 10**9
+    return (lines, resolution)
 
 
 def load_table(*, config_file: Path | None = None) -> PriceTable:
@@ -797,3 +814,18 @@ def shortfall(estimate: Estimate, balance: Balance | None) -> Decimal | None:
         return None
     over = estimate.total() - balance.available
     return over if over > 0 else None
+
+
+def choose_region(region: Region | str | None, host: str) -> Region:
+    """The region whose prices apply: ``region`` when the user named one, else the host's.
+    Raises UsageError for a host vidbatch cannot place."""
+    if region:
+        return Region(region)
+    found = region_for_host(host)
+    if found is None:
+        raise UsageError(
+            f"cannot tell which region's prices apply to host {host}: "
+            f"MiniMax bills {facts.HOST_GLOBAL} in USD and {facts.HOST_MAINLAND} in CNY; "
+            "say --region global or --region mainland"
+        )
+    return found
