@@ -481,7 +481,9 @@ class Render:
         ``resolution``, ``duration`` and optionally ``reference_images``), or a mapping of those.
         A missing resolution or duration is the model's default (S2V-01 renders are 720P, 6 s)."""
         if isinstance(value, Render):
-            return value
+            if value.resolution and value.duration:
+                return value
+            value = dataclasses.asdict(value)
         if isinstance(value, Mapping):
             get = value.get
         else:

@@ -74,6 +74,7 @@ def _print_table(region: Region, why: str, rows: list[TableRow], unpriced: list[
         for row in (r.row, *r.replaces):
             if row.origin not in origins:
                 origins.append(row.origin)
+    origins.sort(key=lambda o: -o.layer)  # numbered in the order they win: manifest, config, shipped
 
     def note(origin: Origin) -> str:
         return f"[{origins.index(origin) + 1}]"
