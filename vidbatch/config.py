@@ -6,6 +6,11 @@ else ``~/.config/vidbatch/config.toml``::
     api_key = "..."
     api_host = "https://api.minimax.io"   # optional
 
+    [[prices.global]]                     # optional: your own prices (see vidbatch.prices)
+    model = "T2V-01"
+    duration = 6
+    price = "0.20"
+
 It holds a secret, so vidbatch reads it only when it is a regular file owned by the current user
 and readable by nobody else (mode 0600 or stricter), as ssh treats its keys; otherwise it stops
 with a message saying how to fix it, instead of using a key others can read. Precedence, first
@@ -20,6 +25,7 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import facts
 from .errors import ConfigError
@@ -28,6 +34,8 @@ ENV_KEY = "MINIMAX_API_KEY"
 ENV_HOST = "MINIMAX_API_HOST"
 ENV_CONFIG = "VIDBATCH_CONFIG"
 CONFIG_KEYS = ("api_key", "api_host")
+#: Tables of the same file that other modules read and check: [prices] (vidbatch.prices).
+CONFIG_TABLES = ("prices",)
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,9 @@ def config_path() -> Path:
     return Path(base) / "vidbatch" / "config.toml"
 
 
-def load_config(path: Path | None = None) -> dict[str, str]:
-    """The config file's settings; {} when there is none. Refuses files others could read."""
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    """The config file as parsed TOML, settings and tables; {} when there is none. Refuses files
+    others could read, and names it has no use for."""
     path = path or config_path()
     try:
         st = path.stat()
@@ -69,13 +78,24 @@ def load_config(path: Path | None = None) -> dict[str, str]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    unknown = sorted(set(data) - set(CONFIG_KEYS) - set(CONFIG_TABLES))
     if unknown:
-        raise ConfigError(f"config file {path}: unknown setting {', '.join(unknown)}; settings are {', '.join(CONFIG_KEYS)}")
-    for name, value in data.items():
+        raise ConfigError(
+            f"config file {path}: unknown setting {', '.join(unknown)}; settings are {', '.join(CONFIG_KEYS)}, "
+            f"and the tables {', '.join(f'[{t}]' for t in CONFIG_TABLES)}"
+        )
+    return data
+
+
+def load_config(path: Path | None = None) -> dict[str, str]:
+    """The config file's settings (its tables are read by the modules they belong to); {} when
+    there is none. Refuses files others could read."""
+    path = path or config_path()
+    settings = {name: value for name, value in read_config(path).items() if name in CONFIG_KEYS}
+    for name, value in settings.items():
         if not isinstance(value, str):
             raise ConfigError(f"config file {path}: {name} must be a string")
-    return data
+    return settings
 
 
 def credentials(host: str | None = None) -> Credentials:

@@ -30,6 +30,7 @@ COMMANDS = {
     "watch": "vidbatch.cli.watch_cmd:watch",
     "report": "vidbatch.cli.report_cmd:report",
     "sim": "vidbatch.cli.sim_cmd:sim",
+    "prices": "vidbatch.cli.prices_cmd:prices",
 }
 
 
