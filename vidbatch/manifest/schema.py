@@ -6,7 +6,8 @@ schema (Draft 2020-12) and turns each validation error into a :class:`ManifestPr
 can act on: the job, the field path, the line, and "did you mean" for a misspelled key.
 
 Rules about *values* the API takes (models, durations, resolutions) are not in the schema; they
-live in :mod:`vidbatch.facts` and are applied after expansion, once every template is rendered.
+live in :mod:`vidbatch.facts` and are applied by :mod:`vidbatch.rules` after expansion, once
+every template is rendered.
 """
 
 from __future__ import annotations
