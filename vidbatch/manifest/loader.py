@@ -5,9 +5,13 @@ The pipeline for one manifest, each step collecting every problem it can before 
 1. read and parse (a syntax error stops here: nothing else can be trusted);
 2. check the structure against the JSON Schema (problems stop here: expansion needs the shape);
 3. expand each ``[[jobs]]`` table into rows (matrix x foreach);
-4. for each row: merge fields, render templates, resolve images, pick the mode, drop defaults that
-   do not apply to it, then apply the API rules of :func:`vidbatch.rules.check_request`;
-5. across every manifest checked together: no two jobs may write the same output.
+4. for each row, a :class:`_Draft` job passes through named steps (``_Builder.steps``), each
+   returning the problems it found into one collector (:class:`_Problems`): row values, name
+   (unique), mode (image sources, then the defaults the mode does not take are dropped), images,
+   prompt, output, then the API rules of :func:`vidbatch.rules.check_request`. A problem in the
+   row values or the name stops that job; the later steps still report theirs;
+5. across every manifest checked together: no two jobs may write the same output
+   (:func:`check_output_collisions` offers the same check to callers holding loaded manifests).
 
 Per job, fields come from three places, later winning: ``[defaults]``, then the row (a matrix or
 foreach key named like a request field fills that field), then the job table itself. Template
@@ -23,7 +27,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -703,52 +708,94 @@ def check_manifests(
     return results
 
 
-def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
-    writers: dict[str, tuple[ManifestResult, Job]] = {}
-    folded: dict[str, tuple[ManifestResult, Job]] = {}
-    for result in results:
-        if result.manifest is None:
-            continue
-        hidden = 0
-        for job in result.manifest.jobs:
+@dataclass(frozen=True)
+class _Collision:
+    """Job ``job`` of ``manifest`` writes the file ``other`` of ``other_manifest`` already writes:
+    the same file (``case_only`` False), or one whose path differs only in letter case."""
+
+    manifest: Manifest
+    job: Job
+    other_manifest: Manifest
+    other: Job
+    case_only: bool
+
+
+def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -> Iterator[_Collision]:
+    """Every job that writes an output an earlier job (of any of ``manifests``) already writes,
+    by real path (symbolic links followed), in order; then, once per path, case-only clashes."""
+    writers: dict[str, tuple[Manifest, Job]] = {}
+    folded: dict[str, tuple[Manifest, Job]] = {}
+    for manifest in manifests:
+        for job in manifest.jobs:
             parent, file_name = os.path.split(str(job.output))
-            real = os.path.join(session.realpath(parent), file_name)
+            real = os.path.join(realpath(parent), file_name)
             if real in writers:
-                if len(result.problems) >= MAX_PROBLEMS_PER_TABLE:
-                    hidden += 1
-                    continue
-                other_result, other = writers[real]
-                where = (
-                    f"job {other.name}" if other_result is result else f"job {other.name} of {session.display(other.manifest)}"
-                )
-                result.problems.append(
-                    ManifestProblem(
-                        session.display(job.manifest),
-                        f"output {session.display(job.output)} is also written by {where}; "
-                        "give one of them another name or output",
-                        job=job.name,
-                        field="output",
-                        line=job.line,
-                    )
-                )
+                yield _Collision(manifest, job, *writers[real], case_only=False)
                 continue
-            writers[real] = (result, job)
+            writers[real] = (manifest, job)
             fold = real.casefold()
             if fold in folded and folded[fold][1].output != job.output:
-                other = folded[fold][1]
-                result.warnings.append(
-                    ManifestProblem(
-                        session.display(job.manifest),
-                        f"output {session.display(job.output)} differs from job {other.name}'s "
-                        f"{session.display(other.output)} only in case; they collide on macOS and Windows",
-                        job=job.name,
-                        field="output",
-                    )
+                yield _Collision(manifest, job, *folded[fold], case_only=True)
+            folded.setdefault(fold, (manifest, job))
+
+
+def _collision_problem(c: _Collision, display: Callable[[Path | str], str]) -> ManifestProblem:
+    where = f"job {c.other.name}" if c.other_manifest is c.manifest else f"job {c.other.name} of {display(c.other.manifest)}"
+    return ManifestProblem(
+        display(c.job.manifest),
+        f"output {display(c.job.output)} is also written by {where}; give one of them another name or output",
+        job=c.job.name,
+        field="output",
+        line=c.job.line,
+    )
+
+
+def check_output_collisions(manifests: Iterable[Manifest]) -> list[ManifestProblem]:
+    """The problems of jobs that write a file an earlier job, of the same manifest or an earlier
+    one in ``manifests``, already writes. Paths are compared after following symbolic links, and
+    shown relative to the working folder when inside it.
+
+    Each manifest loaded alone has no such problem within itself; give this every manifest that
+    shares output folders (a watched folder's) to find the clashes between them. A problem names
+    the later job; the earlier one keeps its output.
+    """
+    session = _Session(None, {})
+    return [
+        _collision_problem(c, session.display)
+        for c in _collisions(manifests, session.realpath)
+        if not c.case_only
+    ]
+
+
+def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
+    """The collisions between the manifests of one call become problems (at most
+    :data:`MAX_PROBLEMS_PER_TABLE` per manifest, the rest counted) and case-only ones warnings;
+    a manifest with problems is then none."""
+    by_manifest = {id(r.manifest): r for r in results if r.manifest is not None}
+    hidden: dict[int, int] = {}
+    for c in _collisions((r.manifest for r in results if r.manifest is not None), session.realpath):
+        result = by_manifest[id(c.manifest)]
+        if c.case_only:
+            result.warnings.append(
+                ManifestProblem(
+                    session.display(c.job.manifest),
+                    f"output {session.display(c.job.output)} differs from job {c.other.name}'s "
+                    f"{session.display(c.other.output)} only in case; they collide on macOS and Windows",
+                    job=c.job.name,
+                    field="output",
                 )
-            folded.setdefault(fold, (result, job))
-        if hidden:
+            )
+        elif len(result.problems) >= MAX_PROBLEMS_PER_TABLE:
+            hidden[id(result)] = hidden.get(id(result), 0) + 1
+        else:
+            result.problems.append(_collision_problem(c, session.display))
+    for result in results:
+        if result.manifest is not None and id(result) in hidden:
             result.problems.append(
-                ManifestProblem(session.display(result.manifest.path), f"{hidden} more jobs write an output already written")
+                ManifestProblem(
+                    session.display(result.manifest.path),
+                    f"{hidden[id(result)]} more jobs write an output already written",
+                )
             )
     for result in results:
         if result.problems:

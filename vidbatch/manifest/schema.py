@@ -31,7 +31,8 @@ SCHEMA_RESOURCE = ("schemas", "manifest.schema.json")
 def document() -> dict[str, Any]:
     """The manifest schema, read from the installed package."""
     text = resources.files("vidbatch").joinpath(*SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @functools.cache
@@ -187,7 +188,8 @@ def _local_ref(ref: str) -> dict[str, Any]:
     node: Any = document()
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
-    return node
+    found: dict[str, Any] = node
+    return found
 
 
 def _in_property_names(error: ValidationError) -> bool:
