@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from vidbatch import facts
+from vidbatch import facts, rules
 from vidbatch.client import Client, RetryPolicy, Timeouts
 from vidbatch.errors import (
     AccountError,
@@ -118,7 +118,7 @@ def test_full_flow(mode, tmp_path, waits):
         server.sim.advance(60)
         st = client.query(task_id)
         assert st.state is facts.TaskState.SUCCESS and st.trace_id
-        assert (st.video_width, st.video_height) == facts.output_size(server.sim.tasks[task_id].request)
+        assert (st.video_width, st.video_height) == rules.output_size(server.sim.tasks[task_id].request)
         info = client.retrieve(st.file_id)
         assert info.file_id == st.file_id  # int64 in the file call, str in ours
         progress: list[tuple[int, int | None]] = []

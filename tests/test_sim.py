@@ -18,7 +18,7 @@ import zlib
 import pytest
 import requests
 
-from vidbatch import facts, mp4
+from vidbatch import facts, mp4, rules
 from vidbatch.images import to_data_url
 from vidbatch.sim import SimConfig, running_simulator
 
@@ -105,7 +105,7 @@ def test_documented_flow_gives_a_valid_mp4(mode, tmp_path):
         assert set(seen) <= {"Preparing", "Queueing", "Processing", "Success"}
         file_id = answer["file_id"]
         assert isinstance(file_id, str)
-        assert (answer["video_width"], answer["video_height"]) == facts.output_size(body)
+        assert (answer["video_width"], answer["video_height"]) == rules.output_size(body)
 
         file = api.get(server.base_url + "/v1/files/retrieve", params={"file_id": file_id}).json()["file"]
         assert file["file_id"] == int(file_id)

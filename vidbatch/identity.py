@@ -5,7 +5,7 @@ A job's key is a tagged digest of the canonical JSON of its fully resolved, norm
     key = "vb1:" + sha256(canonical_json(normalized_request)).hexdigest()
 
 - canonical JSON: sorted keys, compact separators, UTF-8 (``ensure_ascii=False``);
-- normalised (:func:`vidbatch.facts.normalized_request`): every applicable API default written out,
+- normalised (:func:`vidbatch.rules.normalized_request`): every applicable API default written out,
   fields that do not apply to the mode dropped, ``callback_url`` dropped;
 - images by content: a local file or a data URL counts as ``"sha256:<hex>"`` of its bytes, so a
   moved file or re-encoded base64 text is the same image, and an edited image is a new request;
@@ -22,7 +22,7 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-from . import facts
+from . import rules
 
 KEY_SCHEME = "vb1"
 
@@ -33,7 +33,7 @@ def canonical_json(value: Any) -> str:
 
 def content_key(identity_request: Mapping[str, Any]) -> str:
     """The key of a request whose images are already in identity form (see module docstring)."""
-    normal = facts.normalized_request(identity_request)
+    normal = rules.normalized_request(identity_request)
     digest = hashlib.sha256(canonical_json(normal).encode("utf-8")).hexdigest()
     return f"{KEY_SCHEME}:{digest}"
 

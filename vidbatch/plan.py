@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import facts
+from . import rules
 from .state import JobRecord, JobState, OutputRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,7 +130,7 @@ class Plan:
         actions = Counter(p.action.value for p in self.jobs)
         renders = Counter()
         for p in self.billable:
-            s = facts.summarize(p.job.identity_request())
+            s = rules.summarize(p.job.identity_request())
             renders[(s.model, s.mode.value, s.resolution, s.duration)] += 1
         return {
             "jobs": len(self.jobs),

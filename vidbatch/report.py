@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import facts
+from . import facts, rules
 from .state import JobRecord, JobState, OutputRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -417,9 +417,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
-    summary = facts.summarize(job.identity_request())
+    summary = rules.summarize(job.identity_request())
     state = rec.state.value if rec else JobState.NEW.value
-    width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else facts.output_size(job.identity_request())
+    width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else rules.output_size(job.identity_request())
     prompt = job.request.get("prompt") or ""
     model = str(job.request.get("model") or summary.model)
     mode = job.mode if isinstance(job.mode, facts.Mode) else facts.Mode(job.mode)
@@ -530,16 +530,16 @@ def _images(request: dict[str, Any], base: Path) -> list[ReportImage]:
 
 def highlight_prompt(prompt: str, model: str | None = None) -> list[PromptPart]:
     """Split a prompt into text and camera-command brackets, each bracket classified (see
-    :class:`PromptPart`). The checks are :func:`vidbatch.facts.check_camera_commands`'s."""
+    :class:`PromptPart`). The checks are :func:`vidbatch.rules.check_camera_commands`'s."""
     spec = facts.MODELS.get(model or "")
     supports = spec.camera_commands if spec else True
     parts: list[PromptPart] = []
     pos = 0
-    for group in facts.camera_brackets(prompt):
+    for group in rules.camera_brackets(prompt):
         if group.start > pos:
             parts.append(PromptPart(prompt[pos : group.start]))
         bracket, commands = group.text, group.commands
-        warnings = [w.message for w in facts.check_camera_commands(bracket)]
+        warnings = [w.message for w in rules.check_camera_commands(bracket)]
         if not commands or any(c not in facts.CAMERA_COMMANDS for c in commands):
             note = "; ".join(warnings) or f"{bracket} is not a camera command and will reach the model as text"
             parts.append(PromptPart(bracket, "unknown", note))

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from . import errors, facts, mp4
+from . import errors, facts, mp4, rules
 from .plan import Action, Plan, PlannedJob
 from .state import ErrorInfo, JobState, Store
 
@@ -283,7 +283,7 @@ class Runner:
             job, record = lead.job, lead.record
             if record is not None and (record.name, record.manifest) == (job.name, str(job.manifest)):
                 continue
-            summary = facts.summarize(job.identity_request())
+            summary = rules.summarize(job.identity_request())
             seen.append(
                 dict(
                     key=render.key,

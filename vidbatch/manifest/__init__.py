@@ -5,7 +5,7 @@ foreach files and its images. Everything wrong with it is reported together, as
 :class:`~vidbatch.errors.ManifestError` (exit code 2), before anything is sent or written.
 
 The format is described once, by ``schemas/manifest.schema.json`` (shipped in this package and
-used for the structural checks); the rules of the API are applied from :mod:`vidbatch.facts`.
+used for the structural checks); the rules of the API are applied from :mod:`vidbatch.rules`.
 The design, step by step, is in :mod:`.loader`; ``docs/manifest.md`` is the user's guide.
 
 Modules:
@@ -25,6 +25,7 @@ from .loader import (
     DEFAULT_OUTPUT_DIR,
     TEMPLATED_FIELDS,
     check_manifests,
+    check_output_collisions,
     group_problems,
     load_manifest,
     load_manifests,
@@ -42,6 +43,7 @@ __all__ = [
     "Manifest",
     "ManifestResult",
     "check_manifests",
+    "check_output_collisions",
     "group_problems",
     "is_manifest_file",
     "load_manifest",

@@ -5,9 +5,13 @@ The pipeline for one manifest, each step collecting every problem it can before 
 1. read and parse (a syntax error stops here: nothing else can be trusted);
 2. check the structure against the JSON Schema (problems stop here: expansion needs the shape);
 3. expand each ``[[jobs]]`` table into rows (matrix x foreach);
-4. for each row: merge fields, render templates, resolve images, pick the mode, drop defaults that
-   do not apply to it, then apply the API rules of :func:`vidbatch.facts.check_request`;
-5. across every manifest checked together: no two jobs may write the same output.
+4. for each row, a :class:`_Draft` job passes through named steps (``_Builder.steps``), each
+   returning the problems it found into one collector (:class:`_Problems`): row values, name
+   (unique), mode (image sources, then the defaults the mode does not take are dropped), images,
+   prompt, output, then the API rules of :func:`vidbatch.rules.check_request`. A problem in the
+   row values or the name stops that job; the later steps still report theirs;
+5. across every manifest checked together: no two jobs may write the same output
+   (:func:`check_output_collisions` offers the same check to callers holding loaded manifests).
 
 Per job, fields come from three places, later winning: ``[defaults]``, then the row (a matrix or
 foreach key named like a request field fills that field), then the job table itself. Template
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import facts, images
+from .. import facts, images, rules
 from ..errors import ManifestError, ManifestProblem
 from ..identity import content_key
 from . import rows as rows_mod
@@ -49,7 +54,7 @@ NAME_FORBIDDEN = '/\\<>:"|?*'
 MAX_PROBLEMS_PER_TABLE = 20
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: The fields facts.mode_of decides the mode from.
+#: The fields rules.mode_of decides the mode from.
 _MODE_FIELDS = (*facts.IMAGE_FIELDS, "subject_reference")
 _BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
@@ -244,10 +249,38 @@ class _Table:
         ]
 
 
-class _Job:
-    """The state of one job while it is built: its fields, where each came from, its problems."""
+class _Problems:
+    """The problem collector of one manifest: every problem in the order found, except that after
+    :data:`MAX_PROBLEMS_PER_TABLE` from one ``[[jobs]]`` table the rest are counted, not listed."""
 
-    __slots__ = ("b", "t", "row", "label", "values", "from_row", "variables", "failed")
+    def __init__(self, into: list[ManifestProblem]):
+        self.into = into
+        self.in_table = 0
+        self.hidden = 0
+
+    def start_table(self) -> None:
+        self.in_table = self.hidden = 0
+
+    def add(self, problems: Iterable[ManifestProblem]) -> None:
+        for problem in problems:
+            self.in_table += 1
+            if self.in_table > MAX_PROBLEMS_PER_TABLE:
+                self.hidden += 1
+            else:
+                self.into.append(problem)
+
+
+class _Draft:
+    """One job while it is built: its fields, where each came from, and what the steps found.
+
+    The steps of :meth:`_Builder._job` fill it in (``name``, ``mode``, ``output``, ``request``...)
+    and return the problems they find; ``failed`` says whether any step found one.
+    """
+
+    __slots__ = (
+        "b", "t", "row", "label", "values", "from_row", "variables", "failed",
+        "name", "mode", "output_text", "output", "request", "identity",
+    )
 
     def __init__(self, builder: "_Builder", t: _Table, row: rows_mod.Row):
         self.b = builder
@@ -258,29 +291,42 @@ class _Job:
         self.from_row: set[str] = set()
         self.failed = False
         self.variables = {**builder.base_vars, **row.values, "env": builder.templates.environ, "row": row.values}
+        self.name: str | None = None
+        self.mode = facts.Mode.T2V
+        self.output_text: str | None = None
+        self.output: Path | None = None
+        self.request: dict[str, Any] = {}
+        self.identity: dict[str, Any] = {}
+
+    @property
+    def job(self) -> str:
+        """How problems name this job: its rendered name, or ``jobs[3] (row)`` until it has one."""
+        return self.label if self.name is None else self.name
 
     def origin(self, name: str) -> str | None:
         return "row" if name in self.from_row else self.t.origin.get(name)
 
-    def problem(self, job: str, name: str, message: str) -> None:
-        self.failed = True
+    def problem(self, name: str, message: str) -> ManifestProblem:
+        """A problem with field ``name``, located where that field was written."""
         base = re.match(r"[a-z_]+", name)
         base_name = base.group(0) if base else name
         file, line, note = self.b._where(self.t.k, self.row, base_name, self.origin(base_name))
-        self.b._problem(job, name, message + note, file=file, line=line)
+        return ManifestProblem(file, message + note, job=self.job, field=name, line=line)
 
-    def render(self, job: str, name: str, source: Any) -> Any:
-        """The rendered string, or None after a problem. Row values are data, not templates."""
+    def render(self, name: str, source: Any, problems: list[ManifestProblem]) -> Any:
+        """The rendered string, or None after a problem (added to ``problems``). Row values are
+        data, not templates."""
         if not isinstance(source, str) or name in self.from_row:
             return source
         try:
             return self.b.templates.render(source, self.variables)
         except TemplateProblem as e:
             if e.file is not None:
-                self.failed = True
-                self.b._problem(job, name, e.message, file=self.b.s.display(e.file), line=e.line)
+                problems.append(
+                    ManifestProblem(self.b.s.display(e.file), e.message, job=self.job, field=name, line=e.line)
+                )
             else:
-                self.problem(job, name, e.message)
+                problems.append(self.problem(name, e.message))
             return None
 
 
@@ -292,6 +338,7 @@ class _Builder:
         self.doc = doc
         self.display = display
         self.result = result
+        self.problems = _Problems(result.problems)
         self.folder = doc.path.parent
         data = doc.data
         out_dir = Path(data.get("output_dir", DEFAULT_OUTPUT_DIR)).expanduser()
@@ -303,25 +350,30 @@ class _Builder:
         self.jobs: list[Job] = []
         self.names: dict[str, tuple[str, int | None]] = {}
         self.camera_cache: dict[str, list[str]] = {}
-        self._table_problems = 0
-        self._table_hidden = 0
         self.base_vars: dict[str, Any] = {**self.templates.globals, **data.get("vars", {})}
         for key, value in session.overrides.items():
             if not _VAR_NAME.match(key) or key in RESERVED_NAMES:
-                self._problem(None, "--var", f"{key!r} cannot be a variable name (reserved or not an identifier)")
+                self.problems.add([self._problem(None, "--var", f"{key!r} cannot be a variable name (reserved or not an identifier)")])
                 continue
             self.base_vars[key] = value
+        #: The steps that turn one expanded row into a job, in order. A step returns the problems
+        #: it found; after a problem from a step marked True, the later steps cannot run.
+        self.steps: tuple[tuple[Callable[[_Draft], list[ManifestProblem]], bool], ...] = (
+            (self._step_row_values, True),
+            (self._step_name, True),
+            (self._step_mode, False),
+            (self._step_images, False),
+            (self._step_prompt, False),
+            (self._step_output, False),
+            (self._step_api_rules, False),
+        )
 
     # -- problems -------------------------------------------------------------------------------
 
     def _problem(
         self, job: str | None, field_name: str | None, message: str, *, file: str | None = None, line: int | None = None
-    ) -> None:
-        self._table_problems += 1
-        if self._table_problems > MAX_PROBLEMS_PER_TABLE:
-            self._table_hidden += 1
-            return
-        self.result.problems.append(ManifestProblem(file or self.display, message, job=job, field=field_name, line=line))
+    ) -> ManifestProblem:
+        return ManifestProblem(file or self.display, message, job=job, field=field_name, line=line)
 
     def _where(self, k: int, row: rows_mod.Row, field_name: str, origin: str | None) -> tuple[str, int | None, str]:
         """(file, line, note) locating a field of the job expanded from jobs[k] and ``row``."""
@@ -340,13 +392,13 @@ class _Builder:
 
     def build(self) -> ManifestResult:
         for k, table in enumerate(self.doc.data["jobs"]):
-            self._table_problems = self._table_hidden = 0
+            self.problems.start_table()
             self._expand_table(k, table)
-            if self._table_hidden:
+            if self.problems.hidden:
                 self.result.problems.append(
                     ManifestProblem(
                         self.display,
-                        f"{self._table_hidden} more problems in jobs expanded from this table are not shown",
+                        f"{self.problems.hidden} more problems in jobs expanded from this table are not shown",
                         job=schema.job_label(self.doc, k),
                         line=self.doc.line(("jobs", k)),
                     )
@@ -361,188 +413,228 @@ class _Builder:
     def _expand_table(self, k: int, table: dict[str, Any]) -> None:
         t = _Table(self, k, table)
         # Fields that are taken literally must not look like templates: say so once per table.
-        stop = False
+        literal: list[ManifestProblem] = []
         for fname, value in t.values.items():
             if fname not in TEMPLATED_FIELDS and isinstance(value, str) and is_template(value):
                 file, line, note = self._where(k, rows_mod.SINGLE[0], fname, t.origin[fname])
-                self._problem(
+                literal.append(self._problem(
                     schema.job_label(self.doc, k),
                     fname,
                     f"is not templated (only {', '.join(TEMPLATED_FIELDS[:3])} and image paths are); "
                     f"to vary {fname} per job, use a matrix or foreach key named {fname}{note}",
                     file=file,
                     line=line,
-                )
-                stop = True
+                ))
+        self.problems.add(literal)
         try:
             rows = rows_mod.expand(table.get("matrix"), table.get("foreach"), self.folder, self.result.inputs)
         except rows_mod.RowsProblem as e:
-            file = self.s.display(e.file) if e.file else None
-            line = e.line if e.file else self.doc.line(("jobs", k, e.field))
-            self._problem(schema.job_label(self.doc, k), e.field, e.message, file=file, line=line)
+            at_file = self.s.display(e.file) if e.file else None
+            at_line = e.line if e.file else self.doc.line(("jobs", k, e.field))
+            self.problems.add([self._problem(schema.job_label(self.doc, k), e.field, e.message, file=at_file, line=at_line)])
             return
-        if stop:
+        if literal:
             return
         for row in rows:
             self._job(t, row)
 
     def _job(self, t: _Table, row: rows_mod.Row) -> None:
-        j = _Job(self, t, row)
-        values = j.values
-        for name, value in row.values.items():
-            if name in facts.REQUEST_FIELDS and t.origin.get(name) != "job":
-                if row.from_text:
-                    if value == "":
-                        continue  # an empty cell fills nothing
-                    try:
-                        value = parse_text_value(name, value)
-                    except ValueError as e:
-                        file, line, _ = self._where(t.k, row, name, "row")
-                        self._problem(j.label, name, str(e), file=file, line=line)
-                        return
-                values[name] = value
-                j.from_row.add(name)
-
-        # 1. the name: everything after it can say which job it is about
-        name = j.render(j.label, "name", values["name"])
-        if name is None:
+        """One row of a table through every step; a job when none found a problem."""
+        draft = _Draft(self, t, row)
+        for step, stops in self.steps:
+            found = step(draft)
+            if found:
+                draft.failed = True
+                self.problems.add(found)
+                if stops:
+                    return
+        if draft.failed or draft.output is None or draft.name is None or draft.output_text is None:
             return
-        bad = name_problem(name)
-        if bad:
-            j.problem(j.label, "name", bad)
-            return
-        if name in self.names:
-            other, other_line = self.names[name]
-            at = f" (line {other_line})" if other_line else ""
-            j.problem(
-                j.label,
-                "name",
-                f"{name!r} is also the name of {other}{at}; names must be unique after expansion "
-                "(put a matrix or foreach variable in the name)",
-            )
-            return
-        self.names[name] = (j.label, t.line)
-        j.variables["name"] = name
-
-        # 2. image sources, then the mode they imply, then drop defaults the mode does not take
-        # (an image whose template failed is None from here on: reported, never resolved)
-        for fname in facts.IMAGE_FIELDS:
-            if fname in values:
-                text = j.render(name, fname, values[fname])
-                if text == "":
-                    del values[fname]  # e.g. an optional CSV column left empty
-                else:
-                    values[fname] = text
-        if "subject_reference" in values:
-            subjects = self._subjects(j, name)
-            if subjects is None:
-                del values["subject_reference"]
-            else:
-                values["subject_reference"] = subjects
-        if j.failed:  # a failed image template still counts as present for the mode
-            mode = facts.mode_of({n: True if values.get(n, False) is None else values.get(n) for n in _MODE_FIELDS})
-        else:
-            mode = facts.mode_of(values)
-        for fname, modes in t.mode_only_defaults:
-            if mode not in modes and fname in values and fname not in j.from_row:
-                del values[fname]  # a default that does not apply to this job's mode is not sent
-
-        # 3. images: read, checked against the API's limits, hashed
-        for fname in facts.IMAGE_FIELDS:
-            if isinstance(values.get(fname), str):
-                values[fname] = self._image(j, name, fname, values[fname])
-        for i, subject in enumerate(values.get("subject_reference") or []):
-            if isinstance(subject, dict) and isinstance(subject.get("image"), list):
-                subject["image"] = [
-                    self._image(j, name, f"subject_reference[{i}].image[{n}]", src) if isinstance(src, str) else src
-                    for n, src in enumerate(subject["image"])
-                ]
-
-        # 4. prompt and output
-        if "prompt" in values:
-            prompt = j.render(name, "prompt", values["prompt"])
-            if isinstance(prompt, str):
-                prompt = prompt.strip()
-                if prompt:
-                    values["prompt"] = prompt
-                else:
-                    del values["prompt"]  # an empty prompt is no prompt
-        if t.output == DEFAULT_OUTPUT:
-            output_text = name + ".mp4"  # the common case, without a trip through Jinja
-        else:
-            output_text = j.render(name, "output", t.output)
-        output = self._output(j, name, output_text) if isinstance(output_text, str) else None
-
-        # 5. the API's rules, on the request as it would be sent
-        request = {fname: values[fname] for fname in facts.REQUEST_FIELDS if fname in values}
-        identity = map_images(request, ImageRef.identity)
-        for p in facts.check_request(_placeholders(identity) if j.failed else identity):
-            message = p.message
-            if p.field == "model" and message == "is required":
-                message = "is required: set model on the job or in [defaults]"
-            j.problem(name, p.field, message)
-        if j.failed or output is None:
-            return
-
         self.jobs.append(
             Job(
-                name=name,
+                name=draft.name,
                 manifest=self.doc.path,
                 index=len(self.jobs),
-                output=output,
-                request=request,
-                mode=mode,
-                key=content_key(identity),
-                warnings=self._warnings(j, name, request, output_text),
+                output=draft.output,
+                request=draft.request,
+                mode=draft.mode,
+                key=content_key(draft.identity),
+                warnings=self._warnings(draft, draft.request, draft.output_text),
                 entry=t.k,
                 origin=row.label,
                 line=t.line,
             )
         )
 
-    def _subjects(self, j: _Job, name: str) -> list[Any] | None:
-        value = j.values["subject_reference"]
+    # -- the steps ------------------------------------------------------------------------------
+
+    def _step_row_values(self, d: _Draft) -> list[ManifestProblem]:
+        """A matrix or foreach key named like a request field fills that field, unless the job
+        table sets it; CSV text becomes the field's type. An empty cell fills nothing."""
+        for name, value in d.row.values.items():
+            if name in facts.REQUEST_FIELDS and d.t.origin.get(name) != "job":
+                if d.row.from_text:
+                    if value == "":
+                        continue
+                    try:
+                        value = parse_text_value(name, value)
+                    except ValueError as e:
+                        file, line, _ = self._where(d.t.k, d.row, name, "row")
+                        return [self._problem(d.label, name, str(e), file=file, line=line)]
+                d.values[name] = value
+                d.from_row.add(name)
+        return []
+
+    def _step_name(self, d: _Draft) -> list[ManifestProblem]:
+        """The name first: everything after it can say which job it is about. Unique per manifest."""
+        problems: list[ManifestProblem] = []
+        name = d.render("name", d.values["name"], problems)
+        if name is None:
+            return problems
+        bad = name_problem(name)
+        if bad:
+            return [d.problem("name", bad)]
+        if name in self.names:
+            other, other_line = self.names[name]
+            at = f" (line {other_line})" if other_line else ""
+            return [
+                d.problem(
+                    "name",
+                    f"{name!r} is also the name of {other}{at}; names must be unique after expansion "
+                    "(put a matrix or foreach variable in the name)",
+                )
+            ]
+        self.names[name] = (d.label, d.t.line)
+        d.name = name
+        d.variables["name"] = name
+        return []
+
+    def _step_mode(self, d: _Draft) -> list[ManifestProblem]:
+        """Image sources, then the mode they imply, then drop the defaults that mode does not take.
+        An image whose template failed is None from here on: reported, never resolved."""
+        problems: list[ManifestProblem] = []
+        values = d.values
+        for fname in facts.IMAGE_FIELDS:
+            if fname in values:
+                text = d.render(fname, values[fname], problems)
+                if text == "":
+                    del values[fname]  # e.g. an optional CSV column left empty
+                else:
+                    values[fname] = text
+        if "subject_reference" in values:
+            subjects = self._subjects(d, problems)
+            if subjects is None:
+                del values["subject_reference"]
+            else:
+                values["subject_reference"] = subjects
+        if problems:  # a failed image template still counts as present for the mode
+            d.mode = rules.mode_of({n: True if values.get(n, False) is None else values.get(n) for n in _MODE_FIELDS})
+        else:
+            d.mode = rules.mode_of(values)
+        for fname, modes in d.t.mode_only_defaults:
+            if d.mode not in modes and fname in values and fname not in d.from_row:
+                del values[fname]  # a default that does not apply to this job's mode is not sent
+        return problems
+
+    def _step_images(self, d: _Draft) -> list[ManifestProblem]:
+        """Local images read, checked against the API's limits and hashed."""
+        problems: list[ManifestProblem] = []
+        values = d.values
+        for fname in facts.IMAGE_FIELDS:
+            if isinstance(values.get(fname), str):
+                values[fname] = self._image(d, fname, values[fname], problems)
+        for i, subject in enumerate(values.get("subject_reference") or []):
+            if isinstance(subject, dict) and isinstance(subject.get("image"), list):
+                subject["image"] = [
+                    self._image(d, f"subject_reference[{i}].image[{n}]", src, problems) if isinstance(src, str) else src
+                    for n, src in enumerate(subject["image"])
+                ]
+        return problems
+
+    def _step_prompt(self, d: _Draft) -> list[ManifestProblem]:
+        """The prompt rendered and stripped; an empty prompt is no prompt."""
+        problems: list[ManifestProblem] = []
+        if "prompt" in d.values:
+            prompt = d.render("prompt", d.values["prompt"], problems)
+            if isinstance(prompt, str):
+                prompt = prompt.strip()
+                if prompt:
+                    d.values["prompt"] = prompt
+                else:
+                    del d.values["prompt"]
+        return problems
+
+    def _step_output(self, d: _Draft) -> list[ManifestProblem]:
+        """The output path: rendered, inside output_dir."""
+        problems: list[ManifestProblem] = []
+        assert d.name is not None  # the name step stops the job without one
+        if d.t.output == DEFAULT_OUTPUT:
+            text = d.name + ".mp4"  # the common case, without a trip through Jinja
+        else:
+            text = d.render("output", d.t.output, problems)
+        if isinstance(text, str):
+            d.output_text = text
+            d.output = self._output(d, text, problems)
+        return problems
+
+    def _step_api_rules(self, d: _Draft) -> list[ManifestProblem]:
+        """The API's rules, on the request as it would be sent (unresolved images as placeholders)."""
+        d.request = {fname: d.values[fname] for fname in facts.REQUEST_FIELDS if fname in d.values}
+        d.identity = map_images(d.request, ImageRef.identity)
+        problems: list[ManifestProblem] = []
+        for p in rules.check_request(_placeholders(d.identity) if d.failed else d.identity):
+            message = p.message
+            if p.field == "model" and message == "is required":
+                message = "is required: set model on the job or in [defaults]"
+            problems.append(d.problem(p.field, message))
+        return problems
+
+    # -- helpers of the steps -------------------------------------------------------------------
+
+    def _subjects(self, d: _Draft, problems: list[ManifestProblem]) -> list[Any] | None:
+        value = d.values["subject_reference"]
         if isinstance(value, str):
-            text = j.render(name, "subject_reference", value)
+            text = d.render("subject_reference", value, problems)
             return None if text == "" else [{"type": "character", "image": [text]}]
         if not isinstance(value, list):
-            return value  # check_request reports the type
+            return value  # type: ignore[no-any-return]  # check_request reports the type
         out = []
         for subject in value:
             if isinstance(subject, dict) and isinstance(subject.get("image"), list):
-                subject = {**subject, "image": [j.render(name, "subject_reference", src) for src in subject["image"]]}
+                subject = {**subject, "image": [d.render("subject_reference", src, problems) for src in subject["image"]]}
             out.append(subject)
         return out
 
-    def _image(self, j: _Job, name: str, fname: str, source: str) -> ImageRef | None:
+    def _image(self, d: _Draft, fname: str, source: str, problems: list[ManifestProblem]) -> ImageRef | None:
         ref, message, path = self.s.images.resolve(source, self.folder)
         if path is not None:
             self.result.inputs.add(path)
         if message:
-            j.problem(name, fname, message)
+            problems.append(d.problem(fname, message))
         return ref
 
-    def _output(self, j: _Job, name: str, text: str) -> Path | None:
+    def _output(self, d: _Draft, text: str, problems: list[ManifestProblem]) -> Path | None:
         if "/" not in text and "\\" not in text and text not in ("", ".", ".."):
             bad = name_problem(text)  # the common case: a file name in output_dir itself
             if bad is None:
                 return Path(self.output_dir_str + os.sep + text)
         parts, message = output_parts(text)
         if message:
-            j.problem(name, "output", message)
+            problems.append(d.problem("output", message))
             return None
         parent = os.path.join(self.output_dir_str, *parts[:-1])
         real_parent = self.s.realpath(parent)
         if real_parent != self.real_output_dir and not real_parent.startswith(self.real_output_dir + os.sep):
-            j.problem(
-                name,
-                "output",
-                f"{text!r} would be written outside output_dir: {self.s.display(parent)} leads to {real_parent}",
+            problems.append(
+                d.problem(
+                    "output",
+                    f"{text!r} would be written outside output_dir: {self.s.display(parent)} leads to {real_parent}",
+                )
             )
             return None
         return Path(os.path.join(parent, parts[-1]))
 
-    def _warnings(self, j: _Job, name: str, request: dict[str, Any], output_text: str) -> list[str]:
+    def _warnings(self, d: _Draft, request: dict[str, Any], output_text: str) -> list[str]:
         messages: list[str] = []
         prompt = request.get("prompt")
         if isinstance(prompt, str) and "[" in prompt:
@@ -551,18 +643,18 @@ class _Builder:
             messages.append(f"output {output_text} does not end in .mp4; MiniMax renders MP4 video")
         for message in messages:
             field_name = "output" if message.startswith("output ") else "prompt"
-            file, line, _ = self._where(j.t.k, j.row, field_name, j.origin(field_name))
-            self.result.warnings.append(ManifestProblem(file, message, job=name, field=field_name, line=line))
+            file, line, _ = self._where(d.t.k, d.row, field_name, d.origin(field_name))
+            self.result.warnings.append(ManifestProblem(file, message, job=d.name, field=field_name, line=line))
         return messages
 
     def _camera_warnings(self, prompt: str, model_name: Any) -> list[str]:
         # Brackets repeat across the jobs of a table while prompts differ: check each bracket once.
         messages: list[str] = []
-        brackets = facts.camera_brackets(prompt)
+        brackets = rules.camera_brackets(prompt)
         for bracket in brackets:
             found = self.camera_cache.get(bracket.text)
             if found is None:
-                found = self.camera_cache[bracket.text] = [w.message for w in facts.check_camera_commands(bracket.text)]
+                found = self.camera_cache[bracket.text] = [w.message for w in rules.check_camera_commands(bracket.text)]
             messages.extend(found)
         model = facts.MODELS.get(str(model_name))
         if model is not None and not model.camera_commands:
@@ -616,52 +708,94 @@ def check_manifests(
     return results
 
 
-def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
-    writers: dict[str, tuple[ManifestResult, Job]] = {}
-    folded: dict[str, tuple[ManifestResult, Job]] = {}
-    for result in results:
-        if result.manifest is None:
-            continue
-        hidden = 0
-        for job in result.manifest.jobs:
+@dataclass(frozen=True)
+class _Collision:
+    """Job ``job`` of ``manifest`` writes the file ``other`` of ``other_manifest`` already writes:
+    the same file (``case_only`` False), or one whose path differs only in letter case."""
+
+    manifest: Manifest
+    job: Job
+    other_manifest: Manifest
+    other: Job
+    case_only: bool
+
+
+def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -> Iterator[_Collision]:
+    """Every job that writes an output an earlier job (of any of ``manifests``) already writes,
+    by real path (symbolic links followed), in order; then, once per path, case-only clashes."""
+    writers: dict[str, tuple[Manifest, Job]] = {}
+    folded: dict[str, tuple[Manifest, Job]] = {}
+    for manifest in manifests:
+        for job in manifest.jobs:
             parent, file_name = os.path.split(str(job.output))
-            real = os.path.join(session.realpath(parent), file_name)
+            real = os.path.join(realpath(parent), file_name)
             if real in writers:
-                if len(result.problems) >= MAX_PROBLEMS_PER_TABLE:
-                    hidden += 1
-                    continue
-                other_result, other = writers[real]
-                where = (
-                    f"job {other.name}" if other_result is result else f"job {other.name} of {session.display(other.manifest)}"
-                )
-                result.problems.append(
-                    ManifestProblem(
-                        session.display(job.manifest),
-                        f"output {session.display(job.output)} is also written by {where}; "
-                        "give one of them another name or output",
-                        job=job.name,
-                        field="output",
-                        line=job.line,
-                    )
-                )
+                yield _Collision(manifest, job, *writers[real], case_only=False)
                 continue
-            writers[real] = (result, job)
+            writers[real] = (manifest, job)
             fold = real.casefold()
             if fold in folded and folded[fold][1].output != job.output:
-                other = folded[fold][1]
-                result.warnings.append(
-                    ManifestProblem(
-                        session.display(job.manifest),
-                        f"output {session.display(job.output)} differs from job {other.name}'s "
-                        f"{session.display(other.output)} only in case; they collide on macOS and Windows",
-                        job=job.name,
-                        field="output",
-                    )
+                yield _Collision(manifest, job, *folded[fold], case_only=True)
+            folded.setdefault(fold, (manifest, job))
+
+
+def _collision_problem(c: _Collision, display: Callable[[Path | str], str]) -> ManifestProblem:
+    where = f"job {c.other.name}" if c.other_manifest is c.manifest else f"job {c.other.name} of {display(c.other.manifest)}"
+    return ManifestProblem(
+        display(c.job.manifest),
+        f"output {display(c.job.output)} is also written by {where}; give one of them another name or output",
+        job=c.job.name,
+        field="output",
+        line=c.job.line,
+    )
+
+
+def check_output_collisions(manifests: Iterable[Manifest]) -> list[ManifestProblem]:
+    """The problems of jobs that write a file an earlier job, of the same manifest or an earlier
+    one in ``manifests``, already writes. Paths are compared after following symbolic links, and
+    shown relative to the working folder when inside it.
+
+    Each manifest loaded alone has no such problem within itself; give this every manifest that
+    shares output folders (a watched folder's) to find the clashes between them. A problem names
+    the later job; the earlier one keeps its output.
+    """
+    session = _Session(None, {})
+    return [
+        _collision_problem(c, session.display)
+        for c in _collisions(manifests, session.realpath)
+        if not c.case_only
+    ]
+
+
+def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
+    """The collisions between the manifests of one call become problems (at most
+    :data:`MAX_PROBLEMS_PER_TABLE` per manifest, the rest counted) and case-only ones warnings;
+    a manifest with problems is then none."""
+    by_manifest = {id(r.manifest): r for r in results if r.manifest is not None}
+    hidden: dict[int, int] = {}
+    for c in _collisions((r.manifest for r in results if r.manifest is not None), session.realpath):
+        result = by_manifest[id(c.manifest)]
+        if c.case_only:
+            result.warnings.append(
+                ManifestProblem(
+                    session.display(c.job.manifest),
+                    f"output {session.display(c.job.output)} differs from job {c.other.name}'s "
+                    f"{session.display(c.other.output)} only in case; they collide on macOS and Windows",
+                    job=c.job.name,
+                    field="output",
                 )
-            folded.setdefault(fold, (result, job))
-        if hidden:
+            )
+        elif len(result.problems) >= MAX_PROBLEMS_PER_TABLE:
+            hidden[id(result)] = hidden.get(id(result), 0) + 1
+        else:
+            result.problems.append(_collision_problem(c, session.display))
+    for result in results:
+        if result.manifest is not None and id(result) in hidden:
             result.problems.append(
-                ManifestProblem(session.display(result.manifest.path), f"{hidden} more jobs write an output already written")
+                ManifestProblem(
+                    session.display(result.manifest.path),
+                    f"{hidden[id(result)]} more jobs write an output already written",
+                )
             )
     for result in results:
         if result.problems:

@@ -60,7 +60,9 @@ class RowsProblem(Exception):
 SINGLE = [Row({}, "")]
 
 
-def expand(matrix: Mapping[str, Sequence[Any]] | None, foreach: str | list | None, folder: Path, files_read: set[Path]) -> list[Row]:
+def expand(
+    matrix: Mapping[str, Sequence[Any]] | None, foreach: str | list[Any] | None, folder: Path, files_read: set[Path]
+) -> list[Row]:
     """The rows of one job table. Raises :class:`RowsProblem`."""
     rows = read_foreach(foreach, folder, files_read) if foreach is not None else SINGLE
     if not matrix:
@@ -108,7 +110,7 @@ def _short(value: Any, limit: int = 30) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def read_foreach(spec: str | list, folder: Path, files_read: set[Path]) -> list[Row]:
+def read_foreach(spec: str | list[Any], folder: Path, files_read: set[Path]) -> list[Row]:
     if isinstance(spec, list):
         rows = [Row(dict(item), f"foreach[{i}]") for i, item in enumerate(spec)]
         for row in rows:

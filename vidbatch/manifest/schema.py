@@ -6,7 +6,8 @@ schema (Draft 2020-12) and turns each validation error into a :class:`ManifestPr
 can act on: the job, the field path, the line, and "did you mean" for a misspelled key.
 
 Rules about *values* the API takes (models, durations, resolutions) are not in the schema; they
-live in :mod:`vidbatch.facts` and are applied after expansion, once every template is rendered.
+live in :mod:`vidbatch.facts` and are applied by :mod:`vidbatch.rules` after expansion, once
+every template is rendered.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ SCHEMA_RESOURCE = ("schemas", "manifest.schema.json")
 def document() -> dict[str, Any]:
     """The manifest schema, read from the installed package."""
     text = resources.files("vidbatch").joinpath(*SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @functools.cache
@@ -186,7 +188,8 @@ def _local_ref(ref: str) -> dict[str, Any]:
     node: Any = document()
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
-    return node
+    found: dict[str, Any] = node
+    return found
 
 
 def _in_property_names(error: ValidationError) -> bool:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: Names the loader adds to every job's variables; a [vars] key or matrix key cannot use them.
 RESERVED_NAMES = ("env", "row")
@@ -96,7 +97,9 @@ class _FolderLoader(jinja2.FileSystemLoader):
         self._real_root = os.path.realpath(root)
         self._read = read
 
-    def get_source(self, environment: jinja2.Environment, template: str):  # type: ignore[override]
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
         real = os.path.realpath(filename)
         if not real.startswith(self._real_root + os.sep):
@@ -160,7 +163,7 @@ class Templates:
             # What Template.render does, minus merging the globals into a fresh dict and
             # re-reading them for every call: 3x faster on the 10,000-job benchmark.
             context = self.env.context_class(self.env, variables, template.name, template.blocks)
-            return self.env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+            return self.env.concat(template.root_render_func(context))
         except MissingEnvVar as e:
             raise TemplateProblem(
                 f"environment variable {e.name} is not set; set it, or give a fallback with "

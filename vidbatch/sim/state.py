@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .. import facts
+from .. import facts, rules
 from .video import VideoFile, make_video
 
 #: Every call the simulator counts, by the name ``inject()`` and ``stats()`` use.
@@ -381,13 +381,13 @@ class Simulator:
                 self._recent_creates.append(now)
         if not isinstance(body, dict):
             return self._refuse_create(2013, "invalid params, the request body must be a JSON object")
-        problems = facts.check_request(body, check_images=True)
+        problems = rules.check_request(body, check_images=True)
         if problems:
             return self._refuse_create(2013, f"invalid params, {problems[0]}")
         prompt = str(body.get("prompt") or "")
         if FLAG_INPUT in prompt:
             return self._refuse_create(1026, "input new_sensitive: the prompt or image was flagged")
-        width, height = facts.output_size(body)
+        width, height = rules.output_size(body)
         with self._lock:
             task = SimTask(
                 task_id=str(next(self._task_ids)),
@@ -452,8 +452,8 @@ class Simulator:
 
     @staticmethod
     def _metadata(task: SimTask) -> dict[str, Any]:
-        norm = facts.normalized_request(task.request)
-        spec = facts.MODELS[task.request["model"]].modes[facts.mode_of(task.request)]
+        norm = rules.normalized_request(task.request)
+        spec = facts.MODELS[task.request["model"]].modes[rules.mode_of(task.request)]
         return {
             "task_id": task.task_id,
             "file_id": str(task.file_id),
