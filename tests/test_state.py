@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vidbatch.errors import StateError, StateLockedError
-from vidbatch.state import TRANSITIONS, ErrorInfo, JobState, Store, migrations
+from vidbatch.state import TRANSITIONS, ErrorInfo, RenderState, Store, migrations
 
 KEY = "vb1:" + "b" * 64
 FROZEN = Path(__file__).parent / "data" / "state_m001.sql"
@@ -28,17 +28,17 @@ def test_full_lifecycle_is_recorded_as_history(tmp_path):
     store.record_status(KEY, "Processing")
     store.record_rendered(KEY, "456", width=1366, height=768)
     record = store.record_downloaded(KEY, tmp_path / "x.mp4", size=10, sha256="f" * 64, mtime_ns=1, name="job", manifest="m.toml")
-    assert record.state is JobState.DONE and record.task_id == "123" and record.file_id == "456"
+    assert record.state is RenderState.DONE and record.task_id == "123" and record.file_id == "456"
     assert [e.event for e in store.events(KEY)] == ["seen", "submit", "submitted", "status", "status", "rendered", "downloaded"]
     assert store.output(tmp_path / "x.mp4").sha256 == "f" * 64
 
 
-@pytest.mark.parametrize("state", list(JobState))
+@pytest.mark.parametrize("state", list(RenderState))
 def test_every_illegal_transition_is_refused(tmp_path, state):
     store = Store(tmp_path)
     seen(store)
-    store.db["jobs"].update(KEY, {"state": state.value})
-    illegal = set(JobState) - TRANSITIONS[state] - {state}
+    store.db["renders"].update(KEY, {"state": state.value})
+    illegal = set(RenderState) - TRANSITIONS[state] - {state}
     for target in illegal:
         with pytest.raises(StateError, match=f"cannot go from {state.value} to {target.value}"):
             store._transition(KEY, target, "test")
@@ -54,7 +54,7 @@ def test_a_run_cut_off_mid_create_leaves_the_job_uncertain(tmp_path):
     cut = store.mark_interrupted_submissions()
     assert [r.key for r in cut] == [KEY]
     record = store.get(KEY)
-    assert record.state is JobState.UNCERTAIN and "may or may not" in record.error_message
+    assert record.state is RenderState.UNCERTAIN and "may or may not" in record.error_message
 
 
 def test_errors_are_kept_with_code_and_trace_id(tmp_path):
@@ -80,10 +80,10 @@ def test_migrations_on_a_database_frozen_at_the_first_schema(tmp_path):
     store = Store(tmp_path)
     assert migrations.pending(store.db) == []
     record = store.get("vb1:" + "a" * 64)
-    assert record.state is JobState.RUNNING and record.task_id == "106916112212032" and record.name == "fox"
+    assert record.state is RenderState.RUNNING and record.task_id == "106916112212032" and record.name == "fox"
     # and the old row goes on through today's transitions
     store.record_rendered(record.key, "1")
-    assert store.get(record.key).state is JobState.RENDERED
+    assert store.get(record.key).state is RenderState.RENDERED
 
 
 def test_reading_creates_nothing(tmp_path):
