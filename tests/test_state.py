@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch.errors import StateError, StateLockedError
+from vidbatch.errors import CallInfo, InvalidRequestError, StateError, StateLockedError
 from vidbatch.state import TRANSITIONS, ErrorInfo, RenderState, Store, migrations
+
+from .conftest import TEST_KEY
 
 KEY = "vb1:" + "b" * 64
 FROZEN = Path(__file__).parent / "data" / "state_m001.sql"
@@ -66,10 +68,32 @@ def test_errors_are_kept_with_code_and_trace_id(tmp_path):
     assert record.error == "invalid params, duration (code 2013) [trace_id=abc]"
 
 
+def test_an_api_error_is_stored_as_its_parts(tmp_path):
+    store = Store(tmp_path)
+    seen(store)
+    store.record_intent(KEY)
+    exc = InvalidRequestError("create refused: invalid params", CallInfo("create", http_status=200, status_code=2013, status_msg="invalid params, duration", trace_id="t-1"), hint="check the duration")
+    store.record_not_submitted(KEY, ErrorInfo.from_exception(exc))
+    row = store.db.execute("select error_call, error_http_status, error_code, error_status_msg, error_message, error_hint, trace_id from renders").fetchone()
+    assert row == ("create", 200, 2013, "invalid params, duration", "create refused: invalid params", "check the duration", "t-1")
+    assert store.get(KEY).error == str(exc), "status shows the error as the exception read"
+    assert store.events(KEY)[-1].detail == {"error": "create refused: invalid params", "code": 2013, "call": "create"}
+
+
+def test_an_unexpected_exception_is_stored_by_its_class_only():
+    class Leaky(Exception):
+        pass
+
+    info = ErrorInfo.from_exception(Leaky(f"headers={{'Authorization': 'Bearer {TEST_KEY}'}}"))
+    assert TEST_KEY not in repr(info) and "Leaky" in info.message and info.call is None
+
+
 def test_migrations_on_a_blank_database(tmp_path):
     store = Store(tmp_path)
     assert [m.name for m in migrations.applied(store.db)] == [m.name for m in migrations._migrations]
-    assert {"jobs", "outputs", "events"} <= set(store.db.table_names())
+    assert {"renders", "outputs", "events"} <= set(store.db.table_names())
+    assert {"error_call", "error_http_status", "error_status_msg", "error_hint"} <= set(store.db["renders"].columns_dict)
+    assert store.db.execute("select * from jobs").fetchall() == [], "the old table name reads as a view"
     assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
