@@ -461,6 +461,8 @@ class Store:
             lock.acquire(timeout=self.busy_timeout)
         except filelock.Timeout:
             raise StateLockedError(self.state_dir / LOCK_NAME) from None
+        except OSError as e:  # a read-only folder: no lock file can be made
+            raise state_error(self.path, e) from e
         try:
             yield
         finally:
@@ -470,10 +472,11 @@ class Store:
         """Open without writing a byte of the database; a file that needs migrations is migrated
         in a copy in memory."""
         uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=self.busy_timeout)
         try:
-            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=self.busy_timeout)
             conn.execute("select count(*) from sqlite_master").fetchone()
         except sqlite3.OperationalError:
+            conn.close()
             # A WAL database in a folder that cannot be written (no -shm file can be made):
             # with no -wal file there is nothing but the file to read, and nobody can change it.
             if Path(f"{self.path}-wal").exists():
@@ -527,6 +530,8 @@ class Store:
             lock.acquire(timeout=-1 if wait else 0)
         except filelock.Timeout:
             raise StateLockedError(self.state_dir / LOCK_NAME) from None
+        except OSError as e:  # a read-only folder: no lock file can be made
+            raise state_error(self.path, e) from e
         try:
             yield
         finally:
