@@ -248,7 +248,7 @@ class Report:
 def default_report_path(ws: "Workspace") -> Path:
     """``report.html`` in the first manifest's output_dir: the page travels with the videos it
     shows, and ``--sim`` runs (outputs in ``<output_dir>-sim``) get a report of their own."""
-    return ws.manifests[0].output_dir / DEFAULT_NAME
+    return Path(ws.manifests[0].output_dir) / DEFAULT_NAME
 
 
 def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float | None = None) -> Report:
@@ -280,11 +280,12 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
 def render_html(report: Report, *, refresh: float | None = None) -> str:
     """The page. ``refresh``: reload every so many seconds while any job is unfinished."""
     live = bool(refresh) and report.summary.unfinished > 0
-    return _template().render(
+    html: str = _template().render(
         report=report,
         refresh=max(1, round(refresh)) if live and refresh else None,
         state_order=[s for s in STATE_ORDER if s in report.summary.counts],
     )
+    return html
 
 
 @functools.lru_cache(maxsize=1)
@@ -492,7 +493,7 @@ def _summary(jobs: list[ReportJob], records: dict[str, RenderRecord], renders_by
         maybe_created=sum(1 for r in latest if r.state is RenderState.UNCERTAIN),
         render_seconds=sum(timed),
         renders_timed=len(timed),
-        span_seconds=(max(ends) - min(starts)) if starts else None,  # type: ignore[type-var]
+        span_seconds=(max(ends) - min(starts)) if starts else None,
         bytes_on_disk=sum(j.video_bytes or 0 for j in shown),
         videos_on_disk=len(shown),
     )

@@ -179,7 +179,7 @@ def m002_error_parts(db: sqlite_utils.Database) -> None:
     # and the hint (error_code, error_message and trace_id exist already). Rows written before
     # keep their whole text in error_message and NULL in error_call, and read as before.
     for column, kind in (("error_call", str), ("error_http_status", int), ("error_status_msg", str), ("error_hint", str)):
-        db["jobs"].add_column(column, kind)
+        db.table("jobs").add_column(column, kind)
 
 
 @migrations()
@@ -191,7 +191,7 @@ def m003_jobs_are_renders(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs RENAME TO renders")
     for column in ("state", "task_id"):
         db.execute(f"DROP INDEX IF EXISTS idx_jobs_{column}")
-        db["renders"].create_index([column], index_name=f"idx_renders_{column}")
+        db.table("renders").create_index([column], index_name=f"idx_renders_{column}")
     db.execute("CREATE VIEW jobs AS SELECT * FROM renders")
 
 
@@ -293,7 +293,7 @@ class RenderRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "RenderRecord":
-        return cls(*(row.get("request" if name == "request_json" else name) for name in _RENDER_FIELDS))
+        return cls(*(row.get("request" if name == "request_json" else name) for name in _RENDER_FIELDS))  # type: ignore[arg-type]
 
     @property
     def request(self) -> dict[str, Any]:
@@ -335,7 +335,7 @@ class OutputRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "OutputRecord":
-        return cls(**{name: row.get(name) for name in _OUTPUT_FIELDS})
+        return cls(**{name: row.get(name) for name in _OUTPUT_FIELDS})  # type: ignore[arg-type]
 
 
 _RENDER_FIELDS = tuple(f.name for f in fields(RenderRecord))
@@ -618,7 +618,7 @@ class Store:
     @_guarded
     def events(self, key: str | None = None, *, limit: int | None = None) -> list[Event]:
         where, args = ("key = ?", [key]) if key else (None, [])
-        rows = self.db["events"].rows_where(where, args, order_by="id desc" if limit else "id", limit=limit)
+        rows = self.db.table("events").rows_where(where, args, order_by="id desc" if limit else "id", limit=limit)
         out = [
             Event(r["id"], r["key"], r["at"], r["event"], r["from_state"], r["to_state"], r["name"], json.loads(r["detail"] or "{}"))
             for r in rows
@@ -632,7 +632,7 @@ class Store:
     # --- writing --------------------------------------------------------------------------
 
     def _event(self, key: str, event: str, from_state: RenderState | None, to_state: RenderState | None, name: str | None, detail: Mapping[str, Any] | None) -> None:
-        self.db["events"].insert(
+        self.db.table("events").insert(
             {
                 "key": key,
                 "at": now(),
@@ -645,7 +645,7 @@ class Store:
         )
 
     @_guarded
-    def _transition(self, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
+    def _transition(self, /, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
         with self.transaction():
             current = self.get(key)
             if current is None:
@@ -653,7 +653,7 @@ class Store:
             if to is not current.state and to not in TRANSITIONS[current.state]:
                 raise StateError(f"job {name or key}: cannot go from {current.state.value} to {to.value}")
             stamp = now()
-            self.db["renders"].update(key, {"state": to.value, "updated_at": stamp, **values})
+            self.db.table("renders").update(key, {"state": to.value, "updated_at": stamp, **values})
             self._event(key, event, current.state, to, name, detail)
         record = self.get(key)
         assert record is not None
@@ -667,11 +667,11 @@ class Store:
             existing = self.get(key)
             if existing is not None:
                 if (existing.name, existing.manifest) != (name, manifest):
-                    self.db["renders"].update(key, {"name": name, "manifest": manifest})
+                    self.db.table("renders").update(key, {"name": name, "manifest": manifest})
                     existing.name, existing.manifest = name, manifest
                 return existing
             stamp = now()
-            self.db["renders"].insert(
+            self.db.table("renders").insert(
                 {
                     "key": key,
                     "request": json.dumps(dict(request), sort_keys=True, ensure_ascii=False),
@@ -725,7 +725,7 @@ class Store:
         if last and last[0].event == "status" and last[0].detail.get("status") == status:
             return
         with self.transaction():
-            self.db["renders"].update(key, {"updated_at": now()})
+            self.db.table("renders").update(key, {"updated_at": now()})
             self._event(key, "status", None, None, name, {"status": status})
 
     def record_rendered(self, key: str, file_id: str, *, width: int | None = None, height: int | None = None, name: str | None = None) -> RenderRecord:
@@ -738,14 +738,14 @@ class Store:
     def record_error(self, key: str, error: ErrorInfo, *, name: str | None = None, event: str = "error") -> None:
         """A problem that leaves the state as it is (a download that will be retried)."""
         with self.transaction():
-            self.db["renders"].update(key, {"updated_at": now(), **_error_values(error)})
+            self.db.table("renders").update(key, {"updated_at": now(), **_error_values(error)})
             self._event(key, event, None, None, name, _error_detail(error))
 
     @_guarded
     def record_downloaded(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None, event: str = "downloaded") -> RenderRecord:
         """A verified video now sits at ``path``; the render is ``done``."""
         with self.transaction():
-            self.db["outputs"].upsert(
+            self.db.table("outputs").upsert(
                 {"path": str(path), "key": key, "name": name, "manifest": manifest, "size": size, "sha256": sha256, "mtime_ns": mtime_ns, "written_at": now()},
                 pk="path",
             )
@@ -766,7 +766,7 @@ class Store:
     def record_output_checked(self, path: Path, *, mtime_ns: int) -> None:
         """A file was re-hashed and found intact after its mtime changed (e.g. it was copied)."""
         with self.transaction():
-            self.db["outputs"].update(str(path), {"mtime_ns": mtime_ns})
+            self.db.table("outputs").update(str(path), {"mtime_ns": mtime_ns})
 
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
         """Rows left ``submitting`` by a run that died mid-create become ``uncertain``.
@@ -783,11 +783,11 @@ class Store:
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:
         with self.transaction():
             for path in paths:
-                self.db["outputs"].delete_where("path = ?", [str(path)])
+                self.db.table("outputs").delete_where("path = ?", [str(path)])
             for key in keys:
-                self.db["outputs"].delete_where("key = ?", [key])
-                self.db["events"].delete_where("key = ?", [key])
-                self.db["renders"].delete_where("key = ?", [key])
+                self.db.table("outputs").delete_where("key = ?", [key])
+                self.db.table("events").delete_where("key = ?", [key])
+                self.db.table("renders").delete_where("key = ?", [key])
 
     # Old names of the methods above (TODO(merge): remove once runner, plan, project, watch use
     # the new ones).
