@@ -390,7 +390,7 @@ def state_error(path: Path, error: sqlite3.Error | OSError, *, busy_timeout: flo
         )
     if name.startswith("SQLITE_IOERR") or "disk I/O error" in text:
         return StateError(f"the disk failed while using {path} ({text}); check the disk and run again")
-    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or type(error) is sqlite3.DatabaseError:
         return StateError(f"{path} is not a usable vidbatch state database ({text}); move it aside and run again to start a new state")
     return StateError(f"the state database {path} failed ({text}); run again, and report this if it persists")
 
