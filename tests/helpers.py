@@ -1,32 +1,81 @@
-"""Helpers shared by the integration tests: manifests on disk, the CLI, and checks on outputs."""
+"""The one home of the helpers the tests share: folders, images, manifests, the CLI, checks on
+outputs. Importing it has no side effects (the JPEG encoder of ``examples/make_images.py`` is
+loaded on first use). ``tests/manifest_helpers.py`` re-exports some of these names for the
+manifest tests."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import struct
 import subprocess
 import sys
+import textwrap
 import zlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 from click.testing import CliRunner, Result
 
-from vidbatch.cli import main
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+BAD = Path(__file__).resolve().parent / "bad_manifests"
+
+RGB = tuple[int, int, int]
 
 
-def write_png(path: Path, width: int = 640, height: int = 360, color: tuple[int, int, int] = (200, 80, 40)) -> Path:
-    """A valid RGB PNG of one colour, written without any imaging library."""
-    row = b"\x00" + bytes(color) * width
-    raw = zlib.compress(row * height, 9)
+# --- images ---------------------------------------------------------------------------------------
+
+
+def png_bytes(width: int = 640, height: int = 360, colour: RGB = (90, 120, 200)) -> bytes:
+    """A valid RGB PNG of one colour, built without any imaging library."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
+    raw = zlib.compress((b"\x00" + bytes(colour) * width) * height, 9)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def png(path: Path, width: int = 640, height: int = 360, colour: RGB = (90, 120, 200)) -> Path:
+    """Write a one-colour PNG at ``path`` (folders made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    path.write_bytes(png_bytes(width, height, colour))
+    return path
+
+
+def write_png(path: Path, width: int = 640, height: int = 360, color: RGB = (200, 80, 40)) -> Path:
+    """:func:`png` with the colour the integration tests have always used."""
+    return png(path, width, height, color)
+
+
+@functools.cache
+def _example_images() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vidbatch_example_images", EXAMPLES / "make_images.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def jpeg(path: Path, width: int = 360, height: int = 640, colour: RGB = (200, 160, 120)) -> Path:
+    """A baseline JPEG of one colour, by the examples' own encoder."""
+    written: Path = _example_images().write_jpeg(path, width, height, lambda bx, by: colour)
+    return written
+
+
+# --- manifests ------------------------------------------------------------------------------------
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    """Write dedented ``text`` to ``folder/name``."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
 
 
@@ -36,25 +85,37 @@ def t2v_manifest(prompts: dict[str, str], *, extra_defaults: str = "", header: s
     return f'{header}output_dir = "renders"\n\n[defaults]\nmodel = "MiniMax-Hailuo-02"\n{extra_defaults}\n{jobs}'
 
 
-def cli(args: Sequence[str], *, env: dict[str, str] | None = None) -> Result:
-    """Run the real CLI in-process (stdin is not a terminal, so nothing asks)."""
+# --- the CLI --------------------------------------------------------------------------------------
+
+
+def cli(*args: Any, env: dict[str, Any] | None = None) -> Result:
+    """Run the real CLI in-process (stdin is not a terminal, so nothing asks). Takes the
+    arguments either as one list, ``cli(["plan", path])``, or one by one, ``cli("plan", path)``."""
+    from vidbatch.cli import main
+
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = tuple(args[0])
     return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
-def cli_subprocess(args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, **kw: Any) -> subprocess.Popen:
+def cli_subprocess(args: Sequence[Any], *, env: dict[str, str] | None = None, cwd: Path | None = None, **kw: Any) -> subprocess.Popen[str]:
+    """``python -m vidbatch ARGS`` in a child process, stdout and stderr piped as text."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "vidbatch", *map(str, args)], env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def json_events(stdout: str) -> list[dict]:
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def json_events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def creates(sim) -> int:
-    return sim.sim.calls["create"]
+def creates(sim: Any) -> int:
+    return int(sim.sim.calls["create"])
 
 
-def api_calls(sim) -> int:
+def api_calls(sim: Any) -> int:
     return sum(sim.sim.calls.values())
 
 

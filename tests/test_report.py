@@ -20,7 +20,8 @@ import pytest
 from vidbatch import project, report
 from vidbatch.report import ReportWriter, build_report, highlight_prompt, human_bytes, human_seconds, relative_url, write_report
 from vidbatch.runner import RunEvent
-from vidbatch.state import Store
+from vidbatch.errors import CallInfo, RenderFailedError
+from vidbatch.state import ErrorInfo, RenderRecord, Store
 
 from .helpers import cli, write_png
 
@@ -148,7 +149,7 @@ def failed_record(manifest: Path):
     store = Store.open_for_reading(manifest.parent / ".vidbatch")
     assert store is not None
     try:
-        return next(r for r in store.all_jobs() if r.name == "broken")
+        return next(r for r in store.all_renders() if r.name == "broken")
     finally:
         store.close()
 
@@ -190,7 +191,9 @@ def test_failed_job_shows_its_error_code_and_trace_id(rendered):
     card = cards_of(page)["broken"]
     error = card.find("div", "error")
     assert error is not None
-    assert "simulated render failure" in error.find("p", "msg").text()
+    headline = error.find("p", "msg").text()
+    assert "simulated render failure" in headline and "call=" not in headline, "the details are apart from the headline"
+    assert record.error_call == "query" and "call=query" in error.find("details").text()
     assert record.trace_id in error.text()
     assert record.task_id in card.text()
     assert card.find("span", "badge").text().strip() == "failed"
@@ -298,6 +301,16 @@ def test_sim_reports_go_beside_the_sim_outputs(shots, sim_env):
     page = parse(out.read_text(encoding="utf-8"))
     assert page.find("span", "sim") is not None, "a simulated report says so"
     assert len(page.find_all("video")) == 4
+
+
+def test_a_report_is_simulated_when_the_workspace_says_so(shots, tmp_path):
+    # Workspace.sim decides, not the state folder's name
+    real = project.load([shots])
+    real.sim = True  # type: ignore[attr-defined]
+    assert build_report(real, None, tmp_path / "r.html").simulated
+    real.sim = False  # type: ignore[attr-defined]
+    real.state_dir = real.state_dir / "sim"
+    assert not build_report(real, None, tmp_path / "r.html").simulated
 
 
 def test_output_holding_an_older_request_is_shown_and_labelled(rendered):
@@ -420,11 +433,20 @@ def test_highlight_prompt_classifies_brackets():
     assert old[1].kind == "unsupported", "T2V-01 takes no camera commands: the bracket is plain text to it"
 
 
-def test_api_error_is_split_into_headline_hint_and_details():
-    err = report.ReportError("task 1 ended with status Fail: boom [call=query status_msg='boom' trace_id=abc]\n  hint: run it again", 1027, "abc")
-    assert (err.headline, err.hint, err.detail) == ("task 1 ended with status Fail: boom", "run it again", "call=query status_msg='boom' trace_id=abc")
+def test_an_api_error_is_shown_from_its_parts():
+    exc = RenderFailedError("task 1 ended with status Fail: boom", CallInfo("query", status_code=1027, status_msg="boom", trace_id="abc"), hint="run it again")
+    err = report.ReportError.from_info(ErrorInfo.from_exception(exc))
+    assert (err.headline, err.hint, err.detail) == ("task 1 ended with status Fail: boom", "run it again", "call=query status_code=1027 status_msg='boom' trace_id=abc")
+    assert (err.code, err.trace_id, err.call) == (1027, "abc", "query")
     plain = report.ReportError("the run stopped while this job's create call was in flight")
     assert (plain.headline, plain.hint, plain.detail) == (plain.message, None, None)
+
+
+def test_an_error_recorded_before_the_parts_shows_its_whole_text():
+    # rows written before migration m002 keep str(exc) in error_message and no call
+    record = RenderRecord.from_row({"key": "k", "state": "failed", "error_message": "boom [call=query trace_id=abc]", "error_code": 1027, "trace_id": "abc"})
+    err = report.ReportError.from_info(record.error_info)
+    assert (err.headline, err.hint, err.detail, err.code) == ("boom [call=query trace_id=abc]", None, None, 1027)
 
 
 def test_human_units():

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch.errors import StateError, StateLockedError
-from vidbatch.state import TRANSITIONS, ErrorInfo, JobState, Store, migrations
+from vidbatch.errors import CallInfo, InvalidRequestError, StateError, StateLockedError
+from vidbatch.state import TRANSITIONS, ErrorInfo, RenderState, Store, migrations
+
+from .conftest import TEST_KEY
 
 KEY = "vb1:" + "b" * 64
 FROZEN = Path(__file__).parent / "data" / "state_m001.sql"
@@ -28,17 +30,17 @@ def test_full_lifecycle_is_recorded_as_history(tmp_path):
     store.record_status(KEY, "Processing")
     store.record_rendered(KEY, "456", width=1366, height=768)
     record = store.record_downloaded(KEY, tmp_path / "x.mp4", size=10, sha256="f" * 64, mtime_ns=1, name="job", manifest="m.toml")
-    assert record.state is JobState.DONE and record.task_id == "123" and record.file_id == "456"
+    assert record.state is RenderState.DONE and record.task_id == "123" and record.file_id == "456"
     assert [e.event for e in store.events(KEY)] == ["seen", "submit", "submitted", "status", "status", "rendered", "downloaded"]
     assert store.output(tmp_path / "x.mp4").sha256 == "f" * 64
 
 
-@pytest.mark.parametrize("state", list(JobState))
+@pytest.mark.parametrize("state", list(RenderState))
 def test_every_illegal_transition_is_refused(tmp_path, state):
     store = Store(tmp_path)
     seen(store)
-    store.db["jobs"].update(KEY, {"state": state.value})
-    illegal = set(JobState) - TRANSITIONS[state] - {state}
+    store.db["renders"].update(KEY, {"state": state.value})
+    illegal = set(RenderState) - TRANSITIONS[state] - {state}
     for target in illegal:
         with pytest.raises(StateError, match=f"cannot go from {state.value} to {target.value}"):
             store._transition(KEY, target, "test")
@@ -54,7 +56,7 @@ def test_a_run_cut_off_mid_create_leaves_the_job_uncertain(tmp_path):
     cut = store.mark_interrupted_submissions()
     assert [r.key for r in cut] == [KEY]
     record = store.get(KEY)
-    assert record.state is JobState.UNCERTAIN and "may or may not" in record.error_message
+    assert record.state is RenderState.UNCERTAIN and "may or may not" in record.error_message
 
 
 def test_errors_are_kept_with_code_and_trace_id(tmp_path):
@@ -66,10 +68,32 @@ def test_errors_are_kept_with_code_and_trace_id(tmp_path):
     assert record.error == "invalid params, duration (code 2013) [trace_id=abc]"
 
 
+def test_an_api_error_is_stored_as_its_parts(tmp_path):
+    store = Store(tmp_path)
+    seen(store)
+    store.record_intent(KEY)
+    exc = InvalidRequestError("create refused: invalid params", CallInfo("create", http_status=200, status_code=2013, status_msg="invalid params, duration", trace_id="t-1"), hint="check the duration")
+    store.record_not_submitted(KEY, ErrorInfo.from_exception(exc))
+    row = store.db.execute("select error_call, error_http_status, error_code, error_status_msg, error_message, error_hint, trace_id from renders").fetchone()
+    assert row == ("create", 200, 2013, "invalid params, duration", "create refused: invalid params", "check the duration", "t-1")
+    assert store.get(KEY).error == str(exc), "status shows the error as the exception read"
+    assert store.events(KEY)[-1].detail == {"error": "create refused: invalid params", "code": 2013, "call": "create"}
+
+
+def test_an_unexpected_exception_is_stored_by_its_class_only():
+    class Leaky(Exception):
+        pass
+
+    info = ErrorInfo.from_exception(Leaky(f"headers={{'Authorization': 'Bearer {TEST_KEY}'}}"))
+    assert TEST_KEY not in repr(info) and "Leaky" in info.message and info.call is None
+
+
 def test_migrations_on_a_blank_database(tmp_path):
     store = Store(tmp_path)
     assert [m.name for m in migrations.applied(store.db)] == [m.name for m in migrations._migrations]
-    assert {"jobs", "outputs", "events"} <= set(store.db.table_names())
+    assert {"renders", "outputs", "events"} <= set(store.db.table_names())
+    assert {"error_call", "error_http_status", "error_status_msg", "error_hint"} <= set(store.db["renders"].columns_dict)
+    assert store.db.execute("select * from jobs").fetchall() == [], "the old table name reads as a view"
     assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
@@ -80,10 +104,10 @@ def test_migrations_on_a_database_frozen_at_the_first_schema(tmp_path):
     store = Store(tmp_path)
     assert migrations.pending(store.db) == []
     record = store.get("vb1:" + "a" * 64)
-    assert record.state is JobState.RUNNING and record.task_id == "106916112212032" and record.name == "fox"
+    assert record.state is RenderState.RUNNING and record.task_id == "106916112212032" and record.name == "fox"
     # and the old row goes on through today's transitions
     store.record_rendered(record.key, "1")
-    assert store.get(record.key).state is JobState.RENDERED
+    assert store.get(record.key).state is RenderState.RENDERED
 
 
 def test_reading_creates_nothing(tmp_path):

@@ -42,7 +42,6 @@ import datetime as _dt
 import functools
 import logging
 import os
-import re
 import secrets
 import threading
 import time
@@ -53,7 +52,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, rules
-from .state import JobRecord, JobState, OutputRecord, Store
+from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from .project import Workspace
@@ -66,32 +65,30 @@ DEFAULT_NAME = "report.html"
 
 #: The order states are listed in (summary, filters): finished first, problems next, then the rest.
 STATE_ORDER: tuple[str, ...] = (
-    JobState.DONE.value,
-    JobState.RENDERED.value,
-    JobState.RUNNING.value,
-    JobState.SUBMITTING.value,
-    JobState.UNCERTAIN.value,
-    JobState.FAILED.value,
-    JobState.NEW.value,
+    RenderState.DONE.value,
+    RenderState.RENDERED.value,
+    RenderState.RUNNING.value,
+    RenderState.SUBMITTING.value,
+    RenderState.UNCERTAIN.value,
+    RenderState.FAILED.value,
+    RenderState.NEW.value,
 )
 #: States in which a run still has something to do for the job (a live page keeps refreshing).
-UNFINISHED_STATES = frozenset({JobState.NEW.value, JobState.SUBMITTING.value, JobState.RUNNING.value, JobState.RENDERED.value})
+UNFINISHED_STATES = frozenset({RenderState.NEW.value, RenderState.SUBMITTING.value, RenderState.RUNNING.value, RenderState.RENDERED.value})
 
 #: What a card shows in place of the video, by state, when there is no file to play.
 PLACEHOLDERS: dict[str, str] = {
-    JobState.NEW.value: "Not rendered yet",
-    JobState.SUBMITTING.value: "Submitting…",
-    JobState.RUNNING.value: "Rendering…",
-    JobState.RENDERED.value: "Rendered, not downloaded yet",
-    JobState.UNCERTAIN.value: "Create was cut off: MiniMax may have a task for it",
-    JobState.FAILED.value: "Render failed",
-    JobState.DONE.value: "Video file missing: the next run downloads it again",
+    RenderState.NEW.value: "Not rendered yet",
+    RenderState.SUBMITTING.value: "Submitting…",
+    RenderState.RUNNING.value: "Rendering…",
+    RenderState.RENDERED.value: "Rendered, not downloaded yet",
+    RenderState.UNCERTAIN.value: "Create was cut off: MiniMax may have a task for it",
+    RenderState.FAILED.value: "Render failed",
+    RenderState.DONE.value: "Video file missing: the next run downloads it again",
 }
 
 #: Run events after which :class:`ReportWriter` rewrites the page.
 REFRESH_EVENTS = frozenset({"submitted", "rendered", "downloaded", "reused", "failed", "uncertain", "error", "start", "finish", "interrupted", "account_stop"})
-
-_API_ERROR = re.compile(r"^(?P<head>.*?) \[(?P<detail>call=[^\n]*)\](?:\n\s*hint: (?P<hint>.*))?$", re.S)
 
 # The bracket syntax of camera commands is :mod:`vidbatch.facts`'s; the report only marks it up.
 
@@ -112,33 +109,31 @@ class PromptPart:
 
 @dataclass(frozen=True)
 class ReportError:
-    message: str
+    """A job's last error, as the state keeps it: its parts (see :class:`vidbatch.state.ErrorInfo`)."""
+
+    message: str  # the headline; errors recorded before state migration m002 hold their whole text
     code: int | None = None
     trace_id: str | None = None
     #: ``failed`` and ``uncertain`` jobs' errors are the reason for their state; for other states
     #: the error is a past problem (e.g. a download that the next run retries).
     blocking: bool = True
+    hint: str | None = None
+    call: str | None = None
+    http_status: int | None = None
+    status_msg: str | None = None
+
+    @classmethod
+    def from_info(cls, info: ErrorInfo, *, blocking: bool = True) -> "ReportError":
+        return cls(info.message, info.code, info.trace_id, blocking, info.hint, info.call, info.http_status, info.status_msg)
 
     @property
     def headline(self) -> str:
-        """The message without the call details and hint that API errors append."""
-        return self._parts()[0]
-
-    @property
-    def hint(self) -> str | None:
-        return self._parts()[1]
+        return self.message
 
     @property
     def detail(self) -> str | None:
-        """The ``call=... trace_id=...`` part of an API error, if any."""
-        return self._parts()[2]
-
-    def _parts(self) -> tuple[str, str | None, str | None]:
-        # ApiError formats "<message> [<call details>]" + optional "\n  hint: <hint>".
-        m = _API_ERROR.match(self.message)
-        if not m:
-            return self.message, None, None
-        return m.group("head"), m.group("hint"), m.group("detail")
+        """The ``call=... trace_id=...`` details of an API error, if any."""
+        return ErrorInfo(self.message, self.code, self.trace_id, self.call, self.http_status, self.status_msg, self.hint).details
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,7 @@ class ReportJob:
     index: int
     name: str
     manifest: str  # the manifest's path relative to the report's folder
-    state: str  # a JobState value; "new" when the state has no row for the request
+    state: str  # a RenderState value; "new" when the state has no row for the request
     model: str
     mode: str  # t2v, i2v, fl2v, s2v
     mode_label: str
@@ -253,7 +248,7 @@ class Report:
 def default_report_path(ws: "Workspace") -> Path:
     """``report.html`` in the first manifest's output_dir: the page travels with the videos it
     shows, and ``--sim`` runs (outputs in ``<output_dir>-sim``) get a report of their own."""
-    return ws.manifests[0].output_dir / DEFAULT_NAME
+    return Path(ws.manifests[0].output_dir) / DEFAULT_NAME
 
 
 def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float | None = None) -> Report:
@@ -272,7 +267,9 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         title=title,
         manifests=manifest_paths,
         state_dir=_relative_display(ws.state_dir, base),
-        simulated=ws.state_dir.name == "sim",  # project.load puts --sim state in <state>/sim
+        # TODO(merge): Workspace.sim arrives with the project engineer's branch; until then the
+        # guess from the folder project.load puts --sim state in (<state>/sim).
+        simulated=bool(getattr(ws, "sim", ws.state_dir.name == "sim")),
         generated_at=now if now is not None else time.time(),
         jobs=report_jobs,
         summary=_summary(report_jobs, records, renders_by_key),
@@ -283,11 +280,12 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
 def render_html(report: Report, *, refresh: float | None = None) -> str:
     """The page. ``refresh``: reload every so many seconds while any job is unfinished."""
     live = bool(refresh) and report.summary.unfinished > 0
-    return _template().render(
+    html: str = _template().render(
         report=report,
         refresh=max(1, round(refresh)) if live and refresh else None,
         state_order=[s for s in STATE_ORDER if s in report.summary.counts],
     )
+    return html
 
 
 @functools.lru_cache(maxsize=1)
@@ -416,9 +414,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
+def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
     summary = rules.summarize(job.identity_request())
-    state = rec.state.value if rec else JobState.NEW.value
+    state = rec.state.value if rec else RenderState.NEW.value
     width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else rules.output_size(job.identity_request())
     prompt = job.request.get("prompt") or ""
     model = str(job.request.get("model") or summary.model)
@@ -440,12 +438,11 @@ def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, 
         elif out is None:
             video_note = "this file is not recorded in the state"
     placeholder = PLACEHOLDERS.get(state, "No video")
-    if state == JobState.RUNNING.value and rec and rec.task_id:
+    if state == RenderState.RUNNING.value and rec and rec.task_id:
         placeholder = f"Rendering… (task {rec.task_id})"
 
-    error = None
-    if rec and rec.error_message:
-        error = ReportError(rec.error_message, rec.error_code, rec.trace_id, blocking=state in (JobState.FAILED.value, JobState.UNCERTAIN.value))
+    info = rec.error_info if rec else None
+    error = ReportError.from_info(info, blocking=state in (RenderState.FAILED.value, RenderState.UNCERTAIN.value)) if info else None
 
     return ReportJob(
         index=index,
@@ -481,7 +478,7 @@ def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, 
     )
 
 
-def _summary(jobs: list[ReportJob], records: dict[str, JobRecord], renders_by_key: dict[str, int]) -> ReportSummary:
+def _summary(jobs: list[ReportJob], records: dict[str, RenderRecord], renders_by_key: dict[str, int]) -> ReportSummary:
     counts = Counter(j.state for j in jobs)
     keys = {j.key for j in jobs}
     latest = [records[k] for k in keys if k in records]
@@ -493,10 +490,10 @@ def _summary(jobs: list[ReportJob], records: dict[str, JobRecord], renders_by_ke
         jobs=len(jobs),
         counts={s: counts[s] for s in STATE_ORDER if counts.get(s)},
         renders_created=sum(renders_by_key.values()),
-        maybe_created=sum(1 for r in latest if r.state is JobState.UNCERTAIN),
+        maybe_created=sum(1 for r in latest if r.state is RenderState.UNCERTAIN),
         render_seconds=sum(timed),
         renders_timed=len(timed),
-        span_seconds=(max(ends) - min(starts)) if starts else None,  # type: ignore[type-var]
+        span_seconds=(max(ends) - min(starts)) if starts else None,
         bytes_on_disk=sum(j.video_bytes or 0 for j in shown),
         videos_on_disk=len(shown),
     )

@@ -1,18 +1,25 @@
 """The state cache: what has been submitted, rendered and written, in one SQLite file.
 
+Words: a *job* is an entry of a manifest (it has a name and an output path); a *render* is one
+distinct request to MiniMax, identified by its content key (:mod:`vidbatch.identity`). Several
+jobs with identical requests share one render; the state keeps renders, and the outputs that
+hold their videos.
+
 Layout (``.vidbatch/state.db`` beside the manifest by default; WAL mode; readable with plain
 ``sqlite3`` and ``sqlite-utils``):
 
-- ``jobs``: one row per *content key* (:mod:`vidbatch.identity`), i.e. per distinct request. It
-  holds the request as shown to people (images by path and sha256, never base64 and never the
-  key), the lifecycle ``state``, MiniMax's ``task_id`` and ``file_id``, attempts, the last error
-  (code, message, Trace-Id), timestamps and the sha256/size of the rendered video.
+- ``renders``: one row per content key. It holds the request as shown to people (images by path
+  and sha256, never base64 and never the key), the lifecycle ``state``, MiniMax's ``task_id`` and
+  ``file_id``, attempts, the last error as its parts (``error_call``, ``error_http_status``,
+  ``error_code``, ``error_status_msg``, ``error_message``, ``error_hint``, ``trace_id``),
+  timestamps and the sha256/size of the rendered video. (A view named ``jobs`` shows the same
+  rows under the table's name before migration m003, for queries written against it.)
 - ``outputs``: one row per output *file path*: which key's video the file holds, its size, sha256
   and mtime when written. Plans verify files against it. Several paths may hold one key (reuse).
 - ``events``: append-only history of every transition, so ``status`` can tell a job's story.
 
-A job's state is a :class:`JobState`; :data:`TRANSITIONS` is the one table of legal moves, and
-the store refuses any other. The write methods are intents (``record_submitted``,
+A render's state is a :class:`RenderState`; :data:`TRANSITIONS` is the one table of legal moves,
+and the store refuses any other. The write methods are intents (``record_submitted``,
 ``record_downloaded``...), each one transaction, so a crash leaves either the old row or the new.
 
 Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and
@@ -20,36 +27,54 @@ Crash safety rests on two writes: ``record_intent`` *before* a create is sent, a
 starts (the run lock guarantees no live run owns it) was cut off mid-create: whether MiniMax
 accepted it is unknowable, so it becomes ``uncertain`` and is never re-created silently.
 
-Schema changes are migrations (``sqlite_utils.Migrations``), applied on open, one function per
-change, never edited once released.
+Sharing the file:
+
+- Schema changes are migrations (``sqlite_utils.Migrations``), applied on open, one function per
+  change, never edited once released. They run under the run lock, so two processes opening a
+  fresh folder at once cannot both create the tables.
+- A read-only store (``plan``, ``status``, ``report``) never writes: it opens the file with
+  ``mode=ro`` (``immutable`` on a read-only folder), and when the file needs migrations it
+  migrates a copy in memory; the next ``run`` upgrades the file itself.
+- Another SQLite client (``sqlite3``, ``sqlite-utils``, a DB browser) may hold the write lock;
+  every statement waits up to :data:`BUSY_TIMEOUT` seconds for it. Any SQLite failure leaves the
+  store as a :class:`~vidbatch.errors.StateError` whose advice fits the cause (lock, full disk,
+  read-only folder, damaged file), never as a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import logging
 import os
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterable, Iterator, Mapping, ParamSpec, Sequence, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .errors import StateError, StateLockedError
+from .errors import ApiError, CallInfo, StateError, StateLockedError, VidbatchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import filelock
 
 log = logging.getLogger(__name__)
 
 STATE_DIR_NAME = ".vidbatch"
 DB_NAME = "state.db"
 LOCK_NAME = "run.lock"
+#: Seconds a statement waits for another connection's write lock before the store gives up with a
+#: StateError (tests pass a short ``busy_timeout`` to Store instead).
+BUSY_TIMEOUT = 20.0
 
 
-class JobState(str, enum.Enum):
+class RenderState(str, enum.Enum):
     NEW = "new"  # known, never (successfully) submitted
     SUBMITTING = "submitting"  # intent recorded; the create call is (or was) in flight
     UNCERTAIN = "uncertain"  # a create may or may not have been accepted: never re-created silently
@@ -59,9 +84,9 @@ class JobState(str, enum.Enum):
     FAILED = "failed"  # the render cannot succeed as written (Fail, 1026, 1027, 2013)
 
 
-S = JobState
+S = RenderState
 #: The one table of legal state changes.
-TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+TRANSITIONS: dict[RenderState, frozenset[RenderState]] = {
     S.NEW: frozenset({S.SUBMITTING}),
     S.SUBMITTING: frozenset({S.RUNNING, S.NEW, S.FAILED, S.UNCERTAIN}),
     S.UNCERTAIN: frozenset({S.SUBMITTING, S.RUNNING, S.NEW}),
@@ -147,8 +172,91 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["key", "id"])
 
 
+@migrations()
+def m002_error_parts(db: sqlite_utils.Database) -> None:
+    # Errors were kept as one text (str of the exception) that the report parsed back with a
+    # regex. Keep their parts instead: which call failed, the HTTP status, MiniMax's status_msg
+    # and the hint (error_code, error_message and trace_id exist already). Rows written before
+    # keep their whole text in error_message and NULL in error_call, and read as before.
+    for column, kind in (("error_call", str), ("error_http_status", int), ("error_status_msg", str), ("error_hint", str)):
+        db.table("jobs").add_column(column, kind)
+
+
+@migrations()
+def m003_jobs_are_renders(db: sqlite_utils.Database) -> None:
+    # "job" means a manifest entry everywhere else; a row of this table is one render (one
+    # distinct request, shared by every job that asks for it). Rename the table and its indexes,
+    # keeping the rows; SQLite updates the outputs' foreign key. A view keeps the old name
+    # readable for queries people wrote against it (the README invites sqlite3).
+    db.execute("ALTER TABLE jobs RENAME TO renders")
+    for column in ("state", "task_id"):
+        db.execute(f"DROP INDEX IF EXISTS idx_jobs_{column}")
+        db.table("renders").create_index([column], index_name=f"idx_renders_{column}")
+    db.execute("CREATE VIEW jobs AS SELECT * FROM renders")
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error as the state keeps it: its parts, never its text parsed back.
+
+    Never holds the API key: API errors' parts are built by the client without it, other
+    vidbatch errors' messages are too, and of any other exception only the class name is kept
+    (its text or ``repr`` might hold anything, a request with its headers included)."""
+
+    message: str
+    code: int | None = None  # MiniMax's status_code
+    trace_id: str | None = None
+    call: str | None = None  # "create", "query", "retrieve", "download"...
+    http_status: int | None = None
+    status_msg: str | None = None  # MiniMax's status_msg
+    hint: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "ErrorInfo":
+        if isinstance(exc, ApiError):
+            info = exc.info
+            return cls(
+                message=_api_message(exc),
+                code=info.status_code,
+                trace_id=info.trace_id,
+                call=info.call,
+                http_status=info.http_status,
+                status_msg=info.status_msg,
+                hint=exc.hint or None,
+            )
+        if isinstance(exc, VidbatchError):
+            return cls(str(exc))
+        return cls(f"internal error ({type(exc).__name__}); run again with VIDBATCH_DEBUG=1 to see it")
+
+    @property
+    def details(self) -> str | None:
+        """``call=create http=400 status_code=2013 ... trace_id=...`` of an API error, else None."""
+        if self.call is None:
+            return None
+        return CallInfo(self.call, self.http_status, self.code, self.status_msg, self.trace_id).describe()
+
+    def text(self) -> str:
+        """The error as one text, as the exception read (``status`` and ``plan`` show it)."""
+        details = self.details
+        if details is None:  # not an API error, or a row written before m002
+            code = f" (code {self.code})" if self.code else ""
+            trace = f" [trace_id={self.trace_id}]" if self.trace_id else ""
+            return f"{self.message}{code}{trace}"
+        return f"{self.message} [{details}]" + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+def _api_message(exc: ApiError) -> str:
+    """The message an ApiError was made with, without the call details and hint it appends."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        return message
+    text = str(exc)
+    suffix = f" [{exc.info.describe()}]" + (f"\n  hint: {exc.hint}" if exc.hint else "")
+    return text[: -len(suffix)] if text.endswith(suffix) else text
+
+
 @dataclass
-class JobRecord:
+class RenderRecord:
     key: str
     request_json: str  # the ``request`` column; decoded on demand by ``request``
     model: str | None
@@ -156,9 +264,9 @@ class JobRecord:
     duration: int | None
     resolution: str | None
     prompt: str | None
-    name: str | None
+    name: str | None  # the name of the job that last planned this render
     manifest: str | None
-    state: JobState
+    state: RenderState
     task_id: str | None
     file_id: str | None
     attempts: int
@@ -174,27 +282,44 @@ class JobRecord:
     submitted_at: float | None
     rendered_at: float | None
     downloaded_at: float | None
+    error_call: str | None = None
+    error_http_status: int | None = None
+    error_status_msg: str | None = None
+    error_hint: str | None = None
 
     def __post_init__(self) -> None:
-        self.state = JobState(self.state)
+        self.state = RenderState(self.state)
         self.attempts = self.attempts or 0
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
-        return cls(*(row.get("request" if name == "request_json" else name) for name in _JOB_FIELDS))
+    def from_row(cls, row: Mapping[str, Any]) -> "RenderRecord":
+        return cls(*(row.get("request" if name == "request_json" else name) for name in _RENDER_FIELDS))  # type: ignore[arg-type]
 
     @property
     def request(self) -> dict[str, Any]:
         """The request as shown to people (images by path and sha256)."""
-        return json.loads(self.request_json or "{}")
+        return dict(json.loads(self.request_json or "{}"))
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        """The last error, as its parts."""
+        if not self.error_message:
+            return None
+        return ErrorInfo(
+            self.error_message,
+            code=self.error_code,
+            trace_id=self.trace_id,
+            call=self.error_call,
+            http_status=self.error_http_status,
+            status_msg=self.error_status_msg,
+            hint=self.error_hint,
+        )
 
     @property
     def error(self) -> str | None:
-        if not self.error_message:
-            return None
-        code = f" (code {self.error_code})" if self.error_code else ""
-        trace = f" [trace_id={self.trace_id}]" if self.trace_id else ""
-        return f"{self.error_message}{code}{trace}"
+        """The last error as one text."""
+        info = self.error_info
+        return info.text() if info else None
 
 
 @dataclass
@@ -210,13 +335,15 @@ class OutputRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "OutputRecord":
-        return cls(**{name: row.get(name) for name in _OUTPUT_FIELDS})
+        return cls(**{name: row.get(name) for name in _OUTPUT_FIELDS})  # type: ignore[arg-type]
 
 
-_JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
-#: the jobs columns in JobRecord's field order, so a row builds a record positionally
-_JOB_SELECT = "select " + ", ".join("request" if n == "request_json" else n for n in _JOB_FIELDS) + " from jobs"
+_RENDER_FIELDS = tuple(f.name for f in fields(RenderRecord))
+#: the renders columns in RenderRecord's field order, so a row builds a record positionally
+_RENDER_SELECT = "select " + ", ".join("request" if n == "request_json" else n for n in _RENDER_FIELDS) + " from renders"
 _OUTPUT_FIELDS = tuple(f.name for f in fields(OutputRecord))
+_ERROR_COLUMNS = ("error_code", "error_message", "trace_id", "error_call", "error_http_status", "error_status_msg", "error_hint")
+_NO_ERROR: dict[str, Any] = dict.fromkeys(_ERROR_COLUMNS)
 
 
 @dataclass
@@ -231,24 +358,6 @@ class Event:
     detail: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
-    """An error as the state keeps it. Never holds the API key (messages are built without it)."""
-
-    message: str
-    code: int | None = None
-    trace_id: str | None = None
-
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> "ErrorInfo":
-        info = getattr(exc, "info", None)
-        return cls(
-            message=str(exc),
-            code=getattr(info, "status_code", None),
-            trace_id=getattr(info, "trace_id", None),
-        )
-
-
 def default_state_dir(manifest_folder: Path) -> Path:
     """``VIDBATCH_STATE``, else ``.vidbatch`` in the manifest's folder."""
     env = os.environ.get("VIDBATCH_STATE")
@@ -257,33 +366,134 @@ def default_state_dir(manifest_folder: Path) -> Path:
     return Path(manifest_folder).resolve() / STATE_DIR_NAME
 
 
-class Store:
-    """The state database of one state folder. Not thread-safe: one thread writes."""
+# --- SQLite failures as StateErrors ---------------------------------------------------------------
 
-    def __init__(self, state_dir: Path, *, readonly: bool = False):
+
+def state_error(path: Path, error: sqlite3.Error | OSError, *, busy_timeout: float = BUSY_TIMEOUT) -> StateError:
+    """A StateError whose advice fits what went wrong with the database at ``path``."""
+    if isinstance(error, OSError):
+        return StateError(f"cannot use the state folder {path.parent} ({error.strerror or error}); check its permissions and free space, or pass --state to use another folder")
+    name = getattr(error, "sqlite_errorname", "") or ""
+    text = str(error)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
+        return StateError(
+            f"the state database {path} stayed locked by another connection for {busy_timeout:g} s "
+            "(an open sqlite3 or sqlite-utils session, or a database browser, holding a write transaction?); "
+            "end that transaction or close the program, then run again"
+        )
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StateError(f"the disk holding {path} is full; free some space and run again (the state is intact)")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) or "readonly" in text:
+        return StateError(
+            f"cannot write or open the state database {path} ({text}); check that its folder exists and is writable "
+            "(plan and status only read it), or pass --state to use another folder"
+        )
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in text:
+        return StateError(f"the disk failed while using {path} ({text}); check the disk and run again")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or type(error) is sqlite3.DatabaseError:
+        return StateError(f"{path} is not a usable vidbatch state database ({text}); move it aside and run again to start a new state")
+    return StateError(f"the state database {path} failed ({text}); run again, and report this if it persists")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(method: Callable[Concatenate["Store", _P], _R]) -> Callable[Concatenate["Store", _P], _R]:
+    """A Store method whose SQLite failures leave it as a StateError (never a traceback)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Store", /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+
+    return wrapper
+
+
+class Store:
+    """The state database of one state folder. Not thread-safe: one thread writes.
+
+    ``readonly``: never write (plan, status, report). ``busy_timeout``: seconds to wait for
+    another connection's write lock (default :data:`BUSY_TIMEOUT`)."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False, busy_timeout: float | None = None):
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
-        if readonly:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        else:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path)
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        self._lock: "filelock.BaseFileLock | None" = None
         try:
-            self.db = sqlite_utils.Database(conn)
-            if not readonly:
-                self.db.enable_wal()
-                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self.db.execute("PRAGMA busy_timeout=10000")
-            if migrations.pending(self.db):
-                if readonly:
-                    raise StateError(
-                        f"{self.path} needs a schema upgrade; run `vidbatch run` or `vidbatch status` to apply it"
-                    )
-                migrations.apply(self.db)
-        except sqlite3.DatabaseError as e:
+            conn = self._connect_readonly() if readonly else self._connect()
+        except sqlite3.Error as e:
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        except OSError as e:
+            raise state_error(self.path, e) from e
+        self.db = sqlite_utils.Database(conn)
+
+    # --- opening --------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            db = sqlite_utils.Database(conn)
+            if db.journal_mode != "wal" or migrations.pending(db):
+                # A fresh or older file: set it up under the run lock, so two processes opening
+                # it at once cannot both create tables (the second finds them made).
+                with self._setup_lock():
+                    db.enable_wal()
+                    if migrations.pending(db):
+                        migrations.apply(db)
+        except BaseException:
             conn.close()
-            raise StateError(f"{self.path} is not a usable vidbatch state database ({e}); move it aside") from e
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _setup_lock(self) -> Iterator[None]:
+        import filelock
+
+        lock = self._file_lock()
+        try:
+            lock.acquire(timeout=self.busy_timeout)
+        except filelock.Timeout:
+            raise StateLockedError(self.state_dir / LOCK_NAME) from None
+        except OSError as e:  # a read-only folder: no lock file can be made
+            raise state_error(self.path, e) from e
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Open without writing a byte of the database; a file that needs migrations is migrated
+        in a copy in memory."""
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=self.busy_timeout)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            # A WAL database in a folder that cannot be written (no -shm file can be made):
+            # with no -wal file there is nothing but the file to read, and nobody can change it.
+            if Path(f"{self.path}-wal").exists():
+                raise
+            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=self.busy_timeout)
+        conn.execute("PRAGMA query_only=ON")
+        if not migrations.pending(sqlite_utils.Database(conn)):
+            return conn
+        log.info("%s needs a schema upgrade: reading a migrated copy (the next run upgrades the file)", self.path)
+        memory = sqlite3.connect(":memory:")
+        try:
+            conn.backup(memory)
+        finally:
+            conn.close()
+        migrations.apply(sqlite_utils.Database(memory))
+        memory.execute("PRAGMA query_only=ON")
+        return memory
 
     @staticmethod
     def exists(state_dir: Path) -> bool:
@@ -291,18 +501,23 @@ class Store:
 
     @classmethod
     def open_for_reading(cls, state_dir: Path) -> "Store | None":
-        """The store if it exists, without creating anything (for plan and status); else None."""
+        """The store if it exists, read-only and creating nothing (for plan, status and report);
+        else None."""
         if not cls.exists(state_dir):
             return None
-        try:
-            return cls(state_dir, readonly=True)
-        except StateError:
-            return cls(state_dir)  # a pending migration: apply it (schema only, no semantic change)
+        return cls(state_dir, readonly=True)
 
     def close(self) -> None:
         self.db.conn.close()
 
     # --- locking --------------------------------------------------------------------------
+
+    def _file_lock(self) -> "filelock.BaseFileLock":
+        import filelock  # only when a run starts: keeps `vidbatch --help` light
+
+        if self._lock is None:
+            self._lock = filelock.FileLock(str(self.state_dir / LOCK_NAME))
+        return self._lock
 
     @contextlib.contextmanager
     def run_lock(self, *, wait: bool = False) -> Iterator[None]:
@@ -310,15 +525,44 @@ class Store:
         crash never leaves a stale lock. Without ``wait`` a held lock raises StateLockedError."""
         import filelock
 
-        lock = filelock.FileLock(str(self.state_dir / LOCK_NAME))
+        lock = self._file_lock()
         try:
             lock.acquire(timeout=-1 if wait else 0)
         except filelock.Timeout:
             raise StateLockedError(self.state_dir / LOCK_NAME) from None
+        except OSError as e:  # a read-only folder: no lock file can be made
+            raise state_error(self.path, e) from e
         try:
             yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (a savepoint when nested). It begins IMMEDIATE: the write lock
+        is waited for (the busy timeout) before anything is read, so a read-then-write cannot
+        fail halfway on a snapshot another connection made stale."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
 
     # --- reading --------------------------------------------------------------------------
 
@@ -327,58 +571,68 @@ class Store:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    def _records(self, where: str, params: Sequence[Any] = ()) -> list[JobRecord]:
-        return [JobRecord(*row) for row in self.db.conn.execute(f"{_JOB_SELECT} {where}", params)]
+    def _records(self, where: str, params: Sequence[Any] = ()) -> list[RenderRecord]:
+        return [RenderRecord(*row) for row in self.db.conn.execute(f"{_RENDER_SELECT} {where}", params)]
 
-    def get(self, key: str) -> JobRecord | None:
+    @_guarded
+    def get(self, key: str) -> RenderRecord | None:
         rows = self._records("where key = ?", [key])
         return rows[0] if rows else None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, JobRecord]:
+    @_guarded
+    def get_many(self, keys: Iterable[str]) -> dict[str, RenderRecord]:
         keys = list(dict.fromkeys(keys))
-        out: dict[str, JobRecord] = {}
+        out: dict[str, RenderRecord] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             for record in self._records(f"where key in ({','.join('?' * len(chunk))})", chunk):
                 out[record.key] = record
         return out
 
-    def all_jobs(self) -> list[JobRecord]:
+    @_guarded
+    def all_renders(self) -> list[RenderRecord]:
         return self._records("order by created_at")
 
-    def job_summaries(self) -> list[tuple[str, str | None, str, str | None]]:
-        """(key, name, state, manifest) of every job: the cheap listing orphans are found in."""
-        return self.db.conn.execute("select key, name, state, manifest from jobs").fetchall()
+    @_guarded
+    def render_summaries(self) -> list[tuple[str, str | None, str, str | None]]:
+        """(key, name, state, manifest) of every render: the cheap listing orphans are found in."""
+        return self.db.conn.execute("select key, name, state, manifest from renders").fetchall()
 
-    def jobs_in(self, *states: JobState) -> list[JobRecord]:
+    @_guarded
+    def renders_in(self, *states: RenderState) -> list[RenderRecord]:
         return self._records(f"where state in ({','.join('?' * len(states))})", [s.value for s in states])
 
+    @_guarded
     def output(self, path: Path | str) -> OutputRecord | None:
         rows = self._rows("select * from outputs where path = ?", [str(path)])
         return OutputRecord.from_row(rows[0]) if rows else None
 
+    @_guarded
     def all_outputs(self) -> dict[str, OutputRecord]:
         return {r["path"]: OutputRecord.from_row(r) for r in self._rows("select * from outputs")}
 
+    @_guarded
     def outputs_for(self, key: str) -> list[OutputRecord]:
         return [OutputRecord.from_row(r) for r in self._rows("select * from outputs where key = ? order by written_at desc", [key])]
 
+    @_guarded
     def events(self, key: str | None = None, *, limit: int | None = None) -> list[Event]:
         where, args = ("key = ?", [key]) if key else (None, [])
-        rows = self.db["events"].rows_where(where, args, order_by="id desc" if limit else "id", limit=limit)
+        rows = self.db.table("events").rows_where(where, args, order_by="id desc" if limit else "id", limit=limit)
         out = [
             Event(r["id"], r["key"], r["at"], r["event"], r["from_state"], r["to_state"], r["name"], json.loads(r["detail"] or "{}"))
             for r in rows
         ]
         return list(reversed(out)) if limit else out
 
+    @_guarded
     def counts(self) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in self.db.query("select state, count(*) as n from jobs group by state")}
+        return {r["state"]: r["n"] for r in self.db.query("select state, count(*) as n from renders group by state")}
 
     # --- writing --------------------------------------------------------------------------
 
-    def _event(self, key: str, event: str, from_state: JobState | None, to_state: JobState | None, name: str | None, detail: Mapping[str, Any] | None) -> None:
-        self.db["events"].insert(
+    def _event(self, key: str, event: str, from_state: RenderState | None, to_state: RenderState | None, name: str | None, detail: Mapping[str, Any] | None) -> None:
+        self.db.table("events").insert(
             {
                 "key": key,
                 "at": now(),
@@ -390,31 +644,34 @@ class Store:
             }
         )
 
-    def _transition(self, key: str, to: JobState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> JobRecord:
-        with self.db.atomic():
+    @_guarded
+    def _transition(self, /, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
+        with self.transaction():
             current = self.get(key)
             if current is None:
-                raise StateError(f"no job with key {key} in {self.path}")
+                raise StateError(f"no render with key {key} in {self.path}")
             if to is not current.state and to not in TRANSITIONS[current.state]:
                 raise StateError(f"job {name or key}: cannot go from {current.state.value} to {to.value}")
             stamp = now()
-            self.db["jobs"].update(key, {"state": to.value, "updated_at": stamp, **values})
+            self.db.table("renders").update(key, {"state": to.value, "updated_at": stamp, **values})
             self._event(key, event, current.state, to, name, detail)
         record = self.get(key)
         assert record is not None
         return record
 
-    def record_seen(self, key: str, request: Mapping[str, Any], *, model: str | None, mode: str | None, duration: int | None, resolution: str | None, prompt: str | None, name: str | None = None, manifest: str | None = None) -> JobRecord:
-        """Make sure a row exists for ``key`` (state ``new`` when first seen); keep its name current."""
-        with self.db.atomic():
+    @_guarded
+    def record_seen(self, key: str, request: Mapping[str, Any], *, model: str | None, mode: str | None, duration: int | None, resolution: str | None, prompt: str | None, name: str | None = None, manifest: str | None = None) -> RenderRecord:
+        """Make sure a row exists for ``key`` (state ``new`` when first seen); keep the name of
+        the job that asks for it current."""
+        with self.transaction():
             existing = self.get(key)
             if existing is not None:
                 if (existing.name, existing.manifest) != (name, manifest):
-                    self.db["jobs"].update(key, {"name": name, "manifest": manifest})
+                    self.db.table("renders").update(key, {"name": name, "manifest": manifest})
                     existing.name, existing.manifest = name, manifest
                 return existing
             stamp = now()
-            self.db["jobs"].insert(
+            self.db.table("renders").insert(
                 {
                     "key": key,
                     "request": json.dumps(dict(request), sort_keys=True, ensure_ascii=False),
@@ -425,104 +682,96 @@ class Store:
                     "prompt": prompt,
                     "name": name,
                     "manifest": manifest,
-                    "state": JobState.NEW.value,
+                    "state": RenderState.NEW.value,
                     "attempts": 0,
                     "created_at": stamp,
                     "updated_at": stamp,
                 }
             )
-            self._event(key, "seen", None, JobState.NEW, name, None)
+            self._event(key, "seen", None, RenderState.NEW, name, None)
         record = self.get(key)
         assert record is not None
         return record
 
-    def record_seen_many(self, jobs: Sequence[Mapping[str, Any]]) -> None:
-        """``record_seen`` for many jobs in one transaction: each mapping holds the keyword
+    @_guarded
+    def record_seen_many(self, renders: Sequence[Mapping[str, Any]]) -> None:
+        """``record_seen`` for many renders in one transaction: each mapping holds the keyword
         arguments of :meth:`record_seen` plus ``key`` and ``request``. Existing rows only get
         their name and manifest brought up to date."""
-        with self.db.atomic():
-            for job in jobs:
-                self.record_seen(**job)
+        with self.transaction():
+            for render in renders:
+                self.record_seen(**render)
 
-    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None) -> JobRecord:
-        """Written *before* a create is sent: a crash from here on leaves the job ``submitting``."""
+    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None) -> RenderRecord:
+        """Written *before* a create is sent: a crash from here on leaves the render ``submitting``."""
         current = self.get(key)
         attempts = (current.attempts if current else 0) + 1
-        return self._transition(
-            key,
-            JobState.SUBMITTING,
-            "submit",
-            name=name,
-            detail={"reason": reason} if reason else None,
-            attempts=attempts,
-            task_id=None,
-            file_id=None,
-            error_code=None,
-            error_message=None,
-            trace_id=None,
-        )
+        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail={"reason": reason} if reason else None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
 
-    def record_submitted(self, key: str, task_id: str, *, name: str | None = None) -> JobRecord:
-        return self._transition(key, JobState.RUNNING, "submitted", name=name, detail={"task_id": task_id}, task_id=task_id, submitted_at=now())
+    def record_submitted(self, key: str, task_id: str, *, name: str | None = None) -> RenderRecord:
+        return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id}, task_id=task_id, submitted_at=now())
 
-    def record_not_submitted(self, key: str, error: ErrorInfo, *, name: str | None = None) -> JobRecord:
+    def record_not_submitted(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
         """The create certainly was not accepted (the server answered no): back to ``new``."""
-        return self._transition(key, JobState.NEW, "not_submitted", name=name, detail={"error": error.message}, **_error_values(error))
+        return self._transition(key, RenderState.NEW, "not_submitted", name=name, detail=_error_detail(error), **_error_values(error))
 
-    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None) -> JobRecord:
-        return self._transition(key, JobState.UNCERTAIN, "uncertain", name=name, detail={"error": error.message}, **_error_values(error))
+    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
+        return self._transition(key, RenderState.UNCERTAIN, "uncertain", name=name, detail=_error_detail(error), **_error_values(error))
 
+    @_guarded
     def record_status(self, key: str, status: str, *, name: str | None = None) -> None:
         """A poll answer; only a change of MiniMax status is kept in the history."""
         last = self.events(key, limit=1)
         if last and last[0].event == "status" and last[0].detail.get("status") == status:
             return
-        with self.db.atomic():
-            self.db["jobs"].update(key, {"updated_at": now()})
+        with self.transaction():
+            self.db.table("renders").update(key, {"updated_at": now()})
             self._event(key, "status", None, None, name, {"status": status})
 
-    def record_rendered(self, key: str, file_id: str, *, width: int | None = None, height: int | None = None, name: str | None = None) -> JobRecord:
-        return self._transition(key, JobState.RENDERED, "rendered", name=name, detail={"file_id": file_id}, file_id=file_id, video_width=width, video_height=height, rendered_at=now(), error_code=None, error_message=None, trace_id=None)
+    def record_rendered(self, key: str, file_id: str, *, width: int | None = None, height: int | None = None, name: str | None = None) -> RenderRecord:
+        return self._transition(key, RenderState.RENDERED, "rendered", name=name, detail={"file_id": file_id}, file_id=file_id, video_width=width, video_height=height, rendered_at=now(), **_NO_ERROR)
 
-    def record_failed(self, key: str, error: ErrorInfo, *, name: str | None = None) -> JobRecord:
-        return self._transition(key, JobState.FAILED, "failed", name=name, detail={"error": error.message, "code": error.code}, **_error_values(error))
+    def record_failed(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
+        return self._transition(key, RenderState.FAILED, "failed", name=name, detail=_error_detail(error), **_error_values(error))
 
+    @_guarded
     def record_error(self, key: str, error: ErrorInfo, *, name: str | None = None, event: str = "error") -> None:
         """A problem that leaves the state as it is (a download that will be retried)."""
-        with self.db.atomic():
-            self.db["jobs"].update(key, {"updated_at": now(), **_error_values(error)})
-            self._event(key, event, None, None, name, {"error": error.message, "code": error.code})
+        with self.transaction():
+            self.db.table("renders").update(key, {"updated_at": now(), **_error_values(error)})
+            self._event(key, event, None, None, name, _error_detail(error))
 
-    def record_downloaded(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None, event: str = "downloaded") -> JobRecord:
-        """A verified video now sits at ``path``; the job is ``done``."""
-        with self.db.atomic():
-            self.db["outputs"].upsert(
+    @_guarded
+    def record_downloaded(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None, event: str = "downloaded") -> RenderRecord:
+        """A verified video now sits at ``path``; the render is ``done``."""
+        with self.transaction():
+            self.db.table("outputs").upsert(
                 {"path": str(path), "key": key, "name": name, "manifest": manifest, "size": size, "sha256": sha256, "mtime_ns": mtime_ns, "written_at": now()},
                 pk="path",
             )
             record = self._transition(
                 key,
-                JobState.DONE,
+                RenderState.DONE,
                 event,
                 name=name,
                 detail={"path": str(path), "bytes": size, "sha256": sha256},
                 video_bytes=size,
                 video_sha256=sha256,
                 downloaded_at=now(),
-                error_code=None,
-                error_message=None,
-                trace_id=None,
+                **_NO_ERROR,
             )
         return record
 
+    @_guarded
     def record_output_checked(self, path: Path, *, mtime_ns: int) -> None:
         """A file was re-hashed and found intact after its mtime changed (e.g. it was copied)."""
-        self.db["outputs"].update(str(path), {"mtime_ns": mtime_ns})
+        with self.transaction():
+            self.db.table("outputs").update(str(path), {"mtime_ns": mtime_ns})
 
-    def mark_interrupted_submissions(self) -> list[JobRecord]:
+    def mark_interrupted_submissions(self) -> list[RenderRecord]:
         """Rows left ``submitting`` by a run that died mid-create become ``uncertain``.
         Call only while holding the run lock."""
-        stale = self.jobs_in(JobState.SUBMITTING)
+        stale = self.renders_in(RenderState.SUBMITTING)
         for record in stale:
             self.record_uncertain(
                 record.key,
@@ -530,15 +779,45 @@ class Store:
             )
         return stale
 
+    @_guarded
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:
-        with self.db.atomic():
+        with self.transaction():
             for path in paths:
-                self.db["outputs"].delete_where("path = ?", [str(path)])
+                self.db.table("outputs").delete_where("path = ?", [str(path)])
             for key in keys:
-                self.db["outputs"].delete_where("key = ?", [key])
-                self.db["events"].delete_where("key = ?", [key])
-                self.db["jobs"].delete_where("key = ?", [key])
+                self.db.table("outputs").delete_where("key = ?", [key])
+                self.db.table("events").delete_where("key = ?", [key])
+                self.db.table("renders").delete_where("key = ?", [key])
+
+    # Old names of the methods above (TODO(merge): remove once runner, plan, project, watch use
+    # the new ones).
+    all_jobs = all_renders
+    job_summaries = render_summaries
+    jobs_in = renders_in
 
 
 def _error_values(error: ErrorInfo) -> dict[str, Any]:
-    return {"error_code": error.code, "error_message": error.message, "trace_id": error.trace_id}
+    return {
+        "error_code": error.code,
+        "error_message": error.message,
+        "trace_id": error.trace_id,
+        "error_call": error.call,
+        "error_http_status": error.http_status,
+        "error_status_msg": error.status_msg,
+        "error_hint": error.hint,
+    }
+
+
+def _error_detail(error: ErrorInfo) -> dict[str, Any]:
+    """What the history keeps of an error (status shows it in a job's story)."""
+    detail: dict[str, Any] = {"error": error.message}
+    if error.code is not None:
+        detail["code"] = error.code
+    if error.call is not None:
+        detail["call"] = error.call
+    return detail
+
+
+# Old names (TODO(merge): remove once runner, plan, project, watch and the CLI use the new ones).
+JobRecord = RenderRecord  # TODO(merge): remove
+JobState = RenderState  # TODO(merge): remove

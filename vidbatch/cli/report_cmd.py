@@ -11,7 +11,7 @@ from .run_cmds import manifest_args
 
 
 @click.command()
-@manifest_args
+@manifest_args  # type: ignore[untyped-decorator]  # run_cmds' option sets are untyped
 @click.option("--sim", is_flag=True, help="Report on the --sim runs (state in .vidbatch/sim, outputs in <output_dir>-sim).")
 @click.option(
     "-o",
