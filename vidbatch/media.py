@@ -49,6 +49,7 @@ from .files import into_place
 
 if TYPE_CHECKING:
     from av.container import InputContainer, OutputContainer
+    from av.packet import Packet
     from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
 
@@ -219,9 +220,9 @@ def _frame_step(stream: VideoStream) -> int:
 
 
 def extract_frame(video: Path, at: float | None = None, *, last: bool = True) -> bytes:
-    """One frame of ``video`` as PNG bytes, full size, RGB, exactly as decoded: the frame shown
-    at ``at`` seconds from the start (the first frame starting at or after it) when given, else
-    the last frame (or the first, with ``last=False``)."""
+    """One frame of ``video`` as PNG bytes, full size, RGB, exactly as decoded: with ``at``, the
+    first frame that starts at or after ``at`` seconds from the video's start (a millisecond of
+    slack absorbs rounding); else the last frame (or the first, with ``last=False``)."""
     with _reading(video) as (container, stream):
         if at is not None:
             frame = _frame_at(video, container, stream, at)
@@ -521,6 +522,7 @@ def _join_reencoding(scans: Sequence[tuple[VideoInfo, int, int]], dst: OutputCon
     out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, "yuv420p"
     out_stream.codec_context.time_base = out_tb
     offset = Fraction(0)  # seconds already written
+    durations: dict[int, int] = {}  # pts -> duration of frames sent to the encoder
     for info, start, end in scans:
         with _reading(info.path) as (container, stream):
             tb = info.time_base
@@ -544,9 +546,19 @@ def _join_reencoding(scans: Sequence[tuple[VideoInfo, int, int]], dst: OutputCon
                 scaled.pts = round(seconds / out_tb)
                 scaled.time_base = out_tb
                 scaled.duration = round(duration / out_tb)
-                dst.mux(out_stream.encode(scaled))
+                durations[scaled.pts] = scaled.duration
+                _mux_encoded(dst, out_stream.encode(scaled), durations)
         offset += (end - start) * tb
-    dst.mux(out_stream.encode(None))
+    _mux_encoded(dst, out_stream.encode(None), durations)
+
+
+def _mux_encoded(dst: OutputContainer, packets: list[Packet[VideoStream]], durations: dict[int, int]) -> None:
+    # The encoder does not always carry a frame's duration to its packet, and the muxer would then
+    # guess the last frame's length from its neighbours; give every packet its frame's duration.
+    for packet in packets:
+        if packet.pts is not None and packet.pts in durations:
+            packet.duration = durations.pop(packet.pts)
+    dst.mux(packets)
 
 
 # --- test clips --------------------------------------------------------------------------------
