@@ -229,6 +229,17 @@ def test_a_bad_clip_leaves_no_output(clips, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["bad.mp4"]
 
 
+def test_a_failed_write_names_the_output_and_leaves_nothing(clips, tmp_path, monkeypatch):
+    def full_disk(dst, packets):
+        raise media._WriteFailed("No space left on device")
+
+    monkeypatch.setattr(media, "_mux", full_disk)
+    folder = tmp_path / "cut"
+    with pytest.raises(media.MediaError, match=r"could not write .*out.mp4: No space left on device"):
+        media.concat([clips["red"], clips["green"]], folder / "out.mp4")
+    assert list(folder.iterdir()) == []
+
+
 def test_joining_nothing_is_a_clear_error(tmp_path):
     with pytest.raises(media.MediaError, match="empty"):
         media.concat([], tmp_path / "out.mp4")
@@ -248,6 +259,17 @@ def test_poster_is_a_frame_a_third_of_the_way_in(clips):
     png = media.poster(clips["red"])
     assert png_size(png) == (320, 180)
     assert media.clip_marks(png).frame == 16  # 2 s / 3 = 0.667 s: frame 16 starts there
+
+
+def test_poster_file_is_extracted_once_per_video(clips, tmp_path, monkeypatch):
+    cache = tmp_path / "posters"
+    first = media.poster_file(clips["red"], cache)
+    assert first.parent == cache and first.read_bytes() == media.poster(clips["red"])
+    assert media.poster_file(clips["red"], cache, sha256="abc") == cache / "abc.png"  # a known hash names it
+    monkeypatch.setattr(media, "poster", lambda video: pytest.fail("extracted again"))
+    assert media.poster_file(clips["red"], cache) == first
+    with pytest.raises(pytest.fail.Exception):
+        media.poster_file(clips["green"], cache)  # another video is another poster
 
 
 def test_contact_sheet_tiles_one_frame_per_video(clips):

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .errors import VidbatchError
-from .files import into_place
+from .files import into_place, write_bytes
 
 if TYPE_CHECKING:
     from av.container import InputContainer, OutputContainer
@@ -387,6 +387,27 @@ def poster(video: Path) -> bytes:
     return extract_frame(video, at=info.duration / 3 if info.frames > 1 else None, last=False)
 
 
+def poster_file(video: Path, cache_dir: Path, *, sha256: str | None = None) -> Path:
+    """The poster of ``video`` as a PNG in ``cache_dir``, named by the video's SHA-256 (pass
+    ``sha256`` when already known), extracted only the first time: a video's poster never changes."""
+    digest = sha256 or _sha256_file(video)
+    target = Path(cache_dir) / f"{digest}.png"
+    if not target.is_file():
+        write_bytes(target, poster(video), durable=False)  # a cache: losing it to a power cut is harmless
+    return target
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise MediaError(f"{path} cannot be read: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
 def contact_sheet(videos: Sequence[Path], columns: int = 4, thumb_width: int = 240) -> bytes:
     """One frame per video (its poster frame), scaled to ``thumb_width`` and tiled left to right,
     top to bottom, ``columns`` to a row, as one PNG. Cells are as tall as the first video's
@@ -470,8 +491,9 @@ def concat(clips: Sequence[Path], out: Path) -> ConcatResult:
                     _join_reencoding(scans, dst)
                 else:
                     _join_copying(scans, dst)
-        except av.error.FFmpegError as e:
-            raise MediaError(f"could not write {out}: {e.strerror or e}") from None
+        except (av.error.FFmpegError, OSError, _WriteFailed) as e:
+            reason = e.args[0] if isinstance(e, _WriteFailed) else (e.strerror or str(e))
+            raise MediaError(f"could not write {out}: {reason}; check the folder is writable and has room") from None
         joined = probe(staging)
     log.info("joined %d clips into %s (%s)", len(clips), out, f"re-encoded: {reason}" if reason else "copied")
     return ConcatResult(Path(out), bool(reason), reason, joined.duration, joined.frames)
@@ -508,7 +530,7 @@ def _join_copying(scans: Sequence[tuple[VideoInfo, int, int]], dst: OutputContai
                     packet.dts = last_dts + 1  # never let decode order run backwards at a seam
                 last_dts = packet.dts
                 packet.stream = out_stream
-                dst.mux(packet)
+                _mux(dst, [packet])
         offset += end - start
 
 
@@ -558,7 +580,21 @@ def _mux_encoded(dst: OutputContainer, packets: list[Packet[VideoStream]], durat
     for packet in packets:
         if packet.pts is not None and packet.pts in durations:
             packet.duration = durations.pop(packet.pts)
-    dst.mux(packets)
+    _mux(dst, packets)
+
+
+class _WriteFailed(MediaError):
+    """Writing the joined file failed while a clip was open for reading; :func:`concat` names the
+    output, so the message does not blame the clip."""
+
+
+def _mux(dst: OutputContainer, packets: Sequence[Packet[VideoStream]]) -> None:
+    import av
+
+    try:
+        dst.mux(list(packets))
+    except (av.error.FFmpegError, OSError) as e:
+        raise _WriteFailed(e.strerror or str(e)) from None
 
 
 # --- test clips --------------------------------------------------------------------------------
