@@ -92,6 +92,16 @@ def test_the_frame_at_a_time_is_the_first_at_or_after_it(clips, at, frame):
     assert media.clip_marks(media.extract_frame(clips["red"], at=at)).frame == frame
 
 
+def test_frames_are_found_between_keyframes_of_a_reordered_stream(tmp_path):
+    """Like a real encoder's output: a keyframe every 12 frames, B-frames (decode order is not
+    display order). Every frame is found just before its start time, and the last is the last."""
+    info = media.make_clip(tmp_path / "gop.mp4", 3.0, 24, (320, 180), BLUE, "gop", keyframe_every=12, b_frames=3)
+    assert info.frames == 72
+    found = [media.clip_marks(media.extract_frame(info.path, at=max(0.0, n / 24 - 0.01))).frame for n in range(0, 72, 5)]
+    assert found == list(range(0, 72, 5))
+    assert media.clip_marks(media.extract_frame(info.path)).frame == 71
+
+
 def test_a_time_past_the_end_is_a_clear_error(clips):
     with pytest.raises(media.MediaError, match=r"no frame at 2.5 s; it is 2.000 s long"):
         media.extract_frame(clips["red"], at=2.5)
@@ -200,6 +210,22 @@ def test_clips_sharing_parameters_are_joined_without_re_encoding(clips, tmp_path
     last = media.clip_marks(media.extract_frame(out))
     assert last.frame == 47 and close(last.colour, RED)
     assert [p.name for p in out.parent.iterdir()] == ["sequence.mp4"]  # no staging file left
+
+
+def test_reordered_streams_are_copied_with_continuous_timestamps(tmp_path):
+    a = media.make_clip(tmp_path / "a.mp4", 1.0, 25, (320, 180), RED, "a", keyframe_every=10, b_frames=2)
+    b = media.make_clip(tmp_path / "b.mp4", 0.8, 25, (320, 180), GREEN, "b", keyframe_every=10, b_frames=2)
+    out = tmp_path / "ab.mp4"
+    result = media.concat([a.path, b.path, a.path], out)
+    assert result.reencoded is False
+    joined = decoded(out)
+    assert joined.frames == 25 + 20 + 25
+    assert joined.duration == pytest.approx(2.8, abs=1 / 25)
+    assert media.clip_marks(media.extract_frame(out, at=0.96)).frame == 24
+    assert media.clip_marks(media.extract_frame(out, at=1.0)).frame == 0
+    assert media.clip_marks(media.extract_frame(out, at=1.76)).frame == 19
+    assert media.clip_marks(media.extract_frame(out, at=1.8)).frame == 0
+    assert media.clip_marks(media.extract_frame(out)).frame == 24
 
 
 def test_clips_of_different_sizes_are_re_encoded_and_still_sum(clips, tmp_path):

@@ -60,6 +60,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (yuv420p, no B-frames so decode order is display order).
 _X264_OPTIONS = {"preset": "veryfast", "crf": "18", "bf": "0"}
 _MP4_OPTIONS = {"movflags": "+faststart"}
+#: How many frames before a wanted time to seek, to cover B-frame reordering.
+_REORDER_MARGIN = 16
 #: Bits of the frame counter drawn into test clips: up to 4095 frames.
 COUNTER_BITS = 12
 
@@ -249,34 +251,56 @@ def _last_frame(video: Path, container: InputContainer, stream: VideoStream) -> 
         try:
             container.seek((stream.start_time or 0) + stream.duration, stream=stream, backward=True)
             for frame in container.decode(stream):
-                last = frame
+                last = _later(last, frame)
         except av.error.FFmpegError:
             last = None
         if last is not None:
             return last
         container.seek(0, stream=stream, backward=True)
     for frame in container.decode(stream):
-        last = frame
+        last = _later(last, frame)
     if last is None:
         raise MediaError(f"{video} has a video stream with no frames")
     return last
+
+
+def _later(a: VideoFrame | None, b: VideoFrame) -> VideoFrame:
+    """Of two frames, the one shown later (decoders give display order; this makes sure)."""
+    if a is None or a.pts is None or b.pts is None or b.pts >= a.pts:
+        return b
+    return a
 
 
 def _frame_at(video: Path, container: InputContainer, stream: VideoStream, at: float) -> VideoFrame:
     if at < 0 or not math.isfinite(at):
         raise MediaError(f"cannot take a frame of {video} at {at} s; give a time of 0 or more")
     tb = stream.time_base or Fraction(1, 90000)
+    step = _frame_step(stream)
     origin = stream.start_time or 0
     target = origin + Fraction(at).limit_denominator(1_000_000) / tb
-    container.seek(int(target), stream=stream, backward=True)
-    seen_end = 0.0
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
-        if frame.pts >= target - Fraction(1, 1000) / tb:  # a millisecond of rounding in `at`
-            return frame
-        seen_end = float((frame.pts - origin + (frame.duration or _frame_step(stream))) * tb)
-    raise MediaError(f"{video} has no frame at {at} s; it is {seen_end:.3f} s long")
+    wanted = target - Fraction(1, 1000) / tb  # a millisecond of slack for rounding in `at`
+    # Seeking finds a keyframe by decode time, which runs ahead of display time when frames are
+    # reordered (B-frames): seek a little early, and accept only a run of frames that began
+    # before the wanted time, so no frame between it and the next keyframe is skipped.
+    starts = [max(origin, int(target) - _REORDER_MARGIN * step)]
+    if starts[0] > origin:
+        starts.append(origin)
+    seen_end = Fraction(0)
+    for seek_to in starts:
+        container.seek(seek_to, stream=stream, backward=True)
+        first = True
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            if frame.pts >= wanted:
+                if first and seek_to != origin:
+                    break  # landed after the wanted time: start again from the beginning
+                return frame
+            first = False
+            seen_end = max(seen_end, (frame.pts - origin + (frame.duration or step)) * tb)
+        else:
+            break  # decoded to the end without reaching the wanted time
+    raise MediaError(f"{video} has no frame at {at} s; it is {float(seen_end):.3f} s long")
 
 
 def to_rgb(frame: VideoFrame, width: int | None = None, height: int | None = None) -> RgbImage:
@@ -671,10 +695,14 @@ def make_clip(
     size: tuple[int, int] = (320, 180),
     colour: tuple[int, int, int] = (40, 90, 200),
     label: str = "",
+    *,
+    keyframe_every: int = 0,
+    b_frames: int = 0,
 ) -> VideoInfo:
     """Write a small, playable H.264 MP4: ``colour`` with ``label`` and the frame number drawn in
     at the top left, and the frame number as a row of blocks at the bottom (see :func:`clip_marks`).
-    Width and height must be even (yuv420p)."""
+    Width and height must be even (yuv420p). ``keyframe_every`` (frames; 0 is x264's default of
+    250) and ``b_frames`` shape the stream like a real encoder's output, for tests of seeking."""
     import av
 
     width, height = size
@@ -687,7 +715,10 @@ def make_clip(
     base = bytes(colour) * (width * height)
     with into_place(path) as staging:
         with av.open(str(staging), "w", format="mp4", container_options=_MP4_OPTIONS) as dst:
-            stream = dst.add_stream("libx264", rate=fps, options=_X264_OPTIONS)
+            options = {**_X264_OPTIONS, "bf": str(b_frames)}
+            if keyframe_every:
+                options.update(g=str(keyframe_every), keyint_min=str(keyframe_every), sc_threshold="0")
+            stream = dst.add_stream("libx264", rate=fps, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for n in range(count):
                 rgb = _draw_frame(layout, colour, f"{label} {n}".strip(), n, base)
