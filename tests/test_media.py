@@ -119,6 +119,20 @@ def test_png_round_trip():
     assert media.decode_png(media.encode_png(image)) == image
 
 
+@pytest.mark.parametrize("pred", ["sub", "up", "avg", "paeth", "mixed"])
+def test_png_reader_undoes_every_row_filter(clips, pred):
+    """decode_png reads PNGs other encoders write (FFmpeg's, with each row filter)."""
+    import av
+
+    with av.open(str(clips["red"])) as container:
+        frame = next(container.decode(video=0)).reformat(format="rgb24")
+    encoder = av.CodecContext.create("png", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "rgb24"
+    encoder.options = {"pred": pred}
+    theirs = b"".join(bytes(p) for p in encoder.encode(frame) + encoder.encode(None))
+    assert media.decode_png(theirs) == media.decode_png(media.extract_frame(clips["red"], last=False))
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
