@@ -407,8 +407,14 @@ def _unfilter(kind: int, cur: bytearray, prev: bytearray, bpp: int) -> bytearray
 
 def poster(video: Path) -> bytes:
     """A frame that stands for ``video`` (the one at a third of its length), as PNG."""
-    info = probe(video)
-    return extract_frame(video, at=info.duration / 3 if info.frames > 1 else None, last=False)
+    return encode_png(to_rgb(_poster_frame(video, probe(video))))
+
+
+def _poster_frame(video: Path, info: VideoInfo) -> VideoFrame:
+    with _reading(video) as (container, stream):
+        if info.frames > 1:
+            return _frame_at(video, container, stream, info.duration / 3)
+        return _first(video, container, stream)
 
 
 def poster_file(video: Path, cache_dir: Path, *, sha256: str | None = None) -> Path:
@@ -447,9 +453,7 @@ def contact_sheet(videos: Sequence[Path], columns: int = 4, thumb_width: int = 2
         if not cell_h:
             cell_h = max(2, round(thumb_width * info.height / info.width))
         w, h = _fit(info.width, info.height, thumb_width, cell_h)
-        with _reading(video) as (container, stream):
-            frame = _frame_at(video, container, stream, info.duration / 3) if info.frames > 1 else _first(video, container, stream)
-            thumbs.append(to_rgb(frame, w, h))
+        thumbs.append(to_rgb(_poster_frame(video, info), w, h))
     cols = min(columns, len(thumbs))
     rows = -(-len(thumbs) // cols)
     sheet = RgbCanvas(cols * thumb_width, rows * cell_h)
@@ -516,8 +520,8 @@ def concat(clips: Sequence[Path], out: Path) -> ConcatResult:
                 else:
                     _join_copying(scans, dst)
         except (av.error.FFmpegError, OSError, _WriteFailed) as e:
-            reason = e.args[0] if isinstance(e, _WriteFailed) else (e.strerror or str(e))
-            raise MediaError(f"could not write {out}: {reason}; check the folder is writable and has room") from None
+            why = e.args[0] if isinstance(e, _WriteFailed) else (e.strerror or str(e))
+            raise MediaError(f"could not write {out}: {why}; check the folder is writable and has room") from None
         joined = probe(staging)
     log.info("joined %d clips into %s (%s)", len(clips), out, f"re-encoded: {reason}" if reason else "copied")
     return ConcatResult(Path(out), bool(reason), reason, joined.duration, joined.frames)
