@@ -68,10 +68,10 @@ class FakeClient:
     def count(self, call: str) -> int:
         return len(self.times(call))
 
-    def _next(self, call: str, arg: Any, default: Callable[[], Any]) -> Any:
+    def _next(self, call: str, arg: Any, default: Callable[[Any], Any]) -> Any:
         with self._lock:
             self.calls.append((call, arg, self._clock.now() if self._clock else 0.0))
-            answer = self._script[call].popleft() if self._script[call] else default
+            answer: Any = self._script[call].popleft() if self._script[call] else default
         if isinstance(answer, BaseException):
             raise answer
         if isinstance(answer, type) and issubclass(answer, BaseException):
@@ -89,7 +89,7 @@ class FakeClient:
         return str(self._next("create", request, new_task))
 
     def query(self, task_id: str) -> TaskStatus:
-        answer = self._next("query", task_id, lambda t: status(t))
+        answer = self._next("query", task_id, status)
         return answer if isinstance(answer, TaskStatus) else status(task_id, answer)
 
     def download(self, file_id: str | int, dest: Path) -> Download:
@@ -99,6 +99,7 @@ class FakeClient:
         answer = self._next("download", str(file_id), write)
         if isinstance(answer, bytes):  # a scripted body (a damaged file, say)
             return write_video(dest, answer)
+        assert isinstance(answer, Download)
         return answer
 
 

@@ -675,3 +675,18 @@ def test_a_state_failure_while_taking_the_plan_is_reported_not_raised(one):
     store.failing = {"record_seen_many", "record_intent"}
     result = one.run(store)
     assert result.stopped is Stop.STATE and one.client.count("create") == 0
+
+
+def test_clean_staging_removes_staging_files_and_the_clients_partial_downloads_into_them(tmp_path):
+    from vidbatch.runner import STAGING_SUFFIX, clean_staging
+
+    out = tmp_path / "renders" / "a.mp4"
+    out.parent.mkdir()
+    out.write_bytes(b"kept")
+    staging = out.with_name(f".a.mp4.1234abcd{STAGING_SUFFIX}")
+    part = out.with_name(f".{staging.name}.0123456789ab.part")
+    unrelated = out.with_name(".notes.part")
+    for f in (staging, part, unrelated):
+        f.write_bytes(b"x")
+    clean_staging([out])
+    assert sorted(p.name for p in out.parent.iterdir()) == [".notes.part", "a.mp4"]

@@ -168,7 +168,7 @@ def decide(call: Call, error: BaseException, *, spent: Mapping[tuple[Call, Verdi
         bound = {Call.CREATE: limits.create_rounds, Call.POLL: limits.poll_rounds}.get(call, limits.download_rounds)
         if rounds >= bound:
             return Decision(Verdict.LEAVE, kind, verdict)
-        delay = min(limits.retry_max, max(limits.poll_interval, limits.retry_base) * 2 ** (rounds - 1)) if call is Call.POLL else 0.0
+        delay = min(limits.retry_max, max(limits.poll_interval, limits.retry_base) * 2.0 ** (rounds - 1)) if call is Call.POLL else 0.0
         return Decision(verdict, kind, verdict, delay)
     if verdict is Verdict.PAUSE:
         if rounds >= limits.rate_limit_rounds:
@@ -182,7 +182,7 @@ def rate_limit_pause(error: BaseException, limits: Limits, in_row: int) -> float
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return max(0.0, float(retry_after))
-    return min(limits.rate_limit_pause, limits.rate_limit_base * 2 ** max(0, in_row - 1))
+    return min(limits.rate_limit_pause, limits.rate_limit_base * 2.0 ** max(0, in_row - 1))
 
 
 def is_state_write_error(error: BaseException) -> bool:

@@ -35,6 +35,7 @@ The runner never prints: it reports :class:`RunEvent` objects to a callback.
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 import logging
 import queue
@@ -48,7 +49,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union
 
 from . import errors, facts, mp4
 from .events import EventKind, Stop
-from .files import STAGING_SUFFIX, clean_staging, into_place
+from . import files
+from .files import STAGING_SUFFIX, into_place
 from .plan import Action, Plan, PlannedJob
 from .policy import Call, Decision, Limits, Verdict, decide, is_state_write_error
 from .state import ErrorInfo, JobState, Store
@@ -70,8 +72,19 @@ __all__ = [
     "Runner",
     "SystemClock",
     "check_budget",
-    "clean_staging",  # re-exported from files
+    "clean_staging",
 ]
+
+
+def clean_staging(paths: Iterable[Path]) -> None:
+    """Remove what a killed run left beside outputs: staging files (:func:`files.clean_staging`)
+    and the client's partial downloads into them (``.{staging name}.{random}.part``)."""
+    paths = list(paths)
+    files.clean_staging(paths)
+    for folder in {p.parent for p in paths}:
+        if folder.is_dir():
+            for stale in folder.glob(f".*{STAGING_SUFFIX}.*.part"):
+                stale.unlink(missing_ok=True)
 
 
 class ApiClient(Protocol):
@@ -189,7 +202,7 @@ class Progress:
         self._counts: Counter[JobPhase] = Counter()
         self._created: set[str] = set()
 
-    def set(self, job: JobId, key: str, phase: JobPhase, *, only_if_current: bool = False) -> None:
+    def mark(self, job: JobId, key: str, phase: JobPhase, *, only_if_current: bool = False) -> None:
         """Record ``job``'s phase. ``only_if_current``: a render's outcome changes a job only
         while the job still wants that render (an edit may have given it a new one)."""
         with self._lock:
@@ -561,11 +574,7 @@ class Runner:
             src = lead.source
             assert src is not None
             self._mark(render, JobPhase.RUNNING, planning=True)
-            self._pool.submit(
-                Call.COPY,
-                render,
-                lambda: [(pj, self._copy(Path(src.path), pj.job.output, src.size, src.sha256)) for pj in render.targets],
-            )
+            self._pool.submit(Call.COPY, render, functools.partial(self._copy_to, list(render.targets), Path(src.path), src.size, src.sha256))
         elif action is Action.FAILED:
             self._mark(render, JobPhase.FAILED, planning=True)
             self._emit(EventKind.FAILED, lead.reason, render, previously=True)
@@ -575,7 +584,7 @@ class Runner:
 
     def _skip(self, pj: PlannedJob) -> None:
         job = pj.job
-        self.progress.set(job_id(pj), job.key, JobPhase.DONE)
+        self.progress.mark(job_id(pj), job.key, JobPhase.DONE)
         if pj.adopt:
             st = job.output.stat()
             rec = self.store.get(job.key)
@@ -636,7 +645,7 @@ class Runner:
             self._enter_flight(render)
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
-            self._pool.submit(Call.CREATE, render, lambda request=request: self.client.create(request))
+            self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
 
     def _dispatch_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -644,7 +653,7 @@ class Runner:
             if call is Call.POLL:
                 task_id = render.task_id
                 assert task_id is not None
-                self._pool.submit(Call.POLL, render, lambda task_id=task_id: self.client.query(task_id))
+                self._pool.submit(Call.POLL, render, functools.partial(self.client.query, task_id))
             else:
                 self._download(render)
 
@@ -662,7 +671,14 @@ class Runner:
             self._on_failure(result.call, result.render, result.error)
             return
         self._rate_limits_in_row = 0
-        {Call.CREATE: self._on_created, Call.POLL: self._on_polled, Call.DOWNLOAD: self._on_downloaded, Call.COPY: self._on_copied}[result.call](result.render, result.value)
+        if result.call is Call.CREATE:
+            self._on_created(result.render, result.value)
+        elif result.call is Call.POLL:
+            self._on_polled(result.render, result.value)
+        elif result.call is Call.DOWNLOAD:
+            self._on_downloaded(result.render, result.value)
+        else:
+            self._on_copied(result.render, result.value)
 
     def _on_created(self, render: _Render, task_id: str) -> None:
         self._creating.discard(render.key)
@@ -697,7 +713,7 @@ class Runner:
         target = render.targets[0].job.output
         file_id = render.file_id
         assert file_id is not None
-        self._pool.submit(Call.DOWNLOAD, render, lambda: self._fetch(file_id, target))
+        self._pool.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target))
 
     def _fetch(self, file_id: str, target: Path) -> tuple[Path, int, str]:
         """Worker side: download to a staging file, verify, rename over the output."""
@@ -715,8 +731,12 @@ class Runner:
         path, size, sha = result
         self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED)
         for pj in render.targets[1:]:
-            self._pool.submit(Call.COPY, _Render(render.key, [pj]), lambda pj=pj: [(pj, self._copy(path, pj.job.output, size, sha))])
+            self._pool.submit(Call.COPY, _Render(render.key, [pj]), functools.partial(self._copy_to, [pj], path, size, sha))
         self._leave_flight(render)
+
+    def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
+        """Worker side: copy a verified video to the outputs of ``targets``."""
+        return [(pj, self._copy(source, pj.job.output, size, sha)) for pj in targets]
 
     def _copy(self, source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
         """Worker side: copy a verified video to another output, atomically."""
@@ -734,7 +754,7 @@ class Runner:
         job = pj.job
         st = path.stat()
         self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
-        self.progress.set(job_id(pj), key, JobPhase.DONE, only_if_current=True)
+        self.progress.mark(job_id(pj), key, JobPhase.DONE, only_if_current=True)
         self._emit(kind, str(path), job_name=job.name, key=job.key, path=str(path), bytes=size, sha256=sha)
 
     # --- failures: the one place that reads the policy table -----------------------------
@@ -814,7 +834,7 @@ class Runner:
         """Set the phase of the render's jobs; an outcome (not ``planning``) changes only jobs
         that still want this render."""
         for pj in render.targets:
-            self.progress.set(job_id(pj), render.key, phase, only_if_current=not planning)
+            self.progress.mark(job_id(pj), render.key, phase, only_if_current=not planning)
 
     def _enter_flight(self, render: _Render, *, planning: bool = False) -> None:
         self._in_flight.add(render.key)
