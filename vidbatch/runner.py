@@ -3,31 +3,46 @@
 Design
 ------
 One scheduler (the calling thread) owns the state database and decides what happens next; a small
-pool of daemon worker threads makes the HTTP calls and hands results back through a queue. Daemon
-workers let Ctrl-C end the process promptly even in the middle of a long download.
+pool of daemon worker threads makes the calls of an :class:`ApiClient` and hands results back.
+Results and control messages (:meth:`Runner.replan`, :meth:`Runner.stop`) arrive on separate
+channels of one inbox, so one wait serves both. Daemon workers let Ctrl-C end the process promptly
+even in the middle of a long download. Time is a :class:`Clock` (monotonic ``now`` and a wait
+that ends when something arrives): tests pass one that jumps, and ``workers=0`` runs every call on
+the scheduler's thread, so a run is deterministic and never sleeps.
 
 The unit of work is a *render*: one content key, with every job (output path) that wants it. Two
 jobs with identical requests cost one create; the second output is a copy of the first.
 
 Pacing: creates are spaced evenly at ``60 / rpm`` seconds, and never more than ``concurrency``
-renders are in flight (created, not yet downloaded). A 1002/429 answer pauses creates and puts the
-job back at the front of the queue; it never fails the job.
+renders are in flight (created, not yet downloaded).
+
+Failures: what follows a failed call is decided by one table, :mod:`vidbatch.policy` (call x
+error kind -> retry, pause, fail the job, stop creating, leave for the next run, uncertain),
+read in one place, :meth:`Runner._on_failure`. A rate limit pauses creates for the server's
+``Retry-After`` (or a backoff) and puts the job back at the front of the queue; a job-level
+failure (Fail status, 1026, 1027, 2013) is recorded and the others go on; an account-level one
+(1004, 1008, 2038, 2049, 2056, a wrong or unreachable host) stops new creates at once, while tasks
+already in flight are still polled and downloaded. Retries are bounded per render.
 
 Money and crashes: :meth:`Store.record_intent` is written before a create is sent and
 :meth:`Store.record_submitted` the moment its task_id arrives. If the process dies in between, the
 job is ``uncertain`` on the next start (the API has no idempotency key and no way to list tasks):
 it is reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create
-whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way.
+whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way. If the
+state database stops accepting writes (a full disk), nothing new is created, renders in flight
+are still collected from memory, and every task id the state could not keep is reported
+(``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently.
 
 Ctrl-C: the first interrupt stops creating, waits only for creates already on the wire (so their
 task ids are saved), and returns; running tasks stay ``running`` in the state and the next
 ``run`` resumes polling them. A second interrupt returns at once.
 
-Failures: a job-level failure (Fail status, 1026, 1027, 2013) is recorded and the others go on.
-An account-level failure (1004, 1008, 2038, 2049, 2056) stops new creates at once; tasks already
-in flight are still polled and downloaded. Downloads go to a hidden staging file beside the
-output, are checked (byte count, MP4 structure), then renamed over the output, so the previous
-video of a changed job is replaced only once the new one is complete.
+Downloads go to a staging file beside the output (:func:`vidbatch.files.into_place`), are checked
+(byte count, MP4 structure), then renamed over the output, so the previous video of a changed job
+is replaced only once the new one is complete.
+
+Progress counts jobs, not events: one map holds each job's phase (queued, running, done...),
+keyed by manifest and name, and the counters are derived from it.
 
 The runner never prints: it reports :class:`RunEvent` objects to a callback.
 """
