@@ -690,3 +690,11 @@ def test_clean_staging_removes_staging_files_and_the_clients_partial_downloads_i
         f.write_bytes(b"x")
     clean_staging([out])
     assert sorted(p.name for p in out.parent.iterdir()) == [".notes.part", "a.mp4"]
+
+
+def test_rate_limits_without_retry_after_back_off_while_they_last(three):
+    three.options = RunOptions(**{**FAST, "concurrency": 5, "rpm": 60.0})  # type: ignore[arg-type]
+    three.client.script("create", rate_limited(None), rate_limited(None), rate_limited(None))
+    result = three.run()
+    assert result.exit_code == 0
+    assert [e.data["pause"] for e in three.of(EventKind.RATE_LIMITED)] == [1.0, 2.0, 4.0]

@@ -451,7 +451,7 @@ class Runner:
         self._creating: set[str] = set()  # keys whose create call is on the wire
         self._next_create_at = 0.0
         self._paused_until = 0.0
-        self._rate_limits_in_row = 0
+        self._rate_limits_in_row: Counter[Call] = Counter()  # per call, since its last success
         self._stop_creates = False
         self._keep_alive = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
@@ -685,7 +685,7 @@ class Runner:
         if result.error is not None:
             self._on_failure(result.call, result.render, result.error)
             return
-        self._rate_limits_in_row = 0
+        self._rate_limits_in_row[result.call] = 0
         if result.call is Call.CREATE:
             self._on_created(result.render, result.value)
         elif result.call is Call.POLL:
@@ -775,10 +775,10 @@ class Runner:
     # --- failures: the one place that reads the policy table -----------------------------
 
     def _on_failure(self, call: Call, render: _Render, error: BaseException) -> None:
-        decision = decide(call, error, spent=render.spent, limits=self._limits, rate_limited_in_row=self._rate_limits_in_row + 1)
+        decision = decide(call, error, spent=render.spent, limits=self._limits, rate_limited_in_row=self._rate_limits_in_row[call] + 1)
         render.spent[(call, decision.counted)] += 1
         if decision.verdict is Verdict.PAUSE:
-            self._rate_limits_in_row += 1
+            self._rate_limits_in_row[call] += 1
         if call is Call.CREATE:
             self._creating.discard(render.key)
             if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB):  # those record their own state
