@@ -138,12 +138,35 @@ def test_transient_faults_are_survived_without_creating_twice(project, sim_env):
     assert not list((project.parent / "renders").glob(".*")), "no staging or partial files left"
 
 
-def test_rate_limit_slows_down_and_never_fails_the_job(project, sim_env, monkeypatch):
-    monkeypatch.setattr("vidbatch.runner.RunOptions.rate_limit_pause", 0.0)
-    sim_env.sim.inject("create", "http429", times=3)
-    result = cli(["run", project, *FAST])
-    assert result.exit_code == 0, result.output
-    assert len(sim_env.sim.tasks) == 3
+@pytest.mark.parametrize("client_retries", [True, False], ids=["client-retries", "runner-pauses"])
+def test_rate_limit_slows_down_and_never_fails_the_job(project, sim, client_retries):
+    """429s with the simulator's `Retry-After: 1` pause creates for that 1 s (not a 30 s floor),
+    put the job back, and never fail it. The client's and the runner's waits are injected, so
+    the test does not sleep through them."""
+    from vidbatch import project as project_mod
+    from vidbatch.client import Client, RetryPolicy
+    from vidbatch.plan import plan_jobs
+    from vidbatch.runner import RunOptions, Runner
+
+    from .fakes import FakeClock
+
+    sim.sim.inject("create", "http429", times=3)
+    ws = project_mod.load([project])
+    store = Store(ws.state_dir)
+    clock = FakeClock()
+    events = []
+    retry = RetryPolicy() if client_retries else RetryPolicy(attempts=1)  # 1: every 429 reaches the runner
+    with Client(sim.key, sim.base_url, sleep=lambda s: None, retry=retry) as client:
+        runner = Runner(store, client, RunOptions(poll_interval=0, rpm=60000), events.append, clock=clock, workers=0)
+        result = runner.run(plan_jobs(ws.manifests, store))
+    assert result.exit_code == 0, [e.message for e in events]
+    assert len(sim.sim.tasks) == 3 and sim.sim.calls["create"] == 6
+    assert store.counts() == {"done": 3}
+    pauses = [e.data["pause"] for e in events if e.kind == "rate_limited"]
+    assert all(p == 1.0 for p in pauses), pauses  # the server's Retry-After, exactly
+    if not client_retries:
+        assert pauses == [1.0, 1.0, 1.0]
+    assert clock.elapsed() < 10
 
 
 def test_failed_jobs_do_not_stop_others_and_are_retried_only_when_asked(tmp_path, sim_env):

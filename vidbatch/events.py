@@ -30,6 +30,8 @@ class EventKind(str, enum.Enum):
     DROPPED = "dropped"
     IDLE = "idle"
     FINISH = "finish"
+    STATE_ERROR = "state_error"  # the state database could not be written: creating stopped
+    UNSAVED = "unsaved"  # a task id the state could not keep: the user must note it
     # the watcher's
     WAITING = "waiting"
     WATCHING = "watching"
@@ -52,6 +54,7 @@ class Stop(str, enum.Enum):
     ACCOUNT = "account"  # the account, key or host refused: creating stopped
     INTERRUPTED = "interrupted"  # Ctrl-C
     STOPPED = "stopped"  # stop() was called (watch)
+    STATE = "state"  # the state database could not be written: creating stopped
 
     def __str__(self) -> str:
         return self.value

@@ -3,58 +3,140 @@
 Design
 ------
 One scheduler (the calling thread) owns the state database and decides what happens next; a small
-pool of daemon worker threads makes the HTTP calls and hands results back through a queue. Daemon
-workers let Ctrl-C end the process promptly even in the middle of a long download.
+pool of daemon worker threads makes the calls of an :class:`ApiClient` and hands results back.
+Results and control messages (:meth:`Runner.replan`, :meth:`Runner.stop`) arrive on separate
+channels of one inbox, so one wait serves both. Daemon workers let Ctrl-C end the process promptly
+even in the middle of a long download. Time is a :class:`Clock` (monotonic ``now`` and a wait
+that ends when something arrives): tests pass one that jumps, and ``workers=0`` runs every call on
+the scheduler's thread, so a run is deterministic and never sleeps.
 
 The unit of work is a *render*: one content key, with every job (output path) that wants it. Two
 jobs with identical requests cost one create; the second output is a copy of the first.
 
 Pacing: creates are spaced evenly at ``60 / rpm`` seconds, and never more than ``concurrency``
-renders are in flight (created, not yet downloaded). A 1002/429 answer pauses creates and puts the
-job back at the front of the queue; it never fails the job.
+renders are in flight (created, not yet downloaded).
+
+Failures: what follows a failed call is decided by one table, :mod:`vidbatch.policy` (call x
+error kind -> retry, pause, fail the job, stop creating, leave for the next run, uncertain),
+read in one place, :meth:`Runner._on_failure`. A rate limit pauses creates for the server's
+``Retry-After`` (or a backoff) and puts the job back at the front of the queue; a job-level
+failure (Fail status, 1026, 1027, 2013) is recorded and the others go on; an account-level one
+(1004, 1008, 2038, 2049, 2056, a wrong or unreachable host) stops new creates at once, while tasks
+already in flight are still polled and downloaded. Retries are bounded per render.
 
 Money and crashes: :meth:`Store.record_intent` is written before a create is sent and
 :meth:`Store.record_submitted` the moment its task_id arrives. If the process dies in between, the
 job is ``uncertain`` on the next start (the API has no idempotency key and no way to list tasks):
 it is reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create
-whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way.
+whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way. If the
+state database stops accepting writes (a full disk), nothing new is created, renders in flight
+are still collected from memory, and every task id the state could not keep is reported
+(``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently.
 
 Ctrl-C: the first interrupt stops creating, waits only for creates already on the wire (so their
 task ids are saved), and returns; running tasks stay ``running`` in the state and the next
 ``run`` resumes polling them. A second interrupt returns at once.
 
-Failures: a job-level failure (Fail status, 1026, 1027, 2013) is recorded and the others go on.
-An account-level failure (1004, 1008, 2038, 2049, 2056) stops new creates at once; tasks already
-in flight are still polled and downloaded. Downloads go to a hidden staging file beside the
-output, are checked (byte count, MP4 structure), then renamed over the output, so the previous
-video of a changed job is replaced only once the new one is complete.
+Downloads go to a staging file beside the output (:func:`vidbatch.files.into_place`), are checked
+(byte count, MP4 structure), then renamed over the output, so the previous video of a changed job
+is replaced only once the new one is complete.
+
+Progress counts jobs, not events: one map holds each job's phase (queued, running, done...),
+keyed by manifest and name, and the counters are derived from it.
 
 The runner never prints: it reports :class:`RunEvent` objects to a callback.
 """
 
 from __future__ import annotations
 
-import contextlib
+import enum
+import functools
 import heapq
 import logging
-import os
 import queue
-import secrets
 import shutil
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union
 
 from . import errors, facts, mp4, rules
+from .events import EventKind, Stop
+from . import files
+from .files import STAGING_SUFFIX, into_place
 from .plan import Action, Plan, PlannedJob
+from .policy import Call, Decision, Limits, Verdict, decide, is_state_write_error
 from .state import ErrorInfo, JobState, Store
+
+if TYPE_CHECKING:
+    from .client import Download, TaskStatus
 
 log = logging.getLogger(__name__)
 
-STAGING_SUFFIX = ".vidbatch-new"
+__all__ = [
+    "STAGING_SUFFIX",  # re-exported from files for modules that still import it from here
+    "ApiClient",
+    "Clock",
+    "JobPhase",
+    "Progress",
+    "RunEvent",
+    "RunOptions",
+    "RunResult",
+    "Runner",
+    "SystemClock",
+    "check_budget",
+    "clean_staging",
+]
+
+
+def clean_staging(paths: Iterable[Path]) -> None:
+    """Remove what a killed run left beside outputs: staging files (:func:`files.clean_staging`)
+    and the client's partial downloads into them (``.{staging name}.{random}.part``)."""
+    paths = list(paths)
+    files.clean_staging(paths)
+    for folder in {p.parent for p in paths}:
+        if folder.is_dir():
+            for stale in folder.glob(f".*{STAGING_SUFFIX}.*.part"):
+                stale.unlink(missing_ok=True)
+
+
+class ApiClient(Protocol):
+    """The calls the runner makes; :class:`vidbatch.client.Client` is one, a test's fake another.
+    Each may be called from a worker thread, several at once."""
+
+    def create(self, request: dict[str, Any]) -> str:
+        """Create a task; return its task_id."""
+        ...
+
+    def query(self, task_id: str) -> TaskStatus:
+        ...
+
+    def download(self, file_id: str | int, dest: Path) -> Download:
+        """Fetch the finished video of ``file_id`` to ``dest``."""
+        ...
+
+
+class Clock(Protocol):
+    """Time as the scheduler sees it: monotonic ``now`` and a wait that ends early when a result
+    or a control message arrives. A test's clock jumps instead of sleeping."""
+
+    def now(self) -> float:
+        ...
+
+    def wait(self, until_woken: Callable[[float], bool], seconds: float) -> bool:
+        """Wait up to ``seconds``; ``until_woken(timeout)`` blocks until something arrives or the
+        timeout passes and says whether something arrived. Return what it said."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, until_woken: Callable[[float], bool], seconds: float) -> bool:
+        return until_woken(seconds)
 
 
 @dataclass(frozen=True)
@@ -66,21 +148,35 @@ class RunOptions:
     force: tuple[str, ...] = ()
     max_renders: int | None = None
     resubmit_uncertain: bool = False
-    #: a job whose create keeps failing transiently is put back this many times, then left ``new``
+    #: a render's create failing transiently is tried this many times, then left ``new``
     create_rounds: int = 4
     download_rounds: int = 3
-    #: pause after a rate-limit answer when the server does not say how long
+    #: polls of one task failing in a row before it is left ``running`` for the next run
+    poll_rounds: int = 10
+    #: rate limits one render's call may meet before it is left for the next run
+    rate_limit_rounds: int = 30
+    #: longest pause after a rate limit when the server does not say how long (a ``Retry-After``
+    #: is followed exactly, short or long); without one the pause starts at one create slot
     rate_limit_pause: float = 30.0
+
+    def limits(self) -> Limits:
+        return Limits(
+            create_rounds=self.create_rounds,
+            poll_rounds=self.poll_rounds,
+            download_rounds=self.download_rounds,
+            rate_limit_rounds=self.rate_limit_rounds,
+            rate_limit_pause=self.rate_limit_pause,
+            rate_limit_base=min(self.rate_limit_pause, 60.0 / self.rpm),
+            poll_interval=self.poll_interval,
+        )
 
 
 @dataclass(frozen=True)
 class RunEvent:
-    """Something that happened during a run. ``kind`` is one of:
-    start, skip, submit, submitted, status, rendered, downloaded, reused, failed, uncertain,
-    rate_limited, retry, error, account_stop, interrupted, finish; and with ``keep_alive``,
-    idle (nothing queued, in flight or waiting to be planned, after some activity)."""
+    """Something that happened during a run; ``kind`` is an :class:`EventKind` (with
+    ``keep_alive``, ``idle`` says nothing is queued, in flight or waiting to be planned)."""
 
-    kind: str
+    kind: EventKind
     message: str
     job: str | None = None
     key: str | None = None
@@ -89,41 +185,127 @@ class RunEvent:
     progress: "Progress | None" = field(default=None, compare=False, repr=False)  # live counters
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.kind, "job": self.job, "key": self.key, "message": self.message, "at": round(self.at, 3), **self.data}
+        return {"event": str(self.kind), "job": self.job, "key": self.key, "message": self.message, "at": round(self.at, 3), **self.data}
 
 
-@dataclass
+class JobPhase(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    UNFINISHED = "unfinished"  # left for the next run
+
+
+#: A job as the counters know it: its manifest and its name (unique within a manifest).
+JobId = tuple[str, str]
+
+
+def job_id(pj: PlannedJob) -> JobId:
+    return (str(pj.job.manifest), pj.job.name)
+
+
 class Progress:
-    total: int = 0
-    done: int = 0
-    running: int = 0
-    queued: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    created: int = 0  # creates accepted by MiniMax in this run (what it paid for)
-    started_at: float = field(default_factory=time.monotonic)
+    """Live counters, derived from one map of each job's current phase: they count jobs, never
+    events, so planning a manifest again (watch mode) does not count its jobs twice."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self.started_at = self._clock.now()
+        self._lock = threading.Lock()
+        self._jobs: dict[JobId, tuple[str, JobPhase]] = {}  # id -> (content key, phase)
+        self._counts: Counter[JobPhase] = Counter()
+        self._created: set[str] = set()
+
+    def mark(self, job: JobId, key: str, phase: JobPhase, *, only_if_current: bool = False) -> None:
+        """Record ``job``'s phase. ``only_if_current``: a render's outcome changes a job only
+        while the job still wants that render (an edit may have given it a new one)."""
+        with self._lock:
+            old = self._jobs.get(job)
+            if only_if_current and (old is None or old[0] != key):
+                return
+            if old is not None:
+                self._counts[old[1]] -= 1
+            self._jobs[job] = (key, phase)
+            self._counts[phase] += 1
+
+    def forget(self, manifest: str, keep: set[JobId]) -> None:
+        """A manifest was planned again: drop its jobs the new plan no longer has (a running one
+        stays until its render lands)."""
+        with self._lock:
+            for jid, (_, phase) in list(self._jobs.items()):
+                if jid[0] == manifest and jid not in keep and phase is not JobPhase.RUNNING:
+                    del self._jobs[jid]
+                    self._counts[phase] -= 1
+
+    def created_render(self, key: str) -> None:
+        with self._lock:
+            self._created.add(key)
+
+    def names(self, *phases: JobPhase) -> list[str]:
+        with self._lock:
+            return [jid[1] for jid, (_, phase) in self._jobs.items() if phase in phases]
+
+    def phase(self, job: JobId) -> JobPhase | None:
+        entry = self._jobs.get(job)
+        return entry[1] if entry else None
+
+    @property
+    def total(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def done(self) -> int:
+        return self._counts[JobPhase.DONE]
+
+    @property
+    def running(self) -> int:
+        return self._counts[JobPhase.RUNNING]
+
+    @property
+    def queued(self) -> int:
+        return self._counts[JobPhase.QUEUED]
+
+    @property
+    def failed(self) -> int:
+        return self._counts[JobPhase.FAILED]
+
+    @property
+    def uncertain(self) -> int:
+        return self._counts[JobPhase.UNCERTAIN]
+
+    @property
+    def unfinished(self) -> int:
+        return self._counts[JobPhase.UNFINISHED]
+
+    @property
+    def created(self) -> int:
+        """Renders MiniMax accepted in this run (what it paid for)."""
+        return len(self._created)
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started_at
+        return self._clock.now() - self.started_at
 
 
 @dataclass
 class RunResult:
     progress: Progress
-    stopped: str | None = None  # "account" or "interrupted"
+    stopped: Stop | None = None
     stop_message: str | None = None
     failed: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    #: task ids MiniMax gave that the state could not save (task_id -> job name)
+    unsaved: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        if self.stopped == "interrupted":
+        if self.stopped is Stop.INTERRUPTED:
             return errors.EXIT_INTERRUPTED
-        if self.stopped == "account":
+        if self.stopped is Stop.ACCOUNT:
             return errors.EXIT_ACCOUNT
-        if self.failed or self.uncertain or self.unfinished:
+        if self.failed or self.uncertain or self.unfinished or self.unsaved or self.stopped is Stop.STATE:
             return errors.EXIT_JOBS_FAILED
         return errors.EXIT_OK
 
@@ -136,69 +318,144 @@ class _Render:
     targets: list[PlannedJob]
     task_id: str | None = None
     file_id: str | None = None
-    create_rounds: int = 0
-    download_rounds: int = 0
-    poll_failures: int = 0
+    #: failures so far per (call, verdict of the table): retries and pauses are bounded per render
+    spent: Counter[tuple[Call, Verdict]] = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
         return self.targets[0].job.name
 
 
-class _Pool:
-    """Daemon worker threads: a stuck HTTP call never keeps the process alive after Ctrl-C."""
+@dataclass(frozen=True)
+class _Result:
+    call: Call
+    render: _Render
+    value: Any
+    error: BaseException | None
 
-    def __init__(self, size: int):
-        self.tasks: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue()
+
+@dataclass(frozen=True)
+class _Replan:
+    make_plan: Callable[[Store], Plan]
+
+
+@dataclass(frozen=True)
+class _StopRequest:
+    pass
+
+
+_Control = Union[_Replan, _StopRequest]
+
+
+class _Inbox:
+    """What wakes the scheduler: worker results and control messages, on separate channels,
+    behind one condition so one wait serves both."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._results: deque[_Result] = deque()
+        self._controls: deque[_Control] = deque()
+
+    def put_result(self, item: _Result) -> None:
+        with self._cond:
+            self._results.append(item)
+            self._cond.notify()
+
+    def put_control(self, item: _Control) -> None:
+        with self._cond:
+            self._controls.append(item)
+            self._cond.notify()
+
+    def wait(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._results or self._controls), max(0.0, timeout))
+
+    def take_result(self) -> _Result | None:
+        with self._cond:
+            return self._results.popleft() if self._results else None
+
+    def take_control(self) -> _Control | None:
+        with self._cond:
+            return self._controls.popleft() if self._controls else None
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not (self._results or self._controls)
+
+
+class _Pool:
+    """Daemon worker threads: a stuck HTTP call never keeps the process alive after Ctrl-C.
+    With ``size`` 0 every call runs at once on the scheduler's thread (deterministic tests)."""
+
+    def __init__(self, size: int, inbox: _Inbox):
+        self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
+        self._inbox = inbox
+        self._inline = size == 0
         self.busy = 0
         for i in range(size):
             threading.Thread(target=self._work, name=f"vidbatch-worker-{i}", daemon=True).start()
 
     def _work(self) -> None:
         while True:
-            tag, render, fn = self.tasks.get()
-            try:
-                result: Any = fn()
-                error: BaseException | None = None
-            except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
-                result, error = None, e
-            self.results.put((tag, render, result, error))
+            self._run(*self._tasks.get())
 
-    def submit(self, tag: str, render: _Render, fn: Callable[[], Any]) -> None:
-        self.busy += 1
-        self.tasks.put((tag, render, fn))
-
-    def get(self, timeout: float) -> tuple[str, _Render, Any, BaseException | None] | None:
+    def _run(self, call: Call, render: _Render, fn: Callable[[], Any]) -> None:
         try:
-            item = self.results.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return None
-        if item[0] not in ("replan", "stop"):  # control messages are not worker results
+            result: Any = fn()
+            error: BaseException | None = None
+        except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
+            result, error = None, e
+        self._inbox.put_result(_Result(call, render, result, error))
+
+    def submit(self, call: Call, render: _Render, fn: Callable[[], Any]) -> None:
+        self.busy += 1
+        if self._inline:
+            self._run(call, render, fn)
+        else:
+            self._tasks.put((call, render, fn))
+
+    def take(self) -> _Result | None:
+        item = self._inbox.take_result()
+        if item is not None:
             self.busy -= 1
         return item
 
 
 class Runner:
-    def __init__(self, store: Store, client: Any, options: RunOptions = RunOptions(), on_event: Callable[[RunEvent], None] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        client: ApiClient,
+        options: RunOptions = RunOptions(),
+        on_event: Callable[[RunEvent], None] | None = None,
+        *,
+        clock: Clock | None = None,
+        workers: int | None = None,
+    ):
+        """``clock`` defaults to the system's; ``workers`` to ``concurrency`` (4..32), and 0 runs
+        every call on the scheduler's thread."""
         self.store = store
         self.client = client
         self.options = options
         self.on_event = on_event or (lambda e: None)
-        self.progress = Progress()
+        self.clock: Clock = clock or SystemClock()
+        self.progress = Progress(self.clock)
         self.result = RunResult(self.progress)
-        self._pool = _Pool(max(4, min(options.concurrency, 32)))
+        self._limits = options.limits()
+        self._inbox = _Inbox()
+        self._pool = _Pool(max(4, min(options.concurrency, 32)) if workers is None else workers, self._inbox)
         self._creates: deque[_Render] = deque()
-        self._polls: list[tuple[float, int, _Render]] = []  # heap of (due, seq, render)
+        self._timers: list[tuple[float, int, Call, _Render]] = []  # heap of (due, seq, call, render)
         self._seq = 0
         self._in_flight: set[str] = set()  # keys created (or being created) and not yet downloaded
         self._creating: set[str] = set()  # keys whose create call is on the wire
         self._next_create_at = 0.0
         self._paused_until = 0.0
+        self._rate_limits_in_row: Counter[Call] = Counter()  # per call, since its last success
         self._stop_creates = False
         self._keep_alive = False
-        self._stopping = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
+        self._state_error: BaseException | None = None
 
     # --- public -------------------------------------------------------------------------
 
@@ -220,24 +477,32 @@ class Runner:
         """Thread-safe: have the scheduler call ``make_plan(store)`` and start what it adds.
         Renders already queued or in flight are left as they are (never cancelled or created
         again); their results stay in the state for reuse."""
-        self._pool.results.put(("replan", None, make_plan, None))
+        self._inbox.put_control(_Replan(make_plan))
 
     def stop(self) -> None:
         """Thread-safe: behave as on a first Ctrl-C (stop creating, save creates on the wire)."""
-        self._pool.results.put(("stop", None, None, None))
+        self._inbox.put_control(_StopRequest())
+
+    # --- planning -----------------------------------------------------------------------
 
     def _take_plan(self, plan: Plan) -> None:
         self._supersede_queued(plan)
+        for manifest in {str(pj.job.manifest) for pj in plan.jobs}:
+            self.progress.forget(manifest, {job_id(pj) for pj in plan.jobs})
         active = self._active_keys()
         fresh = [pj for pj in plan.jobs if pj.job.key not in active]
         plan = Plan(fresh, plan.orphans)
         renders = self._group(plan)
-        self.progress.total += len(fresh)
-        self._emit("start", f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
-        self._record_seen(renders.values())
-        with self.store.db.atomic():  # one transaction for the bookkeeping of up-to-date jobs
-            for render in renders.values():
-                self._start(render)
+        self._emit(EventKind.START, f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
+        self._save(self._record_seen, renders.values())
+        try:
+            with self.store.db.atomic():  # one transaction for the bookkeeping of up-to-date jobs
+                for render in renders.values():
+                    self._start(render)
+        except Exception as e:  # the commit itself failed
+            if not is_state_write_error(e):
+                raise
+            self._state_failed(e)
 
     def _active_keys(self) -> set[str]:
         return self._in_flight | {r.key for r in self._creates}
@@ -254,15 +519,12 @@ class Runner:
         for render in list(self._creates):
             kept = [pj for pj in render.targets if pj.job.manifest not in manifests]
             new = wanted.pop(render.key, [])
-            self.progress.total += len(kept) + len(new) - len(render.targets)
             if kept or new:
                 render.targets = kept + new
+                self._mark(render, JobPhase.QUEUED, planning=True)
                 continue
             self._creates.remove(render)
-            self.progress.queued -= 1
-            self._emit("dropped", "no longer wanted after an edit; not created", render)
-
-    # --- setup --------------------------------------------------------------------------
+            self._emit(EventKind.DROPPED, "no longer wanted after an edit; not created", render)
 
     def _group(self, plan: Plan) -> dict[str, _Render]:
         renders: dict[str, _Render] = {}
@@ -311,73 +573,70 @@ class Runner:
         render.targets = pending
         action = lead.action
         if action in (Action.SUBMIT, Action.RESUBMIT):
-            self.progress.queued += 1
+            self._mark(render, JobPhase.QUEUED, planning=True)
             self._creates.append(render)
         elif action is Action.RESUME:
             assert lead.record is not None
             render.task_id = lead.record.task_id
-            self._in_flight.add(render.key)
-            self.progress.running += 1
-            self._schedule_poll(render, 0.0)
+            self._enter_flight(render, planning=True)
+            self._schedule(Call.POLL, render, 0.0)
         elif action is Action.DOWNLOAD:
             assert lead.record is not None
             render.file_id = lead.record.file_id
-            self._in_flight.add(render.key)
-            self.progress.running += 1
+            self._enter_flight(render, planning=True)
             self._download(render)
         elif action is Action.REUSE:
             src = lead.source
             assert src is not None
-            self._pool.submit(
-                "reuse",
-                render,
-                lambda: [(pj, self._copy(Path(src.path), pj.job.output, src.size, src.sha256)) for pj in render.targets],
-            )
+            self._mark(render, JobPhase.RUNNING, planning=True)
+            self._pool.submit(Call.COPY, render, functools.partial(self._copy_to, list(render.targets), Path(src.path), src.size, src.sha256))
         elif action is Action.FAILED:
-            self._count_failed(render)
-            self._emit("failed", lead.reason, render, previously=True)
+            self._mark(render, JobPhase.FAILED, planning=True)
+            self._emit(EventKind.FAILED, lead.reason, render, previously=True)
         elif action is Action.UNCERTAIN:
-            self._count_uncertain(render)
-            self._emit("uncertain", lead.reason, render)
+            self._mark(render, JobPhase.UNCERTAIN, planning=True)
+            self._emit(EventKind.UNCERTAIN, lead.reason, render)
 
     def _skip(self, pj: PlannedJob) -> None:
-        self.progress.done += 1
         job = pj.job
+        self.progress.mark(job_id(pj), job.key, JobPhase.DONE)
         if pj.adopt:
             st = job.output.stat()
             rec = self.store.get(job.key)
             assert rec is not None and rec.video_sha256
             if rec.state is JobState.DONE:
-                self.store.record_downloaded(job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
+                self._save(self.store.record_downloaded, job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
         elif pj.new_mtime_ns is not None:  # re-hashed intact by the plan: remember the new mtime
-            self.store.record_output_checked(job.output, mtime_ns=pj.new_mtime_ns)
-        self._emit("skip", pj.reason, job_name=job.name, key=job.key)
+            self._save(self.store.record_output_checked, job.output, mtime_ns=pj.new_mtime_ns)
+        self._emit(EventKind.SKIP, pj.reason, job_name=job.name, key=job.key)
 
     # --- the loop -----------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self.clock.now()
             self._dispatch_creates(now)
-            self._dispatch_polls(now)
-            idle = not (self._creates and not self._stop_creates) and not self._polls and self._pool.busy == 0
+            self._dispatch_timers(now)
+            idle = not (self._creates and not self._stop_creates) and not self._timers and self._pool.busy == 0
             if idle and not self._keep_alive:
                 return
-            if idle and not self._idle_announced and self._pool.results.empty():
+            if idle and not self._idle_announced and self._inbox.empty():
                 self._idle_announced = True
-                self._emit("idle", "nothing queued or in flight")
-            item = self._pool.get(self._wait_time(time.monotonic()))
-            while item is not None:
-                if item[0] == "stop":
+                self._emit(EventKind.IDLE, "nothing queued or in flight")
+            self.clock.wait(self._inbox.wait, self._wait_time(self.clock.now()))
+            while (result := self._pool.take()) is not None:
+                self._handle(result)
+            while (control := self._inbox.take_control()) is not None:
+                if isinstance(control, _StopRequest):
                     self._interrupt()
                     return
-                self._handle(*item)
-                item = self._pool.get(0)
+                self._idle_announced = False
+                self._take_plan(control.make_plan(self.store))
 
     def _wait_time(self, now: float) -> float:
         due = [1.0]
-        if self._polls:
-            due.append(self._polls[0][0] - now)
+        if self._timers:
+            due.append(self._timers[0][0] - now)
         if self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
             due.append(max(self._next_create_at, self._paused_until) - now)
         return max(0.0, min(due))
@@ -387,111 +646,74 @@ class Runner:
             if now < max(self._next_create_at, self._paused_until):
                 return
             render = self._creates.popleft()
-            self.progress.queued -= 1
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
                 request = render.targets[0].job.api_request()
             except errors.VidbatchError as e:
-                self.result.unfinished.extend(pj.job.name for pj in render.targets)
-                self._emit("error", f"not submitted: {e}", render)
+                self._mark(render, JobPhase.UNFINISHED)
+                self._emit(EventKind.ERROR, f"not submitted: {e}", render)
                 continue
             self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
-            self.store.record_intent(render.key, name=render.name, reason=reason)
-            self._in_flight.add(render.key)
+            if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason):
+                self._creates.appendleft(render)  # no intent saved, so no create sent: stays new
+                return
+            self._enter_flight(render)
             self._creating.add(render.key)
-            self.progress.running += 1
-            self._emit("submit", reason, render)
-            self._pool.submit("create", render, lambda request=request: self.client.create(request))
+            self._emit(EventKind.SUBMIT, reason, render)
+            self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
 
-    def _dispatch_polls(self, now: float) -> None:
-        while self._polls and self._polls[0][0] <= now:
-            _, _, render = heapq.heappop(self._polls)
-            self._pool.submit("poll", render, lambda task_id=render.task_id: self.client.query(task_id))
+    def _dispatch_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, _, call, render = heapq.heappop(self._timers)
+            if call is Call.POLL:
+                task_id = render.task_id
+                assert task_id is not None
+                self._pool.submit(Call.POLL, render, functools.partial(self.client.query, task_id))
+            else:
+                self._download(render)
 
-    def _schedule_poll(self, render: _Render, delay: float) -> None:
+    def _schedule(self, call: Call, render: _Render, delay: float) -> None:
         self._seq += 1
-        heapq.heappush(self._polls, (time.monotonic() + delay, self._seq, render))
+        heapq.heappush(self._timers, (self.clock.now() + delay, self._seq, call, render))
 
     # --- results ------------------------------------------------------------------------
 
-    def _handle(self, tag: str, render: _Render, result: Any, error: BaseException | None) -> None:
-        if isinstance(error, KeyboardInterrupt):
-            raise error
+    def _handle(self, result: _Result) -> None:
+        if isinstance(result.error, KeyboardInterrupt):
+            raise result.error
         self._idle_announced = False
-        if tag == "replan":
-            self._take_plan(result(self.store))
+        if result.error is not None:
+            self._on_failure(result.call, result.render, result.error)
             return
-        handler = {"create": self._on_created, "poll": self._on_polled, "download": self._on_downloaded, "reuse": self._on_reused}[tag]
-        handler(render, result, error)
-
-    def _on_created(self, render: _Render, task_id: str | None, error: BaseException | None) -> None:
-        self._creating.discard(render.key)
-        if error is None:
-            assert task_id is not None
-            render.task_id = task_id
-            self.store.record_submitted(render.key, task_id, name=render.name)
-            self.progress.created += 1
-            self._emit("submitted", f"task {task_id}", render, task_id=task_id)
-            self._schedule_poll(render, self.options.poll_interval)
-            return
-        self._leave_flight(render)
-        info = ErrorInfo.from_exception(error)
-        if isinstance(error, errors.MaybeSubmittedError):
-            self.store.record_uncertain(render.key, info, name=render.name)
-            self._count_uncertain(render)
-            self._emit("uncertain", f"create answer lost; MiniMax may have a task for it: {error}", render)
-        elif isinstance(error, errors.JobFailedError):
-            self.store.record_failed(render.key, info, name=render.name)
-            self._count_failed(render)
-            self._emit("failed", str(error), render, code=info.code)
-        elif isinstance(error, (errors.AccountError, errors.ConfigError)):
-            # the account, key or host is wrong: every other create would fail the same way
-            self.store.record_not_submitted(render.key, info, name=render.name)
-            self._requeue(render, front=True)
-            self._account_stop(error)
-        elif isinstance(error, errors.RateLimitedError):
-            self.store.record_not_submitted(render.key, info, name=render.name)
-            pause = max(error.retry_after or 0.0, self.options.rate_limit_pause)
-            self._paused_until = time.monotonic() + pause
-            self._requeue(render, front=True)
-            self._emit("rate_limited", f"rate limited; pausing creates for {pause:.0f} s", render, pause=pause)
-        elif isinstance(error, errors.TransientError) and render.create_rounds + 1 < self.options.create_rounds:
-            render.create_rounds += 1
-            self.store.record_not_submitted(render.key, info, name=render.name)
-            self._requeue(render, front=False)
-            self._emit("retry", f"create failed, will try again: {error}", render)
-        elif isinstance(error, errors.VidbatchError):
-            self.store.record_not_submitted(render.key, info, name=render.name)
-            self.result.unfinished.extend(pj.job.name for pj in render.targets)
-            self._emit("error", f"create failed; the next run will try again: {error}", render)
+        self._rate_limits_in_row[result.call] = 0
+        if result.call is Call.CREATE:
+            self._on_created(result.render, result.value)
+        elif result.call is Call.POLL:
+            self._on_polled(result.render, result.value)
+        elif result.call is Call.DOWNLOAD:
+            self._on_downloaded(result.render, result.value)
         else:
-            self.store.record_not_submitted(render.key, ErrorInfo(f"internal error: {error!r}"), name=render.name)
-            raise error
+            self._on_copied(result.render, result.value)
 
-    def _on_polled(self, render: _Render, status: Any, error: BaseException | None) -> None:
-        if error is not None:
-            if isinstance(error, errors.AccountError):
-                self._account_stop(error)
-            if isinstance(error, errors.JobFailedError):
-                self._fail(render, error)
-                return
-            if not isinstance(error, errors.VidbatchError):
-                raise error
-            render.poll_failures += 1
-            if isinstance(error, errors.AccountError) and render.poll_failures >= 3:
-                self._leave_flight(render)
-                self.result.unfinished.extend(pj.job.name for pj in render.targets)
-                return
-            delay = min(300.0, max(self.options.poll_interval, 1.0) * 2**render.poll_failures)
-            self._emit("retry", f"poll failed, will poll again in {delay:.0f} s: {error}", render)
-            self._schedule_poll(render, delay)
-            return
-        render.poll_failures = 0
-        self.store.record_status(render.key, status.status, name=render.name)
+    def _on_created(self, render: _Render, task_id: str) -> None:
+        self._creating.discard(render.key)
+        render.task_id = task_id
+        self.progress.created_render(render.key)
+        if not self._save(self.store.record_submitted, render.key, task_id, name=render.name):
+            self.result.unsaved[task_id] = render.name
+            self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
+        self._emit(EventKind.SUBMITTED, f"task {task_id}", render, task_id=task_id)
+        self._schedule(Call.POLL, render, self.options.poll_interval)
+
+    def _on_polled(self, render: _Render, status: TaskStatus) -> None:
+        render.spent = Counter({k: n for k, n in render.spent.items() if k[0] is not Call.POLL})  # in a row
+        self._save(self.store.record_status, render.key, status.status, name=render.name)
         if status.state is facts.TaskState.SUCCESS:
-            render.file_id = status.file_id
-            self.store.record_rendered(render.key, status.file_id, width=status.video_width, height=status.video_height, name=render.name)
-            self._emit("rendered", f"file {status.file_id}", render, file_id=status.file_id)
+            file_id = status.file_id
+            assert file_id is not None
+            render.file_id = file_id
+            self._save(self.store.record_rendered, render.key, file_id, width=status.video_width, height=status.video_height, name=render.name)
+            self._emit(EventKind.RENDERED, f"file {file_id}", render, file_id=file_id)
             self._download(render)
         elif status.state is facts.TaskState.FAILED:
             try:
@@ -499,17 +721,18 @@ class Runner:
             except errors.JobFailedError as e:
                 self._fail(render, e)
         else:
-            self._emit("status", status.status, render, status=status.status)
-            self._schedule_poll(render, self.options.poll_interval)
+            self._emit(EventKind.STATUS, status.status, render, status=status.status)
+            self._schedule(Call.POLL, render, self.options.poll_interval)
 
     def _download(self, render: _Render) -> None:
         target = render.targets[0].job.output
         file_id = render.file_id
-        self._pool.submit("download", render, lambda: self._fetch(file_id, target))
+        assert file_id is not None
+        self._pool.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target))
 
-    def _fetch(self, file_id: str | None, target: Path) -> tuple[Path, int, str]:
+    def _fetch(self, file_id: str, target: Path) -> tuple[Path, int, str]:
         """Worker side: download to a staging file, verify, rename over the output."""
-        with _into_place(target) as staging:
+        with into_place(target) as staging:
             got = self.client.download(file_id, staging)
             problems = mp4.check_mp4(staging)
             if problems:
@@ -519,140 +742,197 @@ class Runner:
                 )
         return target, got.bytes, got.sha256
 
-    def _on_downloaded(self, render: _Render, result: tuple[Path, int, str] | None, error: BaseException | None) -> None:
-        if error is not None:
-            if not isinstance(error, (errors.VidbatchError, OSError)):
-                raise error
-            render.download_rounds += 1
-            self.store.record_error(render.key, ErrorInfo.from_exception(error), name=render.name, event="download_failed")
-            if isinstance(error, errors.DownloadError) and error.retryable and render.download_rounds < self.options.download_rounds:
-                self._emit("retry", f"download failed, trying again: {error}", render)
-                self._download(render)
-                return
-            self._leave_flight(render)
-            self.result.unfinished.extend(pj.job.name for pj in render.targets)
-            self._emit("error", f"download failed; the render is kept and the next run downloads it again: {error}", render)
-            return
-        assert result is not None
+    def _on_downloaded(self, render: _Render, result: tuple[Path, int, str]) -> None:
         path, size, sha = result
-        self._record_output(render.targets[0], path, size, sha, "downloaded")
+        self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED)
         for pj in render.targets[1:]:
-            self._pool.submit("reuse", _Render(render.key, [pj]), lambda pj=pj: self._copy(path, pj.job.output, size, sha))
+            self._pool.submit(Call.COPY, _Render(render.key, [pj]), functools.partial(self._copy_to, [pj], path, size, sha))
         self._leave_flight(render)
+
+    def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
+        """Worker side: copy a verified video to the outputs of ``targets``."""
+        return [(pj, self._copy(source, pj.job.output, size, sha)) for pj in targets]
 
     def _copy(self, source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
         """Worker side: copy a verified video to another output, atomically."""
-        with _into_place(target) as staging:
+        with into_place(target) as staging:
             shutil.copyfile(source, staging)
             if staging.stat().st_size != size:
                 raise errors.DownloadError(f"copy of {source} is incomplete", errors.CallInfo("copy"))
         return target, size, sha
 
-    def _on_reused(self, render: _Render, result: Any, error: BaseException | None) -> None:
-        if error is not None:
-            if not isinstance(error, (errors.VidbatchError, OSError)):
-                raise error
-            self.result.unfinished.extend(pj.job.name for pj in render.targets)
-            self._emit("error", f"copy failed: {error}", render)
-            return
-        pairs = result if isinstance(result, list) else [(render.targets[0], result)]
+    def _on_copied(self, render: _Render, pairs: list[tuple[PlannedJob, tuple[Path, int, str]]]) -> None:
         for pj, (path, size, sha) in pairs:
-            self._record_output(pj, path, size, sha, "reused")
+            self._record_output(pj, render.key, path, size, sha, EventKind.REUSED)
 
-    def _record_output(self, pj: PlannedJob, path: Path, size: int, sha: str, event: str) -> None:
+    def _record_output(self, pj: PlannedJob, key: str, path: Path, size: int, sha: str, kind: EventKind) -> None:
         job = pj.job
         st = path.stat()
-        self.store.record_downloaded(job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=event)
-        self.progress.done += 1
-        self._emit(event, str(path), job_name=job.name, key=job.key, path=str(path), bytes=size, sha256=sha)
+        self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
+        self.progress.mark(job_id(pj), key, JobPhase.DONE, only_if_current=True)
+        self._emit(kind, str(path), job_name=job.name, key=job.key, path=str(path), bytes=size, sha256=sha)
+
+    # --- failures: the one place that reads the policy table -----------------------------
+
+    def _on_failure(self, call: Call, render: _Render, error: BaseException) -> None:
+        decision = decide(call, error, spent=render.spent, limits=self._limits, rate_limited_in_row=self._rate_limits_in_row[call] + 1)
+        render.spent[(call, decision.counted)] += 1
+        if decision.verdict is Verdict.PAUSE:
+            self._rate_limits_in_row[call] += 1
+        if call is Call.CREATE:
+            self._creating.discard(render.key)
+            if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB):  # those record their own state
+                self._leave_flight(render)
+                message = f"internal error: {error!r}" if decision.verdict is Verdict.RAISE else None
+                info = ErrorInfo(message) if message else ErrorInfo.from_exception(error)
+                self._save(self.store.record_not_submitted, render.key, info, name=render.name)
+        elif call is Call.DOWNLOAD and decision.verdict is not Verdict.RAISE:
+            self._save(self.store.record_error, render.key, ErrorInfo.from_exception(error), name=render.name, event="download_failed")
+        self._carry_out(decision, call, render, error)
+
+    def _carry_out(self, decision: Decision, call: Call, render: _Render, error: BaseException) -> None:
+        verdict = decision.verdict
+        if verdict is Verdict.RAISE:
+            raise error
+        if verdict is Verdict.RETRY:
+            if call is Call.CREATE:
+                self._requeue(render, front=False)
+                self._emit(EventKind.RETRY, f"create failed, will try again: {error}", render)
+            else:
+                self._schedule(call, render, decision.delay)
+                self._emit(EventKind.RETRY, f"{call} failed, will try again in {decision.delay:.0f} s: {error}", render, delay=decision.delay)
+        elif verdict is Verdict.PAUSE:
+            if call is Call.CREATE:
+                self._paused_until = self.clock.now() + decision.delay
+                self._requeue(render, front=True)
+                self._emit(EventKind.RATE_LIMITED, f"rate limited; pausing creates for {decision.delay:.0f} s", render, pause=decision.delay)
+            else:
+                self._schedule(call, render, decision.delay)
+                self._emit(EventKind.RATE_LIMITED, f"rate limited; {call} again in {decision.delay:.0f} s", render, pause=decision.delay)
+        elif verdict is Verdict.FAIL_JOB:
+            self._fail(render, error)
+        elif verdict is Verdict.UNCERTAIN:
+            self._leave_flight(render)
+            self._save(self.store.record_uncertain, render.key, ErrorInfo.from_exception(error), name=render.name)
+            self._mark(render, JobPhase.UNCERTAIN)
+            self._emit(EventKind.UNCERTAIN, f"create answer lost; MiniMax may have a task for it: {error}", render)
+        elif verdict is Verdict.STOP_CREATING:
+            if call is Call.CREATE:  # the account, key or host is wrong: every other create would fail the same way
+                self._requeue(render, front=True)
+            else:
+                self._leave(render, call, error)
+            self._account_stop(error)
+        else:
+            self._leave(render, call, error)
+
+    def _leave(self, render: _Render, call: Call, error: BaseException) -> None:
+        self._leave_flight(render)
+        self._mark(render, JobPhase.UNFINISHED)
+        next_run = {
+            Call.CREATE: "the next run will try again",
+            Call.POLL: "the task stays running and the next run polls it again",
+            Call.DOWNLOAD: "the render is kept and the next run downloads it again",
+            Call.COPY: "the next run copies it again",
+        }[call]
+        self._emit(EventKind.ERROR, f"{call} failed; {next_run}: {error}", render)
 
     # --- outcomes -----------------------------------------------------------------------
 
     def _fail(self, render: _Render, error: BaseException) -> None:
         self._leave_flight(render)
         info = ErrorInfo.from_exception(error)
-        self.store.record_failed(render.key, info, name=render.name)
-        self._count_failed(render)
-        self._emit("failed", str(error), render, code=info.code)
+        self._save(self.store.record_failed, render.key, info, name=render.name)
+        self._mark(render, JobPhase.FAILED)
+        self._emit(EventKind.FAILED, str(error), render, code=info.code)
 
-    def _count_failed(self, render: _Render) -> None:
-        self.progress.failed += len(render.targets)
-        self.result.failed.extend(pj.job.name for pj in render.targets)
+    def _mark(self, render: _Render, phase: JobPhase, *, planning: bool = False) -> None:
+        """Set the phase of the render's jobs; an outcome (not ``planning``) changes only jobs
+        that still want this render."""
+        for pj in render.targets:
+            self.progress.mark(job_id(pj), render.key, phase, only_if_current=not planning)
 
-    def _count_uncertain(self, render: _Render) -> None:
-        self.progress.uncertain += len(render.targets)
-        self.result.uncertain.extend(pj.job.name for pj in render.targets)
+    def _enter_flight(self, render: _Render, *, planning: bool = False) -> None:
+        self._in_flight.add(render.key)
+        self._mark(render, JobPhase.RUNNING, planning=planning)
 
     def _leave_flight(self, render: _Render) -> None:
-        if render.key in self._in_flight:
-            self._in_flight.discard(render.key)
-            self.progress.running -= 1
+        self._in_flight.discard(render.key)
 
     def _requeue(self, render: _Render, *, front: bool) -> None:
-        self.progress.queued += 1
+        self._mark(render, JobPhase.QUEUED)
         (self._creates.appendleft if front else self._creates.append)(render)
 
     def _account_stop(self, error: BaseException) -> None:
         if self._stop_creates:
             return
         self._stop_creates = True
-        self.result.stopped = "account"
+        self.result.stopped = Stop.ACCOUNT
         self.result.stop_message = str(error)
-        self._emit("account_stop", f"stopping new renders: {error}; tasks already running are still collected")
+        self._emit(EventKind.ACCOUNT_STOP, f"stopping new renders: {error}; tasks already running are still collected")
+
+    def _save(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """A state write. If the database refuses (full disk...), the run goes on from memory
+        without creating anything new; the task ids it could not save are reported."""
+        try:
+            write(*args, **kwargs)
+            return True
+        except Exception as e:
+            if not is_state_write_error(e):
+                raise
+            self._state_failed(e)
+            return False
+
+    def _state_failed(self, error: BaseException) -> None:
+        log.warning("state write failed: %s", error)
+        if self._state_error is not None:
+            return
+        self._state_error = error
+        self._stop_creates = True
+        if self.result.stopped is None:
+            self.result.stopped = Stop.STATE
+        self.result.stop_message = f"the state database could not be written ({error})"
+        self._emit(EventKind.STATE_ERROR, f"the state database could not be written: {error}; no new renders; tasks already running are still collected")
 
     def _interrupt(self) -> None:
-        """First Ctrl-C: stop creating, save the task ids of creates on the wire, return."""
+        """First Ctrl-C (or stop()): stop creating, save the task ids of creates on the wire, return."""
         self._stop_creates = True
-        self.result.stopped = "interrupted"
-        self._emit("interrupted", "interrupted: no new renders; saving the creates already sent")
-        deadline = time.monotonic() + 15.0
+        self.result.stopped = Stop.INTERRUPTED
+        self._emit(EventKind.INTERRUPTED, "interrupted: no new renders; saving the creates already sent")
+        deadline = self.clock.now() + 15.0
         try:
-            while self._creating and time.monotonic() < deadline:
-                item = self._pool.get(0.2)
-                if item is None:
-                    continue
-                tag, render, result, error = item
-                if tag == "create":
-                    self._on_created(render, result, error)
-                elif tag in ("download", "reuse") and error is None:
-                    self._handle(tag, render, result, error)  # the file is in place: record it
-                # polls are dropped: their tasks stay "running" in the state and are resumed
+            while self._creating and self.clock.now() < deadline:
+                self.clock.wait(self._inbox.wait, 0.2)
+                while (result := self._pool.take()) is not None:
+                    if result.call is Call.CREATE or (result.call in (Call.DOWNLOAD, Call.COPY) and result.error is None):
+                        self._handle(result)  # a task id to save, or a file in place to record
+                    # polls are dropped: their tasks stay "running" in the state and are resumed
         except KeyboardInterrupt:
             pass  # second Ctrl-C: leave now; those creates become "uncertain" on the next start
 
     def _finish(self) -> None:
         # renders not finished in this run stay resumable in the state
-        for render in self._creates:
-            self.result.unfinished.extend(pj.job.name for pj in render.targets)
-        for _, _, render in self._polls:
-            self.result.unfinished.extend(pj.job.name for pj in render.targets)
-        self._emit("finish", "finished", data={"stopped": self.result.stopped, "created": self.progress.created})
+        p = self.progress
+        self.result.failed = p.names(JobPhase.FAILED)
+        self.result.uncertain = p.names(JobPhase.UNCERTAIN)
+        self.result.unfinished = p.names(JobPhase.QUEUED, JobPhase.RUNNING, JobPhase.UNFINISHED)
+        if self._state_error is not None:
+            unsaved = ", ".join(f"{task} ({name})" for task, name in self.result.unsaved.items())
+            self.result.stop_message = (
+                f"the state database could not be written ({self._state_error}); no new renders were created after it"
+                + (f"; task ids NOT saved, note them: {unsaved}" if unsaved else "")
+                + "; free disk space (or fix the state folder) and run again"
+            )
+        data: dict[str, Any] = {"stopped": str(self.result.stopped) if self.result.stopped else None, "created": p.created}
+        if self.result.unsaved:
+            data["unsaved"] = dict(self.result.unsaved)
+        self._emit(EventKind.FINISH, "finished", data=data)
 
     # --- events -------------------------------------------------------------------------
 
-    def _emit(self, kind: str, message: str, render: _Render | None = None, *, job_name: str | None = None, key: str | None = None, data: dict | None = None, **extra: Any) -> None:
+    def _emit(self, kind: EventKind, message: str, render: _Render | None = None, *, job_name: str | None = None, key: str | None = None, data: dict[str, Any] | None = None, **extra: Any) -> None:
         if render is not None:
             job_name, key = render.name, render.key
         self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
-
-
-@contextlib.contextmanager
-def _into_place(target: Path) -> Iterator[Path]:
-    """A staging file beside ``target`` to write and check; renamed over ``target`` only when the
-    block succeeds, removed in every case, so the output is never partial."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_path(target)
-    try:
-        yield staging
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
-
-
-def _staging_path(target: Path) -> Path:
-    """A hidden file beside ``target``, unique to one download or copy: two renders of one
-    output (a job edited while its older render was still running) may land at the same time."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{STAGING_SUFFIX}")
 
 
 def check_budget(plan: Plan, max_renders: int | None) -> None:
@@ -662,13 +942,3 @@ def check_budget(plan: Plan, max_renders: int | None) -> None:
             f"the plan would create {len(plan.billable)} renders, more than --max-renders {max_renders}; "
             "check the manifest (a template typo can multiply jobs), then raise --max-renders"
         )
-
-
-def clean_staging(paths: Iterable[Path]) -> None:
-    """Remove staging files a killed run left beside outputs."""
-    for folder in {p.parent for p in paths}:
-        if folder.is_dir():
-            for stale in folder.glob(f".*{STAGING_SUFFIX}"):
-                stale.unlink(missing_ok=True)
-            for stale in folder.glob(".*.part"):
-                stale.unlink(missing_ok=True)

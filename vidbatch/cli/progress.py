@@ -10,22 +10,36 @@ from typing import Any, TextIO
 
 import click
 
+from ..events import EventKind as K
+
 #: Events worth a line of their own (``skip`` and ``status`` would drown a big run).
-NOTABLE = {
-    "submitted": "submitted",
-    "rendered": "rendered",
-    "downloaded": "downloaded",
-    "reused": "reused",
-    "failed": "FAILED",
-    "uncertain": "UNCERTAIN",
-    "rate_limited": "rate-limited",
-    "retry": "retry",
-    "error": "ERROR",
-    "account_stop": "STOPPED",
-    "interrupted": "interrupted",
-    "dropped": "dropped",
+NOTABLE: dict[str, str] = {
+    K.SUBMITTED: "submitted",
+    K.RENDERED: "rendered",
+    K.DOWNLOADED: "downloaded",
+    K.REUSED: "reused",
+    K.FAILED: "FAILED",
+    K.UNCERTAIN: "UNCERTAIN",
+    K.RATE_LIMITED: "rate-limited",
+    K.RETRY: "retry",
+    K.ERROR: "ERROR",
+    K.ACCOUNT_STOP: "STOPPED",
+    K.INTERRUPTED: "interrupted",
+    K.DROPPED: "dropped",
+    K.STATE_ERROR: "STATE ERROR",
+    K.UNSAVED: "UNSAVED",
 }
-STYLES = {"failed": "red", "uncertain": "yellow", "error": "red", "account_stop": "red bold", "rate_limited": "yellow", "retry": "yellow", "interrupted": "yellow"}
+STYLES: dict[str, str] = {
+    K.FAILED: "red",
+    K.UNCERTAIN: "yellow",
+    K.ERROR: "red",
+    K.ACCOUNT_STOP: "red bold",
+    K.RATE_LIMITED: "yellow",
+    K.RETRY: "yellow",
+    K.INTERRUPTED: "yellow",
+    K.STATE_ERROR: "red bold",
+    K.UNSAVED: "red bold",
+}
 
 
 def clock(seconds: float) -> str:
@@ -67,7 +81,7 @@ class PlainReporter:
         self.started = time.time()
 
     def __call__(self, e: Any) -> None:
-        if e.kind == "start":
+        if e.kind == K.START:
             click.echo(f"vidbatch: {e.message}", file=self.stream)
         elif e.kind in NOTABLE:
             click.echo(event_line(e, self.started), file=self.stream)
@@ -104,7 +118,7 @@ class LiveReporter:
     def __call__(self, e: Any) -> None:
         if e.progress is not None:
             self.progress = e.progress
-        if e.kind == "start":
+        if e.kind == K.START:
             self.console.print(self._text(f"vidbatch: {e.message}"))
         elif e.kind in NOTABLE:
             self.console.print(self._text(event_line(e, self.started), style=STYLES.get(e.kind, "")))
