@@ -294,8 +294,8 @@ class SimServer:
         self.host = str(bound_host)
         self.port = int(bound_port)
         self.base_url = f"http://{self.host}:{self.port}"
-        #: The key to send: the configured one, or any (here a generated one) when the sim takes any.
-        self.key = sim.config.key if sim.config.key is not None else "sim-" + secrets.token_hex(8)
+        #: The key to send: the configured one, or (when the sim takes any) the one its store made up.
+        self.key = sim.client_key
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -356,10 +356,17 @@ class SimServer:
 def running_simulator(
     config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> Iterator[SimServer]:
-    """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block."""
-    server = SimServer(Simulator(config), host, port)
-    server.start()
+    """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block.
+
+    With ``config.data_dir`` its tasks outlive the block: a later simulator on the same folder,
+    in this process or another, answers for them (see :mod:`vidbatch.sim.store`)."""
+    sim = Simulator(config)
     try:
-        yield server
+        server = SimServer(sim, host, port)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        sim.close()
