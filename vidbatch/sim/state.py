@@ -45,7 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import facts
 from .store import SimTask, TaskStore, open_store
@@ -98,6 +98,9 @@ class SimConfig:
     seed: int | None = None  # for the random rates
     #: Where tasks are kept across processes (see :mod:`.store`); None = in memory, gone at exit.
     data_dir: Path | None = None
+    #: Unix time, the base of the sim clock; injectable so a test can let time pass between
+    #: two simulator processes without sleeping.
+    wall_clock: Callable[[], float] = time.time
 
 
 @dataclass
@@ -201,7 +204,7 @@ class Simulator:
 
     def now(self) -> float:
         """The sim clock: Unix time plus everything ``advance()`` added (kept in the store)."""
-        return time.time() + self.tasks.clock_offset()
+        return self.config.wall_clock() + self.tasks.clock_offset()
 
     def advance(self, seconds: float) -> None:
         """Move the sim clock forward: tasks progress, URLs expire, the RPM window slides."""
