@@ -194,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         if host:
             return f"http://{host}"
         address, port = self.server.server_address[:2]
-        return f"http://{address}:{port}"
+        name = address.decode() if isinstance(address, bytes) else address
+        return f"http://{name}:{port}"
 
     def _answer(self, call: str, method: str, log_path: str, params: dict[str, str], body: Any) -> None:
         reply = self.server.sim.handle(

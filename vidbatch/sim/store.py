@@ -219,7 +219,9 @@ class DiskStore(TaskStore):
                 self.folder.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             except (OSError, sqlite3.Error) as e:
-                raise StateError(f"cannot open the simulator's data folder {self.folder}: {e}") from None
+                raise StateError(
+                    f"cannot open the simulator's data folder {self.folder}: {e}; give it a folder you can write to"
+                ) from None
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: never corrupt, at worst lose the last commit on power loss
