@@ -173,12 +173,16 @@ def test_sim_command_reports_its_data_folder(tmp_path):
     with running_simulator(on(tmp_path)) as first:
         create(first, REQUESTS["t2v"])
     proc = cli_subprocess(["sim", "--port", "0", "--key", TEST_KEY, "--data", tmp_path])
+    lines = []
     try:
         assert proc.stdout.readline().startswith("http://")
+        while not lines or "Ctrl-C stops" not in lines[-1]:  # serving: a signal now stops it cleanly
+            lines.append(proc.stderr.readline())
+            assert lines[-1], lines
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
-    assert f"tasks kept in {tmp_path} (1 so far)" in err and "Traceback" not in err
+    assert f"tasks kept in {tmp_path} (1 so far)\n" in lines and "Traceback" not in err
 
 
 def test_a_folder_that_is_not_a_simulator_store_is_refused_with_a_hint(tmp_path):
