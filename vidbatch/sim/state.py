@@ -447,7 +447,8 @@ class Simulator:
             if video is not None:
                 self._videos.move_to_end(task.file_id)
                 return video
-        video = make_video(self._metadata(task), self.config.video_bytes)
+        cache = None if self.config.data_dir is None else Path(self.config.data_dir) / "videos" / f"{task.file_id}.mp4"
+        video = make_video(self._metadata(task), self.config.video_bytes, cache=cache)
         with self._lock:
             self._videos[task.file_id] = video
             while len(self._videos) > VIDEO_CACHE_SIZE:
