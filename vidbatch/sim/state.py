@@ -16,7 +16,8 @@ Design points:
 - **Persistence.** Tasks, the clock offset and the URL-signing secret live in a
   :class:`~vidbatch.sim.store.TaskStore`: in memory, or with ``SimConfig(data_dir=...)`` in a
   folder that a later simulator process opens again, as a client finds MiniMax again after a
-  crash. Videos are made again from their task when asked for.
+  crash. A task's video is made from the task on first need and kept (in memory, and in the
+  data folder's ``videos/``), so it is served again byte for byte.
 - **Facts.** Request rules, statuses, error codes and output sizes come from
   :mod:`vidbatch.facts`, so the simulator refuses what the real API refuses with the same code.
 - **Trigger words.** A prompt containing ``sim-flag-input`` is refused with 1026, ``sim-fail``

@@ -14,7 +14,8 @@ SQLite file (``<data folder>/sim.sqlite3``, standard library ``sqlite3``):
 - the secret that signs download URLs, so a URL signed by one process is honoured (until it
   expires) by the next, and the key a simulator that accepts any key hands to its clients.
 
-A video is not stored: it is made again from its task (:mod:`.video`), byte for byte the same.
+Videos are not in the database: the simulator keeps each task's video as a file in
+``<data folder>/videos/<file_id>.mp4`` (written atomically, made again from the task if missing).
 
 Safety for two processes: SQLite in WAL mode, each write one transaction, a busy timeout so a
 second process waits instead of failing. A writer killed mid-write leaves the previous state
