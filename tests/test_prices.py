@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch import config, facts
+from vidbatch import config, facts, rules
 from vidbatch import prices as p
 from vidbatch.errors import ConfigError, ManifestError
 
@@ -79,7 +79,7 @@ def config_file(tmp_path, monkeypatch):
 def test_every_render_the_facts_allow_is_priced_as_the_contract_says_or_unpriced(model, mode, resolution, duration, host):
     column, currency = HOSTS[host]
     region = p.region_for_host(host)
-    summary = facts.summarize(_request(model, mode, resolution, duration))
+    summary = rules.summarize(_request(model, mode, resolution, duration))
     price = p.load_table().price_of(summary, region)
     if model in UNPUBLISHED:
         assert isinstance(price, p.Unpriced) and not price.priced
@@ -108,7 +108,7 @@ def _request(model: str, mode: facts.Mode, resolution: str, duration: int) -> di
             request["first_frame_image"] = image
         if mode is facts.Mode.FL2V:
             request["last_frame_image"] = image
-    assert facts.check_request(request) == []
+    assert rules.check_request(request) == []
     return request
 
 
@@ -180,7 +180,7 @@ def test_a_host_of_no_known_region_asks_for_one():
 
 
 def test_a_render_takes_the_models_defaults_where_the_request_leaves_them_out():
-    s2v = facts.summarize({"model": "S2V-01", "subject_reference": [{"type": "character", "image": ["https://x/a.png"]}]})
+    s2v = rules.summarize({"model": "S2V-01", "subject_reference": [{"type": "character", "image": ["https://x/a.png"]}]})
     assert p.Render.of(s2v) == p.Render("S2V-01", "s2v", "720P", 6)
     assert p.Render.of({"model": "MiniMax-Hailuo-02", "mode": facts.Mode.I2V}) == p.Render("MiniMax-Hailuo-02", "i2v", "768P", 6)
 

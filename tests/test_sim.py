@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import urllib.parse
 import zlib
 
@@ -351,11 +352,28 @@ def test_drop_after_create_creates_the_task(sim):
 
 
 def test_slow_answer_trips_a_client_timeout(sim):
-    sim.sim.inject("query", "slow", seconds=1.0)
+    sim.sim.inject("query", "slow", seconds=0.01)
+    assert query(sim, "1")["base_resp"]["status_code"] == 2013  # a short delay still answers
+    sim.sim.inject("query", "slow", seconds=3600)  # far beyond any client timeout: no race
     with pytest.raises(requests.Timeout):
         session().get(sim.base_url + facts.PATH_QUERY, params={"task_id": "1"}, timeout=0.2)
-    sim.sim.inject("query", "slow", seconds=0.01)
-    assert query(sim, "1")["base_resp"]["status_code"] == 2013
+
+
+def test_stop_ends_every_connection_thread_even_a_slow_answer(caplog):
+    """Issue 9: a handler thread held back by 'slow' outlived its server and logged into the next
+    test. stop() must wake it and join it: nothing of the server runs after stop() returns."""
+    caplog.set_level(logging.INFO, logger="vidbatch.sim")
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        server.sim.inject("query", "slow", seconds=3600)
+        with pytest.raises(requests.Timeout):
+            session().get(server.base_url + facts.PATH_QUERY, params={"task_id": "1"}, timeout=0.2)
+        idle = session()  # and an idle keep-alive connection
+        assert idle.get(server.base_url + "/_sim/stats", timeout=5).status_code == 200
+        assert server.handler_threads(), "the slow answer's thread is still waiting"
+    assert server.handler_threads() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith(f"vidbatch-sim:{server.port}")]
+    slow = [r.getMessage() for r in caplog.records if "fault=slow" in r.getMessage()]
+    assert len(slow) == 1 and " dropped " in slow[0], "logged once, before stop() returned"
 
 
 @pytest.mark.parametrize("call", ["download", "backup_download", "retrieve_content"])

@@ -455,7 +455,7 @@ def _field(table: str, field: str) -> str:
 
 
 class RenderLike(Protocol):
-    """What :meth:`Render.of` reads: :class:`vidbatch.facts.RequestSummary` has it."""
+    """What :meth:`Render.of` reads: :class:`vidbatch.rules.RequestSummary` has it."""
 
     model: str
     duration: int | None
@@ -477,7 +477,7 @@ class Render:
 
     @classmethod
     def of(cls, value: Render | RenderLike | Mapping[str, Any]) -> Render:
-        """A Render from a :class:`facts.RequestSummary` (or anything with ``model``, ``mode``,
+        """A Render from a :class:`rules.RequestSummary` (or anything with ``model``, ``mode``,
         ``resolution``, ``duration`` and optionally ``reference_images``), or a mapping of those.
         A missing resolution or duration is the model's default (S2V-01 renders are 720P, 6 s)."""
         if isinstance(value, Render):

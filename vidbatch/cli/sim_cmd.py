@@ -6,6 +6,8 @@ Only click is imported at module level; the simulator is imported when the comma
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -46,6 +48,13 @@ import click
     "--video-bytes", default=None, type=click.IntRange(min=0), help="Pad every video to at least this many bytes."
 )
 @click.option("--seed", default=None, type=int, help="Seed for --fail-rate and --error-rate draws.")
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep tasks in this folder, so a restarted simulator still knows them. Default: in memory.",
+)
 def sim(
     host: str,
     port: int,
@@ -57,11 +66,16 @@ def sim(
     url_ttl: float,
     video_bytes: int | None,
     seed: int | None,
+    data_dir: Path | None,
 ) -> None:
     """Serve a simulator of the MiniMax video API: no key, no cost, real HTTP.
 
     Prints the base URL as the first line on stdout, then logs one line per call on stderr.
-    Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task.
+    Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task;
+    with PyAV installed (the sim-video extra) each task's frames show its own colour, its id
+    and a frame counter.
+    With --data, tasks and their videos outlive the process, as MiniMax's do: stop and
+    restart the simulator and every task is still there, still downloadable.
 
     \b
     Prompts can ask for an outcome:
@@ -74,6 +88,7 @@ def sim(
       vidbatch sim                                  on http://127.0.0.1:8765, instant renders
       vidbatch sim --latency 120 --rpm 5            renders take 2 minutes; 5 creates a minute
       vidbatch sim --port 0 --error-rate 0.1        a free port; 10% of calls fail transiently
+      vidbatch sim --data ~/.cache/vidbatch-sim     tasks kept across restarts
 
     \b
     In another shell:
@@ -103,6 +118,7 @@ def sim(
         url_ttl=url_ttl,
         video_bytes=video_bytes,
         seed=seed,
+        data_dir=data_dir,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -126,6 +142,8 @@ def sim(
                 f"MINIMAX_API_KEY={key if key is not None else 'any'}",
                 err=True,
             )
+            if data_dir is not None:
+                click.echo(f"tasks kept in {data_dir} ({len(server.sim.tasks)} so far)", err=True)
             click.echo("Ctrl-C stops the simulator.", err=True)
             try:
                 while not stop.wait(0.5):

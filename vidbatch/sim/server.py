@@ -1,11 +1,15 @@
 """The simulator's HTTP layer: routes requests to :class:`~vidbatch.sim.state.Simulator` and writes
 its :class:`~vidbatch.sim.state.Reply` to the socket, faults included.
 
-Built on the standard library's ``ThreadingHTTPServer`` (one daemon thread per connection) so the
+Built on the standard library's ``ThreadingHTTPServer`` (one thread per connection) so the
 simulator adds no dependency. It speaks HTTP/1.1 with keep-alive, like the real service behind a
 ``requests.Session``; every answer carries ``Content-Length``, so a "drop" or "truncate" fault is
-seen by the client exactly as a real broken connection would be. ``stop()`` also closes idle
-keep-alive connections, so a stopped simulator really stops answering.
+seen by the client exactly as a real broken connection would be.
+
+``stop()`` ends everything the server started before it returns: it stops accepting, cuts every
+open connection (idle keep-alive ones included), wakes any answer a ``slow`` fault is holding back
+(that answer is dropped) and joins every connection's thread. So a stopped simulator really stops
+answering, and no thread of it lives on to log or write into whatever runs next.
 
 Routes:
 
@@ -59,14 +63,42 @@ _IDLE_TIMEOUT = 60.0
 
 
 class _Server(ThreadingHTTPServer):
+    # Daemon threads, so that a thread stuck beyond stop()'s join never holds the interpreter
+    # open; stop() still joins them, tracked here (ThreadingMixIn only tracks non-daemon ones).
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
         self.sim = sim
         self.open_connections: set[socket.socket] = set()
+        self.handler_threads: set[threading.Thread] = set()
         self.connections_lock = threading.Lock()
+        #: Set by stop(): wakes delayed answers, and cuts a connection whose thread starts late.
+        self.stopping = threading.Event()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One named thread per connection, tracked until it ends so stop() can join it."""
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"vidbatch-sim:{self.server_address[1]}:connection",
+            daemon=True,
+        )
+        with self.connections_lock:
+            self.handler_threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.handler_threads.discard(threading.current_thread())
+
+    def live_handler_threads(self) -> list[threading.Thread]:
+        with self.connections_lock:
+            return [t for t in self.handler_threads if t.is_alive()]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """The base class prints a traceback to stderr; a client going away mid-answer is routine."""
@@ -88,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.connections_lock:
             self.server.open_connections.add(self.connection)
+            if self.server.stopping.is_set():  # accepted just before stop(): end it at once
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
         try:
@@ -159,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         if host:
             return f"http://{host}"
         address, port = self.server.server_address[:2]
-        return f"http://{address}:{port}"
+        name = address.decode() if isinstance(address, bytes) else address
+        return f"http://{name}:{port}"
 
     def _answer(self, call: str, method: str, log_path: str, params: dict[str, str], body: Any) -> None:
         reply = self.server.sim.handle(
@@ -170,8 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
             base_url=self._base_url(),
         )
         trace_id = secrets.token_hex(16)
-        if reply.delay > 0:
-            time.sleep(reply.delay)
+        if reply.delay > 0 and self.server.stopping.wait(reply.delay):
+            reply.drop = True  # the simulator stopped while this answer was held back
         status = "dropped" if reply.drop else str(reply.status)
         log.info(
             "%s %s %s %s base_resp=%s%s trace=%s",
@@ -259,8 +295,8 @@ class SimServer:
         self.host = str(bound_host)
         self.port = int(bound_port)
         self.base_url = f"http://{self.host}:{self.port}"
-        #: The key to send: the configured one, or any (here a generated one) when the sim takes any.
-        self.key = sim.config.key if sim.config.key is not None else "sim-" + secrets.token_hex(8)
+        #: The key to send: the configured one, or (when the sim takes any) the one its store made up.
+        self.key = sim.client_key
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -286,8 +322,9 @@ class SimServer:
                     raise
                 time.sleep(0.02)
 
-    def stop(self) -> None:
-        """Stop serving and close every connection, idle keep-alive ones included."""
+    def stop(self, wait: float = 10.0) -> None:
+        """Stop serving, close every connection (idle keep-alive ones included) and wait up to
+        ``wait`` s for every connection's thread to end; a held-back (``slow``) answer is dropped."""
         if self._stopped:
             return
         self._stopped = True
@@ -295,11 +332,22 @@ class SimServer:
             self._httpd.shutdown()
             self._thread.join()
         with self._httpd.connections_lock:
+            self._httpd.stopping.set()
             connections = list(self._httpd.open_connections)
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + wait
+        for thread in self._httpd.live_handler_threads():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = self._httpd.live_handler_threads()
+        if stuck:
+            log.warning("simulator on port %d stopped with %d connection thread(s) still running", self.port, len(stuck))
         self._httpd.server_close()
+
+    def handler_threads(self) -> list[threading.Thread]:
+        """The threads still serving a connection (none once ``stop()`` has returned)."""
+        return self._httpd.live_handler_threads()
 
     def __repr__(self) -> str:
         return f"<SimServer {self.base_url}>"
@@ -309,10 +357,17 @@ class SimServer:
 def running_simulator(
     config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> Iterator[SimServer]:
-    """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block."""
-    server = SimServer(Simulator(config), host, port)
-    server.start()
+    """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block.
+
+    With ``config.data_dir`` its tasks outlive the block: a later simulator on the same folder,
+    in this process or another, answers for them (see :mod:`vidbatch.sim.store`)."""
+    sim = Simulator(config)
     try:
-        yield server
+        server = SimServer(sim, host, port)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        sim.close()

@@ -6,13 +6,18 @@ keeps the rules in one readable place and lets the HTTP layer stay dumb.
 
 Design points:
 
-- **Sim clock.** ``now()`` is ``time.monotonic()`` plus an offset that ``advance()`` moves, so
-  tests walk a task through Preparing, Queueing and Processing, or expire a download URL,
-  without sleeping. Unix-like times (``created_at``, URL expiry) use the same offset.
-- **Task progression.** A task's outcome (Success or Fail) is decided when it is created; its
-  status is derived from the sim-clock time since creation: Preparing for the first 10 % of
-  ``latency``, Queueing until 30 %, Processing until 100 %, then the outcome. With latency 0 the
-  first query already sees the outcome.
+- **Sim clock.** ``now()`` is the wall clock (``time.time()``) plus an offset that ``advance()``
+  moves, so tests walk a task through Preparing, Queueing and Processing, or expire a download
+  URL, without sleeping. Wall-clock based, so a task's progress goes on across processes.
+- **Task progression.** A task's outcome (Success or Fail) and its latency are fixed when it is
+  created; its status is derived from the sim-clock time since creation: Preparing for the first
+  10 % of the latency, Queueing until 30 %, Processing until 100 %, then the outcome. With
+  latency 0 the first query already sees the outcome.
+- **Persistence.** Tasks, the clock offset and the URL-signing secret live in a
+  :class:`~vidbatch.sim.store.TaskStore`: in memory, or with ``SimConfig(data_dir=...)`` in a
+  folder that a later simulator process opens again, as a client finds MiniMax again after a
+  crash. A task's video is made from the task on first need and kept (in memory, and in the
+  data folder's ``videos/``), so it is served again byte for byte.
 - **Facts.** Request rules, statuses, error codes and output sizes come from
   :mod:`vidbatch.facts`, so the simulator refuses what the real API refuses with the same code.
 - **Trigger words.** A prompt containing ``sim-flag-input`` is refused with 1026, ``sim-fail``
@@ -23,9 +28,11 @@ Design points:
   before the service sees the request. A refused or faulted create creates nothing, except
   ``drop_after_create``, which creates the task and loses the answer. ``slow`` applies the call
   at once and delays only the answer, as a slow network would.
-- **Accounts.** A task belongs to the key that created it; any other key gets "not found".
-- **Thread safety.** One lock guards tasks, counters, the fault queues and the random source;
-  validation (which decodes images) and streaming happen outside it.
+- **Accounts.** A task belongs to the key that created it; any other key gets "not found". The
+  key itself is never stored, only an HMAC of it.
+- **Thread safety.** One lock guards counters, the fault queues, the video cache and the random
+  source; the store guards itself. Validation (which decodes images) and streaming happen
+  outside the lock.
 """
 
 from __future__ import annotations
@@ -33,16 +40,16 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
-import itertools
 import math
 import random
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from .. import facts, rules
+from .store import SimTask, TaskStore, open_store
 from .video import VideoFile, make_video
 
 #: Every call the simulator counts, by the name ``inject()`` and ``stats()`` use.
@@ -74,8 +81,8 @@ FAIL_WORD = "sim-fail"
 
 FILENAME = "output_aigc.mp4"
 RPM_WINDOW = 60.0
-#: Status fractions of latency: Preparing until 10 %, Queueing until 30 %, Processing after.
-_STATUS_STEPS = ((0.1, facts.STATUS_PROGRESSION[0]), (0.3, facts.STATUS_PROGRESSION[1]))
+#: Videos kept in memory, most recently served first; any other is made again when asked for.
+VIDEO_CACHE_SIZE = 256
 
 
 @dataclass
@@ -90,37 +97,11 @@ class SimConfig:
     url_ttl: float = float(facts.DOWNLOAD_URL_TTL_SECONDS)  # download_url lifetime
     video_bytes: int | None = None  # pad each video (with a 'free' box) to at least this size
     seed: int | None = None  # for the random rates
-
-
-@dataclass
-class SimTask:
-    """One created task; its outcome is fixed at creation."""
-
-    task_id: str
-    file_id: int
-    request: dict[str, Any]
-    key: str
-    created_at: float  # sim clock (monotonic-based)
-    created_unix: int  # sim wall clock, as the file's created_at
-    final_status: str  # facts.STATUS_SUCCESS or facts.STATUS_FAIL
-    final_code: int = 0  # base_resp code of the final query answer (1027: output flagged)
-    error_message: str | None = None
-    width: int = 0
-    height: int = 0
-    video: VideoFile | None = None  # built on first need
-
-    @property
-    def prompt(self) -> str:
-        return str(self.request.get("prompt") or "")
-
-    def status_at(self, now: float, latency: float) -> str:
-        elapsed = now - self.created_at
-        if latency <= 0 or elapsed >= latency:
-            return self.final_status
-        for fraction, status in _STATUS_STEPS:
-            if elapsed < fraction * latency:
-                return status
-        return facts.STATUS_PROGRESSION[2]
+    #: Where tasks are kept across processes (see :mod:`.store`); None = in memory, gone at exit.
+    data_dir: Path | None = None
+    #: Unix time, the base of the sim clock; injectable so a test can let time pass between
+    #: two simulator processes without sleeping.
+    wall_clock: Callable[[], float] = time.time
 
 
 @dataclass
@@ -199,36 +180,38 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.calls: collections.Counter[str] = collections.Counter()
-        self.tasks: dict[str, SimTask] = {}
-        self._files: dict[int, SimTask] = {}
+        #: Every task of the store (a read-only mapping task id -> SimTask), from every process
+        #: that used the same ``data_dir``.
+        self.tasks: TaskStore = open_store(self.config.data_dir)
         self._lock = threading.Lock()
-        self._offset = 0.0
         self._random = random.Random(self.config.seed)
         self._faults: dict[str, collections.deque[_Fault]] = {c: collections.deque() for c in CALLS}
         self._recent_creates: collections.deque[float] = collections.deque()
+        self._creates = 0
         self._refused_creates = 0
-        self._secret = secrets.token_bytes(32)
-        # Ids look like MiniMax's (15 digits) and differ between simulator runs, so a state
-        # database kept from an earlier run cannot mistake an old task for a new one.
-        self._task_ids = itertools.count(100_000_000_000_000 + secrets.randbelow(400_000_000_000_000))
-        self._file_ids = itertools.count(200_000_000_000_000 + secrets.randbelow(400_000_000_000_000))
+        self._videos: collections.OrderedDict[int, VideoFile] = collections.OrderedDict()
+
+    @property
+    def client_key(self) -> str:
+        """The key a client should send: the configured one, else one the store made up (kept
+        with the tasks, so a later process on the same ``data_dir`` finds them under it)."""
+        return self.config.key if self.config.key is not None else self.tasks.client_key
+
+    def close(self) -> None:
+        """Release the store's files (it reopens them if used again)."""
+        self.tasks.close()
 
     # --- clock, control, inspection ------------------------------------------------------------
 
     def now(self) -> float:
-        """The sim clock: ``time.monotonic()`` plus everything ``advance()`` added."""
-        return time.monotonic() + self._offset
-
-    def wall_now(self) -> float:
-        """Unix time on the sim clock (for ``created_at`` and URL expiry)."""
-        return time.time() + self._offset
+        """The sim clock: Unix time plus everything ``advance()`` added (kept in the store)."""
+        return self.config.wall_clock() + self.tasks.clock_offset()
 
     def advance(self, seconds: float) -> None:
         """Move the sim clock forward: tasks progress, URLs expire, the RPM window slides."""
         if seconds < 0:
             raise ValueError("the sim clock only moves forward")
-        with self._lock:
-            self._offset += seconds
+        self.tasks.advance(seconds)
 
     def inject(self, call: str, fault: str, times: int = 1, **params: Any) -> None:
         """Answer the next ``times`` calls of ``call`` with ``fault`` (see the module docstring
@@ -249,11 +232,14 @@ class Simulator:
             self._faults[call].append(_Fault(name, dict(params), times, after))
 
     def stats(self) -> dict[str, Any]:
+        """Counters of this simulator; ``tasks`` counts every task of the store (earlier processes
+        on the same ``data_dir`` included), ``creates`` only the ones this simulator created."""
+        tasks = len(self.tasks)
         with self._lock:
             return {
                 "calls": {c: self.calls[c] for c in CALLS},
-                "tasks": len(self.tasks),
-                "creates": len(self.tasks),
+                "tasks": tasks,
+                "creates": self._creates,
                 "refused_creates": self._refused_creates,
                 "faults_pending": {c: sum(f.remaining for f in q) for c, q in self._faults.items() if q},
                 "clock": self.now(),
@@ -261,8 +247,7 @@ class Simulator:
 
     def creates_for(self, prompt_substring: str) -> int:
         """How many tasks were created whose prompt contains ``prompt_substring``."""
-        with self._lock:
-            return sum(prompt_substring in t.prompt for t in self.tasks.values())
+        return sum(prompt_substring in t.prompt for t in self.tasks.all_tasks())
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -388,28 +373,38 @@ class Simulator:
         if FLAG_INPUT in prompt:
             return self._refuse_create(1026, "input new_sensitive: the prompt or image was flagged")
         width, height = rules.output_size(body)
-        with self._lock:
-            task = SimTask(
-                task_id=str(next(self._task_ids)),
-                file_id=next(self._file_ids),
+        final_status, final_code, error_message = facts.STATUS_SUCCESS, 0, None
+        if FLAG_OUTPUT in prompt:
+            final_status, final_code = facts.STATUS_FAIL, 1027
+        elif FAIL_WORD in prompt:
+            final_status = facts.STATUS_FAIL
+            error_message = f"simulated render failure (the prompt contains {FAIL_WORD!r})"
+        elif self.config.fail_rate > 0:
+            with self._lock:
+                failed = self._random.random() < self.config.fail_rate
+            if failed:
+                final_status = facts.STATUS_FAIL
+                error_message = "video generation failed (simulated, fail_rate)"
+        account, created_at = self.tasks.account_of(key), self.now()
+
+        def build(task_id: str, file_id: int) -> SimTask:
+            return SimTask(
+                task_id=task_id,
+                file_id=file_id,
                 request=dict(body),
-                key=key,
-                created_at=self.now(),
-                created_unix=int(self.wall_now()),
-                final_status=facts.STATUS_SUCCESS,
+                account=account,
+                created_at=created_at,
+                latency=self.config.latency,
+                final_status=final_status,
+                final_code=final_code,
+                error_message=error_message,
                 width=width,
                 height=height,
             )
-            if FLAG_OUTPUT in prompt:
-                task.final_status, task.final_code = facts.STATUS_FAIL, 1027
-            elif FAIL_WORD in prompt:
-                task.final_status = facts.STATUS_FAIL
-                task.error_message = f"simulated render failure (the prompt contains {FAIL_WORD!r})"
-            elif self.config.fail_rate > 0 and self._random.random() < self.config.fail_rate:
-                task.final_status = facts.STATUS_FAIL
-                task.error_message = "video generation failed (simulated, fail_rate)"
-            self.tasks[task.task_id] = task
-            self._files[task.file_id] = task
+
+        task = self.tasks.add(build)
+        with self._lock:
+            self._creates += 1
         return Reply(json={"task_id": task.task_id, "base_resp": _base_resp(0, "success")})
 
     def _query(self, params: Mapping[str, str], authorization: str | None) -> Reply:
@@ -417,11 +412,10 @@ class Simulator:
         if refusal:
             return refusal
         task_id = str(params.get("task_id") or "")
-        with self._lock:
-            task = self.tasks.get(task_id)
-        if task is None or task.key != key:
+        task = self.tasks.get(task_id)
+        if task is None or task.account != self.tasks.account_of(key):
             return error_reply(2013, f"invalid params, task_id: task {task_id!r} not found")
-        status = task.status_at(self.now(), self.config.latency)
+        status = task.status_at(self.now())
         answer: dict[str, Any] = {"task_id": task.task_id, "status": status}
         base = _base_resp(0, "success")
         if status == facts.STATUS_SUCCESS:
@@ -434,21 +428,33 @@ class Simulator:
         answer["base_resp"] = base
         return Reply(json=answer)
 
-    def _finished_file(self, params: Mapping[str, str], key: str | None) -> SimTask | None:
-        """The successful task whose file ``params["file_id"]`` names (string or int), if the
-        key may see it; ``key=None`` skips the owner check (signed URLs carry no key)."""
+    def _finished_file(self, params: Mapping[str, str], key: str | None) -> tuple[SimTask, VideoFile] | None:
+        """The successful task whose file ``params["file_id"]`` names (string or int) and its
+        video, if the key may see it; ``key=None`` skips the owner check (signed URLs carry no key)."""
         raw = str(params.get("file_id") or "").strip()
         if not raw.isdigit():
             return None
+        task = self.tasks.by_file(int(raw))
+        if task is None or (key is not None and task.account != self.tasks.account_of(key)):
+            return None
+        if task.status_at(self.now()) != facts.STATUS_SUCCESS:
+            return None
+        return task, self._video(task)
+
+    def _video(self, task: SimTask) -> VideoFile:
+        """The task's video, from the cache or made again (the same bytes every time)."""
         with self._lock:
-            task = self._files.get(int(raw))
-            if task is None or (key is not None and task.key != key):
-                return None
-            if task.status_at(self.now(), self.config.latency) != facts.STATUS_SUCCESS:
-                return None
-            if task.video is None:
-                task.video = make_video(self._metadata(task), self.config.video_bytes)
-            return task
+            video = self._videos.get(task.file_id)
+            if video is not None:
+                self._videos.move_to_end(task.file_id)
+                return video
+        cache = None if self.config.data_dir is None else Path(self.config.data_dir) / "videos" / f"{task.file_id}.mp4"
+        video = make_video(self._metadata(task), self.config.video_bytes, cache=cache)
+        with self._lock:
+            self._videos[task.file_id] = video
+            while len(self._videos) > VIDEO_CACHE_SIZE:
+                self._videos.popitem(last=False)
+        return video
 
     @staticmethod
     def _metadata(task: SimTask) -> dict[str, Any]:
@@ -470,10 +476,11 @@ class Simulator:
         key, refusal = self._auth(authorization)
         if refusal:
             return refusal
-        task = self._finished_file(params, key)
-        if task is None or task.video is None:
+        found = self._finished_file(params, key)
+        if found is None:
             return self._file_not_found(params)
-        expires = math.ceil(self.wall_now() + self.config.url_ttl)
+        task, video = found
+        expires = math.ceil(self.now() + self.config.url_ttl)
         urls = {
             name: f"{base_url}/_sim/{kind}/{task.file_id}/{FILENAME}?Expires={expires}"
             f"&Signature={self._signature(kind, task.file_id, expires)}"
@@ -481,7 +488,7 @@ class Simulator:
         }
         file = {
             "file_id": task.file_id,
-            "bytes": task.video.size,
+            "bytes": video.size,
             "created_at": task.created_unix,
             "filename": FILENAME,
             "purpose": "video_generation",
@@ -493,13 +500,13 @@ class Simulator:
         key, refusal = self._auth(authorization)
         if refusal:
             return refusal
-        task = self._finished_file(params, key)
-        if task is None:
+        found = self._finished_file(params, key)
+        if found is None:
             return self._file_not_found(params)
-        return _video_reply(task)
+        return _video_reply(found[1])
 
     def _signature(self, kind: str, file_id: int, expires: int) -> str:
-        return hmac.new(self._secret, f"{kind}/{file_id}/{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.new(self.tasks.secret, f"{kind}/{file_id}/{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
     def _download(self, call: str, params: Mapping[str, str]) -> Reply:
         kind = "download" if call == "download" else "backup"
@@ -509,18 +516,17 @@ class Simulator:
             return _xml_error(403, "AccessDenied", "Missing or malformed signature parameters.")
         if not hmac.compare_digest(self._signature(kind, file_id, expires), str(params.get("Signature", ""))):
             return _xml_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
-        if self.wall_now() > expires:
+        if self.now() > expires:
             return _xml_error(403, "AccessDenied", "Request has expired.")
-        task = self._finished_file({"file_id": str(file_id)}, None)
-        if task is None:
+        found = self._finished_file({"file_id": str(file_id)}, None)
+        if found is None:
             return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
-        return _video_reply(task)
+        return _video_reply(found[1])
 
 
-def _video_reply(task: SimTask) -> Reply:
-    assert task.video is not None
+def _video_reply(video: VideoFile) -> Reply:
     return Reply(
-        video=task.video,
+        video=video,
         content_type="video/mp4",
         headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'},
     )

@@ -1,0 +1,359 @@
+"""Where the simulator keeps its tasks: in memory, or in a data folder that outlives the process.
+
+MiniMax keeps a task and its file after the client that created it has gone: a run stopped with
+Ctrl-C resumes its tasks, and a deleted output can be downloaded again. A simulator that forgets
+everything when its process ends cannot play that part, so :class:`DiskStore` keeps, in one
+SQLite file (``<data folder>/sim.sqlite3``, standard library ``sqlite3``):
+
+- every task: its id, file id, request, account, outcome, output size and its **timeline**
+  (``created_at`` on the sim's wall clock and the latency it was created with), so a task's
+  progress goes on across processes: a task created with 120 s of latency by one process is
+  done when another process asks 120 s later;
+- the sim clock's offset (what ``advance()`` added), so times stay consistent for every process
+  that opens the folder;
+- the secret that signs download URLs, so a URL signed by one process is honoured (until it
+  expires) by the next, and the key a simulator that accepts any key hands to its clients.
+
+Videos are not in the database: the simulator keeps each task's video as a file in
+``<data folder>/videos/<file_id>.mp4`` (written atomically, made again from the task if missing).
+
+Safety for two processes: SQLite in WAL mode, each write one transaction, a busy timeout so a
+second process waits instead of failing. A writer killed mid-write leaves the previous state
+(SQLite's journal), never a half-written task. What is kept only in memory, per process: call
+counters, pending faults and the RPM window (a restarted simulator starts them afresh).
+
+Accounts: a task belongs to the key that created it, but no key is ever written: the account is
+an HMAC of the key under the store's secret.
+
+:class:`MemoryStore` is the same interface on dicts, for ``SimConfig(data_dir=None)``. Both are
+read-only mappings of task id -> :class:`SimTask` (``len(sim.tasks)``, ``task_id in sim.tasks``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import facts
+from ..errors import StateError
+
+#: The database file inside a data folder.
+DB_NAME = "sim.sqlite3"
+SCHEMA_VERSION = 1
+#: Status fractions of latency: Preparing until 10 %, Queueing until 30 %, Processing after.
+_STATUS_STEPS = ((0.1, facts.STATUS_PROGRESSION[0]), (0.3, facts.STATUS_PROGRESSION[1]))
+
+_SCHEMA = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL)",
+    """CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        file_id INTEGER NOT NULL UNIQUE,
+        account TEXT NOT NULL,
+        request TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        latency REAL NOT NULL,
+        final_status TEXT NOT NULL,
+        final_code INTEGER NOT NULL,
+        error_message TEXT,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL
+    )""",
+)
+_COLUMNS = (
+    "task_id, file_id, account, request, created_at, latency, final_status, final_code, error_message, width, height"
+)
+
+
+@dataclass(frozen=True)
+class SimTask:
+    """One created task. Its outcome and timeline are fixed at creation."""
+
+    task_id: str
+    file_id: int
+    request: dict[str, Any]
+    account: str  # an HMAC of the key that created it (see the module docstring)
+    created_at: float  # sim wall clock (Unix seconds plus the sim clock's offset)
+    latency: float  # seconds from create to the final status
+    final_status: str  # facts.STATUS_SUCCESS or facts.STATUS_FAIL
+    final_code: int = 0  # base_resp code of the final query answer (1027: output flagged)
+    error_message: str | None = None
+    width: int = 0
+    height: int = 0
+
+    @property
+    def prompt(self) -> str:
+        return str(self.request.get("prompt") or "")
+
+    @property
+    def created_unix(self) -> int:
+        """The file's ``created_at``."""
+        return int(self.created_at)
+
+    def status_at(self, now: float) -> str:
+        """The status at sim wall-clock time ``now``: Preparing for the first 10 % of the
+        latency, Queueing until 30 %, Processing until 100 %, then the outcome."""
+        elapsed = now - self.created_at
+        if self.latency <= 0 or elapsed >= self.latency:
+            return self.final_status
+        for fraction, status in _STATUS_STEPS:
+            if elapsed < fraction * self.latency:
+                return status
+        return facts.STATUS_PROGRESSION[2]
+
+
+#: Builds a task given a fresh (task_id, file_id); the store retries with new ids on a clash.
+TaskFactory = Callable[[str, int], SimTask]
+
+
+def _new_ids() -> tuple[str, int]:
+    """Ids that look like MiniMax's (15 digits) and are random, so that neither two processes
+    sharing a folder nor a state database kept from another simulator can confuse two tasks."""
+    task_id = 100_000_000_000_000 + secrets.randbelow(400_000_000_000_000)
+    file_id = 500_000_000_000_000 + secrets.randbelow(400_000_000_000_000)
+    return str(task_id), file_id
+
+
+class TaskStore(Mapping[str, SimTask]):
+    """What the simulator keeps: tasks by id and by file id, the clock offset, the secret."""
+
+    secret: bytes
+    #: The key to hand clients when the simulator accepts any key.
+    client_key: str
+
+    def account_of(self, key: str) -> str:
+        return hmac.new(self.secret, b"account:" + key.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def add(self, build: TaskFactory) -> SimTask:
+        raise NotImplementedError
+
+    def by_file(self, file_id: int) -> SimTask | None:
+        raise NotImplementedError
+
+    def all_tasks(self) -> list[SimTask]:
+        """Every task, oldest first."""
+        return [self[task_id] for task_id in self]
+
+    def clock_offset(self) -> float:
+        raise NotImplementedError
+
+    def advance(self, seconds: float) -> float:
+        """Add ``seconds`` to the clock offset; the new offset."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release files; the store reopens them if used again."""
+
+
+class MemoryStore(TaskStore):
+    """Tasks in dicts: gone with the process (``SimConfig(data_dir=None)``)."""
+
+    def __init__(self) -> None:
+        self.secret = secrets.token_bytes(32)
+        self.client_key = "sim-" + secrets.token_hex(8)
+        self._tasks: dict[str, SimTask] = {}
+        self._files: dict[int, SimTask] = {}
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def __getitem__(self, task_id: str) -> SimTask:
+        return self._tasks[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._tasks))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def add(self, build: TaskFactory) -> SimTask:
+        with self._lock:
+            while True:
+                task_id, file_id = _new_ids()
+                if task_id not in self._tasks and file_id not in self._files:
+                    break
+            task = build(task_id, file_id)
+            self._tasks[task_id] = self._files[file_id] = task
+        return task
+
+    def by_file(self, file_id: int) -> SimTask | None:
+        return self._files.get(file_id)
+
+    def clock_offset(self) -> float:
+        return self._offset
+
+    def advance(self, seconds: float) -> float:
+        with self._lock:
+            self._offset += seconds
+            return self._offset
+
+
+class DiskStore(TaskStore):
+    """Tasks in ``<folder>/sim.sqlite3``, shared safely by every process that opens the folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / DB_NAME
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('client_key', ?)", ("sim-" + secrets.token_hex(8),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('clock_offset', 0.0)")
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        self.secret = bytes.fromhex(str(meta["secret"]))
+        self.client_key = str(meta["client_key"])
+
+    # -- the connection --
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            except (OSError, sqlite3.Error) as e:
+                raise StateError(
+                    f"cannot open the simulator's data folder {self.folder}: {e}; give it a folder you can write to"
+                ) from None
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: never corrupt, at worst lose the last commit on power loss
+                self._migrate(db)
+            except sqlite3.DatabaseError as e:
+                db.close()
+                raise StateError(
+                    f"{self.path} is not a simulator data file ({e}); give the simulator an empty folder"
+                ) from None
+            self._db = db
+        return self._db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.path} was written by a newer vidbatch (simulator schema {version}); "
+                    "upgrade vidbatch or give the simulator another data folder"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from its start (BEGIN IMMEDIATE)."""
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._connection().execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- the mapping --
+
+    def __getitem__(self, task_id: str) -> SimTask:
+        rows = self._read(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (str(task_id),))
+        if not rows:
+            raise KeyError(task_id)
+        return _task(rows[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([row[0] for row in self._read("SELECT task_id FROM tasks ORDER BY rowid")])
+
+    def __len__(self) -> int:
+        return int(self._read("SELECT count(*) FROM tasks")[0][0])
+
+    def all_tasks(self) -> list[SimTask]:
+        return [_task(row) for row in self._read(f"SELECT {_COLUMNS} FROM tasks ORDER BY rowid")]
+
+    # -- the rest --
+
+    def add(self, build: TaskFactory) -> SimTask:
+        while True:
+            task = build(*_new_ids())
+            try:
+                with self._write() as db:
+                    db.execute(
+                        f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            task.task_id,
+                            task.file_id,
+                            task.account,
+                            json.dumps(task.request, sort_keys=True, separators=(",", ":")),
+                            task.created_at,
+                            task.latency,
+                            task.final_status,
+                            task.final_code,
+                            task.error_message,
+                            task.width,
+                            task.height,
+                        ),
+                    )
+                return task
+            except sqlite3.IntegrityError:  # an id already taken (by another process, say): draw again
+                continue
+
+    def by_file(self, file_id: int) -> SimTask | None:
+        rows = self._read(f"SELECT {_COLUMNS} FROM tasks WHERE file_id = ?", (file_id,))
+        return _task(rows[0]) if rows else None
+
+    def clock_offset(self) -> float:
+        return float(self._read("SELECT value FROM meta WHERE name = 'clock_offset'")[0][0])
+
+    def advance(self, seconds: float) -> float:
+        with self._write() as db:
+            db.execute("UPDATE meta SET value = value + ? WHERE name = 'clock_offset'", (seconds,))
+            return float(db.execute("SELECT value FROM meta WHERE name = 'clock_offset'").fetchone()[0])
+
+    def __repr__(self) -> str:
+        return f"<DiskStore {self.path}>"
+
+
+def _task(row: tuple[Any, ...]) -> SimTask:
+    task_id, file_id, account, request, created_at, latency, final_status, final_code, error_message, width, height = row
+    return SimTask(
+        task_id=task_id,
+        file_id=int(file_id),
+        request=json.loads(request),
+        account=account,
+        created_at=float(created_at),
+        latency=float(latency),
+        final_status=final_status,
+        final_code=int(final_code),
+        error_message=error_message,
+        width=int(width),
+        height=int(height),
+    )
+
+
+def open_store(data_dir: Path | None) -> TaskStore:
+    """The store for ``SimConfig.data_dir``: in memory for None, else the folder's database."""
+    return MemoryStore() if data_dir is None else DiskStore(Path(data_dir))
