@@ -13,7 +13,7 @@ from vidbatch.sim import video as sim_video
 from .conftest import TEST_KEY
 from .test_sim import REQUESTS, create, query, retrieve
 
-av = pytest.importorskip("av", reason="PyAV (the sim-video extra) draws per-task frames")
+import av
 
 
 def render_file(server, tmp_path, name: str, prompt: str) -> tuple[str, bytes]:

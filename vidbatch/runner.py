@@ -496,7 +496,7 @@ class Runner:
         self._emit(EventKind.START, f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
         self._save(self._record_seen, renders.values())
         try:
-            with self.store.db.atomic():  # one transaction for the bookkeeping of up-to-date jobs
+            with self.store.transaction():  # one transaction for the bookkeeping of up-to-date jobs
                 for render in renders.values():
                     self._start(render)
         except Exception as e:  # the commit itself failed
@@ -783,9 +783,8 @@ class Runner:
             self._creating.discard(render.key)
             if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB):  # those record their own state
                 self._leave_flight(render)
-                message = f"internal error: {error!r}" if decision.verdict is Verdict.RAISE else None
-                info = ErrorInfo(message) if message else ErrorInfo.from_exception(error)
-                self._save(self.store.record_not_submitted, render.key, info, name=render.name)
+                # from_exception never stores repr() of an unknown error: it may hold the key
+                self._save(self.store.record_not_submitted, render.key, ErrorInfo.from_exception(error), name=render.name)
         elif call is Call.DOWNLOAD and decision.verdict is not Verdict.RAISE:
             self._save(self.store.record_error, render.key, ErrorInfo.from_exception(error), name=render.name, event="download_failed")
         self._carry_out(decision, call, render, error)

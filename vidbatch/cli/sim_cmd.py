@@ -72,7 +72,7 @@ def sim(
 
     Prints the base URL as the first line on stdout, then logs one line per call on stderr.
     Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task;
-    with PyAV installed (the sim-video extra) each task's frames show its own colour, its id
+    each task's frames show its own colour, its id
     and a frame counter.
     With --data, tasks and their videos outlive the process, as MiniMax's do: stop and
     restart the simulator and every task is still there, still downloadable.

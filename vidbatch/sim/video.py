@@ -9,7 +9,7 @@ offset inside the clip changes and every player still plays it, while the file n
 (:func:`vidbatch.mp4.read_sim_metadata`). The padding (``SimConfig.video_bytes``) lets memory
 benchmarks download large files; it is never held in memory, only streamed.
 
-The clip: with PyAV installed (``pip install 'vidbatch[sim-video]'``; its wheels bundle FFmpeg and
+The clip: with PyAV installed (a dependency of vidbatch; its wheels bundle FFmpeg and
 libx264, no ffmpeg on the machine needed) each task gets its own clip, 320x180, 2 s at 12 fps,
 H.264 constrained baseline, yuv420p, faststart, a few KB: a background colour drawn from the
 task id, the task id's last digits, a frame counter and a bar that moves, so a chain of renders
