@@ -43,7 +43,6 @@ import functools
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 import urllib.parse
@@ -52,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import facts
+from . import facts, files
 from .state import JobRecord, JobState, OutputRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -322,7 +321,8 @@ def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = No
             store.close()
     html = render_html(report, refresh=refresh)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, html)
+    # Staged and renamed like every file vidbatch writes; not fsynced: the page is rewritten often and rebuilt on demand.
+    files.write_text(out, html, durable=False)
     return report
 
 
@@ -400,20 +400,6 @@ class ReportWriter:
         self._last = self.clock()
         self._gap = max(self.min_interval, 10 * (self._last - started))
         self._dirty = False
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a new file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _job(index: int, job: Any, rec: JobRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
