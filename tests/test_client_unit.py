@@ -442,7 +442,7 @@ class Waits(list):
         ("--api-host", "fix --api-host"),
         ("the MINIMAX_API_HOST environment variable", "fix or unset MINIMAX_API_HOST"),
         ("the config file /home/u/.config/vidbatch/config.toml", "fix api_host in /home/u/.config/vidbatch/config.toml"),
-        ("the default", "check the network"),
+        ("the default", "is the network (or a proxy) up?"),
     ],
 )
 @pytest.mark.parametrize("failure, why", [(_refused, "refused"), (_no_dns, "does not resolve")])

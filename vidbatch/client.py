@@ -745,16 +745,16 @@ class Client:
         hosts = f"MiniMax's hosts are {facts.HOST_GLOBAL} (global) and {facts.HOST_MAINLAND} (mainland China)"
         source = self.host_source
         if source == "the default":
-            how = f"check the network (or proxy), or choose the host with --api-host or {ENV_HOST}"
-        elif source.startswith("the config file"):
+            how = f"is the network (or a proxy) up? Or choose the host with --api-host or {ENV_HOST}"
+        elif source.startswith("the config file "):
             how = f"fix api_host in {source[len('the config file ') :]}, or override it with --api-host or {ENV_HOST}"
         elif ENV_HOST in source:
             how = f"fix or unset {ENV_HOST}"
         elif source == "--api-host":
             how = "fix --api-host"
         else:
-            how = f"check the host (set it with --api-host or {ENV_HOST})"
-        return f"{how}; {hosts}"
+            how = f"set it with --api-host or {ENV_HOST}"
+        return f"check the API host: {how}; {hosts}"
 
     # --- downloads ----------------------------------------------------------------------------
 
