@@ -581,3 +581,15 @@ def test_key_never_in_messages_or_logs(sim, waits, tmp_path, caplog):
     text += "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert len(caplog.records) > 20
     assert TEST_KEY not in text
+
+
+def test_retrieve_content_answering_a_json_error_is_read_by_the_same_classifier(client, sim, waits, tmp_path):
+    file_id = _render(client, sim, T2V)
+    sim.sim.inject("download", "http500")
+    sim.sim.inject("backup_download", "http500")
+    sim.sim.inject("retrieve_content", "code:1000")
+    with pytest.raises(DownloadError) as info:
+        client.download(file_id, tmp_path / "v.mp4")
+    text = str(info.value)
+    assert "retrieve_content: retrieve_content refused: unknown error (1000)" in text
+    assert info.value.retryable and info.value.code == 1000 and waits == []
