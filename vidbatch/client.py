@@ -19,7 +19,8 @@ classes above; the client never sleeps for long and never retries a rate limit.
 
 *The client's own retries are brief and bounded* (:class:`RetryPolicy`, :meth:`Client._retried`):
 a request is tried at most ``attempts`` times (3), with waits of full jitter over 0.25 s then
-0.5 s (capped at ``backoff_max``), so at most 0.75 s of sleep per request, and only when
+0.5 s; a gateway's ``Retry-After`` up to ``backoff_max`` (2 s) is a floor. So at most 0.75 s of
+sleep per request (4 s when the server asks), and the client retries only when
 
 - no connection could be made (:func:`request_never_sent`: refused, DNS failure, connect
   timeout) to a host that has answered before (:class:`~vidbatch.errors.ConnectFailedError`);
@@ -60,7 +61,7 @@ with a fresh ``retrieve`` when it answers 403/404/410, i.e. expired), ``backup_d
 the metadata has one, then ``retrieve_content`` on the API host (also when ``retrieve`` itself
 failed transiently). A route that fails transiently hands over to the next. Worst case per
 download: 4 routes x 3 tries = 12 GETs of the video and 2 x 3 ``retrieve`` calls, with at most
-0.75 s of sleep per request. Signed URLs get no ``Authorization`` header: the key only ever goes
+0.75 s (4 s) of sleep per request. Signed URLs get no ``Authorization`` header: the key only ever goes
 to the API host. A local write failure (disk full, permissions) ends the download at once with a
 non-retryable ``DownloadError`` carrying the OS message: other routes would fail the same way.
 
