@@ -20,9 +20,11 @@ from vidbatch import facts, rules
 from vidbatch.client import Client, RetryPolicy, Timeouts
 from vidbatch.errors import (
     AccountError,
+    ConnectFailedError,
     ContentFlaggedError,
     CredentialsError,
     DownloadError,
+    HostUnreachableError,
     InvalidRequestError,
     MaybeSubmittedError,
     RateLimitedError,
@@ -35,7 +37,7 @@ from vidbatch.sim import SimConfig, running_simulator
 from .conftest import TEST_KEY
 from .helpers import write_png
 
-FAST = RetryPolicy(attempts=6, backoff_base=0.001, backoff_max=5.0, rate_limit_base=0.001)
+FAST = RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=5.0)
 T2V = {"model": "MiniMax-Hailuo-02", "prompt": "a lighthouse at dusk [Push in]"}
 
 
@@ -83,7 +85,8 @@ def _render(client: Client, sim, request: dict) -> str:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+    """Anything but the destination itself: the client stages nothing (the caller owns dest)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 # --- the flow -----------------------------------------------------------------------------------
@@ -139,8 +142,8 @@ def test_from_env_talks_to_the_sim(sim_env):
 
 
 def test_headers_and_the_key_only_on_the_api_host(client, sim, sent, tmp_path):
-    sim.sim.inject("download", "http500", times=FAST.attempts)
-    sim.sim.inject("backup_download", "http500", times=FAST.attempts)
+    sim.sim.inject("download", "http503", times=FAST.attempts)
+    sim.sim.inject("backup_download", "http503", times=FAST.attempts)
     client.download(_render(client, sim, T2V), tmp_path / "v.mp4")
     api = [r for r in sent if not r.path_url.startswith("/_sim/")]
     signed = [r for r in sent if r.path_url.startswith("/_sim/")]
@@ -160,92 +163,129 @@ def test_headers_and_the_key_only_on_the_api_host(client, sim, sent, tmp_path):
         assert TEST_KEY not in str(r.headers)
 
 
-# --- faults recovered ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("call", ["create", "query", "retrieve"])
-@pytest.mark.parametrize(
-    "fault", ["http500", "http503", "code:1000", "code:1013", "code:1002", "code:1041", "code:4242"]
-)
-def test_transient_faults_are_retried(client, sim, waits, call, fault):
-    task_id = client.create(T2V) if call != "create" else None
-    file_id = client.query(task_id).file_id if call == "retrieve" else None
-    sim.sim.inject(call, fault, times=2)
-    if call == "create":
-        task_id = client.create(T2V)
-        assert len(sim.sim.tasks) == 1  # the server said "no" twice: nothing was created twice
-    elif call == "query":
-        assert client.query(task_id).state is facts.TaskState.SUCCESS
-    else:
-        assert client.retrieve(file_id).bytes
-    assert sim.sim.calls[call] == 3
-    assert len(waits) == 2
-
-
-def test_429_honours_retry_after(client, sim, waits):
-    sim.sim.inject("create", "http429", times=2)
-    client.create(T2V)
-    assert len(waits) == 2 and all(w >= 1.0 for w in waits)  # the sim sends Retry-After: 1
-    assert len(sim.sim.tasks) == 1
-
-
-def test_retry_after_longer_than_backoff_max_is_handed_to_the_caller(sim, waits):
-    with Client(TEST_KEY, sim.base_url, retry=RetryPolicy(backoff_max=0.5), sleep=waits) as client:
-        sim.sim.inject("query", "http429")
-        with pytest.raises(RateLimitedError) as info:
-            client.query("123")
-    assert info.value.retry_after == 1.0 and waits == [] and sim.sim.calls["query"] == 1
+# --- the client's brief retries, and what it hands to the runner at once ---------------------------
 
 
 @pytest.mark.parametrize("call", ["query", "retrieve"])
-def test_dropped_connection_is_retried_for_reads(client, sim, call):
+def test_gateway_answers_are_retried_briefly_on_reads(client, sim, waits, call):
+    task_id = client.create(T2V)
+    file_id = client.query(task_id).file_id
+    sim.sim.inject(call, "http503", times=FAST.attempts - 1)
+    if call == "query":
+        assert client.query(task_id).state is facts.TaskState.SUCCESS
+    else:
+        assert client.retrieve(file_id).bytes
+    assert sim.sim.calls[call] == FAST.attempts + (1 if call == "query" else 0)
+    assert len(waits) == FAST.attempts - 1 and all(w <= FAST.backoff_max for w in waits)
+
+
+def test_a_gateway_answer_to_create_is_not_retried(client, sim, waits):
+    """The contract lists 503 as retryable, but a gateway may have forwarded the create: the
+    client hands it to the runner (which may requeue it) instead of resending on its own."""
+    sim.sim.inject("create", "http503")
+    with pytest.raises(TransientError) as info:
+        client.create(T2V)
+    assert info.value.info.http_status == 503 and not isinstance(info.value, MaybeSubmittedError)
+    assert sim.sim.calls["create"] == 1 and len(sim.sim.tasks) == 0 and waits == []
+
+
+@pytest.mark.parametrize("call", ["create", "query", "retrieve"])
+@pytest.mark.parametrize("fault", ["http500", "code:1000", "code:1013", "code:4242"])
+def test_server_failures_are_raised_at_once_for_the_runner(client, sim, waits, call, fault):
+    task_id = client.create(T2V)
+    file_id = client.query(task_id).file_id
+    before = sim.sim.calls[call]
+    sim.sim.inject(call, fault)
+    with pytest.raises(TransientError) as info:
+        {"create": lambda: client.create(T2V), "query": lambda: client.query(task_id), "retrieve": lambda: client.retrieve(file_id)}[call]()
+    assert type(info.value) is TransientError and info.value.retryable
+    assert sim.sim.calls[call] == before + 1 and waits == []
+    assert len(sim.sim.tasks) == 1  # a create refused with an error was not accepted
+
+
+@pytest.mark.parametrize("call", ["create", "query", "retrieve"])
+@pytest.mark.parametrize("fault, retry_after", [("http429", 1.0), ("code:1002", None), ("code:1039", None), ("code:1041", None)])
+def test_rate_limits_are_raised_at_once_with_the_servers_wish(client, sim, waits, call, fault, retry_after):
+    task_id = client.create(T2V)
+    file_id = client.query(task_id).file_id
+    before = sim.sim.calls[call]
+    sim.sim.inject(call, fault)
+    with pytest.raises(RateLimitedError) as info:
+        {"create": lambda: client.create(T2V), "query": lambda: client.query(task_id), "retrieve": lambda: client.retrieve(file_id)}[call]()
+    assert info.value.retry_after == retry_after  # the sim's 429 sends Retry-After: 1
+    assert sim.sim.calls[call] == before + 1 and waits == [] and len(sim.sim.tasks) == 1
+
+
+@pytest.mark.parametrize("call", ["query", "retrieve"])
+def test_dropped_connection_on_a_read_is_handed_to_the_runner(client, sim, waits, call):
     file_id = _render(client, sim, T2V)
     sim.sim.inject(call, "drop")
-    if call == "query":
-        assert client.query(next(iter(sim.sim.tasks))).file_id == file_id
-    else:
-        assert client.retrieve(file_id).file_id == file_id
-    assert sim.sim.calls[call] == {"query": 3, "retrieve": 2}[call]  # _render queried once
+    with pytest.raises(TransientError, match="lost the connection") as info:
+        client.query(next(iter(sim.sim.tasks))) if call == "query" else client.retrieve(file_id)
+    assert type(info.value) is TransientError and waits == []
+    assert sim.sim.calls[call] == {"query": 2, "retrieve": 1}[call]  # _render queried once
 
 
-def test_read_timeout_on_query_is_retried(sim, waits):
+def test_read_timeout_on_query_is_handed_to_the_runner(sim, waits):
     with Client(TEST_KEY, sim.base_url, retry=FAST, timeouts=Timeouts(read=0.2), sleep=waits) as client:
         task_id = client.create(T2V)
         sim.sim.inject("query", "slow", seconds=0.6)
-        assert client.query(task_id).state is facts.TaskState.SUCCESS
-    assert len(waits) == 1
+        with pytest.raises(TransientError, match="timed out"):
+            client.query(task_id)
+    assert waits == []
 
 
 # --- create: retried only when it certainly did not arrive ---------------------------------------
 
 
-def test_create_refused_connection_is_retried_until_the_server_is_up(waits):
+def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    servers = []
+        return s.getsockname()[1]
+
+
+def test_create_refused_by_a_host_that_answered_before_is_retried_until_it_is_back(waits):
+    port = _closed_port()
     with contextlib.ExitStack() as stack:
+        first = stack.enter_context(running_simulator(SimConfig(key=TEST_KEY), port=port))
+        servers = []
 
         def sleep_then_start(seconds: float) -> None:
             waits.append(seconds)
-            if len(waits) == 2:  # two refused attempts, then the service comes up on that port
+            if len(waits) == FAST.attempts - 1:  # refused until the last try, then the service is back
                 servers.append(stack.enter_context(running_simulator(SimConfig(key=TEST_KEY), port=port)))
 
         with Client(TEST_KEY, f"http://127.0.0.1:{port}", retry=FAST, sleep=sleep_then_start) as client:
+            client.query(client.create(T2V))  # the host has answered
+            first.stop()  # then goes away for a moment
             task_id = client.create(T2V)
         assert list(servers[0].sim.tasks) == [task_id] and servers[0].sim.calls["create"] == 1
-
-
-def test_create_refused_every_time_ends_transient(waits):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Client(TEST_KEY, f"http://127.0.0.1:{port}", retry=FAST, sleep=waits) as client:
-        with pytest.raises(TransientError) as info:
-            client.create(T2V)
-    assert not isinstance(info.value, MaybeSubmittedError)
     assert len(waits) == FAST.attempts - 1
-    assert "attempt 6 of 6" in str(info.value) and "call=create" in str(info.value)
+
+
+def test_create_refused_every_time_by_a_host_that_answered_before_ends_connect_failed(sim, waits):
+    with Client(TEST_KEY, sim.base_url, retry=FAST, sleep=waits) as client:
+        client.create(T2V)
+        sim.stop()
+        with pytest.raises(ConnectFailedError) as info:
+            client.create(T2V)
+    assert info.value.retryable and not isinstance(info.value, MaybeSubmittedError)
+    assert len(waits) == FAST.attempts - 1 and all(w <= FAST.backoff_max for w in waits)
+    assert f"attempt {FAST.attempts} of {FAST.attempts}" in str(info.value) and "call=create" in str(info.value)
+
+
+def test_a_host_that_never_answered_is_unreachable_at_once(waits):
+    host = f"http://127.0.0.1:{_closed_port()}"
+    with Client(TEST_KEY, host, host_source="the MINIMAX_API_HOST environment variable", retry=FAST, sleep=waits) as client:
+        with pytest.raises(HostUnreachableError) as info:
+            client.create(T2V)
+    err = info.value
+    assert isinstance(err, AccountError) and err.exit_code == 3 and not err.retryable
+    assert waits == []  # not retried: a typo or a closed port does not heal in a second
+    text = str(err)
+    assert host in text and "MINIMAX_API_HOST" in text and "refused" in text
+    assert facts.HOST_GLOBAL in text and TEST_KEY not in text
+    assert (err.host, err.host_source) == (host, "the MINIMAX_API_HOST environment variable")
 
 
 def test_create_answer_lost_after_the_task_was_made_is_not_retried(client, sim, waits):
@@ -316,14 +356,16 @@ def test_wrong_key_hints_at_both_hosts(sim, waits):
     assert "sk-other-region" not in text and waits == []
 
 
-@pytest.mark.parametrize("fault, cls", [("http503", TransientError), ("code:1033", TransientError),
-                                        ("http429", RateLimitedError), ("code:1002", RateLimitedError)])
-def test_exhausted_retries_raise_for_the_runner(client, sim, waits, fault, cls):
+@pytest.mark.parametrize("fault, cls, tries", [("http503", TransientError, FAST.attempts), ("code:1033", TransientError, 1),
+                                               ("http429", RateLimitedError, 1), ("code:1002", RateLimitedError, 1)])
+def test_exhausted_retries_raise_for_the_runner(client, sim, waits, fault, cls, tries):
     sim.sim.inject("query", fault, times=FAST.attempts)
     with pytest.raises(cls) as info:
         client.query("1")
     assert type(info.value) is cls and info.value.retryable
-    assert sim.sim.calls["query"] == FAST.attempts and len(waits) == FAST.attempts - 1
+    assert sim.sim.calls["query"] == tries and len(waits) == tries - 1
+    if tries > 1:
+        assert f"attempt {tries} of {tries}" in str(info.value)
     if cls is RateLimitedError:
         assert info.value.retry_after == (1.0 if fault == "http429" else None)
 
@@ -347,13 +389,40 @@ def test_flagged_output_is_a_failed_status_then_a_content_flag(client, sim):
 # --- downloads ----------------------------------------------------------------------------------
 
 
-def test_truncated_download_is_retried(client, sim, tmp_path):
+def test_truncated_download_falls_back_to_the_backup_url(client, sim, waits, tmp_path):
     file_id = _render(client, sim, T2V)
     sim.sim.inject("download", "truncate", times=2)
     got = client.download(file_id, tmp_path / "v.mp4")
     assert got.bytes == (tmp_path / "v.mp4").stat().st_size == client.retrieve(file_id).bytes
-    assert sim.sim.calls["download"] == 3 and sim.sim.calls["backup_download"] == 0
+    assert got.sha256 == hashlib.sha256((tmp_path / "v.mp4").read_bytes()).hexdigest()
+    assert sim.sim.calls["download"] == 1 and sim.sim.calls["backup_download"] == 1 and waits == []
     assert _leftovers(tmp_path) == []
+
+
+def test_gateway_answer_on_a_route_is_retried_on_that_route(client, sim, waits, tmp_path):
+    file_id = _render(client, sim, T2V)
+    sim.sim.inject("download", "http503", times=FAST.attempts - 1)
+    client.download(file_id, tmp_path / "v.mp4")
+    assert sim.sim.calls["download"] == FAST.attempts and sim.sim.calls["backup_download"] == 0
+    assert len(waits) == FAST.attempts - 1
+
+
+def test_a_transient_retrieve_leaves_retrieve_content(client, sim, waits, tmp_path):
+    file_id = _render(client, sim, T2V)
+    sim.sim.inject("retrieve", "code:1000")
+    got = client.download(file_id, tmp_path / "v.mp4")
+    assert got.bytes == client.retrieve(file_id).bytes
+    assert sim.sim.calls["download"] == 0 and sim.sim.calls["retrieve_content"] == 1
+
+
+def test_a_rate_limited_route_is_raised_at_once(client, sim, waits, tmp_path):
+    file_id = _render(client, sim, T2V)
+    sim.sim.inject("retrieve_content", "http429")
+    sim.sim.inject("download", "http500")
+    sim.sim.inject("backup_download", "http500")
+    with pytest.raises(RateLimitedError) as info:
+        client.download(file_id, tmp_path / "v.mp4")
+    assert info.value.retry_after == 1.0 and waits == []
 
 
 def test_expired_url_gets_a_fresh_retrieve(client, sim, tmp_path):
@@ -379,7 +448,7 @@ def test_url_expired_by_the_clock_gets_a_fresh_retrieve(sim, waits, tmp_path):
 
 def test_backup_url_when_the_primary_fails(client, sim, tmp_path):
     file_id = _render(client, sim, T2V)
-    sim.sim.inject("download", "http500", times=FAST.attempts)
+    sim.sim.inject("download", "http503", times=FAST.attempts)
     got = client.download(file_id, tmp_path / "v.mp4")
     assert got.bytes == client.retrieve(file_id).bytes
     assert sim.sim.calls["download"] == FAST.attempts and sim.sim.calls["backup_download"] == 1
@@ -395,28 +464,30 @@ def test_retrieve_content_when_every_url_fails(client, sim, tmp_path):
     assert sim.sim.calls["backup_download"] == 1 and sim.sim.calls["retrieve_content"] == 1
 
 
-def test_every_route_truncated_leaves_nothing_behind(sim, waits, tmp_path):
-    policy = RetryPolicy(attempts=2, backoff_base=0.001, rate_limit_base=0.001)
+def test_every_route_truncated_raises_and_writes_nothing_else(sim, waits, tmp_path):
+    policy = RetryPolicy(attempts=2, backoff_base=0.001)
     with Client(TEST_KEY, sim.base_url, retry=policy, sleep=waits) as client:
         file_id = _render(client, sim, T2V)
+        size = client.retrieve(file_id).bytes
         for call in ("download", "backup_download", "retrieve_content"):
             sim.sim.inject(call, "truncate", times=2)
         dest = tmp_path / "out" / "v.mp4"
         dest.parent.mkdir()
-        dest.write_bytes(b"the older render")
+        dest.write_bytes(b"x" * 10**6)  # the caller's staging file, with anything in it
         with pytest.raises(DownloadError) as info:
             client.download(file_id, dest)
-    assert dest.read_bytes() == b"the older render"
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["v.mp4"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["v.mp4"]  # no .part or other file
+    assert dest.stat().st_size < size  # truncated and rewritten on every try: never the whole video
     text = str(info.value)
     assert all(route in text for route in ("download:", "backup_download:", "retrieve_content:"))
     assert info.value.retryable  # the runner may try again later
 
 
-def test_new_download_replaces_an_older_file(client, sim, tmp_path):
+def test_download_writes_straight_into_dest(client, sim, tmp_path):
     file_id = _render(client, sim, T2V)
     dest = tmp_path / "v.mp4"
-    dest.write_bytes(b"old")
+    dest.write_bytes(b"old content, longer than nothing")
+    inode = dest.stat().st_ino
     seen: list[bytes] = []
     got = client.download(
         file_id,
@@ -424,29 +495,29 @@ def test_new_download_replaces_an_older_file(client, sim, tmp_path):
         expected_bytes=client.retrieve(file_id).bytes,
         on_progress=lambda done, total: seen.append(dest.read_bytes()),
     )
-    assert seen and set(seen) == {b"old"}  # untouched while the new file streams
-    assert dest.stat().st_size == got.bytes > 3
+    assert seen and not any(b.startswith(b"old") for b in seen)  # truncated before the first byte
+    assert dest.stat().st_ino == inode, "written in place, not renamed over: staging is the caller's"
+    assert dest.stat().st_size == got.bytes > 3 and _leftovers(tmp_path) == []
 
 
 def test_wrong_expected_size_is_not_accepted(client, sim, tmp_path):
     file_id = _render(client, sim, T2V)
     with pytest.raises(DownloadError, match="stopped at"):
         client.download(file_id, tmp_path / "out" / "v.mp4", expected_bytes=10**6)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["v.mp4"]  # the caller's file, and nothing else
 
 
-def test_interrupted_download_removes_its_temp_file(client, sim, tmp_path):
+def test_interrupted_download_leaves_only_dest(client, sim, tmp_path):
     file_id = _render(client, sim, T2V)
 
     out = tmp_path / "out"
 
     def interrupt(done: int, total: int | None) -> None:
-        assert _leftovers(out) != []  # streaming into a temp file beside the target
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         client.download(file_id, out / "v.mp4", on_progress=interrupt)
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["v.mp4"]  # no temporary file of the client's
 
 
 def test_disk_full_is_a_clear_non_retryable_error(client, sim, tmp_path):
@@ -466,7 +537,7 @@ def test_disk_full_is_a_clear_non_retryable_error(client, sim, tmp_path):
     assert not info.value.retryable
     assert "could not write" in str(info.value) and "too large" in str(info.value).lower()
     assert sim.sim.calls["download"] == 1 and sim.sim.calls["backup_download"] == 0
-    assert dest.read_bytes() == b"the older render" and _leftovers(tmp_path) == []
+    assert _leftovers(tmp_path) == []
 
 
 # --- the key stays secret -----------------------------------------------------------------------
@@ -475,7 +546,7 @@ def test_disk_full_is_a_clear_non_retryable_error(client, sim, tmp_path):
 def test_key_never_in_messages_or_logs(sim, waits, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
-    policy = RetryPolicy(attempts=2, backoff_base=0.001, rate_limit_base=0.001)
+    policy = RetryPolicy(attempts=2, backoff_base=0.001)
     with Client(TEST_KEY, sim.base_url, retry=policy, sleep=waits) as client:
         file_id = _render(client, sim, T2V)
         faults = [
@@ -510,3 +581,15 @@ def test_key_never_in_messages_or_logs(sim, waits, tmp_path, caplog):
     text += "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert len(caplog.records) > 20
     assert TEST_KEY not in text
+
+
+def test_retrieve_content_answering_a_json_error_is_read_by_the_same_classifier(client, sim, waits, tmp_path):
+    file_id = _render(client, sim, T2V)
+    sim.sim.inject("download", "http500")
+    sim.sim.inject("backup_download", "http500")
+    sim.sim.inject("retrieve_content", "code:1000")
+    with pytest.raises(DownloadError) as info:
+        client.download(file_id, tmp_path / "v.mp4")
+    text = str(info.value)
+    assert "retrieve_content: retrieve_content refused: unknown error (1000)" in text
+    assert info.value.retryable and info.value.code == 1000 and waits == []

@@ -1,6 +1,7 @@
 """Pure rules of the HTTP client: waits, Retry-After, which failures prove a create was never
-sent, answer parsing, configuration. Where a failure can be produced for real on loopback in
-milliseconds (refused connection, read timeout, connection closed without an answer), it is."""
+sent, the classifier, answer parsing, configuration. Where a failure can be produced for real on
+loopback in milliseconds (refused connection, read timeout, connection closed without an answer),
+it is; otherwise a scripted session stands in for ``requests.Session``. Nothing sleeps."""
 
 from __future__ import annotations
 
@@ -16,32 +17,40 @@ import pytest
 import requests
 import urllib3.exceptions as u3
 
-from vidbatch import facts
+from vidbatch import errors, facts
 from vidbatch.client import (
+    ERROR_CLASSES,
+    Call,
     Client,
     RetryPolicy,
     TaskStatus,
     _Answer,
     backoff_delay,
+    classify,
     parse_retry_after,
     request_never_sent,
 )
 from vidbatch.errors import (
+    AccountError,
     CallInfo,
     ConfigError,
+    ConnectFailedError,
     ContentFlaggedError,
     CredentialsError,
+    HostUnreachableError,
     InvalidRequestError,
     MaybeSubmittedError,
+    RateLimitedError,
     RenderFailedError,
     TransientError,
+    WrongHostError,
 )
 
 from .conftest import TEST_KEY
 
 # --- waits --------------------------------------------------------------------------------------
 
-POLICY = RetryPolicy(attempts=6, backoff_base=1.0, backoff_max=60.0, rate_limit_base=10.0)
+POLICY = RetryPolicy(attempts=6, backoff_base=1.0, backoff_max=60.0)
 
 
 @pytest.mark.parametrize("attempt, step", [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (30, 60.0)])
@@ -51,11 +60,12 @@ def test_backoff_is_exponential_full_jitter_capped(attempt, step):
     assert backoff_delay(POLICY, attempt, rand=lambda: 0.5) == step / 2
 
 
-def test_rate_limit_starts_longer_and_always_pauses():
-    assert backoff_delay(POLICY, 1, rate_limited=True, rand=lambda: 0.0) == 5.0  # half of rate_limit_base
-    assert backoff_delay(POLICY, 1, rate_limited=True, rand=lambda: 1.0) == 10.0
-    assert backoff_delay(POLICY, 2, rate_limited=True, rand=lambda: 1.0) == 20.0
-    assert backoff_delay(POLICY, 9, rate_limited=True, rand=lambda: 1.0) == 60.0
+def test_the_default_policy_is_brief_and_bounded():
+    """The client's whole share of retrying: at most 3 tries and 0.75 s of sleep per request."""
+    policy = RetryPolicy()
+    assert policy.attempts == 3
+    worst = sum(backoff_delay(policy, attempt, rand=lambda: 1.0) for attempt in range(1, policy.attempts))
+    assert worst == 0.75
 
 
 def test_retry_after_is_a_floor_not_a_ceiling():
@@ -191,7 +201,7 @@ def test_never_sent_classification(exc, never_sent):
 
 # --- answers the simulator does not give -------------------------------------------------------
 
-FAST = RetryPolicy(attempts=2, backoff_base=0.0, rate_limit_base=0.0)
+FAST = RetryPolicy(attempts=2, backoff_base=0.0)
 
 
 def _client(url: str) -> Client:
@@ -208,17 +218,20 @@ def test_create_answered_200_without_a_task_id_is_maybe_submitted(answer):
     assert "a task may exist" in str(info.value) and "http=200" in str(info.value)
 
 
-def test_query_answered_200_with_garbage_is_retried_then_transient():
+def test_query_answered_200_with_garbage_is_transient_at_once():
     with _server(_http("200 OK", b"not json")) as url, _client(url) as client:
-        with pytest.raises(TransientError, match="attempt 2 of 2"):
+        with pytest.raises(TransientError, match="HTTP 200 with a body that is not JSON") as info:
             client.query("1")
+    assert "attempt" not in str(info.value)  # not retried by the client: the runner decides
 
 
 @pytest.mark.parametrize(
     "answer, cls, words",
     [
-        (_http("301 Moved", b"", "Location: https://api.minimax.io/v1/x"), ConfigError, "MINIMAX_API_HOST"),
-        (_http("404 Not Found", b"<html>no</html>"), ConfigError, "MINIMAX_API_HOST"),
+        (_http("301 Moved", b"", "Location: https://api.minimax.io/v1/x"), WrongHostError, "MINIMAX_API_HOST"),
+        (_http("404 Not Found", b"<html>no</html>"), WrongHostError, "MINIMAX_API_HOST"),
+        (_http("405 Method Not Allowed", b""), WrongHostError, "does not answer like MiniMax's API"),
+        (_http("501 Not Implemented", b""), WrongHostError, "does not answer like MiniMax's API"),
         (_http("401 Unauthorized", b""), CredentialsError, "MINIMAX_API_KEY"),
         (_http("400 Bad Request", b"<html>bad</html>"), InvalidRequestError, "HTTP 400"),
     ],
@@ -228,6 +241,9 @@ def test_http_statuses_that_are_not_retried(answer, cls, words):
         with pytest.raises(cls) as info:
             client.query("1")
     assert words in str(info.value)
+    if cls is WrongHostError:
+        assert isinstance(info.value, AccountError) and info.value.exit_code == 3  # stop creating
+        assert url in str(info.value) and info.value.host == url
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -272,7 +288,7 @@ def test_repr_hides_the_key():
 
 def _status(body: dict, code: int | None = None, msg: str | None = None) -> TaskStatus:
     client = Client(TEST_KEY, facts.HOST_GLOBAL)
-    return client._parse_query("t1", _Answer(body, CallInfo("query", 200, code, msg, "trace")), "")
+    return client._parse_query("t1", _Answer(body, CallInfo("query", 200, code, msg, "trace")))
 
 
 @pytest.mark.parametrize("status", ["Preparing", "Queueing", "Pending", "Processing", "processing"])
@@ -311,3 +327,174 @@ def test_output_flagged_code_is_a_failed_status_and_a_content_flag():
     with pytest.raises(ContentFlaggedError) as info:
         st.raise_for_failure()
     assert info.value.code == 1027
+
+
+# --- the classifier: facts kinds, one map to classes ------------------------------------------
+
+
+def test_every_kind_but_ok_has_exactly_one_class():
+    assert set(ERROR_CLASSES) == set(facts.ErrorKind) - {facts.ErrorKind.OK}
+
+
+API_CALL = Call("query", "GET", "https://api.minimax.io/v1/query/video_generation", api_host=True)
+SIGNED = Call("download", "GET", "https://cdn.example/v.mp4?sig=1", api_host=False)
+CONTENT = Call("retrieve_content", "GET", "https://api.minimax.io/v1/files/retrieve_content", api_host=True)
+
+
+@pytest.mark.parametrize(
+    "code, cls",
+    [
+        (1000, TransientError), (1001, TransientError), (1013, TransientError), (4242, TransientError),
+        (1002, RateLimitedError), (1039, RateLimitedError), (1041, RateLimitedError),
+        (1026, ContentFlaggedError), (1027, ContentFlaggedError), (2013, InvalidRequestError),
+        (1004, CredentialsError), (2049, CredentialsError), (1008, AccountError), (2038, AccountError),
+        (2056, AccountError),
+    ],
+)  # fmt: skip
+def test_a_code_decides_before_the_http_status(code, cls):
+    for status in (200, 429, 500, 503):
+        assert ERROR_CLASSES[classify(API_CALL, status, code)] is cls
+
+
+@pytest.mark.parametrize(
+    "status, api, signed, content",
+    [
+        (301, WrongHostError, errors.DownloadError, errors.DownloadError),
+        (400, InvalidRequestError, errors.DownloadError, InvalidRequestError),
+        (401, CredentialsError, errors.DownloadError, CredentialsError),
+        (403, CredentialsError, "expired", CredentialsError),
+        (404, WrongHostError, "expired", errors.DownloadError),
+        (405, WrongHostError, errors.DownloadError, errors.DownloadError),
+        (408, TransientError, TransientError, TransientError),
+        (410, InvalidRequestError, "expired", InvalidRequestError),
+        (429, RateLimitedError, RateLimitedError, RateLimitedError),
+        (500, TransientError, TransientError, TransientError),
+        (501, WrongHostError, TransientError, errors.DownloadError),
+        (502, TransientError, TransientError, TransientError),
+        (599, TransientError, TransientError, TransientError),
+    ],
+)
+def test_http_statuses_by_where_they_came_from(status, api, signed, content):
+    assert ERROR_CLASSES[classify(API_CALL, status, None)] is api
+    got = ERROR_CLASSES[classify(SIGNED, status, None)]
+    assert got.__name__ == "_UrlExpired" if signed == "expired" else got is signed
+    assert ERROR_CLASSES[classify(CONTENT, status, None)] is content
+
+
+def test_call_value_counts_its_tries():
+    call = Call("create", "POST", "https://api.minimax.io/v1/video_generation", api_host=True, json_body={"p": 1}, attempts=3)
+    assert call.is_create and not call.is_download and call.tries == ""
+    again = call.next_attempt()
+    assert (again.attempt, again.tries) == (2, " (attempt 2 of 3)") and call.attempt == 1
+    assert "json_body" not in repr(call)  # request bodies (images) stay out of logs
+    assert SIGNED.loggable_url == "https://cdn.example/v.mp4"
+
+
+# --- a scripted session: connection failures and headers no simulator gives -------------------
+
+
+class ScriptedSession(requests.Session):
+    """Answers each request with the next item of ``script``: an exception to raise, or
+    ``(status, body, headers)``. Records every call's (method, url)."""
+
+    def __init__(self, script: list) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.seen: list[tuple[str, str]] = []
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        self.seen.append((method, url))
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        status, body, headers = item
+        resp = requests.Response()
+        resp.status_code, resp._content, resp.url = status, body, url
+        resp.headers.update(headers)
+        resp.reason = "scripted"
+        return resp
+
+
+HOST = "https://api.minimax.io"
+
+
+def _refused() -> requests.ConnectionError:
+    cause = u3.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    cause.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    return requests.ConnectionError(u3.MaxRetryError(None, URL, cause))
+
+
+def _no_dns() -> requests.ConnectionError:
+    return requests.ConnectionError(u3.MaxRetryError(None, URL, u3.NameResolutionError("api.minimax.oi", None, OSError("no DNS"))))
+
+
+OK_CREATE = (200, b'{"task_id": "t1", "base_resp": {"status_code": 0}}', {})
+
+
+class Waits(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.mark.parametrize(
+    "source, fix",
+    [
+        ("--api-host", "fix --api-host"),
+        ("the MINIMAX_API_HOST environment variable", "fix or unset MINIMAX_API_HOST"),
+        ("the config file /home/u/.config/vidbatch/config.toml", "fix api_host in /home/u/.config/vidbatch/config.toml"),
+        ("the default", "is the network (or a proxy) up?"),
+    ],
+)
+@pytest.mark.parametrize("failure, why", [(_refused, "refused"), (_no_dns, "does not resolve")])
+def test_unreachable_before_any_answer_is_a_wrong_host_at_once(source, fix, failure, why):
+    session, waits = ScriptedSession([failure()]), Waits()
+    client = Client(TEST_KEY, HOST, host_source=source, session=session, sleep=waits)
+    with pytest.raises(HostUnreachableError) as info:
+        client.create({"model": "T2V-01", "prompt": "x"})
+    text = str(info.value)
+    assert f"cannot reach the API host {HOST} (from {source})" in text and why in text and fix in text
+    assert info.value.exit_code == 3 and isinstance(info.value, AccountError)
+    assert len(session.seen) == 1 and waits == []  # no retry, no sleep
+    assert info.value.__cause__ is None and info.value.__context__ is None and TEST_KEY not in text
+
+
+def test_unreachable_after_an_answer_is_a_hiccup_retried_briefly():
+    session, waits = ScriptedSession([OK_CREATE, _refused(), _refused(), OK_CREATE]), Waits()
+    client = Client(TEST_KEY, HOST, session=session, retry=RetryPolicy(), sleep=waits)
+    assert client.create({"prompt": "a"}) == "t1"
+    assert client.create({"prompt": "b"}) == "t1"  # resent: the refused create never arrived
+    assert len(session.seen) == 4 and len(waits) == 2 and sum(waits) <= 0.75
+
+
+def test_unreachable_after_an_answer_ends_connect_failed():
+    session, waits = ScriptedSession([OK_CREATE, _refused(), _refused(), _refused()]), Waits()
+    client = Client(TEST_KEY, HOST, session=session, sleep=waits)
+    client.create({"prompt": "a"})
+    with pytest.raises(ConnectFailedError, match="attempt 3 of 3") as info:
+        client.create({"prompt": "b"})
+    assert info.value.retryable and len(waits) == 2
+
+
+def test_gateway_retry_after_within_reach_is_waited_for():
+    busy = (503, b"", {"Retry-After": "1"})
+    session, waits = ScriptedSession([busy, (200, b'{"status": "Processing"}', {})]), Waits()
+    client = Client(TEST_KEY, HOST, session=session, sleep=waits)
+    assert client.query("t1").status == "Processing"
+    assert waits == [1.0]
+
+
+def test_gateway_retry_after_beyond_reach_is_handed_to_the_runner():
+    session, waits = ScriptedSession([(503, b"", {"Retry-After": "120"})]), Waits()
+    client = Client(TEST_KEY, HOST, session=session, sleep=waits)
+    with pytest.raises(TransientError) as info:
+        client.query("t1")
+    assert info.value.retry_after == 120.0 and waits == [] and len(session.seen) == 1
+
+
+def test_retry_after_dates_are_read_with_the_injected_wall_clock():
+    date = email.utils.formatdate(1_000_045, usegmt=True)
+    session = ScriptedSession([(429, b"", {"Retry-After": date})])
+    client = Client(TEST_KEY, HOST, session=session, sleep=Waits(), wall_clock=lambda: 1_000_000.0)
+    with pytest.raises(RateLimitedError) as info:
+        client.query("t1")
+    assert info.value.retry_after == pytest.approx(45.0) and len(session.seen) == 1

@@ -3,15 +3,18 @@ read it, and never shown."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import time
 
 import pytest
 
-from vidbatch import config
+from vidbatch import config, facts
 from vidbatch.errors import ConfigError
 
 from .conftest import TEST_KEY
-from .helpers import cli, t2v_manifest
+from .helpers import cli, cli_subprocess, t2v_manifest
 
 
 def write_config(path, text, mode=0o600):
@@ -75,3 +78,61 @@ def test_no_key_anywhere_says_both_ways_to_set_one(tmp_path):
     result = cli(["run", manifest])
     assert result.exit_code == 2
     assert "export MINIMAX_API_KEY=" in result.output and "config.toml (chmod 600)" in result.output and "--sim" in result.output
+
+
+# --- where the host came from, and a host that is wrong -------------------------------------------
+
+
+def test_the_host_source_is_named(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path / "c.toml", 'api_key = "k"\napi_host = "https://file.example/"\n')
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    assert config.credentials().host_source == f"the config file {cfg}"
+    assert config.credentials().host == "https://file.example"
+    monkeypatch.setenv("MINIMAX_API_HOST", "https://env.example")
+    assert config.credentials().host_source == "the MINIMAX_API_HOST environment variable"
+    assert config.credentials("https://option.example").host_source == "--api-host"
+    assert config.credentials("https://lib.example", host_given_by="a test").host_source == "a test"
+    cfg.write_text('api_key = "k"\n')
+    monkeypatch.delenv("MINIMAX_API_HOST")
+    found = config.credentials()
+    assert (found.host, found.host_source) == (facts.DEFAULT_HOST, "the default")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_against_a_closed_port_stops_at_once_naming_the_host(tmp_path):
+    """Issue 10 item 4: a typo in the host used to be retried for over a minute per job and end as
+    "unfinished" with raw NameResolutionError text. Now: exit 3 at once, host and source named."""
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond", "b": "A loud pond"}))
+    host = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    proc = cli_subprocess(["run", manifest], env={"MINIMAX_API_HOST": host, "MINIMAX_API_KEY": TEST_KEY}, cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - started
+    text = out + err
+    assert proc.returncode == 3, text
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert f"cannot reach the API host {host} (from the MINIMAX_API_HOST environment variable)" in text
+    assert "fix or unset MINIMAX_API_HOST" in text
+    assert "Traceback" not in text and "NameResolutionError" not in text and "NewConnectionError" not in text
+    assert TEST_KEY not in text
+    assert not (tmp_path / "renders").exists() or not any((tmp_path / "renders").iterdir())
+    status = json.loads(cli(["status", manifest, "--json"]).output)
+    assert all(j["task_id"] is None for j in status["jobs"]), "nothing created"
+
+
+def test_run_against_something_that_is_not_the_api_stops_with_exit_3(tmp_path, sim, monkeypatch):
+    """A 404 (or 501, or a redirect) from the host: whatever answered is not MiniMax's API."""
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond"}))
+    monkeypatch.setenv("MINIMAX_API_KEY", TEST_KEY)
+    result = cli(["run", manifest, "--api-host", sim.base_url + "/not-the-api"])
+    assert result.exit_code == 3, result.output
+    assert "does not answer like MiniMax's API" in result.output and "fix --api-host" in result.output
+    assert "(from --api-host)" in result.output
+    assert len(sim.sim.tasks) == 0

@@ -190,10 +190,11 @@ def test_the_bundled_clip_probes_and_extracts():
 
 def test_a_simulator_video_extracts_like_its_clip(tmp_path):
     """The simulator appends a metadata box and padding after the clip; decoding ignores both."""
-    video = make_video({"task_id": "t-1"}, min_size=50_000)
-    path = tmp_path / "sim.mp4"
-    path.write_bytes(b"".join(video.chunks()))
-    assert media.extract_frame(path) == media.extract_frame(BUNDLED)
+    plain, padded = tmp_path / "plain.mp4", tmp_path / "padded.mp4"
+    plain.write_bytes(b"".join(make_video({"task_id": "t-1"}).chunks()))
+    padded.write_bytes(b"".join(make_video({"task_id": "t-1"}, min_size=50_000).chunks()))
+    assert padded.stat().st_size >= 50_000 > plain.stat().st_size
+    assert media.extract_frame(padded) == media.extract_frame(plain)
 
 
 # --- joining clips ----------------------------------------------------------------------------

@@ -3,52 +3,70 @@
 One :class:`Client` wraps one injectable :class:`requests.Session` and speaks the four calls of
 the contract (``create``, ``query``, ``retrieve``, ``retrieve_content``) plus the download of a
 finished video. Every fact about the API (hosts, paths, statuses, what each ``base_resp`` code
-means) is read from :mod:`vidbatch.facts`; this module decides only how to act on them.
+and HTTP status means) is read from :mod:`vidbatch.facts`; this module only turns answers into
+values and exceptions.
 
-Design
-------
-*One attempt, one verdict.* :meth:`Client._attempt` sends one request and :meth:`Client._judge`
-turns the answer into either a parsed body or one exception from :mod:`vidbatch.errors`. The
-retry loop (tenacity, built in :meth:`Client._retrying`) then needs one rule: retry
-``TransientError`` and its subclass ``RateLimitedError``, never anything else. After the last
-attempt the last ``TransientError`` is raised as is, so the runner can requeue the job.
+Division of labour
+------------------
+*The client makes one call and says precisely what happened.* Its exception classes
+(:mod:`vidbatch.errors`) name the outcome: the server failed this time, no connection was made,
+rate limited (with the server's ``Retry-After``), the answer to a create was lost, the job is
+invalid or flagged, the account or key was refused, the host is wrong or unreachable.
 
-*Verdicts.* A non-zero ``base_resp.status_code`` decides first, by :func:`facts.error_action`:
-RETRY (and unknown codes) -> ``TransientError``, RATE_LIMITED -> ``RateLimitedError``,
-FAIL_JOB -> ``ContentFlaggedError`` (1026/1027) or ``InvalidRequestError`` (2013), STOP_RUN ->
-``CredentialsError`` (1004/2049) or ``AccountError``. Without one, the HTTP status: 429 ->
-``RateLimitedError``; 408 and 5xx -> ``TransientError``; 401/403 -> ``CredentialsError``;
-a redirect, 404 or 405 -> ``ConfigError`` (the host is wrong, every call would fail); other 4xx ->
-``InvalidRequestError``.
+*The runner decides everything else*: retrying later, pausing creates after a rate limit, failing
+the job, stopping creates, leaving a job for the next run. It reads one policy table keyed on the
+classes above; the client never sleeps for long and never retries a rate limit.
 
-*Waits* (:func:`backoff_delay`): exponential, capped at ``backoff_max``, with full jitter.
-Rate limits (HTTP 429 and the codes ``facts`` marks ``RATE_LIMITED``) start from the longer
-``rate_limit_base`` and keep at least half of the exponential step, so a rate limit always
-pauses. A ``Retry-After`` header is a floor; when the server asks for a pause longer than
-``backoff_max`` the client stops retrying and raises ``RateLimitedError(retry_after=...)`` at
-once, so a worker is not parked for an hour inside a call.
+*The client's own retries are brief and bounded* (:class:`RetryPolicy`, :meth:`Client._retried`):
+a request is tried at most ``attempts`` times (3), with waits of full jitter over 0.25 s then
+0.5 s; a gateway's ``Retry-After`` up to ``backoff_max`` (2 s) is a floor. So at most 0.75 s of
+sleep per request (4 s when the server asks), and the client retries only when
 
-*create has no idempotency key.* A create is retried only when the request certainly did not
-reach the server (:func:`request_never_sent`: connection refused, DNS failure, connect timeout)
-or when the server answered "no" (a retryable HTTP status or ``base_resp`` code). When the
-request may have arrived but the answer was lost (read timeout, connection closed or reset
-before a complete answer, a broken body, an unreadable 200 answer) the client raises
-``MaybeSubmittedError`` and does not retry: a second create could pay twice. On the wire a
-connection closed before any answer looks the same whether or not the server acted on the
-request, so it is treated as "maybe submitted" too. (A 502/504 from a gateway could in principle
-follow a request it forwarded; the contract lists them as errors to retry, and so does vidbatch.)
+- no connection could be made (:func:`request_never_sent`: refused, DNS failure, connect
+  timeout) to a host that has answered before (:class:`~vidbatch.errors.ConnectFailedError`);
+  the request certainly never arrived, so this holds for a create too; or
+- a call other than create got a gateway answer (:data:`facts.BRIEF_RETRY_HTTP`: 502, 503, 504)
+  whose ``Retry-After``, if any, fits within ``backoff_max``.
 
-*Downloads* (:meth:`Client.download`) stream into ``.{name}.{random}.part`` beside the
-destination, hashing as they go; the byte count is checked against the file's metadata, the
-file is fsynced and then renamed over the destination with :func:`os.replace`. A partial file
-never sits at the destination and the temporary file is removed on every way out (``finally``,
-so Ctrl-C too). Routes, in order: the signed ``download_url`` (re-fetched once with a fresh
-``retrieve`` when it answers 403/404/410, i.e. expired), ``backup_download_url`` when the
-metadata has one, then ``retrieve_content`` on the API host. Each route gets the same retry
-policy for transient failures (truncation, dropped connections, 5xx). Signed URLs get no
-``Authorization`` header: the key only ever goes to the API host. A local write failure (disk
-full, permissions) ends the download at once with a non-retryable ``DownloadError`` carrying the
-OS message: other routes would fail the same way.
+Everything else is raised at once: other 5xx and transient ``base_resp`` codes, read timeouts and
+dropped connections, truncated downloads, and rate limits (HTTP 429, codes 1002/1039/1041) as
+``RateLimitedError(retry_after=<Retry-After or None>)``.
+
+*One classifier.* :func:`classify` reads the kind of an answer from the facts tables (a non-zero
+``base_resp.status_code`` decides first by :data:`facts.ERROR_CODES`, else the HTTP status by
+:data:`facts.API_HTTP` or, for signed URLs, :data:`facts.DOWNLOAD_HTTP`); :meth:`Client._error`
+maps each :class:`facts.ErrorKind` to one exception class, in one table (:data:`ERROR_CLASSES`).
+
+*One value per call.* A :class:`Call` (like httpx's ``Request``) carries the call's name (or
+download route), method, URL, whether it goes to the API host (and so carries the key), the
+attempt number and the most attempts; the steps pass it instead of loose arguments.
+
+*A wrong host fails fast.* Until the API host has answered once, a failure to connect to it at
+all is a configuration error, :class:`~vidbatch.errors.HostUnreachableError` (exit 3, "stop
+creating"), raised without retrying and naming the host and where it came from (``--api-host``,
+``MINIMAX_API_HOST``, the config file, the default). A redirect, 404, 405 or 501 from the API host
+is :class:`~vidbatch.errors.WrongHostError`: whatever answered is not MiniMax's API.
+
+*create has no idempotency key.* Beyond the never-sent case above, a create is never resent. When
+the request may have arrived but the answer was lost (read timeout, connection closed or reset
+before a complete answer, an unreadable 200 answer) the client raises ``MaybeSubmittedError``: a
+second create could pay twice. On the wire a connection closed before any answer looks the same
+whether or not the server acted on the request, so it is "maybe submitted" too.
+
+*Downloads* (:meth:`Client.download`) write straight into the path they are given: ``dest`` is a
+file the caller owns; it is written whole or the call raises. Each try truncates and rewrites it;
+the client never renames, so staging, checking and renaming into place are the caller's
+(:func:`vidbatch.files.into_place`). Routes, in order: the signed ``download_url`` (re-fetched once
+with a fresh ``retrieve`` when it answers 403/404/410, i.e. expired), ``backup_download_url`` when
+the metadata has one, then ``retrieve_content`` on the API host (also when ``retrieve`` itself
+failed transiently). A route that fails transiently hands over to the next. Worst case per
+download: 4 routes x 3 tries = 12 GETs of the video and 2 x 3 ``retrieve`` calls, with at most
+0.75 s (4 s) of sleep per request. Signed URLs get no ``Authorization`` header: the key only ever goes
+to the API host. A local write failure (disk full, permissions) ends the download at once with a
+non-retryable ``DownloadError`` carrying the OS message: other routes would fail the same way.
+
+*Time is injected*: ``sleep``, ``clock`` (monotonic, for durations) and ``wall_clock`` (for
+``Retry-After`` dates), so tests never sleep.
 
 *The key stays secret.* It is sent per request (never set on the session, whose headers would
 follow the session to download hosts), kept out of ``repr``, and scrubbed from every text that
@@ -65,19 +83,16 @@ import email.utils
 import hashlib
 import json
 import logging
-import os
 import random
-import secrets
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3.exceptions
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
 from . import __version__, facts
 from .config import ENV_HOST, ENV_KEY  # re-exported: the variable names have one home
@@ -86,45 +101,63 @@ from .errors import (
     ApiError,
     CallInfo,
     ConfigError,
+    ConnectFailedError,
     ContentFlaggedError,
     CredentialsError,
     DownloadError,
+    HostUnreachableError,
     InvalidRequestError,
     JobFailedError,
     MaybeSubmittedError,
     RateLimitedError,
     RenderFailedError,
     TransientError,
+    WrongHostError,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = f"vidbatch/{__version__}"
-
-#: Download answers that mean "this signed URL is no longer valid": fetch fresh metadata.
-URL_EXPIRED_HTTP = frozenset({403, 404, 410})
 _CHUNK = 1 << 16
+Kind = facts.ErrorKind
 
-#: ``facts`` says what a code means for a client (its Action); these pick the exception class for
-#: the job-ending and run-stopping ones. Codes not listed get JobFailedError / AccountError.
-_JOB_ERRORS: dict[int, type[JobFailedError]] = {
-    1026: ContentFlaggedError,
-    1027: ContentFlaggedError,
-    2013: InvalidRequestError,
+#: The download routes, in the order they are tried.
+DOWNLOAD_ROUTES = ("download", "backup_download", "retrieve_content")
+
+
+class _UrlExpired(DownloadError):
+    """A signed URL answered 403/404/410: fetch fresh metadata (internal; never escapes)."""
+
+
+#: The one map from what happened (a facts kind) to the exception that says so. WRONG_HOST's
+#: class takes the host and its source, so :meth:`Client._error` builds it by hand.
+ERROR_CLASSES: dict[facts.ErrorKind, type[ApiError]] = {
+    Kind.TRANSIENT: TransientError,
+    Kind.RATE_LIMITED: RateLimitedError,
+    Kind.INVALID_REQUEST: InvalidRequestError,
+    Kind.CONTENT_FLAGGED: ContentFlaggedError,
+    Kind.CREDENTIALS: CredentialsError,
+    Kind.ACCOUNT: AccountError,
+    Kind.WRONG_HOST: WrongHostError,
+    Kind.URL_EXPIRED: _UrlExpired,
+    Kind.DOWNLOAD_REFUSED: DownloadError,
 }
-_RUN_ERRORS: dict[int, type[AccountError]] = {1004: CredentialsError, 2049: CredentialsError}
+
+#: base_resp codes a query hands back as a failed status instead of raising (1026/1027).
+_FLAGGED_CODES = frozenset(c for c, fact in facts.ERROR_CODES.items() if fact.kind is Kind.CONTENT_FLAGGED)
 
 
-# --- policy and results -----------------------------------------------------------------------
+# --- policy, values and results ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 6  # total tries per call for retryable failures
-    backoff_base: float = 1.0  # seconds; exponential with full jitter, capped at backoff_max
-    backoff_max: float = 60.0
-    rate_limit_base: float = 10.0  # first pause after 429/1002/1039/1041 (longer than the normal base)
+    """The client's whole share of retrying (see the module docstring for when it applies)."""
+
+    attempts: int = 3  # tries per request, the first included
+    backoff_base: float = 0.25  # seconds; exponential with full jitter, capped at backoff_max
+    backoff_max: float = 2.0  # also the longest Retry-After the client waits for itself
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,41 @@ class Timeouts:
     connect: float = 10.0
     read: float = 60.0
     download_read: float = 120.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request of one call, as one value (httpx passes one ``Request``)."""
+
+    name: str  # "create", "query", "retrieve", or a download route (DOWNLOAD_ROUTES)
+    method: str
+    url: str
+    api_host: bool  # sent to the API host: carries the key; its answers read by facts.API_HTTP
+    params: Mapping[str, str] | None = None
+    json_body: Any = field(default=None, repr=False)
+    fold: frozenset[int] = frozenset()  # base_resp codes handed to the parser instead of raised
+    attempt: int = 1
+    attempts: int = 1
+
+    @property
+    def is_create(self) -> bool:
+        return self.name == "create"
+
+    @property
+    def is_download(self) -> bool:
+        return self.name in DOWNLOAD_ROUTES
+
+    @property
+    def tries(self) -> str:
+        """`` (attempt 2 of 3)`` once a request has been retried; empty on the first try."""
+        return f" (attempt {self.attempt} of {self.attempts})" if self.attempt > 1 else ""
+
+    @property
+    def loggable_url(self) -> str:
+        return _loggable_url(self.url)
+
+    def next_attempt(self) -> "Call":
+        return replace(self, attempt=self.attempt + 1)
 
 
 @dataclass(frozen=True)
@@ -193,18 +261,13 @@ def backoff_delay(
     policy: RetryPolicy,
     attempt: int,
     *,
-    rate_limited: bool = False,
     retry_after: float | None = None,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-    Full jitter over ``base * 2**(attempt-1)`` capped at ``backoff_max``; a rate limit uses
-    ``rate_limit_base`` and never less than half the step; ``retry_after`` is a floor.
-    """
-    base = policy.rate_limit_base if rate_limited else policy.backoff_base
-    step = min(policy.backoff_max, base * 2 ** (attempt - 1))
-    delay = step * (0.5 + rand() / 2) if rate_limited else step * rand()
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): full jitter over
+    ``backoff_base * 2**(attempt-1)`` capped at ``backoff_max``; ``retry_after`` is a floor."""
+    step = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
+    delay = step * rand()
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
@@ -226,6 +289,18 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when is None or when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify(call: Call, http_status: int, code: int | None) -> facts.ErrorKind:
+    """What an answer says happened, read from the facts tables: a non-zero ``base_resp`` code
+    decides first, else the HTTP status (signed URLs by their own table). A download from the API
+    host (``retrieve_content``) is never "wrong host": that host answered ``retrieve`` already."""
+    if code:
+        return facts.error_kind(code)
+    kind = facts.http_kind(http_status, signed_url=not call.api_host)
+    if call.is_download and kind is Kind.WRONG_HOST:
+        return Kind.DOWNLOAD_REFUSED
+    return kind
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -260,6 +335,22 @@ def request_never_sent(exc: BaseException) -> bool:
     return False
 
 
+def why_unreachable(exc: BaseException) -> str:
+    """A few words on why no connection was made, for a message."""
+    causes = list(_causes(exc))
+    if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in causes):
+        return "its name does not resolve (DNS lookup failed)"
+    if any(isinstance(e, ConnectionRefusedError) for e in causes):
+        return "the connection was refused (nothing listens on that port)"
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
+        return "its TLS certificate was refused"
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or any(
+        type(e) is urllib3.exceptions.ConnectTimeoutError for e in causes
+    ):
+        return "the connection timed out"
+    return "no connection could be made"
+
+
 # --- the client -------------------------------------------------------------------------------
 
 
@@ -277,10 +368,6 @@ class _Secret:
     __str__ = __repr__
 
 
-class _UrlExpired(DownloadError):
-    """A signed URL answered 403/404/410: fetch fresh metadata (internal; never escapes)."""
-
-
 @dataclass
 class _Answer:
     body: dict[str, Any]
@@ -291,7 +378,11 @@ class Client:
     """MiniMax video API client.
 
     It keeps no per-call state, so worker threads may share one client; what they then share is
-    the session's connection pool, which urllib3 makes thread-safe.
+    the session's connection pool, which urllib3 makes thread-safe, and one flag that the API host
+    has answered (set once, never cleared).
+
+    ``host_source`` says where ``host`` came from, in words for a message ("--api-host", "the
+    MINIMAX_API_HOST environment variable", "the config file <path>", "the default").
     """
 
     def __init__(
@@ -299,38 +390,51 @@ class Client:
         api_key: str,
         host: str = facts.DEFAULT_HOST,
         *,
+        host_source: str | None = None,
         session: requests.Session | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeouts: Timeouts = Timeouts(),
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ):
         if not api_key or api_key != api_key.strip() or any(c.isspace() or ord(c) < 32 for c in api_key):
             # requests would quote the whole header value, key included, in its InvalidHeader message.
             raise ConfigError(f"the API key is empty or contains whitespace; check {ENV_KEY}")
         host = host.strip().rstrip("/")
+        if host_source is None:
+            host_source = "the default" if host == facts.DEFAULT_HOST else "the host given to the client"
         if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).netloc:
             raise ConfigError(
-                f"API host {host!r} is not a URL; use {facts.HOST_GLOBAL} or {facts.HOST_MAINLAND} ({ENV_HOST})"
+                f"API host {host!r} (from {host_source}) is not a URL; use {facts.HOST_GLOBAL} or "
+                f"{facts.HOST_MAINLAND} (--api-host or {ENV_HOST})"
             )
         self._key = _Secret(api_key)
         self.host = host
+        self.host_source = host_source
         self.retry = retry
         self.timeouts = timeouts
         self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        #: The API host has answered (any HTTP status) since this client was made: from then on
+        #: a failure to connect is a hiccup, not a wrong host.
+        self.host_answered = False
 
     @classmethod
-    def from_env(cls, host: str | None = None, **kwargs: Any) -> "Client":
+    def from_env(cls, host: str | None = None, *, host_given_by: str = "--api-host", **kwargs: Any) -> "Client":
         """A client for the key and host found by :func:`vidbatch.config.credentials`: the
-        ``host`` given, the environment (``MINIMAX_API_KEY``, ``MINIMAX_API_HOST``), then the
-        config file (readable by its owner only), then :data:`facts.DEFAULT_HOST`."""
+        ``host`` given (its source named by ``host_given_by``), the environment
+        (``MINIMAX_API_KEY``, ``MINIMAX_API_HOST``), then the config file (readable by its owner
+        only), then :data:`facts.DEFAULT_HOST`."""
         from . import config
 
-        found = config.credentials(host)
+        found = config.credentials(host, host_given_by=host_given_by)
         if not found.key:
             raise ConfigError(config.missing_key_message())
-        return cls(found.key, found.host, **kwargs)
+        return cls(found.key, found.host, host_source=found.host_source, **kwargs)
 
     def __repr__(self) -> str:
         return f"Client(host={self.host!r})"
@@ -348,34 +452,36 @@ class Client:
 
     # --- the four calls -----------------------------------------------------------------------
 
-    def create(self, request: dict) -> str:
+    def create(self, request: dict[str, Any]) -> str:
         """Submit a render; returns MiniMax's task id. Raises ``MaybeSubmittedError`` when the
         request may have been accepted but the answer was lost (never retried)."""
-        return self._call("create", "POST", facts.PATH_CREATE, json_body=request, parse=_parse_create)
+        call = self._api_call("create", "POST", facts.PATH_CREATE, json_body=request)
+        return self._retried(call, lambda c: _parse_create(self._attempt(c)))
 
     def query(self, task_id: str) -> TaskStatus:
         """The task's status. A failed task is returned, not raised (see :meth:`TaskStatus.raise_for_failure`);
         so is an answer with ``base_resp`` 1026/1027 (output flagged), as a failed status."""
-        return self._call(
-            "query",
-            "GET",
-            facts.PATH_QUERY,
-            params={"task_id": task_id},
-            fold=_FLAGGED_CODES,
-            parse=lambda answer, tries: self._parse_query(task_id, answer, tries),
-        )
+        call = self._api_call("query", "GET", facts.PATH_QUERY, params={"task_id": task_id}, fold=_FLAGGED_CODES)
+        return self._retried(call, lambda c: self._parse_query(task_id, self._attempt(c), c))
 
     def retrieve(self, file_id: str | int) -> FileInfo:
         """File metadata, with a fresh signed ``download_url``."""
-        return self._call(
-            "retrieve",
-            "GET",
-            facts.PATH_RETRIEVE,
-            params={"file_id": str(file_id)},
-            parse=lambda answer, tries: _parse_retrieve(str(file_id), answer, tries),
-        )
+        call = self._api_call("retrieve", "GET", facts.PATH_RETRIEVE, params={"file_id": str(file_id)})
+        return self._retried(call, lambda c: _parse_retrieve(str(file_id), self._attempt(c), c))
 
-    def _parse_query(self, task_id: str, answer: _Answer, tries: str) -> TaskStatus:
+    def _api_call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        fold: frozenset[int] = frozenset(),
+    ) -> Call:
+        return Call(name, method, self.host + path, api_host=True, params=params, json_body=json_body, fold=fold)
+
+    def _parse_query(self, task_id: str, answer: _Answer, call: Call | None = None) -> TaskStatus:
         body, info = answer.body, answer.info
         status = str(body.get("status") or "")
         code = info.status_code or 0
@@ -394,6 +500,7 @@ class Client:
         file_id = str(file_id) if file_id not in (None, "", 0, "0") else None
         if state is facts.TaskState.SUCCESS and file_id is None:
             # Nothing to download yet; asking again is the only way forward.
+            tries = call.tries if call else ""
             raise TransientError(f"query of task {task_id} answered Success without a file_id{tries}", info)
         return TaskStatus(
             task_id=str(body.get("task_id") or task_id),
@@ -415,32 +522,42 @@ class Client:
         expected_bytes: int | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Download:
-        """Fetch a finished video to ``dest`` (replaced only once the new file is complete).
+        """Fetch a finished video into ``dest``.
+
+        ``dest`` is a file the caller owns; it is written whole or the call raises. Each try
+        truncates and rewrites it, so after a failure it may hold part of a video: stage it and
+        rename it into place yourself (:func:`vidbatch.files.into_place`).
 
         ``expected_bytes`` defaults to the metadata's ``file.bytes``. ``on_progress(done, total)``
-        is called as bytes arrive; it restarts from 0 when an attempt is retried. Routes are tried
-        in the order the module docstring gives; ``DownloadError`` lists why each one failed.
-        Errors of the first ``retrieve`` (file unknown, credentials) propagate as they are.
+        is called as bytes arrive; it restarts from 0 when a try starts over. Routes are tried in
+        the order the module docstring gives; ``DownloadError`` lists why each one failed. A rate
+        limit is raised at once (``RateLimitedError``); so are account, credential and host errors
+        of ``retrieve``, and a local write failure.
         """
         file_id, dest = str(file_id), Path(dest)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise self._write_error(dest, e, CallInfo("download")) from None
-        meta = self.retrieve(file_id)
-        expected = expected_bytes if expected_bytes is not None else meta.bytes
+            raise _write_error(dest, e, CallInfo("download")) from None
         failures: list[tuple[str, ApiError]] = []
+        meta = self._metadata(file_id, failures)
+        expected = expected_bytes if expected_bytes is not None else (meta.bytes if meta else None)
 
         def via(route: str) -> Download | None:
             if route == "retrieve_content":
                 url: str | None = f"{self.host}{facts.PATH_RETRIEVE_CONTENT}?{urlencode({'file_id': file_id})}"
+            elif meta is None:
+                return None
             else:
                 url = meta.download_url if route == "download" else meta.backup_download_url
             if not url:
                 return None
-            auth = route == "retrieve_content"  # the API host; signed URLs never get the key
+            # Only the API host gets the key; signed URLs never do.
+            call = Call(route, "GET", url, api_host=route == "retrieve_content")
             try:
-                return self._download_route(route, url, auth, dest, expected, on_progress)
+                return self._retried(call, lambda c: self._download_once(c, dest, expected, on_progress))
+            except RateLimitedError:
+                raise  # the runner pauses every worker; another route would be rate limited too
             except (TransientError, DownloadError, JobFailedError) as e:
                 if isinstance(e, DownloadError) and not e.retryable:
                     raise  # a local write failure: no other route can help
@@ -450,11 +567,9 @@ class Client:
         got = via("download")
         if got is None and failures and isinstance(failures[-1][1], _UrlExpired):
             log.debug("download of file %s: URL expired, fetching fresh metadata", file_id)
-            try:
-                meta = self.retrieve(file_id)
-            except (TransientError, JobFailedError) as e:
-                failures.append(("retrieve", e))
-            else:
+            fresh = self._metadata(file_id, failures)
+            if fresh is not None:  # else the fresh retrieve failed: go on with the other routes
+                meta = fresh
                 got = via("download")
         got = got or via("backup_download") or via("retrieve_content")
         if got is not None:
@@ -466,297 +581,258 @@ class Client:
             hint="the render is done and paid for; run again later to download it without rendering again",
         )
 
-    # --- one call, with retries ---------------------------------------------------------------
+    def _metadata(self, file_id: str, failures: list[tuple[str, ApiError]]) -> FileInfo | None:
+        """``retrieve`` for a download; a transient failure is noted and leaves ``retrieve_content``
+        (which needs no metadata) to try. Rate limits, account, key and host errors propagate."""
+        try:
+            return self.retrieve(file_id)
+        except RateLimitedError:
+            raise
+        except TransientError as e:
+            failures.append(("retrieve", e))
+            return None
 
-    def _call(
-        self,
-        call: str,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        fold: frozenset[int] = frozenset(),
-        parse: Callable[[_Answer, str], T],
-    ) -> T:
-        """Send, check and ``parse`` one call, retrying ``TransientError`` per the policy. ``parse``
-        runs inside the attempt, so an answer it finds incomplete is retried too; ``fold`` lists
-        codes handed to ``parse`` instead of raised."""
-        for attempt in self._retrying(call):
-            with attempt:
-                tries = f" (attempt {attempt.retry_state.attempt_number} of {self.retry.attempts})"
-                return parse(self._attempt(call, method, path, params, json_body, fold, tries), tries)
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+    # --- one request, with the client's few retries -------------------------------------------
 
-    def _retrying(self, call: str) -> Retrying:
-        return Retrying(
-            stop=stop_any(stop_after_attempt(self.retry.attempts), self._server_pause_too_long),
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientError),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._log_retry(call, state),
-            reraise=True,
-        )
+    def _retried(self, call: Call, once: Callable[[Call], T]) -> T:
+        """Run ``once`` for ``call``, trying again only as the module docstring allows."""
+        call = replace(call, attempt=1, attempts=self.retry.attempts)
+        while True:
+            try:
+                return once(call)
+            except TransientError as e:
+                wait = self._brief_wait(call, e)
+                if wait is None:
+                    raise
+                log.debug("%s: retrying in %.3fs after: %s", call.name, wait, e)
+            self._sleep(wait)
+            call = call.next_attempt()
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        return backoff_delay(
-            self.retry,
-            state.attempt_number,
-            rate_limited=isinstance(exc, RateLimitedError),
-            retry_after=getattr(exc, "retry_after", None),
-        )
+    def _brief_wait(self, call: Call, error: TransientError) -> float | None:
+        """Seconds to wait before trying ``call`` again, or ``None``: raise ``error`` now."""
+        if call.attempt >= call.attempts or isinstance(error, RateLimitedError):
+            return None
+        never_sent = isinstance(error, ConnectFailedError)
+        gateway = not call.is_create and error.info.http_status in facts.BRIEF_RETRY_HTTP
+        if not (never_sent or gateway):
+            return None
+        if error.retry_after is not None and error.retry_after > self.retry.backoff_max:
+            return None  # the server asks for a long pause: the runner's to take, not a worker's
+        return backoff_delay(self.retry, call.attempt, retry_after=error.retry_after)
 
-    def _server_pause_too_long(self, state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        return retry_after is not None and retry_after > self.retry.backoff_max
-
-    def _log_retry(self, call: str, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.debug("%s: retrying in %.3fs after: %s", call, wait, exc)
-
-    def _attempt(
-        self,
-        call: str,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        fold: frozenset[int],
-        tries: str,
-    ) -> _Answer:
-        started = time.monotonic()
+    def _attempt(self, call: Call) -> _Answer:
+        """Send one request of an API call and judge its answer."""
+        started = self._clock()
         try:
             resp = self._session.request(
-                method,
-                self.host + path,
-                params=params,
-                json=json_body,
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.json_body,
                 headers=self._headers(auth=True),
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
         except requests.exceptions.InvalidURL as e:
-            failure: Exception = ConfigError(f"{call}: bad API URL ({self._scrub(str(e))}); check {ENV_HOST}")
+            failure: Exception = ConfigError(
+                f"{call.name}: bad API URL ({self._scrub(str(e))}); check the host {self.host} (from {self.host_source})"
+            )
         except requests.RequestException as e:
-            failure = self._transport_error(call, e, tries)
+            failure = self._transport_error(call, e)
         else:
-            return self._judge(call, method, path, resp, fold, tries, started)
+            return self._judge(call, resp, started)
         # Raised outside the except block so the requests exception (which holds the prepared
         # request, Authorization header included) is neither the cause nor the context.
         raise failure
 
-    def _judge(
-        self,
-        call: str,
-        method: str,
-        path: str,
-        resp: requests.Response,
-        fold: frozenset[int],
-        tries: str,
-        started: float,
-    ) -> _Answer:
+    def _judge(self, call: Call, resp: requests.Response, started: float) -> _Answer:
         """Turn one HTTP answer into a parsed body or the exception it calls for."""
-        info = CallInfo(call, http_status=resp.status_code, trace_id=self._trace_id(resp))
+        self.host_answered = True
+        info = CallInfo(call.name, http_status=resp.status_code, trace_id=self._trace_id(resp))
         body, parse_problem = _json_object(resp)
+        self._read_base_resp(body, info)
+        log.debug(
+            "%s: %s %s -> HTTP %s status_code=%s trace_id=%s (%.2fs)%s",
+            call.name,
+            call.method,
+            call.loggable_url,
+            resp.status_code,
+            info.status_code,
+            info.trace_id,
+            self._clock() - started,
+            call.tries,
+        )
+        if info.status_code and info.status_code in call.fold:
+            return _Answer(body or {}, info)
+        if info.status_code or resp.status_code != 200:  # a non-zero code says more than the HTTP status
+            raise self._error(call, info, resp)
+        if body is None:
+            if call.is_create:
+                raise MaybeSubmittedError(
+                    f"create answered HTTP 200 with {parse_problem}; a task may exist", info, hint=_MAYBE_HINT
+                )
+            raise TransientError(f"{call.name} answered HTTP 200 with {parse_problem}{call.tries}", info)
+        return _Answer(body, info)
+
+    def _read_base_resp(self, body: dict[str, Any] | None, info: CallInfo) -> None:
         base = body.get("base_resp") if isinstance(body, dict) else None
         if isinstance(base, dict):
             info.status_code = _int_or_none(base.get("status_code"))
             info.status_msg = self._scrub(str(base.get("status_msg") or "")) or None
-        log.debug(
-            "%s: %s %s -> HTTP %s status_code=%s trace_id=%s (%.2fs)%s",
-            call,
-            method,
-            path,
-            resp.status_code,
-            info.status_code,
-            info.trace_id,
-            time.monotonic() - started,
-            tries,
-        )
-        if info.status_code:  # a non-zero code says more than the HTTP status
-            if info.status_code in fold:
-                return _Answer(body or {}, info)
-            raise self._code_error(call, info, resp, tries)
-        if resp.status_code != 200:
-            raise self._http_error(call, info, resp, tries)
-        if body is None:
-            if call == "create":
-                raise MaybeSubmittedError(
-                    f"create answered HTTP 200 with {parse_problem}; a task may exist", info, hint=_MAYBE_HINT
-                )
-            raise TransientError(f"{call} answered HTTP 200 with {parse_problem}{tries}", info)
-        return _Answer(body, info)
 
-    def _transport_error(self, call: str, exc: requests.RequestException, tries: str) -> ApiError:
+    def _error(self, call: Call, info: CallInfo, resp: requests.Response) -> ApiError:
+        """The one place an answer becomes an exception: :func:`classify` says what happened,
+        :data:`ERROR_CLASSES` which class says it."""
+        kind = classify(call, resp.status_code, info.status_code)
+        code = info.status_code
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self._wall_clock())
+        if code:
+            fact = facts.ERROR_CODES.get(code)
+            message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
+            hint = fact.hint if fact else ""
+        else:
+            message = f"{call.name} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+            hint = {
+                Kind.RATE_LIMITED: "lower --rpm",
+                Kind.CREDENTIALS: f"check {ENV_KEY} and that it belongs to {self.host} (from {self.host_source})",
+            }.get(kind, "")
+        if kind is Kind.URL_EXPIRED:
+            message += ": the signed URL has expired or is invalid"
+        if kind is Kind.WRONG_HOST:
+            where = self._scrub(resp.headers.get("Location", ""))
+            return WrongHostError(
+                f"{message}{' to ' + where if where else ''}: {self.host} (from {self.host_source}) "
+                "does not answer like MiniMax's API",
+                info,
+                host=self.host,
+                host_source=self.host_source,
+                hint=self._host_fix(),
+            )
+        cls = ERROR_CLASSES.get(kind, TransientError)
+        if issubclass(cls, TransientError):
+            message += call.tries
+        if cls is RateLimitedError:
+            return RateLimitedError(message, info, retry_after=retry_after, hint=hint)
+        err = cls(message, info, hint=hint)
+        if isinstance(err, TransientError):
+            err.retry_after = retry_after
+        return err
+
+    def _transport_error(self, call: Call, exc: requests.RequestException) -> ApiError:
+        """No answer at all: which of "never sent", "host unreachable", "maybe submitted" or a
+        dropped connection it was."""
         what = f"{type(exc).__name__}: {self._scrub(str(exc))}"
-        info = CallInfo(call, detail={"exception": type(exc).__name__})
-        if call == "create" and not request_never_sent(exc):
+        info = CallInfo(call.name, detail={"exception": type(exc).__name__})
+        never_sent = request_never_sent(exc)
+        if never_sent and call.api_host and not self.host_answered:
+            return HostUnreachableError(
+                f"cannot reach the API host {self.host} (from {self.host_source}): {why_unreachable(exc)}",
+                info,
+                host=self.host,
+                host_source=self.host_source,
+                hint=self._host_fix(),
+            )
+        if never_sent:
+            return ConnectFailedError(f"{call.name} could not connect{call.tries}: {what}", info)
+        if call.is_create:
             return MaybeSubmittedError(
                 f"create was sent but its answer was lost ({what}); a task may exist", info, hint=_MAYBE_HINT
             )
-        kind = "timed out" if isinstance(exc, requests.Timeout) else "failed to connect or lost the connection"
-        return TransientError(f"{call} {kind}{tries}: {what}", info)
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "lost the connection"
+        return TransientError(f"{call.name} {kind}{call.tries}: {what}", info)
 
-    def _code_error(self, call: str, info: CallInfo, resp: requests.Response, tries: str = "") -> ApiError:
-        code = info.status_code or 0
-        fact = facts.ERROR_CODES.get(code)
-        meaning = fact.meaning if fact else "undocumented error code"
-        hint = fact.hint if fact else ""
-        message = f"{call} refused: {meaning} ({code})"
-        action = facts.error_action(code)
-        if action is facts.Action.FAIL_JOB:
-            return _JOB_ERRORS.get(code, JobFailedError)(message, info, hint=hint)
-        if action is facts.Action.STOP_RUN:
-            return _RUN_ERRORS.get(code, AccountError)(message, info, hint=hint)
-        if action is facts.Action.RATE_LIMITED:
-            return RateLimitedError(message + tries, info, retry_after=_retry_after(resp), hint=hint)
-        return _transient(message + tries, info, _retry_after(resp), hint)  # RETRY, and unknown codes
-
-    def _http_error(self, call: str, info: CallInfo, resp: requests.Response, tries: str) -> ApiError | ConfigError:
-        status = resp.status_code
-        message = f"{call} answered HTTP {status} {resp.reason or ''}".rstrip()
-        if status == 429:
-            return RateLimitedError(message + tries, info, retry_after=_retry_after(resp), hint="lower --rpm")
-        if status in facts.RETRYABLE_HTTP or status >= 500:  # any 5xx: the server failed, not the request
-            return _transient(message + tries, info, _retry_after(resp), "")
-        if status in (401, 403):
-            return CredentialsError(message, info, hint=f"check {ENV_KEY} and that it belongs to {self.host}")
-        if 300 <= status < 400 or status in (404, 405):
-            # Every call would fail the same way: the host (or a proxy in front of it) is wrong.
-            where = self._scrub(resp.headers.get("Location", ""))
-            return ConfigError(
-                f"{message}{' to ' + where if where else ''} [{info.describe()}]; check the API host "
-                f"{self.host} ({ENV_HOST}); MiniMax's are {facts.HOST_GLOBAL} and {facts.HOST_MAINLAND}"
-            )
-        return InvalidRequestError(message, info)
+    def _host_fix(self) -> str:
+        """What to do about a wrong host, by where it came from."""
+        hosts = f"MiniMax's hosts are {facts.HOST_GLOBAL} (global) and {facts.HOST_MAINLAND} (mainland China)"
+        source = self.host_source
+        if source == "the default":
+            how = f"is the network (or a proxy) up? Or choose the host with --api-host or {ENV_HOST}"
+        elif source.startswith("the config file "):
+            how = f"fix api_host in {source[len('the config file ') :]}, or override it with --api-host or {ENV_HOST}"
+        elif ENV_HOST in source:
+            how = f"fix or unset {ENV_HOST}"
+        elif source == "--api-host":
+            how = "fix --api-host"
+        else:
+            how = f"set it with --api-host or {ENV_HOST}"
+        return f"check the API host: {how}; {hosts}"
 
     # --- downloads ----------------------------------------------------------------------------
 
-    def _download_route(
-        self,
-        route: str,
-        url: str,
-        auth: bool,
-        dest: Path,
-        expected: int | None,
-        on_progress: Callable[[int, int | None], None] | None,
-    ) -> Download:
-        for attempt in self._retrying(route):
-            with attempt:
-                tries = f" (attempt {attempt.retry_state.attempt_number} of {self.retry.attempts})"
-                return self._download_once(route, url, auth, dest, expected, on_progress, tries)
-        raise AssertionError("unreachable: tenacity either returns or reraises")
-
     def _download_once(
         self,
-        route: str,
-        url: str,
-        auth: bool,
+        call: Call,
         dest: Path,
         expected: int | None,
         on_progress: Callable[[int, int | None], None] | None,
-        tries: str,
     ) -> Download:
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
-        info = CallInfo(route)
+        info = CallInfo(call.name)
         try:
-            return self._stream(route, url, auth, dest, tmp, expected, on_progress, tries, info)
+            return self._stream(call, dest, expected, on_progress, info)
         except requests.RequestException as e:
-            failure = TransientError(
-                f"{route} of {dest.name} failed{tries}: {type(e).__name__}: {self._scrub(str(e))}", info
-            )
-        finally:
-            tmp.unlink(missing_ok=True)  # gone already after os.replace; else a partial file
+            failure = self._transport_error(call, e)
         raise failure  # outside the except block: see _attempt
 
     def _stream(
         self,
-        route: str,
-        url: str,
-        auth: bool,
+        call: Call,
         dest: Path,
-        tmp: Path,
         expected: int | None,
         on_progress: Callable[[int, int | None], None] | None,
-        tries: str,
         info: CallInfo,
     ) -> Download:
-        """One GET streamed into ``tmp``, checked, then renamed to ``dest``."""
-        started = time.monotonic()
-        with self._session.get(
-            url,
-            headers=self._headers(auth=auth),
+        """One GET streamed into ``dest`` (truncated first) and checked."""
+        started = self._clock()
+        with self._session.request(
+            call.method,
+            call.url,
+            headers=self._headers(auth=call.api_host),
             stream=True,
             timeout=(self.timeouts.connect, self.timeouts.download_read),
         ) as resp:
+            if call.api_host:
+                self.host_answered = True
             info.http_status = resp.status_code
             info.trace_id = self._trace_id(resp)
-            log.debug("%s: GET %s -> HTTP %s%s", route, _loggable_url(url), resp.status_code, tries)
-            self._check_download_answer(route, resp, info, tries)
+            log.debug("%s: GET %s -> HTTP %s%s", call.name, call.loggable_url, resp.status_code, call.tries)
+            self._check_download_answer(call, resp, info)
             total = expected if expected is not None else _int_or_none(resp.headers.get("Content-Length"))
             digest = hashlib.sha256()
             done = 0
             try:
-                out = open(tmp, "xb")
+                out = open(dest, "wb")
             except OSError as e:
-                raise self._write_error(dest, e, info) from None
+                raise _write_error(dest, e, info) from None
             with out:
                 for chunk in resp.iter_content(_CHUNK):
                     try:
                         out.write(chunk)
                     except OSError as e:
-                        raise self._write_error(dest, e, info) from None
+                        raise _write_error(dest, e, info) from None
                     digest.update(chunk)
                     done += len(chunk)
                     if on_progress is not None:
                         on_progress(done, total)
                 if total is not None and done != total:
-                    raise TransientError(f"{route} of {dest.name} stopped at {done} of {total} bytes{tries}", info)
+                    raise TransientError(f"{call.name} of {dest.name} stopped at {done} of {total} bytes{call.tries}", info)
                 try:
                     out.flush()
-                    os.fsync(out.fileno())
                 except OSError as e:
-                    raise self._write_error(dest, e, info) from None
-        try:
-            os.replace(tmp, dest)
-        except OSError as e:
-            raise self._write_error(dest, e, info) from None
-        _fsync_dir(dest.parent)
-        log.debug("%s: %s complete, %d bytes in %.2fs", route, dest, done, time.monotonic() - started)
+                    raise _write_error(dest, e, info) from None
+        log.debug("%s: %s written, %d bytes in %.2fs", call.name, dest, done, self._clock() - started)
         return Download(path=dest, bytes=done, sha256=digest.hexdigest())
 
-    def _check_download_answer(self, route: str, resp: requests.Response, info: CallInfo, tries: str) -> None:
-        status = resp.status_code
-        if status == 200:
-            if route == "retrieve_content" and "json" in resp.headers.get("Content-Type", ""):
+    def _check_download_answer(self, call: Call, resp: requests.Response, info: CallInfo) -> None:
+        if resp.status_code == 200:
+            if call.api_host and "json" in resp.headers.get("Content-Type", ""):
                 # The API host reports errors as JSON with a base_resp, even on HTTP 200.
                 body, problem = _json_object(resp)
-                base = (body or {}).get("base_resp") or {}
-                info.status_code = _int_or_none(base.get("status_code"))
-                info.status_msg = self._scrub(str(base.get("status_msg") or "")) or None
+                self._read_base_resp(body, info)
                 if info.status_code:
-                    raise self._code_error(route, info, resp, tries)
-                raise DownloadError(f"{route} answered JSON instead of the video ({problem or 'no error code'})", info)
+                    raise self._error(call, info, resp)
+                raise DownloadError(f"{call.name} answered JSON instead of the video ({problem or 'no error code'})", info)
             return
-        if status in URL_EXPIRED_HTTP and route != "retrieve_content":
-            raise _UrlExpired(f"{route} answered HTTP {status}: the signed URL has expired or is invalid", info)
-        if status == 429:
-            raise RateLimitedError(f"{route} answered HTTP 429{tries}", info, retry_after=_retry_after(resp))
-        if status in facts.RETRYABLE_HTTP or status >= 500:
-            raise _transient(f"{route} answered HTTP {status}{tries}", info, _retry_after(resp), "")
-        raise DownloadError(f"{route} answered HTTP {status} {resp.reason or ''}".rstrip(), info)
-
-    def _write_error(self, dest: Path, exc: OSError, info: CallInfo) -> DownloadError:
-        err = DownloadError(
-            f"could not write the video to {dest.parent}: {exc.strerror or exc}",
-            info,
-            hint="free some disk space (or fix the folder's permissions) and run again",
-        )
-        err.retryable = False  # the disk, not the network: retrying now would fail the same way
-        return err
+        raise self._error(call, info, resp)
 
     # --- small helpers ------------------------------------------------------------------------
 
@@ -778,14 +854,13 @@ class Client:
         return self._scrub(value) if value else None
 
 
-_FLAGGED_CODES = frozenset(code for code, cls in _JOB_ERRORS.items() if cls is ContentFlaggedError)
 _MAYBE_HINT = (
     "the API has no idempotency key, so vidbatch does not resubmit on its own: check the task list on "
     "the MiniMax console, then submit again if no task exists"
 )
 
 
-def _parse_create(answer: _Answer, tries: str) -> str:
+def _parse_create(answer: _Answer) -> str:
     task_id = answer.body.get("task_id")
     if task_id in (None, ""):
         raise MaybeSubmittedError(
@@ -794,10 +869,10 @@ def _parse_create(answer: _Answer, tries: str) -> str:
     return str(task_id)
 
 
-def _parse_retrieve(file_id: str, answer: _Answer, tries: str) -> FileInfo:
+def _parse_retrieve(file_id: str, answer: _Answer, call: Call) -> FileInfo:
     file = answer.body.get("file")
     if not isinstance(file, dict):
-        raise TransientError(f"retrieve of file {file_id} answered without file metadata{tries}", answer.info)
+        raise TransientError(f"retrieve of file {file_id} answered without file metadata{call.tries}", answer.info)
     return FileInfo(
         file_id=str(file.get("file_id") or file_id),
         bytes=_int_or_none(file.get("bytes")),
@@ -808,14 +883,14 @@ def _parse_retrieve(file_id: str, answer: _Answer, tries: str) -> FileInfo:
     )
 
 
-def _transient(message: str, info: CallInfo, retry_after: float | None, hint: str) -> TransientError:
-    err = TransientError(message, info, hint=hint)
-    err.retry_after = retry_after  # type: ignore[attr-defined]  # read by the wait rule like RateLimitedError's
+def _write_error(dest: Path, exc: OSError, info: CallInfo) -> DownloadError:
+    err = DownloadError(
+        f"could not write the video to {dest.parent}: {exc.strerror or exc}",
+        info,
+        hint="free some disk space (or fix the folder's permissions) and run again",
+    )
+    err.retryable = False  # the disk, not the network: retrying now would fail the same way
     return err
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    return parse_retry_after(resp.headers.get("Retry-After"))
 
 
 def _json_object(resp: requests.Response) -> tuple[dict[str, Any] | None, str]:
@@ -841,20 +916,6 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _loggable_url(url: str) -> str:
-    """A signed URL without its query string (the signature is a credential for that file)."""
+    """A URL without its query string (a signed URL's signature is a credential for that file)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable; not every platform can open a directory, which is fine."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

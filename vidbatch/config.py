@@ -38,14 +38,25 @@ CONFIG_KEYS = ("api_key", "api_host")
 CONFIG_TABLES = ("prices",)
 
 
+#: Where the host came from when it was passed in (the CLI's option; a library caller may say otherwise).
+HOST_OPTION = "--api-host"
+HOST_DEFAULT = "the default"
+
+
 @dataclass(frozen=True)
 class Credentials:
     key: str | None
     host: str
     key_source: str | None  # "MINIMAX_API_KEY" or the config file's path; never the key itself
+    #: Where ``host`` came from, in words for a message: "--api-host", "the MINIMAX_API_HOST
+    #: environment variable", "the config file <path>" or "the default".
+    host_source: str = HOST_DEFAULT
 
     def __repr__(self) -> str:
-        return f"Credentials(key={'<secret>' if self.key else None}, host={self.host!r}, key_source={self.key_source!r})"
+        return (
+            f"Credentials(key={'<secret>' if self.key else None}, host={self.host!r}, "
+            f"key_source={self.key_source!r}, host_source={self.host_source!r})"
+        )
 
 
 def config_path() -> Path:
@@ -98,19 +109,25 @@ def load_config(path: Path | None = None) -> dict[str, str]:
     return settings
 
 
-def credentials(host: str | None = None) -> Credentials:
-    """The key and host to use, by the precedence in the module docstring. The config file is
-    read only when the environment leaves something to find."""
+def credentials(host: str | None = None, *, host_given_by: str = HOST_OPTION) -> Credentials:
+    """The key and host to use, by the precedence in the module docstring, and where each came
+    from. ``host_given_by`` names the source of a ``host`` passed in. The config file is read
+    only when the environment leaves something to find."""
     key = (os.environ.get(ENV_KEY) or "").strip() or None
     key_source = ENV_KEY if key else None
-    host = host or os.environ.get(ENV_HOST) or None
-    if key is None or host is None:
+    host_source = HOST_DEFAULT
+    if host:
+        host_source = host_given_by
+    elif os.environ.get(ENV_HOST):
+        host, host_source = os.environ[ENV_HOST], f"the {ENV_HOST} environment variable"
+    if key is None or not host:
         path = config_path()
         settings = load_config(path)
         if key is None and settings.get("api_key", "").strip():
             key, key_source = settings["api_key"].strip(), str(path)
-        host = host or settings.get("api_host") or None
-    return Credentials(key, (host or facts.DEFAULT_HOST).rstrip("/"), key_source)
+        if not host and settings.get("api_host"):
+            host, host_source = settings["api_host"], f"the config file {path}"
+    return Credentials(key, (host or facts.DEFAULT_HOST).rstrip("/"), key_source, host_source)
 
 
 def missing_key_message() -> str:

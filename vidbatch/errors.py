@@ -9,17 +9,28 @@
     ├── StateError                     exit 1: the state database is unusable
     │   └── StateLockedError           exit 4: another vidbatch run holds the state folder
     └── ApiError                       a call to MiniMax (or the simulator) did not succeed
-        ├── TransientError             retry is safe: timeouts, dropped connections, 5xx, 1000/1001/1013...
-        │   └── RateLimitedError       retry is safe, after a longer pause: 429, 1002, 1039, 1041
+        ├── TransientError             the server failed this time: 5xx, 408, 1000/1001/1013..., a dropped
+        │   │                          connection or timeout on a read, a truncated download
+        │   ├── ConnectFailedError     no connection was made (refused, DNS, connect timeout) to a host that
+        │   │                          answered before: the request never arrived, resending is safe
+        │   └── RateLimitedError       too many requests: 429, 1002, 1039, 1041; never retried by the
+        │                              client, ``retry_after`` carries the server's wish
         ├── MaybeSubmittedError        a create may have reached the server but its answer was lost;
         │                              retrying could pay twice, so the caller decides
         ├── JobFailedError             this job cannot succeed as written; others go on
-        │   ├── InvalidRequestError    2013 invalid parameters
+        │   ├── InvalidRequestError    2013 invalid parameters, another 4xx
         │   ├── ContentFlaggedError    1026 input / 1027 output flagged as sensitive
         │   └── RenderFailedError      the task ended with status Fail/Failed
         ├── AccountError               exit 3: stop creating; nothing else will succeed (1008, 2038, 2056)
-        │   └── CredentialsError       exit 3: the key is wrong or for the other region (1004, 2049)
+        │   ├── CredentialsError       exit 3: the key is wrong or for the other region (1004, 2049, 401/403)
+        │   └── WrongHostError         exit 3: the API host is not MiniMax's API (3xx, 404, 405, 501)
+        │       └── HostUnreachableError  exit 3: the API host never answered in this process (DNS
+        │                              failure, connection refused, connect timeout): a typo or a
+        │                              closed port, not a hiccup
         └── DownloadError              the video could not be fetched (after every fallback)
+
+The client only *says what happened*; what to do next (retry now, pause, fail the job, stop
+creating, leave it for the next run) is the runner's policy, keyed on these classes.
 
 Every ``ApiError`` carries the call, the HTTP status, MiniMax's ``status_code`` and
 ``status_msg``, and the ``Trace-Id`` to quote to MiniMax support. ``retryable`` says whether
@@ -157,14 +168,23 @@ class ApiError(VidbatchError):
 
 
 class TransientError(ApiError):
-    """Retrying the same call is safe and may succeed; ``retry_after`` is the server's wish, if any."""
+    """Retrying the same call is safe and may succeed; ``retry_after`` is the server's wish, if any.
+    The client has already spent its few quick retries (see :mod:`vidbatch.client`)."""
 
     retryable = True
     retry_after: float | None = None
 
 
+class ConnectFailedError(TransientError):
+    """No connection could be made (connection refused, DNS failure, connect timeout, certificate
+    refused) to a host that answered earlier in this process. The request certainly never reached
+    the server, so resending it, even a create, cannot pay twice."""
+
+
 class RateLimitedError(TransientError):
-    """Too many requests. Retrying is safe after ``retry_after`` seconds (when the server said)."""
+    """Too many requests (HTTP 429, codes 1002/1039/1041). Retrying is safe after ``retry_after``
+    seconds (the server's ``Retry-After``; ``None`` when it gave none). The client never retries a
+    rate limit itself: it raises at once so the caller can pause every worker, not just one."""
 
     def __init__(self, message: str, info: CallInfo, *, retry_after: float | None = None, hint: str = ""):
         self.retry_after = retry_after
@@ -200,6 +220,24 @@ class AccountError(ApiError):
 
 class CredentialsError(AccountError):
     """The key was refused (wrong key, or a key of the other region's host)."""
+
+
+class WrongHostError(AccountError):
+    """What answered at the API host is not MiniMax's API (a redirect, 404, 405, 501): every call
+    would fail the same way, so stop creating. ``host`` and ``host_source`` say which host was used
+    and where it came from (``--api-host``, ``MINIMAX_API_HOST``, the config file, the default)."""
+
+    def __init__(self, message: str, info: CallInfo, *, host: str, host_source: str, hint: str = ""):
+        self.host = host
+        self.host_source = host_source
+        super().__init__(message, info, hint=hint)
+
+
+class HostUnreachableError(WrongHostError):
+    """The API host could not be reached at all (DNS failure, connection refused, connect timeout)
+    and has not answered once in this process: a configuration error (a typo in the host, a closed
+    port), not a network hiccup, so it is not retried. Exit code 3, like any reason to stop
+    creating. Once the host has answered, the same failure is a ``ConnectFailedError``."""
 
 
 class DownloadError(ApiError):

@@ -246,66 +246,120 @@ def task_state(status: str | None) -> TaskState:
 # --- error codes ------------------------------------------------------------------------------
 
 
-class Action(str, enum.Enum):
-    """What a client should do with a ``base_resp.status_code``."""
+class ErrorKind(str, enum.Enum):
+    """What an answer says happened, as data. The client maps each kind to one class of
+    :mod:`vidbatch.errors`; what to do next (retry, pause, fail the job, stop) is the runner's
+    policy, not a fact about the API."""
 
     OK = "ok"
-    RETRY = "retry"  # transient: back off and try again
-    RATE_LIMITED = "rate_limited"  # back off harder, retry; never fails the job
-    FAIL_JOB = "fail_job"  # this job cannot succeed as written; others go on
-    STOP_RUN = "stop_run"  # the account or key is the problem; nothing else will succeed
+    TRANSIENT = "transient"  # the server failed this time; the same call may succeed later
+    RATE_LIMITED = "rate_limited"  # too many requests (RPM, tokens, connections); never the job's fault
+    INVALID_REQUEST = "invalid_request"  # the request is wrong as written
+    CONTENT_FLAGGED = "content_flagged"  # input or output flagged as sensitive
+    CREDENTIALS = "credentials"  # the key was refused (wrong key, or the other region's)
+    ACCOUNT = "account"  # the account cannot create now (balance, verification, usage limit)
+    WRONG_HOST = "wrong_host"  # whatever answered is not MiniMax's API
+    URL_EXPIRED = "url_expired"  # a signed download URL is no longer valid: fetch fresh metadata
+    DOWNLOAD_REFUSED = "download_refused"  # a download host refused the file for another reason
 
 
 @dataclass(frozen=True)
 class ErrorCode:
     code: int
     meaning: str
-    action: Action
+    kind: ErrorKind
     hint: str = ""
 
 
 ERROR_CODES: dict[int, ErrorCode] = {
     e.code: e
     for e in [
-        ErrorCode(0, "success", Action.OK),
-        ErrorCode(1000, "unknown error", Action.RETRY),
-        ErrorCode(1001, "request timeout", Action.RETRY),
-        ErrorCode(1002, "rate limit exceeded", Action.RATE_LIMITED, "lower --rpm"),
+        ErrorCode(0, "success", ErrorKind.OK),
+        ErrorCode(1000, "unknown error", ErrorKind.TRANSIENT),
+        ErrorCode(1001, "request timeout", ErrorKind.TRANSIENT),
+        ErrorCode(1002, "rate limit exceeded", ErrorKind.RATE_LIMITED, "lower --rpm"),
         ErrorCode(
             1004,
             "not authorized: the key does not match",
-            Action.STOP_RUN,
+            ErrorKind.CREDENTIALS,
             "check MINIMAX_API_KEY",
         ),
-        ErrorCode(1008, "insufficient balance", Action.STOP_RUN, "top up the account, then run again"),
-        ErrorCode(1013, "internal error", Action.RETRY),
-        ErrorCode(1024, "internal error", Action.RETRY),
-        ErrorCode(1026, "input flagged as sensitive", Action.FAIL_JOB, "change the prompt or image"),
-        ErrorCode(1027, "generated video flagged as sensitive", Action.FAIL_JOB, "change the prompt"),
-        ErrorCode(1033, "system error", Action.RETRY),
-        ErrorCode(1039, "token limit", Action.RATE_LIMITED),
-        ErrorCode(1041, "connection limit", Action.RATE_LIMITED, "lower --concurrency"),
-        ErrorCode(2013, "invalid parameters", Action.FAIL_JOB, "fix the manifest"),
+        ErrorCode(1008, "insufficient balance", ErrorKind.ACCOUNT, "top up the account, then run again"),
+        ErrorCode(1013, "internal error", ErrorKind.TRANSIENT),
+        ErrorCode(1024, "internal error", ErrorKind.TRANSIENT),
+        ErrorCode(1026, "input flagged as sensitive", ErrorKind.CONTENT_FLAGGED, "change the prompt or image"),
+        ErrorCode(1027, "generated video flagged as sensitive", ErrorKind.CONTENT_FLAGGED, "change the prompt"),
+        ErrorCode(1033, "system error", ErrorKind.TRANSIENT),
+        ErrorCode(1039, "token limit", ErrorKind.RATE_LIMITED),
+        ErrorCode(1041, "connection limit", ErrorKind.RATE_LIMITED, "lower --concurrency"),
+        ErrorCode(2013, "invalid parameters", ErrorKind.INVALID_REQUEST, "fix the manifest"),
         ErrorCode(
-            2038, "real-name verification required", Action.STOP_RUN, "complete verification on the MiniMax console"
+            2038,
+            "real-name verification required",
+            ErrorKind.ACCOUNT,
+            "complete verification on the MiniMax console",
         ),
         ErrorCode(
             2049,
             "invalid api key",
-            Action.STOP_RUN,
+            ErrorKind.CREDENTIALS,
             f"a key only works on its region's host: global keys on {HOST_GLOBAL}, "
             f"mainland keys on {HOST_MAINLAND}; set MINIMAX_API_HOST or --api-host",
         ),
-        ErrorCode(2056, "usage limit exceeded", Action.STOP_RUN, "wait for the limit to reset or raise it"),
+        ErrorCode(2056, "usage limit exceeded", ErrorKind.ACCOUNT, "wait for the limit to reset or raise it"),
     ]
 }
 
-#: HTTP statuses worth retrying; 429 is a rate limit like 1002.
-RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+#: What an HTTP status from the API host means when the body carries no ``base_resp`` code.
+#: A redirect, 404, 405 or 501 means the host (or a proxy in front of it) is not the API: every
+#: call would fail the same way. Statuses not listed: other 3xx like 301, other 4xx like 400,
+#: other 5xx like 500 (see :func:`http_kind`).
+API_HTTP: dict[int, ErrorKind] = {
+    200: ErrorKind.OK,
+    401: ErrorKind.CREDENTIALS,
+    403: ErrorKind.CREDENTIALS,
+    404: ErrorKind.WRONG_HOST,
+    405: ErrorKind.WRONG_HOST,
+    408: ErrorKind.TRANSIENT,
+    429: ErrorKind.RATE_LIMITED,
+    501: ErrorKind.WRONG_HOST,
+}
+
+#: What an HTTP status from a signed download URL (object storage) means: 403/404/410 are the
+#: storage's way of saying the signature expired.
+DOWNLOAD_HTTP: dict[int, ErrorKind] = {
+    200: ErrorKind.OK,
+    403: ErrorKind.URL_EXPIRED,
+    404: ErrorKind.URL_EXPIRED,
+    408: ErrorKind.TRANSIENT,
+    410: ErrorKind.URL_EXPIRED,
+    429: ErrorKind.RATE_LIMITED,
+}
+
+#: Gateway answers worth a quick second try of a call that is safe to repeat (never a create:
+#: the contract lists them as retryable, but a gateway may have forwarded the create).
+BRIEF_RETRY_HTTP = frozenset({502, 503, 504})
 
 
-def error_action(code: int) -> Action:
-    """Unknown non-zero codes are treated as transient: retrying is safe for a query, and a create
-    that answered with an error code was not accepted."""
+def error_kind(code: int) -> ErrorKind:
+    """The kind of a ``base_resp.status_code``. Unknown non-zero codes are transient: retrying
+    is safe for a query, and a create that answered with an error code was not accepted."""
     fact = ERROR_CODES.get(code)
-    return fact.action if fact else Action.RETRY
+    return fact.kind if fact else ErrorKind.TRANSIENT
+
+
+def http_kind(status: int, *, signed_url: bool = False) -> ErrorKind:
+    """The kind of an HTTP status without a ``base_resp`` code, from :data:`API_HTTP` (or
+    :data:`DOWNLOAD_HTTP` for a signed URL); unlisted statuses by their class: any 5xx is the
+    server's failure; a 3xx is the wrong host; another 4xx is the request's fault (or, from a
+    download host, a refusal)."""
+    table = DOWNLOAD_HTTP if signed_url else API_HTTP
+    if status in table:
+        return table[status]
+    if status >= 500:
+        return ErrorKind.TRANSIENT
+    if signed_url:
+        return ErrorKind.DOWNLOAD_REFUSED
+    if 300 <= status < 400:
+        return ErrorKind.WRONG_HOST
+    return ErrorKind.INVALID_REQUEST

@@ -42,7 +42,6 @@ import datetime as _dt
 import functools
 import logging
 import os
-import secrets
 import threading
 import time
 import urllib.parse
@@ -51,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import facts, rules
+from . import facts, files, rules
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -320,7 +319,8 @@ def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = No
             store.close()
     html = render_html(report, refresh=refresh)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, html)
+    # Staged and renamed like every file vidbatch writes; not fsynced: the page is rewritten often and rebuilt on demand.
+    files.write_text(out, html, durable=False)
     return report
 
 
@@ -398,20 +398,6 @@ class ReportWriter:
         self._last = self.clock()
         self._gap = max(self.min_interval, 10 * (self._last - started))
         self._dirty = False
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a new file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:

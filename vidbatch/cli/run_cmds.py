@@ -100,7 +100,7 @@ def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any
     from ..sim import SimConfig, running_simulator
 
     with running_simulator(SimConfig(latency=sim_latency)) as server:
-        with Client(server.key, server.base_url) as client:
+        with Client(server.key, server.base_url, host_source="the --sim simulator") as client:
             yield client
 
 
