@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .plan import Plan, plan_jobs
-from .runner import RunEvent, RunOptions, RunResult, Runner, check_budget, clean_staging
+from .runner import RunEvent, RunOptions, RunResult
+from .session import Session, check_force
 from .state import JobRecord, Store, default_state_dir
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ SIM_SUFFIX = "-sim"
 class Workspace:
     manifests: list[Any]  # vidbatch.manifest.Manifest
     state_dir: Path
+    #: runs against the bundled simulator (``--sim``): state and outputs of their own
+    sim: bool = False
 
     @property
     def jobs(self) -> list[Any]:
@@ -49,7 +52,7 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
-    return Workspace(manifests, folder)
+    return Workspace(manifests, folder, sim=sim)
 
 
 def state_folder(manifest_folder: Path, *, state_dir: str | Path | None = None, sim: bool = False) -> Path:
@@ -85,20 +88,13 @@ def run(
     False ends the run with nothing sent.
     """
     _check_force(ws, options.force)
-    store = Store(ws.state_dir)
-    try:
-        with store.run_lock(wait=wait_for_lock):
-            cut_off = store.mark_interrupted_submissions()
-            for record in cut_off:
-                log.warning("job %s: create was cut off by a crash; now uncertain", record.name or record.key)
-            the_plan = plan_jobs(ws.manifests, store, retry_failed=options.retry_failed, force=options.force, resubmit_uncertain=options.resubmit_uncertain)
-            check_budget(the_plan, options.max_renders)
-            if the_plan.billable and confirm is not None and not confirm(the_plan):
-                raise UsageError("cancelled; nothing was sent")
-            clean_staging(job.output for job in ws.jobs)
-            return Runner(store, client, options, on_event).run(the_plan)
-    finally:
-        store.close()
+    with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock) as session:
+        the_plan = session.plan(ws.manifests)
+        refusal = session.admit(the_plan, confirm)
+        if refusal is not None:
+            raise UsageError(refusal.reason)
+        session.clean_staging(ws.manifests)
+        return session.run(the_plan)
 
 
 @dataclass
@@ -178,7 +174,4 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) ->
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:
-    names = {j.name for j in ws.jobs}
-    unknown = [n for n in force if n not in names]
-    if unknown:
-        raise UsageError(f"--force names no job of the manifest: {', '.join(unknown)}")
+    check_force(ws.jobs, force, "the manifest")
