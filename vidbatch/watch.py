@@ -178,20 +178,28 @@ class Watcher:
     # --- public -------------------------------------------------------------------------------
 
     def run(self) -> WatchResult:
-        """Watch until :meth:`stop`, Ctrl-C, or an account error. Raises StateLockedError (exit 4)
-        when another run holds the state folder, UsageError for a ``--force`` naming no job."""
-        self._session.start()
+        """Watch until :meth:`stop`, Ctrl-C, or an account error: :meth:`start`, then
+        :meth:`step` with each item of the queue until it says why the session ends. Raises
+        StateLockedError (exit 4) when another run holds the state folder, UsageError for a
+        ``--force`` naming no job."""
         stopped = "stopped"
         try:
-            self._session.wait_ready()
-            self._start_observer()
-            self._start_up()
-            stopped = self._loop()
+            self.start()
+            while (ended := self.step(self._next())) is None:
+                pass
+            stopped = ended
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
             self._shut_down()
         return WatchResult(self._session.progress, stopped, self.state_dir, self._folder.resumable(), self._stop_message)
+
+    def start(self) -> None:
+        """Open the session (state folder, lock), start watching, load and plan every manifest."""
+        self._session.start()
+        self._session.wait_ready()
+        self._start_observer()
+        self._start_up()
 
     def stop(self) -> None:
         """Thread-safe: end the session as :meth:`run` would on Ctrl-C, but with exit code 0."""
@@ -203,15 +211,11 @@ class Watcher:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def _loop(self) -> str:
-        while True:
-            try:
-                item: tuple[Any, ...] | None = self._queue.get(timeout=self._debouncer.wait_time())
-            except queue.Empty:
-                item = None
-            stopped = self.step(item)
-            if stopped is not None:
-                return stopped
+    def _next(self) -> tuple[Any, ...] | None:
+        try:
+            return self._queue.get(timeout=self._debouncer.wait_time())
+        except queue.Empty:
+            return None
 
     def step(self, item: tuple[Any, ...] | None) -> str | None:
         """Take one item of the queue (None: the wait ran out), handle a batch that is due, and
