@@ -117,11 +117,13 @@ def test_staging_files_a_killed_run_left_are_removed(ws):
     out.parent.mkdir(parents=True)
     stale = out.with_name(f".{out.name}.0123abcd.vidbatch-new")
     stale.write_bytes(b"partial")
+    part = out.with_name(f".{out.name}.0123abcd4567.part")  # a killed download of this branch's client
+    part.write_bytes(b"partial")
     keep = out.with_name("keep.mp4")
     keep.write_bytes(b"video")
     with Session(ws.state_dir, None) as session:
         session.clean_staging(ws.manifests)
-    assert not stale.exists() and keep.exists()
+    assert not stale.exists() and not part.exists() and keep.exists()
 
 
 def test_the_runner_is_made_when_first_needed(ws):

@@ -39,13 +39,16 @@ class Workspace:
 
 
 def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = None, state_dir: str | Path | None = None, sim: bool = False) -> Workspace:
-    """Load and validate manifests (raises ManifestError, exit 2) and find their state folder."""
+    """Load and validate manifests (raises ManifestError, exit 2) and find their state folder.
+    A folder stands for its manifests, as in watch mode; the state folder is beside the first
+    manifest, or in the first folder."""
     from .manifest import load_manifests
 
     if not paths:
         raise UsageError("name at least one manifest")
-    manifests = load_manifests(list(paths), variables=variables)
-    folder = state_folder(Path(paths[0]).expanduser().resolve().parent, state_dir=state_dir, sim=sim)
+    first = Path(paths[0]).expanduser().resolve()
+    manifests = load_manifests(manifest_paths(paths), variables=variables)
+    folder = state_folder(first if first.is_dir() else first.parent, state_dir=state_dir, sim=sim)
     if sim:
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
@@ -53,6 +56,22 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
     return Workspace(manifests, folder, sim=sim)
+
+
+def manifest_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the manifests in it (UsageError if it has none)."""
+    from .watching.paths import manifest_files
+
+    out: list[Path] = []
+    for given in map(Path, paths):
+        if not given.is_dir():
+            out.append(given)
+            continue
+        found = manifest_files(given)
+        if not found:
+            raise UsageError(f"no manifests in {given} (a manifest is a .toml or .json file with jobs); name one")
+        out.extend(found)
+    return out
 
 
 def state_folder(manifest_folder: Path, *, state_dir: str | Path | None = None, sim: bool = False) -> Path:

@@ -84,7 +84,7 @@ from .runner import Progress, RunEvent, RunOptions
 from .session import Session, SessionThread, check_force
 from .watching.debounce import Debouncer
 from .watching.folder import WatchedFolder, output_collisions
-from .watching.paths import MANIFEST_SUFFIXES, TEMPORARY_NAMES, TEMPORARY_SUFFIXES, is_temporary, looks_like_manifest
+from .watching.paths import MANIFEST_SUFFIXES, TEMPORARY_NAMES, TEMPORARY_SUFFIXES, folder_files, is_temporary, looks_like_manifest
 
 __all__ = ["DEFAULT_DEBOUNCE", "MANIFEST_SUFFIXES", "TEMPORARY_NAMES", "TEMPORARY_SUFFIXES", "WatchEvent", "WatchResult", "Watcher", "is_temporary"]
 
@@ -249,7 +249,7 @@ class Watcher:
         self._observer.start()
 
     def _start_up(self) -> None:
-        files = sorted(p for p in self.folder.iterdir() if p.is_file() and not is_temporary(p.name))
+        files = folder_files(self.folder)
         loaded = [m for m in (self._load(p) for p in files if looks_like_manifest(p)) if m is not None]
         check_force((job for m in loaded for job in m.jobs), self.options.force, f"the manifests in {self.folder}")
         others = self._folder.note(self._folder.unread(files))
@@ -336,7 +336,7 @@ class Watcher:
         Thread-safe (the session's thread plans again after a stale output). ``confirm`` is asked
         about start-up plans only: a question later would block the runner while it has tasks to
         collect."""
-        session = self._session.session
+        session: Session = self._session.session
         confirm = self.confirm
         ask = (lambda plan: confirm(manifest, plan)) if first and confirm is not None else None
 

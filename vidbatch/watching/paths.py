@@ -44,3 +44,13 @@ def _unparsable_mentioning_jobs(path: Path) -> bool:
     except (ValueError, RecursionError):
         return True
     return False
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files at the top of ``folder`` that are not hidden or temporary, sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not is_temporary(p.name))
+
+
+def manifest_files(folder: Path) -> list[Path]:
+    """The manifests of ``folder``, as watch mode sees them (``vidbatch status .`` too)."""
+    return [p for p in folder_files(folder) if looks_like_manifest(p)]
