@@ -21,6 +21,11 @@ SIM_RPM = 600
 SIM_POLL_INTERVAL = 0.5
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question (large plans ask before spending)."""
+    return sys.stdin.isatty()
+
+
 def counted(n: int, word: str) -> str:
     """``1 render``, ``2 renders``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -272,7 +277,7 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
-        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
             return True
         _print_plan(the_plan)
         return click.confirm(f"Create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)

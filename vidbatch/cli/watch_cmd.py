@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import click
 
 from .options import JsonCommand, var_option
-from .run_cmds import CONFIRM_ABOVE, counted, report_option, resume_hint, run_options, with_report
+from .run_cmds import CONFIRM_ABOVE, counted, report_option, resume_hint, run_options, stdin_is_terminal, with_report
 
 STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "yellow", "stale": "yellow", "declined": "yellow", "ignored": "bright_black"}
 
@@ -95,7 +95,7 @@ def watch(
     reporter = _WatchReporter(make_reporter(as_json), as_json)
 
     def confirm(manifest: Any, the_plan: Any) -> bool:
-        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
             return True
         with reporter.paused():
             _print_plan(the_plan)
