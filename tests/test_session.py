@@ -4,7 +4,6 @@ In process, against a real SQLite state; the runner is given empty plans (no cli
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 

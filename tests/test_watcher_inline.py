@@ -97,7 +97,7 @@ class Harness:
         )
         self.session: InlineSession = self.watcher._session
 
-    def start(self) -> "Harness":
+    def start(self) -> Harness:
         self.watcher.start()
         return self
 

@@ -263,3 +263,16 @@ def test_output_collisions_use_the_manifest_check(tmp_path):
     assert "also written by job fox of" in problems[0].message and "a.toml" in problems[0].message
     assert output_collisions(c, [a, b]) == []
     assert output_collisions(a, []) == []
+
+
+def test_the_manifests_of_a_folder(tmp_path):
+    from vidbatch.watching.paths import folder_files, manifest_files
+
+    (tmp_path / "b.toml").write_text(t2v_manifest({"a": "A fox"}))
+    (tmp_path / "a.json").write_text('{"jobs": []}')
+    (tmp_path / ".hidden.toml").write_text(t2v_manifest({"a": "A fox"}))
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.toml").write_text(t2v_manifest({"a": "A fox"}))
+    assert folder_files(tmp_path) == [tmp_path / "a.json", tmp_path / "b.toml", tmp_path / "notes.txt"]
+    assert manifest_files(tmp_path) == [tmp_path / "a.json", tmp_path / "b.toml"]

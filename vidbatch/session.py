@@ -33,7 +33,7 @@ from .errors import StateLockedError, UsageError
 from .events import EventKind
 from .files import clean_staging
 from .plan import Plan, plan_jobs
-from .runner import Progress, RunEvent, RunOptions, RunResult, Runner, check_budget
+from .runner import Progress, RunEvent, Runner, RunOptions, RunResult, check_budget
 from .state import Store
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Session:
         self._store = None
         self._held.close()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         if not self.open():
             raise UsageError("cancelled while waiting for the state folder; nothing was sent")
         return self
@@ -223,7 +223,7 @@ class SessionThread:
             if not self.session.open():
                 return  # called off while waiting for the lock
             try:
-                self.session.runner  # made here, on the thread that owns the store
+                self.session.runner  # noqa: B018 - made here, on the thread that owns the store
                 self._serving = True
                 self._ready.set()
                 self.session.serve()  # until stop()

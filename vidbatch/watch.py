@@ -84,7 +84,14 @@ from .runner import Progress, RunEvent, RunOptions
 from .session import Session, SessionThread, check_force
 from .watching.debounce import Debouncer
 from .watching.folder import WatchedFolder, output_collisions
-from .watching.paths import MANIFEST_SUFFIXES, TEMPORARY_NAMES, TEMPORARY_SUFFIXES, folder_files, is_temporary, looks_like_manifest
+from .watching.paths import (
+    MANIFEST_SUFFIXES,
+    TEMPORARY_NAMES,
+    TEMPORARY_SUFFIXES,
+    folder_files,
+    is_temporary,
+    looks_like_manifest,
+)
 
 __all__ = ["DEFAULT_DEBOUNCE", "MANIFEST_SUFFIXES", "TEMPORARY_NAMES", "TEMPORARY_SUFFIXES", "WatchEvent", "WatchResult", "Watcher", "is_temporary"]
 

@@ -15,7 +15,15 @@ from typing import Any, Iterator
 import click
 
 from .options import JsonCommand, var_option
-from .run_cmds import CONFIRM_ABOVE, counted, report_option, resume_hint, run_options, stdin_is_terminal, with_report
+from .run_cmds import (
+    CONFIRM_ABOVE,
+    counted,
+    report_option,
+    resume_hint,
+    run_options,
+    stdin_is_terminal,
+    with_report,
+)
 
 STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "yellow", "stale": "yellow", "declined": "yellow", "ignored": "bright_black"}
 
@@ -153,6 +161,8 @@ class _WatchReporter:
             message = f"{message} ({counts_line(e.progress)})" if e.progress is not None else message
         for i, line in enumerate(message.splitlines()):
             self._line(("vidbatch: " if i == 0 else "  ") + line, STYLES.get(e.kind))
+        if e.kind == "idle":
+            self.inner(e)  # the live status line shows the settled counts too
 
     def _line(self, text: str, style: str | None) -> None:
         console = getattr(self.inner, "console", None)  # the live display prints above its line
