@@ -10,7 +10,6 @@ Runs against the bundled simulator (``--sim``) keep a state folder and outputs o
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -20,8 +19,6 @@ from .plan import Plan, plan_jobs
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
 from .state import JobRecord, Store, default_state_dir
-
-log = logging.getLogger(__name__)
 
 SIM_SUFFIX = "-sim"
 

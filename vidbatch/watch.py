@@ -78,7 +78,7 @@ from watchdog.events import FileSystemEventHandler
 
 from . import project
 from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_OK, ManifestError
-from .events import EventKind
+from .events import EventKind, Stop
 from .plan import Plan
 from .runner import Progress, RunEvent, RunOptions
 from .session import Session, SessionThread, check_force
@@ -126,14 +126,14 @@ class WatchEvent(RunEvent):
 @dataclass
 class WatchResult:
     progress: Progress
-    stopped: str  # "interrupted", "account" or "stopped" (stop() was called)
+    stopped: Stop  # INTERRUPTED (Ctrl-C), ACCOUNT, or STOPPED (stop() was called)
     state_dir: Path
     manifests: list[Path]  # loaded when the session ended, for the resume hint
     stop_message: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return {"interrupted": EXIT_INTERRUPTED, "account": EXIT_ACCOUNT}.get(self.stopped, EXIT_OK)
+        return {Stop.INTERRUPTED: EXIT_INTERRUPTED, Stop.ACCOUNT: EXIT_ACCOUNT}.get(self.stopped, EXIT_OK)
 
 
 class Watcher:
@@ -189,14 +189,14 @@ class Watcher:
         :meth:`step` with each item of the queue until it says why the session ends. Raises
         StateLockedError (exit 4) when another run holds the state folder, UsageError for a
         ``--force`` naming no job."""
-        stopped = "stopped"
+        stopped = Stop.STOPPED
         try:
             self.start()
             while (ended := self.step(self._next())) is None:
                 pass
             stopped = ended
         except KeyboardInterrupt:
-            stopped = "interrupted"
+            stopped = Stop.INTERRUPTED
         finally:
             self._shut_down()
         return WatchResult(self._session.progress, stopped, self.state_dir, self._folder.resumable(), self._stop_message)
@@ -224,26 +224,26 @@ class Watcher:
         except queue.Empty:
             return None
 
-    def step(self, item: tuple[Any, ...] | None) -> str | None:
+    def step(self, item: tuple[Any, ...] | None) -> Stop | None:
         """Take one item of the queue (None: the wait ran out), handle a batch that is due, and
         say why the session ends, or None to go on."""
-        kind = item[0] if item else None
+        kind, *args = item or (None,)
         if kind == "stop":
-            return "stopped"
+            return Stop.STOPPED
         if kind == "fs":
-            self._debouncer.add(p for p in item[1:] if self._folder.interesting(p))  # type: ignore[index]
+            self._debouncer.add(p for p in args if self._folder.interesting(p))
         elif kind == "account":
             self._account_stopped = True
-            self._stop_message = item[1]  # type: ignore[index]
+            self._stop_message = args[0]
         elif kind == "idle" and self._account_stopped:
-            return "account"
+            return Stop.ACCOUNT
         batch = self._debouncer.take()
         if batch:
             self._handle(batch)
         if not self._session.alive:
             if self._session.error is not None:
                 raise self._session.error
-            return "stopped"
+            return Stop.STOPPED
         return None
 
     def _start_observer(self) -> None:
