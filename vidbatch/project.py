@@ -4,8 +4,15 @@ The state folder is ``.vidbatch/`` beside the first manifest, unless ``--state``
 ``VIDBATCH_STATE`` says otherwise. Manifests that share a state folder share renders: an identical
 request in two manifests is rendered once (``reuse``).
 
+A folder named instead of a manifest stands for its manifests, as in watch mode (the state
+folder is then in that folder).
+
 Runs against the bundled simulator (``--sim``) keep a state folder and outputs of their own
-(``.vidbatch/sim`` and ``<output_dir>-sim``), so simulated clips never pass for real renders.
+(``.vidbatch/sim`` and ``<output_dir>-sim``), so simulated clips never pass for real renders;
+:attr:`Workspace.sim` says so.
+
+``run`` holds the state folder through a :class:`~vidbatch.session.Session`, the lifecycle it
+shares with watch mode (lock, recovery, budget and confirm, staging cleanup, the runner).
 """
 
 from __future__ import annotations
