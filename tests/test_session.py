@@ -126,12 +126,25 @@ def test_staging_files_a_killed_run_left_are_removed(ws):
 
 
 def test_the_runner_is_made_when_first_needed(ws):
-    with Session(ws.state_dir, None) as session:
+    events = []
+    with Session(ws.state_dir, None, on_event=events.append) as session:
         before = session.progress
         assert session.progress is not before, "no runner yet: a fresh count each time"
         result = session.run(Plan([], []))
         assert session.progress is result.progress and session.runner is session.runner
-        assert result.exit_code == 0
+        assert result.exit_code == 0 and events, "the runner's events reach on_event"
+
+
+def test_progress_while_serving_is_the_latest_an_event_carried(ws):
+    from vidbatch.runner import Progress, RunEvent
+
+    events = []
+    session = Session(ws.state_dir, None, on_event=events.append)
+    live = Progress(total=3, done=1)
+    session._relay(RunEvent("status", "x"))
+    assert session.progress is not live
+    session._relay(RunEvent("downloaded", "x", progress=live))
+    assert session.progress is live and len(events) == 2
 
 
 def test_check_force_names_the_unknown_once_in_order():

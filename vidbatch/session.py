@@ -86,6 +86,8 @@ class Session:
         self._store: Store | None = None
         self._held = contextlib.ExitStack()
         self._runner: Runner | None = None
+        self.result: RunResult | None = None
+        self._seen_progress: Progress | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -184,20 +186,30 @@ class Session:
     def runner(self) -> Runner:
         """The session's one runner, made on first use."""
         if self._runner is None:
-            self._runner = Runner(self.store, self.client, self.options, self.on_event)
+            self._runner = Runner(self.store, self.client, self.options, self._relay)
         return self._runner
+
+    def _relay(self, e: RunEvent) -> None:
+        if e.progress is not None:
+            self._seen_progress = e.progress
+        self.on_event(e)
 
     @property
     def progress(self) -> Progress:
-        return self._runner.progress if self._runner is not None else Progress()
+        """The counts of the run: final once it returned, else the latest an event carried."""
+        if self.result is not None:
+            return self.result.progress
+        return self._seen_progress or Progress()
 
     def run(self, plan: Plan) -> RunResult:
         """Carry out one plan and return when it is done (``run``)."""
-        return self.runner.run(plan)
+        self.result = self.runner.run(plan)
+        return self.result
 
     def serve(self) -> RunResult:
         """Run plans handed over with ``runner.replan`` until ``runner.stop()`` (``watch``)."""
-        return self.runner.run(None, keep_alive=True)
+        self.result = self.runner.run(None, keep_alive=True)
+        return self.result
 
 
 class SessionThread:
