@@ -4,23 +4,28 @@ The state folder is ``.vidbatch/`` beside the first manifest, unless ``--state``
 ``VIDBATCH_STATE`` says otherwise. Manifests that share a state folder share renders: an identical
 request in two manifests is rendered once (``reuse``).
 
+A folder named instead of a manifest stands for its manifests, as in watch mode (the state
+folder is then in that folder).
+
 Runs against the bundled simulator (``--sim``) keep a state folder and outputs of their own
-(``.vidbatch/sim`` and ``<output_dir>-sim``), so simulated clips never pass for real renders.
+(``.vidbatch/sim`` and ``<output_dir>-sim``), so simulated clips never pass for real renders;
+:attr:`Workspace.sim` says so.
+
+``run`` holds the state folder through a :class:`~vidbatch.session.Session`, the lifecycle it
+shares with watch mode (lock, recovery, budget and confirm, staging cleanup, the runner).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .plan import Plan, plan_jobs
-from .runner import RunEvent, RunOptions, RunResult, Runner, check_budget, clean_staging
+from .runner import RunEvent, RunOptions, RunResult
+from .session import Session, check_force
 from .state import JobRecord, Store, default_state_dir
-
-log = logging.getLogger(__name__)
 
 SIM_SUFFIX = "-sim"
 
@@ -29,6 +34,8 @@ SIM_SUFFIX = "-sim"
 class Workspace:
     manifests: list[Any]  # vidbatch.manifest.Manifest
     state_dir: Path
+    #: runs against the bundled simulator (``--sim``): state and outputs of their own
+    sim: bool = False
 
     @property
     def jobs(self) -> list[Any]:
@@ -36,20 +43,39 @@ class Workspace:
 
 
 def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = None, state_dir: str | Path | None = None, sim: bool = False) -> Workspace:
-    """Load and validate manifests (raises ManifestError, exit 2) and find their state folder."""
+    """Load and validate manifests (raises ManifestError, exit 2) and find their state folder.
+    A folder stands for its manifests, as in watch mode; the state folder is beside the first
+    manifest, or in the first folder."""
     from .manifest import load_manifests
 
     if not paths:
         raise UsageError("name at least one manifest")
-    manifests = load_manifests(list(paths), variables=variables)
-    folder = state_folder(Path(paths[0]).expanduser().resolve().parent, state_dir=state_dir, sim=sim)
+    first = Path(paths[0]).expanduser().resolve()
+    manifests = load_manifests(manifest_paths(paths), variables=variables)
+    folder = state_folder(first if first.is_dir() else first.parent, state_dir=state_dir, sim=sim)
     if sim:
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
-    return Workspace(manifests, folder)
+    return Workspace(manifests, folder, sim=sim)
+
+
+def manifest_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the manifests in it (UsageError if it has none)."""
+    from .watching.paths import manifest_files
+
+    out: list[Path] = []
+    for given in map(Path, paths):
+        if not given.is_dir():
+            out.append(given)
+            continue
+        found = manifest_files(given)
+        if not found:
+            raise UsageError(f"no manifests in {given} (a manifest is a .toml or .json file with jobs); name one")
+        out.extend(found)
+    return out
 
 
 def state_folder(manifest_folder: Path, *, state_dir: str | Path | None = None, sim: bool = False) -> Path:
@@ -85,20 +111,13 @@ def run(
     False ends the run with nothing sent.
     """
     _check_force(ws, options.force)
-    store = Store(ws.state_dir)
-    try:
-        with store.run_lock(wait=wait_for_lock):
-            cut_off = store.mark_interrupted_submissions()
-            for record in cut_off:
-                log.warning("job %s: create was cut off by a crash; now uncertain", record.name or record.key)
-            the_plan = plan_jobs(ws.manifests, store, retry_failed=options.retry_failed, force=options.force, resubmit_uncertain=options.resubmit_uncertain)
-            check_budget(the_plan, options.max_renders)
-            if the_plan.billable and confirm is not None and not confirm(the_plan):
-                raise UsageError("cancelled; nothing was sent")
-            clean_staging(job.output for job in ws.jobs)
-            return Runner(store, client, options, on_event).run(the_plan)
-    finally:
-        store.close()
+    with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock) as session:
+        the_plan = session.plan(ws.manifests)
+        refusal = session.admit(the_plan, confirm)
+        if refusal is not None:
+            raise UsageError(refusal.reason)
+        session.clean_staging(ws.manifests)
+        return session.run(the_plan)
 
 
 @dataclass
@@ -178,7 +197,4 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) ->
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:
-    names = {j.name for j in ws.jobs}
-    unknown = [n for n in force if n not in names]
-    if unknown:
-        raise UsageError(f"--force names no job of the manifest: {', '.join(unknown)}")
+    check_force(ws.jobs, force, "the manifest")

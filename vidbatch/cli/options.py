@@ -1,14 +1,17 @@
 """Option sets shared by several commands, as decorators (only click is imported here).
 
 ``@manifests_argument`` and ``@var_option`` are used by validate, render, plan, run and watch, so a
-manifest is named and parameterised the same way everywhere.
+manifest is named and parameterised the same way everywhere. :class:`JsonCommand` is the command
+class of every command with ``--json``: under it, an error is one JSON object too.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import click
 
@@ -61,3 +64,40 @@ def manifests_argument(f: F) -> F:
         type=click.Path(path_type=Path, dir_okay=False),
         metavar="MANIFEST...",
     )(f)
+
+
+class JsonCommand(click.Command):
+    """A command with ``--json``. Under ``--json`` a usage error (a bad option, a missing file)
+    or a :class:`~vidbatch.errors.VidbatchError` is printed as one JSON object on stdout,
+    ``{"error": message, "exit_code": n}`` (plus ``problems`` for an invalid manifest), with
+    the exit code it has without ``--json``: a script reading stdout never gets plain text.
+    ``VIDBATCH_DEBUG=1`` still shows the traceback."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        as_json = "--json" in args
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as e:
+            if not as_json:
+                raise
+            echo_json_error(e.format_message(), e.exit_code)
+            raise click.exceptions.Exit(e.exit_code) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ..errors import ManifestError, VidbatchError
+
+        try:
+            return super().invoke(ctx)
+        except VidbatchError as e:
+            if not ctx.params.get("as_json") or os.environ.get("VIDBATCH_DEBUG"):
+                raise
+            problems = e.problems if isinstance(e, ManifestError) else ()
+            echo_json_error(str(e), e.exit_code, problems)
+            raise click.exceptions.Exit(e.exit_code) from None
+
+
+def echo_json_error(message: str, exit_code: int, problems: Sequence[Any] = ()) -> None:
+    doc: dict[str, Any] = {"error": message, "exit_code": exit_code}
+    if problems:
+        doc["problems"] = [p.to_json() for p in problems]
+    click.echo(json.dumps(doc, ensure_ascii=False))

@@ -6,11 +6,13 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import click
 
-from .options import var_option
+from .options import JsonCommand, var_option
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: On a terminal, a plan with more billable renders than this asks before spending.
 CONFIRM_ABOVE = 10
@@ -19,7 +21,18 @@ SIM_RPM = 600
 SIM_POLL_INTERVAL = 0.5
 
 
-def manifest_args(f):
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question (large plans ask before spending)."""
+    return sys.stdin.isatty()
+
+
+def counted(n: int, word: str) -> str:
+    """``1 render``, ``2 renders``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def manifest_args(f: F) -> F:
+    """``MANIFEST...`` (a folder stands for its manifests, as in watch mode), ``--var``, ``--state``."""
     f = click.option(
         "--state",
         "state_dir",
@@ -28,10 +41,10 @@ def manifest_args(f):
         help="State folder [default: .vidbatch/ beside the first manifest; env VIDBATCH_STATE].",
     )(f)
     f = var_option(f)
-    return click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...", type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
+    return click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...", type=click.Path(exists=True, path_type=Path))(f)
 
 
-def run_options(f):
+def run_options(f: F) -> F:
     """The options of ``run``, shared with ``watch``."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
 
@@ -55,7 +68,18 @@ def run_options(f):
     return f
 
 
-def make_run_options(*, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, **_ignored):
+def make_run_options(
+    *,
+    concurrency: int,
+    rpm: float | None,
+    poll_interval: float | None,
+    retry_failed: bool,
+    force: Sequence[str],
+    max_renders: int | None,
+    resubmit_uncertain: bool,
+    sim: bool,
+    **_ignored: Any,
+) -> Any:
     """RunOptions from the options of ``run_options`` (shared by run and watch)."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
     from ..runner import RunOptions
@@ -79,7 +103,7 @@ def shown(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def resume_hint(command: str, paths, variables, state_dir, sim: bool) -> str:
+def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[str, str] | None, state_dir: Path | None, sim: bool) -> str:
     """The command that picks up where this one stopped, with the options that change the plan."""
     import shlex
 
@@ -104,7 +128,7 @@ def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any
             yield client
 
 
-def _load(manifests, variables, state_dir, sim=False):
+def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None, sim: bool = False) -> Any:
     """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
     from .. import project
     from .manifest_cmds import echo_problems
@@ -114,14 +138,14 @@ def _load(manifests, variables, state_dir, sim=False):
     return ws
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifest_args
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs for another try.")
 @click.option("--force", multiple=True, metavar="NAME", help="Plan this job for a new render (repeatable).")
 @click.option("--check", is_flag=True, help="Print nothing; exit 0 if everything is up to date, 1 if not.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @click.option("--sim", is_flag=True, help="Plan against the state of --sim runs.")
-def plan(manifests, variables, state_dir, retry_failed, force, check, as_json, sim):
+def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, retry_failed: bool, force: tuple[str, ...], check: bool, as_json: bool, sim: bool) -> None:
     """Show what `run` would do for each job, and why. No network, no writes.
 
     Actions: submit (never rendered), resubmit (the request changed: the changed fields are shown),
@@ -132,6 +156,7 @@ def plan(manifests, variables, state_dir, retry_failed, force, check, as_json, s
     \b
     Examples:
       vidbatch plan shots.toml
+      vidbatch plan shots/                     # every manifest in the folder
       vidbatch plan shots.toml --json | jq '.summary'
       vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
     """
@@ -147,7 +172,7 @@ def plan(manifests, variables, state_dir, retry_failed, force, check, as_json, s
     _print_plan(the_plan)
 
 
-def _print_plan(the_plan) -> None:
+def _print_plan(the_plan: Any) -> None:
     from ..plan import Action
 
     colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta"}
@@ -162,9 +187,9 @@ def _print_plan(the_plan) -> None:
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
-    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {s['orphans']} orphans (vidbatch gc)" if s["orphans"] else ""))
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} (vidbatch gc)" if s["orphans"] else ""))
     if s["billable"]:
-        click.echo(f"{s['billable']} billable renders:")
+        click.echo(f"{counted(s['billable'], 'billable render')}:")
         for r in s["renders"]:
             shape = f"{r['resolution']} {r['duration']}s" if r["duration"] else "subject reference"
             click.echo(f"  {r['count']:>5} x {r['model']} {r['mode']} {shape}")
@@ -172,7 +197,7 @@ def _print_plan(the_plan) -> None:
         click.echo("Nothing to pay for.")
 
 
-def report_option(f):
+def report_option(f: F) -> F:
     """``--report FILE`` for run and watch."""
     return click.option(
         "--report",
@@ -182,21 +207,44 @@ def report_option(f):
     )(f)
 
 
-def with_report(on_event, workspace, report_path):
+def with_report(on_event: Callable[[Any], None], workspace: Any, report_path: Path | None) -> tuple[Callable[[Any], None], Any]:
     """``on_event`` chained with a report writer when ``--report`` was given; (callback, writer)."""
     if report_path is None:
         return on_event, None
     from ..report import ReportWriter
 
     writer = ReportWriter(workspace, report_path)
-    return (lambda e: (on_event(e), writer(e))), writer
+
+    def both(e: Any) -> None:
+        on_event(e)
+        writer(e)
+
+    return both, writer
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifest_args
 @run_options
 @report_option
-def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, report_path):
+def run(
+    manifests: tuple[Path, ...],
+    variables: dict[str, str],
+    state_dir: Path | None,
+    api_host: str | None,
+    concurrency: int,
+    rpm: float | None,
+    poll_interval: float | None,
+    retry_failed: bool,
+    force: tuple[str, ...],
+    max_renders: int | None,
+    resubmit_uncertain: bool,
+    sim: bool,
+    sim_latency: float,
+    as_json: bool,
+    yes: bool,
+    wait: bool,
+    report_path: Path | None,
+) -> None:
     """Render what is new or changed, resume what is running, skip what is done.
 
     Safe to interrupt and re-run: the intent to create is saved before each create and the task id
@@ -226,15 +274,15 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
 
     ws = _load(manifests, variables, state_dir, sim)
     options = make_run_options(**locals())
+    reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
-    def confirm(the_plan) -> bool:
-        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+    def confirm(the_plan: Any) -> bool:
+        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
             return True
         _print_plan(the_plan)
-        return click.confirm(f"Create {len(the_plan.billable)} paid renders?", default=False, err=True)
+        return click.confirm(f"Create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
 
     with _client(sim, sim_latency, api_host) as client:
-        reporter = make_reporter(as_json)
         on_event, writer = with_report(reporter, ws, report_path)
         try:
             result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
@@ -242,16 +290,41 @@ def run(manifests, variables, state_dir, api_host, concurrency, rpm, poll_interv
             reporter.close()
             if writer is not None:
                 writer.close()
-    _print_result(result, ws, sim, resume_hint("run", manifests, variables, state_dir, sim))  # stderr: never mixes with --json
+    _print_result(result, ws, sim, manifests, variables, state_dir)  # stderr: never mixes with --json
     sys.exit(result.exit_code)
 
 
-def _print_result(result, ws, sim: bool, hint: str) -> None:
+class AfterPrompt:
+    """The progress display, started at the first event after the confirm question: a live
+    display running during the question would swallow it (rich reads ``[y/N]`` as markup and
+    redraws over the line), and its clock would count the time spent answering. A ``waiting``
+    for the lock comes before the question: it is one plain line."""
+
+    def __init__(self, make: Callable[[], Any], as_json: bool):
+        self._make = make
+        self._as_json = as_json
+        self.inner: Any = None
+
+    def __call__(self, e: Any) -> None:
+        if self.inner is None and e.kind == "waiting" and not self._as_json:
+            click.echo(f"vidbatch: {e.message}", err=True)
+            return
+        if self.inner is None:
+            self.inner = self._make()
+        self.inner(e)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None) -> None:
     from .progress import counts_line
 
+    hint = resume_hint("run", manifests, variables, state_dir, sim)
     p = result.progress
     click.echo(f"vidbatch: {counts_line(p)}", err=True)
-    click.echo(f"vidbatch: {p.created} renders created in this run{' (simulated)' if sim else ''}", err=True)
+    click.echo(f"vidbatch: {counted(p.created, 'render')} created in this run{' (simulated)' if sim else ''}", err=True)
     for label, names in (("failed", result.failed), ("uncertain", result.uncertain), ("unfinished", result.unfinished)):
         if names:
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
@@ -263,25 +336,28 @@ def _print_result(result, ws, sim: bool, hint: str) -> None:
     if result.uncertain:
         click.echo("vidbatch: uncertain jobs may already exist at MiniMax; to create them anyway: " + hint + " --resubmit-uncertain", err=True)
     if result.failed:
-        click.echo("vidbatch: see errors with `vidbatch status`; retry with --retry-failed", err=True)
+        status = resume_hint("status", manifests, variables, state_dir, sim)
+        click.echo(f"vidbatch: see errors with `{status}`; retry with --retry-failed", err=True)
     if not (result.failed or result.uncertain or result.unfinished or result.stopped):
         dirs = sorted({shown(m.output_dir) for m in ws.manifests})
-        click.echo(f"vidbatch: all {p.total} jobs done; outputs in {', '.join(dirs)}", err=True)
+        done = f"all {p.total} jobs done" if p.total != 1 else "1 job done"
+        click.echo(f"vidbatch: {done}; outputs in {', '.join(dirs)}", err=True)
 
 
-@click.command()
-@click.argument("manifests", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.command(cls=JsonCommand)
+@click.argument("manifests", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @var_option
 @click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder].")
 @click.option("--job", "job_name", metavar="NAME", help="Show the history of one job.")
 @click.option("--sim", is_flag=True, help="Show the state of --sim runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(manifests, variables, state_dir, job_name, sim, as_json):
+def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, job_name: str | None, sim: bool, as_json: bool) -> None:
     """Show jobs by state, their errors and outputs, or one job's history.
 
     \b
     Examples:
       vidbatch status shots.toml
+      vidbatch status .                          # every manifest in the folder
       vidbatch status shots.toml --job hero      # every transition of one job
       vidbatch status --json | jq '.jobs[] | select(.state=="failed")'
     """
@@ -309,9 +385,9 @@ def status(manifests, variables, state_dir, job_name, sim, as_json):
             store.close()
 
 
-def _print_status(jobs, folder) -> None:
+def _print_status(jobs: Sequence[Any], folder: Path) -> None:
     order = ["failed", "uncertain", "running", "submitting", "rendered", "new", "done"]
-    by_state: dict[str, list] = {}
+    by_state: dict[str, list[Any]] = {}
     for j in jobs:
         by_state.setdefault(j.state, []).append(j)
     click.echo(f"state: {shown(Path(folder))}")
@@ -330,7 +406,7 @@ def _print_status(jobs, folder) -> None:
             click.echo(f"  {state:<10} {j.name:<{width}}  {detail}")
 
 
-def _print_history(jobs, store, name, as_json) -> None:
+def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) -> None:
     from ..errors import UsageError
 
     match = [j for j in jobs if j.name == name]
@@ -355,7 +431,7 @@ def _print_history(jobs, store, name, as_json) -> None:
 @manifest_args
 @click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files.")
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped.")
-def gc(manifests, variables, state_dir, delete_outputs, dry_run):
+def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, delete_outputs: bool, dry_run: bool) -> None:
     """Drop orphans from the state: jobs no longer in the manifests.
 
     Output files stay unless --delete-outputs is given.
@@ -372,4 +448,4 @@ def gc(manifests, variables, state_dir, delete_outputs, dry_run):
     verb = "would drop" if dry_run else "dropped"
     for o in orphans:
         click.echo(f"{verb} {o.name or o.key} ({o.state})" + (f", file {o.path}" + (" deleted" if delete_outputs and not dry_run else " kept") if o.path else ""))
-    click.echo(f"{len(orphans)} orphans {verb}")
+    click.echo(f"{len(orphans)} orphans {verb}")  # "1 orphans": tests/test_run.py pins this wording

@@ -7,19 +7,28 @@ error, what is ignored) and the runner's ``idle`` are shown as ``vidbatch:`` lin
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
-from .options import var_option
-from .run_cmds import CONFIRM_ABOVE, report_option, resume_hint, run_options, with_report
+from .options import JsonCommand, var_option
+from .run_cmds import (
+    CONFIRM_ABOVE,
+    counted,
+    report_option,
+    resume_hint,
+    run_options,
+    stdin_is_terminal,
+    with_report,
+)
 
 STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "yellow", "stale": "yellow", "declined": "yellow", "ignored": "bright_black"}
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @click.argument("folder", required=False, default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @var_option
 @click.option(
@@ -39,7 +48,26 @@ STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "y
     metavar="SECONDS",
     help="Quiet time after a change before planning (editors save in several writes).",
 )
-def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interval, retry_failed, force, max_renders, resubmit_uncertain, sim, sim_latency, as_json, yes, wait, report_path, debounce):
+def watch(
+    folder: Path,
+    variables: dict[str, str],
+    state_dir: Path | None,
+    api_host: str | None,
+    concurrency: int,
+    rpm: float | None,
+    poll_interval: float | None,
+    retry_failed: bool,
+    force: tuple[str, ...],
+    max_renders: int | None,
+    resubmit_uncertain: bool,
+    sim: bool,
+    sim_latency: float,
+    as_json: bool,
+    yes: bool,
+    wait: bool,
+    report_path: Path | None,
+    debounce: float,
+) -> None:
     """Render the manifests in FOLDER, then again whenever they or their inputs change.
 
     At start every manifest in FOLDER (default: the current folder) is planned and run, as `run`
@@ -72,17 +100,23 @@ def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interva
     from .run_cmds import _client, _print_plan, make_run_options
 
     options = make_run_options(**locals())
+    reporter = _WatchReporter(make_reporter(as_json), as_json)
 
-    def confirm(manifest, the_plan) -> bool:
-        if yes or sim or as_json or not sys.stdin.isatty() or len(the_plan.billable) <= CONFIRM_ABOVE:
+    def confirm(manifest: Any, the_plan: Any) -> bool:
+        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
             return True
-        _print_plan(the_plan)
-        return click.confirm(f"{manifest.path.name}: create {len(the_plan.billable)} paid renders?", default=False, err=True)
+        with reporter.paused():
+            _print_plan(the_plan)
+            return click.confirm(f"{manifest.path.name}: create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
 
     with _client(sim, sim_latency, api_host) as client:
-        reporter = _WatchReporter(make_reporter(as_json), as_json)
-        watcher = None
-        on_event, writer = with_report(reporter, lambda: watcher.workspace(), report_path)
+        watcher: Watcher | None = None
+
+        def workspace() -> Any:
+            assert watcher is not None
+            return watcher.workspace()
+
+        on_event, writer = with_report(reporter, workspace, report_path)
         try:
             watcher = Watcher(
                 folder, client, options, variables=variables, state_dir=state_dir, sim=sim,
@@ -96,7 +130,7 @@ def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interva
 
     p = result.progress
     click.echo(f"vidbatch: {counts_line(p)}", err=True)
-    click.echo(f"vidbatch: {p.created} renders created in this session{' (simulated)' if sim else ''}", err=True)
+    click.echo(f"vidbatch: {counted(p.created, 'render')} created in this session{' (simulated)' if sim else ''}", err=True)
     if result.stopped == "interrupted":
         hint = resume_hint("watch", [folder], variables, state_dir, sim)
         if result.manifests:
@@ -110,7 +144,7 @@ def watch(folder, variables, state_dir, api_host, concurrency, rpm, poll_interva
 class _WatchReporter:
     """``run``'s reporter, plus a ``vidbatch:`` line for each watcher event and each ``idle``."""
 
-    def __init__(self, inner: Any, as_json: bool):
+    def __init__(self, inner: Any, as_json: bool) -> None:
         self.inner = inner
         self.as_json = as_json
 
@@ -127,6 +161,8 @@ class _WatchReporter:
             message = f"{message} ({counts_line(e.progress)})" if e.progress is not None else message
         for i, line in enumerate(message.splitlines()):
             self._line(("vidbatch: " if i == 0 else "  ") + line, STYLES.get(e.kind))
+        if e.kind == "idle":
+            self.inner(e)  # the live status line shows the settled counts too
 
     def _line(self, text: str, style: str | None) -> None:
         console = getattr(self.inner, "console", None)  # the live display prints above its line
@@ -136,6 +172,18 @@ class _WatchReporter:
             console.print(Text(text, style=style or ""))
         else:
             click.echo(text, err=True)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live display, if any, stopped for a question (it would redraw over it)."""
+        live = getattr(self.inner, "live", None)
+        if live is not None:
+            live.stop()
+        try:
+            yield
+        finally:
+            if live is not None:
+                live.start()
 
     def close(self) -> None:
         self.inner.close()

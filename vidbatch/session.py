@@ -1,0 +1,275 @@
+"""A session: one process holding a state folder while it renders. Used by ``run`` and ``watch``.
+
+Both entry points need the same lifecycle, decided here once:
+
+1. open the :class:`~vidbatch.state.Store` and take its run lock for the whole session (a second
+   ``run`` or ``watch`` on the same state exits with code 4; with ``wait_for_lock`` the session
+   polls for the lock, announcing ``waiting`` once, and can be called off while it waits);
+2. recover: creates that a crash cut off (``submitting`` rows) become ``uncertain``;
+3. plan against the live store (``--force``, ``--retry-failed`` and ``--resubmit-uncertain``
+   apply to a manifest's first plan only: see :meth:`Session.plan`);
+4. admit a plan: ``--max-renders``, then the ``confirm`` question (:meth:`Session.admit`);
+5. remove staging files a killed process left beside the outputs (we hold the lock, so no other
+   writer is at work);
+6. run: one :class:`~vidbatch.runner.Runner`, made when first needed (after the confirm question,
+   so its clock does not count the time a person took to answer), given one plan (``run``) or kept
+   alive for replans (``watch``).
+
+SQLite connections and file locks belong to the thread that made them, so a session is opened,
+used and closed on one thread; :class:`SessionThread` keeps one on a thread of its own for watch
+mode, where plans are handed over with :meth:`SessionThread.replan`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import StateLockedError, UsageError
+from .events import EventKind
+from .files import clean_staging
+from .plan import Plan, plan_jobs
+from .runner import Progress, RunEvent, Runner, RunOptions, RunResult, check_budget
+from .state import Store
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two tries of a held lock with ``wait_for_lock``.
+LOCK_POLL = 0.5
+
+
+def check_force(jobs: Iterable[Any], force: Sequence[str], where: str) -> None:
+    """Every ``--force`` name must name a job of ``jobs`` (``where`` says which, for the message)."""
+    names = {job.name for job in jobs}
+    unknown = [n for n in dict.fromkeys(force) if n not in names]
+    if unknown:
+        raise UsageError(f"--force names no job of {where}: {', '.join(unknown)}")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a plan was not started: ``refused`` (over ``--max-renders``; ``reason`` says so) or
+    ``declined`` (the confirm question was answered no)."""
+
+    kind: EventKind
+    reason: str
+
+
+class Session:
+    """The state folder held for one ``run`` or ``watch``; see the module docstring.
+
+    ``with Session(...) as s`` opens it (raising StateLockedError when another run holds it and
+    ``wait_for_lock`` is off) and closes it, releasing the lock, at the end of the block.
+    ``cancelled``, when set, ends a wait for the lock: :meth:`open` then returns False.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        client: Any,
+        options: RunOptions = RunOptions(),
+        on_event: Callable[[RunEvent], None] | None = None,
+        *,
+        wait_for_lock: bool = False,
+        cancelled: threading.Event | None = None,
+    ):
+        self.state_dir = Path(state_dir)
+        self.client = client
+        self.options = options
+        self.on_event = on_event or (lambda e: None)
+        self.wait_for_lock = wait_for_lock
+        self.cancelled = cancelled or threading.Event()
+        self._store: Store | None = None
+        self._held = contextlib.ExitStack()
+        self._runner: Runner | None = None
+        self.result: RunResult | None = None
+        self._seen_progress: Progress | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Open the store, take the lock, recover cut-off creates. False if cancelled while
+        waiting for the lock (nothing is then held)."""
+        store = Store(self.state_dir)
+        self._held.callback(store.close)
+        try:
+            if not self._take_lock(store):
+                self.close()
+                return False
+        except BaseException:
+            self.close()
+            raise
+        for record in store.mark_interrupted_submissions():
+            log.warning("job %s: create was cut off by a crash; now uncertain", record.name or record.key)
+        self._store = store
+        return True
+
+    def close(self) -> None:
+        """Release the lock and close the store (on the thread that opened them)."""
+        self._store = None
+        self._held.close()
+
+    def __enter__(self) -> Session:
+        if not self.open():
+            raise UsageError("cancelled while waiting for the state folder; nothing was sent")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _take_lock(self, store: Store) -> bool:
+        """Hold the run lock until :meth:`close`. A wait polls, so Ctrl-C (or ``cancelled``)
+        can cut it short, which a blocking wait on another thread could not be."""
+        announced = False
+        while True:
+            try:
+                self._held.enter_context(store.run_lock())
+                return True
+            except StateLockedError:
+                if not self.wait_for_lock:
+                    raise
+            if not announced:
+                announced = True
+                self.on_event(RunEvent(EventKind.WAITING, f"another run is using {self.state_dir}; waiting for it to finish", data={"state_dir": str(self.state_dir)}))
+            if self.cancelled.wait(LOCK_POLL):
+                return False
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the session is not open")
+        return self._store
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def plan(self, manifests: Sequence[Any], *, first: bool = True) -> Plan:
+        """The plan of ``manifests`` against the live store. ``--force``, ``--retry-failed`` and
+        ``--resubmit-uncertain`` apply to a ``first`` plan only: applied again at each edit in
+        watch mode, they would render forced jobs again at every save of an unrelated line."""
+        opts = self.options
+        return plan_jobs(
+            list(manifests),
+            self.store,
+            retry_failed=opts.retry_failed and first,
+            force=opts.force if first else (),
+            resubmit_uncertain=opts.resubmit_uncertain and first,
+        )
+
+    def admit(self, plan: Plan, confirm: Callable[[Plan], bool] | None = None) -> Refusal | None:
+        """None when ``plan`` may start; else why not. ``--max-renders`` bounds every plan;
+        ``confirm`` is asked only about plans with billable renders."""
+        try:
+            check_budget(plan, self.options.max_renders)
+        except UsageError as e:
+            return Refusal(EventKind.REFUSED, str(e))
+        if plan.billable and confirm is not None and not confirm(plan):
+            return Refusal(EventKind.DECLINED, "cancelled; nothing was sent")
+        return None
+
+    def clean_staging(self, manifests: Iterable[Any]) -> None:
+        """Remove what a killed process left beside these manifests' outputs (we hold the lock)."""
+        outputs = [job.output for m in manifests for job in m.jobs]
+        clean_staging(outputs)
+        # TRANSITIONAL: this branch's client still streams a download into ``.*.part`` beside the
+        # output; i9-client writes into the runner's staging file instead. Drop this at the merge.
+        for folder in {p.parent for p in outputs if p.parent.is_dir()}:
+            for stale in folder.glob(".*.part"):
+                stale.unlink(missing_ok=True)
+
+    # --- running ------------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> Runner:
+        """The session's one runner, made on first use."""
+        if self._runner is None:
+            self._runner = Runner(self.store, self.client, self.options, self._relay)
+        return self._runner
+
+    def _relay(self, e: RunEvent) -> None:
+        if e.progress is not None:
+            self._seen_progress = e.progress
+        self.on_event(e)
+
+    @property
+    def progress(self) -> Progress:
+        """The counts of the run: final once it returned, else the latest an event carried."""
+        if self.result is not None:
+            return self.result.progress
+        return self._seen_progress or Progress()
+
+    def run(self, plan: Plan) -> RunResult:
+        """Carry out one plan and return when it is done (``run``)."""
+        self.result = self.runner.run(plan)
+        return self.result
+
+    def serve(self) -> RunResult:
+        """Run plans handed over with ``runner.replan`` until ``runner.stop()`` (``watch``)."""
+        self.result = self.runner.run(None, keep_alive=True)
+        return self.result
+
+
+class SessionThread:
+    """A :class:`Session` opened, served and closed on a thread of its own (watch mode).
+
+    The thread that starts it hands plans over with :meth:`replan` (the plan is made on the
+    session's thread, against the live store, so it sees what is already in flight) and ends it
+    with :meth:`stop`. An error while opening or running is kept in :attr:`error`.
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.error: BaseException | None = None
+        self._ready = threading.Event()  # set once the runner exists, or the thread gave up
+        self._serving = False
+        self._thread = threading.Thread(target=self._main, name="vidbatch-runner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            if not self.session.open():
+                return  # called off while waiting for the lock
+            try:
+                self.session.runner  # noqa: B018 - made here, on the thread that owns the store
+                self._serving = True
+                self._ready.set()
+                self.session.serve()  # until stop()
+            finally:
+                self.session.close()
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that started us
+            self.error = e
+        finally:
+            self._ready.set()
+
+    def wait_ready(self) -> None:
+        """Wait (interruptibly) until the session is serving; raise its error if it failed."""
+        while not self._ready.wait(0.2):
+            pass
+        if not self._serving:
+            raise self.error if self.error is not None else UsageError("the session ended before it started")
+
+    def replan(self, make_plan: Callable[[], Plan]) -> None:
+        """Thread-safe: have the session's thread call ``make_plan()`` and start what it adds."""
+        self.session.runner.replan(lambda store: make_plan())
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def progress(self) -> Progress:
+        return self.session.progress
+
+    def stop(self, timeout: float) -> None:
+        """End the session as a first Ctrl-C would: stop creating, save the creates already on
+        the wire, release the lock. Calls off a wait for the lock."""
+        self.session.cancelled.set()
+        self._ready.wait(timeout)  # a lock wait ends within LOCK_POLL
+        if self._serving:
+            self.session.runner.stop()
+        self._thread.join(timeout)
