@@ -677,8 +677,8 @@ def test_a_state_failure_while_taking_the_plan_is_reported_not_raised(one):
     assert result.stopped is Stop.STATE and one.client.count("create") == 0
 
 
-def test_clean_staging_removes_staging_files_and_the_clients_partial_downloads_into_them(tmp_path):
-    from vidbatch.runner import STAGING_SUFFIX, clean_staging
+def test_clean_staging_removes_staging_files_and_the_old_clients_partial_downloads_into_them(tmp_path):
+    from vidbatch.files import STAGING_SUFFIX, clean_staging
 
     out = tmp_path / "renders" / "a.mp4"
     out.parent.mkdir()

@@ -13,7 +13,7 @@ from vidbatch.events import EventKind
 from vidbatch.plan import Plan
 from vidbatch.runner import RunOptions
 from vidbatch.session import Session, SessionThread, check_force
-from vidbatch.state import JobState, Store
+from vidbatch.state import RenderState, Store
 
 from .helpers import t2v_manifest
 
@@ -80,7 +80,7 @@ def test_creates_cut_off_by_a_crash_become_uncertain(tmp_path, caplog):
     store.record_intent(KEY, name="fox")
     store.close()
     with Session(tmp_path, None) as session:
-        assert session.store.get(KEY).state == JobState.UNCERTAIN
+        assert session.store.get(KEY).state == RenderState.UNCERTAIN
     assert "job fox: create was cut off by a crash; now uncertain" in caplog.text
 
 
@@ -116,7 +116,7 @@ def test_staging_files_a_killed_run_left_are_removed(ws):
     out.parent.mkdir(parents=True)
     stale = out.with_name(f".{out.name}.0123abcd.vidbatch-new")
     stale.write_bytes(b"partial")
-    part = out.with_name(f".{out.name}.0123abcd4567.part")  # a killed download of this branch's client
+    part = out.with_name(f".{stale.name}.0123abcd4567.part")  # a killed download of vidbatch 0.1.0's client
     part.write_bytes(b"partial")
     keep = out.with_name("keep.mp4")
     keep.write_bytes(b"video")
@@ -136,11 +136,12 @@ def test_the_runner_is_made_when_first_needed(ws):
 
 
 def test_progress_while_serving_is_the_latest_an_event_carried(ws):
-    from vidbatch.runner import Progress, RunEvent
+    from vidbatch.runner import JobPhase, Progress, RunEvent
 
     events = []
     session = Session(ws.state_dir, None, on_event=events.append)
-    live = Progress(total=3, done=1)
+    live = Progress()
+    live.mark(("m.toml", "a"), "vb1:a", JobPhase.DONE)
     session._relay(RunEvent("status", "x"))
     assert session.progress is not live
     session._relay(RunEvent("downloaded", "x", progress=live))
@@ -159,7 +160,7 @@ def test_project_run_refuses_over_budget_and_when_declined(ws):
         project.run(ws, None, RunOptions(max_renders=1))
     with pytest.raises(UsageError, match="cancelled; nothing was sent"):
         project.run(ws, None, confirm=lambda plan: False)
-    assert Store(ws.state_dir).all_jobs() == [], "nothing was recorded"
+    assert Store(ws.state_dir).all_renders() == [], "nothing was recorded"
 
 
 # --- on a thread of its own (watch mode) ----------------------------------------------------

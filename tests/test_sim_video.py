@@ -3,7 +3,6 @@ counter), still a small valid H.264 MP4; without it, the bundled clip. Cached pe
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from vidbatch import mp4

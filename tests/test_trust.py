@@ -107,3 +107,37 @@ def test_plan_shows_the_words_that_changed_in_a_long_prompt(tmp_path: Path, sim_
     _manifest(manifest, {"fox": long.replace("quiet spring", "snowy winter")})
     text = cli(["plan", manifest]).output
     assert "[quiet spring -> snowy winter]" in text, text
+
+
+def test_run_sim_resumes_after_ctrl_c_and_downloads_again(tmp_path: Path) -> None:
+    """The --sim simulator keeps its tasks under the --sim state folder: Ctrl-C, resume and
+    re-download behave as against MiniMax (issue 10 §2)."""
+    import signal
+
+    from vidbatch.sim import SimConfig, running_simulator
+
+    from .helpers import cli_subprocess, t2v_manifest
+
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Sim shot A", "b": "Sim shot B"}))
+    proc = cli_subprocess(["run", manifest, "--sim", "--sim-latency", "3600", "--json"])
+    assert proc.stdout is not None
+    submitted = 0
+    while submitted < 2:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        if line.startswith("{") and json.loads(line)["event"] == "submitted":
+            submitted += 1
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    with running_simulator(SimConfig(data_dir=tmp_path / ".vidbatch" / "sim" / "server")) as server:
+        assert len(server.sim.tasks) == 2
+        server.sim.advance(7200)  # the renders finish while nobody watches
+    result = cli(["run", manifest, "--sim", *FAST])
+    assert result.exit_code == 0, result.output
+    assert "0 renders created" in result.output, "resumed: creates equal jobs"
+    (tmp_path / "renders-sim" / "a.mp4").unlink()
+    result = cli(["run", manifest, "--sim", *FAST])
+    assert result.exit_code == 0 and "0 renders created" in result.output, result.output
+    assert mp4.read_sim_metadata(tmp_path / "renders-sim" / "a.mp4")["prompt"] == "Sim shot A"

@@ -72,11 +72,13 @@ def write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
 
 
 def clean_staging(paths: Iterable[Path]) -> None:
-    """Remove staging files a killed process left in the folders of ``paths``."""
+    """Remove staging files a killed process left in the folders of ``paths``, and the partial
+    downloads into them (``.{staging name}.{random}.part``) that vidbatch 0.1.0's client left."""
     for folder in {p.parent for p in paths}:
         if folder.is_dir():
-            for stale in folder.glob(f".*{STAGING_SUFFIX}"):
-                stale.unlink(missing_ok=True)
+            for pattern in (f".*{STAGING_SUFFIX}", f".*{STAGING_SUFFIX}.*.part"):
+                for stale in folder.glob(pattern):
+                    stale.unlink(missing_ok=True)
 
 
 def _fsync_file(path: Path) -> None:

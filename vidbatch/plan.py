@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import rules
-from .state import JobRecord, JobState, OutputRecord, Store
+from .state import RenderRecord, RenderState, OutputRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manifest import Job, Manifest
@@ -70,7 +70,7 @@ class PlannedJob:
     job: "Job"
     action: Action
     reason: str
-    record: JobRecord | None = None
+    record: RenderRecord | None = None
     changes: list[FieldChange] = field(default_factory=list)
     source: OutputRecord | None = None  # reuse: the verified copy to copy from
     output: OutputRecord | None = None  # the record of the file at job.output, if any
@@ -184,7 +184,7 @@ def _verify(path: Path, record: OutputRecord) -> tuple[bool, str, int | None]:
     return True, "", st.st_mtime_ns
 
 
-def _matches_video(path: Path, record: JobRecord) -> bool:
+def _matches_video(path: Path, record: RenderRecord) -> bool:
     """An unrecorded file that is byte-for-byte the key's rendered video (e.g. state was rebuilt)."""
     if not record.video_sha256 or not record.video_bytes:
         return False
@@ -242,10 +242,10 @@ def plan_jobs(
 
 def _plan_one(
     job: "Job",
-    rec: JobRecord | None,
+    rec: RenderRecord | None,
     out: OutputRecord | None,
     outputs_by_key: dict[str, list[OutputRecord]],
-    records: dict[str, JobRecord],
+    records: dict[str, RenderRecord],
     forced: bool,
     retry_failed: bool,
     resubmit_uncertain: bool,
@@ -253,11 +253,11 @@ def _plan_one(
     path = job.output
     state = rec.state if rec else None
 
-    if state is JobState.RUNNING:
+    if state is RenderState.RUNNING:
         return PlannedJob(job, Action.RESUME, f"task {rec.task_id} is rendering; poll it", rec)
     if forced:
         return PlannedJob(job, Action.RESUBMIT, "forced with --force", rec)
-    if state in (JobState.SUBMITTING, JobState.UNCERTAIN):
+    if state in (RenderState.SUBMITTING, RenderState.UNCERTAIN):
         if resubmit_uncertain:
             return PlannedJob(job, Action.SUBMIT, "create was cut off; submitting again (--resubmit-uncertain)", rec)
         return PlannedJob(job, Action.UNCERTAIN, "a create was cut off before its answer: MiniMax may have a task for it", rec)
@@ -270,7 +270,7 @@ def _plan_one(
     elif out is None and rec is not None and path.exists() and _matches_video(path, rec):
         return PlannedJob(job, Action.SKIP, "output matches the rendered video", rec, adopt=True)
 
-    if state in (JobState.DONE, JobState.RENDERED):
+    if state in (RenderState.DONE, RenderState.RENDERED):
         copy = _verified_copy(path, job.key, outputs_by_key)
         if copy is not None:
             return PlannedJob(job, Action.REUSE, f"identical request already rendered as {copy.name or copy.path}", rec, source=copy)
@@ -278,10 +278,10 @@ def _plan_one(
             if out is not None and out.key != job.key and path.exists():
                 why = f"output holds another version of this job (rendered for {out.name or 'an earlier request'})"
             else:
-                why = damage or ("output file is missing" if state is JobState.DONE else "rendered; not downloaded yet")
+                why = damage or ("output file is missing" if state is RenderState.DONE else "rendered; not downloaded yet")
             return PlannedJob(job, Action.DOWNLOAD, f"{why}: download again, no new render", rec)
 
-    if state is JobState.FAILED and not retry_failed:
+    if state is RenderState.FAILED and not retry_failed:
         return PlannedJob(job, Action.FAILED, f"failed: {rec.error or 'no message'} (retry with --retry-failed)", rec)
 
     changed = out is not None and out.key != job.key
@@ -290,7 +290,7 @@ def _plan_one(
         changes = diff_requests(old.request, job.display_request()) if old else []
         what = ", ".join(c.field for c in changes) or "request"
         return PlannedJob(job, Action.RESUBMIT, f"{what} changed since {out.name or 'the output'} was rendered", rec, changes=changes)
-    if state is JobState.FAILED:
+    if state is RenderState.FAILED:
         return PlannedJob(job, Action.SUBMIT, f"retrying failed job (was: {rec.error or 'no message'})", rec)
     note = "; the file now at the output path will be replaced" if path.exists() else ""
     return PlannedJob(job, Action.SUBMIT, f"never rendered{note}", rec)
@@ -318,7 +318,7 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
     keys = {j.key for j in jobs}
     names = {j.name for j in jobs}
     paths = {str(j.output) for j in jobs}
-    summaries = {key: (name, state, manifest) for key, name, state, manifest in store.job_summaries()}
+    summaries = {key: (name, state, manifest) for key, name, state, manifest in store.render_summaries()}
     orphans: list[Orphan] = []
     listed: set[str] = set()
     for out in outputs.values():

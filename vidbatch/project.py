@@ -25,7 +25,7 @@ from .errors import UsageError
 from .plan import Plan, plan_jobs
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
-from .state import JobRecord, Store, default_state_dir
+from .state import RenderRecord, Store, default_state_dir
 
 SIM_SUFFIX = "-sim"
 
@@ -125,7 +125,7 @@ class JobStatus:
     name: str
     manifest: str | None
     output: str | None
-    record: JobRecord | None
+    record: RenderRecord | None
     output_present: bool
 
     @property
@@ -165,7 +165,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
         outputs: dict[str, list[str]] = {}
         for o in store.all_outputs().values():
             outputs.setdefault(o.key, []).append(o.path)
-        for rec in store.all_jobs():
+        for rec in store.all_renders():
             paths = outputs.get(rec.key, [])
             out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths)))
         return out, store

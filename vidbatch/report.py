@@ -266,9 +266,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         title=title,
         manifests=manifest_paths,
         state_dir=_relative_display(ws.state_dir, base),
-        # TODO(merge): Workspace.sim arrives with the project engineer's branch; until then the
-        # guess from the folder project.load puts --sim state in (<state>/sim).
-        simulated=bool(getattr(ws, "sim", ws.state_dir.name == "sim")),
+        simulated=ws.sim,
         generated_at=now if now is not None else time.time(),
         jobs=report_jobs,
         summary=_summary(report_jobs, records, renders_by_key),

@@ -64,11 +64,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union
 
 from . import errors, facts, mp4, rules
 from .events import EventKind, Stop
-from . import files
-from .files import STAGING_SUFFIX, into_place
+from .files import into_place
 from .plan import Action, Plan, PlannedJob
 from .policy import Call, Decision, Limits, Verdict, decide, is_state_write_error
-from .state import ErrorInfo, JobState, Store
+from .state import ErrorInfo, RenderState, Store
 
 if TYPE_CHECKING:
     from .client import Download, TaskStatus
@@ -76,7 +75,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "STAGING_SUFFIX",  # re-exported from files for modules that still import it from here
     "ApiClient",
     "Clock",
     "JobPhase",
@@ -87,19 +85,7 @@ __all__ = [
     "Runner",
     "SystemClock",
     "check_budget",
-    "clean_staging",
 ]
-
-
-def clean_staging(paths: Iterable[Path]) -> None:
-    """Remove what a killed run left beside outputs: staging files (:func:`files.clean_staging`)
-    and the client's partial downloads into them (``.{staging name}.{random}.part``)."""
-    paths = list(paths)
-    files.clean_staging(paths)
-    for folder in {p.parent for p in paths}:
-        if folder.is_dir():
-            for stale in folder.glob(f".*{STAGING_SUFFIX}.*.part"):
-                stale.unlink(missing_ok=True)
 
 
 class ApiClient(Protocol):
@@ -604,7 +590,7 @@ class Runner:
             st = job.output.stat()
             rec = self.store.get(job.key)
             assert rec is not None and rec.video_sha256
-            if rec.state is JobState.DONE:
+            if rec.state is RenderState.DONE:
                 self._save(self.store.record_downloaded, job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
         elif pj.new_mtime_ns is not None:  # re-hashed intact by the plan: remember the new mtime
             self._save(self.store.record_output_checked, job.output, mtime_ns=pj.new_mtime_ns)

@@ -174,11 +174,6 @@ class Session:
         """Remove what a killed process left beside these manifests' outputs (we hold the lock)."""
         outputs = [job.output for m in manifests for job in m.jobs]
         clean_staging(outputs)
-        # TRANSITIONAL: this branch's client still streams a download into ``.*.part`` beside the
-        # output; i9-client writes into the runner's staging file instead. Drop this at the merge.
-        for folder in {p.parent for p in outputs if p.parent.is_dir()}:
-            for stale in folder.glob(".*.part"):
-                stale.unlink(missing_ok=True)
 
     # --- running ------------------------------------------------------------------------------
 

@@ -789,12 +789,6 @@ class Store:
                 self.db.table("events").delete_where("key = ?", [key])
                 self.db.table("renders").delete_where("key = ?", [key])
 
-    # Old names of the methods above (TODO(merge): remove once runner, plan, project, watch use
-    # the new ones).
-    all_jobs = all_renders
-    job_summaries = render_summaries
-    jobs_in = renders_in
-
 
 def _error_values(error: ErrorInfo) -> dict[str, Any]:
     return {
@@ -816,8 +810,3 @@ def _error_detail(error: ErrorInfo) -> dict[str, Any]:
     if error.call is not None:
         detail["call"] = error.call
     return detail
-
-
-# Old names (TODO(merge): remove once runner, plan, project, watch and the CLI use the new ones).
-JobRecord = RenderRecord  # TODO(merge): remove
-JobState = RenderState  # TODO(merge): remove

@@ -114,7 +114,10 @@ def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[st
 
 
 @contextlib.contextmanager
-def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any]:
+def _client(sim: bool, sim_latency: float, api_host: str | None, state_dir: Path | None = None) -> Iterator[Any]:
+    """The API client; with ``sim``, a simulator for this command's lifetime whose tasks and files
+    live in ``state_dir/server`` (the ``--sim`` state folder), as MiniMax keeps an account's: a
+    run stopped with Ctrl-C resumes its tasks, a deleted output is fetched again."""
     from ..client import Client
 
     if not sim:
@@ -123,7 +126,8 @@ def _client(sim: bool, sim_latency: float, api_host: str | None) -> Iterator[Any
         return
     from ..sim import SimConfig, running_simulator
 
-    with running_simulator(SimConfig(latency=sim_latency)) as server:
+    data_dir = state_dir / "server" if state_dir is not None else None
+    with running_simulator(SimConfig(latency=sim_latency, data_dir=data_dir)) as server:
         with Client(server.key, server.base_url, host_source="the --sim simulator") as client:
             yield client
 
@@ -282,7 +286,7 @@ def run(
         _print_plan(the_plan)
         return click.confirm(f"Create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
 
-    with _client(sim, sim_latency, api_host) as client:
+    with _client(sim, sim_latency, api_host, ws.state_dir) as client:
         on_event, writer = with_report(reporter, ws, report_path)
         try:
             result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
@@ -333,6 +337,8 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":
         click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
+    elif result.stopped == "state":
+        click.echo(f"error: {result.stop_message}", err=True)
     if result.uncertain:
         click.echo("vidbatch: uncertain jobs may already exist at MiniMax; to create them anyway: " + hint + " --resubmit-uncertain", err=True)
     if result.failed:

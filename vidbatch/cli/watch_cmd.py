@@ -109,7 +109,10 @@ def watch(
             _print_plan(the_plan)
             return click.confirm(f"{manifest.path.name}: create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
 
-    with _client(sim, sim_latency, api_host) as client:
+    from .. import project
+
+    state_folder = project.state_folder(Path(folder).expanduser().resolve(), state_dir=state_dir, sim=sim)
+    with _client(sim, sim_latency, api_host, state_folder) as client:
         watcher: Watcher | None = None
 
         def workspace() -> Any:
@@ -138,6 +141,8 @@ def watch(
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":
         click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
+    elif result.stopped == "state":
+        click.echo(f"error: {result.stop_message}", err=True)
     sys.exit(result.exit_code)
 
 
