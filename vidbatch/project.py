@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
-from .plan import Plan, plan_jobs
+from .plan import Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
-from .state import RenderRecord, Store, default_state_dir
+from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 SIM_SUFFIX = "-sim"
 
@@ -173,27 +173,74 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     return [JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists()) for j in ws.jobs], store
 
 
-def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) -> list[Any]:
-    """Drop orphans (state no job of these manifests produces any more); delete their output
-    files only with ``delete_outputs``. Returns the orphans."""
+@dataclass
+class GcResult:
+    """What :func:`gc` dropped (or, with ``dry_run``, would drop) and which files it left alone.
+
+    ``deleted`` are the orphans' output files removed (or to remove) with ``delete_outputs``;
+    ``skipped`` pairs each file gc would not delete with why: it no longer holds the video
+    vidbatch recorded there (edited, replaced, or written by someone else)."""
+
+    orphans: list[Orphan]
+    deleted: list[str]
+    skipped: list[tuple[str, str]]
+    dry_run: bool = False
+
+
+def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, confirm: Callable[[GcResult], bool] | None = None) -> GcResult:
+    """Drop orphans: state that no job of these manifests wants any more (a content key a job
+    still wants is never an orphan, whatever paths say). With ``delete_outputs``, also delete an
+    orphan's output file, but only while it still holds the recorded video (size and SHA-256
+    match); any other file is kept and listed in ``skipped``.
+
+    ``confirm`` is asked with what would be done before anything is; returning False (or
+    ``dry_run``) changes nothing. The run lock is held throughout (exit 4 if a run holds it)."""
     if not Store.exists(ws.state_dir):
-        return []
+        return GcResult([], [], [], dry_run)
     store = Store(ws.state_dir)
     try:
         with store.run_lock():
             orphans = plan_jobs(ws.manifests, store).orphans
-            if dry_run:
-                return orphans
-            live_keys = {j.key for j in ws.jobs}
-            keys = [o.key for o in orphans if o.key not in live_keys]
-            paths = [o.path for o in orphans if o.path]
-            store.forget(keys=keys, paths=paths)
+            wanted = {j.key for j in ws.jobs}
+            orphans = [o for o in orphans if o.key not in wanted]  # the rule, held here too
+            deleted: list[str] = []
+            skipped: list[tuple[str, str]] = []
             if delete_outputs:
-                for p in paths:
-                    Path(p).unlink(missing_ok=True)
-            return orphans
+                recorded = store.all_outputs()
+                for o in orphans:
+                    if not o.path or not Path(o.path).exists():
+                        continue
+                    why = _not_the_recorded_video(Path(o.path), recorded.get(o.path))
+                    if why:
+                        skipped.append((o.path, why))
+                    else:
+                        deleted.append(o.path)
+            result = GcResult(orphans, deleted, skipped, dry_run)
+            if not orphans or dry_run:
+                return result
+            if confirm is not None and not confirm(result):
+                result.dry_run = True  # declined: nothing was changed
+                return result
+            keys = [o.key for o in orphans]
+            store.forget(keys=keys, paths=[o.path for o in orphans if o.path])
+            for p in deleted:
+                Path(p).unlink(missing_ok=True)
+            return result
     finally:
         store.close()
+
+
+def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:
+    """Why ``path`` must not be deleted as the orphan's video, or "" when it is that video."""
+    if out is None:
+        return "no record of what it holds"
+    try:
+        size = path.stat().st_size
+        if size != out.size or sha256_file(path) != out.sha256:
+            return "it no longer holds the recorded video (changed since vidbatch wrote it)"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    return ""
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:

@@ -435,23 +435,64 @@ def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) ->
 
 @click.command()
 @manifest_args
-@click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files.")
-@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped.")
-def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, delete_outputs: bool, dry_run: bool) -> None:
-    """Drop orphans from the state: jobs no longer in the manifests.
+@click.option("--sim", is_flag=True, help="Collect in the state and outputs of --sim runs.")
+@click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files (only those still holding the recorded video).")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped and deleted; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before dropping (on a terminal gc lists what it will do and asks).")
+def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, sim: bool, delete_outputs: bool, dry_run: bool, yes: bool) -> None:
+    """Drop orphans from the state: renders no job of the manifests wants any more.
 
-    Output files stay unless --delete-outputs is given.
+    A render whose request a job of the manifests still makes is never an orphan, wherever its
+    file lies (a moved output_dir, another --state): gc never drops it or deletes its file.
+    Output files stay unless --delete-outputs is given, and even then a file is deleted only
+    while it still holds the video vidbatch recorded there (same size and SHA-256); files that
+    changed since are kept and listed. On a terminal, gc lists what it will do and asks first.
 
     \b
     Examples:
-      vidbatch gc -n shots.toml
-      vidbatch gc shots.toml --delete-outputs
+      vidbatch gc -n shots.toml                      # list, change nothing
+      vidbatch gc shots.toml                         # drop orphans from the state, keep files
+      vidbatch gc shots.toml --delete-outputs -y     # and delete their videos, without asking
+      vidbatch gc --sim shots.toml                   # the state of --sim runs
     """
     from .. import project
 
-    ws = _load(manifests, variables, state_dir)
-    orphans = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run)
-    verb = "would drop" if dry_run else "dropped"
-    for o in orphans:
-        click.echo(f"{verb} {o.name or o.key} ({o.state})" + (f", file {o.path}" + (" deleted" if delete_outputs and not dry_run else " kept") if o.path else ""))
-    click.echo(f"{len(orphans)} orphans {verb}")  # "1 orphans": tests/test_run.py pins this wording
+    ws = _load(manifests, variables, state_dir, sim)
+
+    def confirm(planned: Any) -> bool:
+        if yes or not stdin_is_terminal():
+            return True
+        _print_gc(planned, would=True)
+        question = f"Drop {counted(len(planned.orphans), 'orphan')}" + (f" and delete {counted(len(planned.deleted), 'file')}" if planned.deleted else "") + "?"
+        return click.confirm(question, default=False, err=True)
+
+    result = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run, confirm=confirm)
+    if result.dry_run and result.orphans and not dry_run:
+        raise _usage("cancelled; nothing was changed")
+    _print_gc(result, would=result.dry_run)
+    if result.dry_run and result.orphans:
+        click.echo(f"to do it: {resume_hint('gc', manifests, variables, state_dir, sim)}{' --delete-outputs' if delete_outputs else ''}")
+
+
+def _usage(message: str) -> Exception:
+    from ..errors import UsageError
+
+    return UsageError(message)
+
+
+def _print_gc(result: Any, *, would: bool) -> None:
+    deleted, skipped = set(result.deleted), dict(result.skipped)
+    verb = "would drop" if would else "dropped"
+    for o in result.orphans:
+        line = f"{verb} {o.name or o.key} ({o.state})"
+        if o.path:
+            fate = ("would be deleted" if would else "deleted") if o.path in deleted else "kept"
+            line += f", file {shown(Path(o.path))} {fate}" + (f": {skipped[o.path]}" if o.path in skipped else "")
+        click.echo(line)
+    files = counted(len(result.deleted), "file")
+    if would:
+        click.echo(f"would drop {counted(len(result.orphans), 'orphan')}" + (f" and delete {files}" if result.deleted else ""))
+    else:
+        click.echo(f"{counted(len(result.orphans), 'orphan')} dropped" + (f", {files} deleted" if result.deleted else ""))
+    if result.skipped:
+        click.echo(f"{counted(len(result.skipped), 'file')} kept: not the video vidbatch recorded there (delete by hand if unwanted)")
