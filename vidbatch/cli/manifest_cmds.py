@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import click
 
-from .options import manifests_argument, var_option
+from .options import JsonCommand, manifests_argument, var_option
 
 
 def _rel(path: Path | str) -> str:
@@ -32,7 +32,7 @@ def echo_problems(problems: Iterable[Any], kind: str) -> None:
         click.echo(f"{kind}: {problem}{tail}", err=True)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifests_argument
 @var_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (problems included) on stdout.")
@@ -115,10 +115,10 @@ def _request_summary(request: dict[str, Any]) -> str:
     return " ".join(bits)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifests_argument
 @var_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (an invalid manifest: one JSON error with its problems).")
 @click.option(
     "-j", "--job", "names", multiple=True, metavar="PATTERN", help="Only jobs whose name matches (glob). Repeatable."
 )
@@ -144,6 +144,8 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     try:
         loaded = load_manifests(manifests, variables=variables)
     except ManifestError as e:
+        if as_json:
+            raise  # JsonCommand prints it as one JSON object, problems included
         echo_problems(e.problems, "error")
         click.echo(f"{len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; nothing was sent or written", err=True)
         sys.exit(EXIT_USAGE)
