@@ -26,6 +26,24 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
+def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: bool, as_json: bool, prefix: str = "") -> bool:
+    """The confirm question of run and watch. A plan over the run-size limit without
+    --max-renders is asked about even with --yes or --sim, and refused where nobody can answer
+    (no terminal, or --json); other plans of more than CONFIRM_ABOVE paid renders are asked
+    about on a terminal unless --yes, --sim or --json."""
+    from ..session import needs_consent
+
+    large = needs_consent(the_plan, max_renders)
+    if large and (as_json or not stdin_is_terminal()):
+        return False
+    if not large and (yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE):
+        return True
+    _print_plan(the_plan)
+    kind = "simulated render" if sim else "paid render"
+    question = f"create {counted(len(the_plan.billable), kind)}?"
+    return click.confirm(prefix + question if prefix else question.capitalize(), default=False, err=True)
+
+
 def counted(n: int, word: str) -> str:
     """``1 render``, ``2 renders``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -55,12 +73,12 @@ def run_options(f: F) -> F:
         click.option("--poll-interval", type=click.FloatRange(0), help=f"Seconds between polls of one task [default: {DEFAULT_POLL_INTERVAL:g}, as MiniMax recommends; with --sim: {SIM_POLL_INTERVAL:g}]."),
         click.option("--retry-failed", is_flag=True, help="Submit jobs that failed before again."),
         click.option("--force", multiple=True, metavar="NAME", help="Render this job again even if up to date (repeatable)."),
-        click.option("--max-renders", type=click.IntRange(0), help="Refuse to start when the plan would create more renders than this."),
+        click.option("--max-renders", type=click.IntRange(0), help="Refuse to start when the plan would create more renders than this. Without it, a plan of more than 100 renders starts only after a yes at a terminal (with no terminal it is refused, exit 2)."),
         click.option("--resubmit-uncertain", is_flag=True, help="Create again jobs whose earlier create was cut off (may pay twice)."),
         click.option("--sim", is_flag=True, help="Run against the bundled simulator: no key, no cost (state in .vidbatch/sim, outputs in <output_dir>-sim)."),
         click.option("--sim-latency", type=click.FloatRange(0), default=3.0, show_default=True, help="With --sim: seconds each simulated render takes."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line on stdout."),
-        click.option("--yes", "-y", is_flag=True, help="Do not ask before large plans."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before plans of more than 10 renders (over 100 still need --max-renders or a yes)."),
         click.option("--wait", is_flag=True, help="If another run holds the state folder, wait for it instead of exiting with code 4."),
     ]
     for option in reversed(options):
@@ -281,10 +299,7 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
-        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
-            return True
-        _print_plan(the_plan)
-        return click.confirm(f"Create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
+        return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
 
     with _client(sim, sim_latency, api_host, ws.state_dir) as client:
         on_event, writer = with_report(reporter, ws, report_path)
