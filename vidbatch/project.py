@@ -30,8 +30,15 @@ from .state import OutputRecord, RenderRecord, Store, default_state_dir
 SIM_SUFFIX = "-sim"
 
 
+#: The simulator has no rate limit unless asked; these keep a --sim demo short.
+SIM_RPM = 600
+SIM_POLL_INTERVAL = 0.5
+
+
 @dataclass
 class Workspace:
+    """Manifests loaded together (:func:`load`) and the state folder they share."""
+
     manifests: list[Any]  # vidbatch.manifest.Manifest
     state_dir: Path
     #: runs against the bundled simulator (``--sim``): state and outputs of their own
@@ -39,7 +46,37 @@ class Workspace:
 
     @property
     def jobs(self) -> list[Any]:
+        """Every job of every manifest, in order."""
         return [job for m in self.manifests for job in m.jobs]
+
+    def default_options(self) -> RunOptions:
+        """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
+        return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
+
+    def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
+        """What a run would do for each job, and why (:func:`plan`). Writes nothing."""
+        return plan(self, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+
+    def run(
+        self,
+        client: Any,
+        options: RunOptions | None = None,
+        *,
+        on_event: Callable[[RunEvent], None] | None = None,
+        confirm: Callable[[Plan], bool] | None = None,
+        wait_for_lock: bool = False,
+    ) -> RunResult:
+        """Render what is new or changed through ``client`` and return the result (:func:`run`).
+        ``options`` default to :meth:`default_options`; ``on_event`` gets every
+        :class:`~vidbatch.runner.RunEvent` (from worker threads)."""
+        return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock)
+
+    def status(self) -> list["JobStatus"]:
+        """Every job's recorded state, output and error (:func:`status`)."""
+        jobs, store = status(self, self.state_dir)
+        if store is not None:
+            store.close()
+        return jobs
 
 
 def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = None, state_dir: str | Path | None = None, sim: bool = False) -> Workspace:
@@ -108,7 +145,9 @@ def run(
     """Plan and carry out the plan, holding the state folder's run lock throughout.
 
     ``confirm`` is asked before anything is created when the plan has billable renders; returning
-    False ends the run with nothing sent.
+    False ends the run with nothing sent (UsageError). A plan of more than
+    :data:`~vidbatch.session.RUN_SIZE_LIMIT` renders needs ``options.max_renders`` or a yes from
+    ``confirm``.
     """
     _check_force(ws, options.force)
     with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock) as session:

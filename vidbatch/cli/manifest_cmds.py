@@ -9,7 +9,6 @@ by many jobs of a matrix are shown once with a count.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,11 +16,7 @@ from typing import Any, Iterable
 import click
 
 from .options import JsonCommand, manifests_argument, var_option
-
-
-def _rel(path: Path | str) -> str:
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
+from .options import shown as _rel
 
 
 def echo_problems(problems: Iterable[Any], kind: str) -> None:

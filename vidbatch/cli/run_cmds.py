@@ -10,15 +10,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import click
 
-from .options import JsonCommand, var_option
+from .options import JsonCommand, shown, var_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: On a terminal, a plan with more billable renders than this asks before spending.
 CONFIRM_ABOVE = 10
-#: The simulator has no rate limit unless asked; these keep a --sim demo short.
-SIM_RPM = 600
-SIM_POLL_INTERVAL = 0.5
 
 
 def stdin_is_terminal() -> bool:
@@ -66,6 +63,8 @@ def run_options(f: F) -> F:
     """The options of ``run``, shared with ``watch``."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
 
+    SIM_RPM, SIM_POLL_INTERVAL = 600, 0.5  # as project.SIM_*: importing project here would slow --help
+
     options = [
         click.option("--api-host", help="API host [default: env MINIMAX_API_HOST, else the config file's api_host, else https://api.minimaxi.com]."),
         click.option("--concurrency", "-j", type=click.IntRange(1, 1000), default=20, show_default=True, help="Renders in flight at once."),
@@ -100,6 +99,7 @@ def make_run_options(
 ) -> Any:
     """RunOptions from the options of ``run_options`` (shared by run and watch)."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+    from ..project import SIM_POLL_INTERVAL, SIM_RPM
     from ..runner import RunOptions
 
     return RunOptions(
@@ -111,14 +111,6 @@ def make_run_options(
         max_renders=max_renders,
         resubmit_uncertain=resubmit_uncertain,
     )
-
-
-def shown(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder unless that climbs out."""
-    import os
-
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[str, str] | None, state_dir: Path | None, sim: bool) -> str:
@@ -133,29 +125,27 @@ def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[st
 
 @contextlib.contextmanager
 def _client(sim: bool, sim_latency: float, api_host: str | None, state_dir: Path | None = None) -> Iterator[Any]:
-    """The API client; with ``sim``, a simulator for this command's lifetime whose tasks and files
-    live in ``state_dir/server`` (the ``--sim`` state folder), as MiniMax keeps an account's: a
-    run stopped with Ctrl-C resumes its tasks, a deleted output is fetched again."""
-    from ..client import Client
+    """The API client (:func:`vidbatch.api.connect`); with ``sim``, a simulator for this command's
+    lifetime whose tasks and files live in ``state_dir/server`` (the ``--sim`` state folder), as
+    MiniMax keeps an account's: a run stopped with Ctrl-C resumes its tasks, a deleted output is
+    fetched again."""
+    from ..api import connect, simulator
 
     if not sim:
-        with Client.from_env(host=api_host) as client:
+        with connect(api_host=api_host) as client:
             yield client
         return
-    from ..sim import SimConfig, running_simulator
-
-    data_dir = state_dir / "server" if state_dir is not None else None
-    with running_simulator(SimConfig(latency=sim_latency, data_dir=data_dir)) as server:
-        with Client(server.key, server.base_url, host_source="the --sim simulator") as client:
+    with simulator(state_dir / "server" if state_dir is not None else None, latency=sim_latency) as server:
+        with server.client() as client:
             yield client
 
 
 def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None, sim: bool = False) -> Any:
     """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
-    from .. import project
+    from ..api import load
     from .manifest_cmds import echo_problems
 
-    ws = project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+    ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
     echo_problems([w for m in ws.manifests for w in m.warnings], "warning")
     return ws
 
@@ -182,10 +172,8 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
       vidbatch plan shots.toml --json | jq '.summary'
       vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
     """
-    from .. import project
-
     ws = _load(manifests, variables, state_dir, sim)
-    the_plan = project.plan(ws, retry_failed=retry_failed, force=force)
+    the_plan = ws.plan(retry_failed=retry_failed, force=force)
     if check:
         sys.exit(0 if the_plan.up_to_date else 1)
     if as_json:
@@ -291,7 +279,7 @@ def run(
       vidbatch run shots.toml --json | jq -c 'select(.event=="downloaded")'
       vidbatch run shots.toml --report renders/report.html   # a page that follows the run
     """
-    from .. import project
+    from ..api import connect
     from .progress import make_reporter
 
     ws = _load(manifests, variables, state_dir, sim)
@@ -301,10 +289,10 @@ def run(
     def confirm(the_plan: Any) -> bool:
         return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
 
-    with _client(sim, sim_latency, api_host, ws.state_dir) as client:
+    with connect(ws, api_host=api_host, sim_latency=sim_latency) as client:
         on_event, writer = with_report(reporter, ws, report_path)
         try:
-            result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
+            result = ws.run(client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
         finally:
             reporter.close()
             if writer is not None:
