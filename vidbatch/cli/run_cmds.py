@@ -171,6 +171,7 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
       vidbatch plan shots/                     # every manifest in the folder
       vidbatch plan shots.toml --json | jq '.summary'
       vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
+      vidbatch plan --sim shots.toml           # against the state of --sim runs
     """
     ws = _load(manifests, variables, state_dir, sim)
     the_plan = ws.plan(retry_failed=retry_failed, force=force)
@@ -179,10 +180,10 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     if as_json:
         click.echo(json.dumps(the_plan.to_json(Path.cwd()), indent=2, ensure_ascii=False))
         return
-    _print_plan(the_plan)
+    _print_plan(the_plan, resume_hint("gc", manifests, variables, state_dir, sim))
 
 
-def _print_plan(the_plan: Any) -> None:
+def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc") -> None:
     from ..plan import Action
 
     colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta"}
@@ -197,7 +198,7 @@ def _print_plan(the_plan: Any) -> None:
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
-    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} (vidbatch gc)" if s["orphans"] else ""))
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
     if s["billable"]:
         click.echo(f"{counted(s['billable'], 'billable render')}:")
         for r in s["renders"]:
@@ -368,6 +369,7 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
       vidbatch status shots.toml
       vidbatch status .                          # every manifest in the folder
       vidbatch status shots.toml --job hero      # every transition of one job
+      vidbatch status --sim shots.toml           # the jobs of --sim runs
       vidbatch status --json | jq '.jobs[] | select(.state=="failed")'
     """
     from .. import project
