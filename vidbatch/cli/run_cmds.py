@@ -266,6 +266,11 @@ def run(
     whether it was accepted is unknowable). It is not created again unless you pass
     --resubmit-uncertain (which may pay twice).
 
+    Before spending, on a terminal, a plan of more than 10 renders is shown and asked about
+    (--yes skips that). A plan of more than 100 renders never starts unasked: it needs
+    --max-renders N (any N it fits in) or a yes at a terminal; with no terminal (or --json) it is
+    refused with exit 2 and nothing is sent.
+
     \b
     Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
     2 invalid manifest or usage; 3 stopped by an account or credentials error;
@@ -461,6 +466,7 @@ def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path |
       vidbatch gc --sim shots.toml                   # the state of --sim runs
     """
     from .. import project
+    from ..errors import UsageError
 
     ws = _load(manifests, variables, state_dir, sim)
 
@@ -473,16 +479,10 @@ def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path |
 
     result = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run, confirm=confirm)
     if result.dry_run and result.orphans and not dry_run:
-        raise _usage("cancelled; nothing was changed")
+        raise UsageError("cancelled; nothing was changed")
     _print_gc(result, would=result.dry_run)
     if result.dry_run and result.orphans:
         click.echo(f"to do it: {resume_hint('gc', manifests, variables, state_dir, sim)}{' --delete-outputs' if delete_outputs else ''}")
-
-
-def _usage(message: str) -> Exception:
-    from ..errors import UsageError
-
-    return UsageError(message)
 
 
 def _print_gc(result: Any, *, would: bool) -> None:
