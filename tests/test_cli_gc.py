@@ -104,3 +104,17 @@ def test_gc_yes_does_not_ask(tmp_path: Path, sim_env, monkeypatch: pytest.Monkey
     asked = _on_a_terminal(monkeypatch, answer=False)
     out = cli(["gc", manifest, "-y"])
     assert out.exit_code == 0 and asked == [] and "2 orphans dropped" in out.output
+
+
+def test_gc_keeps_the_render_an_edited_job_still_holds(tmp_path: Path, sim_env) -> None:
+    """b and its copy b2 share one render; b2 leaves and b is edited (not run yet): b2's file is
+    an orphan, but b.mp4 still holds that render, so undoing the edit must stay free."""
+    manifest = _manifest(tmp_path / "ad.toml", {"b": "A fox in the snow", "b2": "A fox in the snow"})
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"b": "A fox in the rain"})
+    out = cli(["gc", manifest, "--delete-outputs", "-y"])
+    assert out.exit_code == 0 and "1 orphan dropped, 1 file deleted" in out.output, out.output
+    assert not (tmp_path / "renders" / "b2.mp4").exists()
+    _manifest(manifest, {"b": "A fox in the snow"})  # undo the edit
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [j["action"] for j in plan["jobs"]] == ["skip"] and plan["summary"]["billable"] == 0

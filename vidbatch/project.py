@@ -244,8 +244,8 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
             orphans = [o for o in orphans if o.key not in wanted]  # the rule, held here too
             deleted: list[str] = []
             skipped: list[tuple[str, str]] = []
+            recorded = store.all_outputs()
             if delete_outputs:
-                recorded = store.all_outputs()
                 for o in orphans:
                     if not o.path or not Path(o.path).exists():
                         continue
@@ -260,8 +260,11 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
             if confirm is not None and not confirm(result):
                 result.dry_run = True  # declined: nothing was changed
                 return result
-            keys = [o.key for o in orphans]
-            store.forget(keys=keys, paths=[o.path for o in orphans if o.path])
+            # a render whose video still lies at a path a job writes (the earlier version of an
+            # edited job) keeps its row: it is what makes undoing the edit free
+            job_paths = {str(j.output) for j in ws.jobs}
+            in_use = {out.key for out in recorded.values() if out.path in job_paths}
+            store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
             for p in deleted:
                 Path(p).unlink(missing_ok=True)
             return result
