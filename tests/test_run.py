@@ -299,7 +299,7 @@ def test_gc_drops_orphans_and_keeps_files_unless_asked(project, sim_env):
     plan = json.loads(cli(["plan", "--json", project]).output)
     assert [o["name"] for o in plan["orphans"]] == ["owl"]
     out = cli(["gc", project])
-    assert "1 orphans dropped" in out.output
+    assert "1 orphan dropped" in out.output
     assert (project.parent / "renders" / "owl.mp4").exists()
     assert json.loads(cli(["plan", "--json", project]).output)["orphans"] == []
 

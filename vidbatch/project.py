@@ -22,16 +22,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
-from .plan import Plan, plan_jobs
+from .plan import Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
-from .state import RenderRecord, Store, default_state_dir
+from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 SIM_SUFFIX = "-sim"
 
 
+#: The simulator has no rate limit unless asked; these keep a --sim demo short.
+SIM_RPM = 600
+SIM_POLL_INTERVAL = 0.5
+
+
 @dataclass
 class Workspace:
+    """Manifests loaded together (:func:`load`) and the state folder they share."""
+
     manifests: list[Any]  # vidbatch.manifest.Manifest
     state_dir: Path
     #: runs against the bundled simulator (``--sim``): state and outputs of their own
@@ -39,7 +46,37 @@ class Workspace:
 
     @property
     def jobs(self) -> list[Any]:
+        """Every job of every manifest, in order."""
         return [job for m in self.manifests for job in m.jobs]
+
+    def default_options(self) -> RunOptions:
+        """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
+        return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
+
+    def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
+        """What a run would do for each job, and why (:func:`plan`). Writes nothing."""
+        return plan(self, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+
+    def run(
+        self,
+        client: Any,
+        options: RunOptions | None = None,
+        *,
+        on_event: Callable[[RunEvent], None] | None = None,
+        confirm: Callable[[Plan], bool] | None = None,
+        wait_for_lock: bool = False,
+    ) -> RunResult:
+        """Render what is new or changed through ``client`` and return the result (:func:`run`).
+        ``options`` default to :meth:`default_options`; ``on_event`` gets every
+        :class:`~vidbatch.runner.RunEvent` (from worker threads)."""
+        return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock)
+
+    def status(self) -> list["JobStatus"]:
+        """Every job's recorded state, output and error (:func:`status`)."""
+        jobs, store = status(self, self.state_dir)
+        if store is not None:
+            store.close()
+        return jobs
 
 
 def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = None, state_dir: str | Path | None = None, sim: bool = False) -> Workspace:
@@ -108,7 +145,9 @@ def run(
     """Plan and carry out the plan, holding the state folder's run lock throughout.
 
     ``confirm`` is asked before anything is created when the plan has billable renders; returning
-    False ends the run with nothing sent.
+    False ends the run with nothing sent (UsageError). A plan of more than
+    :data:`~vidbatch.session.RUN_SIZE_LIMIT` renders needs ``options.max_renders`` or a yes from
+    ``confirm``.
     """
     _check_force(ws, options.force)
     with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock) as session:
@@ -173,27 +212,77 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     return [JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists()) for j in ws.jobs], store
 
 
-def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) -> list[Any]:
-    """Drop orphans (state no job of these manifests produces any more); delete their output
-    files only with ``delete_outputs``. Returns the orphans."""
+@dataclass
+class GcResult:
+    """What :func:`gc` dropped (or, with ``dry_run``, would drop) and which files it left alone.
+
+    ``deleted`` are the orphans' output files removed (or to remove) with ``delete_outputs``;
+    ``skipped`` pairs each file gc would not delete with why: it no longer holds the video
+    vidbatch recorded there (edited, replaced, or written by someone else)."""
+
+    orphans: list[Orphan]
+    deleted: list[str]
+    skipped: list[tuple[str, str]]
+    dry_run: bool = False
+
+
+def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, confirm: Callable[[GcResult], bool] | None = None) -> GcResult:
+    """Drop orphans: state that no job of these manifests wants any more (a content key a job
+    still wants is never an orphan, whatever paths say). With ``delete_outputs``, also delete an
+    orphan's output file, but only while it still holds the recorded video (size and SHA-256
+    match); any other file is kept and listed in ``skipped``.
+
+    ``confirm`` is asked with what would be done before anything is; returning False (or
+    ``dry_run``) changes nothing. The run lock is held throughout (exit 4 if a run holds it)."""
     if not Store.exists(ws.state_dir):
-        return []
+        return GcResult([], [], [], dry_run)
     store = Store(ws.state_dir)
     try:
         with store.run_lock():
             orphans = plan_jobs(ws.manifests, store).orphans
-            if dry_run:
-                return orphans
-            live_keys = {j.key for j in ws.jobs}
-            keys = [o.key for o in orphans if o.key not in live_keys]
-            paths = [o.path for o in orphans if o.path]
-            store.forget(keys=keys, paths=paths)
+            wanted = {j.key for j in ws.jobs}
+            orphans = [o for o in orphans if o.key not in wanted]  # the rule, held here too
+            deleted: list[str] = []
+            skipped: list[tuple[str, str]] = []
+            recorded = store.all_outputs()
             if delete_outputs:
-                for p in paths:
-                    Path(p).unlink(missing_ok=True)
-            return orphans
+                for o in orphans:
+                    if not o.path or not Path(o.path).exists():
+                        continue
+                    why = _not_the_recorded_video(Path(o.path), recorded.get(o.path))
+                    if why:
+                        skipped.append((o.path, why))
+                    else:
+                        deleted.append(o.path)
+            result = GcResult(orphans, deleted, skipped, dry_run)
+            if not orphans or dry_run:
+                return result
+            if confirm is not None and not confirm(result):
+                result.dry_run = True  # declined: nothing was changed
+                return result
+            # a render whose video still lies at a path a job writes (the earlier version of an
+            # edited job) keeps its row: it is what makes undoing the edit free
+            job_paths = {str(j.output) for j in ws.jobs}
+            in_use = {out.key for out in recorded.values() if out.path in job_paths}
+            store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
+            for p in deleted:
+                Path(p).unlink(missing_ok=True)
+            return result
     finally:
         store.close()
+
+
+def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:
+    """Why ``path`` must not be deleted as the orphan's video, or "" when it is that video."""
+    if out is None:
+        return "no record of what it holds"
+    try:
+        size = path.stat().st_size
+        if size != out.size or sha256_file(path) != out.sha256:
+            return "it no longer holds the recorded video (changed since vidbatch wrote it)"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    return ""
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:

@@ -59,6 +59,27 @@ class Refusal:
     reason: str
 
 
+#: A plan of more billable renders than this starts only with ``--max-renders`` (any number the
+#: plan fits) or a yes from a person: a template typo can multiply jobs, and a script that runs
+#: unattended has nobody to ask (issue 11: 10^6 jobs started creating without a question).
+RUN_SIZE_LIMIT = 100
+
+
+def needs_consent(plan: Plan, max_renders: int | None) -> bool:
+    """Whether ``plan`` is over :data:`RUN_SIZE_LIMIT` with no ``--max-renders`` given."""
+    return max_renders is None and len(plan.billable) > RUN_SIZE_LIMIT
+
+
+def too_large(plan: Plan) -> str:
+    """The refusal of a plan over :data:`RUN_SIZE_LIMIT`, saying how to go on."""
+    n = len(plan.billable)
+    return (
+        f"the plan would create {n} renders, more than {RUN_SIZE_LIMIT} without --max-renders; nothing was sent. "
+        f"Check the manifest (a template typo can multiply jobs), then run again with --max-renders {n} "
+        "(or answer yes at a terminal)"
+    )
+
+
 class Session:
     """The state folder held for one ``run`` or ``watch``; see the module docstring.
 
@@ -161,12 +182,17 @@ class Session:
 
     def admit(self, plan: Plan, confirm: Callable[[Plan], bool] | None = None) -> Refusal | None:
         """None when ``plan`` may start; else why not. ``--max-renders`` bounds every plan;
-        ``confirm`` is asked only about plans with billable renders."""
+        ``confirm`` is asked only about plans with billable renders. A plan of more than
+        :data:`RUN_SIZE_LIMIT` billable renders without ``--max-renders`` starts only when
+        ``confirm`` says yes (a person at a terminal); without one it is refused."""
         try:
             check_budget(plan, self.options.max_renders)
         except UsageError as e:
             return Refusal(EventKind.REFUSED, str(e))
-        if plan.billable and confirm is not None and not confirm(plan):
+        answer = confirm(plan) if plan.billable and confirm is not None else None
+        if needs_consent(plan, self.options.max_renders) and not answer:
+            return Refusal(EventKind.REFUSED, too_large(plan))
+        if answer is False:
             return Refusal(EventKind.DECLINED, "cancelled; nothing was sent")
         return None
 

@@ -9,19 +9,14 @@ by many jobs of a matrix are shown once with a count.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 import click
 
-from .options import manifests_argument, var_option
-
-
-def _rel(path: Path | str) -> str:
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
+from .options import JsonCommand, manifests_argument, var_option
+from .options import shown as _rel
 
 
 def echo_problems(problems: Iterable[Any], kind: str) -> None:
@@ -32,7 +27,7 @@ def echo_problems(problems: Iterable[Any], kind: str) -> None:
         click.echo(f"{kind}: {problem}{tail}", err=True)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifests_argument
 @var_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (problems included) on stdout.")
@@ -115,10 +110,10 @@ def _request_summary(request: dict[str, Any]) -> str:
     return " ".join(bits)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @manifests_argument
 @var_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (an invalid manifest: one JSON error with its problems).")
 @click.option(
     "-j", "--job", "names", multiple=True, metavar="PATTERN", help="Only jobs whose name matches (glob). Repeatable."
 )
@@ -144,6 +139,8 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     try:
         loaded = load_manifests(manifests, variables=variables)
     except ManifestError as e:
+        if as_json:
+            raise  # JsonCommand prints it as one JSON object, problems included
         echo_problems(e.problems, "error")
         click.echo(f"{len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; nothing was sent or written", err=True)
         sys.exit(EXIT_USAGE)

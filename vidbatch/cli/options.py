@@ -66,6 +66,12 @@ def manifests_argument(f: F) -> F:
     )(f)
 
 
+def shown(path: Path | str) -> str:
+    """A path as the user would type it: relative to the current folder unless that climbs out."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 class JsonCommand(click.Command):
     """A command with ``--json``. Under ``--json`` a usage error (a bad option, a missing file)
     or a :class:`~vidbatch.errors.VidbatchError` is printed as one JSON object on stdout,

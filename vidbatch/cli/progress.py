@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import click
 
 from ..events import EventKind as K
+from .options import shown
 
 #: Events worth a line of their own (``skip`` and ``status`` would drown a big run).
 NOTABLE: dict[str, str] = {
@@ -65,8 +66,6 @@ def counts_line(p: Any) -> str:
 
 
 def event_line(e: Any, started: float) -> str:
-    from .run_cmds import shown
-
     label = NOTABLE.get(e.kind, e.kind)
     who = f"{e.job}  " if e.job else ""
     message = shown(e.data["path"]) if e.data.get("path") else e.message

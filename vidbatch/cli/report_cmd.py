@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from .options import shown
 from .run_cmds import manifest_args
 
 
 @click.command()
-@manifest_args  # type: ignore[untyped-decorator]  # run_cmds' option sets are untyped
+@manifest_args
 @click.option("--sim", is_flag=True, help="Report on the --sim runs (state in .vidbatch/sim, outputs in <output_dir>-sim).")
 @click.option(
     "-o",
@@ -45,19 +46,13 @@ def report(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
       vidbatch report a.toml b.toml -o review/index.html
       vidbatch run shots.toml --report renders/report.html   # kept current while rendering
     """
-    from .. import project
+    from ..api import load
     from ..report import counts_line, default_report_path, write_report
 
-    ws = project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+    ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
     out = (output or default_report_path(ws)).expanduser().absolute()
     written = write_report(ws, out)
-    click.echo(f"wrote {_shown(out)} ({counts_line(written.summary)})")
+    click.echo(f"wrote {shown(out)} ({counts_line(written.summary)})")
     if open_browser:
         click.launch(out.as_uri())
 
-
-def _shown(path: Path) -> str:
-    import os
-
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel

@@ -10,20 +10,35 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import click
 
-from .options import JsonCommand, var_option
+from .options import JsonCommand, shown, var_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: On a terminal, a plan with more billable renders than this asks before spending.
 CONFIRM_ABOVE = 10
-#: The simulator has no rate limit unless asked; these keep a --sim demo short.
-SIM_RPM = 600
-SIM_POLL_INTERVAL = 0.5
 
 
 def stdin_is_terminal() -> bool:
     """Whether a person can answer a question (large plans ask before spending)."""
     return sys.stdin.isatty()
+
+
+def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: bool, as_json: bool, prefix: str = "") -> bool:
+    """The confirm question of run and watch. A plan over the run-size limit without
+    --max-renders is asked about even with --yes or --sim, and refused where nobody can answer
+    (no terminal, or --json); other plans of more than CONFIRM_ABOVE paid renders are asked
+    about on a terminal unless --yes, --sim or --json."""
+    from ..session import needs_consent
+
+    large = needs_consent(the_plan, max_renders)
+    if large and (as_json or not stdin_is_terminal()):
+        return False
+    if not large and (yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE):
+        return True
+    _print_plan(the_plan)
+    kind = "simulated render" if sim else "paid render"
+    question = f"create {counted(len(the_plan.billable), kind)}?"
+    return click.confirm(prefix + question if prefix else question.capitalize(), default=False, err=True)
 
 
 def counted(n: int, word: str) -> str:
@@ -48,6 +63,8 @@ def run_options(f: F) -> F:
     """The options of ``run``, shared with ``watch``."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
 
+    SIM_RPM, SIM_POLL_INTERVAL = 600, 0.5  # as project.SIM_*: importing project here would slow --help
+
     options = [
         click.option("--api-host", help="API host [default: env MINIMAX_API_HOST, else the config file's api_host, else https://api.minimaxi.com]."),
         click.option("--concurrency", "-j", type=click.IntRange(1, 1000), default=20, show_default=True, help="Renders in flight at once."),
@@ -55,12 +72,12 @@ def run_options(f: F) -> F:
         click.option("--poll-interval", type=click.FloatRange(0), help=f"Seconds between polls of one task [default: {DEFAULT_POLL_INTERVAL:g}, as MiniMax recommends; with --sim: {SIM_POLL_INTERVAL:g}]."),
         click.option("--retry-failed", is_flag=True, help="Submit jobs that failed before again."),
         click.option("--force", multiple=True, metavar="NAME", help="Render this job again even if up to date (repeatable)."),
-        click.option("--max-renders", type=click.IntRange(0), help="Refuse to start when the plan would create more renders than this."),
+        click.option("--max-renders", type=click.IntRange(0), help="Refuse to start when the plan would create more renders than this. Without it, a plan of more than 100 renders starts only after a yes at a terminal (with no terminal it is refused, exit 2)."),
         click.option("--resubmit-uncertain", is_flag=True, help="Create again jobs whose earlier create was cut off (may pay twice)."),
         click.option("--sim", is_flag=True, help="Run against the bundled simulator: no key, no cost (state in .vidbatch/sim, outputs in <output_dir>-sim)."),
         click.option("--sim-latency", type=click.FloatRange(0), default=3.0, show_default=True, help="With --sim: seconds each simulated render takes."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line on stdout."),
-        click.option("--yes", "-y", is_flag=True, help="Do not ask before large plans."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before plans of more than 10 renders (over 100 still need --max-renders or a yes)."),
         click.option("--wait", is_flag=True, help="If another run holds the state folder, wait for it instead of exiting with code 4."),
     ]
     for option in reversed(options):
@@ -82,6 +99,7 @@ def make_run_options(
 ) -> Any:
     """RunOptions from the options of ``run_options`` (shared by run and watch)."""
     from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+    from ..project import SIM_POLL_INTERVAL, SIM_RPM
     from ..runner import RunOptions
 
     return RunOptions(
@@ -93,14 +111,6 @@ def make_run_options(
         max_renders=max_renders,
         resubmit_uncertain=resubmit_uncertain,
     )
-
-
-def shown(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder unless that climbs out."""
-    import os
-
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[str, str] | None, state_dir: Path | None, sim: bool) -> str:
@@ -115,29 +125,27 @@ def resume_hint(command: str, paths: Iterable[Path | str], variables: Mapping[st
 
 @contextlib.contextmanager
 def _client(sim: bool, sim_latency: float, api_host: str | None, state_dir: Path | None = None) -> Iterator[Any]:
-    """The API client; with ``sim``, a simulator for this command's lifetime whose tasks and files
-    live in ``state_dir/server`` (the ``--sim`` state folder), as MiniMax keeps an account's: a
-    run stopped with Ctrl-C resumes its tasks, a deleted output is fetched again."""
-    from ..client import Client
+    """The API client (:func:`vidbatch.api.connect`); with ``sim``, a simulator for this command's
+    lifetime whose tasks and files live in ``state_dir/server`` (the ``--sim`` state folder), as
+    MiniMax keeps an account's: a run stopped with Ctrl-C resumes its tasks, a deleted output is
+    fetched again."""
+    from ..api import connect, simulator
 
     if not sim:
-        with Client.from_env(host=api_host) as client:
+        with connect(api_host=api_host) as client:
             yield client
         return
-    from ..sim import SimConfig, running_simulator
-
-    data_dir = state_dir / "server" if state_dir is not None else None
-    with running_simulator(SimConfig(latency=sim_latency, data_dir=data_dir)) as server:
-        with Client(server.key, server.base_url, host_source="the --sim simulator") as client:
+    with simulator(state_dir / "server" if state_dir is not None else None, latency=sim_latency) as server:
+        with server.client() as client:
             yield client
 
 
 def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None, sim: bool = False) -> Any:
     """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
-    from .. import project
+    from ..api import load
     from .manifest_cmds import echo_problems
 
-    ws = project.load(manifests, variables=variables, state_dir=state_dir, sim=sim)
+    ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
     echo_problems([w for m in ws.manifests for w in m.warnings], "warning")
     return ws
 
@@ -163,20 +171,19 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
       vidbatch plan shots/                     # every manifest in the folder
       vidbatch plan shots.toml --json | jq '.summary'
       vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
+      vidbatch plan --sim shots.toml           # against the state of --sim runs
     """
-    from .. import project
-
     ws = _load(manifests, variables, state_dir, sim)
-    the_plan = project.plan(ws, retry_failed=retry_failed, force=force)
+    the_plan = ws.plan(retry_failed=retry_failed, force=force)
     if check:
         sys.exit(0 if the_plan.up_to_date else 1)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(Path.cwd()), indent=2, ensure_ascii=False))
         return
-    _print_plan(the_plan)
+    _print_plan(the_plan, resume_hint("gc", manifests, variables, state_dir, sim))
 
 
-def _print_plan(the_plan: Any) -> None:
+def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc") -> None:
     from ..plan import Action
 
     colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta"}
@@ -191,7 +198,7 @@ def _print_plan(the_plan: Any) -> None:
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
-    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} (vidbatch gc)" if s["orphans"] else ""))
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
     if s["billable"]:
         click.echo(f"{counted(s['billable'], 'billable render')}:")
         for r in s["renders"]:
@@ -259,6 +266,11 @@ def run(
     whether it was accepted is unknowable). It is not created again unless you pass
     --resubmit-uncertain (which may pay twice).
 
+    Before spending, on a terminal, a plan of more than 10 renders is shown and asked about
+    (--yes skips that). A plan of more than 100 renders never starts unasked: it needs
+    --max-renders N (any N it fits in) or a yes at a terminal; with no terminal (or --json) it is
+    refused with exit 2 and nothing is sent.
+
     \b
     Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
     2 invalid manifest or usage; 3 stopped by an account or credentials error;
@@ -273,7 +285,7 @@ def run(
       vidbatch run shots.toml --json | jq -c 'select(.event=="downloaded")'
       vidbatch run shots.toml --report renders/report.html   # a page that follows the run
     """
-    from .. import project
+    from ..api import connect
     from .progress import make_reporter
 
     ws = _load(manifests, variables, state_dir, sim)
@@ -281,15 +293,12 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
-        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
-            return True
-        _print_plan(the_plan)
-        return click.confirm(f"Create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
+        return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
 
-    with _client(sim, sim_latency, api_host, ws.state_dir) as client:
+    with connect(ws, api_host=api_host, sim_latency=sim_latency) as client:
         on_event, writer = with_report(reporter, ws, report_path)
         try:
-            result = project.run(ws, client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
+            result = ws.run(client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
         finally:
             reporter.close()
             if writer is not None:
@@ -365,6 +374,7 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
       vidbatch status shots.toml
       vidbatch status .                          # every manifest in the folder
       vidbatch status shots.toml --job hero      # every transition of one job
+      vidbatch status --sim shots.toml           # the jobs of --sim runs
       vidbatch status --json | jq '.jobs[] | select(.state=="failed")'
     """
     from .. import project
@@ -435,23 +445,59 @@ def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) ->
 
 @click.command()
 @manifest_args
-@click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files.")
-@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped.")
-def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, delete_outputs: bool, dry_run: bool) -> None:
-    """Drop orphans from the state: jobs no longer in the manifests.
+@click.option("--sim", is_flag=True, help="Collect in the state and outputs of --sim runs.")
+@click.option("--delete-outputs", is_flag=True, help="Also delete the orphans' output files (only those still holding the recorded video).")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be dropped and deleted; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before dropping (on a terminal gc lists what it will do and asks).")
+def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, sim: bool, delete_outputs: bool, dry_run: bool, yes: bool) -> None:
+    """Drop orphans from the state: renders no job of the manifests wants any more.
 
-    Output files stay unless --delete-outputs is given.
+    A render whose request a job of the manifests still makes is never an orphan, wherever its
+    file lies (a moved output_dir, another --state): gc never drops it or deletes its file.
+    Output files stay unless --delete-outputs is given, and even then a file is deleted only
+    while it still holds the video vidbatch recorded there (same size and SHA-256); files that
+    changed since are kept and listed. On a terminal, gc lists what it will do and asks first.
 
     \b
     Examples:
-      vidbatch gc -n shots.toml
-      vidbatch gc shots.toml --delete-outputs
+      vidbatch gc -n shots.toml                      # list, change nothing
+      vidbatch gc shots.toml                         # drop orphans from the state, keep files
+      vidbatch gc shots.toml --delete-outputs -y     # and delete their videos, without asking
+      vidbatch gc --sim shots.toml                   # the state of --sim runs
     """
     from .. import project
+    from ..errors import UsageError
 
-    ws = _load(manifests, variables, state_dir)
-    orphans = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run)
-    verb = "would drop" if dry_run else "dropped"
-    for o in orphans:
-        click.echo(f"{verb} {o.name or o.key} ({o.state})" + (f", file {o.path}" + (" deleted" if delete_outputs and not dry_run else " kept") if o.path else ""))
-    click.echo(f"{len(orphans)} orphans {verb}")  # "1 orphans": tests/test_run.py pins this wording
+    ws = _load(manifests, variables, state_dir, sim)
+
+    def confirm(planned: Any) -> bool:
+        if yes or not stdin_is_terminal():
+            return True
+        _print_gc(planned, would=True)
+        question = f"Drop {counted(len(planned.orphans), 'orphan')}" + (f" and delete {counted(len(planned.deleted), 'file')}" if planned.deleted else "") + "?"
+        return click.confirm(question, default=False, err=True)
+
+    result = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run, confirm=confirm)
+    if result.dry_run and result.orphans and not dry_run:
+        raise UsageError("cancelled; nothing was changed")
+    _print_gc(result, would=result.dry_run)
+    if result.dry_run and result.orphans:
+        click.echo(f"to do it: {resume_hint('gc', manifests, variables, state_dir, sim)}{' --delete-outputs' if delete_outputs else ''}")
+
+
+def _print_gc(result: Any, *, would: bool) -> None:
+    deleted, skipped = set(result.deleted), dict(result.skipped)
+    verb = "would drop" if would else "dropped"
+    for o in result.orphans:
+        line = f"{verb} {o.name or o.key} ({o.state})"
+        if o.path:
+            fate = ("would be deleted" if would else "deleted") if o.path in deleted else "kept"
+            line += f", file {shown(Path(o.path))} {fate}" + (f": {skipped[o.path]}" if o.path in skipped else "")
+        click.echo(line)
+    files = counted(len(result.deleted), "file")
+    if would:
+        click.echo(f"would drop {counted(len(result.orphans), 'orphan')}" + (f" and delete {files}" if result.deleted else ""))
+    else:
+        click.echo(f"{counted(len(result.orphans), 'orphan')} dropped" + (f", {files} deleted" if result.deleted else ""))
+    if result.skipped:
+        click.echo(f"{counted(len(result.skipped), 'file')} kept: not the video vidbatch recorded there (delete by hand if unwanted)")

@@ -16,12 +16,10 @@ import click
 
 from .options import JsonCommand, var_option
 from .run_cmds import (
-    CONFIRM_ABOVE,
     counted,
     report_option,
     resume_hint,
     run_options,
-    stdin_is_terminal,
     with_report,
 )
 
@@ -97,17 +95,14 @@ def watch(
     """
     from ..watch import Watcher
     from .progress import counts_line, make_reporter
-    from .run_cmds import _client, _print_plan, make_run_options
+    from .run_cmds import _client, ask_to_create, make_run_options
 
     options = make_run_options(**locals())
     reporter = _WatchReporter(make_reporter(as_json), as_json)
 
     def confirm(manifest: Any, the_plan: Any) -> bool:
-        if yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE:
-            return True
         with reporter.paused():
-            _print_plan(the_plan)
-            return click.confirm(f"{manifest.path.name}: create {counted(len(the_plan.billable), 'paid render')}?", default=False, err=True)
+            return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, prefix=f"{manifest.path.name}: ")
 
     from .. import project
 

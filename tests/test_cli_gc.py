@@ -1,0 +1,120 @@
+"""``vidbatch gc`` through the real CLI, against the simulator over HTTP, with a real SQLite state:
+it never deletes a file or drops a row a job still wants, deletes an orphan's file only while it
+holds the recorded video, takes ``--sim`` like every command, and asks on a terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import cli
+
+FAST = ["--poll-interval", "0", "--rpm", "60000"]
+SHOTS = {"a": "A lighthouse at dusk", "b": "A fox in the snow", "c": "An owl at night"}
+
+
+def _manifest(path: Path, prompts: dict[str, str], output_dir: str = "renders") -> Path:
+    jobs = "".join(f'[[jobs]]\nname = "{n}"\nprompt = "{p}"\n\n' for n, p in prompts.items())
+    path.write_text(f'output_dir = "{output_dir}"\n[defaults]\nmodel = "MiniMax-Hailuo-02"\n\n{jobs}')
+    return path
+
+
+def test_gc_takes_sim_and_deletes_only_the_orphans_recorded_video(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", "--sim", manifest, *FAST]).exit_code == 0
+    folder = tmp_path / "renders-sim"
+    _manifest(manifest, {"a": SHOTS["a"]})  # b and c leave the manifest
+    (folder / "c.mp4").write_bytes(b"my own edit of c")  # c's file no longer holds its render
+    out = cli(["gc", "--sim", manifest, "--delete-outputs"])
+    assert out.exit_code == 0, out.output
+    assert (folder / "a.mp4").exists(), "a is still wanted"
+    assert not (folder / "b.mp4").exists(), "b's recorded video is deleted"
+    assert (folder / "c.mp4").read_bytes() == b"my own edit of c", "a changed file is never deleted"
+    assert "2 orphans dropped" in out.output and "1 file kept" in out.output
+    assert "c.mp4 kept: it no longer holds the recorded video" in out.output
+    plan = json.loads(cli(["plan", "--sim", "--json", manifest]).output)
+    assert plan["orphans"] == [] and [j["action"] for j in plan["jobs"]] == ["skip"]
+
+
+def test_gc_never_drops_a_wanted_key_whatever_the_paths(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", "--sim", manifest, *FAST]).exit_code == 0
+    # without --sim the paths disagree with the recorded ones; nothing is an orphan
+    out = cli(["gc", "--state", tmp_path / ".vidbatch" / "sim", manifest, "--delete-outputs", "-y"])
+    assert out.exit_code == 0, out.output
+    assert "0 orphans dropped" in out.output
+    assert len(list((tmp_path / "renders-sim").glob("*.mp4"))) == 3
+    status = json.loads(cli(["status", "--sim", "--json", manifest]).output)
+    assert status["counts"] == {"done": 3}
+
+
+def test_gc_singular_and_dry_run_changes_nothing(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {k: v for k, v in SHOTS.items() if k != "c"})
+    dry = cli(["gc", "-n", manifest, "--delete-outputs"])
+    assert dry.exit_code == 0, dry.output
+    assert "would drop 1 orphan and delete 1 file" in dry.output and "would drop c (done)" in dry.output
+    assert "c.mp4 would be deleted" in dry.output and "to do it: vidbatch gc" in dry.output
+    assert (tmp_path / "renders" / "c.mp4").exists()
+    out = cli(["gc", manifest])
+    assert "1 orphan dropped" in out.output and "c.mp4 kept" in out.output
+    assert (tmp_path / "renders" / "c.mp4").exists()
+
+
+def _on_a_terminal(monkeypatch: pytest.MonkeyPatch, answer: bool) -> list[str]:
+    from vidbatch.cli import run_cmds
+
+    asked: list[str] = []
+
+    def confirm(text: str, **kw: Any) -> bool:
+        asked.append(text)
+        return answer
+
+    monkeypatch.setattr(run_cmds, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(run_cmds.click, "confirm", confirm)
+    return asked
+
+
+def test_gc_on_a_terminal_lists_and_asks(tmp_path: Path, sim_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"a": SHOTS["a"]})
+    asked = _on_a_terminal(monkeypatch, answer=False)
+    out = cli(["gc", manifest, "--delete-outputs"])
+    assert asked == ["Drop 2 orphans and delete 2 files?"]
+    assert "would drop b (done)" in out.output and "cancelled; nothing was changed" in out.output
+    assert out.exit_code == 2
+    assert len(list((tmp_path / "renders").glob("*.mp4"))) == 3
+    assert len(json.loads(cli(["plan", "--json", manifest]).output)["orphans"]) == 2
+
+    asked = _on_a_terminal(monkeypatch, answer=True)
+    out = cli(["gc", manifest, "--delete-outputs"])
+    assert out.exit_code == 0 and len(asked) == 1 and "2 orphans dropped, 2 files deleted" in out.output
+    assert [p.name for p in (tmp_path / "renders").glob("*.mp4")] == ["a.mp4"]
+
+
+def test_gc_yes_does_not_ask(tmp_path: Path, sim_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"a": SHOTS["a"]})
+    asked = _on_a_terminal(monkeypatch, answer=False)
+    out = cli(["gc", manifest, "-y"])
+    assert out.exit_code == 0 and asked == [] and "2 orphans dropped" in out.output
+
+
+def test_gc_keeps_the_render_an_edited_job_still_holds(tmp_path: Path, sim_env) -> None:
+    """b and its copy b2 share one render; b2 leaves and b is edited (not run yet): b2's file is
+    an orphan, but b.mp4 still holds that render, so undoing the edit must stay free."""
+    manifest = _manifest(tmp_path / "ad.toml", {"b": "A fox in the snow", "b2": "A fox in the snow"})
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"b": "A fox in the rain"})
+    out = cli(["gc", manifest, "--delete-outputs", "-y"])
+    assert out.exit_code == 0 and "1 orphan dropped, 1 file deleted" in out.output, out.output
+    assert not (tmp_path / "renders" / "b2.mp4").exists()
+    _manifest(manifest, {"b": "A fox in the snow"})  # undo the edit
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [j["action"] for j in plan["jobs"]] == ["skip"] and plan["summary"]["billable"] == 0

@@ -1,0 +1,114 @@
+"""The Python API: what ``import vidbatch`` offers, and the calls the command line makes.
+
+A small surface, the same one the CLI uses (a command parses its options, makes these calls and
+renders the result)::
+
+    import vidbatch
+
+    ws = vidbatch.load(["shots.toml"], sim=True)     # manifests + their state folder
+    print(ws.plan().summary())                        # what a run would do; writes nothing
+    with vidbatch.connect(ws) as client:              # MiniMax, or for a sim workspace the simulator
+        result = ws.run(client, on_event=lambda e: print(e.kind, e.job or "", e.message))
+    print(result.exit_code, result.failed)
+    for job in ws.status():                           # every job's recorded state
+        print(job.name, job.state, job.output)
+
+    with vidbatch.simulator() as sim:                 # a simulator of the API on a loopback port
+        print(sim.url)                                # point any client (or another process) here
+        with sim.client() as client:
+            ws.run(client)
+
+Errors are :class:`VidbatchError` subclasses carrying ``exit_code`` (manifest problems,
+:class:`~vidbatch.errors.ManifestError`, list every problem with its file, line, job and field).
+``on_event`` receives :class:`RunEvent` values (``kind`` is an :class:`EventKind`); the runner
+calls it from its worker threads, so keep it quick and thread-safe. The library never prints.
+
+Importing :mod:`vidbatch` is cheap: these names load on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from .errors import VidbatchError
+from .events import EventKind
+from .plan import Plan
+from .project import JobStatus, Workspace, load
+from .runner import RunEvent, RunOptions, RunResult
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .sim import SimServer
+
+__all__ = [
+    "EventKind",
+    "JobStatus",
+    "Plan",
+    "RunEvent",
+    "RunOptions",
+    "RunResult",
+    "Simulator",
+    "VidbatchError",
+    "Workspace",
+    "connect",
+    "load",
+    "simulator",
+]
+
+
+@dataclass
+class Simulator:
+    """A running simulator of MiniMax's video API (see :func:`simulator`)."""
+
+    #: its base URL, e.g. ``http://127.0.0.1:51234``: pass it as ``--api-host`` or MINIMAX_API_HOST
+    url: str
+    #: the API key it accepts (not a MiniMax key; it is worth nothing elsewhere)
+    key: str
+    #: where it keeps its tasks and files across processes; None: in memory, gone at exit
+    data_dir: Path | None
+    server: "SimServer"
+
+    def client(self) -> "Client":
+        """A client of this simulator (a context manager; close it when done)."""
+        from .client import Client
+
+        return Client(self.key, self.url, host_source="the --sim simulator")
+
+
+@contextlib.contextmanager
+def simulator(data_dir: str | Path | None = None, *, latency: float = 0.0) -> Iterator[Simulator]:
+    """Run the bundled simulator of the API on a free loopback port for the ``with`` block.
+
+    ``data_dir`` keeps its tasks and files across blocks and processes (as MiniMax keeps an
+    account's: a run stopped half way resumes its tasks, a deleted output is fetched again);
+    without it they live in memory. ``latency`` is the seconds each simulated render takes.
+    Nothing is paid and no key is needed."""
+    from .sim import SimConfig, running_simulator
+
+    folder = Path(data_dir).expanduser() if data_dir is not None else None
+    with running_simulator(SimConfig(latency=latency, data_dir=folder)) as server:
+        yield Simulator(server.base_url, server.key, folder, server)
+
+
+@contextlib.contextmanager
+def connect(ws: Workspace | None = None, *, api_host: str | None = None, sim_latency: float = 0.0) -> Iterator["Client"]:
+    """The client a run of ``ws`` talks to, for the ``with`` block.
+
+    For a simulated workspace (``load(..., sim=True)``, the CLI's ``--sim``) that is a simulator
+    whose tasks and files live in the state folder (``<state>/server``), so runs resume across
+    processes as against MiniMax. Otherwise MiniMax, with the key from MINIMAX_API_KEY or the
+    config file and the host from ``api_host``, MINIMAX_API_HOST or the config file
+    (:class:`~vidbatch.errors.CredentialsError` when there is no key)."""
+    from .client import Client
+
+    if ws is not None and ws.sim:
+        with simulator(ws.state_dir / "server", latency=sim_latency) as sim:
+            with sim.client() as client:
+                yield client
+        return
+    with Client.from_env(host=api_host) as client:
+        yield client
+
