@@ -46,13 +46,14 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
     """Load and validate manifests (raises ManifestError, exit 2) and find their state folder.
     A folder stands for its manifests, as in watch mode; the state folder is beside the first
     manifest, or in the first folder."""
-    from .manifest import load_manifests
+    from . import jobcache
 
     if not paths:
         raise UsageError("name at least one manifest")
     first = Path(paths[0]).expanduser().resolve()
-    manifests = load_manifests(manifest_paths(paths), variables=variables)
     folder = state_folder(first if first.is_dir() else first.parent, state_dir=state_dir, sim=sim)
+    # noop (issue 15): the expanded jobs come from <state>/cache when no input changed.
+    manifests = jobcache.load(folder, [p.expanduser().resolve() for p in manifest_paths(paths)], variables)
     if sim:
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
