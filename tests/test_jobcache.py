@@ -287,3 +287,15 @@ def test_plan_check_on_a_hit_imports_no_template_engine_validator_or_http(projec
     assert proc.returncode == 1, proc.stderr  # nothing rendered yet: not up to date
     heavy = next(line for line in proc.stderr.splitlines() if line.startswith("HEAVY"))
     assert "jinja2" not in heavy and "jsonschema" not in heavy and "requests" not in heavy, heavy
+
+
+@pytest.mark.parametrize("include", ["{% include 'extra.j2' ignore missing %}", "{% include ['extra.j2', 'prompts/base.j2'] %}"])
+def test_a_manifest_that_may_include_a_missing_file_is_not_cached(project_dir, loads, include):
+    """The missing file is no recorded input: if it appeared, a cached entry would be wrong."""
+    shots = project_dir / "shots.toml"
+    shots.write_text(shots.read_text().replace('prompt = "The still comes alive"', f'prompt = "The still comes alive {include}"'))
+    before = load(project_dir)
+    assert cache_files(project_dir) == []
+    write(project_dir, "extra.j2", "EXTRA")
+    after = load(project_dir)
+    assert "EXTRA" not in before.jobs[4].prompt and "EXTRA" in after.jobs[4].prompt

@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -56,6 +57,13 @@ AMBIGUOUS_NS = 2_000_000_000
 #: Environment variables that always count: paths may start with ``~``.
 ALWAYS_READ = ("HOME",)
 _IMAGE = "$image"
+#: An include, import or extends that may try a file that is missing (``ignore missing``, a list
+#: of names, a name computed from variables): if that file appeared later, the jobs would change,
+#: and no recorded input would say so. Such manifests are not cached.
+_MAY_TRY_MISSING = re.compile(
+    rb"ignore\s+missing"
+    rb"|\{%-?\s*(?:include|import|extends|from)\s+(?!'[^'\\]*'|\"[^\"\\]*\")"
+)
 #: The wall clock the ambiguity of a stat is judged by (tests move it).
 clock = time.time_ns
 #: The modules and data whose source decides what a manifest expands to (paths inside vidbatch/).
@@ -204,6 +212,11 @@ def write(
 
     if environ.listed:
         return
+    for path in {str(p) for m in loaded for p in m.inputs} | {str(p) for p in manifests}:
+        with open(path, "rb") as f:
+            if _MAY_TRY_MISSING.search(f.read()):
+                log.debug("job cache not written: %s may include a file that is not there", path)
+                return
     named = {str(p) for p in manifests}
     paths = sorted({str(p) for m in loaded for p in m.inputs} | named)
     inputs = []
