@@ -76,7 +76,11 @@ def loads(monkeypatch):
 
 
 def load(folder: Path, variables=None, **kw):
-    return project.load([folder / "shots.toml"], variables=variables, **kw)
+    """project.load, then what ``run`` does with the entry a miss made: write it."""
+    ws = project.load([folder / "shots.toml"], variables=variables, **kw)
+    if ws.cache is not None:
+        ws.cache.write()
+    return ws
 
 
 def cache_files(folder: Path) -> list[Path]:
@@ -243,14 +247,23 @@ def test_an_input_changed_during_the_load_is_not_cached(project_dir, monkeypatch
     assert cache_files(project_dir) == []
 
 
-def test_no_state_folder_no_cache_and_none_created(project_dir):
+def test_plan_writes_no_cache_and_run_does(project_dir, sim_env):
+    from .helpers import cli
+
     (project_dir / ".vidbatch").rmdir()
-    load(project_dir)
-    assert not (project_dir / ".vidbatch").exists(), "plan creates no folder"
+    shots = project_dir / "shots.toml"
+    shots.write_text(shots.read_text().replace(" [Unknown move]", ""))
+    assert project.load([shots]).cache is not None, "a miss makes an entry"
+    assert cli("plan", shots).exit_code == 0
+    assert not (project_dir / ".vidbatch").exists(), "plan writes nothing"
+    assert cli("run", shots, "--poll-interval", "0").exit_code == 0
+    assert len(cache_files(project_dir)) == 1
+    ws = project.load([shots])
+    assert ws.cache is None, "the entry run wrote is a hit"
+    assert cli("plan", "--check", shots).exit_code == 0
 
 
 def test_sim_outputs_are_moved_on_a_hit_as_on_a_load(project_dir, loads):
-    (project_dir / ".vidbatch" / "sim").mkdir()
     first = load(project_dir, sim=True)
     second = load(project_dir, sim=True)
     assert len(loads) == 1
@@ -264,7 +277,7 @@ def test_a_hit_imports_no_template_engine_validator_http_or_sqlite_utils(project
     load(project_dir)
     code = (
         "import sys\nfrom pathlib import Path\nfrom vidbatch import jobcache\n"
-        "ms = jobcache.load(Path('.vidbatch'), [Path('shots.toml').resolve()], None)\n"
+        "ms, pending = jobcache.load(Path('.vidbatch'), [Path('shots.toml').resolve()], None)\nassert pending is None\n"
         "print(len(ms[0].jobs), sorted(m for m in %r if m in sys.modules))\n" % (HEAVY,)
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -277,14 +290,15 @@ def test_plan_check_on_a_hit_imports_no_template_engine_validator_or_http(projec
     code = (
         "import atexit, sys\n"
         f"atexit.register(lambda: print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr))\n"
-        "from vidbatch.cli import main\nsys.argv = ['vidbatch', 'plan', '--check', 'shots.toml']\nmain()\n"
+        "from vidbatch.cli import main\nsys.argv = ['vidbatch', 'plan', '--check', '--sim', 'shots.toml']\nmain()\n"
     )
     shots = project_dir / "shots.toml"
     shots.write_text(shots.read_text().replace(" [Unknown move]", ""))  # no warnings to show
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", code], cwd=project_dir, env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "vidbatch", "run", "--sim", "shots.toml"], cwd=project_dir, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
     proc = subprocess.run([sys.executable, "-c", code], cwd=project_dir, env=env, capture_output=True, text=True)
-    assert proc.returncode == 1, proc.stderr  # nothing rendered yet: not up to date
+    assert proc.returncode == 0, proc.stderr  # up to date, from the cache run wrote
     heavy = next(line for line in proc.stderr.splitlines() if line.startswith("HEAVY"))
     assert "jinja2" not in heavy and "jsonschema" not in heavy and "requests" not in heavy, heavy
 

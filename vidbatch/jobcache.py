@@ -23,9 +23,9 @@ The cache must never be wrong, so an entry is used only when all of these are as
   matter. ``HOME`` always counts (``~`` in paths).
 
 Anything else (a missing file, a cache that does not parse, an older format) is a miss; a miss
-costs a normal load plus writing the cache. A load with problems is never cached. An entry is
-written only into a state folder that exists (``plan`` creates no folder), and not when an input
-changed after the load began (an edit raced it).
+costs a normal load plus making the entry (:class:`Pending`), which ``run`` writes once it holds
+the state folder: ``plan`` writes nothing, so ``plan --check`` is fast after a ``run``. A load
+with problems is never cached, nor one an edit raced (an input changed after the load began).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,31 +125,49 @@ def cache_file(state_dir: Path, manifests: Sequence[Path], variables: Mapping[st
     return state_dir / "cache" / (hashlib.sha256(named.encode()).hexdigest()[:32] + ".json")
 
 
+@dataclass
+class Pending:
+    """An entry made at a miss, written by ``run`` once it holds the state folder (``plan``
+    writes nothing). Made at load time: ``run --sim`` moves outputs after the load."""
+
+    target: Path
+    text: str
+
+    def write(self) -> None:
+        from . import files
+
+        try:
+            files.write_text(self.target, self.text, durable=False)
+        except OSError as e:  # a cache that cannot be written costs speed, never the command
+            log.debug("job cache not written: %s", e)
+
+
 def load(
     state_dir: Path,
     manifests: Sequence[Path],
     variables: Mapping[str, str] | None,
     *,
     environ: Mapping[str, str] | None = None,
-) -> list[Manifest]:
-    """The manifests, from the cache when it is valid, else loaded (ManifestError as ever) and
-    cached. ``manifests`` are resolved paths of manifest files."""
+) -> tuple[list[Manifest], Pending | None]:
+    """The manifests, from the cache when it is valid (then no Pending), else loaded
+    (ManifestError as ever) with the entry to write. ``manifests`` are resolved paths of
+    manifest files."""
     environ = os.environ if environ is None else environ
     target = cache_file(state_dir, manifests, variables)
     cached = read(target, manifests, variables, environ)
     if cached is not None:
-        return cached
+        return cached, None
     from .manifest import load_manifests
 
     started = clock()
     recording = RecordingEnviron(environ)
     loaded = load_manifests(manifests, variables=variables, environ=recording)
-    if state_dir.is_dir():
-        try:
-            write(target, loaded, manifests, variables, recording, started)
-        except OSError as e:  # a cache that cannot be written costs speed, never the command
-            log.debug("job cache not written: %s", e)
-    return loaded
+    try:
+        text = entry(loaded, manifests, variables, recording, started)
+    except OSError as e:
+        log.debug("job cache entry not made: %s", e)
+        text = None
+    return loaded, (Pending(target, text) if text is not None else None)
 
 
 # --- checking an entry ----------------------------------------------------------------------------
@@ -198,25 +217,23 @@ def _unchanged(identity: list[Any]) -> bool:
 # --- writing an entry -----------------------------------------------------------------------------
 
 
-def write(
-    target: Path,
+def entry(
     loaded: Sequence[Manifest],
     manifests: Sequence[Path],
     variables: Mapping[str, str] | None,
     environ: RecordingEnviron,
     started_ns: int,
-) -> None:
-    """Store ``loaded`` (the result of a load begun at ``started_ns``) unless an input changed
-    after the load began, or the templates listed the environment."""
-    from . import files
-
+) -> str | None:
+    """The cache entry (JSON) for ``loaded``, the result of a load begun at ``started_ns``; None
+    when an input changed after the load began, or a template may have tried a missing file or
+    listed the environment."""
     if environ.listed:
-        return
+        return None
     for path in {str(p) for m in loaded for p in m.inputs} | {str(p) for p in manifests}:
         with open(path, "rb") as f:
             if _MAY_TRY_MISSING.search(f.read()):
                 log.debug("job cache not written: %s may include a file that is not there", path)
-                return
+                return None
     named = {str(p) for p in manifests}
     paths = sorted({str(p) for m in loaded for p in m.inputs} | named)
     inputs = []
@@ -224,13 +241,13 @@ def write(
         st = os.stat(path)
         if st.st_mtime_ns > started_ns or st.st_ctime_ns > started_ns:
             log.debug("job cache not written: %s changed during the load", path)
-            return
+            return None
         ambiguous = max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns - AMBIGUOUS_NS
         sha256 = _sha256(path) if ambiguous or path in named else None
         inputs.append([path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256])
     salt = secrets.token_hex(16)
     names = sorted(environ.read)
-    entry = {
+    data = {
         "format": FORMAT,
         "code": code_hash(),
         "cwd": os.getcwd(),
@@ -240,7 +257,7 @@ def write(
         "inputs": inputs,
         "manifests": [_manifest_json(m) for m in loaded],
     }
-    files.write_text(target, json.dumps(entry, separators=(",", ":")), durable=False)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _sha256(path: str) -> str:
