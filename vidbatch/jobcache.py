@@ -67,8 +67,9 @@ _MAY_TRY_MISSING = re.compile(
 )
 #: The wall clock the ambiguity of a stat is judged by (tests move it).
 clock = time.time_ns
-#: The modules and data whose source decides what a manifest expands to (paths inside vidbatch/).
-_CODE = ("__init__.py", "facts.py", "rules.py", "identity.py", "images.py", "schemas/manifest.schema.json")
+#: The modules and data whose source decides what a manifest expands to, and this cache itself
+#: (paths inside vidbatch/).
+_CODE = ("__init__.py", "facts.py", "rules.py", "identity.py", "images.py", "jobcache.py", "schemas/manifest.schema.json")
 _CODE_FOLDERS = ("manifest",)
 
 
