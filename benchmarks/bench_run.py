@@ -1,21 +1,34 @@
-"""Runner benchmarks (issue 4). Figures, not tests: run by hand, results go in the README.
+"""Runner benchmarks (issues 4 and 15). Figures, not tests: run by hand, results go in the README.
 
-    python benchmarks/bench_run.py noop      [--jobs 10000]
+    python benchmarks/bench_run.py noop       [--jobs 100 1000 10000 --rounds 7]
     python benchmarks/bench_run.py throughput [--jobs 1000 --latency 2 --concurrency 50 --poll 0.5]
+    python benchmarks/bench_run.py first-run  [--jobs 10000 --latency 0.05 --concurrency 64 --profile]
     python benchmarks/bench_run.py memory     # peak RSS vs number of jobs and video size
 
-The simulator runs in this process; every measured `vidbatch run` is a subprocess, so its wall
+The simulator runs in this process; every measured `vidbatch` command is a subprocess, so its wall
 time and peak RSS (ru_maxrss, read by the child itself at exit) are its own.
+
+``noop`` times a no-op ``run`` and ``plan --check`` of a finished manifest against the minimal
+script (hash each request, read one SQLite table, stat each output; a subprocess too, so both
+sides pay an interpreter start), alternated round by round, and reports medians and ratios. The
+first run writes the job cache (``vidbatch.jobcache``); one no-op with the cache removed is
+reported apart, as the cost of a miss.
+
+``first-run`` runs ``vidbatch run`` in a child process instrumented from outside the library: the
+client's ``create`` timestamps each answer, the store's ``record_submitted`` timestamps each
+commit, so answer-to-commit is the window in which a crash would leave a create uncertain. It also
+counts HTTP calls, store transactions and events per job, and with ``--profile`` prints where the
+child's time went.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
-import sqlite3
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,57 +64,84 @@ def manifest(folder: Path, jobs: int) -> Path:
     return path
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, int, subprocess.CompletedProcess]:
+def run_cli(args: list[str], env: dict[str, str], *, check: bool = True) -> tuple[float, int, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], env={**os.environ, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - start
     rss = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB")), -1)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         sys.exit(f"vidbatch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return wall, rss, proc
 
 
-def minimal_noop(folder: Path, manifest_path: Path) -> float:
-    """The floor a no-op run is compared with: hash the resolved requests, look each key up in
-    SQLite, stat each output. (Requests are rebuilt from the state, so no manifest work counts.)"""
+MINIMAL_SCRIPT = """
+import hashlib, json, os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+rows = conn.execute("select jobs.key, jobs.request, jobs.state, outputs.path from jobs join outputs on outputs.key = jobs.key").fetchall()
+for key, request, state, path in rows:
+    hashlib.sha256(json.dumps(json.loads(request), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    os.stat(path)
+print(len(rows))
+"""
+
+
+def minimal_noop(folder: Path) -> float:
+    """The floor a no-op is compared with, as a subprocess: hash each request, read one SQLite
+    table, stat each output. (Requests come from the state, so no manifest work counts.)"""
     start = time.perf_counter()
-    conn = sqlite3.connect(folder / ".vidbatch" / "state.db")
-    rows = conn.execute("select jobs.key, jobs.request, outputs.path from jobs join outputs on outputs.key = jobs.key").fetchall()
-    found = 0
-    for key, request, path in rows:
-        digest = hashlib.sha256(json.dumps(json.loads(request), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        assert len(digest) == 64
-        if conn.execute("select state from jobs where key = ?", (key,)).fetchone() is not None:
-            found += 1
-        os.stat(path)
-    assert found == len(rows)
+    subprocess.run([sys.executable, "-c", MINIMAL_SCRIPT, str(folder / ".vidbatch" / "state.db")], check=True, capture_output=True)
     return time.perf_counter() - start
 
 
-def bench_noop(jobs: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY)) as server:
-        folder = Path(tmp)
-        m = manifest(folder, jobs)
-        env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
-        print(f"rendering {jobs} jobs against the simulator first ...", flush=True)
-        wall, _, _ = run_cli(["run", str(m), "--poll-interval", "0", "--rpm", "1000000", "--concurrency", "64"], env)
-        print(f"  first run: {wall:.1f} s")
-        calls_before = sum(server.sim.calls.values())
-        times = []
-        for _ in range(3):
-            wall, rss, proc = run_cli(["run", str(m), "--poll-interval", "0"], env)
-            times.append(wall)
-        assert sum(server.sim.calls.values()) == calls_before, "a no-op run made API calls"
-        floor = [minimal_noop(folder, m) for _ in range(3)]
-        # the child's interpreter start and imports, measured alone
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import vidbatch.cli, vidbatch.project, vidbatch.manifest, vidbatch.runner, vidbatch.client"], check=True)
-        startup = time.perf_counter() - start
-        best = min(times)
-        print(f"no-op run of {jobs} finished jobs: best {best:.2f} s of {', '.join(f'{t:.2f}' for t in times)} (peak RSS {rss / 1024:.0f} MiB), 0 API calls")
-        print(f"  of which interpreter + imports: {startup:.2f} s")
-        print(f"minimal script (hash + SQLite lookup + stat): best {min(floor):.2f} s")
-        print(f"ratio, whole command / minimal script: {best / min(floor):.1f}x; excluding interpreter start: {(best - startup) / min(floor):.1f}x")
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
+    results = []
+    for jobs in sizes:
+        with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY)) as server:
+            folder = Path(tmp)
+            m = manifest(folder, jobs)
+            env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
+            first = ["run", str(m), "--poll-interval", "0", "--rpm", "1000000", "--concurrency", "64"]
+            wall, _, proc = run_cli(first, env, check=False)
+            if proc.returncode != 0:  # on a loaded machine a create can time out: finish the state
+                run_cli([*first, "--resubmit-uncertain", "--retry-failed"], env)
+            print(f"{jobs} jobs: first run {wall:.1f} s", flush=True)
+            calls_before = sum(server.sim.calls.values())
+            # The first run wrote the job cache; a miss is measured once with the cache removed.
+            shutil.rmtree(folder / ".vidbatch" / "cache", ignore_errors=True)
+            miss, _, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)  # loads, writes the cache
+            times: dict[str, list[float]] = {"run": [], "plan --check": [], "minimal": []}
+            rss = 0
+            for _ in range(rounds):  # alternated, so a slow spell of the machine hits all three
+                wall, rss, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)
+                times["run"].append(wall)
+                times["minimal"].append(minimal_noop(folder))
+                wall, _, _ = run_cli(["plan", "--check", str(m)], env)
+                times["plan --check"].append(wall)
+            assert sum(server.sim.calls.values()) == calls_before, "a no-op run made API calls"
+            floor = median(times["minimal"])
+            r = {
+                "jobs": jobs,
+                "miss_run_s": round(miss, 3),
+                "run_s": round(median(times["run"]), 3),
+                "plan_check_s": round(median(times["plan --check"]), 3),
+                "minimal_s": round(floor, 3),
+                "run_ratio": round(median(times["run"]) / floor, 2),
+                "plan_check_ratio": round(median(times["plan --check"]) / floor, 2),
+                "run_peak_rss_mib": round(rss / 1024, 1),
+            }
+            print("  " + json.dumps(r), flush=True)
+            results.append(r)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    print(f"bare interpreter start: {time.perf_counter() - start:.3f} s")
+    print(f"{'jobs':>6} {'run s':>7} {'plan --check s':>15} {'minimal s':>10} {'run/min':>8} {'check/min':>10} {'miss s':>7}")
+    for r in results:
+        print(f"{r['jobs']:>6} {r['run_s']:>7} {r['plan_check_s']:>15} {r['minimal_s']:>10} {r['run_ratio']:>7}x {r['plan_check_ratio']:>9}x {r['miss_run_s']:>7}")
+    return results
 
 
 def bench_throughput(jobs: int, latency: float, concurrency: int, poll: float, video_bytes: int | None = None, quiet: bool = False) -> dict:
@@ -127,6 +167,133 @@ def bench_throughput(jobs: int, latency: float, concurrency: int, poll: float, v
         return result
 
 
+def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: bool) -> None:
+    """In the child: ``project.run`` with a timestamping client and store (wrapped here, not in
+    the library); prints one JSON line of figures, and the profile to stderr when asked."""
+    import cProfile
+    import pstats
+    import threading
+
+    from vidbatch import project
+    from vidbatch.client import Client
+    from vidbatch.runner import RunOptions
+    from vidbatch.state import Store
+
+    answered: dict[str, float] = {}
+    committed: dict[str, float] = {}
+    lock = threading.Lock()
+    store_calls: dict[str, list[float]] = {}
+    statements = {"begin": 0, "commit": 0, "all": 0}
+    events: dict[str, int] = {}
+
+    real_create = Client.create
+
+    def create(self: Client, request: dict) -> str:
+        task_id = real_create(self, request)
+        with lock:
+            answered[task_id] = time.perf_counter()
+        return task_id
+
+    real_submitted = Store.record_submitted
+
+    def record_submitted(self: Store, key: str, task_id: str, **kw: object) -> object:
+        out = real_submitted(self, key, task_id, **kw)  # type: ignore[arg-type]
+        committed[task_id] = time.perf_counter()
+        return out
+
+    Client.create = create  # type: ignore[method-assign]
+    Store.record_submitted = record_submitted  # type: ignore[method-assign]
+
+    def timed(name: str, fn: object) -> object:
+        def wrapper(*args: object, **kw: object) -> object:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kw)  # type: ignore[operator]
+            finally:
+                store_calls.setdefault(name, []).append(time.perf_counter() - start)
+
+        return wrapper
+
+    for name in [n for n in vars(Store) if n.startswith("record_")]:
+        setattr(Store, name, timed(name, getattr(Store, name)))
+
+    real_init = Store.__init__
+
+    def init(self: Store, *args: object, **kw: object) -> None:
+        real_init(self, *args, **kw)  # type: ignore[arg-type]
+
+        def trace(sql: str) -> None:
+            statements["all"] += 1
+            head = sql.lstrip()[:6].upper()
+            if head.startswith("BEGIN") or head.startswith("SAVEPO"):
+                statements["begin"] += 1
+            elif head.startswith("COMMIT") or head.startswith("RELEAS"):
+                statements["commit"] += 1
+
+        self.db.conn.set_trace_callback(trace)
+
+    Store.__init__ = init  # type: ignore[method-assign]
+
+    def on_event(e: object) -> None:
+        kind = str(getattr(e, "kind", type(e).__name__))
+        events[kind] = events.get(kind, 0) + 1
+
+    ws = project.load([manifest_path])
+    options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll)
+    profiler = cProfile.Profile() if profile else None
+    with Client.from_env() as client:
+        start = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = project.run(ws, client, options, on_event=on_event)
+        if profiler:
+            profiler.disable()
+        wall = time.perf_counter() - start
+    jobs = len(ws.jobs)
+    window_ms = sorted((committed[t] - answered[t]) * 1000 for t in answered if t in committed)
+    q = statistics.quantiles(window_ms, n=100) if len(window_ms) > 1 else window_ms * 99
+    out = {
+        "jobs": jobs,
+        "run_wall_s": round(wall, 2),
+        "jobs_per_s": round(jobs / wall, 1),
+        "answer_to_commit_ms": {"median": round(statistics.median(window_ms), 2), "p99": round(q[98], 2), "max": round(window_ms[-1], 2), "n": len(window_ms)},
+        "store_calls_per_job": {k: round(len(v) / jobs, 2) for k, v in sorted(store_calls.items())},
+        "store_seconds": {k: round(sum(v), 2) for k, v in sorted(store_calls.items())},
+        "sql_per_job": {k: round(v / jobs, 2) for k, v in statements.items()},
+        "events_per_job": {k: round(v / jobs, 2) for k, v in sorted(events.items())},
+        "result": str(getattr(result, "stop", "")),
+    }
+    if profiler:
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+    print("FIRST_RUN " + json.dumps(out))
+
+
+def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
+        folder = Path(tmp)
+        m = manifest(folder, jobs)
+        env = {**os.environ, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
+        args = [sys.executable, str(Path(__file__).resolve()), "first-run-child", str(m), str(concurrency), str(poll)]
+        start = time.perf_counter()
+        proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"first run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        if profile:
+            print(proc.stderr)
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN "))
+        result = json.loads(line.split(" ", 1)[1])
+        calls = dict(server.sim.calls)
+        result["process_wall_s"] = round(wall, 2)
+        result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
+        result["latency_s"] = latency
+        result["concurrency"] = concurrency
+        print(json.dumps(result, indent=2))
+        return result
+
+
 def bench_memory() -> None:
     print("peak RSS of `vidbatch run` (MiB), latency 0:")
     for jobs, size in [(100, None), (1000, None), (100, 20_000_000), (100, 100_000_000)]:
@@ -136,21 +303,33 @@ def bench_memory() -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "first-run-child":
+        first_run_child(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), "--profile" in sys.argv)
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="which", required=True)
     noop = sub.add_parser("noop")
-    noop.add_argument("--jobs", type=int, default=10_000)
+    noop.add_argument("--jobs", type=int, nargs="+", default=[100, 1000, 10_000])
+    noop.add_argument("--rounds", type=int, default=7)
     tp = sub.add_parser("throughput")
     tp.add_argument("--jobs", type=int, default=1000)
     tp.add_argument("--latency", type=float, default=2.0)
     tp.add_argument("--concurrency", type=int, default=50)
     tp.add_argument("--poll", type=float, default=0.5)
+    fr = sub.add_parser("first-run")
+    fr.add_argument("--jobs", type=int, default=10_000)
+    fr.add_argument("--latency", type=float, default=0.05)
+    fr.add_argument("--concurrency", type=int, default=64)
+    fr.add_argument("--poll", type=float, default=0.05)
+    fr.add_argument("--profile", action="store_true")
     sub.add_parser("memory")
     args = parser.parse_args()
     if args.which == "noop":
-        bench_noop(args.jobs)
+        bench_noop(args.jobs, args.rounds)
     elif args.which == "throughput":
         bench_throughput(args.jobs, args.latency, args.concurrency, args.poll)
+    elif args.which == "first-run":
+        bench_first_run(args.jobs, args.latency, args.concurrency, args.poll, args.profile)
     else:
         bench_memory()
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .plan import Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
+
+if TYPE_CHECKING:
+    from . import jobcache
 
 SIM_SUFFIX = "-sim"
 
@@ -43,6 +46,8 @@ class Workspace:
     state_dir: Path
     #: runs against the bundled simulator (``--sim``): state and outputs of their own
     sim: bool = False
+    #: noop (issue 15): the job cache entry a miss made; ``run`` writes it
+    cache: "jobcache.Pending | None" = None
 
     @property
     def jobs(self) -> list[Any]:
@@ -83,20 +88,21 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
     """Load and validate manifests (raises ManifestError, exit 2) and find their state folder.
     A folder stands for its manifests, as in watch mode; the state folder is beside the first
     manifest, or in the first folder."""
-    from .manifest import load_manifests
+    from . import jobcache
 
     if not paths:
         raise UsageError("name at least one manifest")
     first = Path(paths[0]).expanduser().resolve()
-    manifests = load_manifests(manifest_paths(paths), variables=variables)
     folder = state_folder(first if first.is_dir() else first.parent, state_dir=state_dir, sim=sim)
+    # noop (issue 15): the expanded jobs come from <state>/cache when no input changed.
+    manifests, cache = jobcache.load(folder, [p.expanduser().resolve() for p in manifest_paths(paths)], variables)
     if sim:
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
-    return Workspace(manifests, folder, sim=sim)
+    return Workspace(manifests, folder, sim=sim, cache=cache)
 
 
 def manifest_paths(paths: Sequence[str | Path]) -> list[Path]:
@@ -156,6 +162,8 @@ def run(
         if refusal is not None:
             raise UsageError(refusal.reason)
         session.clean_staging(ws.manifests)
+        if ws.cache is not None:  # noop (issue 15): the state folder is ours now
+            ws.cache.write()
         return session.run(the_plan)
 
 

@@ -143,10 +143,13 @@ def _client(sim: bool, sim_latency: float, api_host: str | None, state_dir: Path
 def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None, sim: bool = False) -> Any:
     """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
     from ..api import load
-    from .manifest_cmds import echo_problems
 
     ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
-    echo_problems([w for m in ws.manifests for w in m.warnings], "warning")
+    warnings = [w for m in ws.manifests for w in m.warnings]
+    if warnings:  # only then import the manifest loader (Jinja, JSON Schema): the no-op fast path
+        from .manifest_cmds import echo_problems
+
+        echo_problems(warnings, "warning")
     return ws
 
 

@@ -20,19 +20,24 @@ Modules:
 
 from __future__ import annotations
 
-from .loader import (
-    DEFAULT_OUTPUT,
-    DEFAULT_OUTPUT_DIR,
-    TEMPLATED_FIELDS,
-    check_manifests,
-    check_output_collisions,
-    group_problems,
-    load_manifest,
-    load_manifests,
-    name_problem,
-)
+from typing import TYPE_CHECKING, Any
+
 from .model import ImageRef, Job, Manifest, ManifestResult
 from .source import is_manifest_file
+
+if TYPE_CHECKING:
+    from .loader import (
+        DEFAULT_OUTPUT,
+        DEFAULT_OUTPUT_DIR,
+        TEMPLATED_FIELDS,
+        check_manifests,
+        check_output_collisions,
+        group_problems,
+        load_manifest,
+        load_manifests,
+        name_problem,
+    )
+
 
 __all__ = [
     "DEFAULT_OUTPUT",
@@ -50,3 +55,13 @@ __all__ = [
     "load_manifests",
     "name_problem",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # noop (issue 15): the loader (Jinja, the JSON Schema validator) is imported on first use, so
+    # rebuilding cached jobs from vidbatch.manifest.model imports neither (vidbatch.jobcache).
+    if name in __all__:
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
