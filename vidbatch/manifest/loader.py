@@ -283,7 +283,9 @@ class _Session:
         try:
             doc = load_document(path)
         except SourceError as e:
-            result.problems.append(ManifestProblem(display, e.message, line=e.line))
+            # named as given: a symbolic link to /dev/zero is "shots.toml", not "/dev/zero"
+            shown = self.display(os.path.abspath(Path(given).expanduser()))
+            result.problems.append(ManifestProblem(shown, e.message, line=e.line))
             return result
         structural = schema.problems(doc, display)
         if structural:
