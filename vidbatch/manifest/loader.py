@@ -591,6 +591,9 @@ class _Builder:
             return
         for row in rows:
             if self.templates.budget.exhausted:
+                self.result.problems.append(
+                    self._problem(schema.job_label(self.doc, k), None, self.templates.budget.exhausted, line=t.line)
+                )
                 break
             self._job(t, row)
 
@@ -849,7 +852,7 @@ class _Builder:
     def _warnings(self, d: _Draft, request: dict[str, Any], output_text: str) -> list[str]:
         messages: list[str] = []
         prompt = request.get("prompt")
-        if isinstance(prompt, str) and "[" in prompt:
+        if isinstance(prompt, str) and any(c in prompt for c in rules.CAMERA_BRACKET_CHARS):
             messages.extend(self._camera_warnings(prompt, request.get("model")))
         if not output_text.lower().endswith(".mp4"):
             messages.append(f"output {output_text} does not end in .mp4; MiniMax renders MP4 video")
@@ -863,10 +866,10 @@ class _Builder:
         # Brackets repeat across the jobs of a table while prompts differ: check each bracket once.
         messages: list[str] = []
         brackets = rules.camera_brackets(prompt)
-        for bracket in brackets:
-            found = self.camera_cache.get(bracket.text)
+        for text in [b.text for b in brackets] + rules.full_width_brackets(prompt):
+            found = self.camera_cache.get(text)
             if found is None:
-                found = self.camera_cache[bracket.text] = [w.message for w in rules.check_camera_commands(bracket.text)]
+                found = self.camera_cache[text] = [w.message for w in rules.check_camera_commands(text)]
             messages.extend(found)
         model = facts.MODELS.get(str(model_name))
         if model is not None and not model.camera_commands:

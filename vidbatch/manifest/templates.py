@@ -69,13 +69,14 @@ SECRET_ENV_NAMES = frozenset({"MINIMAX_API_KEY"})
 MAX_CHARS = 100_000
 #: Largest integer a template may compute, in bits (``7 ** (10 ** 9)`` would take minutes).
 MAX_INT_BITS = 4096
-#: Loop iterations and calls one rendered value may take.
-MAX_STEPS = 200_000
+#: Loop iterations and calls one rendered value may take (a step costs about 2 µs).
+MAX_STEPS = 100_000
 #: Wall-clock seconds one rendered value may take.
 MAX_SECONDS = 2.0
-#: Steps and seconds every template of one manifest may take together.
-EXPANSION_MAX_STEPS = 5_000_000
-EXPANSION_MAX_SECONDS = 20.0
+#: Steps and seconds every template of one manifest may take together: 10,000 jobs of 100 steps
+#: each, ten times over; a few seconds of work at most.
+EXPANSION_MAX_STEPS = 1_000_000
+EXPANSION_MAX_SECONDS = 10.0
 #: Largest file ``{% include %}`` / ``{% import %}`` reads.
 TEMPLATE_FILE_MAX_BYTES = 1024 * 1024
 
@@ -185,11 +186,13 @@ class _FolderLoader(jinja2.FileSystemLoader):
 class Budget:
     """What one render, and all the renders of one manifest, may still spend (module docstring).
 
-    Outside :meth:`render` (at compile time) nothing may be spent: a guarded filter then refuses,
-    which keeps Jinja from folding it into a constant while compiling."""
+    While a template compiles (``compiling``) a guarded filter refuses to run, which keeps Jinja
+    from folding it into a constant outside any budget. Steps are counted only inside
+    :meth:`Templates.render` (``active``); the size checks apply everywhere."""
 
     def __init__(self) -> None:
         self.active = False
+        self.compiling = False
         self.steps = 0
         self.deadline = 0.0
         self.total_steps = 0
@@ -211,11 +214,14 @@ class Budget:
             self.total_seconds += time.monotonic() - self.started
             if self.total_steps >= EXPANSION_MAX_STEPS or self.total_seconds >= EXPANSION_MAX_SECONDS:
                 self.exhausted = (
-                    f"the templates of this manifest took more than their budget together "
-                    f"({EXPANSION_MAX_STEPS:,} steps, {EXPANSION_MAX_SECONDS:g} s); simplify them"
+                    f"template too costly: the templates of this manifest took more than their budget together "
+                    f"({EXPANSION_MAX_STEPS:,} loop iterations and calls, {EXPANSION_MAX_SECONDS:g} s), so the "
+                    "jobs after this point were not expanded; simplify the templates"
                 )
 
     def step(self) -> None:
+        if not self.active:
+            return
         self.steps += 1
         if self.steps > MAX_STEPS or self.total_steps + self.steps > EXPANSION_MAX_STEPS:
             raise TooCostly(f"takes more than {MAX_STEPS:,} steps (loop iterations and calls)")
@@ -265,7 +271,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     # -- the parsed template is rewritten before it is compiled --------------------------------
 
-    def compile(  # type: ignore[override]
+    def compile(
         self,
         source: str | nodes.Template,
         name: str | None = None,
@@ -275,7 +281,11 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     ) -> Any:
         if isinstance(source, str):
             source = _Charged(self).visit(self.parse(source, name, filename))
-        return super().compile(source, name, filename, raw, defer_init)
+        compiling, self.budget.compiling = self.budget.compiling, True
+        try:
+            return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
+        finally:
+            self.budget.compiling = compiling
 
     def bounded_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
         step = self.budget.step
@@ -332,7 +342,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         @functools.wraps(f)  # keeps Jinja's pass_context / pass_environment marks
         def guarded(*args: Any, **kwargs: Any) -> Any:
             b = self.budget
-            if not b.active:
+            if b.compiling:
                 raise TooCostly("not at compile time")  # Jinja then leaves it to run time
             b.step()
             if sizing:
@@ -380,7 +390,7 @@ class _Charged(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.For:
         self.generic_visit(node)
-        node.iter = self._call("bounded_iter", [node.iter], node.lineno)
+        node.iter = self._call("bounded_iter", [node.iter], node.lineno)  # type: ignore[list-item]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
@@ -439,6 +449,8 @@ class Templates:
         if self.budget.exhausted:
             raise TemplateProblem(self.budget.exhausted)
         template = self.compile(source)
+        if self.budget.exhausted:
+            raise TemplateProblem(self.budget.exhausted)
         if isinstance(template, _Substitution):
             try:
                 text = template.render(variables)
@@ -465,7 +477,7 @@ class Templates:
                 f"template too costly: it {e}. Templates are bounded (at most {MAX_CHARS:,} characters, "
                 f"{MAX_STEPS:,} loop iterations and calls, {MAX_SECONDS:g} s per value); simplify it"
                 if not self.budget.exhausted
-                else f"template too costly: {self.budget.exhausted}"
+                else self.budget.exhausted
             ) from None
         except SecretEnvVar as e:
             raise TemplateProblem(
