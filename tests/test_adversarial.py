@@ -150,6 +150,17 @@ CASES = [
     Case("env-key-in-name", "MINIMAX_API_KEY", {"shots.toml": HEADER + '[[jobs]]\nname = "k{{ env.MINIMAX_API_KEY|length }}"\nprompt = "x"\n'}),
     Case("non-latin1-key", "MINIMAX_API_KEY", {"shots.toml": job("x")}, env={"MINIMAX_API_KEY": "sk-ключ-0123456789"}),
     Case("key-with-newline", "MINIMAX_API_KEY", {"shots.toml": job("x")}, env={"MINIMAX_API_KEY": "sk-abc\r\nX-Evil: 1"}),
+    # --- more of the same classes (the input engineer's additions) ---
+    Case("method-ljust-1e9", "template", {"shots.toml": job("{{ 'x'.ljust(10**9) }}")}),
+    Case("format-width-1e9", "template", {"shots.toml": job("{{ '%0999999999d' % 1 }}")}),
+    Case("str-format-width", "template", {"shots.toml": job("{{ '{:>999999999}'.format(1) }}")}),
+    Case("replace-blowup", "template", {"shots.toml": job("{{ ('a' * 90000)|replace('a', 'bbbbbbbbbb') }}")}),
+    Case("loop-over-strings", "template", {"shots.toml": job("{% for a in 'x' * 90000 %}{% for b in 'y' * 90000 %}{% endfor %}{% endfor %}")}),
+    Case("foreach-json-deep", "foreach", {"shots.toml": HEADER + '[[jobs]]\nname = "s{{ id }}"\nprompt = "x"\nforeach = "rows.json"\n', "rows.json": "[" * 100000 + "]" * 100000}),
+    Case("foreach-json-nan", "foreach", {"shots.toml": HEADER + '[[jobs]]\nname = "s{{ id }}"\nprompt = "x"\nforeach = "rows.json"\n', "rows.json": '[{"id": 1, "duration": NaN}]'}),
+    Case("output-name-too-long", "output", {"shots.toml": job("x", extra='output = "{{ name }}-' + "o" * 240 + '.mp4"\n')}),
+    Case("webp-header-only", "first_frame_image", {"shots.toml": job("x", extra=I2V.format(img="x.webp")), "x.webp": b"RIFF\xff\xff\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x9f\x0f\x00\xb7\x0b\x00"}),
+    Case("tsv-dev-urandom", "foreach", {"shots.toml": HEADER + '[[jobs]]\nname = "s{{ id }}"\nprompt = "x"\nforeach = "rows.tsv"\n'}, _link("rows.tsv", "/dev/urandom")),
     # --- paths ---
     Case("image-outside", "first_frame_image", {"shots.toml": job("x", extra=I2V.format(img="../../../../etc/hostname"))}),
     Case("foreach-absolute", "foreach", {"shots.toml": HEADER + '[[jobs]]\nname = "s{{ id }}"\nprompt = "x"\nforeach = "/etc/passwd"\n'}),
