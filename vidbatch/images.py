@@ -16,12 +16,68 @@ import base64
 import binascii
 import hashlib
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagesize
 
 from . import facts
+
+
+# --- bounded reading of input files ----------------------------------------------------------------
+# Here because images are the lowest layer that reads input files; manifests, foreach files and
+# templates read through the same function (re-exported by vidbatch.manifest.source).
+
+
+class NotRegularFile(OSError):
+    """The path is a FIFO, a device, a socket: not a file vidbatch reads."""
+
+
+class FileTooLarge(OSError):
+    """The file is larger than the reader's limit; ``size`` is what fstat said (or limit + 1)."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"is {size} bytes; at most {limit}")
+        self.size = size
+        self.limit = limit
+
+
+def describe_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def read_regular(path: Path | str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, never more read than that.
+
+    Opened without blocking (a FIFO cannot hang the reader) and checked with ``fstat`` on the open
+    descriptor (a symbolic link to ``/dev/zero`` is a character device, refused). Raises
+    :class:`NotRegularFile`, :class:`FileTooLarge`, ``IsADirectoryError``, ``FileNotFoundError`` or
+    another ``OSError``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "is a folder", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise FileTooLarge(st.st_size, limit)
+        chunks: list[bytes] = []
+        got = 0
+        while got <= limit:  # a file growing while read still stops at the limit
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise FileTooLarge(got, limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
 
 
 @dataclass(frozen=True)
@@ -90,7 +146,9 @@ def _png_complete(data: bytes) -> bool:
 
 
 def inspect_file(path: Path) -> ImageInfo:
-    return inspect_bytes(Path(path).read_bytes())
+    """The image at ``path``, read only if it is a regular file of at most the API's limit
+    (raises :class:`FileTooLarge`, :class:`NotRegularFile` or another ``OSError``)."""
+    return inspect_bytes(read_regular(path, facts.IMAGE_MAX_BYTES))
 
 
 def limit_problems(info: ImageInfo) -> list[str]:

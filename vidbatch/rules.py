@@ -95,10 +95,10 @@ def check_camera_commands(prompt: str) -> list[CameraWarning]:
     commands (or near misses) between full-width brackets, which the model reads as text."""
     warnings: list[CameraWarning] = []
     for m in _FULL_WIDTH_BRACKET.finditer(prompt):
-        parts = [p for p in _BRACKET_SPLIT.split(m.group(1).strip()) if p]
-        commands = [p if p in CAMERA_COMMANDS else _near_command(p) for p in parts]
+        written = [p for p in _BRACKET_SPLIT.split(m.group(1).strip()) if p]
+        commands = [p if p in CAMERA_COMMANDS else _near_command(p) for p in written]
         if any(commands):
-            fixed = ", ".join(c or p for c, p in zip(commands, parts))
+            fixed = ", ".join(c or p for c, p in zip(commands, written))
             warnings.append(
                 CameraWarning(
                     m.group(0),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from ..identity import content_key
 from . import rows as rows_mod
 from . import schema
 from .model import ImageRef, Job, Manifest, ManifestResult, map_images
-from .source import Document, FileTooLarge, SourceError, load_document, read_problem, read_regular
+from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
 DEFAULT_OUTPUT_DIR = "renders"
@@ -194,21 +195,29 @@ class _ImageCache:
     @staticmethod
     def _inspect(source: str, path: Path) -> images.ImageInfo | str:
         try:
-            return images.inspect_bytes(read_regular(path, facts.IMAGE_MAX_BYTES))
-        except FileTooLarge as e:
-            try:  # Do not read a huge file just to refuse it: the header is enough to say why.
-                with path.open("rb") as f:
-                    head = f.read(64 * 1024)
-            except OSError:
-                head = b""
-            info = images.inspect_bytes(head)
-            return images.ImageInfo(info.format, info.width, info.height, e.size, "")
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size >= facts.IMAGE_MAX_BYTES:
+                return _ImageCache._header_only(path, st.st_size)
+            return images.inspect_file(path)  # refuses what is not a regular file, never blocks
+        except FileTooLarge as e:  # grew since the stat
+            return _ImageCache._header_only(path, e.size)
         except FileNotFoundError:
             return f"image {source} not found ({path})"
         except IsADirectoryError:
             return f"image {source} is a folder, not an image file ({path})"
         except OSError as e:
             return f"image {source} {read_problem(e, path)}"
+
+    @staticmethod
+    def _header_only(path: Path, size: int) -> images.ImageInfo:
+        """A file over the API's limit: its header is enough to say why it is refused."""
+        try:
+            with path.open("rb") as f:
+                head = f.read(64 * 1024)
+        except OSError:
+            head = b""
+        info = images.inspect_bytes(head)
+        return images.ImageInfo(info.format, info.width, info.height, size, "")
 
     def _data_url(self, source: str) -> tuple[ImageRef | None, str | None]:
         cached = self._data.get(source)

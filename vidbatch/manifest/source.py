@@ -15,13 +15,15 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from ..images import FileTooLarge, NotRegularFile, describe_size, read_regular
+
+__all__ = ["FileTooLarge", "NotRegularFile", "describe_size", "read_regular"]  # re-exported for rows, templates
 
 MANIFEST_SUFFIXES = (".toml", ".json")
 #: The largest manifest vidbatch reads: far above any hand-written one (10,000 jobs are about
@@ -70,54 +72,6 @@ class Document:
                 self._locator = JsonLocator(self.text) if self.format == "json" else TomlLocator(self.text)
             self._lines[path] = self._locator.line(path)
         return self._lines[path]
-
-
-class NotRegularFile(OSError):
-    """The path is a FIFO, a device, a socket: not a file vidbatch reads."""
-
-
-class FileTooLarge(OSError):
-    """The file is larger than the reader's limit; ``size`` is what fstat said (or limit + 1)."""
-
-    def __init__(self, size: int, limit: int):
-        super().__init__(f"is {size} bytes; at most {limit}")
-        self.size = size
-        self.limit = limit
-
-
-def describe_size(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
-
-
-def read_regular(path: Path | str, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, never more read than that.
-
-    Opened without blocking (a FIFO cannot hang the reader) and checked with ``fstat`` on the open
-    descriptor (a symbolic link to ``/dev/zero`` is a character device, refused). Raises
-    :class:`NotRegularFile`, :class:`FileTooLarge`, ``IsADirectoryError``, ``FileNotFoundError`` or
-    another ``OSError``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(21, "is a folder", str(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
-        if st.st_size > limit:
-            raise FileTooLarge(st.st_size, limit)
-        chunks: list[bytes] = []
-        got = 0
-        while got <= limit:  # a file growing while read still stops at the limit
-            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        if got > limit:
-            raise FileTooLarge(got, limit)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def read_problem(e: OSError, path: Path | str) -> str:
