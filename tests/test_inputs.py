@@ -218,3 +218,14 @@ def test_images_missing_from_one_folder_are_one_problem_listing_the_rows(tmp_pat
     (problem,) = messages(m)
     assert "12 images not found in frame (the folder does not exist)" in problem
     assert "shots.csv line 2: frame/01.png" in problem and "shots.csv line 13: frame/12.png" in problem
+
+
+def test_an_output_folder_without_permission_is_left_to_the_commands_that_write(tmp_path, monkeypatch):
+    # read commands work on a read-only copy of a project; a run refuses before any create
+    m = write(tmp_path, "m.toml", HEADER + '[[jobs]]\nname = "s"\nprompt = "x"\n')
+    assert load_manifest(m).output_dir_error() is None
+    monkeypatch.setattr(loader.os, "access", lambda *a, **k: False)
+    manifest = load_manifest(m)
+    error = manifest.output_dir_error()
+    assert error is not None and error.exit_code == 2
+    assert "renders cannot be created" in str(error) and "not writable" in str(error)

@@ -301,11 +301,14 @@ class _Session:
             result.problems.extend(structural)
             return result
         builder = _Builder(self, doc, display, result)
-        problem = builder.output_dir_problem()
-        if problem is not None:
-            result.problems.append(ManifestProblem(display, problem, field="output_dir", line=doc.line(("output_dir",))))
+        never, not_now = builder.output_dir_problems()
+        if never is not None:
+            result.problems.append(ManifestProblem(display, never, field="output_dir", line=doc.line(("output_dir",))))
             return result
-        return builder.build()
+        builder.build()
+        if result.manifest is not None:
+            result.manifest.output_dir_unwritable = not_now
+        return result
 
 
 def _api_key(environ: Mapping[str, str], *, read_config: bool) -> str | None:
@@ -507,10 +510,14 @@ class _Builder:
             return self.display, self.doc.line(("jobs", k, field_name)), ""
         return self.display, self.doc.line(("jobs", k)), ""
 
-    def output_dir_problem(self) -> str | None:
-        """Why no file could be written into output_dir, checked without creating anything: the
-        folder, or the nearest of its parents that exists, must be a writable folder on a file
-        system that holds files."""
+    def output_dir_problems(self) -> tuple[str | None, str | None]:
+        """(why output_dir can never hold files, why it cannot now), each None when it can; checked
+        without creating anything, on the folder or the nearest of its parents that exists.
+
+        Never: it is a file, lies under a file, or on a file system that holds no files (/proc):
+        a manifest error for every command. Not now: permissions or a read-only file system; read
+        commands still work (on a read-only copy of a project), a run refuses before any create
+        (:meth:`Manifest.output_dir_error`)."""
         target = self.output_dir
         existing = target
         while not os.path.lexists(existing) and existing.parent != existing:
@@ -518,21 +525,20 @@ class _Builder:
         shown = self.s.display(target)
         if not os.path.isdir(existing):
             if existing == target:
-                return f"{shown} is a file, not a folder; point output_dir at a folder (or move the file)"
-            return f"{shown} cannot be created: {self.s.display(existing)} is a file, not a folder"
-        real = self.s.realpath(existing)
-        kind = self.s.filesystem_type(real)
+                return f"{shown} is a file, not a folder; point output_dir at a folder (or move the file)", None
+            return f"{shown} cannot be created: {self.s.display(existing)} is a file, not a folder", None
+        kind = self.s.filesystem_type(self.s.realpath(existing))
         at = shown if existing == target else f"{shown} cannot be created: {self.s.display(existing)}"
         if kind in _PSEUDO_FILE_SYSTEMS:
-            return f"{at} is on the {kind} file system, which holds no files; choose another output_dir"
+            return f"{at} is on the {kind} file system, which holds no files; choose another output_dir", None
         if not os.access(existing, os.W_OK | os.X_OK):
-            return f"{at} is not writable by you; choose another output_dir or change its permissions"
+            return None, f"{at} is not writable by you; choose another output_dir or change its permissions"
         try:
             if os.statvfs(existing).f_flag & os.ST_RDONLY:
-                return f"{at} is on a read-only file system; choose another output_dir"
+                return None, f"{at} is on a read-only file system; choose another output_dir"
         except OSError:
             pass
-        return None
+        return None, None
 
     # -- building -------------------------------------------------------------------------------
 

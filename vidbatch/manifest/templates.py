@@ -17,8 +17,8 @@ string, list or number a template builds (``*``, ``**``, ``+``, ``%``, ``~``, fi
 calls, ``range``, ``lipsum``) is checked *before* it is built against :data:`MAX_CHARS` and
 :data:`MAX_INT_BITS`; every loop iteration and call is a step, at most :data:`MAX_STEPS` per
 rendered value and :data:`EXPANSION_MAX_STEPS` per manifest; and a wall-clock deadline
-(:data:`MAX_SECONDS` per value, :data:`EXPANSION_MAX_SECONDS` per manifest) is checked at each
-step. This is the design Jinja's sandbox documentation suggests (``intercepted_binops`` and
+(:data:`MAX_SECONDS` per value, :data:`EXPANSION_MAX_SECONDS` per manifest, in CPU time of the
+rendering thread) is checked at each step. This is the design Jinja's sandbox documentation suggests (``intercepted_binops`` and
 ``call_binop``, ``call``); two things it does not intercept are routed through the budget by
 rewriting the parsed template before it is compiled: ``{% for %}`` iterables (each iteration is a
 step) and ``~`` concatenation. Filters are wrapped, so constant folding at compile time (which
@@ -71,7 +71,8 @@ MAX_CHARS = 100_000
 MAX_INT_BITS = 4096
 #: Loop iterations and calls one rendered value may take (a step costs about 2 µs).
 MAX_STEPS = 100_000
-#: Wall-clock seconds one rendered value may take.
+#: CPU seconds one rendered value may take (CPU time of the rendering thread, so a loaded machine
+#: or a busy watch does not count against a template).
 MAX_SECONDS = 2.0
 #: Steps and seconds every template of one manifest may take together: 10,000 jobs of 100 steps
 #: each, ten times over; a few seconds of work at most.
@@ -204,14 +205,14 @@ class Budget:
             raise TooCostly(self.exhausted)
         self.active = True
         self.steps = 0
-        self.started = time.monotonic()
+        self.started = time.thread_time()
         self.deadline = self.started + min(MAX_SECONDS, EXPANSION_MAX_SECONDS - self.total_seconds)
 
     def stop(self) -> None:
         if self.active:
             self.active = False
             self.total_steps += self.steps
-            self.total_seconds += time.monotonic() - self.started
+            self.total_seconds += time.thread_time() - self.started
             if self.total_steps >= EXPANSION_MAX_STEPS or self.total_seconds >= EXPANSION_MAX_SECONDS:
                 self.exhausted = (
                     f"template too costly: the templates of this manifest took more than their budget together "
@@ -225,7 +226,7 @@ class Budget:
         self.steps += 1
         if self.steps > MAX_STEPS or self.total_steps + self.steps > EXPANSION_MAX_STEPS:
             raise TooCostly(f"takes more than {MAX_STEPS:,} steps (loop iterations and calls)")
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise TooCostly(f"takes longer than {MAX_SECONDS:g} s")
 
     def check_size(self, size: int, what: str = "a value") -> None:
