@@ -127,7 +127,33 @@ def credentials(host: str | None = None, *, host_given_by: str = HOST_OPTION) ->
             key, key_source = settings["api_key"].strip(), str(path)
         if not host and settings.get("api_host"):
             host, host_source = settings["api_host"], f"the config file {path}"
+    if key is not None:
+        problem = key_problem(key)
+        if problem:
+            raise ConfigError(f"the API key in {key_source} {problem}")
     return Credentials(key, (host or facts.DEFAULT_HOST).rstrip("/"), key_source, host_source)
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an API key, in words that never repeat it, or None.
+
+    The key travels in an HTTP header (``Authorization: Bearer KEY``), which holds Latin-1 text
+    without control characters: a key with anything else is a copy-and-paste accident (a
+    character from another alphabet, a line break) that would crash the first request or, with
+    CR/LF, inject a header."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        return (
+            "contains a line break or another control character; copy it again from your MiniMax "
+            "account's API keys page"
+        )
+    try:
+        key.encode("latin-1")
+    except UnicodeEncodeError:
+        return (
+            "contains characters an HTTP header cannot carry (letters from outside Latin-1); "
+            "copy it again from your MiniMax account's API keys page"
+        )
+    return None
 
 
 def missing_key_message() -> str:

@@ -4,6 +4,10 @@ The API takes JPG/PNG/WebP under 20 MB whose short side is over 300 px and whose
 between 2:5 and 5:2 (limits in :mod:`vidbatch.facts`). Local files are checked here before any
 money is spent and sent as data URLs; remote URLs pass through unchecked.
 Dimensions come from `imagesize`, which reads headers only, so checking a 15 MB photo is cheap.
+A header alone is not an image: a PNG must also hold image data (an ``IDAT`` chunk) and end (an
+``IEND`` chunk), a JPEG a scan (an SOS marker) and its end (EOI), a WebP as many bytes as its
+RIFF header announces; a file cut short or a bare header is refused here, not by MiniMax after
+the render was paid for.
 """
 
 from __future__ import annotations
@@ -12,12 +16,68 @@ import base64
 import binascii
 import hashlib
 import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagesize
 
 from . import facts
+
+
+# --- bounded reading of input files ----------------------------------------------------------------
+# Here because images are the lowest layer that reads input files; manifests, foreach files and
+# templates read through the same function (re-exported by vidbatch.manifest.source).
+
+
+class NotRegularFile(OSError):
+    """The path is a FIFO, a device, a socket: not a file vidbatch reads."""
+
+
+class FileTooLarge(OSError):
+    """The file is larger than the reader's limit; ``size`` is what fstat said (or limit + 1)."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"is {size} bytes; at most {limit}")
+        self.size = size
+        self.limit = limit
+
+
+def describe_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def read_regular(path: Path | str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, never more read than that.
+
+    Opened without blocking (a FIFO cannot hang the reader) and checked with ``fstat`` on the open
+    descriptor (a symbolic link to ``/dev/zero`` is a character device, refused). Raises
+    :class:`NotRegularFile`, :class:`FileTooLarge`, ``IsADirectoryError``, ``FileNotFoundError`` or
+    another ``OSError``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "is a folder", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise FileTooLarge(st.st_size, limit)
+        chunks: list[bytes] = []
+        got = 0
+        while got <= limit:  # a file growing while read still stops at the limit
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise FileTooLarge(got, limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
 
 
 @dataclass(frozen=True)
@@ -27,6 +87,8 @@ class ImageInfo:
     height: int
     size: int  # bytes
     sha256: str
+    #: the file holds image data and is not cut short (see the module docstring)
+    complete: bool = True
 
     @property
     def mime(self) -> str | None:
@@ -52,11 +114,41 @@ def inspect_bytes(data: bytes) -> ImageInfo:
             width, height = imagesize.get(io.BytesIO(data))
         except (ValueError, OSError, IndexError):  # a damaged header
             width = height = -1
-    return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest())
+    return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest(), is_complete(fmt, data))
+
+
+def is_complete(fmt: str | None, data: bytes) -> bool:
+    """Whether an image of format ``fmt`` holds image data and is whole (module docstring)."""
+    if fmt == "png":
+        return _png_complete(data)
+    if fmt == "jpeg":
+        sos = data.find(b"\xff\xda")
+        return sos > 0 and data.rfind(b"\xff\xd9") > sos
+    if fmt == "webp":
+        return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True
+
+
+def _png_complete(data: bytes) -> bool:
+    pos, has_data = 8, False
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > len(data):
+            return False
+        if kind == b"IDAT":
+            has_data = has_data or length > 0
+        elif kind == b"IEND":
+            return has_data
+        pos = end
+    return False
 
 
 def inspect_file(path: Path) -> ImageInfo:
-    return inspect_bytes(Path(path).read_bytes())
+    """The image at ``path``, read only if it is a regular file of at most the API's limit
+    (raises :class:`FileTooLarge`, :class:`NotRegularFile` or another ``OSError``)."""
+    return inspect_bytes(read_regular(path, facts.IMAGE_MAX_BYTES))
 
 
 def limit_problems(info: ImageInfo) -> list[str]:
@@ -68,6 +160,12 @@ def limit_problems(info: ImageInfo) -> list[str]:
         problems.append(f"is {info.size / 1e6:.1f} MB; images must be under 20 MB")
     if info.width <= 0 or info.height <= 0:
         problems.append(f"is a {info.format.upper()} whose size cannot be read (damaged file?)")
+        return problems
+    if not info.complete:
+        problems.append(
+            f"is a {info.format.upper()} without its image data or cut short (a damaged or partly copied file?); "
+            "export it again"
+        )
         return problems
     short = min(info.width, info.height)
     if short <= facts.IMAGE_MIN_SHORT_SIDE:

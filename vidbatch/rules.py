@@ -41,7 +41,12 @@ from .facts import (
 _CAMERA_KNOWN = list(CAMERA_COMMANDS)
 _CAMERA_LOWER = {k.lower(): k for k in _CAMERA_KNOWN}
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
-_BRACKET_SPLIT = re.compile(r"\s*[,，]\s*")
+_BRACKET_SPLIT = re.compile(r"\s*[,，、]\s*")
+#: Full-width brackets (【Push in】, ［推进］): easy to type with a Chinese input method, but
+#: MiniMax reads camera commands only between ASCII brackets.
+_FULL_WIDTH_BRACKET = re.compile(r"[【［]([^【】［］\[\]]*)[】］]")
+#: Characters a prompt needs for :func:`check_camera_commands` to find anything.
+CAMERA_BRACKET_CHARS = "[【［"
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,34 @@ def camera_commands_in(prompt: str) -> list[list[str]]:
     return [list(b.commands) for b in camera_brackets(prompt)]
 
 
+def full_width_brackets(prompt: str) -> list[str]:
+    """Every group between full-width brackets (【...】, ［...］), brackets included."""
+    return [m.group(0) for m in _FULL_WIDTH_BRACKET.finditer(prompt)]
+
+
+def _near_command(part: str) -> str | None:
+    near = difflib.get_close_matches(part, _CAMERA_KNOWN, n=1, cutoff=0.5) or difflib.get_close_matches(
+        part.lower(), list(_CAMERA_LOWER), n=1, cutoff=0.5
+    )
+    return _CAMERA_LOWER.get(near[0], near[0]) if near else None
+
+
 def check_camera_commands(prompt: str) -> list[CameraWarning]:
-    """Warn about bracketed words that are not camera commands, and over-full brackets."""
+    """Warn about bracketed words that are not camera commands, over-full brackets, and camera
+    commands (or near misses) between full-width brackets, which the model reads as text."""
     warnings: list[CameraWarning] = []
+    for m in _FULL_WIDTH_BRACKET.finditer(prompt):
+        written = [p for p in _BRACKET_SPLIT.split(m.group(1).strip()) if p]
+        commands = [p if p in CAMERA_COMMANDS else _near_command(p) for p in written]
+        if any(commands):
+            fixed = ", ".join(c or p for c, p in zip(commands, written))
+            warnings.append(
+                CameraWarning(
+                    m.group(0),
+                    f"{m.group(0)} uses full-width brackets, so it will reach the model as text; "
+                    f"camera commands go between [ and ]: [{fixed}]",
+                )
+            )
     known, lower = _CAMERA_KNOWN, _CAMERA_LOWER
     for group in camera_brackets(prompt):
         bracket, parts = group.text, group.commands

@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import facts, images, rules
-from ..errors import ManifestError, ManifestProblem
+from .. import config, facts, files, images, rules
+from ..errors import ConfigError, ManifestError, ManifestProblem
 from ..identity import content_key
 from . import rows as rows_mod
 from . import schema
 from .model import ImageRef, Job, Manifest, ManifestResult, map_images
-from .source import Document, SourceError, load_document
+from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
 DEFAULT_OUTPUT_DIR = "renders"
@@ -47,6 +49,20 @@ DEFAULT_OUTPUT = "{{ name }}.mp4"
 TEMPLATED_FIELDS = ("name", "prompt", "output", *facts.IMAGE_FIELDS, "subject_reference")
 #: A name longer than this would make file names some file systems refuse (255 bytes with .mp4).
 NAME_MAX_CHARS = 200
+#: The longest file name (in bytes, UTF-8) most file systems take.
+FILE_NAME_MAX_BYTES = 255
+#: What the staging name of :func:`vidbatch.files.staging_path` adds to a file name, in bytes:
+#: every output is first written as ``.NAME.XXXXXXXX.vidbatch-new``, so NAME must leave room.
+STAGING_EXTRA_BYTES = len(files.staging_path(Path("x")).name) - 1
+#: Longest output file name, in bytes, and so longest job name (which gets ``.mp4``).
+OUTPUT_NAME_MAX_BYTES = FILE_NAME_MAX_BYTES - STAGING_EXTRA_BYTES
+NAME_MAX_BYTES = OUTPUT_NAME_MAX_BYTES - len(".mp4")
+#: File names Windows reserves for devices, with or without an extension (``CON``, ``nul.txt``).
+WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
+#: Most jobs one manifest may expand to, unless its ``max_jobs`` (or the caller's) says otherwise.
+DEFAULT_MAX_JOBS = 10_000
 #: Characters a name (and each folder of an output path) may not contain: path separators, and
 #: what Windows and macOS refuse in file names, so a render folder can be copied anywhere.
 NAME_FORBIDDEN = '/\\<>:"|?*'
@@ -60,14 +76,35 @@ _BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False, "1": True,
 
 
 _NAME_BAD_CHAR = re.compile("[\x00-\x1f\x7f" + re.escape(NAME_FORBIDDEN) + "]")
+#: Characters that make a name display as something else: C1 controls, and the bidirectional
+#: overrides and isolates ("abc\u202ecod.exe" shows as "abcexe.doc").
+_NAME_DECEPTIVE = re.compile("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a job name (and a file name), or None."""
+def name_problem(name: str, *, max_bytes: int = NAME_MAX_BYTES) -> str | None:
+    """Why ``name`` cannot be a job name (and a file name), or None. ``max_bytes``: the most
+    UTF-8 bytes it may take (a job name leaves room for ``.mp4`` and the staging name)."""
     if not name:
         return "is empty"
     if len(name) > NAME_MAX_CHARS:
         return f"is {len(name)} characters long; at most {NAME_MAX_CHARS}"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        return f"contains a lone surrogate (\\u{ord(name[e.start]):04x}), which is not text"
+    if size > max_bytes:
+        return (
+            f"{name[:20]!r}… takes {size} bytes as a file name; at most {max_bytes}, to leave room for "
+            f"the extension and the name vidbatch writes it under first ({FILE_NAME_MAX_BYTES} bytes in all)"
+        )
+    deceptive = _NAME_DECEPTIVE.search(name)
+    if deceptive:
+        return (
+            f"{name!r} contains {unicodedata.name(deceptive.group(0), 'a control character')} "
+            f"(U+{ord(deceptive.group(0)):04X}), which makes a file name display as something else"
+        )
+    if name.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_RESERVED:
+        return f"{name!r} is a device name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9), which no file there can have"
     bad = _NAME_BAD_CHAR.search(name)
     if bad:
         c = bad.group(0)
@@ -99,8 +136,8 @@ def output_parts(text: str) -> tuple[list[str], str | None]:
         return [], f"{text!r} leaves output_dir: '..' is not allowed in an output path"
     if not parts or text.endswith("/"):
         return [], f"{text!r} names a folder, not a file"
-    for part in parts:
-        problem = name_problem(part)
+    for i, part in enumerate(parts):
+        problem = name_problem(part, max_bytes=OUTPUT_NAME_MAX_BYTES if i == len(parts) - 1 else FILE_NAME_MAX_BYTES)
         if problem:
             return [], f"{text!r}: {problem.replace(repr(part) + ' ', '', 1)}"
     return parts, None
@@ -158,20 +195,29 @@ class _ImageCache:
     @staticmethod
     def _inspect(source: str, path: Path) -> images.ImageInfo | str:
         try:
-            size = path.stat().st_size
-            if size >= facts.IMAGE_MAX_BYTES:
-                # Do not read a huge file just to refuse it: the header is enough to say why.
-                with path.open("rb") as f:
-                    head = f.read(64 * 1024)
-                info = images.inspect_bytes(head)
-                return images.ImageInfo(info.format, info.width, info.height, size, "")
-            return images.inspect_file(path)
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size >= facts.IMAGE_MAX_BYTES:
+                return _ImageCache._header_only(path, st.st_size)
+            return images.inspect_file(path)  # refuses what is not a regular file, never blocks
+        except FileTooLarge as e:  # grew since the stat
+            return _ImageCache._header_only(path, e.size)
         except FileNotFoundError:
             return f"image {source} not found ({path})"
         except IsADirectoryError:
             return f"image {source} is a folder, not an image file ({path})"
         except OSError as e:
-            return f"image {source} cannot be read: {e.strerror or e} ({path})"
+            return f"image {source} {read_problem(e, path)}"
+
+    @staticmethod
+    def _header_only(path: Path, size: int) -> images.ImageInfo:
+        """A file over the API's limit: its header is enough to say why it is refused."""
+        try:
+            with path.open("rb") as f:
+                head = f.read(64 * 1024)
+        except OSError:
+            head = b""
+        info = images.inspect_bytes(head)
+        return images.ImageInfo(info.format, info.width, info.height, size, "")
 
     def _data_url(self, source: str) -> tuple[ImageRef | None, str | None]:
         cached = self._data.get(source)
@@ -193,12 +239,39 @@ class _ImageCache:
 
 
 class _Session:
-    def __init__(self, variables: Mapping[str, str] | None, environ: Mapping[str, str] | None):
+    def __init__(
+        self,
+        variables: Mapping[str, str] | None,
+        environ: Mapping[str, str] | None,
+        max_jobs: int | None = None,
+    ):
         self.overrides = dict(variables or {})
         self.environ = os.environ if environ is None else environ
+        self.max_jobs = max_jobs
         self.images = _ImageCache()
         self.cwd = os.getcwd()
         self._real: dict[str, str] = {}
+        self._mounts: list[tuple[str, str]] | None = None
+        #: The API key, when one is set: no job's request, name or output may contain it.
+        self.secret = _api_key(self.environ, read_config=environ is None)
+
+    def filesystem_type(self, path: str) -> str | None:
+        """The type of the file system ``path`` is on (Linux: from /proc/self/mounts), or None."""
+        if self._mounts is None:
+            self._mounts = []
+            try:
+                with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        fields = line.split()
+                        if len(fields) >= 3:
+                            self._mounts.append((fields[1].replace("\\040", " "), fields[2]))
+            except OSError:
+                pass
+            self._mounts.sort(key=lambda m: len(m[0]), reverse=True)
+        for mount, kind in self._mounts:
+            if path == mount or path.startswith(mount.rstrip("/") + "/"):
+                return kind
+        return None
 
     def display(self, path: Path | str) -> str:
         """``path`` relative to the working folder when it is inside it, else absolute."""
@@ -219,13 +292,43 @@ class _Session:
         try:
             doc = load_document(path)
         except SourceError as e:
-            result.problems.append(ManifestProblem(display, e.message, line=e.line))
+            # named as given: a symbolic link to /dev/zero is "shots.toml", not "/dev/zero"
+            shown = self.display(os.path.abspath(Path(given).expanduser()))
+            result.problems.append(ManifestProblem(shown, e.message, line=e.line))
             return result
         structural = schema.problems(doc, display)
         if structural:
             result.problems.extend(structural)
             return result
-        return _Builder(self, doc, display, result).build()
+        builder = _Builder(self, doc, display, result)
+        never, not_now = builder.output_dir_problems()
+        if never is not None:
+            result.problems.append(ManifestProblem(display, never, field="output_dir", line=doc.line(("output_dir",))))
+            return result
+        builder.build()
+        if result.manifest is not None:
+            result.manifest.output_dir_unwritable = not_now
+        return result
+
+
+def _api_key(environ: Mapping[str, str], *, read_config: bool) -> str | None:
+    """The API key the run would use (environment, else the config file), when it is long enough
+    to look for in values; never raises."""
+    key = (environ.get(config.ENV_KEY) or "").strip()
+    if not key and read_config:
+        try:
+            key = str(config.load_config().get("api_key", "")).strip()
+        except (ConfigError, OSError):
+            key = ""
+    return key if len(key) >= 8 else None
+
+
+#: File systems where no output can be written, whatever the permissions say (root can "write"
+#: /proc by access(2), but cannot create a file there).
+_PSEUDO_FILE_SYSTEMS = frozenset(
+    {"proc", "sysfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs", "pstore", "bpf",
+     "configfs", "fusectl", "mqueue", "binfmt_misc", "autofs", "efivarfs"}
+)
 
 
 class _Table:
@@ -321,6 +424,8 @@ class _Draft:
         try:
             return self.b.templates.render(source, self.variables)
         except TemplateProblem as e:
+            if e.undefined is not None and self.row.file is not None:
+                e.message = self._missing_column(e.undefined)
             if e.file is not None:
                 problems.append(
                     ManifestProblem(self.b.s.display(e.file), e.message, job=self.job, field=name, line=e.line)
@@ -328,6 +433,18 @@ class _Draft:
             else:
                 problems.append(self.problem(name, e.message))
             return None
+
+    def _missing_column(self, name: str) -> str:
+        """The message for an undefined variable in a job expanded from a foreach file: the file
+        lacks the column, which is what the user needs to hear (issue 10)."""
+        row = self.row
+        assert row.file is not None
+        kind = "column" if row.from_text else "field"
+        keys = [k for k in row.values if k not in (self.t.table.get("matrix") or {})]
+        return (
+            f"{row.file.name} has no {kind} {name!r} (its {kind}s: {', '.join(keys) or 'none'}); "
+            f"add the {kind}, or define {name} in [vars] or with --var {name}=..."
+        )
 
 
 class _Builder:
@@ -350,6 +467,11 @@ class _Builder:
         self.jobs: list[Job] = []
         self.names: dict[str, tuple[str, int | None]] = {}
         self.camera_cache: dict[str, list[str]] = {}
+        limit = session.max_jobs if session.max_jobs is not None else data.get("max_jobs", DEFAULT_MAX_JOBS)
+        self.max_jobs: int = limit
+        self.jobs_left = limit
+        #: image files not found, per table field and folder: reported as one problem per group
+        self.missing_images: dict[tuple[str, Path], list[tuple[_Draft, str, str]]] = {}
         self.base_vars: dict[str, Any] = {**self.templates.globals, **data.get("vars", {})}
         for key, value in session.overrides.items():
             if not _VAR_NAME.match(key) or key in RESERVED_NAMES:
@@ -388,12 +510,45 @@ class _Builder:
             return self.display, self.doc.line(("jobs", k, field_name)), ""
         return self.display, self.doc.line(("jobs", k)), ""
 
+    def output_dir_problems(self) -> tuple[str | None, str | None]:
+        """(why output_dir can never hold files, why it cannot now), each None when it can; checked
+        without creating anything, on the folder or the nearest of its parents that exists.
+
+        Never: it is a file, lies under a file, or on a file system that holds no files (/proc):
+        a manifest error for every command. Not now: permissions or a read-only file system; read
+        commands still work (on a read-only copy of a project), a run refuses before any create
+        (:meth:`Manifest.output_dir_error`)."""
+        target = self.output_dir
+        existing = target
+        while not os.path.lexists(existing) and existing.parent != existing:
+            existing = existing.parent
+        shown = self.s.display(target)
+        if not os.path.isdir(existing):
+            if existing == target:
+                return f"{shown} is a file, not a folder; point output_dir at a folder (or move the file)", None
+            return f"{shown} cannot be created: {self.s.display(existing)} is a file, not a folder", None
+        kind = self.s.filesystem_type(self.s.realpath(existing))
+        at = shown if existing == target else f"{shown} cannot be created: {self.s.display(existing)}"
+        if kind in _PSEUDO_FILE_SYSTEMS:
+            return f"{at} is on the {kind} file system, which holds no files; choose another output_dir", None
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return None, f"{at} is not writable by you; choose another output_dir or change its permissions"
+        try:
+            if os.statvfs(existing).f_flag & os.ST_RDONLY:
+                return None, f"{at} is on a read-only file system; choose another output_dir"
+        except OSError:
+            pass
+        return None, None
+
     # -- building -------------------------------------------------------------------------------
 
     def build(self) -> ManifestResult:
         for k, table in enumerate(self.doc.data["jobs"]):
+            if self.jobs_left < 0 or self.templates.budget.exhausted:
+                break  # already reported: expanding further would only repeat it, slowly
             self.problems.start_table()
             self._expand_table(k, table)
+            self._report_missing_images()
             if self.problems.hidden:
                 self.result.problems.append(
                     ManifestProblem(
@@ -427,15 +582,34 @@ class _Builder:
                 ))
         self.problems.add(literal)
         try:
-            rows = rows_mod.expand(table.get("matrix"), table.get("foreach"), self.folder, self.result.inputs)
+            rows = rows_mod.expand(
+                table.get("matrix"), table.get("foreach"), self.folder, self.result.inputs, max_rows=self.jobs_left
+            )
+        except rows_mod.TooManyRows as e:
+            needed = self.max_jobs - self.jobs_left + e.count
+            self.jobs_left = -1
+            self.problems.add([self._problem(
+                schema.job_label(self.doc, k),
+                e.field,
+                f"{e.message}: at most {self.max_jobs:,} jobs per manifest. If you mean it, set "
+                f"max_jobs = {needed} at the top of the manifest",
+                line=self.doc.line(("jobs", k, e.field)),
+            )])
+            return
         except rows_mod.RowsProblem as e:
             at_file = self.s.display(e.file) if e.file else None
             at_line = e.line if e.file else self.doc.line(("jobs", k, e.field))
             self.problems.add([self._problem(schema.job_label(self.doc, k), e.field, e.message, file=at_file, line=at_line)])
             return
+        self.jobs_left -= len(rows)
         if literal:
             return
         for row in rows:
+            if self.templates.budget.exhausted:
+                self.result.problems.append(
+                    self._problem(schema.job_label(self.doc, k), None, self.templates.budget.exhausted, line=t.line)
+                )
+                break
             self._job(t, row)
 
     def _job(self, t: _Table, row: rows_mod.Row) -> None:
@@ -491,7 +665,7 @@ class _Builder:
         name = d.render("name", d.values["name"], problems)
         if name is None:
             return problems
-        bad = name_problem(name)
+        bad = self._text_problem(name) or name_problem(name)
         if bad:
             return [d.problem("name", bad)]
         if name in self.names:
@@ -573,15 +747,25 @@ class _Builder:
         else:
             text = d.render("output", d.t.output, problems)
         if isinstance(text, str):
+            bad = self._text_problem(text)
+            if bad:
+                return [d.problem("output", bad)]
             d.output_text = text
             d.output = self._output(d, text, problems)
         return problems
 
     def _step_api_rules(self, d: _Draft) -> list[ManifestProblem]:
-        """The API's rules, on the request as it would be sent (unresolved images as placeholders)."""
+        """The API's rules, on the request as it would be sent (unresolved images as placeholders),
+        after the text checks: no value carries the API key, a NUL or a lone surrogate."""
         d.request = {fname: d.values[fname] for fname in facts.REQUEST_FIELDS if fname in d.values}
         d.identity = map_images(d.request, ImageRef.identity)
         problems: list[ManifestProblem] = []
+        for fname, text in _strings(d.identity):
+            message = self._text_problem(text)
+            if message:
+                problems.append(d.problem(fname, message))
+        if problems:
+            return problems
         for p in rules.check_request(_placeholders(d.identity) if d.failed else d.identity):
             message = p.message
             if p.field == "model" and message == "is required":
@@ -590,6 +774,21 @@ class _Builder:
         return problems
 
     # -- helpers of the steps -------------------------------------------------------------------
+
+    def _text_problem(self, text: str) -> str | None:
+        secret = self.s.secret
+        if secret is not None and secret in text:
+            return (
+                f"contains the API key (the value of {config.ENV_KEY}); it must never reach a request, a name "
+                "or a file. Remove it from the variable, environment variable or row that put it there"
+            )
+        if "\x00" in text:
+            return "contains a NUL character; remove it"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"contains a lone surrogate (\\u{ord(text[e.start]):04x}), which is not text (an undecodable --var or environment variable?)"
+        return None
 
     def _subjects(self, d: _Draft, problems: list[ManifestProblem]) -> list[Any] | None:
         value = d.values["subject_reference"]
@@ -610,8 +809,39 @@ class _Builder:
         if path is not None:
             self.result.inputs.add(path)
         if message:
-            problems.append(d.problem(fname, message))
+            if path is not None and not os.path.lexists(path):
+                # Reported per folder at the end of the table: a wrong folder in a template
+                # would otherwise give one near-identical line per row.
+                self.missing_images.setdefault((fname, path.parent), []).append((d, source, message))
+                d.failed = True
+            else:
+                problems.append(d.problem(fname, message))
         return ref
+
+    def _report_missing_images(self) -> None:
+        """One problem per field and folder of the images not found in the table just built,
+        listing the rows (and their CSV lines) that name them."""
+        for (fname, folder), found in self.missing_images.items():
+            if len(found) == 1:
+                d, _, message = found[0]
+                self.problems.add([d.problem(fname, message)])
+                continue
+            d = found[0][0]
+            first = d.problem(fname, "")
+            where = "the folder does not exist" if not os.path.isdir(folder) else "the folder exists"
+            listed = "; ".join(f"{x.row.label or x.job}: {source}" for x, source, _ in found[:12])
+            more = f"; and {len(found) - 12} more" if len(found) > 12 else ""
+            self.problems.add([
+                ManifestProblem(
+                    first.file,
+                    f"{len(found)} images not found in {self.s.display(folder)} ({where}): {listed}{more}. "
+                    "Check the folder and file names in the template",
+                    job=schema.job_label(self.doc, d.t.k),
+                    field=fname,
+                    line=self.doc.line(("jobs", d.t.k, fname)) if d.origin(fname) == "job" else first.line,
+                )
+            ])
+        self.missing_images.clear()
 
     def _output(self, d: _Draft, text: str, problems: list[ManifestProblem]) -> Path | None:
         if "/" not in text and "\\" not in text and text not in ("", ".", ".."):
@@ -637,7 +867,7 @@ class _Builder:
     def _warnings(self, d: _Draft, request: dict[str, Any], output_text: str) -> list[str]:
         messages: list[str] = []
         prompt = request.get("prompt")
-        if isinstance(prompt, str) and "[" in prompt:
+        if isinstance(prompt, str) and any(c in prompt for c in rules.CAMERA_BRACKET_CHARS):
             messages.extend(self._camera_warnings(prompt, request.get("model")))
         if not output_text.lower().endswith(".mp4"):
             messages.append(f"output {output_text} does not end in .mp4; MiniMax renders MP4 video")
@@ -651,10 +881,10 @@ class _Builder:
         # Brackets repeat across the jobs of a table while prompts differ: check each bracket once.
         messages: list[str] = []
         brackets = rules.camera_brackets(prompt)
-        for bracket in brackets:
-            found = self.camera_cache.get(bracket.text)
+        for text in [b.text for b in brackets] + rules.full_width_brackets(prompt):
+            found = self.camera_cache.get(text)
             if found is None:
-                found = self.camera_cache[bracket.text] = [w.message for w in rules.check_camera_commands(bracket.text)]
+                found = self.camera_cache[text] = [w.message for w in rules.check_camera_commands(text)]
             messages.extend(found)
         model = facts.MODELS.get(str(model_name))
         if model is not None and not model.camera_commands:
@@ -666,6 +896,18 @@ class _Builder:
                     f"(models that do: {with_camera})"
                 )
         return messages
+
+
+def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(field, text) of every string in a request, fields named like ``subject_reference[0].image[1]``."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{where}[{i}]")
 
 
 def _placeholders(identity: dict[str, Any]) -> dict[str, Any]:
@@ -692,10 +934,13 @@ def check_manifests(
     *,
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    max_jobs: int | None = None,
 ) -> list[ManifestResult]:
     """Load and check every manifest; never raises ManifestError. A result with problems has no
-    manifest. Also checks that no two jobs, in any of the manifests, write the same output."""
-    session = _Session(variables, environ)
+    manifest. Also checks that no two jobs, in any of the manifests, write the same output.
+    ``max_jobs``: most jobs each manifest may expand to, overriding its own ``max_jobs``
+    (default :data:`DEFAULT_MAX_JOBS`)."""
+    session = _Session(variables, environ, max_jobs)
     results: list[ManifestResult] = []
     seen_paths: set[Path] = set()
     for given in paths:
@@ -807,10 +1052,11 @@ def load_manifests(
     *,
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    max_jobs: int | None = None,
 ) -> list[Manifest]:
     """Every manifest, loaded and checked together. Raises ManifestError with the problems of all
     of them (its ``inputs`` attribute: every local file that was read, for watch mode)."""
-    results = check_manifests(paths, variables=variables, environ=environ)
+    results = check_manifests(paths, variables=variables, environ=environ, max_jobs=max_jobs)
     problems = [p for r in results for p in r.problems]
     if problems:
         error = ManifestError(problems)
@@ -824,9 +1070,10 @@ def load_manifest(
     *,
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    max_jobs: int | None = None,
 ) -> Manifest:
     """One manifest, loaded and checked. Raises ManifestError listing every problem found."""
-    return load_manifests([path], variables=variables, environ=environ)[0]
+    return load_manifests([path], variables=variables, environ=environ, max_jobs=max_jobs)[0]
 
 
 def group_problems(problems: Iterable[ManifestProblem]) -> list[tuple[ManifestProblem, int]]:

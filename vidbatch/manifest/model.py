@@ -134,6 +134,18 @@ class Manifest:
     warnings: list[ManifestProblem] = field(default_factory=list)
     #: Every local file this manifest read: itself, included templates, foreach files, images.
     inputs: set[Path] = field(default_factory=set)
+    #: Why no output could be written into ``output_dir`` as things stand (permissions, a
+    #: read-only file system), or None. Not a manifest error, because read-only commands (plan,
+    #: status, report) work on a read-only copy; a command that will write outputs refuses with
+    #: it before any create (see :meth:`output_dir_error`).
+    output_dir_unwritable: str | None = None
+
+    def output_dir_error(self) -> ManifestError | None:
+        """The error (exit 2) a run or watch raises before creating anything, when outputs of this
+        manifest are to be written and ``output_dir`` cannot take them; else None."""
+        if self.output_dir_unwritable is None:
+            return None
+        return ManifestError([ManifestProblem(str(self.path), self.output_dir_unwritable, field="output_dir")])
 
     def job(self, name: str) -> Job | None:
         return next((j for j in self.jobs if j.name == name), None)

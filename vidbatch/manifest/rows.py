@@ -17,12 +17,16 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .source import FileTooLarge, describe_size, read_problem, read_regular, value_problem
 from .templates import RESERVED_NAMES
 
 ROW_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson")
+#: The largest foreach file read (a CSV of 100,000 rows of long prompts is a few MB).
+FOREACH_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Row:
@@ -60,11 +64,36 @@ class RowsProblem(Exception):
 SINGLE = [Row({}, "")]
 
 
+class TooManyRows(RowsProblem):
+    """The table would expand to more rows than allowed; ``count`` is how many."""
+
+    def __init__(self, message: str, *, field: str, count: int):
+        super().__init__(message, field=field)
+        self.count = count
+
+
 def expand(
-    matrix: Mapping[str, Sequence[Any]] | None, foreach: str | list[Any] | None, folder: Path, files_read: set[Path]
+    matrix: Mapping[str, Sequence[Any]] | None,
+    foreach: str | list[Any] | None,
+    folder: Path,
+    files_read: set[Path],
+    max_rows: int | None = None,
 ) -> list[Row]:
-    """The rows of one job table. Raises :class:`RowsProblem`."""
+    """The rows of one job table. Raises :class:`RowsProblem`, and :class:`TooManyRows` (counted
+    before any row is built) when there would be more than ``max_rows``."""
     rows = read_foreach(foreach, folder, files_read) if foreach is not None else SINGLE
+    if max_rows is not None:
+        sizes = [len(v) for v in (matrix or {}).values()]
+        count = len(rows) * math.prod(sizes)
+        if count > max_rows:
+            parts = [f"{len(rows):,} foreach rows"] if foreach is not None else []
+            parts += [f"{n} {k}" for n, k in zip(sizes, matrix or {})]
+            raise TooManyRows(
+                f"expands to {count:,} jobs ({' x '.join(parts)}); that is more than the {max_rows:,} jobs left "
+                "in this manifest's limit",
+                field="matrix" if matrix else "foreach",
+                count=count,
+            )
     if not matrix:
         return rows
     combos = matrix_rows(matrix)
@@ -126,13 +155,18 @@ def read_foreach(spec: str | list[Any], folder: Path, files_read: set[Path]) -> 
             field="foreach",
         )
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_regular(path, FOREACH_MAX_BYTES).decode("utf-8-sig")
     except FileNotFoundError:
         raise RowsProblem(f"foreach file {spec} not found ({path})", field="foreach") from None
     except IsADirectoryError:
         raise RowsProblem(f"foreach file {spec} is a folder", field="foreach") from None
+    except FileTooLarge as e:
+        raise RowsProblem(
+            f"foreach file {spec} is {describe_size(e.size)}; foreach files may be at most {describe_size(e.limit)}",
+            field="foreach",
+        ) from None
     except OSError as e:
-        raise RowsProblem(f"foreach file {spec} cannot be read: {e.strerror or e}", field="foreach") from None
+        raise RowsProblem(f"foreach file {spec} {read_problem(e, path)}", field="foreach") from None
     except UnicodeDecodeError as e:
         raise RowsProblem(f"foreach file {spec} is not UTF-8 text (byte {e.start})", field="foreach") from None
     if suffix in (".csv", ".tsv"):
@@ -145,6 +179,11 @@ def read_foreach(spec: str | list[Any], folder: Path, files_read: set[Path]) -> 
         raise RowsProblem(f"foreach file {spec} has no rows: it would expand to no jobs", field="foreach", file=path)
     for row in rows:
         _check_names(row, path)
+        if not row.from_text:  # JSON rows: the values a manifest may not hold (NaN, huge numbers...)
+            found = value_problem(dict(row.values))
+            if found is not None:
+                where, message = found
+                raise RowsProblem(f"{row.label}: {'.'.join(map(str, where))} {message}", field="foreach", file=path, line=row.line)
     return rows
 
 
@@ -199,6 +238,8 @@ def _read_json(text: str, path: Path) -> list[Row]:
         raise RowsProblem(
             f"{path.name}: JSON syntax error: {e.msg} (column {e.colno})", field="foreach", file=path, line=e.lineno
         ) from None
+    except (RecursionError, ValueError) as e:
+        raise RowsProblem(f"{path.name}: {_unreadable_json(e)}", field="foreach", file=path) from None
     if not isinstance(data, list):
         raise RowsProblem(f"{path.name} must hold a JSON list of objects", field="foreach", file=path, line=1)
     from .source import JsonLocator
@@ -229,9 +270,17 @@ def _read_jsonl(text: str, path: Path) -> list[Row]:
             raise RowsProblem(
                 f"{path.name} line {n}: JSON syntax error: {e.msg} (column {e.colno})", field="foreach", file=path, line=n
             ) from None
+        except (RecursionError, ValueError) as e:
+            raise RowsProblem(f"{path.name} line {n}: {_unreadable_json(e)}", field="foreach", file=path, line=n) from None
         if not isinstance(item, dict):
             raise RowsProblem(
                 f"{path.name} line {n} must be a JSON object, not {type(item).__name__}", field="foreach", file=path, line=n
             )
         rows.append(Row(item, f"{path.name} line {n}", path, n))
     return rows
+
+
+def _unreadable_json(e: Exception) -> str:
+    if isinstance(e, RecursionError):
+        return "nests lists or objects too deeply"
+    return f"JSON value error: {str(e)[:200]}"

@@ -14,15 +14,28 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..images import FileTooLarge, NotRegularFile, describe_size, read_regular
+
+__all__ = ["FileTooLarge", "NotRegularFile", "describe_size", "read_regular"]  # re-exported for rows, templates
+
 MANIFEST_SUFFIXES = (".toml", ".json")
+#: The largest manifest vidbatch reads: far above any hand-written one (10,000 jobs are about
+#: 1 MB), and small enough that parsing it stays within seconds (Python's TOML parser reads about
+#: 3 MB/s of string). Images belong in files beside the manifest, not inline as data URLs.
+MANIFEST_MAX_BYTES = 8 * 1024 * 1024
 #: A manifest larger than this is refused by :func:`is_manifest_file` (watch mode sniffing only).
-SNIFF_MAX_BYTES = 16 * 1024 * 1024
+SNIFF_MAX_BYTES = MANIFEST_MAX_BYTES
+#: Deepest nesting of lists and tables a manifest may have (a real one has four or five levels).
+MAX_DEPTH = 32
+#: Largest integer a manifest may hold: JSON's safe integers; a bigger one is a typo or an attack.
+MAX_INTEGER = 2**53
 
 PathKey = tuple["str | int", ...]
 
@@ -61,13 +74,33 @@ class Document:
         return self._lines[path]
 
 
+def read_problem(e: OSError, path: Path | str) -> str:
+    """Why a file could not be read by :func:`read_regular`, in words that follow its name."""
+    if isinstance(e, FileNotFoundError):
+        return f"not found ({path})"
+    if isinstance(e, IsADirectoryError):
+        return f"is a folder, not a file ({path})"
+    if isinstance(e, NotRegularFile):
+        return f"is not a regular file ({path} is a pipe, a device or a socket); vidbatch reads only regular files"
+    if isinstance(e, FileTooLarge):
+        return f"is {describe_size(e.size)}; at most {describe_size(e.limit)} is read ({path})"
+    return f"cannot be read: {e.strerror or e} ({path})"
+
+
 def read_text(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MANIFEST_MAX_BYTES)
     except FileNotFoundError:
         raise SourceError(f"no such file ({path})") from None
     except IsADirectoryError:
         raise SourceError("is a folder, not a file") from None
+    except FileTooLarge as e:
+        raise SourceError(
+            f"is {describe_size(e.size)}; a manifest may be at most {describe_size(e.limit)} "
+            "(put images in files beside it rather than inline data URLs, and rows in a foreach file)"
+        ) from None
+    except NotRegularFile as e:
+        raise SourceError(read_problem(e, path).replace(f" ({path}", " (it")) from None
     except OSError as e:
         raise SourceError(f"cannot be read: {e.strerror or e}") from None
     try:
@@ -80,10 +113,27 @@ _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
 def parse(path: Path, text: str) -> Document:
+    """The parsed document; raises :class:`SourceError` for a syntax error, and for values no
+    manifest holds (see :func:`value_problem`)."""
+    doc = _parse(path, text)
+    found = value_problem(doc.data)
+    if found is not None:
+        where, message = found
+        line = doc.line(where) if where else None
+        raise SourceError(f"{_dotted(where)}: {message}" if where else message, line)
+    return doc
+
+
+def _parse(path: Path, text: str) -> Document:
+    if "\x00" in text:
+        n = text.count("\n", 0, text.index("\x00")) + 1
+        raise SourceError("contains a NUL character, which text never holds (is it a binary file?)", n)
     suffix = path.suffix.lower()
     if suffix == ".toml":
         try:
             data = tomllib.loads(text)
+        except RecursionError:
+            raise SourceError(f"nests lists or tables too deeply (at most {MAX_DEPTH} levels)") from None
         except tomllib.TOMLDecodeError as e:
             msg = str(e)
             m = _TOML_AT.search(msg)
@@ -91,10 +141,19 @@ def parse(path: Path, text: str) -> Document:
             if m:
                 msg = msg[: m.start()] + f" (column {m.group(2)})"
             raise SourceError(f"TOML syntax error: {msg}", line) from None
+        except ValueError as e:  # an integer of more digits than Python converts
+            raise SourceError(f"TOML value error: {e}") from None
         return Document(path, "toml", data, text)
     if suffix == ".json":
         try:
-            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            data = json.loads(
+                text,
+                object_pairs_hook=_no_duplicate_keys,
+                parse_constant=_BadNumber,
+                parse_int=_json_int,
+            )
+        except RecursionError:
+            raise SourceError(f"nests lists or objects too deeply (at most {MAX_DEPTH} levels)") from None
         except json.JSONDecodeError as e:
             raise SourceError(f"JSON syntax error: {e.msg} (column {e.colno})", e.lineno) from None
         except _DuplicateKey as e:
@@ -104,6 +163,66 @@ def parse(path: Path, text: str) -> Document:
             ) from None
         return Document(path, "json", data, text)
     raise SourceError(f"is not a manifest: use a .toml or .json file (got {path.suffix or 'no extension'!r})")
+
+
+class _BadNumber:
+    """A JSON number no manifest can mean (NaN, Infinity, an integer of hundreds of digits), kept
+    as its text until :func:`value_problem` reports where it is."""
+
+    def __init__(self, text: str):
+        self.text = text if len(text) <= 20 else f"{text[:8]}…({len(text)} digits)"
+
+
+def _json_int(text: str) -> int | _BadNumber:
+    return int(text) if len(text) <= 18 else _BadNumber(text)
+
+
+def _dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def value_problem(data: Any) -> tuple[PathKey, str] | None:
+    """(where, why) for the first value no manifest may hold, walking iteratively (no recursion
+    to exhaust): nesting deeper than :data:`MAX_DEPTH`; NaN, infinities and integers beyond
+    :data:`MAX_INTEGER`; strings with a lone surrogate (not text: ``"\\ud800"`` in JSON) or a
+    NUL character."""
+    stack: list[tuple[PathKey, Any]] = [((), data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return where, "contains a NUL character; remove it"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return where, (
+                    f"contains a lone surrogate (\\u{ord(value[e.start]):04x} at character {e.start}), "
+                    "which is not text; fix the escape"
+                )
+        elif isinstance(value, _BadNumber):
+            return where, f"{value.text} is not a usable number"
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return where, f"{value} is not a usable number"
+        elif isinstance(value, int):
+            if abs(value) > MAX_INTEGER:
+                return where, f"{value if value.bit_length() < 200 else 'a number of ' + str(value.bit_length()) + ' bits'} is too large"
+        elif isinstance(value, (dict, list)):
+            if len(where) >= MAX_DEPTH:
+                return where, f"nests lists or tables too deeply (at most {MAX_DEPTH} levels)"
+            items = list(value.items() if isinstance(value, dict) else enumerate(value))
+            for key, _ in items:
+                if isinstance(key, str) and (not key.isascii() or "\x00" in key):
+                    found = value_problem(key)
+                    if found is not None:
+                        return where, f"a key {found[1]}"
+            stack.extend(((*where, key), item) for key, item in reversed(items))
+    return None
 
 
 class _DuplicateKey(ValueError):
@@ -135,9 +254,7 @@ def is_manifest_file(path: Path) -> bool:
         path = Path(path)
         if path.suffix.lower() not in MANIFEST_SUFFIXES or not path.is_file():
             return False
-        if path.stat().st_size > SNIFF_MAX_BYTES:
-            return False
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_regular(path, SNIFF_MAX_BYTES).decode("utf-8-sig")
         if "jobs" not in text:
             return False
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)

@@ -12,6 +12,21 @@
   it) or ``{{ env.get("NAME", "fallback") }}``. ``env`` cannot be listed or printed, so a template
   never leaks the environment implicitly.
 
+Templates are the user's code, so their cost is bounded (:class:`Budget`): every intermediate
+string, list or number a template builds (``*``, ``**``, ``+``, ``%``, ``~``, filters, method
+calls, ``range``, ``lipsum``) is checked *before* it is built against :data:`MAX_CHARS` and
+:data:`MAX_INT_BITS`; every loop iteration and call is a step, at most :data:`MAX_STEPS` per
+rendered value and :data:`EXPANSION_MAX_STEPS` per manifest; and a wall-clock deadline
+(:data:`MAX_SECONDS` per value, :data:`EXPANSION_MAX_SECONDS` per manifest, in CPU time of the
+rendering thread) is checked at each step. This is the design Jinja's sandbox documentation suggests (``intercepted_binops`` and
+``call_binop``, ``call``); two things it does not intercept are routed through the budget by
+rewriting the parsed template before it is compiled: ``{% for %}`` iterables (each iteration is a
+step) and ``~`` concatenation. Filters are wrapped, so constant folding at compile time (which
+would run ``'x'|center(2000000000)`` outside any error handling) finds them refusing and leaves
+them to run time, where the budget applies. Included files are read only when they are regular
+files of at most :data:`TEMPLATE_FILE_MAX_BYTES`. The environment variable that holds the API key
+cannot be read from templates at all.
+
 Each distinct template string is compiled once and cached by its source, so 10,000 jobs expanded
 from one ``[[jobs]]`` table compile its name, prompt and output templates once each. A string with
 no ``{{``, ``{%`` or ``{#`` is not a template and never reaches Jinja. A template that only
@@ -24,18 +39,47 @@ error). Anything else (filters, attributes, tags, comments, whitespace control) 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
+import posixpath
 import re
-from collections.abc import Callable, Mapping
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+
+from .source import read_problem, read_regular
 
 #: Names the loader adds to every job's variables; a [vars] key or matrix key cannot use them.
 RESERVED_NAMES = ("env", "row")
+#: The environment variable holding the API key: templates cannot read it (``env.NAME``,
+#: ``env.get``), so a prompt, a name or an image URL never carries the key anywhere.
+SECRET_ENV_NAMES = frozenset({"MINIMAX_API_KEY"})
+
+# --- the budget of a template (see the module docstring) ------------------------------------------
+#: Longest string, list or rendered value a template may build (a prompt is at most 2,000).
+MAX_CHARS = 100_000
+#: Largest integer a template may compute, in bits (``7 ** (10 ** 9)`` would take minutes).
+MAX_INT_BITS = 4096
+#: Loop iterations and calls one rendered value may take (a step costs about 2 µs).
+MAX_STEPS = 100_000
+#: CPU seconds one rendered value may take (CPU time of the rendering thread, so a loaded machine
+#: or a busy watch does not count against a template).
+MAX_SECONDS = 2.0
+#: Steps and seconds every template of one manifest may take together: 10,000 jobs of 100 steps
+#: each, ten times over; a few seconds of work at most.
+EXPANSION_MAX_STEPS = 1_000_000
+EXPANSION_MAX_SECONDS = 10.0
+#: Largest file ``{% include %}`` / ``{% import %}`` reads.
+TEMPLATE_FILE_MAX_BYTES = 1024 * 1024
 
 
 def is_template(text: str) -> bool:
@@ -46,11 +90,26 @@ class TemplateProblem(Exception):
     """A template failed to compile or render. ``file``/``line`` point into an included template
     when the problem is there, else they are None (the caller knows the field)."""
 
-    def __init__(self, message: str, *, file: Path | None = None, line: int | None = None):
+    def __init__(
+        self, message: str, *, file: Path | None = None, line: int | None = None, undefined: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.file = file
         self.line = line
+        #: the variable name, when the problem is an undefined variable
+        self.undefined = undefined
+
+
+class TooCostly(Exception):
+    """A template went past its budget. Deliberately not a Jinja or lookup error, so nothing in
+    Jinja swallows it."""
+
+
+class SecretEnvVar(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
 
 
 class MissingEnvVar(Exception):
@@ -71,12 +130,16 @@ class EnvironProxy:
         self._environ = environ
 
     def __getitem__(self, name: str) -> str:
+        if name in SECRET_ENV_NAMES:
+            raise SecretEnvVar(name)
         try:
             return self._environ[name]
         except KeyError:
             raise MissingEnvVar(name) from None
 
     def get(self, name: str, default: Any = None) -> Any:
+        if name in SECRET_ENV_NAMES:
+            raise SecretEnvVar(name)
         return self._environ.get(name, default)
 
     def __contains__(self, name: object) -> bool:
@@ -100,12 +163,240 @@ class _FolderLoader(jinja2.FileSystemLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
+        # FileSystemLoader's own reading, bounded: only a regular file, of a limited size.
+        pieces = split_template_path(template)  # refuses ".."
+        filename = posixpath.join(self.searchpath[0], *pieces)
         real = os.path.realpath(filename)
         if not real.startswith(self._real_root + os.sep):
             raise jinja2.TemplateNotFound(template)
+        try:
+            data = read_regular(filename, TEMPLATE_FILE_MAX_BYTES)
+        except FileNotFoundError:
+            raise jinja2.TemplateNotFound(template) from None
+        except OSError as e:
+            raise TemplateProblem(f"template {template!r} {read_problem(e, filename)}") from None
         self._read.add(Path(filename))
-        return source, filename, uptodate
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TemplateProblem(f"template {template!r} is not UTF-8 text (byte {e.start})") from None
+        mtime = os.path.getmtime(filename)
+        return source, os.path.normpath(filename), lambda: False if not os.path.exists(filename) else os.path.getmtime(filename) == mtime
+
+
+class Budget:
+    """What one render, and all the renders of one manifest, may still spend (module docstring).
+
+    While a template compiles (``compiling``) a guarded filter refuses to run, which keeps Jinja
+    from folding it into a constant outside any budget. Steps are counted only inside
+    :meth:`Templates.render` (``active``); the size checks apply everywhere."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.compiling = False
+        self.steps = 0
+        self.deadline = 0.0
+        self.total_steps = 0
+        self.total_seconds = 0.0
+        self.exhausted: str | None = None  # why the manifest's budget is spent, once it is
+
+    def start(self) -> None:
+        if self.exhausted:
+            raise TooCostly(self.exhausted)
+        self.active = True
+        self.steps = 0
+        self.started = time.thread_time()
+        self.deadline = self.started + min(MAX_SECONDS, EXPANSION_MAX_SECONDS - self.total_seconds)
+
+    def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self.total_steps += self.steps
+            self.total_seconds += time.thread_time() - self.started
+            if self.total_steps >= EXPANSION_MAX_STEPS or self.total_seconds >= EXPANSION_MAX_SECONDS:
+                self.exhausted = (
+                    f"template too costly: the templates of this manifest took more than their budget together "
+                    f"({EXPANSION_MAX_STEPS:,} loop iterations and calls, {EXPANSION_MAX_SECONDS:g} s), so the "
+                    "jobs after this point were not expanded; simplify the templates"
+                )
+
+    def step(self) -> None:
+        if not self.active:
+            return
+        self.steps += 1
+        if self.steps > MAX_STEPS or self.total_steps + self.steps > EXPANSION_MAX_STEPS:
+            raise TooCostly(f"takes more than {MAX_STEPS:,} steps (loop iterations and calls)")
+        if time.thread_time() > self.deadline:
+            raise TooCostly(f"takes longer than {MAX_SECONDS:g} s")
+
+    def check_size(self, size: int, what: str = "a value") -> None:
+        if size > MAX_CHARS:
+            raise TooCostly(f"would build {what} of {size:,} characters or items; at most {MAX_CHARS:,}")
+
+    def check_int(self, bits: int) -> None:
+        if bits > MAX_INT_BITS:
+            raise TooCostly(f"would compute a number of about {bits:,} bits; at most {MAX_INT_BITS:,}")
+
+
+def _size(value: Any) -> int:
+    """Characters or items ``value`` holds, counting the strings of a list one level down (so a
+    list of long strings cannot be multiplied into a huge join)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return len(value) + sum(len(x) for x in value if isinstance(x, str))
+    if isinstance(value, (dict, set, frozenset)):
+        return len(value)
+    return 0
+
+
+#: A width or precision of seven digits or more in a format string ("%0999999999d", "{:>1e9}").
+_WIDE_FORMAT = re.compile(r"\d{7,}")
+#: Filters (and lipsum) whose numeric arguments size what they build.
+_SIZING_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice"})
+_BUILTIN_METHODS = (types.BuiltinMethodType, types.MethodWrapperType)
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with every operation that can build something large or run long charged to a
+    :class:`Budget` (see the module docstring)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+
+    def __init__(self, budget: Budget, **options: Any):
+        super().__init__(**options)
+        self.budget = budget
+        self.filters = {name: self._guard_filter(name, f) for name, f in self.filters.items()}
+        self.globals["range"] = self._range
+        self.globals["lipsum"] = self._lipsum
+
+    # -- the parsed template is rewritten before it is compiled --------------------------------
+
+    def compile(
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: bool = False,
+        defer_init: bool = False,
+    ) -> Any:
+        if isinstance(source, str):
+            source = _Charged(self).visit(self.parse(source, name, filename))
+        compiling, self.budget.compiling = self.budget.compiling, True
+        try:
+            return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
+        finally:
+            self.budget.compiling = compiling
+
+    def bounded_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        step = self.budget.step
+        for item in iterable:
+            step()
+            yield item
+
+    def bounded_concat(self, *parts: Any) -> str:
+        self.budget.step()
+        texts = [str(p) for p in parts]
+        self.budget.check_size(sum(map(len, texts)), "a string")
+        return "".join(texts)
+
+    # -- intercepts -----------------------------------------------------------------------------
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        b = self.budget
+        b.step()
+        ints = isinstance(left, int) and isinstance(right, int)
+        if operator == "**" and ints and right > 0 and abs(left) > 1:
+            b.check_int(right * abs(left).bit_length())
+        elif operator == "*":
+            if ints:
+                b.check_int(abs(left).bit_length() + abs(right).bit_length())
+            elif isinstance(right, int) and not isinstance(right, bool):
+                b.check_size(_size(left) * right)
+            elif isinstance(left, int) and not isinstance(left, bool):
+                b.check_size(_size(right) * left)
+        elif operator == "+" and not ints:
+            b.check_size(_size(left) + _size(right))
+        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise TooCostly("uses a format width or precision of millions of characters")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        b = __self.budget
+        b.step()
+        if isinstance(__obj, _BUILTIN_METHODS):  # 'x'.center(10**9), ljust, zfill, expandtabs...
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_CHARS:
+                    raise TooCostly(f"calls {getattr(__obj, '__name__', 'a method')} with {arg:,}; at most {MAX_CHARS:,}")
+        result = super().call(__context, __obj, *args, **kwargs)
+        b.check_size(_size(result))
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, str) and attribute in ("format", "format_map") and _WIDE_FORMAT.search(obj):
+            raise TooCostly("uses a format width or precision of millions of characters")
+        return super().getattr(obj, attribute)
+
+    def _guard_filter(self, name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        sizing = name in _SIZING_FILTERS
+
+        @functools.wraps(f)  # keeps Jinja's pass_context / pass_environment marks
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            b = self.budget
+            if b.compiling:
+                raise TooCostly("not at compile time")  # Jinja then leaves it to run time
+            b.step()
+            if sizing:
+                for arg in (*args[1:], *kwargs.values()):
+                    if isinstance(arg, (int, float)) and not isinstance(arg, bool) and abs(arg) > MAX_CHARS:
+                        raise TooCostly(f"passes {arg:,} to the {name} filter; at most {MAX_CHARS:,}")
+            if name == "format" and args and isinstance(args[0], str) and _WIDE_FORMAT.search(args[0]):
+                raise TooCostly("uses a format width or precision of millions of characters")
+            if name == "replace" and len(args) >= 3 and isinstance(args[0], str):
+                old, new = str(args[1]), str(args[2])
+                if len(new) > len(old):
+                    b.check_size(len(args[0]) + (len(args[0]) // max(len(old), 1) + 1) * len(new), "a string")
+            result = f(*args, **kwargs)
+            if not isinstance(result, Iterator):
+                b.check_size(_size(result))
+            return result
+
+        return guarded
+
+    def _range(self, *args: int) -> Iterable[int]:
+        r = range(*args)
+        self.budget.check_size(len(r), "a range")
+        return r
+
+    def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+        for value in (n, min, max):
+            if not isinstance(value, int) or value > 1000:
+                raise TooCostly(f"calls lipsum({n}, min={min}, max={max}); at most 1,000 of each")
+        from jinja2.utils import generate_lorem_ipsum
+
+        return str(generate_lorem_ipsum(n, html, min, max))
+
+
+class _Charged(NodeTransformer):
+    """Routes what the sandbox does not intercept through the budget: the iterable of every
+    ``{% for %}`` becomes ``bounded_iter(iterable)``, every ``a ~ b`` becomes
+    ``bounded_concat(a, b)`` (both methods of the environment, called through its ``call``)."""
+
+    def __init__(self, env: jinja2.Environment):
+        self.env = env
+
+    def _call(self, method: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+        call = nodes.Call(nodes.EnvironmentAttribute(method), args, [], None, None)
+        return call.set_lineno(lineno).set_environment(self.env)  # type: ignore[return-value]
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        self.generic_visit(node)
+        node.iter = self._call("bounded_iter", [node.iter], node.lineno)  # type: ignore[list-item]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
+        self.generic_visit(node)
+        return self._call("bounded_concat", node.nodes, node.lineno)
 
 
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
@@ -119,7 +410,10 @@ class Templates:
         self.root = root
         #: Files read through {% include %} / {% import %} / {% extends %}.
         self.files_read: set[Path] = set()
-        self.env = ImmutableSandboxedEnvironment(
+        #: What the templates of this manifest may still spend (module docstring).
+        self.budget = Budget()
+        self.env = _BoundedEnvironment(
+            self.budget,
             loader=_FolderLoader(root, self.files_read),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -153,24 +447,51 @@ class Templates:
         string comes back as it is."""
         if not is_template(source):
             return source
+        if self.budget.exhausted:
+            raise TemplateProblem(self.budget.exhausted)
         template = self.compile(source)
+        if self.budget.exhausted:
+            raise TemplateProblem(self.budget.exhausted)
         if isinstance(template, _Substitution):
             try:
-                return template.render(variables)
+                text = template.render(variables)
             except KeyError as e:
-                raise TemplateProblem(_undefined_message(f"'{e.args[0]}' is undefined", variables)) from None
+                raise _undefined_problem(f"'{e.args[0]}' is undefined", variables) from None
+            if len(text) > MAX_CHARS:
+                raise TemplateProblem(f"template too costly: renders {len(text):,} characters; at most {MAX_CHARS:,}")
+            return text
+        self.budget.start()
         try:
             # What Template.render does, minus merging the globals into a fresh dict and
             # re-reading them for every call: 3x faster on the 10,000-job benchmark.
             context = self.env.context_class(self.env, variables, template.name, template.blocks)
-            return self.env.concat(template.root_render_func(context))
+            out: list[str] = []
+            length = 0
+            for piece in template.root_render_func(context):
+                length += len(piece)
+                if length > MAX_CHARS:
+                    raise TooCostly(f"renders more than {MAX_CHARS:,} characters")
+                out.append(piece)
+            return "".join(out)
+        except TooCostly as e:
+            raise TemplateProblem(
+                f"template too costly: it {e}. Templates are bounded (at most {MAX_CHARS:,} characters, "
+                f"{MAX_STEPS:,} loop iterations and calls, {MAX_SECONDS:g} s per value); simplify it"
+                if not self.budget.exhausted
+                else self.budget.exhausted
+            ) from None
+        except SecretEnvVar as e:
+            raise TemplateProblem(
+                f"templates cannot read {e.name}: it holds the API key, which must never reach a prompt, "
+                "a name, a file or an image URL"
+            ) from None
         except MissingEnvVar as e:
             raise TemplateProblem(
                 f"environment variable {e.name} is not set; set it, or give a fallback with "
                 f"{{{{ env.get('{e.name}', '...') }}}}"
             ) from None
         except jinja2.UndefinedError as e:
-            raise TemplateProblem(_undefined_message(str(e), variables)) from None
+            raise _undefined_problem(str(e), variables) from None
         except SecurityError as e:
             raise TemplateProblem(
                 f"the template sandbox refused it: {e} Templates can read variables and call "
@@ -183,10 +504,16 @@ class Templates:
             ) from None
         except jinja2.TemplateSyntaxError as e:  # in an included file, compiled on first use
             raise _syntax_problem(e, self.root) from None
-        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+        except RecursionError:
+            raise TemplateProblem(
+                "template error: it calls itself without end (a macro or an include that recurses)"
+            ) from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as e:
             # The template is the user's code: its failures are manifest problems, located by the
             # caller, not crashes of vidbatch.
-            raise TemplateProblem(f"template error: {type(e).__name__}: {e}") from None
+            raise TemplateProblem(f"template error: {type(e).__name__}: {str(e)[:300]}") from None
+        finally:
+            self.budget.stop()
 
 
 _SUBSTITUTION = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
@@ -232,6 +559,11 @@ def _syntax_problem(e: jinja2.TemplateSyntaxError, root: Path) -> TemplateProble
         return TemplateProblem(f"template syntax error: {e.message}", file=Path(e.filename), line=e.lineno)
     where = f" (template line {e.lineno})" if e.source and "\n" in e.source else ""
     return TemplateProblem(f"template syntax error: {e.message}{where}")
+
+
+def _undefined_problem(text: str, variables: Mapping[str, Any]) -> TemplateProblem:
+    m = _UNDEFINED.match(text)
+    return TemplateProblem(_undefined_message(text, variables), undefined=m.group(1) if m else None)
 
 
 def _undefined_message(text: str, variables: Mapping[str, Any]) -> str:
