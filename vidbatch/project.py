@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
-from .plan import Orphan, Plan, plan_jobs, sha256_file
+from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
 from .session import Session, check_force
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
@@ -161,10 +161,21 @@ def run(
         refusal = session.admit(the_plan, confirm)
         if refusal is not None:
             raise UsageError(refusal.reason)
+        _check_output_folders(ws, the_plan)
         session.clean_staging(ws.manifests)
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
         return session.run(the_plan)
+
+
+def _check_output_folders(ws: Workspace, plan: Plan) -> None:
+    """An output folder that cannot take files (permissions, a read-only file system) is refused
+    before anything is created: a render paid for and then unwritable is money lost."""
+    writing = {str(pj.job.manifest) for pj in plan.jobs if pj.action is not Action.SKIP}
+    for m in ws.manifests:
+        error = m.output_dir_error() if str(m.path) in writing else None
+        if error is not None:
+            raise error
 
 
 @dataclass
