@@ -95,7 +95,8 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
     first = Path(paths[0]).expanduser().resolve()
     folder = state_folder(first if first.is_dir() else first.parent, state_dir=state_dir, sim=sim)
     # noop (issue 15): the expanded jobs come from <state>/cache when no input changed.
-    manifests, cache = jobcache.load(folder, [p.expanduser().resolve() for p in manifest_paths(paths)], variables)
+    # absolute, not resolved: a manifest is named as given, not by a link's target
+    manifests, cache = jobcache.load(folder, [p.expanduser().absolute() for p in manifest_paths(paths)], variables)
     if sim:
         for m in manifests:
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
