@@ -1,0 +1,129 @@
+"""Self-describing outputs: an index beside the videos saying which render each file holds.
+
+The state database says which video each output holds; if it is lost (deleted, corrupt and moved
+aside, a run with another ``--state`` or ``VIDBATCH_STATE``), a plan from an empty state would pay
+for every finished video again. So every folder vidbatch writes outputs to also holds
+``.vidbatch-index.json``::
+
+    {"vidbatch_index": 1,
+     "files": {"fox.mp4": {"key": "v1:...", "sha256": "...", "bytes": 123, "task_id": "...",
+                           "file_id": "...", "state": "/abs/.vidbatch", "written_at": 1700000000.0}}}
+
+- **Written with each output.** The runner records an entry every time it records an output in
+  the state (download, copy, restore, adoption), after the video is in place. The file is replaced
+  atomically (:mod:`vidbatch.files`), and the read-modify-write is serialised by a lock file
+  beside it (``.vidbatch-index.lock``), so two runs writing one folder at once never lose each
+  other's entries.
+- **Read tolerantly.** A missing, unreadable or half-valid index reads as the entries that are
+  valid (none at worst): the index only ever *saves* money, it never decides alone. A plan trusts
+  an entry only when the file's size and sha256 match it and the entry's key is the job's key.
+- **Sharing.** A second state folder may share an output folder: it adopts the entries it finds
+  (``state`` names the folder that recorded each one) instead of creating those renders again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import files
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = ".vidbatch-index.json"
+LOCK_NAME = ".vidbatch-index.lock"
+FORMAT = 1
+#: seconds a writer waits for another writer of the same folder's index
+LOCK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What one output file holds: the render's content key, the video's sha256 and size, and
+    MiniMax's ids for it; ``state`` is the state folder that recorded it."""
+
+    key: str
+    sha256: str
+    bytes: int
+    task_id: str | None
+    file_id: str | None
+    state: str
+    written_at: float
+
+    @classmethod
+    def from_json(cls, data: Any) -> "IndexEntry | None":
+        if not isinstance(data, dict):
+            return None
+        try:
+            key, sha, size = data["key"], data["sha256"], data["bytes"]
+        except KeyError:
+            return None
+        if not (isinstance(key, str) and isinstance(sha, str) and isinstance(size, int)):
+            return None
+        task_id, file_id = data.get("task_id"), data.get("file_id")
+        return cls(
+            key=key,
+            sha256=sha,
+            bytes=size,
+            task_id=task_id if isinstance(task_id, str) else None,
+            file_id=file_id if isinstance(file_id, str) else None,
+            state=str(data.get("state") or ""),
+            written_at=float(data.get("written_at") or 0.0),
+        )
+
+
+def index_path(folder: Path) -> Path:
+    return Path(folder) / INDEX_NAME
+
+
+def read_index(folder: Path) -> dict[str, IndexEntry]:
+    """The valid entries of ``folder``'s index by file name; {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(index_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if not isinstance(e, FileNotFoundError):
+            log.info("ignoring the outputs index in %s: %s", folder, e)
+        return {}
+    listed = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(listed, dict):
+        return {}
+    out: dict[str, IndexEntry] = {}
+    for name, raw in listed.items():
+        entry = IndexEntry.from_json(raw)
+        if isinstance(name, str) and entry is not None:
+            out[name] = entry
+    return out
+
+
+def lookup(path: Path) -> IndexEntry | None:
+    """The entry of the file at ``path`` in its folder's index, if any."""
+    return read_index(Path(path).parent).get(Path(path).name)
+
+
+def record(path: Path, *, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None, state_dir: Path) -> None:
+    """Say in its folder's index that the file at ``path`` holds this video (atomic; raises
+    OSError when the folder cannot be written)."""
+    path = Path(path)
+    entry = IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())
+    with _locked(path.parent):
+        entries = read_index(path.parent)
+        entries[path.name] = entry
+        text = json.dumps({"vidbatch_index": FORMAT, "files": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=1, sort_keys=True)
+        files.write_text(index_path(path.parent), text + "\n")
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    import filelock  # only when an output is written: keeps `vidbatch --help` light
+
+    lock = filelock.FileLock(str(folder / LOCK_NAME), timeout=LOCK_TIMEOUT)
+    try:
+        with lock:
+            yield
+    except filelock.Timeout as e:
+        raise OSError(f"the outputs index in {folder} stayed locked for {LOCK_TIMEOUT:g} s") from e
