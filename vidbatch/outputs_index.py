@@ -19,6 +19,11 @@ for every finished video again. So every folder vidbatch writes outputs to also 
   an entry only when the file's size and sha256 match it and the entry's key is the job's key.
 - **Sharing.** A second state folder may share an output folder: it adopts the entries it finds
   (``state`` names the folder that recorded each one) instead of creating those renders again.
+  Two runs *at once* (different state folders, so different run locks) could both create the
+  same render before either has written the index, so a run claims each output folder it creates
+  for (:func:`claim`, a lock file ``.vidbatch-run.lock`` held until the run ends); a run that
+  finds the folder claimed creates nothing for it and says why (the next run adopts the other
+  run's videos). Downloads and copies need no claim: they never pay.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover
+    import filelock
 
 from . import files
 
@@ -37,6 +45,7 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = ".vidbatch-index.json"
 LOCK_NAME = ".vidbatch-index.lock"
+CLAIM_NAME = ".vidbatch-run.lock"
 FORMAT = 1
 #: seconds a writer waits for another writer of the same folder's index
 LOCK_TIMEOUT = 10.0
@@ -127,3 +136,21 @@ def _locked(folder: Path) -> Iterator[None]:
             yield
     except filelock.Timeout as e:
         raise OSError(f"the outputs index in {folder} stayed locked for {LOCK_TIMEOUT:g} s") from e
+
+
+def claim(folder: Path) -> "filelock.BaseFileLock | None":
+    """Claim ``folder`` for creating renders into it: the held lock (release it when the run
+    ends), or None when another process holds it. A folder that cannot be made or locked is not
+    refused here: writing into it fails later with its own message."""
+    import filelock
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(Path(folder) / CLAIM_NAME))
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    except OSError as e:
+        log.info("could not claim %s: %s", folder, e)
+        return filelock.FileLock(str(Path(folder) / CLAIM_NAME))  # never acquired; release is a no-op
+    return lock

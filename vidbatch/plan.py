@@ -145,7 +145,7 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         actions = Counter(p.action.value for p in self.jobs)
-        renders = Counter()
+        renders: Counter[tuple[str, str, str | None, int | None]] = Counter()
         for p in self.billable:
             s = rules.summarize(p.job.identity_request())
             renders[(s.model, s.mode.value, s.resolution, s.duration)] += 1
@@ -292,7 +292,7 @@ def _plan_one(
     path = job.output
     state = rec.state if rec else None
 
-    if state is RenderState.RUNNING:
+    if rec is not None and rec.state is RenderState.RUNNING:
         return PlannedJob(job, Action.RESUME, f"task {rec.task_id} is rendering; poll it", rec)
     if forced:
         return PlannedJob(job, Action.RESUBMIT, "forced with --force", rec)
@@ -318,7 +318,7 @@ def _plan_one(
         if restored is not None:
             return restored
 
-    if state in (RenderState.DONE, RenderState.RENDERED, RenderState.GONE):
+    if rec is not None and state in (RenderState.DONE, RenderState.RENDERED, RenderState.GONE):
         copy = _verified_copy(path, job.key, outputs_by_key, rec.video_sha256 if rec.video_sha256 else None) or _verified_copy(path, job.key, outputs_by_key)
         if copy is not None:
             return PlannedJob(job, Action.REUSE, f"identical request already rendered as {copy.name or copy.path}", rec, source=copy)
@@ -329,19 +329,18 @@ def _plan_one(
                 why = damage or ("output file is missing" if state is RenderState.DONE else "rendered; not downloaded yet")
             return PlannedJob(job, Action.DOWNLOAD, f"{why}: download again, no new render", rec)
 
-    if state is RenderState.GONE:
+    if rec is not None and state is RenderState.GONE:
         task = rec.task_id or "of this job"
         return PlannedJob(job, Action.GONE, f"MiniMax no longer has task {task} (expired or another account); render it again with --force {job.name}", rec)
-    if state is RenderState.FAILED and not retry_failed:
+    if rec is not None and state is RenderState.FAILED and not retry_failed:
         return PlannedJob(job, Action.FAILED, f"failed: {rec.error or 'no message'} (retry with --retry-failed)", rec)
 
-    changed = out is not None and out.key != job.key
-    if changed:
+    if out is not None and out.key != job.key:
         old = records.get(out.key)
         changes = diff_requests(old.request, job.display_request()) if old else []
         what = ", ".join(c.field for c in changes) or "request"
         return PlannedJob(job, Action.RESUBMIT, f"{what} changed since {out.name or 'the output'} was rendered", rec, changes=changes)
-    if state is RenderState.FAILED:
+    if rec is not None and state is RenderState.FAILED:
         return PlannedJob(job, Action.SUBMIT, f"retrying failed job (was: {rec.error or 'no message'})", rec)
     note = "; the file now at the output path will be replaced" if path.exists() else ""
     return PlannedJob(job, Action.SUBMIT, f"never rendered{note}", rec)

@@ -192,14 +192,14 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
         return out, store
     records = store.get_many(j.key for j in ws.jobs) if store else {}
     held = store.all_outputs() if store else {}
-    other_keys = {o.key for j in ws.jobs if (o := held.get(str(j.output))) is not None and o.key != j.key}
+    other_keys = {h.key for j in ws.jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
     others = store.get_many(other_keys) if store and other_keys else {}
-    out = []
+    statuses = []
     for j in ws.jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
-        out.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None))
-    return out, store
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None))
+    return statuses, store
 
 
 def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False) -> list[Any]:

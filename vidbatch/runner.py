@@ -451,6 +451,8 @@ class Runner:
         self._keep_alive = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
         self._state_error: BaseException | None = None
+        #: output folders this run creates renders for, claimed against runs of other state folders
+        self._claims: dict[Path, Any] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
 
@@ -467,6 +469,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            self._release_claims()
             self._finish()
         return self.result
 
@@ -572,6 +575,16 @@ class Runner:
         render.targets = pending
         action = lead.action
         if action in (Action.SUBMIT, Action.RESUBMIT):
+            busy = sorted({str(folder) for pj in render.targets if not self._claim(folder := pj.job.output.parent)})
+            if busy:
+                self._mark(render, JobPhase.UNFINISHED, planning=True)
+                self._emit(
+                    EventKind.ERROR,
+                    f"not created: another vidbatch run (with another state folder) is writing to {', '.join(busy)}; "
+                    "run again when it has finished: its videos are adopted, not paid again",
+                    render,
+                )
+                return
             self._mark(render, JobPhase.QUEUED, planning=True)
             self._creates.append(render)
         elif action is Action.RESUME:
@@ -602,6 +615,23 @@ class Runner:
         elif action is Action.GONE:
             self._mark(render, JobPhase.GONE, planning=True)
             self._emit(EventKind.ERROR, lead.reason, render, gone=True, previously=True)
+
+    def _claim(self, folder: Path) -> bool:
+        """Claim an output folder for creates (see outputs_index.claim); False: another run has it."""
+        if folder not in self._claims:
+            lock = outputs_index.claim(folder)
+            if lock is None:
+                return False
+            self._claims[folder] = lock
+        return True
+
+    def _release_claims(self) -> None:
+        for lock in self._claims.values():
+            try:
+                lock.release()
+            except OSError as e:  # pragma: no cover - a vanished folder
+                log.info("could not release %s: %s", lock, e)
+        self._claims.clear()
 
     def _skip(self, pj: PlannedJob) -> None:
         job = pj.job
@@ -805,7 +835,10 @@ class Runner:
             task_id, file_id = self._ids.get(job.key, (rec.task_id if rec else None, rec.file_id if rec else None))
         self._index(path, job.key, sha, size, task_id, file_id)
         self.progress.mark(job_id(pj), key, JobPhase.DONE, only_if_current=True)
-        self._emit(kind, str(path), job_name=job.name, key=job.key, path=str(path), bytes=size, sha256=sha, **({"restored": True} if restore else {}))
+        extra: dict[str, Any] = {"path": str(path), "bytes": size, "sha256": sha}
+        if restore is not None:
+            extra["restored"] = True
+        self._emit(kind, str(path), job_name=job.name, key=job.key, data=extra)
 
     def _index(self, path: Path, key: str, sha: str, size: int, task_id: str | None, file_id: str | None) -> None:
         """Say in the output folder's index which video the file holds (see outputs_index): a

@@ -205,11 +205,11 @@ def m004_video_history(db: sqlite_utils.Database) -> None:
     # file_id, sha256, bytes), one row per distinct file, so an output is restored to its own.
     # Rows: each render's current video, and the videos outputs hold that differ from it (their
     # task and file ids are no longer known: NULL).
-    db["videos"].create(
+    db.table("videos").create(
         {"id": int, "key": str, "task_id": str, "file_id": str, "sha256": str, "bytes": int, "at": float},
         pk="id",
     )
-    db["videos"].create_index(["key", "sha256"], unique=True)
+    db.table("videos").create_index(["key", "sha256"], unique=True)
     db.execute(
         "INSERT OR IGNORE INTO videos (key, task_id, file_id, sha256, bytes, at) "
         "SELECT key, task_id, file_id, video_sha256, video_bytes, coalesce(downloaded_at, updated_at) FROM renders WHERE video_sha256 IS NOT NULL"
