@@ -334,3 +334,17 @@ def test_json_finish_counts_and_failed_code_and_trace_id(tmp_path: Path, sim_env
     again = json_events(cli(["run", "--json", manifest, *FAST]).output)
     previously = next(e for e in again if e["event"] == "failed")
     assert previously["trace_id"] == failed["trace_id"]
+
+
+def test_outputs_recorded_before_the_index_get_their_entries_on_the_next_run(tmp_path: Path, sim_env) -> None:
+    manifest = _manifest(tmp_path / "shots.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    index = tmp_path / "renders" / ".vidbatch-index.json"
+    index.unlink()  # as a state written by an older vidbatch: no index yet
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert sorted(json.loads(index.read_text())["files"]) == ["a.mp4", "b.mp4", "c.mp4"]
+    for p in _db_files(tmp_path / ".vidbatch"):
+        p.unlink()
+    calls = creates(sim_env)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert creates(sim_env) == calls

@@ -224,10 +224,12 @@ def _verified_copy(path: Path, key: str, outputs_by_key: dict[str, list[OutputRe
     return None
 
 
-def _indexed(path: Path, key: str) -> IndexEntry | None:
+def _indexed(path: Path, key: str, indexes: dict[Path, dict[str, IndexEntry]]) -> IndexEntry | None:
     """The outputs index entry saying the unrecorded file at ``path`` holds ``key``'s video,
-    when the file's size and sha256 prove it."""
-    entry = outputs_index.lookup(path)
+    when the file's size and sha256 prove it. ``indexes`` caches each folder's index."""
+    if path.parent not in indexes:
+        indexes[path.parent] = outputs_index.read_index(path.parent)
+    entry = indexes[path.parent].get(path.name)
     if entry is None or entry.key != key:
         return None
     try:
@@ -268,10 +270,11 @@ def plan_jobs(
     def videos(key: str) -> list[VideoRecord]:
         return store.videos(key) if store else []
 
+    indexes: dict[Path, dict[str, IndexEntry]] = {}
     planned = []
     for job in jobs:
         out = outputs.get(str(job.output))
-        pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain, videos)
+        pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain, videos, indexes)
         pj.output = out
         planned.append(pj)
     _share_identical(planned)
@@ -288,6 +291,7 @@ def _plan_one(
     retry_failed: bool,
     resubmit_uncertain: bool,
     videos: Callable[[str], list[VideoRecord]] = lambda key: [],
+    indexes: dict[Path, dict[str, IndexEntry]] | None = None,
 ) -> PlannedJob:
     path = job.output
     state = rec.state if rec else None
@@ -309,7 +313,7 @@ def _plan_one(
     elif out is None and rec is not None and path.exists() and _matches_video(path, rec):
         return PlannedJob(job, Action.SKIP, "output matches the rendered video", rec, adopt=True)
     if out is None and state in (None, RenderState.NEW, RenderState.GONE, RenderState.FAILED) and path.exists():
-        entry = _indexed(path, job.key)
+        entry = _indexed(path, job.key, {} if indexes is None else indexes)
         if entry is not None:
             return PlannedJob(job, Action.SKIP, "output holds this job's video (verified against its folder's index); adopted, no new render", rec, adopt=True, indexed=entry)
 

@@ -453,6 +453,8 @@ class Runner:
         self._state_error: BaseException | None = None
         #: output folders this run creates renders for, claimed against runs of other state folders
         self._claims: dict[Path, Any] = {}
+        #: the outputs indexes read while skipping up-to-date jobs, by folder
+        self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
 
@@ -651,7 +653,26 @@ class Runner:
                 self._save(self.store.record_downloaded, job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
         elif pj.new_mtime_ns is not None:  # re-hashed intact by the plan: remember the new mtime
             self._save(self.store.record_output_checked, job.output, mtime_ns=pj.new_mtime_ns)
+        if pj.indexed is None:
+            self._index_if_missing(pj)
         self._emit(EventKind.SKIP, pj.reason, job_name=job.name, key=job.key)
+
+    def _index_if_missing(self, pj: PlannedJob) -> None:
+        """An up-to-date output recorded before outputs were indexed (or whose index was lost)
+        gets its entry, so that losing this state later costs nothing either."""
+        job, out, rec = pj.job, pj.output, pj.record
+        sha = out.sha256 if out is not None and out.key == job.key else (rec.video_sha256 if pj.adopt and rec else None)
+        if sha is None:
+            return
+        folder = job.output.parent
+        if folder not in self._index_cache:
+            self._index_cache[folder] = outputs_index.read_index(folder)
+        entry = self._index_cache[folder].get(job.output.name)
+        if entry is not None and entry.key == job.key and entry.sha256 == sha:
+            return
+        own = rec is not None and rec.video_sha256 == sha
+        size = out.size if out is not None and out.key == job.key else (rec.video_bytes if rec and rec.video_bytes else 0)
+        self._index(job.output, job.key, sha, size, rec.task_id if own and rec else None, rec.file_id if own and rec else None)
 
     # --- the loop -----------------------------------------------------------------------
 

@@ -16,7 +16,16 @@ Layout (``.vidbatch/state.db`` beside the manifest by default; WAL mode; readabl
   rows under the table's name before migration m003, for queries written against it.)
 - ``outputs``: one row per output *file path*: which key's video the file holds, its size, sha256
   and mtime when written. Plans verify files against it. Several paths may hold one key (reuse).
+- ``videos`` (m004): every video a key has had (task_id, file_id, sha256, bytes). A forced
+  re-render gives a key a new video, but an output keeps the one it holds: a missing output is
+  restored to *its* video (by sha256, from a copy or its file id), never to the newest.
 - ``events``: append-only history of every transition, so ``status`` can tell a job's story.
+
+A render MiniMax no longer knows (``2013`` on query or retrieve: expired, or another account's
+task) is ``gone``: only ``--force NAME`` renders it again. A state lost or rebuilt recognises
+finished outputs through the index beside them (:mod:`vidbatch.outputs_index`,
+``record_adopted``), and a run notices its database file deleted or replaced under it
+(:meth:`Store.check_in_place`).
 
 A render's state is a :class:`RenderState`; :data:`TRANSITIONS` is the one table of legal moves,
 and the store refuses any other. The write methods are intents (``record_submitted``,
