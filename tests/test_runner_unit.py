@@ -95,6 +95,7 @@ transient       retry           retry           retry           leave
 rate_limited    pause           pause           pause           leave
 maybe_submitted uncertain       retry           leave           leave
 job_failed      fail_job        fail_job        leave           leave
+gone            leave           gone            gone            leave
 account         stop_creating   stop_creating   stop_creating   leave
 config          stop_creating   stop_creating   stop_creating   leave
 download_error  leave           retry           retry           leave
@@ -210,7 +211,7 @@ def test_a_clean_run_creates_polls_and_downloads_each_job_once(three):
     kinds = three.kinds()
     assert kinds[0] == "start" and kinds[-1] == "finish" and kinds.count("status") == 1
     assert three.of(EventKind.FINISH)[0].to_json()["stopped"] is None
-    assert not list((three.tmp_path / "renders").glob(".*")), "no staging files left"
+    assert [p.name for p in (three.tmp_path / "renders").glob(".*")] == [".vidbatch-index.json"], "no staging or lock files left"
 
 
 def test_creates_are_paced_by_rpm_and_polls_by_the_poll_interval_on_the_injected_clock(three):

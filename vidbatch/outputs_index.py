@@ -10,10 +10,12 @@ for every finished video again. So every folder vidbatch writes outputs to also 
                            "file_id": "...", "state": "/abs/.vidbatch", "written_at": 1700000000.0}}}
 
 - **Written with each output.** The runner records an entry every time it records an output in
-  the state (download, copy, restore, adoption), after the video is in place. The file is replaced
-  atomically (:mod:`vidbatch.files`), and the read-modify-write is serialised by a lock file
-  beside it (``.vidbatch-index.lock``), so two runs writing one folder at once never lose each
-  other's entries.
+  the state (download, copy, restore, adoption), after the video is in place, and adds the
+  missing entries of up-to-date outputs it skips (outputs recorded before the index existed).
+  The file is read, updated and replaced atomically (:mod:`vidbatch.files`); one process writes
+  it from one thread. Two processes writing one folder at once (two state folders, see below)
+  may lose one entry to the other's write: readers tolerate that, and the next run that skips
+  the file writes its entry again.
 - **Read tolerantly.** A missing, unreadable or half-valid index reads as the entries that are
   valid (none at worst): the index only ever *saves* money, it never decides alone. A plan trusts
   an entry only when the file's size and sha256 match it and the entry's key is the job's key.
@@ -21,34 +23,32 @@ for every finished video again. So every folder vidbatch writes outputs to also 
   (``state`` names the folder that recorded each one) instead of creating those renders again.
   Two runs *at once* (different state folders, so different run locks) could both create the
   same render before either has written the index, so a run claims each output folder it creates
-  for (:func:`claim`, a lock file ``.vidbatch-run.lock`` held until the run ends); a run that
-  finds the folder claimed creates nothing for it and says why (the next run adopts the other
-  run's videos). Downloads and copies need no claim: they never pay.
+  into (:func:`claim`: an advisory ``flock`` on the folder itself, so no lock file is left among
+  the videos; held until the run ends); a run that finds the folder claimed creates nothing for
+  it and says why (its next run adopts the other run's videos). Downloads and copies need no
+  claim: they never pay. Where ``flock`` does not exist (Windows) folders are not claimed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
-
-if TYPE_CHECKING:  # pragma: no cover
-    import filelock
+from typing import Any
 
 from . import files
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = ".vidbatch-index.json"
-LOCK_NAME = ".vidbatch-index.lock"
-CLAIM_NAME = ".vidbatch-run.lock"
 FORMAT = 1
-#: seconds a writer waits for another writer of the same folder's index
-LOCK_TIMEOUT = 10.0
+#: one writer of an index at a time in this process (the runner writes from one thread; watch
+#: mode and tests may run more than one runner)
+_WRITING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -119,38 +119,43 @@ def record(path: Path, *, key: str, sha256: str, size: int, task_id: str | None,
     OSError when the folder cannot be written)."""
     path = Path(path)
     entry = IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())
-    with _locked(path.parent):
+    with _WRITING:
         entries = read_index(path.parent)
         entries[path.name] = entry
         text = json.dumps({"vidbatch_index": FORMAT, "files": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=1, sort_keys=True)
-        files.write_text(index_path(path.parent), text + "\n")
+        files.write_text(index_path(path.parent), text + "\n", durable=False)
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    import filelock  # only when an output is written: keeps `vidbatch --help` light
+class Claim:
+    """An output folder claimed by this process (see :func:`claim`); ``release`` ends it."""
 
-    lock = filelock.FileLock(str(folder / LOCK_NAME), timeout=LOCK_TIMEOUT)
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def claim(folder: Path) -> Claim | None:
+    """Claim ``folder`` for creating renders into it: a :class:`Claim` to release when the run
+    ends, or None when another process (or another run in this one) holds it. A folder that
+    cannot be made or opened is not refused here: writing into it fails later with its own
+    message."""
     try:
-        with lock:
-            yield
-    except filelock.Timeout as e:
-        raise OSError(f"the outputs index in {folder} stayed locked for {LOCK_TIMEOUT:g} s") from e
-
-
-def claim(folder: Path) -> "filelock.BaseFileLock | None":
-    """Claim ``folder`` for creating renders into it: the held lock (release it when the run
-    ends), or None when another process holds it. A folder that cannot be made or locked is not
-    refused here: writing into it fails later with its own message."""
-    import filelock
-
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks on folders
+        return Claim(None)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(Path(folder) / CLAIM_NAME))
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return None
+        fd = os.open(folder, os.O_RDONLY)
     except OSError as e:
         log.info("could not claim %s: %s", folder, e)
-        return filelock.FileLock(str(Path(folder) / CLAIM_NAME))  # never acquired; release is a no-op
-    return lock
+        return Claim(None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return Claim(fd)

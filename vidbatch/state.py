@@ -118,7 +118,7 @@ migrations = Migrations("vidbatch")
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     # The first schema: jobs by content key, output files by path, and an append-only history.
-    db["jobs"].create(
+    db.table("jobs").create(
         {
             "key": str,
             "request": str,  # JSON, images by path + sha256
@@ -150,9 +150,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         not_null={"state"},
         defaults={"attempts": 0},
     )
-    db["jobs"].create_index(["state"])
-    db["jobs"].create_index(["task_id"])
-    db["outputs"].create(
+    db.table("jobs").create_index(["state"])
+    db.table("jobs").create_index(["task_id"])
+    db.table("outputs").create(
         {
             "path": str,
             "key": str,
@@ -166,8 +166,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="path",
         foreign_keys=[("key", "jobs", "key")],
     )
-    db["outputs"].create_index(["key"])
-    db["events"].create(
+    db.table("outputs").create_index(["key"])
+    db.table("events").create(
         {
             "id": int,
             "key": str,
@@ -180,7 +180,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["events"].create_index(["key", "id"])
+    db.table("events").create_index(["key", "id"])
 
 
 @migrations()
