@@ -317,7 +317,7 @@ def test_output_holding_an_older_request_is_shown_and_labelled(rendered):
     rendered.write_text(rendered.read_text().replace("fresh snow at dawn", "fresh snow at dusk"))
     _, page = report_of(rendered)
     fox = cards_of(page)["fox"]
-    assert fox.attrs["data-state"] == "outdated", "the file is not this request's video: never shown as its own"
+    assert fox.attrs["data-state"] == "new", "this request was never rendered"
     assert fox.find("video") is not None
     assert "another version" in fox.find("p", "note").text()
     assert "fresh snow at dawn" in fox.find("p", "video-prompt").text(), "the video is shown under the prompt it was rendered from"

@@ -146,7 +146,10 @@ class JobStatus:
 
     @property
     def state(self) -> str:
-        if self.holds_other_version:
+        # "done" would say the file is this request's video; it is not (an edit undone: the
+        # job's own render exists, the file holds the other version). A request never rendered
+        # stays "new", whatever file is there.
+        if self.holds_other_version and self.record is not None and self.record.state.value == "done":
             return OUTDATED
         return self.record.state.value if self.record else "new"
 

@@ -430,7 +430,8 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
         video_src = relative_url(output, base)
         size = st.st_size
         if out is not None and out.key != job.key:
-            state = OUTDATED
+            if state == RenderState.DONE.value:  # as `vidbatch status` says: not this request's video
+                state = OUTDATED
             other = (others or {}).get(out.key)
             video_prompt = other.prompt if other is not None else None
             video_note = "this file holds another version of this job (rendered from the prompt below, not the job's); the next run puts this version's video in place"
