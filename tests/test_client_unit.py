@@ -336,7 +336,7 @@ def test_every_kind_but_ok_has_exactly_one_class():
     assert set(ERROR_CLASSES) == set(facts.ErrorKind) - {facts.ErrorKind.OK}
 
 
-API_CALL = Call("query", "GET", "https://api.minimax.io/v1/query/video_generation", api_host=True)
+API_CALL = Call("create", "POST", "https://api.minimax.io/v1/video_generation", api_host=True)
 SIGNED = Call("download", "GET", "https://cdn.example/v.mp4?sig=1", api_host=False)
 CONTENT = Call("retrieve_content", "GET", "https://api.minimax.io/v1/files/retrieve_content", api_host=True)
 

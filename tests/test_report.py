@@ -317,9 +317,10 @@ def test_output_holding_an_older_request_is_shown_and_labelled(rendered):
     rendered.write_text(rendered.read_text().replace("fresh snow at dawn", "fresh snow at dusk"))
     _, page = report_of(rendered)
     fox = cards_of(page)["fox"]
-    assert fox.attrs["data-state"] == "new"
+    assert fox.attrs["data-state"] == "new", "this request was never rendered"
     assert fox.find("video") is not None
-    assert "older render" in fox.find("p", "note").text()
+    assert "another version" in fox.find("p", "note").text()
+    assert "fresh snow at dawn" in fox.find("p", "video-prompt").text(), "the video is shown under the prompt it was rendered from"
 
 
 def test_help_has_examples():
@@ -339,7 +340,7 @@ def test_write_report_replaces_the_page_atomically(rendered):
     write_report(ws, out)
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
     assert out.stat().st_ino != inode, "a new file renamed into place, not the old one rewritten"
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [], "no temp file left behind"
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [".vidbatch-index.json"], "no temp file left behind"
 
 
 def test_live_page_refreshes_only_while_jobs_are_unfinished(rendered):

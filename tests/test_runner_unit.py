@@ -95,6 +95,7 @@ transient       retry           retry           retry           leave
 rate_limited    pause           pause           pause           leave
 maybe_submitted uncertain       retry           leave           leave
 job_failed      fail_job        fail_job        leave           leave
+gone            leave           gone            gone            leave
 account         stop_creating   stop_creating   stop_creating   leave
 config          stop_creating   stop_creating   stop_creating   leave
 download_error  leave           retry           retry           leave
@@ -210,7 +211,7 @@ def test_a_clean_run_creates_polls_and_downloads_each_job_once(three):
     kinds = three.kinds()
     assert kinds[0] == "start" and kinds[-1] == "finish" and kinds.count("status") == 1
     assert three.of(EventKind.FINISH)[0].to_json()["stopped"] is None
-    assert not list((three.tmp_path / "renders").glob(".*")), "no staging files left"
+    assert [p.name for p in (three.tmp_path / "renders").glob(".*")] == [".vidbatch-index.json"], "no staging or lock files left"
 
 
 def test_creates_are_paced_by_rpm_and_polls_by_the_poll_interval_on_the_injected_clock(three):
@@ -698,3 +699,55 @@ def test_rate_limits_without_retry_after_back_off_while_they_last(three):
     result = three.run()
     assert result.exit_code == 0
     assert [e.data["pause"] for e in three.of(EventKind.RATE_LIMITED)] == [1.0, 2.0, 4.0]
+
+
+def test_a_state_database_deleted_under_the_run_stops_creating(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"a": "A fox", "b": "An owl", "c": "A lighthouse"})
+
+    def create_then_lose_the_state(request: object) -> str:
+        for p in (tmp_path / ".vidbatch").glob("state.db*"):
+            p.unlink()
+        return "task-1"
+
+    h.client.script("create", create_then_lose_the_state)
+    result = h.run()
+    assert h.client.count("create") == 1, "created into a deleted state database"
+    assert result.stopped is Stop.STATE and "deleted or replaced" in (result.stop_message or "")
+    assert result.exit_code == 1
+    assert h.output("a").exists(), "the render already paid for is still collected"
+    index = (tmp_path / "renders" / ".vidbatch-index.json").read_text()
+    assert '"task_id": "task-1"' in index, "the index keeps what the lost state knew"
+
+
+def test_gone_verdicts_by_call() -> None:
+    gone = errors.TaskGoneError("query refused: task not found (2013)", info("query", 2013))
+    limits = Limits()
+    assert policy.classify(gone) is ErrorKind.GONE
+    assert policy.decide(Call.POLL, gone, spent={}, limits=limits).verdict is Verdict.GONE
+    assert policy.decide(Call.DOWNLOAD, gone, spent={}, limits=limits).verdict is Verdict.GONE
+
+
+def test_two_state_folders_at_once_over_one_output_folder_never_pay_twice(tmp_path: Path) -> None:
+    first = Harness(tmp_path, {"a": "A fox", "b": "An owl"})
+    second_store = Store(tmp_path / "other-state")
+    second_client = FakeClient(first.clock)
+    second_events: list[RunEvent] = []
+    outcome: dict[str, object] = {}
+
+    def create_while_another_state_runs(request: object) -> str:
+        if "second" not in outcome:  # the other run starts while this one is creating
+            runner = Runner(second_store, second_client, first.options, second_events.append, clock=first.clock, workers=0)
+            outcome["second"] = runner.run(plan_jobs(project_mod.load([first.manifest]).manifests, second_store))
+        return f"task-{len(outcome)}-{id(request)}"
+
+    first.client.script("create", create_while_another_state_runs, create_while_another_state_runs)
+    result = first.run()
+    assert result.exit_code == 0
+    second = outcome["second"]
+    assert second_client.count("create") == 0, "the second state paid for renders the first was making"
+    assert sorted(second.unfinished) == ["a", "b"]  # type: ignore[attr-defined]
+    assert any("another vidbatch run" in e.message for e in second_events)
+    # once the first has finished, the second adopts its videos from the index
+    again = Runner(second_store, second_client, first.options, second_events.append, clock=first.clock, workers=0)
+    assert again.run(plan_jobs(project_mod.load([first.manifest]).manifests, second_store)).exit_code == 0
+    assert second_client.count("create") == 0 and second_client.count("download") == 0

@@ -108,6 +108,7 @@ from .errors import (
     HostUnreachableError,
     InvalidRequestError,
     JobFailedError,
+    TaskGoneError,
     MaybeSubmittedError,
     RateLimitedError,
     RenderFailedError,
@@ -136,6 +137,7 @@ ERROR_CLASSES: dict[facts.ErrorKind, type[ApiError]] = {
     Kind.TRANSIENT: TransientError,
     Kind.RATE_LIMITED: RateLimitedError,
     Kind.INVALID_REQUEST: InvalidRequestError,
+    Kind.GONE: TaskGoneError,
     Kind.CONTENT_FLAGGED: ContentFlaggedError,
     Kind.CREDENTIALS: CredentialsError,
     Kind.ACCOUNT: AccountError,
@@ -296,7 +298,7 @@ def classify(call: Call, http_status: int, code: int | None) -> facts.ErrorKind:
     decides first, else the HTTP status (signed URLs by their own table). A download from the API
     host (``retrieve_content``) is never "wrong host": that host answered ``retrieve`` already."""
     if code:
-        return facts.error_kind(code)
+        return facts.error_kind(code, call.name)
     kind = facts.http_kind(http_status, signed_url=not call.api_host)
     if call.is_download and kind is Kind.WRONG_HOST:
         return Kind.DOWNLOAD_REFUSED
@@ -687,7 +689,7 @@ class Client:
         code = info.status_code
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self._wall_clock())
         if code:
-            fact = facts.ERROR_CODES.get(code)
+            fact = facts.error_fact(code, call.name)
             message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
             hint = fact.hint if fact else ""
         else:

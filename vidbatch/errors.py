@@ -21,6 +21,9 @@
         │   ├── InvalidRequestError    2013 invalid parameters, another 4xx
         │   ├── ContentFlaggedError    1026 input / 1027 output flagged as sensitive
         │   └── RenderFailedError      the task ended with status Fail/Failed
+        ├── TaskGoneError              the API no longer knows a task or file (2013 on query or
+        │                              retrieve: expired, or made with another account); asking
+        │                              again cannot help, rendering again would pay again
         ├── AccountError               exit 3: stop creating; nothing else will succeed (1008, 2038, 2056)
         │   ├── CredentialsError       exit 3: the key is wrong or for the other region (1004, 2049, 401/403)
         │   └── WrongHostError         exit 3: the API host is not MiniMax's API (3xx, 404, 405, 501)
@@ -210,6 +213,12 @@ class ContentFlaggedError(JobFailedError):
 
 class RenderFailedError(JobFailedError):
     pass
+
+
+class TaskGoneError(ApiError):
+    """MiniMax no longer knows this task or file (``2013`` on ``query`` or ``retrieve``): it
+    expired, or it was made with another account's key. Not the manifest's fault, and not
+    retryable; rendering the job again is a new (paid) render, so only the user decides it."""
 
 
 class AccountError(ApiError):

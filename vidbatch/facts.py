@@ -255,6 +255,7 @@ class ErrorKind(str, enum.Enum):
     TRANSIENT = "transient"  # the server failed this time; the same call may succeed later
     RATE_LIMITED = "rate_limited"  # too many requests (RPM, tokens, connections); never the job's fault
     INVALID_REQUEST = "invalid_request"  # the request is wrong as written
+    GONE = "gone"  # the task or file asked about is unknown to the API (expired, another account)
     CONTENT_FLAGGED = "content_flagged"  # input or output flagged as sensitive
     CREDENTIALS = "credentials"  # the key was refused (wrong key, or the other region's)
     ACCOUNT = "account"  # the account cannot create now (balance, verification, usage limit)
@@ -310,6 +311,20 @@ ERROR_CODES: dict[int, ErrorCode] = {
     ]
 }
 
+#: Codes that mean something else on a call that names an existing task or file: ``2013`` to a
+#: ``query`` (task_id) or a ``retrieve`` (file_id) says the API does not know that id any more
+#: (expired, or made with another account), not that the manifest is wrong.
+CALL_ERROR_CODES: dict[tuple[str, int], ErrorCode] = {
+    ("query", 2013): ErrorCode(2013, "task not found", ErrorKind.GONE, "MiniMax no longer has this task (expired or another account); render it again with --force NAME"),
+    ("retrieve", 2013): ErrorCode(2013, "file not found", ErrorKind.GONE, "MiniMax no longer has this file (expired or another account); render it again with --force NAME"),
+}
+
+
+def error_fact(code: int, call: str | None = None) -> ErrorCode | None:
+    """The fact for ``code`` as an answer to ``call``: a call's own meaning first, else the code's."""
+    return CALL_ERROR_CODES.get((call or "", code)) or ERROR_CODES.get(code)
+
+
 #: What an HTTP status from the API host means when the body carries no ``base_resp`` code.
 #: A redirect, 404, 405 or 501 means the host (or a proxy in front of it) is not the API: every
 #: call would fail the same way. Statuses not listed: other 3xx like 301, other 4xx like 400,
@@ -341,10 +356,11 @@ DOWNLOAD_HTTP: dict[int, ErrorKind] = {
 BRIEF_RETRY_HTTP = frozenset({502, 503, 504})
 
 
-def error_kind(code: int) -> ErrorKind:
-    """The kind of a ``base_resp.status_code``. Unknown non-zero codes are transient: retrying
-    is safe for a query, and a create that answered with an error code was not accepted."""
-    fact = ERROR_CODES.get(code)
+def error_kind(code: int, call: str | None = None) -> ErrorKind:
+    """The kind of a ``base_resp.status_code`` (as an answer to ``call``, when given). Unknown
+    non-zero codes are transient: retrying is safe for a query, and a create that answered with
+    an error code was not accepted."""
+    fact = error_fact(code, call)
     return fact.kind if fact else ErrorKind.TRANSIENT
 
 

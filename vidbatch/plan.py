@@ -9,9 +9,19 @@ the state row of that key, and the output file with its record. In order:
 4. The output file holds this key's video and verifies (size; sha256 when size or mtime moved):
    ``skip``. A file with no record that matches the key's rendered video is adopted: ``skip``.
 5. The key was rendered: ``reuse`` a verified copy at another path, else ``download`` it again.
-6. The key failed: ``failed`` (``submit`` with ``--retry-failed``).
+   An output whose video is missing or damaged is given back *the video it held*: when a forced
+   re-render gave its key a newer video since, a verified copy of the old one (same sha256) is
+   copied, or the old file id downloaded (the state keeps every video of a key), never the
+   newest one silently.
+6. The key failed: ``failed`` (``submit`` with ``--retry-failed``). MiniMax no longer has the
+   key's task or file (``gone``): ``gone``, never paid for silently (``--force NAME`` renders it
+   again).
 7. Otherwise ``submit`` (new) or ``resubmit`` (the output holds an older request; the changed
    fields are listed).
+
+A lost or rebuilt state (or another state folder sharing the outputs) pays for nothing finished:
+a file with no record whose folder's index (:mod:`vidbatch.outputs_index`) says it holds the job's
+key, and whose size and sha256 match the entry, is adopted (``skip``).
 
 Jobs of one plan whose requests are identical share one render: the first keeps its ``submit``,
 the others become ``reuse`` *after* it (``PlannedJob.after`` names it), so the plan counts one
@@ -29,10 +39,11 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from . import rules
-from .state import RenderRecord, RenderState, OutputRecord, Store
+from . import outputs_index, rules
+from .outputs_index import IndexEntry
+from .state import OutputRecord, RenderRecord, RenderState, Store, VideoRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manifest import Job, Manifest
@@ -47,6 +58,7 @@ class Action(str, enum.Enum):
     REUSE = "reuse"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+    GONE = "gone"  # MiniMax no longer has the task or file; --force NAME renders it again
 
 
 #: Actions that create a render, i.e. cost money.
@@ -77,6 +89,10 @@ class PlannedJob:
     new_mtime_ns: int | None = None  # skip: the file was re-hashed and found intact at this mtime
     adopt: bool = False  # skip: the file matched but had no record yet; the run records it
     after: str | None = None  # reuse: the job of this plan whose render it copies once downloaded
+    #: reuse/download: give the output back this earlier video of its key (not the newest)
+    restore: VideoRecord | None = None
+    #: skip (adopt): the outputs index entry the file was verified against (no state record)
+    indexed: IndexEntry | None = None
 
     @property
     def billable(self) -> bool:
@@ -97,6 +113,7 @@ class PlannedJob:
             "changes": [{"field": c.field, "before": c.before, "after": c.after} for c in self.changes],
             "task_id": self.record.task_id if self.record else None,
             "after": self.after,
+            "restore": {"sha256": self.restore.sha256, "file_id": self.restore.file_id} if self.restore else None,
         }
 
 
@@ -128,7 +145,7 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         actions = Counter(p.action.value for p in self.jobs)
-        renders = Counter()
+        renders: Counter[tuple[str, str, str | None, int | None]] = Counter()
         for p in self.billable:
             s = rules.summarize(p.job.identity_request())
             renders[(s.model, s.mode.value, s.resolution, s.duration)] += 1
@@ -196,11 +213,31 @@ def _matches_video(path: Path, record: RenderRecord) -> bool:
     return sha256_file(path) == record.video_sha256
 
 
-def _verified_copy(path: Path, key: str, outputs_by_key: dict[str, list[OutputRecord]]) -> OutputRecord | None:
+def _verified_copy(path: Path, key: str, outputs_by_key: dict[str, list[OutputRecord]], sha256: str | None = None) -> OutputRecord | None:
+    """A verified output of ``key`` at another path; of that very video when ``sha256`` is given
+    (a key has several videos once it was forced)."""
     for other in outputs_by_key.get(key, []):
+        if sha256 is not None and other.sha256 != sha256:
+            continue
         if Path(other.path) != path and verify_output(Path(other.path), other)[0]:
             return other
     return None
+
+
+def _indexed(path: Path, key: str, indexes: dict[Path, dict[str, IndexEntry]]) -> IndexEntry | None:
+    """The outputs index entry saying the unrecorded file at ``path`` holds ``key``'s video,
+    when the file's size and sha256 prove it. ``indexes`` caches each folder's index."""
+    if path.parent not in indexes:
+        indexes[path.parent] = outputs_index.read_index(path.parent)
+    entry = indexes[path.parent].get(path.name)
+    if entry is None or entry.key != key:
+        return None
+    try:
+        if path.stat().st_size != entry.bytes:
+            return None
+    except OSError:
+        return None
+    return entry if sha256_file(path) == entry.sha256 else None
 
 
 def diff_requests(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
@@ -230,10 +267,14 @@ def plan_jobs(
     old_records = store.get_many({o.key for o in (outputs.get(str(j.output)) for j in jobs) if o} - set(records)) if store else {}
     all_records = {**old_records, **records}
 
+    def videos(key: str) -> list[VideoRecord]:
+        return store.videos(key) if store else []
+
+    indexes: dict[Path, dict[str, IndexEntry]] = {}
     planned = []
     for job in jobs:
         out = outputs.get(str(job.output))
-        pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain)
+        pj = _plan_one(job, records.get(job.key), out, outputs_by_key, all_records, job.name in force, retry_failed, resubmit_uncertain, videos, indexes)
         pj.output = out
         planned.append(pj)
     _share_identical(planned)
@@ -249,11 +290,13 @@ def _plan_one(
     forced: bool,
     retry_failed: bool,
     resubmit_uncertain: bool,
+    videos: Callable[[str], list[VideoRecord]] = lambda key: [],
+    indexes: dict[Path, dict[str, IndexEntry]] | None = None,
 ) -> PlannedJob:
     path = job.output
     state = rec.state if rec else None
 
-    if state is RenderState.RUNNING:
+    if rec is not None and rec.state is RenderState.RUNNING:
         return PlannedJob(job, Action.RESUME, f"task {rec.task_id} is rendering; poll it", rec)
     if forced:
         return PlannedJob(job, Action.RESUBMIT, "forced with --force", rec)
@@ -269,31 +312,58 @@ def _plan_one(
             return PlannedJob(job, Action.SKIP, "output is up to date", rec, new_mtime_ns=moved)
     elif out is None and rec is not None and path.exists() and _matches_video(path, rec):
         return PlannedJob(job, Action.SKIP, "output matches the rendered video", rec, adopt=True)
+    if out is None and state in (None, RenderState.NEW, RenderState.GONE, RenderState.FAILED) and path.exists():
+        entry = _indexed(path, job.key, {} if indexes is None else indexes)
+        if entry is not None:
+            return PlannedJob(job, Action.SKIP, "output holds this job's video (verified against its folder's index); adopted, no new render", rec, adopt=True, indexed=entry)
 
-    if state in (RenderState.DONE, RenderState.RENDERED):
-        copy = _verified_copy(path, job.key, outputs_by_key)
+    if out is not None and out.key == job.key and rec is not None and rec.video_sha256 and out.sha256 != rec.video_sha256:
+        restored = _restore(job, rec, out, damage, outputs_by_key, videos)
+        if restored is not None:
+            return restored
+
+    if rec is not None and state in (RenderState.DONE, RenderState.RENDERED, RenderState.GONE):
+        copy = _verified_copy(path, job.key, outputs_by_key, rec.video_sha256 if rec.video_sha256 else None) or _verified_copy(path, job.key, outputs_by_key)
         if copy is not None:
             return PlannedJob(job, Action.REUSE, f"identical request already rendered as {copy.name or copy.path}", rec, source=copy)
-        if rec.file_id:
+        if rec.file_id and state is not RenderState.GONE:
             if out is not None and out.key != job.key and path.exists():
                 why = f"output holds another version of this job (rendered for {out.name or 'an earlier request'})"
             else:
                 why = damage or ("output file is missing" if state is RenderState.DONE else "rendered; not downloaded yet")
             return PlannedJob(job, Action.DOWNLOAD, f"{why}: download again, no new render", rec)
 
-    if state is RenderState.FAILED and not retry_failed:
+    if rec is not None and state is RenderState.GONE:
+        task = rec.task_id or "of this job"
+        return PlannedJob(job, Action.GONE, f"MiniMax no longer has task {task} (expired or another account); render it again with --force {job.name}", rec)
+    if rec is not None and state is RenderState.FAILED and not retry_failed:
         return PlannedJob(job, Action.FAILED, f"failed: {rec.error or 'no message'} (retry with --retry-failed)", rec)
 
-    changed = out is not None and out.key != job.key
-    if changed:
+    if out is not None and out.key != job.key:
         old = records.get(out.key)
         changes = diff_requests(old.request, job.display_request()) if old else []
         what = ", ".join(c.field for c in changes) or "request"
         return PlannedJob(job, Action.RESUBMIT, f"{what} changed since {out.name or 'the output'} was rendered", rec, changes=changes)
-    if state is RenderState.FAILED:
+    if rec is not None and state is RenderState.FAILED:
         return PlannedJob(job, Action.SUBMIT, f"retrying failed job (was: {rec.error or 'no message'})", rec)
     note = "; the file now at the output path will be replaced" if path.exists() else ""
     return PlannedJob(job, Action.SUBMIT, f"never rendered{note}", rec)
+
+
+def _restore(job: "Job", rec: RenderRecord, out: OutputRecord, damage: str, outputs_by_key: dict[str, list[OutputRecord]], videos: Callable[[str], list[VideoRecord]]) -> PlannedJob | None:
+    """The output held an earlier video of its key than the newest (the key was forced since):
+    give it back that video, from a verified copy or by its file id. None: that video is no
+    longer known, so the newest is the only one to give."""
+    copy = _verified_copy(job.output, job.key, outputs_by_key, out.sha256)
+    held = next((v for v in videos(job.key) if v.sha256 == out.sha256), None)
+    if held is None:
+        held = VideoRecord(job.key, None, None, out.sha256, out.size)
+    why = damage or "output file is missing"
+    if copy is not None:
+        return PlannedJob(job, Action.REUSE, f"{why}: copying back the video it held from {copy.name or copy.path}", rec, source=copy, restore=held)
+    if held.file_id:
+        return PlannedJob(job, Action.DOWNLOAD, f"{why}: downloading again the video it held (file {held.file_id}, task {held.task_id}), no new render", rec, restore=held)
+    return None
 
 
 def _share_identical(planned: list[PlannedJob]) -> None:

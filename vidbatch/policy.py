@@ -12,6 +12,7 @@ render, then the job is left for the next run) and how long to wait.
     rate_limited    PAUSE           PAUSE           PAUSE           LEAVE
     maybe_submitted UNCERTAIN       RETRY           LEAVE           LEAVE
     job_failed      FAIL_JOB        FAIL_JOB        LEAVE           LEAVE
+    gone            LEAVE           GONE            GONE            LEAVE
     account         STOP_CREATING   STOP_CREATING   STOP_CREATING   LEAVE
     config          STOP_CREATING   STOP_CREATING   STOP_CREATING   LEAVE
     download_error  LEAVE           RETRY           RETRY           LEAVE
@@ -24,6 +25,9 @@ Why these verdicts:
 * A create is the only call that costs money. Only a create whose answer was lost is
   ``UNCERTAIN`` (the API has no idempotency key); every other failed create made no task, so the
   job stays ``new`` and the next run creates it.
+* ``GONE``: MiniMax no longer knows the task or file (expired, another account). Asking again
+  cannot help and rendering again is a new charge, so the render is recorded ``gone`` and the
+  user decides (``--force NAME``). It is not the manifest's fault, so never ``FAIL_JOB``.
 * ``STOP_CREATING``: the account, key or host is wrong, so every other create would fail the same
   way. A refused create goes back to the front of the queue (it stays ``new``); a poll or download
   refused for the same reason is left as it is in the state (``running``/``rendered``), and the
@@ -63,6 +67,7 @@ class ErrorKind(str, enum.Enum):
     RATE_LIMITED = "rate_limited"
     MAYBE_SUBMITTED = "maybe_submitted"
     JOB_FAILED = "job_failed"
+    GONE = "gone"  # the API no longer knows the task or file
     ACCOUNT = "account"  # incl. credentials and an unreachable host (AccountError subclasses)
     CONFIG = "config"
     DOWNLOAD = "download_error"
@@ -78,6 +83,7 @@ class Verdict(str, enum.Enum):
     RETRY = "retry"  # the same call again soon (create: back of the queue; poll: after a backoff)
     PAUSE = "pause"  # the same call again after a pause; on create, every create waits
     FAIL_JOB = "fail_job"  # record the job failed; the others go on
+    GONE = "gone"  # record the render gone: only a forced render makes it again
     STOP_CREATING = "stop_creating"  # no more creates in this run; see the module docstring
     LEAVE = "leave"  # leave the job unfinished; the next run picks it up from the state
     UNCERTAIN = "uncertain"  # a create may have been paid for: never create it again silently
@@ -97,6 +103,8 @@ def classify(error: BaseException) -> ErrorKind:
         return ErrorKind.MAYBE_SUBMITTED
     if isinstance(error, errors.JobFailedError):
         return ErrorKind.JOB_FAILED
+    if isinstance(error, errors.TaskGoneError):
+        return ErrorKind.GONE
     if isinstance(error, errors.AccountError):
         return ErrorKind.ACCOUNT
     if isinstance(error, errors.ConfigError):
@@ -116,6 +124,7 @@ _ROWS: dict[ErrorKind, tuple[Verdict, Verdict, Verdict, Verdict]] = {
     ErrorKind.RATE_LIMITED: (Verdict.PAUSE, Verdict.PAUSE, Verdict.PAUSE, Verdict.LEAVE),
     ErrorKind.MAYBE_SUBMITTED: (Verdict.UNCERTAIN, Verdict.RETRY, Verdict.LEAVE, Verdict.LEAVE),
     ErrorKind.JOB_FAILED: (Verdict.FAIL_JOB, Verdict.FAIL_JOB, Verdict.LEAVE, Verdict.LEAVE),
+    ErrorKind.GONE: (Verdict.LEAVE, Verdict.GONE, Verdict.GONE, Verdict.LEAVE),
     ErrorKind.ACCOUNT: (Verdict.STOP_CREATING, Verdict.STOP_CREATING, Verdict.STOP_CREATING, Verdict.LEAVE),
     ErrorKind.CONFIG: (Verdict.STOP_CREATING, Verdict.STOP_CREATING, Verdict.STOP_CREATING, Verdict.LEAVE),
     ErrorKind.DOWNLOAD: (Verdict.LEAVE, Verdict.RETRY, Verdict.RETRY, Verdict.LEAVE),

@@ -179,6 +179,11 @@ def _check_output_folders(ws: Workspace, plan: Plan) -> None:
             raise error
 
 
+#: A job's status when its output file holds the video of another request (an edit, or an edit
+#: undone): its own render may be done, but the file is not it. ``run`` puts its own video back.
+OUTDATED = "outdated"
+
+
 @dataclass
 class JobStatus:
     name: str
@@ -186,9 +191,25 @@ class JobStatus:
     output: str | None
     record: RenderRecord | None
     output_present: bool
+    #: the state's record of the file at ``output`` (which key's video it holds), if any
+    held: OutputRecord | None = None
+    #: the job's content key (None when listing the state without a manifest)
+    key: str | None = None
+    #: the prompt of the render whose video the output holds, when that is another request
+    held_prompt: str | None = None
+
+    @property
+    def holds_other_version(self) -> bool:
+        """The output file exists and holds another request's video than the job's."""
+        return bool(self.output_present and self.held is not None and self.key is not None and self.held.key != self.key)
 
     @property
     def state(self) -> str:
+        # "done" would say the file is this request's video; it is not (an edit undone: the
+        # job's own render exists, the file holds the other version). A request never rendered
+        # stays "new", whatever file is there.
+        if self.holds_other_version and self.record is not None and self.record.state.value == "done":
+            return OUTDATED
         return self.record.state.value if self.record else "new"
 
     def to_json(self) -> dict[str, Any]:
@@ -210,6 +231,9 @@ class JobStatus:
             "bytes": r.video_bytes if r else None,
             "sha256": r.video_sha256 if r else None,
             "updated_at": r.updated_at if r else None,
+            "output_key": self.held.key if self.held else None,
+            "output_sha256": self.held.sha256 if self.held else None,
+            "output_prompt": self.held_prompt if self.holds_other_version else None,
         }
 
 
@@ -229,7 +253,15 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
             out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths)))
         return out, store
     records = store.get_many(j.key for j in ws.jobs) if store else {}
-    return [JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists()) for j in ws.jobs], store
+    held = store.all_outputs() if store else {}
+    other_keys = {h.key for j in ws.jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
+    others = store.get_many(other_keys) if store and other_keys else {}
+    statuses = []
+    for j in ws.jobs:
+        rec_held = held.get(str(j.output))
+        other = others.get(rec_held.key) if rec_held is not None else None
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None))
+    return statuses, store
 
 
 @dataclass

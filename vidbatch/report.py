@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 #: File name of the report when no ``-o`` is given; it goes in the first manifest's output_dir.
 DEFAULT_NAME = "report.html"
 
+#: A card's state when the file at its output holds another request's video (the same word as
+#: ``vidbatch status``): the page shows that video under the prompt it was rendered from.
+OUTDATED = "outdated"
+
 #: The order states are listed in (summary, filters): finished first, problems next, then the rest.
 STATE_ORDER: tuple[str, ...] = (
     RenderState.DONE.value,
@@ -70,10 +74,12 @@ STATE_ORDER: tuple[str, ...] = (
     RenderState.SUBMITTING.value,
     RenderState.UNCERTAIN.value,
     RenderState.FAILED.value,
+    RenderState.GONE.value,
+    OUTDATED,
     RenderState.NEW.value,
 )
 #: States in which a run still has something to do for the job (a live page keeps refreshing).
-UNFINISHED_STATES = frozenset({RenderState.NEW.value, RenderState.SUBMITTING.value, RenderState.RUNNING.value, RenderState.RENDERED.value})
+UNFINISHED_STATES = frozenset({OUTDATED, RenderState.NEW.value, RenderState.SUBMITTING.value, RenderState.RUNNING.value, RenderState.RENDERED.value})
 
 #: What a card shows in place of the video, by state, when there is no file to play.
 PLACEHOLDERS: dict[str, str] = {
@@ -83,6 +89,7 @@ PLACEHOLDERS: dict[str, str] = {
     RenderState.RENDERED.value: "Rendered, not downloaded yet",
     RenderState.UNCERTAIN.value: "Create was cut off: MiniMax may have a task for it",
     RenderState.FAILED.value: "Render failed",
+    RenderState.GONE.value: "MiniMax no longer has this render (expired or another account): render it again with --force",
     RenderState.DONE.value: "Video file missing: the next run downloads it again",
 }
 
@@ -161,6 +168,8 @@ class ReportJob:
     output: str  # the output path relative to the report's folder, for display
     video_src: str | None  # URL relative to the report; None: show the placeholder
     video_note: str | None  # a caveat on the file shown (older request, changed since download)
+    #: the prompt the video shown was rendered from, when that is not the job's prompt
+    video_prompt: str | None
     placeholder: str
     video_bytes: int | None
     task_id: str | None
@@ -259,7 +268,12 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     outputs = store.all_outputs() if store else {}
     renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
 
-    report_jobs = [_job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base) for i, job in enumerate(jobs)]
+    other_keys = {o.key for j in jobs if (o := outputs.get(str(j.output))) is not None and o.key != j.key}
+    others = store.get_many(other_keys) if store and other_keys else {}
+    report_jobs = [
+        _job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base, others)
+        for i, job in enumerate(jobs)
+    ]
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     return Report(
@@ -398,7 +412,7 @@ class ReportWriter:
         self._dirty = False
 
 
-def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path) -> ReportJob:
+def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path, others: dict[str, RenderRecord] | None = None) -> ReportJob:
     summary = rules.summarize(job.identity_request())
     state = rec.state.value if rec else RenderState.NEW.value
     width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else rules.output_size(job.identity_request())
@@ -407,7 +421,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
     mode = job.mode if isinstance(job.mode, facts.Mode) else facts.Mode(job.mode)
 
     output = Path(job.output)
-    video_src, video_note, size = None, None, None
+    video_src, video_note, video_prompt, size = None, None, None, None
     try:
         st = output.stat()
     except OSError:
@@ -416,7 +430,13 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
         video_src = relative_url(output, base)
         size = st.st_size
         if out is not None and out.key != job.key:
-            video_note = "older render: the request changed since; the next run renders it again"
+            if state == RenderState.DONE.value:  # as `vidbatch status` says: not this request's video
+                state = OUTDATED
+            other = (others or {}).get(out.key)
+            video_prompt = other.prompt if other is not None else None
+            video_note = "this file holds another version of this job (rendered from the prompt below, not the job's); the next run puts this version's video in place"
+        elif out is not None and rec is not None and rec.video_sha256 and out.sha256 != rec.video_sha256:
+            video_note = "an earlier render of this request (it was rendered again since, e.g. with --force)"
         elif out is not None and out.size != st.st_size:
             video_note = "the file changed since it was downloaded"
         elif out is None:
@@ -445,6 +465,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
         output=_relative_display(output, base),
         video_src=video_src,
         video_note=video_note,
+        video_prompt=video_prompt,
         placeholder=placeholder,
         video_bytes=size,
         task_id=rec.task_id if rec else None,

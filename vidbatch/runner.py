@@ -62,12 +62,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union
 
-from . import errors, facts, mp4, rules
+from . import errors, facts, mp4, outputs_index, rules
 from .events import EventKind, Stop
 from .files import into_place
 from .plan import Action, Plan, PlannedJob
 from .policy import Call, Decision, Limits, Verdict, decide, is_state_write_error
-from .state import ErrorInfo, RenderState, Store
+from .state import ErrorInfo, RenderState, Store, VideoRecord
 
 if TYPE_CHECKING:
     from .client import Download, TaskStatus
@@ -180,6 +180,7 @@ class JobPhase(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+    GONE = "gone"  # MiniMax no longer has the task or file: only --force renders it again
     UNFINISHED = "unfinished"  # left for the next run
 
 
@@ -261,6 +262,10 @@ class Progress:
         return self._counts[JobPhase.UNCERTAIN]
 
     @property
+    def gone(self) -> int:
+        return self._counts[JobPhase.GONE]
+
+    @property
     def unfinished(self) -> int:
         return self._counts[JobPhase.UNFINISHED]
 
@@ -282,6 +287,8 @@ class RunResult:
     failed: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    #: jobs whose task or file MiniMax no longer has (``--force NAME`` renders them again)
+    gone: list[str] = field(default_factory=list)
     #: task ids MiniMax gave that the state could not save (task_id -> job name)
     unsaved: dict[str, str] = field(default_factory=dict)
 
@@ -291,7 +298,7 @@ class RunResult:
             return errors.EXIT_INTERRUPTED
         if self.stopped is Stop.ACCOUNT:
             return errors.EXIT_ACCOUNT
-        if self.failed or self.uncertain or self.unfinished or self.unsaved or self.stopped is Stop.STATE:
+        if self.failed or self.uncertain or self.unfinished or self.gone or self.unsaved or self.stopped is Stop.STATE:
             return errors.EXIT_JOBS_FAILED
         return errors.EXIT_OK
 
@@ -304,6 +311,8 @@ class _Render:
     targets: list[PlannedJob]
     task_id: str | None = None
     file_id: str | None = None
+    #: give the targets back this earlier video of the key (a restore), not the render's newest
+    restore: VideoRecord | None = None
     #: failures so far per (call, verdict of the table): retries and pauses are bounded per render
     spent: Counter[tuple[Call, Verdict]] = field(default_factory=Counter)
 
@@ -442,6 +451,12 @@ class Runner:
         self._keep_alive = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
         self._state_error: BaseException | None = None
+        #: output folders this run creates renders for, claimed against runs of other state folders
+        self._claims: dict[Path, Any] = {}
+        #: the outputs indexes read while skipping up-to-date jobs, by folder
+        self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
+        #: (task_id, file_id) of renders this run created or polled to the end, by key
+        self._ids: dict[str, tuple[str | None, str | None]] = {}
 
     # --- public -------------------------------------------------------------------------
 
@@ -456,6 +471,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            self._release_claims()
             self._finish()
         return self.result
 
@@ -515,9 +531,11 @@ class Runner:
     def _group(self, plan: Plan) -> dict[str, _Render]:
         renders: dict[str, _Render] = {}
         for pj in plan.jobs:
-            renders.setdefault(pj.job.key, _Render(pj.job.key, [])).targets.append(pj)
+            # a restore gives an output an earlier video of its key: a unit of work of its own
+            group = pj.job.key if pj.restore is None else f"{pj.job.key}#{pj.restore.sha256}"
+            renders.setdefault(group, _Render(pj.job.key, [], restore=pj.restore)).targets.append(pj)
         # the job that decides a render's fate is the one with the most work to do
-        order = [Action.RESUME, Action.RESUBMIT, Action.SUBMIT, Action.DOWNLOAD, Action.REUSE, Action.UNCERTAIN, Action.FAILED, Action.SKIP]
+        order = [Action.RESUME, Action.RESUBMIT, Action.SUBMIT, Action.DOWNLOAD, Action.REUSE, Action.UNCERTAIN, Action.GONE, Action.FAILED, Action.SKIP]
         for render in renders.values():
             render.targets.sort(key=lambda pj: order.index(pj.action))
         return renders
@@ -559,6 +577,16 @@ class Runner:
         render.targets = pending
         action = lead.action
         if action in (Action.SUBMIT, Action.RESUBMIT):
+            busy = sorted({str(folder) for pj in render.targets if not self._claim(folder := pj.job.output.parent)})
+            if busy:
+                self._mark(render, JobPhase.UNFINISHED, planning=True)
+                self._emit(
+                    EventKind.ERROR,
+                    f"not created: another vidbatch run (with another state folder) is writing to {', '.join(busy)}; "
+                    "run again when it has finished: its videos are adopted, not paid again",
+                    render,
+                )
+                return
             self._mark(render, JobPhase.QUEUED, planning=True)
             self._creates.append(render)
         elif action is Action.RESUME:
@@ -568,8 +596,11 @@ class Runner:
             self._schedule(Call.POLL, render, 0.0)
         elif action is Action.DOWNLOAD:
             assert lead.record is not None
-            render.file_id = lead.record.file_id
-            self._enter_flight(render, planning=True)
+            render.file_id = render.restore.file_id if render.restore else lead.record.file_id
+            if render.restore is None:
+                self._enter_flight(render, planning=True)
+            else:  # not the render's own download: never blocks or counts as its flight
+                self._mark(render, JobPhase.RUNNING, planning=True)
             self._download(render)
         elif action is Action.REUSE:
             src = lead.source
@@ -578,15 +609,43 @@ class Runner:
             self._pool.submit(Call.COPY, render, functools.partial(self._copy_to, list(render.targets), Path(src.path), src.size, src.sha256))
         elif action is Action.FAILED:
             self._mark(render, JobPhase.FAILED, planning=True)
-            self._emit(EventKind.FAILED, lead.reason, render, previously=True)
+            rec = lead.record
+            self._emit(EventKind.FAILED, lead.reason, render, previously=True, code=rec.error_code if rec else None, trace_id=rec.trace_id if rec else None)
         elif action is Action.UNCERTAIN:
             self._mark(render, JobPhase.UNCERTAIN, planning=True)
             self._emit(EventKind.UNCERTAIN, lead.reason, render)
+        elif action is Action.GONE:
+            self._mark(render, JobPhase.GONE, planning=True)
+            self._emit(EventKind.ERROR, lead.reason, render, gone=True, previously=True)
+
+    def _claim(self, folder: Path) -> bool:
+        """Claim an output folder for creates (see outputs_index.claim); False: another run has it."""
+        if folder not in self._claims:
+            lock = outputs_index.claim(folder)
+            if lock is None:
+                return False
+            self._claims[folder] = lock
+        return True
+
+    def _release_claims(self) -> None:
+        for lock in self._claims.values():
+            try:
+                lock.release()
+            except OSError as e:  # pragma: no cover - a vanished folder
+                log.info("could not release %s: %s", lock, e)
+        self._claims.clear()
 
     def _skip(self, pj: PlannedJob) -> None:
         job = pj.job
         self.progress.mark(job_id(pj), job.key, JobPhase.DONE)
-        if pj.adopt:
+        if pj.adopt and pj.indexed is not None:  # a lost or another state's output, proved by sha256
+            st = job.output.stat()
+            entry = pj.indexed
+            self._save(
+                self.store.record_adopted, job.key, job.output, size=st.st_size, sha256=entry.sha256, mtime_ns=st.st_mtime_ns,
+                task_id=entry.task_id, file_id=entry.file_id, name=job.name, manifest=str(job.manifest), source=entry.state,
+            )
+        elif pj.adopt:
             st = job.output.stat()
             rec = self.store.get(job.key)
             assert rec is not None and rec.video_sha256
@@ -594,7 +653,26 @@ class Runner:
                 self._save(self.store.record_downloaded, job.key, job.output, size=st.st_size, sha256=rec.video_sha256, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event="adopted")
         elif pj.new_mtime_ns is not None:  # re-hashed intact by the plan: remember the new mtime
             self._save(self.store.record_output_checked, job.output, mtime_ns=pj.new_mtime_ns)
+        if pj.indexed is None:
+            self._index_if_missing(pj)
         self._emit(EventKind.SKIP, pj.reason, job_name=job.name, key=job.key)
+
+    def _index_if_missing(self, pj: PlannedJob) -> None:
+        """An up-to-date output recorded before outputs were indexed (or whose index was lost)
+        gets its entry, so that losing this state later costs nothing either."""
+        job, out, rec = pj.job, pj.output, pj.record
+        sha = out.sha256 if out is not None and out.key == job.key else (rec.video_sha256 if pj.adopt and rec else None)
+        if sha is None:
+            return
+        folder = job.output.parent
+        if folder not in self._index_cache:
+            self._index_cache[folder] = outputs_index.read_index(folder)
+        entry = self._index_cache[folder].get(job.output.name)
+        if entry is not None and entry.key == job.key and entry.sha256 == sha:
+            return
+        own = rec is not None and rec.video_sha256 == sha
+        size = out.size if out is not None and out.key == job.key else (rec.video_bytes if rec and rec.video_bytes else 0)
+        self._index(job.output, job.key, sha, size, rec.task_id if own and rec else None, rec.file_id if own and rec else None)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -631,6 +709,8 @@ class Runner:
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
             if now < max(self._next_create_at, self._paused_until):
                 return
+            if not self._state_in_place():
+                return
             render = self._creates.popleft()
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
                 request = render.targets[0].job.api_request()
@@ -647,6 +727,16 @@ class Runner:
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
             self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+
+    def _state_in_place(self) -> bool:
+        """Before a create: is the state database still the file this run writes? One deleted
+        under the run would take every task id with it, and the next run would pay again."""
+        try:
+            self.store.check_in_place()
+        except errors.StateError as e:
+            self._state_failed(e)
+            return False
+        return True
 
     def _dispatch_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -684,6 +774,7 @@ class Runner:
     def _on_created(self, render: _Render, task_id: str) -> None:
         self._creating.discard(render.key)
         render.task_id = task_id
+        self._ids[render.key] = (task_id, None)
         self.progress.created_render(render.key)
         if not self._save(self.store.record_submitted, render.key, task_id, name=render.name):
             self.result.unsaved[task_id] = render.name
@@ -698,6 +789,7 @@ class Runner:
             file_id = status.file_id
             assert file_id is not None
             render.file_id = file_id
+            self._ids[render.key] = (render.task_id, file_id)
             self._save(self.store.record_rendered, render.key, file_id, width=status.video_width, height=status.video_height, name=render.name)
             self._emit(EventKind.RENDERED, f"file {file_id}", render, file_id=file_id)
             self._download(render)
@@ -730,10 +822,11 @@ class Runner:
 
     def _on_downloaded(self, render: _Render, result: tuple[Path, int, str]) -> None:
         path, size, sha = result
-        self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED)
+        self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED, render.restore)
         for pj in render.targets[1:]:
-            self._pool.submit(Call.COPY, _Render(render.key, [pj]), functools.partial(self._copy_to, [pj], path, size, sha))
-        self._leave_flight(render)
+            self._pool.submit(Call.COPY, _Render(render.key, [pj], restore=render.restore), functools.partial(self._copy_to, [pj], path, size, sha))
+        if render.restore is None:
+            self._leave_flight(render)
 
     def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
         """Worker side: copy a verified video to the outputs of ``targets``."""
@@ -749,14 +842,32 @@ class Runner:
 
     def _on_copied(self, render: _Render, pairs: list[tuple[PlannedJob, tuple[Path, int, str]]]) -> None:
         for pj, (path, size, sha) in pairs:
-            self._record_output(pj, render.key, path, size, sha, EventKind.REUSED)
+            self._record_output(pj, render.key, path, size, sha, EventKind.REUSED, render.restore)
 
-    def _record_output(self, pj: PlannedJob, key: str, path: Path, size: int, sha: str, kind: EventKind) -> None:
+    def _record_output(self, pj: PlannedJob, key: str, path: Path, size: int, sha: str, kind: EventKind, restore: VideoRecord | None = None) -> None:
         job = pj.job
         st = path.stat()
-        self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
+        if restore is not None:  # the output's own earlier video: the render's record stays as it is
+            self._save(self.store.record_restored, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest))
+            task_id, file_id = restore.task_id, restore.file_id
+        else:
+            self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
+            rec = pj.record
+            task_id, file_id = self._ids.get(job.key, (rec.task_id if rec else None, rec.file_id if rec else None))
+        self._index(path, job.key, sha, size, task_id, file_id)
         self.progress.mark(job_id(pj), key, JobPhase.DONE, only_if_current=True)
-        self._emit(kind, str(path), job_name=job.name, key=job.key, path=str(path), bytes=size, sha256=sha)
+        extra: dict[str, Any] = {"path": str(path), "bytes": size, "sha256": sha}
+        if restore is not None:
+            extra["restored"] = True
+        self._emit(kind, str(path), job_name=job.name, key=job.key, data=extra)
+
+    def _index(self, path: Path, key: str, sha: str, size: int, task_id: str | None, file_id: str | None) -> None:
+        """Say in the output folder's index which video the file holds (see outputs_index): a
+        lost state, or another state folder, then recognises it instead of paying again."""
+        try:
+            outputs_index.record(path, key=key, sha256=sha, size=size, task_id=task_id, file_id=file_id, state_dir=self.store.state_dir)
+        except OSError as e:
+            log.warning("could not update the outputs index beside %s: %s", path, e)
 
     # --- failures: the one place that reads the policy table -----------------------------
 
@@ -796,6 +907,8 @@ class Runner:
                 self._emit(EventKind.RATE_LIMITED, f"rate limited; {call} again in {decision.delay:.0f} s", render, pause=decision.delay)
         elif verdict is Verdict.FAIL_JOB:
             self._fail(render, error)
+        elif verdict is Verdict.GONE:
+            self._gone(render, call, error)
         elif verdict is Verdict.UNCERTAIN:
             self._leave_flight(render)
             self._save(self.store.record_uncertain, render.key, ErrorInfo.from_exception(error), name=render.name)
@@ -828,7 +941,21 @@ class Runner:
         info = ErrorInfo.from_exception(error)
         self._save(self.store.record_failed, render.key, info, name=render.name)
         self._mark(render, JobPhase.FAILED)
-        self._emit(EventKind.FAILED, str(error), render, code=info.code)
+        self._emit(EventKind.FAILED, str(error), render, code=info.code, trace_id=info.trace_id)
+
+    def _gone(self, render: _Render, call: Call, error: BaseException) -> None:
+        """MiniMax no longer knows the task or file: record the render ``gone`` (a restore of an
+        earlier video leaves the render as it is) and say how to render it again."""
+        if render.restore is None:
+            self._leave_flight(render)
+        info = ErrorInfo.from_exception(error)
+        what = f"task {render.task_id}" if call is Call.POLL else f"file {render.file_id}"
+        names = ", ".join(dict.fromkeys(pj.job.name for pj in render.targets))
+        message = f"MiniMax no longer has {what} (expired or another account); render it again with --force {names}"
+        if render.restore is None:
+            self._save(self.store.record_gone, render.key, ErrorInfo(message, info.code, info.trace_id, info.call, info.http_status, info.status_msg, None), name=render.name)
+        self._mark(render, JobPhase.GONE)
+        self._emit(EventKind.ERROR, message, render, gone=True, code=info.code, trace_id=info.trace_id)
 
     def _mark(self, render: _Render, phase: JobPhase, *, planning: bool = False) -> None:
         """Set the phase of the render's jobs; an outcome (not ``planning``) changes only jobs
@@ -900,6 +1027,7 @@ class Runner:
         self.result.failed = p.names(JobPhase.FAILED)
         self.result.uncertain = p.names(JobPhase.UNCERTAIN)
         self.result.unfinished = p.names(JobPhase.QUEUED, JobPhase.RUNNING, JobPhase.UNFINISHED)
+        self.result.gone = p.names(JobPhase.GONE)
         if self._state_error is not None:
             unsaved = ", ".join(f"{task} ({name})" for task, name in self.result.unsaved.items())
             self.result.stop_message = (
@@ -907,7 +1035,16 @@ class Runner:
                 + (f"; task ids NOT saved, note them: {unsaved}" if unsaved else "")
                 + "; free disk space (or fix the state folder) and run again"
             )
-        data: dict[str, Any] = {"stopped": str(self.result.stopped) if self.result.stopped else None, "created": p.created}
+        data: dict[str, Any] = {
+            "stopped": str(self.result.stopped) if self.result.stopped else None,
+            "created": p.created,
+            "jobs": p.total,
+            "done": p.done,
+            "failed": p.failed,
+            "uncertain": p.uncertain,
+            "gone": p.gone,
+            "unfinished": len(self.result.unfinished),
+        }
         if self.result.unsaved:
             data["unsaved"] = dict(self.result.unsaved)
         self._emit(EventKind.FINISH, "finished", data=data)

@@ -16,7 +16,16 @@ Layout (``.vidbatch/state.db`` beside the manifest by default; WAL mode; readabl
   rows under the table's name before migration m003, for queries written against it.)
 - ``outputs``: one row per output *file path*: which key's video the file holds, its size, sha256
   and mtime when written. Plans verify files against it. Several paths may hold one key (reuse).
+- ``videos`` (m004): every video a key has had (task_id, file_id, sha256, bytes). A forced
+  re-render gives a key a new video, but an output keeps the one it holds: a missing output is
+  restored to *its* video (by sha256, from a copy or its file id), never to the newest.
 - ``events``: append-only history of every transition, so ``status`` can tell a job's story.
+
+A render MiniMax no longer knows (``2013`` on query or retrieve: expired, or another account's
+task) is ``gone``: only ``--force NAME`` renders it again. A state lost or rebuilt recognises
+finished outputs through the index beside them (:mod:`vidbatch.outputs_index`,
+``record_adopted``), and a run notices its database file deleted or replaced under it
+(:meth:`Store.check_in_place`).
 
 A render's state is a :class:`RenderState`; :data:`TRANSITIONS` is the one table of legal moves,
 and the store refuses any other. The write methods are intents (``record_submitted``,
@@ -81,19 +90,21 @@ class RenderState(str, enum.Enum):
     RUNNING = "running"  # MiniMax has the task; poll it
     RENDERED = "rendered"  # the task succeeded; the file is not downloaded (yet, or any more)
     DONE = "done"  # the video was downloaded and verified at least once
-    FAILED = "failed"  # the render cannot succeed as written (Fail, 1026, 1027, 2013)
+    FAILED = "failed"  # the render cannot succeed as written (Fail, 1026, 1027, 2013 on create)
+    GONE = "gone"  # MiniMax no longer knows its task or file (expired, another account): --force
 
 
 S = RenderState
 #: The one table of legal state changes.
 TRANSITIONS: dict[RenderState, frozenset[RenderState]] = {
-    S.NEW: frozenset({S.SUBMITTING}),
+    S.NEW: frozenset({S.SUBMITTING, S.DONE}),  # done: adopted from an outputs index (lost state)
     S.SUBMITTING: frozenset({S.RUNNING, S.NEW, S.FAILED, S.UNCERTAIN}),
     S.UNCERTAIN: frozenset({S.SUBMITTING, S.RUNNING, S.NEW}),
-    S.RUNNING: frozenset({S.RENDERED, S.FAILED}),
-    S.RENDERED: frozenset({S.DONE, S.SUBMITTING}),  # submitting: the file can no longer be fetched
-    S.DONE: frozenset({S.SUBMITTING}),  # --force
+    S.RUNNING: frozenset({S.RENDERED, S.FAILED, S.GONE}),
+    S.RENDERED: frozenset({S.DONE, S.SUBMITTING, S.GONE}),  # submitting: the file can no longer be fetched
+    S.DONE: frozenset({S.SUBMITTING, S.GONE}),  # --force; gone: a download found the file expired
     S.FAILED: frozenset({S.SUBMITTING}),  # --retry-failed
+    S.GONE: frozenset({S.SUBMITTING, S.DONE}),  # --force; done: a verified copy was adopted
 }
 
 
@@ -107,7 +118,7 @@ migrations = Migrations("vidbatch")
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
     # The first schema: jobs by content key, output files by path, and an append-only history.
-    db["jobs"].create(
+    db.table("jobs").create(
         {
             "key": str,
             "request": str,  # JSON, images by path + sha256
@@ -139,9 +150,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         not_null={"state"},
         defaults={"attempts": 0},
     )
-    db["jobs"].create_index(["state"])
-    db["jobs"].create_index(["task_id"])
-    db["outputs"].create(
+    db.table("jobs").create_index(["state"])
+    db.table("jobs").create_index(["task_id"])
+    db.table("outputs").create(
         {
             "path": str,
             "key": str,
@@ -155,8 +166,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="path",
         foreign_keys=[("key", "jobs", "key")],
     )
-    db["outputs"].create_index(["key"])
-    db["events"].create(
+    db.table("outputs").create_index(["key"])
+    db.table("events").create(
         {
             "id": int,
             "key": str,
@@ -169,7 +180,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["events"].create_index(["key", "id"])
+    db.table("events").create_index(["key", "id"])
 
 
 @migrations()
@@ -193,6 +204,40 @@ def m003_jobs_are_renders(db: sqlite_utils.Database) -> None:
         db.execute(f"DROP INDEX IF EXISTS idx_jobs_{column}")
         db.table("renders").create_index([column], index_name=f"idx_renders_{column}")
     db.execute("CREATE VIEW jobs AS SELECT * FROM renders")
+
+
+@migrations()
+def m004_video_history(db: sqlite_utils.Database) -> None:
+    # A render's row keeps only its newest video, so a forced re-render of a key rewrote which
+    # video every output of that key was said to hold, and a missing output was restored to the
+    # newest video instead of the one it held. Keep every video a key has had: (key, task_id,
+    # file_id, sha256, bytes), one row per distinct file, so an output is restored to its own.
+    # Rows: each render's current video, and the videos outputs hold that differ from it (their
+    # task and file ids are no longer known: NULL).
+    db.table("videos").create(
+        {"id": int, "key": str, "task_id": str, "file_id": str, "sha256": str, "bytes": int, "at": float},
+        pk="id",
+    )
+    db.table("videos").create_index(["key", "sha256"], unique=True)
+    db.execute(
+        "INSERT OR IGNORE INTO videos (key, task_id, file_id, sha256, bytes, at) "
+        "SELECT key, task_id, file_id, video_sha256, video_bytes, coalesce(downloaded_at, updated_at) FROM renders WHERE video_sha256 IS NOT NULL"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO videos (key, task_id, file_id, sha256, bytes, at) "
+        "SELECT key, NULL, NULL, sha256, size, written_at FROM outputs WHERE sha256 IS NOT NULL"
+    )
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video a render has had: MiniMax's ids for it and what the file is."""
+
+    key: str
+    task_id: str | None
+    file_id: str | None
+    sha256: str
+    bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -431,6 +476,7 @@ class Store:
         except OSError as e:
             raise state_error(self.path, e) from e
         self.db = sqlite_utils.Database(conn)
+        self._inode = self._file_identity()
 
     # --- opening --------------------------------------------------------------------------
 
@@ -494,6 +540,26 @@ class Store:
         migrations.apply(sqlite_utils.Database(memory))
         memory.execute("PRAGMA query_only=ON")
         return memory
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check_in_place(self) -> None:
+        """Raise StateError when the database file this store writes to was deleted or replaced
+        since it was opened: writes would go to a file nobody will read again, and the next run
+        would pay for everything again. The runner calls it before each create."""
+        if self._inode is None or self.readonly:
+            return
+        if self._file_identity() != self._inode:
+            raise StateError(
+                f"the state database {self.path} was deleted or replaced while this run was using it; "
+                "no new renders are created (finished outputs are listed in their folder's .vidbatch-index.json, "
+                "so the next run adopts them instead of paying again)"
+            )
 
     @staticmethod
     def exists(state_dir: Path) -> bool:
@@ -614,6 +680,12 @@ class Store:
     @_guarded
     def outputs_for(self, key: str) -> list[OutputRecord]:
         return [OutputRecord.from_row(r) for r in self._rows("select * from outputs where key = ? order by written_at desc", [key])]
+
+    @_guarded
+    def videos(self, key: str) -> list[VideoRecord]:
+        """Every video ``key`` has had, newest first."""
+        rows = self._rows("select key, task_id, file_id, sha256, bytes from videos where key = ? order by at desc, id desc", [key])
+        return [VideoRecord(**r) for r in rows]
 
     @_guarded
     def events(self, key: str | None = None, *, limit: int | None = None) -> list[Event]:
@@ -741,14 +813,55 @@ class Store:
             self.db.table("renders").update(key, {"updated_at": now(), **_error_values(error)})
             self._event(key, event, None, None, name, _error_detail(error))
 
+    def _video(self, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO videos (key, task_id, file_id, sha256, bytes, at) VALUES (?, ?, ?, ?, ?, ?)",
+            [key, task_id, file_id, sha256, size, now()],
+        )
+
+    def _output(self, path: Path, key: str, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None) -> None:
+        self.db.table("outputs").upsert(
+            {"path": str(path), "key": key, "name": name, "manifest": manifest, "size": size, "sha256": sha256, "mtime_ns": mtime_ns, "written_at": now()},
+            pk="path",
+        )
+
+    @_guarded
+    def record_restored(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None) -> None:
+        """An output was given back the video it held (an earlier video of ``key`` than the
+        render's newest): only the output's record changes, never the render's."""
+        with self.transaction():
+            self._output(path, key, size=size, sha256=sha256, mtime_ns=mtime_ns, name=name, manifest=manifest)
+            self._event(key, "restored", None, None, name, {"path": str(path), "bytes": size, "sha256": sha256})
+
+    @_guarded
+    def record_adopted(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, task_id: str | None, file_id: str | None, name: str | None, manifest: str | None, source: str) -> RenderRecord:
+        """A finished video this state did not know (a lost or rebuilt state, another state
+        folder) was found at ``path`` through an outputs index and verified by sha256: the render
+        is ``done`` without paying for it again."""
+        with self.transaction():
+            self._output(path, key, size=size, sha256=sha256, mtime_ns=mtime_ns, name=name, manifest=manifest)
+            self._video(key, sha256, size, task_id, file_id)
+            record = self.get(key)
+            if record is not None and record.state is RenderState.DONE:
+                self._event(key, "adopted", None, None, name, {"path": str(path), "sha256": sha256, "from": source})
+                return record
+            return self._transition(
+                key, RenderState.DONE, "adopted", name=name, detail={"path": str(path), "sha256": sha256, "from": source},
+                task_id=task_id, file_id=file_id, video_bytes=size, video_sha256=sha256, downloaded_at=now(), **_NO_ERROR,
+            )
+
+    def record_gone(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
+        """MiniMax no longer knows the render's task or file: only a forced render makes it again."""
+        return self._transition(key, RenderState.GONE, "gone", name=name, detail=_error_detail(error), **_error_values(error))
+
     @_guarded
     def record_downloaded(self, key: str, path: Path, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None, event: str = "downloaded") -> RenderRecord:
         """A verified video now sits at ``path``; the render is ``done``."""
         with self.transaction():
-            self.db.table("outputs").upsert(
-                {"path": str(path), "key": key, "name": name, "manifest": manifest, "size": size, "sha256": sha256, "mtime_ns": mtime_ns, "written_at": now()},
-                pk="path",
-            )
+            self._output(path, key, size=size, sha256=sha256, mtime_ns=mtime_ns, name=name, manifest=manifest)
+            current = self.get(key)
+            if current is not None:
+                self._video(key, sha256, size, current.task_id, current.file_id)
             record = self._transition(
                 key,
                 RenderState.DONE,
@@ -786,6 +899,7 @@ class Store:
                 self.db.table("outputs").delete_where("path = ?", [str(path)])
             for key in keys:
                 self.db.table("outputs").delete_where("key = ?", [key])
+                self.db.table("videos").delete_where("key = ?", [key])
                 self.db.table("events").delete_where("key = ?", [key])
                 self.db.table("renders").delete_where("key = ?", [key])
 

@@ -1,0 +1,161 @@
+"""Self-describing outputs: an index beside the videos saying which render each file holds.
+
+The state database says which video each output holds; if it is lost (deleted, corrupt and moved
+aside, a run with another ``--state`` or ``VIDBATCH_STATE``), a plan from an empty state would pay
+for every finished video again. So every folder vidbatch writes outputs to also holds
+``.vidbatch-index.json``::
+
+    {"vidbatch_index": 1,
+     "files": {"fox.mp4": {"key": "v1:...", "sha256": "...", "bytes": 123, "task_id": "...",
+                           "file_id": "...", "state": "/abs/.vidbatch", "written_at": 1700000000.0}}}
+
+- **Written with each output.** The runner records an entry every time it records an output in
+  the state (download, copy, restore, adoption), after the video is in place, and adds the
+  missing entries of up-to-date outputs it skips (outputs recorded before the index existed).
+  The file is read, updated and replaced atomically (:mod:`vidbatch.files`); one process writes
+  it from one thread. Two processes writing one folder at once (two state folders, see below)
+  may lose one entry to the other's write: readers tolerate that, and the next run that skips
+  the file writes its entry again.
+- **Read tolerantly.** A missing, unreadable or half-valid index reads as the entries that are
+  valid (none at worst): the index only ever *saves* money, it never decides alone. A plan trusts
+  an entry only when the file's size and sha256 match it and the entry's key is the job's key.
+- **Sharing.** A second state folder may share an output folder: it adopts the entries it finds
+  (``state`` names the folder that recorded each one) instead of creating those renders again.
+  Two runs *at once* (different state folders, so different run locks) could both create the
+  same render before either has written the index, so a run claims each output folder it creates
+  into (:func:`claim`: an advisory ``flock`` on the folder itself, so no lock file is left among
+  the videos; held until the run ends); a run that finds the folder claimed creates nothing for
+  it and says why (its next run adopts the other run's videos). Downloads and copies need no
+  claim: they never pay. Where ``flock`` does not exist (Windows) folders are not claimed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import files
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = ".vidbatch-index.json"
+FORMAT = 1
+#: one writer of an index at a time in this process (the runner writes from one thread; watch
+#: mode and tests may run more than one runner)
+_WRITING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What one output file holds: the render's content key, the video's sha256 and size, and
+    MiniMax's ids for it; ``state`` is the state folder that recorded it."""
+
+    key: str
+    sha256: str
+    bytes: int
+    task_id: str | None
+    file_id: str | None
+    state: str
+    written_at: float
+
+    @classmethod
+    def from_json(cls, data: Any) -> "IndexEntry | None":
+        if not isinstance(data, dict):
+            return None
+        try:
+            key, sha, size = data["key"], data["sha256"], data["bytes"]
+        except KeyError:
+            return None
+        if not (isinstance(key, str) and isinstance(sha, str) and isinstance(size, int)):
+            return None
+        task_id, file_id = data.get("task_id"), data.get("file_id")
+        return cls(
+            key=key,
+            sha256=sha,
+            bytes=size,
+            task_id=task_id if isinstance(task_id, str) else None,
+            file_id=file_id if isinstance(file_id, str) else None,
+            state=str(data.get("state") or ""),
+            written_at=float(data.get("written_at") or 0.0),
+        )
+
+
+def index_path(folder: Path) -> Path:
+    return Path(folder) / INDEX_NAME
+
+
+def read_index(folder: Path) -> dict[str, IndexEntry]:
+    """The valid entries of ``folder``'s index by file name; {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(index_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if not isinstance(e, FileNotFoundError):
+            log.info("ignoring the outputs index in %s: %s", folder, e)
+        return {}
+    listed = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(listed, dict):
+        return {}
+    out: dict[str, IndexEntry] = {}
+    for name, raw in listed.items():
+        entry = IndexEntry.from_json(raw)
+        if isinstance(name, str) and entry is not None:
+            out[name] = entry
+    return out
+
+
+def lookup(path: Path) -> IndexEntry | None:
+    """The entry of the file at ``path`` in its folder's index, if any."""
+    return read_index(Path(path).parent).get(Path(path).name)
+
+
+def record(path: Path, *, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None, state_dir: Path) -> None:
+    """Say in its folder's index that the file at ``path`` holds this video (atomic; raises
+    OSError when the folder cannot be written)."""
+    path = Path(path)
+    entry = IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())
+    with _WRITING:
+        entries = read_index(path.parent)
+        entries[path.name] = entry
+        text = json.dumps({"vidbatch_index": FORMAT, "files": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=1, sort_keys=True)
+        files.write_text(index_path(path.parent), text + "\n", durable=False)
+
+
+class Claim:
+    """An output folder claimed by this process (see :func:`claim`); ``release`` ends it."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def claim(folder: Path) -> Claim | None:
+    """Claim ``folder`` for creating renders into it: a :class:`Claim` to release when the run
+    ends, or None when another process (or another run in this one) holds it. A folder that
+    cannot be made or opened is not refused here: writing into it fails later with its own
+    message."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks on folders
+        return Claim(None)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as e:
+        log.info("could not claim %s: %s", folder, e)
+        return Claim(None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return Claim(fd)
