@@ -178,6 +178,13 @@ def test_an_expired_file_is_gone_not_a_manifest_error(tmp_path: Path, sim_env, m
         b = next(j for j in plan["jobs"] if j["name"] == "b")
         assert b["action"] == "gone" and "--force b" in b["reason"] and "no longer has" in b["reason"]
         assert plan["summary"]["billable"] == 0
+        text_plan = cli(["plan", manifest])
+        assert text_plan.exit_code == 0 and "gone" in text_plan.output, text_plan.output
+        text_status = cli(["status", manifest])
+        assert text_status.exit_code == 0 and "1 gone" in text_status.output and "no longer has" in text_status.output, text_status.output
+        text_run = cli(["run", manifest, *FAST])
+        assert text_run.exit_code == 1 and "1 gone: b" in text_run.output and "--force NAME" in text_run.output, text_run.output
+        assert "all 3 jobs done" not in text_run.output
         report = cli(["report", manifest])
         assert report.exit_code == 0, report.output
         html = (tmp_path / "renders" / "report.html").read_text()
@@ -249,6 +256,8 @@ def test_undo_status_and_report_say_which_version_the_output_holds(tmp_path: Pat
     status = json.loads(cli(["status", "--json", manifest]).output)
     b = next(j for j in status["jobs"] if j["name"] == "b")
     assert b["state"] == "outdated" and b["output_prompt"] == "A fox in the rain", b
+    text = cli(["status", manifest]).output
+    assert "1 outdated" in text and "holds another version (rendered for: A fox in the rain)" in text, text
     assert cli(["report", manifest]).exit_code == 0
     html = (tmp_path / "renders" / "report.html").read_text()
     card = html[html.index('id="job-2"'):html.index('id="job-3"')]

@@ -189,7 +189,7 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
 def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc") -> None:
     from ..plan import Action
 
-    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta"}
+    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta"}
     width = max((len(p.job.name) for p in the_plan.jobs), default=4)
     for p in the_plan.jobs:
         action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
@@ -341,7 +341,8 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
     p = result.progress
     click.echo(f"vidbatch: {counts_line(p)}", err=True)
     click.echo(f"vidbatch: {counted(p.created, 'render')} created in this run{' (simulated)' if sim else ''}", err=True)
-    for label, names in (("failed", result.failed), ("uncertain", result.uncertain), ("unfinished", result.unfinished)):
+    gone = result.gone
+    for label, names in (("failed", result.failed), ("uncertain", result.uncertain), ("gone", gone), ("unfinished", result.unfinished)):
         if names:
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             click.echo(f"vidbatch: {len(names)} {label}: {listed}", err=True)
@@ -353,10 +354,12 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
         click.echo(f"error: {result.stop_message}", err=True)
     if result.uncertain:
         click.echo("vidbatch: uncertain jobs may already exist at MiniMax; to create them anyway: " + hint + " --resubmit-uncertain", err=True)
+    if gone:
+        click.echo(f"vidbatch: MiniMax no longer has the task or file of {counted(len(gone), 'job')}; to render again: {hint} --force NAME", err=True)
     if result.failed:
         status = resume_hint("status", manifests, variables, state_dir, sim)
         click.echo(f"vidbatch: see errors with `{status}`; retry with --retry-failed", err=True)
-    if not (result.failed or result.uncertain or result.unfinished or result.stopped):
+    if not (result.failed or result.uncertain or gone or result.unfinished or result.stopped):
         dirs = sorted({shown(m.output_dir) for m in ws.manifests})
         done = f"all {p.total} jobs done" if p.total != 1 else "1 job done"
         click.echo(f"vidbatch: {done}; outputs in {', '.join(dirs)}", err=True)
@@ -405,7 +408,7 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
 
 
 def _print_status(jobs: Sequence[Any], folder: Path) -> None:
-    order = ["failed", "uncertain", "running", "submitting", "rendered", "new", "done"]
+    order = ["failed", "uncertain", "gone", "running", "submitting", "rendered", "new", "outdated", "done"]
     by_state: dict[str, list[Any]] = {}
     for j in jobs:
         by_state.setdefault(j.state, []).append(j)
@@ -416,8 +419,11 @@ def _print_status(jobs: Sequence[Any], folder: Path) -> None:
         for j in by_state.get(state, []):
             r = j.record
             detail = ""
-            if state in ("failed", "uncertain") and r and r.error:
+            if state in ("failed", "uncertain", "gone") and r and r.error:
                 detail = r.error
+            elif state == "outdated":
+                held = f" (rendered for: {j.held_prompt})" if j.held_prompt else ""
+                detail = f"{shown(Path(j.output)) if j.output else ''} holds another version{held}: run puts this job's video back"
             elif state == "running" and r:
                 detail = f"task {r.task_id}"
             elif state == "done":
