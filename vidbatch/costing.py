@@ -93,6 +93,10 @@ class PlanCost:
         """Billable renders with no known price."""
         return self.bill.unpriced
 
+    def quotes(self) -> dict[str, Price | Unpriced]:
+        """The price of each render the plan creates, by render key (what the ledger keeps)."""
+        return {j.job.job.key: j.price for j in self.jobs if j.counts == "bill"}
+
     def capped_amount(self, unpriced_as: Decimal | None) -> Decimal | None:
         """The bill with each unpriced render counted as ``unpriced_as``; None when some render is
         unpriced and nothing says how to count it."""
@@ -343,7 +347,7 @@ class Budget:
         from . import ledger
 
         cost = self.check(plan)
-        ledger.write_quotes(store, cost)
+        ledger.write_quotes(store, cost.quotes(), cost.region)
         return cost
 
     def warning(self, cost: PlanCost) -> str | None:

@@ -47,13 +47,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .prices import Price, PriceTable, Region, Render, money
+from .prices import Price, PriceTable, Region, Render, Unpriced, money
 from .state import Store, now, state_error
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .costing import PlanCost
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +63,27 @@ class SpendKind(str, enum.Enum):
         return self.value
 
 
-def write_quotes(store: Store, cost: PlanCost) -> int:
-    """Keep the price of each billable render of ``cost`` in the state, before any create (an
-    unpriced render is kept as such, so its entries say "unpriced", not "free"). Returns how many
-    renders were quoted."""
+def write_quotes(store: Store, quotes: Mapping[str, Price | Unpriced], region: Region | None) -> int:
+    """Keep the price of each render about to be created (render key -> its price in ``region``)
+    in the state, before any create. An unpriced render is kept as such, so its entries say
+    "unpriced", not "free". Returns how many renders were quoted."""
     stamp = now()
-    rows: dict[str, dict[str, Any]] = {}
-    for j in cost.jobs:
-        if j.counts != "bill":
-            continue
-        price = j.price
-        priced = isinstance(price, Price)
-        rows[j.job.job.key] = {
-            "key": j.job.job.key,
+    rows = [
+        {
+            "key": key,
             "amount": str(price.amount) if isinstance(price, Price) else None,
-            "currency": price.currency if isinstance(price, Price) else (cost.currency),
-            "region": cost.region.value if cost.region else None,
+            "currency": price.currency if isinstance(price, Price) else (region.currency if region else None),
+            "region": region.value if region else None,
             "quoted_at": stamp,
             "origin": json.dumps([c.row.origin.to_json() for c in price.charges]) if isinstance(price, Price) else None,
         }
-        if not priced:
-            log.debug("render %s is unpriced: %s", j.job.job.key, getattr(price, "reason", ""))
+        for key, price in quotes.items()
+    ]
     if not rows:
         return 0
     try:
         with store.transaction():
-            store.db.table("price_quotes").upsert_all(list(rows.values()), pk="key")
+            store.db.table("price_quotes").upsert_all(rows, pk="key")
     except sqlite3.Error as e:
         raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
     return len(rows)

@@ -744,6 +744,10 @@ def load_table(*, config_file: Path | None = None) -> PriceTable:
 
 # --- account balance --------------------------------------------------------------------------
 
+#: MiniMax's balance call (from its own CLI, for ``sk-api-`` keys; not on the video reference
+#: pages). The client and the simulator both read it here.
+PATH_BALANCE = "/account/query_balance"
+
 
 @dataclass(frozen=True)
 class Balance:

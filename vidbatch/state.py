@@ -204,11 +204,11 @@ def m005_spend_ledger(db: sqlite_utils.Database) -> None:
     # the event: the entry is durable the moment the task id is, and a crash can neither lose it
     # nor write it twice (one event, one row: event_id is unique). The runner is not involved.
     # Spend rows are never deleted (gc forgets renders and their history, not what they cost).
-    db["price_quotes"].create(
+    db.table("price_quotes").create(
         {"key": str, "amount": str, "currency": str, "region": str, "quoted_at": float, "origin": str},
         pk="key",
     )
-    db["spend"].create(
+    db.table("spend").create(
         {
             "id": int,
             "event_id": int,
@@ -232,8 +232,8 @@ def m005_spend_ledger(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"event_id", "at", "key", "kind"},
     )
-    db["spend"].create_index(["event_id"], unique=True)
-    db["spend"].create_index(["at"])
+    db.table("spend").create_index(["event_id"], unique=True)
+    db.table("spend").create_index(["at"])
     db.execute(
         """
         CREATE TRIGGER spend_from_events AFTER INSERT ON events
