@@ -145,22 +145,23 @@ def _decimal(text: Any) -> Decimal | None:
         return None
 
 
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
 def read_entries(
     store: Store,
     *,
-    manifest: str | Path | None = None,
+    manifests: Iterable[str | Path] | None = None,
     since: float | None = None,
     table: PriceTable | None = None,
     region: Region | None = None,
 ) -> list[SpendEntry]:
-    """The spend entries of ``store``, oldest first: of one ``manifest`` (its path), at or after
-    ``since`` (Unix time). An entry written with no quote is priced with ``table`` in ``region``
+    """The spend entries of ``store``, oldest first: of ``manifests`` (their paths; None: all),
+    at or after ``since`` (Unix time). An entry written with no quote is priced with ``table`` in ``region``
     when both are given (``priced_when_read``), else left unpriced."""
     where: list[str] = ["1=1"]
     args: list[Any] = []
-    if manifest is not None:
-        where.append("s.manifest = ?")
-        args.append(str(manifest))
     if since is not None:
         where.append("s.at >= ?")
         args.append(since)
@@ -174,6 +175,9 @@ def read_entries(
         rows = [dict(r) for r in store.db.query(sql, args)]
     except sqlite3.Error as e:
         raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
+    if manifests is not None:
+        wanted = {_resolved(m) for m in manifests}
+        rows = [r for r in rows if r["manifest"] is not None and _resolved(r["manifest"]) in wanted]
     out = []
     for r in rows:
         amount, currency, when_read = _decimal(r["billed_amount"] or r["amount"]), r["currency"], False

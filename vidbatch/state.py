@@ -251,12 +251,26 @@ def m005_spend_ledger(db: sqlite_utils.Database) -> None:
         END
         """
     )
+    # Creates made before this migration are in the history already: they become entries too,
+    # with no price kept (the ledger prices them when read, and says so).
+    db.execute(
+        """
+        INSERT INTO spend (event_id, at, key, task_id, kind, name, manifest, model, mode, resolution, duration)
+        SELECT e.id, e.at, e.key, json_extract(e.detail, '$.task_id'),
+            CASE e.event WHEN 'submitted' THEN 'accepted' ELSE 'possible' END,
+            COALESCE(e.name, r.name), r.manifest, r.model, r.mode, r.resolution, r.duration
+        FROM events AS e LEFT JOIN renders AS r ON r.key = e.key
+        WHERE e.event IN ('submitted', 'uncertain')
+        ORDER BY e.id
+        """
+    )
     db.execute(
         """
         CREATE VIEW spend_by_day AS
         SELECT date(at, 'unixepoch') AS day, manifest, model, resolution, currency, kind,
             count(*) AS creates, sum(amount IS NULL) AS unpriced,
-            printf('%.2f', sum(CAST(COALESCE(billed_amount, amount) AS REAL))) AS amount
+            CASE WHEN count(COALESCE(billed_amount, amount)) > 0
+                THEN printf('%.2f', sum(CAST(COALESCE(billed_amount, amount) AS REAL))) END AS amount
         FROM spend GROUP BY day, manifest, model, resolution, currency, kind
         ORDER BY day, manifest, model, resolution, kind
         """
