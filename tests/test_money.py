@@ -73,8 +73,10 @@ def test_a_plan_over_every_render_the_facts_allow_is_priced_as_the_table_says(tm
         expected_total += want
     assert cost.total == expected_total and cost.unpriced == unpriced > 0
     text = "\n".join(cost.lines())
-    assert f"total: {prices.money(expected_total, currency)} + {unpriced} unpriced renders" in text
-    assert "0.28 each" in text if currency == "USD" else "2.00 each" in text
+    assert f"Total: {prices.money(expected_total, currency)} + {unpriced} unpriced renders ({cost.region.value} region; shipped prices of" in text
+    one = "0.28" if currency == "USD" else "2.00"
+    assert "    1 x MiniMax-Hailuo-02 t2v 768P 6s" in text and f"  {one} {currency}\n" in text
+    assert "    1 x T2V-01 t2v 720P 6s" in text and "1 x S2V-01 s2v subject reference" in text
 
     as_json = cost.annotate(plan.to_json())
     assert as_json["summary"]["cost"]["total"] == str(expected_total)

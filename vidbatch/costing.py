@@ -35,7 +35,7 @@ from typing import Any
 from . import rules
 from .errors import UsageError
 from .plan import Action, Plan, PlannedJob
-from .prices import Balance, Estimate, Origin, Price, PriceTable, Region, Render, Unpriced, load_table, money, read_amount, region_for_host, shortfall
+from .prices import Balance, Estimate, EstimateLine, Layer, Origin, Price, PriceTable, Region, Render, Unpriced, load_table, money, read_amount, region_for_host, shortfall
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,9 @@ class PlanCost:
         return plan_json
 
     def lines(self) -> list[str]:
-        """What ``plan`` prints about money: each billable line (renders of one shape) with its
-        price, the totals per model and resolution, the total, and what reuse and skips saved."""
+        """What ``plan`` prints about money, in place of its list of billable renders: that list
+        with each line's price, the totals per model and resolution (when a line does not say
+        them already), the total, and what reuse and skips saved."""
         out: list[str] = []
         groups: dict[tuple[str, str, str | None, int | None], list[Price | Unpriced]] = {}
         for j in self.jobs:
@@ -147,28 +148,19 @@ class PlanCost:
                 r = j.price.render
                 groups.setdefault((r.model, r.mode, r.resolution, r.duration), []).append(j.price)
         if groups:
-            where = f"{self.region.value} region, {self.currency}" if self.region else "region unknown"
-            out.append(f"Cost ({where}; {_origins(self.jobs)}):")
+            count = sum(len(g) for g in groups.values())
+            out.append(f"{count} billable render{'' if count == 1 else 's'}:")
             rows = []
-            for (model, mode, resolution, duration), prices in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
-                shape = f"{resolution} {duration}s" if duration else (resolution or "")
-                priced = [p for p in prices if isinstance(p, Price)]
-                amount = sum((p.amount for p in priced), Decimal(0))
-                each = {p.amount for p in priced}
-                if not priced:
-                    what = "unpriced"
-                else:
-                    unit = f"{money(next(iter(each)))} each" if len(each) == 1 else "varies"
-                    what = f"{unit:>12}  {money(amount, self.currency)}"
-                    if len(priced) < len(prices):
-                        what += f" + {len(prices) - len(priced)} unpriced"
-                rows.append((f"{len(prices):>5} x {model} {mode} {shape}", what))
-            width = max(len(r[0]) for r in rows)
+            for (model, mode, resolution, duration), group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
+                shape = "subject reference" if mode == "s2v" else f"{resolution} {duration}s"
+                rows.append((f"{len(group):>5} x {model} {mode} {shape}", _group_price(group, self.currency)))
+            width = max(len(left) for left, _ in rows)
             out.extend(f"  {left:<{width}}  {right}" for left, right in rows)
-            if len(self.bill.lines) > 1:
-                per = "; ".join(f"{line.model} {line.resolution or ''}: {_line_amount(line.amount, line.currency, line.renders, line.unpriced)}".replace(" :", ":") for line in self.bill.lines)
-                out.append(f"  by model and resolution: {per}")
-            out.append(f"  total: {self.describe()}")
+            if len(self.bill.lines) < len(groups):  # some model and resolution spans several lines
+                per = "; ".join(f"{line.model} {line.resolution}: {_line_amount(line)}" for line in self.bill.lines)
+                out.append(f"  per model and resolution: {per}")
+            where = f"{self.region.value} region" if self.region else "region unknown: say --region"
+            out.append(f"Total: {self.describe()} ({where}; {_origins(self.jobs)})")
             if self.unpriced:
                 out.append("  unpriced renders have no known price (not free): give one in a [prices] table (see `vidbatch prices --help`)")
         if self.saved.renders:
@@ -178,15 +170,31 @@ class PlanCost:
         return out
 
 
-def _line_amount(amount: Decimal, currency: str | None, renders: int, unpriced: int) -> str:
-    if unpriced == renders:
+def _group_price(group: Sequence[Price | Unpriced], currency: str | None) -> str:
+    """``0.28 USD``, ``0.84 USD (0.28 each)``, ``unpriced``, ``0.56 USD + 1 unpriced``."""
+    priced = [p for p in group if isinstance(p, Price)]
+    if not priced:
         return "unpriced"
+    amount = sum((p.amount for p in priced), Decimal(0))
+    units = {p.amount for p in priced}
     text = money(amount, currency)
-    return f"{text} + {unpriced} unpriced" if unpriced else text
+    if len(priced) > 1 and len(units) == 1:
+        text += f" ({money(units.pop())} each)"
+    if len(priced) < len(group):
+        text += f" + {len(group) - len(priced)} unpriced"
+    return text
+
+
+def _line_amount(line: EstimateLine) -> str:
+    if line.unpriced == line.renders:
+        return "unpriced"
+    text = money(line.amount, line.currency)
+    return f"{text} + {line.unpriced} unpriced" if line.unpriced else text
 
 
 def _origins(jobs: Sequence[JobCost]) -> str:
-    """Where the bill's prices come from, in words: ``prices shipped with vidbatch, taken ...``."""
+    """Where the bill's prices come from, in a few words: ``shipped prices of 2026-12-02``,
+    ``prices from shots.toml``; ``vidbatch prices`` tells the whole story."""
     seen: list[Origin] = []
     for j in jobs:
         if j.counts == "bill" and isinstance(j.price, Price):
@@ -195,7 +203,15 @@ def _origins(jobs: Sequence[JobCost]) -> str:
                     seen.append(charge.row.origin)
     if not seen:
         return "no prices known"
-    return "prices " + "; ".join(o.describe() for o in sorted(seen, key=lambda o: -o.layer))
+    words = []
+    for origin in sorted(seen, key=lambda o: -o.layer):
+        if origin.layer is Layer.SHIPPED:
+            text = "shipped prices" + (f" of {origin.taken.isoformat()}" if origin.taken else "")
+        else:
+            text = f"prices from {Path(origin.file).name}"
+        if text not in words:
+            words.append(text)
+    return ", ".join(words)
 
 
 def plan_cost(plan: Plan, region: Region | None, tables: Mapping[str, PriceTable] | PriceTable) -> PlanCost:
@@ -340,15 +356,20 @@ class Budget:
         check_cost(cost, self.max_cost, self.unpriced_as)
         return cost
 
-    def admit(self, plan: Plan, store: Any) -> PlanCost:
-        """:meth:`check` the plan, then write the price of each billable render into ``store`` (a
+    def quote(self, plan: Plan, store: Any) -> PlanCost:
+        """Write the price of each billable render of ``plan`` into ``store`` (a
         :class:`~vidbatch.state.Store` open for writing), before any create: each create MiniMax
-        accepts becomes a spend entry at this price."""
+        accepts becomes a spend entry at this price (see :mod:`vidbatch.ledger`)."""
         from . import ledger
 
-        cost = self.check(plan)
+        cost = self.cost(plan)
         ledger.write_quotes(store, cost.quotes(), cost.region)
         return cost
+
+    def admit(self, plan: Plan, store: Any) -> PlanCost:
+        """:meth:`check` the plan (UsageError over the cap), then :meth:`quote` it."""
+        self.check(plan)
+        return self.quote(plan, store)
 
     def warning(self, cost: PlanCost) -> str | None:
         return balance_warning(cost, self.balance)
