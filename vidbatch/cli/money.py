@@ -54,14 +54,11 @@ def budget(
     region: str | None = None,
     max_cost: str | None = None,
     unpriced_as: str | None = None,
-    read_balance: bool = False,
 ) -> Any:
-    """The :class:`~vidbatch.costing.Budget` of a command over ``ws``; with ``read_balance`` the
-    account's balance is read through ``client`` (None when it cannot be: nothing breaks)."""
+    """The :class:`~vidbatch.costing.Budget` of a command over ``ws`` (no call is made)."""
     from .. import costing, prices
 
     host = "http://127.0.0.1" if sim and client is None else host_of(client, api_host)
-    balance = client.query_balance() if read_balance and client is not None and hasattr(client, "query_balance") else None
     return costing.Budget.for_workspace(
         ws.manifests,
         host,
@@ -69,8 +66,17 @@ def budget(
         sim_region=prices.SIM_REGION,
         max_cost=max_cost,
         unpriced_as=unpriced_as,
-        balance=balance,
     )
+
+
+def balance_warning(client: Any, cost: Any) -> str | None:
+    """What to say when ``cost`` (a costing.PlanCost) exceeds the account's balance, read now
+    through ``client``; None when it does not or the balance cannot be read. Called from the
+    confirm step, after --max-cost passed: a refused plan makes no call at all."""
+    from ..costing import balance_warning as warning
+
+    read = getattr(client, "query_balance", None)
+    return warning(cost, read() if read is not None else None)
 
 
 def spend_line(ws: Any, started: float) -> str | None:
