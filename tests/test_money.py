@@ -238,6 +238,8 @@ def test_after_failures_reuse_and_an_uncertain_create_the_ledger_adds_up(tmp_pat
         assert book.spent.totals == {"USD": Decimal("0.49") * 4} and book.spent.unpriced == 0
         assert book.possible.creates == 1 and book.possible.totals == {"USD": Decimal("0.49")}
         assert book.failed.creates == 2  # "bad" was accepted twice and failed twice
+        bad_key = next(e.key for e in book.entries if e.name == "bad")
+        assert book.by_key()[bad_key] == ledger.Tally(2, {"USD": Decimal("0.98")}, 0)
         assert [e.name for e in book.entries if e.kind is ledger.SpendKind.POSSIBLE] == [first.uncertain[0]]
         assert not any(e.name == "fox-again" for e in book.entries)  # reuse cost nothing
         assert all(not e.priced_when_read for e in book.entries)

@@ -262,6 +262,14 @@ class Ledger:
     def failed(self) -> Tally:
         return Tally.of(e for e in self._of(SpendKind.ACCEPTED) if e.outcome == "failed")
 
+    def by_key(self) -> dict[str, Tally]:
+        """What each render cost (its accepted creates), by render key: the cost of a job's
+        render for ``status`` and the report."""
+        keys: dict[str, list[SpendEntry]] = {}
+        for e in self._of(SpendKind.ACCEPTED):
+            keys.setdefault(e.key, []).append(e)
+        return {k: Tally.of(v) for k, v in keys.items()}
+
     def groups(self) -> list[tuple[tuple[str, str, str], Tally, Tally]]:
         """((day, model, manifest), spent, possible) in day order."""
         keys: dict[tuple[str, str, str], list[SpendEntry]] = {}
