@@ -94,7 +94,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3.exceptions
 
-from . import __version__, facts
+from . import __version__, facts, prices
 from .config import ENV_HOST, ENV_KEY  # re-exported: the variable names have one home
 from .errors import (
     AccountError,
@@ -113,6 +113,7 @@ from .errors import (
     RateLimitedError,
     RenderFailedError,
     TransientError,
+    VidbatchError,
     WrongHostError,
 )
 
@@ -470,6 +471,19 @@ class Client:
         """File metadata, with a fresh signed ``download_url``."""
         call = self._api_call("retrieve", "GET", facts.PATH_RETRIEVE, params={"file_id": str(file_id)})
         return self._retried(call, lambda c: _parse_retrieve(str(file_id), self._attempt(c), c))
+
+    def query_balance(self, region: prices.Region | None = None) -> prices.Balance | None:
+        """The account's balance (``GET /account/query_balance``), in ``region``'s currency (the
+        host's by default); None when it cannot be read. Optional by design: one try, and any
+        error (a key or host without the call, a timeout) means "no balance", never an
+        exception, so a run never depends on it."""
+        call = self._api_call("query_balance", "GET", prices.PATH_BALANCE)
+        try:
+            answer = self._attempt(call)
+        except VidbatchError as e:
+            log.info("account balance not available: %s", e)
+            return None
+        return prices.parse_balance(answer.body, region or prices.region_for_host(self.host))
 
     def _api_call(
         self,

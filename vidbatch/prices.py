@@ -603,6 +603,32 @@ class Estimate:
     lines: tuple[EstimateLine, ...]
     unpriced: int
 
+    @classmethod
+    def of(cls, prices: Iterable[Price | Unpriced], region: Region | None) -> Estimate:
+        """The estimate of renders already priced (each perhaps by another table): lines per
+        model and resolution in first-seen order, unpriced renders counted apart."""
+        totals: dict[str, Decimal] = {}
+        lines: dict[tuple[str, str | None], list[Any]] = {}
+        count = unpriced = 0
+        for price in prices:
+            count += 1
+            line = lines.setdefault((price.render.model, price.render.resolution), [0, Decimal(0), None, 0])
+            line[0] += 1
+            if isinstance(price, Price):
+                totals[price.currency] = totals.get(price.currency, Decimal(0)) + price.amount
+                line[1] += price.amount
+                line[2] = price.currency
+            else:
+                unpriced += 1
+                line[3] += 1
+        return cls(
+            region=region,
+            renders=count,
+            totals=totals,
+            lines=tuple(EstimateLine(m, r, n, a, c, u) for (m, r), (n, a, c, u) in lines.items()),
+            unpriced=unpriced,
+        )
+
     @property
     def complete(self) -> bool:
         """Every render is priced, so the totals are the whole cost."""
@@ -694,28 +720,7 @@ class PriceTable:
     def estimate(self, renders: Iterable[Render | RenderLike | Mapping[str, Any]], region: Region | None) -> Estimate:
         """The cost of ``renders`` in ``region``: totals per currency, lines per model and
         resolution (in first-seen order), unpriced renders counted apart."""
-        totals: dict[str, Decimal] = {}
-        lines: dict[tuple[str, str | None], list[Any]] = {}
-        count = unpriced = 0
-        for value in renders:
-            price = self.price_of(value, region)
-            count += 1
-            line = lines.setdefault((price.render.model, price.render.resolution), [0, Decimal(0), None, 0])
-            line[0] += 1
-            if isinstance(price, Price):
-                totals[price.currency] = totals.get(price.currency, Decimal(0)) + price.amount
-                line[1] += price.amount
-                line[2] = price.currency
-            else:
-                unpriced += 1
-                line[3] += 1
-        return Estimate(
-            region=region,
-            renders=count,
-            totals=totals,
-            lines=tuple(EstimateLine(m, r, n, a, c, u) for (m, r), (n, a, c, u) in lines.items()),
-            unpriced=unpriced,
-        )
+        return Estimate.of((self.price_of(value, region) for value in renders), region)
 
     def unpriced_models(self, region: Region, models: Iterable[str] | None = None) -> list[str]:
         """The models (of ``models``, the facts table's by default) with no row at all in
@@ -738,6 +743,10 @@ def load_table(*, config_file: Path | None = None) -> PriceTable:
 
 
 # --- account balance --------------------------------------------------------------------------
+
+#: MiniMax's balance call (from its own CLI, for ``sk-api-`` keys; not on the video reference
+#: pages). The client and the simulator both read it here.
+PATH_BALANCE = "/account/query_balance"
 
 
 @dataclass(frozen=True)
@@ -770,7 +779,8 @@ class Balance:
         }
 
 
-def _amount(value: Any) -> Decimal | None:
+def read_amount(value: Any) -> Decimal | None:
+    """An amount written as a string or number (``"12.50"``, ``"1,200.00"``); None otherwise."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     try:
@@ -792,13 +802,13 @@ def parse_balance(answer: Any, region: Region | None = None) -> Balance | None:
         return None
     switch = answer.get("balance_alert_switch")
     balance = Balance(
-        available=_amount(answer.get("available_amount")),
-        cash=_amount(answer.get("cash_balance")),
-        voucher=_amount(answer.get("voucher_balance")),
-        credit=_amount(answer.get("credit_balance")),
-        owed=_amount(answer.get("owed_amount")),
+        available=read_amount(answer.get("available_amount")),
+        cash=read_amount(answer.get("cash_balance")),
+        voucher=read_amount(answer.get("voucher_balance")),
+        credit=read_amount(answer.get("credit_balance")),
+        owed=read_amount(answer.get("owed_amount")),
         alert_switch=switch if isinstance(switch, bool) else None,
-        alert_threshold=_amount(answer.get("balance_alert_threshold")),
+        alert_threshold=read_amount(answer.get("balance_alert_threshold")),
         currency=region.currency if region else None,
     )
     amounts = (balance.available, balance.cash, balance.voucher, balance.credit, balance.owed)

@@ -240,6 +240,88 @@ class VideoRecord:
     bytes: int | None
 
 
+@migrations()
+def m005_spend_ledger(db: sqlite_utils.Database) -> None:
+    # Money: every create MiniMax accepted is a spend entry, every create whose answer was lost a
+    # possible one (see vidbatch.ledger). A run writes the price of each render it may create in
+    # price_quotes before its first create; a trigger on the history turns each `submitted` and
+    # `uncertain` event into a spend row, with that price, in the very transaction that records
+    # the event: the entry is durable the moment the task id is, and a crash can neither lose it
+    # nor write it twice (one event, one row: event_id is unique). The runner is not involved.
+    # Spend rows are never deleted (gc forgets renders and their history, not what they cost).
+    db.table("price_quotes").create(
+        {"key": str, "amount": str, "currency": str, "region": str, "quoted_at": float, "origin": str},
+        pk="key",
+    )
+    db.table("spend").create(
+        {
+            "id": int,
+            "event_id": int,
+            "at": float,
+            "key": str,
+            "task_id": str,
+            "kind": str,  # "accepted" or "possible" (the create's answer was lost)
+            "name": str,
+            "manifest": str,
+            "model": str,
+            "mode": str,
+            "resolution": str,
+            "duration": int,
+            "amount": str,  # decimal text; NULL when no price was known when the create was made
+            "currency": str,
+            "region": str,
+            "priced_at": float,
+            "price_origin": str,
+            "billed_amount": str,  # the figure the API reported, where it reports one
+        },
+        pk="id",
+        not_null={"event_id", "at", "key", "kind"},
+    )
+    db.table("spend").create_index(["event_id"], unique=True)
+    db.table("spend").create_index(["at"])
+    db.execute(
+        """
+        CREATE TRIGGER spend_from_events AFTER INSERT ON events
+        WHEN NEW.event IN ('submitted', 'uncertain')
+        BEGIN
+            INSERT OR IGNORE INTO spend (event_id, at, key, task_id, kind, name, manifest, model, mode,
+                resolution, duration, amount, currency, region, priced_at, price_origin)
+            SELECT NEW.id, NEW.at, NEW.key, json_extract(NEW.detail, '$.task_id'),
+                CASE NEW.event WHEN 'submitted' THEN 'accepted' ELSE 'possible' END,
+                COALESCE(NEW.name, r.name), r.manifest, r.model, r.mode, r.resolution, r.duration,
+                q.amount, q.currency, q.region, q.quoted_at, q.origin
+            FROM (SELECT NEW.key AS key) AS k
+            LEFT JOIN renders AS r ON r.key = k.key
+            LEFT JOIN price_quotes AS q ON q.key = k.key;
+        END
+        """
+    )
+    # Creates made before this migration are in the history already: they become entries too,
+    # with no price kept (the ledger prices them when read, and says so).
+    db.execute(
+        """
+        INSERT INTO spend (event_id, at, key, task_id, kind, name, manifest, model, mode, resolution, duration)
+        SELECT e.id, e.at, e.key, json_extract(e.detail, '$.task_id'),
+            CASE e.event WHEN 'submitted' THEN 'accepted' ELSE 'possible' END,
+            COALESCE(e.name, r.name), r.manifest, r.model, r.mode, r.resolution, r.duration
+        FROM events AS e LEFT JOIN renders AS r ON r.key = e.key
+        WHERE e.event IN ('submitted', 'uncertain')
+        ORDER BY e.id
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW spend_by_day AS
+        SELECT date(at, 'unixepoch') AS day, manifest, model, resolution, currency, kind,
+            count(*) AS creates, sum(amount IS NULL) AS unpriced,
+            CASE WHEN count(COALESCE(billed_amount, amount)) > 0
+                THEN printf('%.2f', sum(CAST(COALESCE(billed_amount, amount) AS REAL))) END AS amount
+        FROM spend GROUP BY day, manifest, model, resolution, currency, kind
+        ORDER BY day, manifest, model, resolution, kind
+        """
+    )
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """An error as the state keeps it: its parts, never its text parsed back.

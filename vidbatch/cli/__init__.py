@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "vidbatch.cli.report_cmd:report",
     "sim": "vidbatch.cli.sim_cmd:sim",
     "prices": "vidbatch.cli.prices_cmd:prices",
+    "spend": "vidbatch.cli.spend_cmd:spend",
 }
 
 

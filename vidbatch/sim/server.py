@@ -18,6 +18,7 @@ Routes:
 ``GET /v1/query/video_generation``    query
 ``GET /v1/files/retrieve``            file metadata with signed, expiring download URLs
 ``GET /v1/files/retrieve_content``    the file's bytes
+``GET /account/query_balance``        the account's balance (``SimConfig.balance``)
 ``GET /_sim/download/<id>/<name>``    signed download URL (no Authorization needed)
 ``GET /_sim/backup/<id>/<name>``      signed backup download URL
 ``GET /_sim/stats``                   ``Simulator.stats()`` as JSON (control: no auth)
@@ -49,11 +50,15 @@ from .state import Reply, SimConfig, Simulator
 
 log = logging.getLogger("vidbatch.sim")
 
+#: ``vidbatch.prices.PATH_BALANCE``, written again because the simulator may not import
+#: ``prices`` (it reads the user's config file); tests/test_money.py checks the two agree.
+PATH_BALANCE = "/account/query_balance"
 _API_ROUTES = {
     ("POST", facts.PATH_CREATE): "create",
     ("GET", facts.PATH_QUERY): "query",
     ("GET", facts.PATH_RETRIEVE): "retrieve",
     ("GET", facts.PATH_RETRIEVE_CONTENT): "retrieve_content",
+    ("GET", PATH_BALANCE): "query_balance",
 }
 _URL_ROUTES = {"download": "download", "backup": "backup_download"}
 #: Bodies larger than this are refused before reading (data-URL images are under 20 MB, base64 grows 4/3).

@@ -53,7 +53,7 @@ from .store import SimTask, TaskStore, open_store
 from .video import VideoFile, make_video
 
 #: Every call the simulator counts, by the name ``inject()`` and ``stats()`` use.
-CALLS = ("create", "query", "retrieve", "retrieve_content", "download", "backup_download")
+CALLS = ("create", "query", "retrieve", "retrieve_content", "download", "backup_download", "query_balance")
 #: Calls answered with the video's bytes.
 FILE_CALLS = frozenset({"retrieve_content", "download", "backup_download"})
 #: Calls that reach a signed download URL (no Authorization header, no base_resp).
@@ -102,6 +102,12 @@ class SimConfig:
     #: Unix time, the base of the sim clock; injectable so a test can let time pass between
     #: two simulator processes without sleeping.
     wall_clock: Callable[[], float] = time.time
+    #: What ``GET /account/query_balance`` answers as ``available_amount`` (a decimal string, in
+    #: the region's currency); None: the route answers 404, as a host or key without it would.
+    balance: str | None = "100.00"
+    #: The region the simulator plays: whose prices apply to its renders (``global``: USD,
+    #: ``mainland``: CNY). A loopback host cannot say; the CLI reads it here.
+    region: str = "global"
 
 
 @dataclass
@@ -276,6 +282,8 @@ class Simulator:
                 reply = self._retrieve(params, authorization, base_url)
             elif call == "retrieve_content":
                 reply = self._retrieve_content(params, authorization)
+            elif call == "query_balance":
+                reply = self._query_balance(authorization)
             elif call in URL_CALLS:
                 reply = self._download(call, params)
             else:
@@ -406,6 +414,28 @@ class Simulator:
         with self._lock:
             self._creates += 1
         return Reply(json={"task_id": task.task_id, "base_resp": _base_resp(0, "success")})
+
+    def _query_balance(self, authorization: str | None) -> Reply:
+        """The account's balance, as MiniMax's ``/account/query_balance`` answers it (amounts as
+        strings); 404 when configured without one."""
+        _, refusal = self._auth(authorization)
+        if refusal:
+            return refusal
+        if self.config.balance is None:
+            return Reply(status=404, json={"error": "no route GET /account/query_balance"})
+        amount = self.config.balance
+        return Reply(
+            json={
+                "available_amount": amount,
+                "cash_balance": amount,
+                "voucher_balance": "0.00",
+                "credit_balance": "0.00",
+                "owed_amount": "0.00",
+                "balance_alert_switch": False,
+                "balance_alert_threshold": "0.00",
+                "base_resp": _base_resp(0),
+            }
+        )
 
     def _query(self, params: Mapping[str, str], authorization: str | None) -> Reply:
         key, refusal = self._auth(authorization)

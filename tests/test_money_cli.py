@@ -1,0 +1,75 @@
+"""Money through the real CLI (needs the lead's patch to run_cmds/session/project): plan prints and
+--json carries prices, --max-cost refuses with exit 2 and no call, the run summary says what was spent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .helpers import api_calls, cli, t2v_manifest, write
+
+
+def _patched() -> bool:
+    from vidbatch.cli.run_cmds import run
+
+    return any(p.name == "max_cost" for p in run.params)
+
+
+# Until the lead applies the money patch to cli/run_cmds.py, session.py and project.py (see the
+# money engineer's report), these tests wait for it; remove this mark at the merge.
+pytestmark = pytest.mark.skipif(not _patched(), reason="needs the money patch to cli/run_cmds.py (merge)")
+
+
+def test_plan_shows_prices_and_json_carries_them(tmp_path, sim_env):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
+    out = cli("plan", path)
+    assert out.exit_code == 0
+    assert "    2 x MiniMax-Hailuo-02 t2v 768P 6s  0.56 USD (0.28 each)" in out.output
+    assert "Total: 0.56 USD (global region; shipped prices of" in out.output
+    data = json.loads(cli("plan", path, "--json").output)
+    assert data["summary"]["cost"]["total"] == "0.56" and data["summary"]["cost"]["currency"] == "USD"
+    assert [j["cost"]["price"] for j in data["jobs"]] == ["0.28", "0.28"]
+    mainland = json.loads(cli("plan", path, "--json", "--api-host", "https://api.minimaxi.com").output)
+    assert mainland["summary"]["cost"]["total"] == "4.00" and mainland["summary"]["cost"]["currency"] == "CNY"
+
+
+def test_max_cost_below_the_estimate_exits_2_with_no_call_and_above_it_runs(tmp_path, sim_env):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
+    refused = cli("run", path, "--max-cost", "0.55", "--poll-interval", "0")
+    assert refused.exit_code == 2 and "more than --max-cost 0.55 USD" in refused.output
+    assert api_calls(sim_env) == 0
+    ran = cli("run", path, "--max-cost", "0.56", "--poll-interval", "0")
+    assert ran.exit_code == 0 and sim_env.sim.calls["create"] == 2
+    assert "spent about 0.56 USD in this run (2 creates accepted)" in ran.output
+    spend = json.loads(cli("spend", path, "--json").output)
+    assert spend["spent"] == {"creates": 2, "totals": {"USD": "0.56"}, "unpriced": 0}
+
+
+def test_a_plan_over_the_balance_says_so_before_it_starts(tmp_path, sim_env):
+    sim_env.sim.config.balance = "0.30"
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
+    out = cli("run", path, "--poll-interval", "0")
+    assert "warning: this plan costs about 0.56 USD, more than the account's available balance of 0.30 USD" in out.output
+    sim_env.sim.config.balance = None
+    write(tmp_path, "shots.toml", t2v_manifest({"bear": "A bear"}))
+    out = cli("run", path, "--poll-interval", "0")
+    assert out.exit_code == 0 and "available balance" not in out.output and sim_env.sim.calls["query_balance"] == 2
+
+
+def _manifest_prices() -> bool:
+    from vidbatch.manifest.model import Manifest
+
+    return "prices" in Manifest.__dataclass_fields__
+
+
+@pytest.mark.skipif(not _manifest_prices(), reason="needs the manifest [prices] patch (merge)")
+def test_a_manifest_prices_table_prices_its_jobs_and_a_bad_one_is_refused(tmp_path, sim_env):
+    table = '[[prices.global]]\nmodel = "T2V-01"\nduration = 6\nprice = "PRICE"\n\n'
+    text = t2v_manifest({"fox": "A fox"}, extra_defaults='model = "T2V-01"\n').replace('model = "MiniMax-Hailuo-02"\n', "")
+    path = write(tmp_path, "shots.toml", text + "\n" + table.replace("PRICE", "0.20"))
+    out = cli("plan", path)
+    assert out.exit_code == 0 and "1 x T2V-01 t2v 720P 6s  0.20 USD" in out.output and "prices from shots.toml" in out.output
+    write(tmp_path, "shots.toml", text + "\n" + table.replace("PRICE", "-1"))
+    bad = cli("plan", path)
+    assert bad.exit_code == 2 and "prices.global[0].price: must not be negative" in bad.output
