@@ -142,7 +142,7 @@ def test_the_confirm_question_shows_its_answers_on_a_terminal(tmp_path):
         finally:
             _, status = os.waitpid(pid, 0)
             os.close(fd)
-        assert b"Create 12 paid renders? [y/N]" in asked, asked[-300:]
+        assert b"Create 12 paid renders for 3.36 USD? [y/N]" in asked, asked[-300:]
         assert b"cancelled; nothing was sent" in rest
         assert os.waitstatus_to_exitcode(status) == 2
         assert server.sim.calls["create"] == 0

@@ -1,4 +1,4 @@
-"""Money through the real CLI (needs the lead's patch to run_cmds/session/project): plan prints and
+"""Money through the real CLI: plan prints and
 --json carries prices, --max-cost refuses with exit 2 and no call, the run summary says what was spent."""
 
 from __future__ import annotations
@@ -8,17 +8,6 @@ import json
 import pytest
 
 from .helpers import api_calls, cli, t2v_manifest, write
-
-
-def _patched() -> bool:
-    from vidbatch.cli.run_cmds import run
-
-    return any(p.name == "max_cost" for p in run.params)
-
-
-# Until the lead applies the money patch to cli/run_cmds.py, session.py and project.py (see the
-# money engineer's report), these tests wait for it; remove this mark at the merge.
-pytestmark = pytest.mark.skipif(not _patched(), reason="needs the money patch to cli/run_cmds.py (merge)")
 
 
 def test_plan_shows_prices_and_json_carries_them(tmp_path, sim_env):

@@ -165,7 +165,7 @@ def load(
     loaded = load_manifests(manifests, variables=variables, environ=recording)
     try:
         text = entry(loaded, manifests, variables, recording, started)
-    except OSError as e:
+    except (OSError, TypeError, ValueError) as e:  # TypeError: a value JSON cannot hold (a TOML date)
         log.debug("job cache entry not made: %s", e)
         text = None
     return loaded, (Pending(target, text) if text is not None else None)
@@ -283,6 +283,7 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
         "path": str(m.path),
         "output_dir": str(m.output_dir),
         "inputs": sorted(str(p) for p in m.inputs),
+        "prices": m.prices,
         "warnings": [[w.file, w.message, w.job, w.field, w.line] for w in m.warnings],
         "jobs": [
             [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line]
@@ -318,6 +319,7 @@ def _manifest(data: dict[str, Any]) -> Manifest:
         jobs,
         [ManifestProblem(file, message, job, field, line) for file, message, job, field, line in data["warnings"]],
         {Path(p) for p in data["inputs"]},
+        prices=data.get("prices"),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .costing import Budget
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
@@ -70,11 +71,13 @@ class Workspace:
         on_event: Callable[[RunEvent], None] | None = None,
         confirm: Callable[[Plan], bool] | None = None,
         wait_for_lock: bool = False,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Render what is new or changed through ``client`` and return the result (:func:`run`).
         ``options`` default to :meth:`default_options`; ``on_event`` gets every
-        :class:`~vidbatch.runner.RunEvent` (from worker threads)."""
-        return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock)
+        :class:`~vidbatch.runner.RunEvent` (from worker threads); ``budget``
+        (:class:`~vidbatch.costing.Budget`) refuses a plan over ``--max-cost``."""
+        return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock, budget=budget)
 
     def status(self) -> list["JobStatus"]:
         """Every job's recorded state, output and error (:func:`status`)."""
@@ -148,16 +151,18 @@ def run(
     on_event: Callable[[RunEvent], None] | None = None,
     confirm: Callable[[Plan], bool] | None = None,
     wait_for_lock: bool = False,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Plan and carry out the plan, holding the state folder's run lock throughout.
 
     ``confirm`` is asked before anything is created when the plan has billable renders; returning
     False ends the run with nothing sent (UsageError). A plan of more than
     :data:`~vidbatch.session.RUN_SIZE_LIMIT` renders needs ``options.max_renders`` or a yes from
-    ``confirm``.
+    ``confirm``. ``budget`` (:class:`~vidbatch.costing.Budget`) refuses a plan over
+    ``--max-cost`` and records the price of each create for the spend ledger.
     """
     _check_force(ws, options.force)
-    with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock) as session:
+    with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock, budget=budget) as session:
         the_plan = session.plan(ws.manifests)
         refusal = session.admit(the_plan, confirm)
         if refusal is not None:

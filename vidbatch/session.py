@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from .costing import Budget
 from .errors import StateLockedError, UsageError
 from .events import EventKind
 from .files import clean_staging
@@ -97,7 +98,9 @@ class Session:
         *,
         wait_for_lock: bool = False,
         cancelled: threading.Event | None = None,
+        budget: Budget | None = None,
     ):
+        self.budget = budget  # --max-cost, and the prices each create is recorded at
         self.state_dir = Path(state_dir)
         self.client = client
         self.options = options
@@ -184,9 +187,13 @@ class Session:
         """None when ``plan`` may start; else why not. ``--max-renders`` bounds every plan;
         ``confirm`` is asked only about plans with billable renders. A plan of more than
         :data:`RUN_SIZE_LIMIT` billable renders without ``--max-renders`` starts only when
-        ``confirm`` says yes (a person at a terminal); without one it is refused."""
+        ``confirm`` says yes (a person at a terminal); without one it is refused. The budget's
+        ``--max-cost`` bounds every plan too, before any call; an admitted plan's prices are
+        written to the state for the spend ledger."""
         try:
             check_budget(plan, self.options.max_renders)
+            if self.budget is not None:
+                self.budget.check(plan)
         except UsageError as e:
             return Refusal(EventKind.REFUSED, str(e))
         answer = confirm(plan) if plan.billable and confirm is not None else None
@@ -194,6 +201,8 @@ class Session:
             return Refusal(EventKind.REFUSED, too_large(plan))
         if answer is False:
             return Refusal(EventKind.DECLINED, "cancelled; nothing was sent")
+        if self.budget is not None and plan.billable:
+            self.budget.quote(plan, self.store)  # before any create: the ledger's prices
         return None
 
     def clean_staging(self, manifests: Iterable[Any]) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import click
 
+from . import money
 from .options import JsonCommand, shown, var_option
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +25,7 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: bool, as_json: bool, prefix: str = "") -> bool:
+def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: bool, as_json: bool, prefix: str = "", cost: Any = None) -> bool:
     """The confirm question of run and watch. A plan over the run-size limit without
     --max-renders is asked about even with --yes or --sim, and refused where nobody can answer
     (no terminal, or --json); other plans of more than CONFIRM_ABOVE paid renders are asked
@@ -35,10 +37,10 @@ def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: boo
         return False
     if not large and (yes or sim or as_json or not stdin_is_terminal() or len(the_plan.billable) <= CONFIRM_ABOVE):
         return True
-    _print_plan(the_plan)
+    _print_plan(the_plan, cost=cost)
     kind = "simulated render" if sim else "paid render"
-    question = f"create {counted(len(the_plan.billable), kind)}?"
-    return click.confirm(prefix + question if prefix else question.capitalize(), default=False, err=True)
+    question = f"create {counted(len(the_plan.billable), kind)}" + (f" for {cost.describe()}?" if cost is not None else "?")
+    return click.confirm(prefix + question if prefix else question[0].upper() + question[1:], default=False, err=True)
 
 
 def counted(n: int, word: str) -> str:
@@ -160,8 +162,14 @@ def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Pa
 @click.option("--check", is_flag=True, help="Print nothing; exit 0 if everything is up to date, 1 if not.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @click.option("--sim", is_flag=True, help="Plan against the state of --sim runs.")
-def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, retry_failed: bool, force: tuple[str, ...], check: bool, as_json: bool, sim: bool) -> None:
-    """Show what `run` would do for each job, and why. No network, no writes.
+@click.option("--api-host", help="Price renders in this host's region [default: env MINIMAX_API_HOST, else the config file's api_host, else https://api.minimaxi.com]. No call is made.")
+@money.region_option
+def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, retry_failed: bool, force: tuple[str, ...], check: bool, as_json: bool, sim: bool, api_host: str | None, region: str | None) -> None:
+    """Show what `run` would do for each job, and why, and what it costs. No network, no writes.
+
+    Each billable render is priced in the region's currency (see `vidbatch prices`); a render
+    with no known price is counted as unpriced, never free. --json carries each job's price and
+    the plan's in summary.cost.
 
     Actions: submit (never rendered), resubmit (the request changed: the changed fields are shown),
     skip (output present and verified), resume (a task is rendering), download (rendered, file
@@ -175,18 +183,22 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
       vidbatch plan shots.toml --json | jq '.summary'
       vidbatch plan --check shots.toml || vidbatch run shots.toml    # make-style
       vidbatch plan --sim shots.toml           # against the state of --sim runs
+      vidbatch plan shots.toml --json | jq -e '.summary.cost.total | tonumber < 20'   # gate CI on cost
     """
     ws = _load(manifests, variables, state_dir, sim)
     the_plan = ws.plan(retry_failed=retry_failed, force=force)
     if check:
         sys.exit(0 if the_plan.up_to_date else 1)
+    cost = money.budget(ws, api_host=api_host, sim=sim, region=region).cost(the_plan)
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(Path.cwd()), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(cost.annotate(the_plan.to_json(Path.cwd())), indent=2, ensure_ascii=False))
         return
-    _print_plan(the_plan, resume_hint("gc", manifests, variables, state_dir, sim))
+    _print_plan(the_plan, resume_hint("gc", manifests, variables, state_dir, sim), cost)
 
 
-def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc") -> None:
+def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -> None:
+    """The plan's jobs, then its counts and what it costs (``cost``, a costing.PlanCost; without
+    it, the billable renders without prices)."""
     from ..plan import Action
 
     colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta"}
@@ -202,13 +214,17 @@ def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc") -> None:
     s = the_plan.summary()
     click.echo("")
     click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
+    if not s["billable"]:
+        click.echo("Nothing to pay for.")
+    if cost is not None:
+        for line in cost.lines():
+            click.echo(line)
+        return
     if s["billable"]:
         click.echo(f"{counted(s['billable'], 'billable render')}:")
         for r in s["renders"]:
             shape = f"{r['resolution']} {r['duration']}s" if r["duration"] else "subject reference"
             click.echo(f"  {r['count']:>5} x {r['model']} {r['mode']} {shape}")
-    else:
-        click.echo("Nothing to pay for.")
 
 
 def report_option(f: F) -> F:
@@ -239,6 +255,7 @@ def with_report(on_event: Callable[[Any], None], workspace: Any, report_path: Pa
 @click.command(cls=JsonCommand)
 @manifest_args
 @run_options
+@money.money_options
 @report_option
 def run(
     manifests: tuple[Path, ...],
@@ -258,6 +275,9 @@ def run(
     yes: bool,
     wait: bool,
     report_path: Path | None,
+    max_cost: str | None,
+    unpriced_as: str | None,
+    region: str | None,
 ) -> None:
     """Render what is new or changed, resume what is running, skip what is done.
 
@@ -285,6 +305,7 @@ def run(
       export MINIMAX_API_KEY=...                        # then for real
       vidbatch run shots.toml --rpm 20 --max-renders 50
       vidbatch run shots.toml --force hero --retry-failed
+      vidbatch run shots.toml --max-cost 25                # refuse a plan over 25 (USD or CNY)
       vidbatch run shots.toml --json | jq -c 'select(.event=="downloaded")'
       vidbatch run shots.toml --report renders/report.html   # a page that follows the run
     """
@@ -296,17 +317,26 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
-        return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
+        cost = budget.cost(the_plan)
+        warning = money.balance_warning(client, cost)  # read now: after --max-cost, before any create
+        if warning:
+            click.echo(f"vidbatch: warning: {warning}", err=True)
+        return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, cost=cost)
 
     with connect(ws, api_host=api_host, sim_latency=sim_latency) as client:
+        budget = money.budget(ws, client=client, sim=sim, region=region, max_cost=max_cost, unpriced_as=unpriced_as)
         on_event, writer = with_report(reporter, ws, report_path)
+        started = time.time()
         try:
-            result = ws.run(client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait)
+            result = ws.run(client, options, on_event=on_event, confirm=confirm, wait_for_lock=wait, budget=budget)
         finally:
             reporter.close()
             if writer is not None:
                 writer.close()
     _print_result(result, ws, sim, manifests, variables, state_dir)  # stderr: never mixes with --json
+    spent = money.spend_line(ws, started)
+    if spent:
+        click.echo(f"vidbatch: {spent}{' (simulated)' if sim else ''}", err=True)
     sys.exit(result.exit_code)
 
 

@@ -44,7 +44,7 @@ def spend(manifest: Path | None, since: str | None, state_dir: Path | None, sim:
     from .. import config, ledger, prices, project
     from ..errors import UsageError
     from ..state import Store
-    from .run_cmds import shown
+    from .options import shown
 
     since_at = None
     if since:

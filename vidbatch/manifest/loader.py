@@ -37,6 +37,7 @@ from typing import Any
 from .. import config, facts, files, images, rules
 from ..errors import ConfigError, ManifestError, ManifestProblem
 from ..identity import content_key
+from ..prices import manifest_rows as price_rows
 from . import rows as rows_mod
 from . import schema
 from .model import ImageRef, Job, Manifest, ManifestResult, map_images
@@ -559,9 +560,15 @@ class _Builder:
                     )
                 )
         self.result.inputs |= self.templates.files_read
+        price_table = self.doc.data.get("prices")
+        if price_table is not None:
+            try:
+                price_rows(price_table, self.display)
+            except ManifestError as e:
+                self.result.problems.extend(e.problems)
         if not self.result.problems:
             self.result.manifest = Manifest(
-                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs
+                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table
             )
         return self.result
 

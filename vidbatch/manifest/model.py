@@ -134,6 +134,9 @@ class Manifest:
     warnings: list[ManifestProblem] = field(default_factory=list)
     #: Every local file this manifest read: itself, included templates, foreach files, images.
     inputs: set[Path] = field(default_factory=set)
+    #: The manifest's ``[prices]`` table as parsed (checked by the loader); None without one.
+    #: vidbatch.costing prices this manifest's jobs with it over the config file's and shipped rows.
+    prices: Mapping[str, Any] | None = None
     #: Why no output could be written into ``output_dir`` as things stand (permissions, a
     #: read-only file system), or None. Not a manifest error, because read-only commands (plan,
     #: status, report) work on a read-only copy; a command that will write outputs refuses with
