@@ -49,8 +49,9 @@ def test_a_large_run_on_a_terminal_asks_even_with_yes(tmp_path: Path, sim_env, m
     monkeypatch.setattr(run_cmds, "stdin_is_terminal", lambda: True)
     monkeypatch.setattr(run_cmds.click, "confirm", confirm)
     result = cli(["run", _big(tmp_path), *FAST, "--yes"])
-    assert asked == [f"Create {RUN_SIZE_LIMIT + 1} paid renders?"]
-    assert result.exit_code == 2 and api_calls(sim_env) == 0
+    assert asked == [f"Create {RUN_SIZE_LIMIT + 1} paid renders for 28.28 USD?"]
+    # the only call is the balance, read before the question so the person sees it; no create
+    assert result.exit_code == 2 and api_calls(sim_env) - sim_env.sim.calls["query_balance"] == 0
 
 
 def test_run_help_documents_the_limit() -> None:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import functools
 import json
 import logging
@@ -499,6 +500,10 @@ def default_state_dir(manifest_folder: Path) -> Path:
 def state_error(path: Path, error: sqlite3.Error | OSError, *, busy_timeout: float = BUSY_TIMEOUT) -> StateError:
     """A StateError whose advice fits what went wrong with the database at ``path``."""
     if isinstance(error, OSError):
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return StateError(f"the state folder {path.parent} is not writable ({error.strerror or error}); pass --state to use another folder, or fix its permissions")
+        if error.errno == errno.ENOSPC:
+            return StateError(f"the disk under the state folder {path.parent} is full (free space on it, or pass --state to use another folder)")
         return StateError(f"cannot use the state folder {path.parent} ({error.strerror or error}); check its permissions and free space, or pass --state to use another folder")
     name = getattr(error, "sqlite_errorname", "") or ""
     text = str(error)

@@ -317,6 +317,10 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
+        from ..session import needs_consent
+
+        if needs_consent(the_plan, max_renders) and (as_json or not stdin_is_terminal()):
+            return False  # refused without asking anyone: no call at all, not even the balance
         cost = budget.cost(the_plan)
         warning = money.balance_warning(client, cost)  # read now: after --max-cost, before any create
         if warning:
