@@ -256,7 +256,7 @@ def test_plan_writes_no_cache_and_run_does(project_dir, sim_env):
     assert project.load([shots]).cache is not None, "a miss makes an entry"
     assert cli("plan", shots).exit_code == 0
     assert not (project_dir / ".vidbatch").exists(), "plan writes nothing"
-    assert cli("run", shots, "--poll-interval", "0").exit_code == 0
+    assert cli("run", shots, "--poll-interval", "0", "--rpm", "60000").exit_code == 0
     assert len(cache_files(project_dir)) == 1
     ws = project.load([shots])
     assert ws.cache is None, "the entry run wrote is a hit"

@@ -25,10 +25,10 @@ def test_plan_shows_prices_and_json_carries_them(tmp_path, sim_env):
 
 def test_max_cost_below_the_estimate_exits_2_with_no_call_and_above_it_runs(tmp_path, sim_env):
     path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
-    refused = cli("run", path, "--max-cost", "0.55", "--poll-interval", "0")
+    refused = cli("run", path, "--max-cost", "0.55", "--poll-interval", "0", "--rpm", "60000")
     assert refused.exit_code == 2 and "more than --max-cost 0.55 USD" in refused.output
     assert api_calls(sim_env) == 0
-    ran = cli("run", path, "--max-cost", "0.56", "--poll-interval", "0")
+    ran = cli("run", path, "--max-cost", "0.56", "--poll-interval", "0", "--rpm", "60000")
     assert ran.exit_code == 0 and sim_env.sim.calls["create"] == 2
     assert "spent about 0.56 USD in this run (2 creates accepted)" in ran.output
     spend = json.loads(cli("spend", path, "--json").output)
@@ -38,11 +38,11 @@ def test_max_cost_below_the_estimate_exits_2_with_no_call_and_above_it_runs(tmp_
 def test_a_plan_over_the_balance_says_so_before_it_starts(tmp_path, sim_env):
     sim_env.sim.config.balance = "0.30"
     path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
-    out = cli("run", path, "--poll-interval", "0")
+    out = cli("run", path, "--poll-interval", "0", "--rpm", "60000")
     assert "warning: this plan costs about 0.56 USD, more than the account's available balance of 0.30 USD" in out.output
     sim_env.sim.config.balance = None
     write(tmp_path, "shots.toml", t2v_manifest({"bear": "A bear"}))
-    out = cli("run", path, "--poll-interval", "0")
+    out = cli("run", path, "--poll-interval", "0", "--rpm", "60000")
     assert out.exit_code == 0 and "available balance" not in out.output and sim_env.sim.calls["query_balance"] == 2
 
 
