@@ -139,6 +139,8 @@ def test_drop_edit_rename_and_our_own_writes(tmp_path, server, start_watch):
     (folder / "notes.txt").write_text("not a manifest")
     w = start_watch(server)
     assert w.of("watching")[0]["manifests"] == []
+    # the note of ignored files is the watcher's next line after "watching": wait for it
+    w.wait_for(lambda: w.of("ignored"), "the note of ignored files")
     assert w.of("ignored")[0]["paths"] == [str(folder.resolve() / "notes.txt")]
 
     # drop a manifest in: its outputs appear
