@@ -21,7 +21,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagesize
 
 from . import facts
 
@@ -111,6 +110,8 @@ def inspect_bytes(data: bytes) -> ImageInfo:
     width = height = -1
     if fmt is not None:
         try:
+            import imagesize  # here, not at the top: it imports urllib.request and http.client (0.15 s)
+
             width, height = imagesize.get(io.BytesIO(data))
         except (ValueError, OSError, IndexError):  # a damaged header
             width = height = -1
