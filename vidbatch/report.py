@@ -184,6 +184,12 @@ class ReportJob:
     origin: str = ""
     warnings: list[str] = field(default_factory=list)
     key: str = ""
+    #: the shot this job is a take of, which take, how many takes the shot has, and what a
+    #: person decided about this take in the picks file ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    takes: int = 1
+    pick: str = ""
 
     @property
     def anchor(self) -> str:
@@ -232,6 +238,9 @@ class Report:
     jobs: list[ReportJob]
     summary: ReportSummary
     has_state: bool  # False: nothing was ever run with this state folder
+    #: the review server's session token (``vidbatch review``): the page then has pick and
+    #: reject buttons that post it; None for the static page
+    review_token: str | None = None
 
     @property
     def multiple_manifests(self) -> bool:
@@ -263,7 +272,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     """The report of every job of ``ws`` as it stands in ``store`` (None: nothing ran yet), with
     links relative to the folder of ``out`` (the report file, which need not exist)."""
     base = Path(os.path.abspath(out)).parent
-    jobs = list(ws.jobs)
+    jobs = grouped_by_shot(ws.jobs)
     records = store.get_many(j.key for j in jobs) if store else {}
     outputs = store.all_outputs() if store else {}
     renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
@@ -274,6 +283,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         _job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base, others)
         for i, job in enumerate(jobs)
     ]
+    _add_picks(ws, report_jobs, jobs)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     return Report(
@@ -286,6 +296,28 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         summary=_summary(report_jobs, records, renders_by_key),
         has_state=store is not None,
     )
+
+
+def grouped_by_shot(jobs: Any) -> list[Any]:
+    """``jobs`` with the takes of each shot together, where the shot's first take is."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for job in jobs:
+        groups.setdefault((str(job.manifest), getattr(job, "shot", "") or job.name), []).append(job)
+    return [job for group in groups.values() for job in group]
+
+
+def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
+    """Each card's shot, take, the shot's number of takes and the picks file's decision on it."""
+    from . import picks as picks_mod
+
+    by_manifest = {str(m.path): picks_mod.load(m.path, m.jobs) for m in ws.manifests}
+    for card, job in zip(report_jobs, jobs):
+        card.shot = getattr(job, "shot", "") or job.name
+        card.take = getattr(job, "take", 1)
+        found = by_manifest.get(str(job.manifest))
+        if found is not None:
+            card.takes = len(found.takes_of(card.shot))
+            card.pick = found.status(card.shot, card.take)
 
 
 def render_html(report: Report, *, refresh: float | None = None) -> str:
