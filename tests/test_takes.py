@@ -178,3 +178,23 @@ def test_giving_a_finished_shot_more_takes_keeps_its_file_and_renders_only_the_n
     assert result.exit_code == 0, result.output
     assert creates(sim_env) == 3
     assert (tmp_path / "renders" / "s.mp4").read_bytes() == first
+
+
+def test_plan_and_status_show_takes_under_their_shot(tmp_path, sim_env):
+    path = manifest(tmp_path, '[[jobs]]\nname = "a"\nprompt = "x"\n\n[[jobs]]\nname = "s"\nprompt = "A fox"\ntakes = 2\n')
+    lines = cli("plan", path).output.splitlines()
+    assert lines[:4] == [
+        "  submit    a        never rendered",
+        "  s: 2 takes",
+        "    submit    s        never rendered",
+        "    submit    s.take2  never rendered",
+    ]
+    doc = json.loads(cli("plan", "--json", path).output)
+    assert [(j["name"], j["shot"], j["take"]) for j in doc["jobs"]] == [("a", "a", 1), ("s", "s", 1), ("s.take2", "s", 2)]
+
+    assert cli("run", path, *FAST).exit_code == 0
+    assert cli("pick", path, "s", "2").exit_code == 0
+    out = cli("status", path).output
+    assert out.splitlines()[-2:] == ["takes:", "  s  1 done, 2 done (picked)"]
+    jobs = json.loads(cli("status", "--json", path).output)["jobs"]
+    assert [(j["shot"], j["take"], j["pick"]) for j in jobs] == [("a", 1, None), ("s", 1, None), ("s", 2, "picked")]

@@ -51,6 +51,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, files, rules
+from .plan import by_shot
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,7 +273,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     """The report of every job of ``ws`` as it stands in ``store`` (None: nothing ran yet), with
     links relative to the folder of ``out`` (the report file, which need not exist)."""
     base = Path(os.path.abspath(out)).parent
-    jobs = grouped_by_shot(ws.jobs)
+    jobs = [job for _, group in by_shot(ws.jobs) for job in group]  # takes together, under their shot
     records = store.get_many(j.key for j in jobs) if store else {}
     outputs = store.all_outputs() if store else {}
     renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
@@ -296,14 +297,6 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         summary=_summary(report_jobs, records, renders_by_key),
         has_state=store is not None,
     )
-
-
-def grouped_by_shot(jobs: Any) -> list[Any]:
-    """``jobs`` with the takes of each shot together, where the shot's first take is."""
-    groups: dict[tuple[str, str], list[Any]] = {}
-    for job in jobs:
-        groups.setdefault((str(job.manifest), getattr(job, "shot", "") or job.name), []).append(job)
-    return [job for group in groups.values() for job in group]
 
 
 def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
