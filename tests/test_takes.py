@@ -198,3 +198,11 @@ def test_plan_and_status_show_takes_under_their_shot(tmp_path, sim_env):
     assert out.splitlines()[-2:] == ["takes:", "  s  1 done, 2 done (picked)"]
     jobs = json.loads(cli("status", "--json", path).output)["jobs"]
     assert [(j["shot"], j["take"], j["pick"]) for j in jobs] == [("a", 1, None), ("s", 1, None), ("s", 2, "picked")]
+
+
+def test_a_name_that_uses_the_take_variable_is_warned_about(tmp_path):
+    path = manifest(tmp_path, '[[jobs]]\nname = "shot-{{ take }}"\nprompt = "x"\nmatrix = { take = [1, 2] }\n')
+    result = cli("validate", path)
+    assert result.exit_code == 0
+    assert "each take is a shot of its own" in result.output and "leave take out of the name" in result.output
+    assert "shots.toml:6" in result.output

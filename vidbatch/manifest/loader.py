@@ -76,6 +76,8 @@ NAME_FORBIDDEN = '/\\<>:"|?*'
 MAX_PROBLEMS_PER_TABLE = 20
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A template that reads the take number (``{{ take }}``, ``{{ "%02d" % take }}``...).
+_USES_TAKE = re.compile(r"(\{\{|\{%)[^}]*\btake\b")
 #: The fields rules.mode_of decides the mode from.
 _MODE_FIELDS = (*facts.IMAGE_FIELDS, "subject_reference")
 _BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
@@ -744,6 +746,14 @@ class _Builder:
         bad = self._text_problem(name) or name_problem(name)
         if bad:
             return [d.problem("name", bad)]
+        if TAKE_VARIABLE in d.row.values and _USES_TAKE.search(str(d.values["name"])):
+            file, line, _ = self._where(d.t.k, d.row, "name", d.origin("name"))
+            self.result.warnings.append(ManifestProblem(
+                file,
+                f"the name uses {{{{ {TAKE_VARIABLE} }}}}, so each take is a shot of its own (and take N > 1 still "
+                f"gets .takeN in its name); leave {TAKE_VARIABLE} out of the name to list them as takes of one shot",
+                job=schema.job_label(self.doc, d.t.k), field="name", line=line,
+            ))
         shot, name = name, take_name(name, d.take)
         if name in self.names:
             other, other_line = self.names[name]
