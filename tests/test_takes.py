@@ -200,9 +200,16 @@ def test_plan_and_status_show_takes_under_their_shot(tmp_path, sim_env):
     assert [(j["shot"], j["take"], j["pick"]) for j in jobs] == [("a", 1, None), ("s", 1, None), ("s", 2, "picked")]
 
 
-def test_a_name_that_uses_the_take_variable_is_warned_about(tmp_path):
-    path = manifest(tmp_path, '[[jobs]]\nname = "shot-{{ take }}"\nprompt = "x"\nmatrix = { take = [1, 2] }\n')
+def test_a_name_that_uses_take_makes_each_take_a_shot_named_as_written(tmp_path):
+    path = manifest(tmp_path, '[[jobs]]\nname = "hero-take{{ take }}"\nprompt = "x"\nmatrix = { take = [1, 2, 3] }\n')
+    jobs = load_manifest(path).jobs
+    assert [(j.name, j.shot, j.take, j.output.name) for j in jobs] == [
+        ("hero-take1", "hero-take1", 1, "hero-take1.mp4"),
+        ("hero-take2", "hero-take2", 2, "hero-take2.mp4"),
+        ("hero-take3", "hero-take3", 3, "hero-take3.mp4"),
+    ]
+    assert len({j.key for j in jobs}) == 3  # still three renders, not one copied
     result = cli("validate", path)
     assert result.exit_code == 0
-    assert "each take is a shot of its own" in result.output and "leave take out of the name" in result.output
-    assert "shots.toml:6" in result.output
+    assert "shots.toml:6: job jobs[0]: field name: the name uses {{ take }}, so each take is listed and picked as a shot of its own" in result.output
+    assert result.output.count("the name uses") == 1

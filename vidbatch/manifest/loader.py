@@ -746,15 +746,18 @@ class _Builder:
         bad = self._text_problem(name) or name_problem(name)
         if bad:
             return [d.problem("name", bad)]
-        if TAKE_VARIABLE in d.row.values and _USES_TAKE.search(str(d.values["name"])):
+        # A name that reads the take number is already one name per take: each take is then a
+        # shot of its own, named as written; otherwise take N > 1 of the shot is NAME.takeN.
+        names_takes = bool(_USES_TAKE.search(str(d.values["name"])))
+        if names_takes and d.take == 2:  # once per table row group, not once per take
             file, line, _ = self._where(d.t.k, d.row, "name", d.origin("name"))
             self.result.warnings.append(ManifestProblem(
                 file,
-                f"the name uses {{{{ {TAKE_VARIABLE} }}}}, so each take is a shot of its own (and take N > 1 still "
-                f"gets .takeN in its name); leave {TAKE_VARIABLE} out of the name to list them as takes of one shot",
+                f"the name uses {{{{ {TAKE_VARIABLE} }}}}, so each take is listed and picked as a shot of its own; "
+                f"leave {TAKE_VARIABLE} out of the name to list them as takes of one shot",
                 job=schema.job_label(self.doc, d.t.k), field="name", line=line,
             ))
-        shot, name = name, take_name(name, d.take)
+        shot, name = name, (name if names_takes else take_name(name, d.take))
         if name in self.names:
             other, other_line = self.names[name]
             at = f" (line {other_line})" if other_line else ""
@@ -832,7 +835,7 @@ class _Builder:
         assert d.name is not None  # the name step stops the job without one
         if d.t.output == DEFAULT_OUTPUT:
             # the common case, without a trip through Jinja
-            text = d.name + ".mp4" if d.take == 1 else f"{d.shot}.take{d.take}.mp4"
+            text = d.name + ".mp4"  # take N > 1 of a shot: NAME.takeN.mp4
         else:
             text = d.render("output", d.t.output, problems)
         if isinstance(text, str):
