@@ -22,6 +22,13 @@ or uploaded once and sent as ``mm_file://ID``) is not part of the key. Its tag, 
 from the v1 tag, so an H3 key can never equal a v1 key, whatever the two requests hash to; v1
 keys are unchanged by V2's arrival.
 
+Takes: a job with ``takes = N`` is N renders of one request, told apart by the take number
+(1..:data:`MAX_TAKES`). Take 1's key is the request's key as above, so the one take of a job
+without ``takes`` (and take 1 of a job given more takes later) keeps the key it always had. Take
+N > 1 hashes the normalised request with one more member, ``"take": N`` (no API field is named
+``take``, so no request can collide with it). The take number is never sent to the API. Takes
+of a V2 request work the same way, over its normalised body.
+
 Not part of the key: the job's name, its output path, the manifest's formatting, comments, key
 order and unused variables. The ``vb1`` tag names this scheme; a future change of scheme gets a new
 tag, so old keys are recognisably old instead of silently different.
@@ -39,16 +46,20 @@ from .facts import Api
 KEY_SCHEME = "vb1"
 #: The tag of a V2 request's key: the same scheme, over the V2 body.
 V2_KEY_SCHEME = "vb1-v2"
+#: Most takes one shot may have: each is a paid render, and nobody reviews more than a handful.
+MAX_TAKES = 20
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def content_key(identity_request: Mapping[str, Any]) -> str:
-    """The key of a request whose media are already in identity form (see module docstring):
-    a v1 request, or a V2 one (a body, or vidbatch's flat form of one)."""
+def content_key(identity_request: Mapping[str, Any], take: int = 1) -> str:
+    """The key of take ``take`` of a request whose media are already in identity form (see the
+    module docstring): a v1 request, or a V2 one (a body, or vidbatch's flat form of one)."""
     normal = rules.normalized_request(identity_request)
+    if take != 1:
+        normal = {**normal, "take": take}
     digest = hashlib.sha256(canonical_json(normal).encode("utf-8")).hexdigest()
     tag = V2_KEY_SCHEME if rules.api_of(identity_request) is Api.V2 else KEY_SCHEME
     return f"{tag}:{digest}"
