@@ -245,12 +245,20 @@ class Job:
         file_id = uploaded.get(ref.sha256 or "")
         return f"{facts.V2_FILE_URL_SCHEME}{file_id}" if file_id else ref.api_value()
 
-    def _v2_body_with(self, url: Callable[[ImageRef], str]) -> dict[str, Any]:
+    def _v2_body_with(self, url: Callable[[ImageRef], Any]) -> dict[str, Any]:
         return rules.with_v2_defaults(rules.v2_body(map_images(self.request, url)))
 
     def display_request(self) -> dict[str, Any]:
         """JSON-able, for state and output: images by path and hash, never base64."""
         return map_images(self.request, ImageRef.display)
+
+    def display_body(self) -> dict[str, Any]:
+        """The body as it will be sent, JSON-able and short: a V2 job's ``content`` list with
+        defaults written out, each local medium by path (or data URL) and hash in place of its
+        URL; a v1 job's request as :meth:`display_request`."""
+        if self.api is facts.Api.V2:
+            return self._v2_body_with(ImageRef.display)
+        return self.display_request()
 
 
 @dataclass
