@@ -461,3 +461,13 @@ def test_the_simulator_refuses_h3_on_v1_as_the_real_api_would(sim):
     assert answer["base_resp"]["status_code"] == 2013
     assert answer["base_resp"]["status_msg"].startswith("invalid params, model: MiniMax-H3 is served by Video Generation V2")
     assert "task_id" not in answer and sim.sim.stats()["tasks"] == 0
+
+
+def test_the_job_cache_keeps_an_h3_job_whole(good_h3):
+    from vidbatch import jobcache
+    from vidbatch.manifest.model import map_images
+
+    for job in load_manifest(good_h3).jobs:
+        again = jobcache._request(json.loads(json.dumps(jobcache._request_json(job.request))))
+        assert again == job.request, job.name
+        assert identity.content_key(map_images(again, lambda r: r.identity())) == job.key
