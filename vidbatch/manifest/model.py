@@ -162,8 +162,11 @@ def image_refs(request: Mapping[str, Any]) -> list[ImageRef]:
     return found
 
 
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _json_size(value: Any) -> int:
+    """The bytes of ``value`` as JSON in its longest common spelling (``json.dumps``' defaults,
+    which requests' ``json=`` uses: spaced separators, non-ASCII escaped): a size estimate that
+    errs on the safe side of the API's limit."""
+    return len(json.dumps(value).encode("ascii"))
 
 
 @dataclass
@@ -215,7 +218,7 @@ class Job:
         inline = {r.sha256: r for r in self.media() if r.local and r.sha256 not in uploaded}
         sizes = {sha: ref.data_url_size() for sha, ref in inline.items()}
         stand_in = self._v2_body_with(lambda ref: "" if ref.sha256 in inline else self._url(ref, uploaded))
-        total = len(_compact_json(stand_in).encode("utf-8"))
+        total = _json_size(stand_in)
         total += sum(sizes[r.sha256] for r in self.media() if r.sha256 in inline)
         counts = {sha: sum(1 for r in self.media() if r.sha256 == sha) for sha in inline}
         needed: list[ImageRef] = []
