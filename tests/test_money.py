@@ -197,7 +197,7 @@ def test_an_unreadable_balance_breaks_nothing(sim):
 def test_the_simulator_serves_the_path_the_client_calls():
     from vidbatch.sim import server
 
-    assert server.PATH_BALANCE == prices.PATH_BALANCE
+    assert server.PATH_BALANCE == facts.PATH_BALANCE == prices.PATH_BALANCE
 
 
 # --- the ledger ----------------------------------------------------------------------------------
