@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import signal
+from decimal import Decimal
 
 import pytest
 
@@ -62,3 +64,56 @@ def test_a_manifest_prices_table_prices_its_jobs_and_a_bad_one_is_refused(tmp_pa
     write(tmp_path, "shots.toml", text + "\n" + table.replace("PRICE", "-1"))
     bad = cli("plan", path)
     assert bad.exit_code == 2 and "prices.global[0].price: must not be negative" in bad.output
+
+
+def test_sim_serves_the_balance_and_region_it_is_given(tmp_path, monkeypatch):
+    from vidbatch.client import Client
+    from vidbatch.prices import Region
+
+    from .conftest import TEST_KEY
+    from .helpers import cli_subprocess
+
+    proc = cli_subprocess(["sim", "--port", "0", "--key", TEST_KEY, "--balance", "1.50", "--region", "mainland"])
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        lines = []
+        while not lines or "Ctrl-C stops" not in lines[-1]:
+            lines.append(proc.stderr.readline())
+            assert lines[-1], lines
+        assert "mainland region (CNY), balance 1.50 CNY: price runs with `vidbatch run --region mainland`\n" in lines
+        with Client(TEST_KEY, url) as client:
+            balance = client.query_balance(Region.MAINLAND)
+        assert balance is not None and (balance.available, balance.currency) == (Decimal("1.50"), "CNY")
+
+        monkeypatch.setenv("MINIMAX_API_HOST", url)
+        monkeypatch.setenv("MINIMAX_API_KEY", TEST_KEY)
+        path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox"}))
+        out = cli("run", path, "--region", "mainland", "--poll-interval", "0", "--rpm", "60000", "--max-cost", "2")
+        assert out.exit_code == 0, out.output
+        assert "this plan costs about 2.00 CNY, more than the account's available balance of 1.50 CNY (short by 0.50 CNY)" in out.output
+        assert "spent about 2.00 CNY in this run (1 create accepted)" in out.output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err
+
+
+def test_sim_without_a_balance_answers_none_and_a_bad_amount_is_refused():
+    from vidbatch.client import Client
+
+    from .conftest import TEST_KEY
+    from .helpers import cli_subprocess
+
+    proc = cli_subprocess(["sim", "--port", "0", "--key", TEST_KEY, "--balance", "none"])
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        with Client(TEST_KEY, url) as client:
+            assert client.query_balance() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert "global region (USD), balance not served" in err
+    bad = cli("sim", "--port", "0", "--balance", "lots")
+    assert bad.exit_code == 2 and "--balance" in bad.output and "must be an amount such as 12.50, or none; not 'lots'" in bad.output

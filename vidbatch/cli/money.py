@@ -75,8 +75,8 @@ def balance_warning(client: Any, cost: Any) -> str | None:
     confirm step, after --max-cost passed: a refused plan makes no call at all."""
     from ..costing import balance_warning as warning
 
-    read = getattr(client, "query_balance", None)
-    return warning(cost, read() if read is not None else None)
+    read = getattr(client, "query_balance", None)  # in the plan's region: a loopback host cannot say
+    return warning(cost, read(cost.region) if read is not None else None)
 
 
 def spend_line(ws: Any, started: float) -> str | None:
