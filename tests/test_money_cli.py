@@ -117,3 +117,44 @@ def test_sim_without_a_balance_answers_none_and_a_bad_amount_is_refused():
     assert "global region (USD), balance not served" in err
     bad = cli("sim", "--port", "0", "--balance", "lots")
     assert bad.exit_code == 2 and "--balance" in bad.output and "must be an amount such as 12.50, or none; not 'lots'" in bad.output
+
+
+# --- watch: every plan is bounded by --max-cost, as run's is -------------------------------------
+
+
+def test_watch_refuses_every_plan_over_max_cost_with_no_call_and_goes_on(tmp_path):
+    from vidbatch.sim import SimConfig, running_simulator
+
+    from .conftest import TEST_KEY
+    from .test_watch import Watch, atomic_write, outputs
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        w = Watch(folder, server, "--max-cost", "0.56")
+        try:
+            w.wait_for(lambda: w.of("watching"), "the watcher to start")
+            (folder / "shots.toml").write_text(t2v_manifest({"fox": "A fox", "owl": "An owl", "bear": "A bear"}))
+            refused = w.wait_for(lambda: w.of("refused", "shots.toml"), "the plan to be refused")
+            assert "shots.toml: not started: the plan would cost 0.84 USD, more than --max-cost 0.56 USD; nothing was sent" in refused[0]["message"]
+            assert api_calls(server) == 0  # not even the balance
+
+            atomic_write(folder / "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
+            w.settled_after_plan("shots.toml", 2)
+            assert server.sim.calls["create"] == 2 and sorted(outputs(folder)) == ["fox", "owl"]
+
+            calls = api_calls(server)  # an edit's plan over the cap: refused, no call at all
+            atomic_write(folder / "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl", "bear": "A bear", "wolf": "A wolf", "lynx": "A lynx"}))
+            w.wait_for(lambda: len(w.of("refused", "shots.toml")) == 2, "the edit's plan to be refused")
+            assert "the plan would cost 0.84 USD, more than --max-cost 0.56 USD" in w.of("refused", "shots.toml")[1]["message"]
+            assert api_calls(server) == calls
+
+            atomic_write(folder / "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl", "bear": "A bear"}))
+            w.settled_after_plan("shots.toml", 4)  # 0.28 more: under the cap, it goes
+            assert server.sim.calls["create"] == 3
+            assert w.interrupt() == 130
+        finally:
+            w.close()
+    finish = w.of("finish")[-1]
+    assert finish["spend"]["this_run"]["spent"] == {"creates": 3, "totals": {"USD": "0.84"}, "unpriced": 0}
+    assert "vidbatch: spent about 0.84 USD in this session (3 creates accepted); 0.84 USD so far for these manifests" in w.stderr

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,9 @@ class Budget:
     max_cost: Decimal | None = None
     unpriced_as: Decimal | None = None
     balance: Balance | None = None
+    #: the table under each manifest's ``[prices]`` (shipped, then the config file's): what
+    #: :meth:`with_manifests` builds on when watch mode loads a manifest again
+    base: PriceTable | None = None
 
     @classmethod
     def for_workspace(
@@ -345,7 +348,17 @@ class Budget:
             max_cost=parse_amount(max_cost, "--max-cost"),
             unpriced_as=parse_amount(unpriced_as, "--unpriced-as"),
             balance=balance,
+            base=base,
         )
+
+    def with_manifests(self, manifests: Iterable[Any]) -> Budget:
+        """This budget with the tables of ``manifests`` as they are now (watch mode loads a
+        manifest again after each edit, and its ``[prices]`` table may have changed); the
+        tables of other manifests stay. A budget of one table for every job is kept as it is."""
+        if isinstance(self.tables, PriceTable):
+            return self
+        fresh = manifest_tables(manifests, self.base if self.base is not None else load_table())
+        return replace(self, tables={**self.tables, **fresh})
 
     def cost(self, plan: Plan) -> PlanCost:
         return plan_cost(plan, self.region, self.tables)

@@ -280,6 +280,11 @@ class Ledger:
             for k, v in sorted(keys.items())
         ]
 
+    def totals_json(self) -> dict[str, Any]:
+        """The sums without the entries: ``spent``, ``possible`` and ``failed`` (a ``finish``
+        event, ``status --json``)."""
+        return {"spent": self.spent.to_json(), "possible": self.possible.to_json(), "failed": self.failed.to_json()}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "spent": self.spent.to_json(),
@@ -318,11 +323,35 @@ def ledger(store: Store, **filters: Any) -> Ledger:
     return Ledger(tuple(read_entries(store, **filters)))
 
 
-def run_spend_line(this_run: Ledger, so_far: Ledger | None = None) -> str:
+@dataclass(frozen=True)
+class RunSpend:
+    """What one run spent (the creates since it started) beside what its manifests have spent
+    so far, every run included: the run summary, the ``finish`` event and ``status``."""
+
+    this_run: Ledger
+    so_far: Ledger
+
+    def to_json(self) -> dict[str, Any]:
+        return {"this_run": self.this_run.totals_json(), "so_far": self.so_far.totals_json()}
+
+    def line(self, what: str = "this run") -> str | None:
+        """The run summary's line (:func:`run_spend_line`); None when the run created nothing."""
+        return run_spend_line(self.this_run, self.so_far, what) if self.this_run.entries else None
+
+
+def run_spend(store: Store, *, since: float, manifests: Iterable[str | Path] | None = None) -> RunSpend:
+    """The spend of the run that started at ``since`` (Unix time) and of ``manifests`` so far
+    (None: every manifest of the state). A state folder is held by one run at a time, so every
+    entry since the run started is the run's."""
+    so_far = ledger(store, manifests=manifests)
+    return RunSpend(Ledger(tuple(e for e in so_far.entries if e.at >= since)), so_far)
+
+
+def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "this run") -> str:
     """The run summary's spend line: ``spent 1.12 USD (4 creates); possibly 0.28 USD more (1
     uncertain); 3.36 USD so far for these manifests``."""
     s, p = this_run.spent, this_run.possible
-    text = f"spent about {s.describe()} in this run ({s.creates} create{'' if s.creates == 1 else 's'} accepted)"
+    text = f"spent about {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted)"
     if p.creates:
         text += f"; possibly {p.describe()} more ({p.creates} uncertain)"
     if so_far is not None and so_far.entries:
