@@ -10,6 +10,8 @@ from decimal import Decimal
 import pytest
 
 from .helpers import api_calls, cli, t2v_manifest, write
+from .test_report import _open
+from .test_report import browser as _browser  # noqa: F401 - a fixture: headless Chromium
 
 
 def test_plan_shows_prices_and_json_carries_them(tmp_path, sim_env):
@@ -158,3 +160,86 @@ def test_watch_refuses_every_plan_over_max_cost_with_no_call_and_goes_on(tmp_pat
     finish = w.of("finish")[-1]
     assert finish["spend"]["this_run"]["spent"] == {"creates": 3, "totals": {"USD": "0.84"}, "unpriced": 0}
     assert "vidbatch: spent about 0.84 USD in this session (3 creates accepted); 0.84 USD so far for these manifests" in w.stderr
+
+
+# --- spend after runs with failures, reuse and an uncertain create: finish, status, report -------
+
+
+def test_spend_shows_in_the_finish_event_status_and_report_and_adds_up(tmp_path, sim_env):
+    import html as htmllib
+
+    from vidbatch import project
+    from vidbatch.report import build_report
+    from vidbatch.state import Store
+
+    from .helpers import json_events
+
+    prompts = {"fox": "A fox", "owl": "An owl", "bad": "A sim-fail shot", "lost": "A lost answer"}
+    path = write(tmp_path, "shots.toml", t2v_manifest(prompts, extra_defaults='resolution = "1080P"\n'))
+    fast = ["--poll-interval", "0", "--rpm", "60000", "--concurrency", "1", "--json"]
+    sim_env.sim.inject("create", "drop_after_create", after=3)  # the 4th create: task made, answer lost
+    first = cli("run", path, *fast)
+    assert first.exit_code == 1 and sim_env.sim.calls["create"] == 4
+    spend = json_events(first.output)[-1]["spend"]
+    assert spend["this_run"] == {
+        "spent": {"creates": 3, "totals": {"USD": "1.47"}, "unpriced": 0},
+        "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0},
+        "failed": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0},
+    }
+    assert spend["so_far"] == spend["this_run"]
+
+    # Again, with a job of fox's request (reuse: free) and the failed one retried (fails again).
+    write(tmp_path, "shots.toml", t2v_manifest({**prompts, "fox-again": "A fox"}, extra_defaults='resolution = "1080P"\n'))
+    second = cli("run", path, *fast, "--retry-failed", "--report", tmp_path / "run.html")
+    assert sim_env.sim.calls["create"] == 5
+    events = json_events(second.output)
+    assert [e["job"] for e in events if e["event"] == "reused"] == ["fox-again"]
+    spend = events[-1]["spend"]
+    assert spend["this_run"]["spent"] == {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}
+    assert spend["this_run"]["possible"]["creates"] == 0 and spend["this_run"]["failed"]["totals"] == {"USD": "0.49"}
+    so_far = {"spent": {"creates": 4, "totals": {"USD": "1.96"}, "unpriced": 0}, "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}, "failed": {"creates": 2, "totals": {"USD": "0.98"}, "unpriced": 0}}
+    assert spend["so_far"] == so_far
+    assert "spent about 0.49 USD in this run (1 create accepted); 1.96 USD so far for these manifests" in second.output
+
+    status = json.loads(cli("status", path, "--json").output)
+    assert status["spend"] == so_far
+    cost = {j["name"]: j["cost"] for j in status["jobs"]}
+    assert cost["bad"] == {"creates": 2, "totals": {"USD": "0.98"}, "unpriced": 0}  # each accepted try
+    assert cost["fox"] == cost["fox-again"] == {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}  # one render, shared
+    uncertain = next(j for j in status["jobs"] if j["state"] == "uncertain")
+    assert uncertain["cost"] is None  # possible spend only, shown apart
+    text = cli("status", path).output
+    assert "Spent: 1.96 USD (4 accepted creates), of which renders that then failed: 0.98 USD (2; MiniMax may not charge them)" in text
+    assert "Possibly spent: 0.49 USD (1 uncertain create: the answer was lost, MiniMax may have the task)" in text
+
+    ws = project.load([path])
+    store = Store(ws.state_dir, readonly=True)
+    try:
+        report = build_report(ws, store, tmp_path / "report.html")
+    finally:
+        store.close()
+    assert report.summary.spend is not None
+    assert (report.summary.spend.spent, report.summary.spend.failed, report.summary.spend.possible, report.summary.spend.this_run) == ("1.96 USD", "0.98 USD", "0.49 USD (1)", None)
+    expected = {"fox": "0.49 USD", "owl": "0.49 USD", "bad": "0.98 USD", "lost": "0.49 USD", "fox-again": "0.49 USD"}
+    expected[uncertain["name"]] = None
+    assert {j.name: j.cost for j in report.jobs} == expected
+    assert cli("report", path, "-o", tmp_path / "report.html").exit_code == 0
+    page = htmllib.unescape((tmp_path / "report.html").read_text())
+    assert "1.96 USD</span><span class=\"lbl\">spent so far · 0.98 USD on failed renders · 0.49 USD (1) maybe</span>" in page
+    assert page.count('<dd class="cost"') == 5 and '<dd class="cost" title="what this render cost: its accepted creates, every try, at the price quoted when each run started">0.98 USD</dd>' in page
+    run_page = htmllib.unescape((tmp_path / "run.html").read_text())  # the run's --report: what this run spent
+    assert "spent so far · 0.49 USD this run · 0.98 USD on failed renders" in run_page
+
+
+@pytest.mark.browser
+def test_the_report_shows_the_spend_and_each_cards_cost_in_chromium(tmp_path, sim_env, request):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "bad": "A sim-fail shot"}))
+    assert cli("run", path, "--poll-interval", "0", "--rpm", "60000").exit_code == 1
+    out = tmp_path / "report.html"
+    assert cli("report", path, "-o", out).exit_code == 0
+    page, errors = _open(request.getfixturevalue("_browser"), out)
+    spend = page.locator(".stat.spend")
+    assert spend.is_visible() and " ".join(spend.inner_text().split()) == "0.56 USD spent so far · 0.28 USD on failed renders"
+    costs = page.eval_on_selector_all(".card", "cs => cs.map(c => [c.querySelector('h3').textContent.trim(), c.querySelector('dd.cost').textContent.trim()])")
+    assert sorted(costs) == [["bad", "0.28 USD"], ["fox", "0.28 USD"]]
+    assert page.locator(".card dd.cost").first.is_visible() and errors == []

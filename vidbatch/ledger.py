@@ -308,9 +308,17 @@ class Ledger:
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         out = ["  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(r)).rstrip() for r in rows]
         out.append("")
-        out.append(f"Spent: {self.spent.describe()} ({self.spent.creates} accepted create{'' if self.spent.creates == 1 else 's'})")
+        return out + self.totals_lines()
+
+    def totals_lines(self) -> list[str]:
+        """What was spent, what of it went on renders that then failed, and what may have been
+        spent (uncertain creates), as text (``spend``, ``status``); nothing without entries."""
+        if not self.entries:
+            return []
+        spent = f"Spent: {self.spent.describe()} ({self.spent.creates} accepted create{'' if self.spent.creates == 1 else 's'})"
         if self.failed.creates:
-            out.append(f"  of which renders that then failed: {self.failed.describe()} ({self.failed.creates}); MiniMax may not charge them")
+            spent += f", of which renders that then failed: {self.failed.describe()} ({self.failed.creates}; MiniMax may not charge them)"
+        out = [spent]
         if self.possible.creates:
             out.append(f"Possibly spent: {self.possible.describe()} ({self.possible.creates} uncertain create{'' if self.possible.creates == 1 else 's'}: the answer was lost, MiniMax may have the task)")
         if any(e.priced_when_read for e in self.entries):

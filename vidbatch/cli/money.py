@@ -93,3 +93,13 @@ def spend_line(ws: Any, started: float, what: str = "this run") -> str | None:
         return ledger.run_spend(store, since=started, manifests=[m.path for m in ws.manifests]).line(what)
     finally:
         store.close()
+
+
+def spent_by(ws: Any, store: Any) -> Any:
+    """The :class:`~vidbatch.ledger.Ledger` of ``ws``'s manifests in ``store`` (a read-only
+    store, or None), every run so far; without ``ws``, of the whole state (``status``)."""
+    from .. import ledger
+
+    if store is None:
+        return ledger.Ledger(())
+    return ledger.ledger(store, manifests=[m.path for m in ws.manifests] if ws is not None else None)

@@ -414,7 +414,12 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
 @click.option("--sim", is_flag=True, help="Show the state of --sim runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, job_name: str | None, sim: bool, as_json: bool) -> None:
-    """Show jobs by state, their errors and outputs, or one job's history.
+    """Show jobs by state, their errors and outputs, or one job's history, and what was spent.
+
+    The spend is every create MiniMax accepted for these manifests so far (all runs, at the
+    price quoted when each run started; see `vidbatch spend`), with what went on renders that
+    then failed, and creates whose answer was lost (uncertain) apart as possible spend. --json
+    gives each job's render cost ("cost": its accepted creates, every try) and "spend".
 
     \b
     Examples:
@@ -437,12 +442,15 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
             counts: dict[str, int] = {}
             for j in jobs:
                 counts[j.state] = counts.get(j.state, 0) + 1
-            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs]}, indent=2, ensure_ascii=False))
+            spend = money.spent_by(ws, store).totals_json()
+            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs], "spend": spend}, indent=2, ensure_ascii=False))
             return
         if store is None:
             click.echo(f"no state at {folder}: nothing has been run here yet")
             return
         _print_status(jobs, folder)
+        for line in money.spent_by(ws, store).totals_lines():
+            click.echo(line)
     finally:
         if store:
             store.close()
