@@ -243,3 +243,26 @@ def test_the_report_shows_the_spend_and_each_cards_cost_in_chromium(tmp_path, si
     costs = page.eval_on_selector_all(".card", "cs => cs.map(c => [c.querySelector('h3').textContent.trim(), c.querySelector('dd.cost').textContent.trim()])")
     assert sorted(costs) == [["bad", "0.28 USD"], ["fox", "0.28 USD"]]
     assert page.locator(".card dd.cost").first.is_visible() and errors == []
+
+
+@pytest.mark.parametrize(("host", "column", "currency"), [("https://api.minimax.io", 0, "USD"), ("https://api.minimaxi.com", 1, "CNY")])
+def test_plan_json_prices_every_render_the_facts_allow_by_the_hosts_region(tmp_path, host, column, currency):
+    from .test_money import every_render_manifest
+    from .test_prices import CONTRACT_PER_VIDEO, UNPUBLISHED
+
+    out = cli("plan", every_render_manifest(tmp_path), "--json", "--api-host", host)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    total = Decimal(0)
+    for job in data["jobs"]:
+        cost = job["cost"]
+        if job["model"] in UNPUBLISHED:
+            assert cost["priced"] is False and cost["counts"] == "bill", job
+            continue
+        render = cost["render"]
+        want = CONTRACT_PER_VIDEO[(render["model"], render["resolution"], render["duration"])][column]
+        assert (cost["price"], cost["currency"]) == (want, currency), job
+        total += Decimal(want)
+    summary = data["summary"]["cost"]
+    assert (Decimal(summary["total"]), summary["currency"]) == (total, currency)
+    assert summary["unpriced"] == sum(1 for j in data["jobs"] if j["model"] in UNPUBLISHED) > 0

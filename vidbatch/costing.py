@@ -65,7 +65,11 @@ class JobCost:
     counts: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts, **self.price.to_json()}
+        """``counts``, the ``render`` priced (model, mode, resolution, duration: defaults written
+        out, so a CI gate need not know them) and the price."""
+        r = self.price.render
+        render = {"model": r.model, "mode": r.mode, "resolution": r.resolution, "duration": r.duration}
+        return {"counts": self.counts, "render": render, **self.price.to_json()}
 
 
 @dataclass(frozen=True)
