@@ -19,6 +19,7 @@ import pytest
 from vidbatch import costing, facts, ledger, prices, project
 from vidbatch.client import Client
 from vidbatch.errors import UsageError
+from vidbatch.events import EventKind
 from vidbatch.plan import Action
 from vidbatch.runner import RunOptions
 from vidbatch.session import Session
@@ -325,3 +326,20 @@ def test_the_ledger_migration_runs_on_a_database_of_the_first_schema(tmp_path):
         assert [e.kind for e in ledger.read_entries(store)] == [ledger.SpendKind.ACCEPTED, ledger.SpendKind.POSSIBLE]
     finally:
         store.close()
+
+
+def test_a_session_checks_its_budget_for_every_plan_with_each_manifests_prices_as_loaded_now(tmp_path):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox"}))
+    budget = costing.Budget.for_workspace([], facts.HOST_GLOBAL, max_cost="0.28")  # as watch starts: no manifest yet
+    with Session(tmp_path / "state", None, FAST, budget=budget) as session:
+        ws = project.load([path])
+        assert session.admit(session.plan(ws.manifests)) is None
+        write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))  # an edit: 0.56 USD
+        ws = project.load([path])
+        refusal = session.admit(session.plan(ws.manifests, first=False))
+        assert refusal is not None and refusal.kind is EventKind.REFUSED
+        assert refusal.reason.startswith("the plan would cost 0.56 USD, more than --max-cost 0.28 USD; nothing was sent")
+        ws.manifests[0].prices = {"global": [{"model": "MiniMax-Hailuo-02", "resolution": "768P", "duration": 6, "price": "0.14"}]}
+        assert session.admit(session.plan(ws.manifests, first=False)) is None  # its [prices] as loaded now: 0.28 USD
+        quoted = {r["key"]: r["amount"] for r in session.store.db.query("select key, amount from price_quotes")}
+        assert sorted(quoted.values()) == ["0.14", "0.14"]
