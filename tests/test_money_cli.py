@@ -199,7 +199,7 @@ def test_spend_shows_in_the_finish_event_status_and_report_and_adds_up(tmp_path,
     assert spend["this_run"]["possible"]["creates"] == 0 and spend["this_run"]["failed"]["totals"] == {"USD": "0.49"}
     so_far = {"spent": {"creates": 4, "totals": {"USD": "1.96"}, "unpriced": 0}, "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}, "failed": {"creates": 2, "totals": {"USD": "0.98"}, "unpriced": 0}}
     assert spend["so_far"] == so_far
-    assert "spent about 0.49 USD in this run (1 create accepted); 1.96 USD so far for these manifests" in second.output
+    assert "spent about 0.49 USD in this run (1 create accepted, 0.49 USD of it on renders that then failed); 1.96 USD so far for these manifests" in second.output
 
     status = json.loads(cli("status", path, "--json").output)
     assert status["spend"] == so_far

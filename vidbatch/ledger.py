@@ -356,10 +356,13 @@ def run_spend(store: Store, *, since: float, manifests: Iterable[str | Path] | N
 
 
 def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "this run") -> str:
-    """The run summary's spend line: ``spent 1.12 USD (4 creates); possibly 0.28 USD more (1
-    uncertain); 3.36 USD so far for these manifests``."""
+    """The run summary's spend line: ``spent about 1.12 USD in this run (4 creates accepted, 0.28
+    USD of it on renders that then failed); possibly 0.28 USD more (1 uncertain); 3.36 USD so far
+    for these manifests``."""
     s, p = this_run.spent, this_run.possible
-    text = f"spent about {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted)"
+    failed = this_run.failed
+    on_failed = f", {failed.describe()} of it on renders that then failed" if failed.creates else ""
+    text = f"spent about {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted{on_failed})"
     if p.creates:
         text += f"; possibly {p.describe()} more ({p.creates} uncertain)"
     if so_far is not None and so_far.entries:
