@@ -248,7 +248,7 @@ def test_the_report_shows_the_spend_and_each_cards_cost_in_chromium(tmp_path, si
 @pytest.mark.parametrize(("host", "column", "currency"), [("https://api.minimax.io", 0, "USD"), ("https://api.minimaxi.com", 1, "CNY")])
 def test_plan_json_prices_every_render_the_facts_allow_by_the_hosts_region(tmp_path, host, column, currency):
     from .test_money import every_render_manifest
-    from .test_prices import CONTRACT_PER_VIDEO, UNPUBLISHED
+    from .test_prices import CONTRACT_PER_SECOND, CONTRACT_PER_VIDEO, UNPUBLISHED
 
     out = cli("plan", every_render_manifest(tmp_path), "--json", "--api-host", host)
     assert out.exit_code == 0, out.output
@@ -259,10 +259,13 @@ def test_plan_json_prices_every_render_the_facts_allow_by_the_hosts_region(tmp_p
         if job["model"] in UNPUBLISHED:
             assert cost["priced"] is False and cost["counts"] == "bill", job
             continue
-        render = cost["render"]
-        want = CONTRACT_PER_VIDEO[(render["model"], render["resolution"], render["duration"])][column]
-        assert (cost["price"], cost["currency"]) == (want, currency), job
-        total += Decimal(want)
+        r = cost["render"]
+        if (r["model"], r["resolution"]) in CONTRACT_PER_SECOND:  # MiniMax-H3: per output second
+            want = Decimal(CONTRACT_PER_SECOND[(r["model"], r["resolution"])][column]) * r["duration"]
+        else:
+            want = Decimal(CONTRACT_PER_VIDEO[(r["model"], r["resolution"], r["duration"])][column])
+        assert (Decimal(cost["price"]), cost["currency"]) == (want, currency), job
+        total += want
     summary = data["summary"]["cost"]
     assert (Decimal(summary["total"]), summary["currency"]) == (total, currency)
     assert summary["unpriced"] == sum(1 for j in data["jobs"] if j["model"] in UNPUBLISHED) > 0
