@@ -59,10 +59,16 @@ class Action(str, enum.Enum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     GONE = "gone"  # MiniMax no longer has the task or file; --force NAME renders it again
+    #: a chained shot whose source renders (or downloads) first in this run (vidbatch.chain)
+    WAIT = "wait"
+    #: a chained shot whose source cannot give its frame in this run (failed, no pick...)
+    BLOCKED = "blocked"
 
 
-#: Actions that create a render, i.e. cost money.
-BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT})
+#: Actions that create a render, i.e. cost money. A chained shot that waits for its source is
+#: counted: a new frame makes it a new request (what the plan would cost if everything upstream
+#: changes).
+BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT, Action.WAIT})
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from . import chain
 from .costing import Budget
 from .errors import StateLockedError, UsageError
 from .events import EventKind
 from .files import clean_staging
-from .plan import Plan, plan_jobs
+from .plan import Action, Plan, PlannedJob
 from .runner import Progress, RunEvent, Runner, RunOptions, RunResult, check_budget
 from .state import Store
 
@@ -112,6 +113,8 @@ class Session:
         self._runner: Runner | None = None
         self.result: RunResult | None = None
         self._seen_progress: Progress | None = None
+        #: the manifests planned last, by path: the dependency step of chained shots reads them
+        self._manifests: dict[str, Any] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -173,15 +176,29 @@ class Session:
     def plan(self, manifests: Sequence[Any], *, first: bool = True) -> Plan:
         """The plan of ``manifests`` against the live store. ``--force``, ``--retry-failed`` and
         ``--resubmit-uncertain`` apply to a ``first`` plan only: applied again at each edit in
-        watch mode, they would render forced jobs again at every save of an unrelated line."""
+        watch mode, they would render forced jobs again at every save of an unrelated line.
+        Chained shots are resolved (:func:`vidbatch.chain.plan`), their frames kept as files."""
         opts = self.options
-        return plan_jobs(
+        self._manifests.update((str(m.path), m) for m in manifests)
+        return chain.plan(
             list(manifests),
             self.store,
+            write=True,
             retry_failed=opts.retry_failed and first,
             force=opts.force if first else (),
             resubmit_uncertain=opts.resubmit_uncertain and first,
         )
+
+    def _dependents(self, store: Store, waiting: list[PlannedJob]) -> Plan:
+        """The runner's dependency step: the waiting chained shots planned against the live
+        store; the renders it readies are quoted for the spend ledger before they are created."""
+        paths = dict.fromkeys(str(pj.job.manifest) for pj in waiting)
+        manifests = [self._manifests[p] for p in paths if p in self._manifests]
+        plan = chain.plan(manifests, store, write=True, only=[(str(pj.job.manifest), pj.job.name) for pj in waiting])
+        ready = [pj for pj in plan.jobs if pj.billable and pj.action is not Action.WAIT]
+        if self.budget is not None and ready:
+            self.budget.quote(Plan(ready, []), store)
+        return plan
 
     def admit(self, plan: Plan, confirm: Callable[[Plan], bool] | None = None) -> Refusal | None:
         """None when ``plan`` may start; else why not. ``--max-renders`` bounds every plan;
@@ -202,7 +219,8 @@ class Session:
         if answer is False:
             return Refusal(EventKind.DECLINED, "cancelled; nothing was sent")
         if self.budget is not None and plan.billable:
-            self.budget.quote(plan, self.store)  # before any create: the ledger's prices
+            # before any create: the ledger's prices (a chained shot that waits is quoted once ready)
+            self.budget.quote(Plan([pj for pj in plan.jobs if pj.action is not Action.WAIT], plan.orphans), self.store)
         return None
 
     def clean_staging(self, manifests: Iterable[Any]) -> None:
@@ -216,7 +234,7 @@ class Session:
     def runner(self) -> Runner:
         """The session's one runner, made on first use."""
         if self._runner is None:
-            self._runner = Runner(self.store, self.client, self.options, self._relay)
+            self._runner = Runner(self.store, self.client, self.options, self._relay, dependents=self._dependents)
         return self._runner
 
     def _relay(self, e: RunEvent) -> None:

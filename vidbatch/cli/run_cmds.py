@@ -201,7 +201,7 @@ def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -
     it, the billable renders without prices)."""
     from ..plan import Action
 
-    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta"}
+    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta", Action.WAIT: "blue", Action.BLOCKED: "red"}
     width = max((len(p.job.name) for p in the_plan.jobs), default=4)
     for p in the_plan.jobs:
         action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
@@ -216,6 +216,9 @@ def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -
     click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
     if not s["billable"]:
         click.echo("Nothing to pay for.")
+    waiting = s["actions"].get("wait", 0)
+    if waiting:
+        click.echo(f"{counted(waiting, 'chained shot')} wait for an upstream render in this run; counted as renders (a new source frame is a new request).")
     if cost is not None:
         for line in cost.lines():
             click.echo(line)

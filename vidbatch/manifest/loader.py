@@ -38,6 +38,7 @@ from .. import config, facts, files, images, rules
 from ..errors import ConfigError, ManifestError, ManifestProblem
 from ..identity import content_key
 from ..prices import manifest_rows as price_rows
+from . import frames
 from . import rows as rows_mod
 from . import schema
 from .model import ImageRef, Job, Manifest, ManifestResult, map_images
@@ -176,6 +177,12 @@ class _ImageCache:
         return found
 
     def _resolve(self, source: str, folder: Path) -> tuple[ImageRef | None, str | None, Path | None]:
+        if frames.is_frame(source):  # a chained shot: the frame exists once its source renders
+            try:
+                spec = frames.parse(source)
+            except ValueError as e:
+                return None, str(e), None
+            return ImageRef(spec.text, None, None, "image/png"), None, None
         if images.is_remote(source):
             return ImageRef(source, None, None, None), None, None
         if source.startswith("data:"):
@@ -560,6 +567,7 @@ class _Builder:
                     )
                 )
         self.result.inputs |= self.templates.files_read
+        self._check_chains()
         price_table = self.doc.data.get("prices")
         if price_table is not None:
             try:
@@ -571,6 +579,37 @@ class _Builder:
                 self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table
             )
         return self.result
+
+    def _check_chains(self) -> None:
+        """Chained shots (``frame:SHOT``): every reference names a job of this manifest, and no
+        job takes a frame from itself, directly or round about (the cycle is named)."""
+        references = [frames.Reference(job.name, name, spec) for job in self.jobs for name, spec in job.frame_sources()]
+        if not references:
+            return
+        by_name = {job.name: job for job in self.jobs}
+        names = list(by_name)
+
+        def line(job: str, field_name: str | None) -> int | None:
+            entry = by_name[job].entry
+            base = (field_name or "").split("[")[0]
+            return (self.doc.line(("jobs", entry, base)) if base else None) or by_name[job].line
+
+        for ref, message in frames.unknown(references, names):
+            self.result.problems.append(self._problem(ref.job, ref.field, message, line=line(ref.job, ref.field)))
+        edges: dict[str, list[str]] = {}
+        for ref in references:
+            edges.setdefault(ref.job, []).append(ref.spec.job)
+        for loop in frames.cycles(edges):
+            fields = sorted({r.field for r in references if r.job == loop[0] and r.spec.job == loop[1]})
+            self.result.problems.append(
+                self._problem(
+                    loop[0],
+                    fields[0] if fields else None,
+                    f"the chained shots form a cycle: {' -> '.join(loop)} (each takes a frame of the next); "
+                    "a shot cannot start from a frame of itself or of a shot that starts from it",
+                    line=line(loop[0], fields[0] if fields else None),
+                )
+            )
 
     def _expand_table(self, k: int, table: dict[str, Any]) -> None:
         t = _Table(self, k, table)

@@ -3,6 +3,10 @@
 A job's ``request`` is the resolved API request with its images as :class:`ImageRef` objects,
 which can show themselves three ways: as identity (content hash, for the job key), as the API
 value (a data URL, read from disk at send time), and for display (path and hash, never base64).
+
+A chained shot's image is a frame of another job's video (``frame:shot-02@last``, see
+:mod:`.frames`): loaded, it has no bytes yet (``sha256`` None, its identity the reference text);
+:mod:`vidbatch.chain` gives the job a copy whose ref points at the extracted PNG, with its hash.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .. import facts, images
 from ..errors import ManifestError, ManifestProblem
 from ..identity import image_identity
+from . import frames
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,15 @@ class ImageRef:
     _data_url: str | None = field(default=None, repr=False, compare=False)
 
     @property
+    def frame(self) -> frames.FrameSpec | None:
+        """The frame of another job this image is (``frame:...``), or None."""
+        return frames.parse(self.source) if frames.is_frame(self.source) else None
+
+    @property
     def kind(self) -> str:
-        """``"file"``, ``"data"`` or ``"url"``."""
+        """``"frame"``, ``"file"``, ``"data"`` or ``"url"``."""
+        if frames.is_frame(self.source):
+            return "frame"
         if self.path is not None:
             return "file"
         return "data" if self._data_url is not None else "url"
@@ -44,6 +56,8 @@ class ImageRef:
         Raises ManifestError when the file changed since the manifest was loaded: sending other
         bytes than the job's key was computed from would record the wrong identity.
         """
+        if self.path is None and frames.is_frame(self.source):
+            raise ManifestError([ManifestProblem(self.source, "the frame has not been extracted yet; its source must render first")])
         if self.path is not None:
             try:
                 data = self.path.read_bytes()
@@ -61,7 +75,12 @@ class ImageRef:
         return self.source
 
     def display(self) -> dict[str, str] | str:
-        """JSON-able and short: ``{"path", "sha256"}``, ``{"data_url", "sha256"}`` or the URL."""
+        """JSON-able and short: ``{"path", "sha256"}``, ``{"data_url", "sha256"}``, the URL, or
+        for a frame ``{"frame", "path", "sha256"}`` (``{"frame"}`` before it is extracted)."""
+        if frames.is_frame(self.source):
+            if self.path is None:
+                return {"frame": self.source}
+            return {"frame": self.source, "path": str(self.path), "sha256": self.sha256 or ""}
         if self.path is not None:
             return {"path": self.source, "sha256": self.sha256 or ""}
         if self._data_url is not None:
@@ -85,6 +104,19 @@ def map_images(request: Mapping[str, Any], fn: Callable[[ImageRef], Any]) -> dic
             mapped.append(subject)
         out["subject_reference"] = mapped
     return out
+
+
+def image_fields(request: Mapping[str, Any]) -> Iterator[tuple[str, ImageRef]]:
+    """(field, ref) of every image of ``request``; fields named like ``subject_reference[0].image[1]``."""
+    for name in facts.IMAGE_FIELDS:
+        value = request.get(name)
+        if isinstance(value, ImageRef):
+            yield name, value
+    for i, subject in enumerate(request.get("subject_reference") or ()):
+        if isinstance(subject, dict) and isinstance(subject.get("image"), list):
+            for n, x in enumerate(subject["image"]):
+                if isinstance(x, ImageRef):
+                    yield f"subject_reference[{i}].image[{n}]", x
 
 
 def image_refs(request: Mapping[str, Any]) -> list[ImageRef]:
@@ -112,6 +144,16 @@ class Job:
     @property
     def prompt(self) -> str | None:
         return self.request.get("prompt")
+
+    def frame_sources(self) -> list[tuple[str, frames.FrameSpec]]:
+        """(field, frame) of each image that is a frame of another job (a chained shot)."""
+        return [(name, spec) for name, ref in image_fields(self.request) if (spec := ref.frame) is not None]
+
+    @property
+    def unresolved(self) -> bool:
+        """A chained shot whose frames are not extracted yet: its ``key`` stands for the request
+        with the references as text, never for a render (:mod:`vidbatch.chain`)."""
+        return any(ref.kind == "frame" and ref.sha256 is None for ref in image_refs(self.request))
 
     def identity_request(self) -> dict[str, Any]:
         """The request with images as content hashes (URLs as themselves): what the key hashes."""
