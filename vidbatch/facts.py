@@ -72,12 +72,21 @@ class ModeSpec:
     default_duration: int = 6
 
 
+class Api(str, enum.Enum):
+    """Which generation of MiniMax's video API serves a model: ``/v1/video_generation`` (Hailuo
+    and the 01 models) or ``/v2/video_generation`` (MiniMax-H3). See "Video Generation V2" below."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     modes: Mapping[Mode, ModeSpec]
     camera_commands: bool = False
     fast_pretreatment: bool = False
+    api: Api = Api.V1
 
 
 _HAILUO = {6: ("768P", "1080P"), 10: ("768P",)}
@@ -379,3 +388,84 @@ def http_kind(status: int, *, signed_url: bool = False) -> ErrorKind:
     if 300 <= status < 400:
         return ErrorKind.WRONG_HOST
     return ErrorKind.INVALID_REQUEST
+
+
+# --- Video Generation V2 (MiniMax-H3) -----------------------------------------------------------
+# Source: "Video Generation V2" in shared/minimax-api.md (MiniMax's own CLI and the platform's
+# video-generation-v2 pages). Several facts are uncertain there; each is data here, so a change is
+# one edit. The request rules that read these facts live in :mod:`vidbatch.rules`.
+
+V2_PATH_CREATE = "/v2/video_generation"
+#: ``GET V2_PATH_QUERY/{task_id}`` queries one task; ``GET V2_PATH_QUERY?page_num=..`` lists tasks.
+V2_PATH_QUERY = "/v2/query/video_generation"
+#: ``DELETE V2_PATH_TASK/{task_id}``: cancels a queued task (not charged), deletes a finished one,
+#: refuses a running one.
+V2_PATH_TASK = "/v2/video_generation"
+#: Upload a file once and refer to it as ``mm_file://FILE_ID`` (file ids live 7 days).
+PATH_FILE_UPLOAD = "/v1/files/upload"
+V2_FILE_URL_SCHEME = "mm_file://"
+V2_FILE_TTL_SECONDS = 7 * 24 * 3600
+
+V2_PROMPT_MAX_CHARS = 7000
+#: Integer seconds. MiniMax's CLI accepts 4-15; one third-party schema says 5-15.
+V2_DURATIONS = tuple(range(4, 16))
+V2_DEFAULT_DURATION = 5
+#: MiniMax's CLI accepts only ``2K``; a 2026 pricing note also prices ``768P``. Both are accepted.
+V2_RESOLUTIONS = ("2K", "768P")
+V2_DEFAULT_RESOLUTION = "2K"
+V2_RATIOS = ("adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+#: Text-only requests need a concrete ratio; with frame or reference inputs the CLI sends this.
+V2_RATIO_WITH_MEDIA = "adaptive"
+
+#: Each media role of a ``content`` item, and the item ``type`` that carries it.
+V2_MEDIA_ROLES: dict[str, str] = {
+    "first_frame": "image_url",
+    "last_frame": "image_url",
+    "reference_image": "image_url",
+    "reference_video": "video_url",
+    "reference_audio": "audio_url",
+}
+V2_FRAME_ROLES = frozenset({"first_frame", "last_frame"})
+V2_REFERENCE_ROLES = frozenset({"reference_image", "reference_video", "reference_audio"})
+#: The most items of each role in one request, and of reference items in all.
+V2_MAX_ITEMS: dict[str, int] = {
+    "first_frame": 1,
+    "last_frame": 1,
+    "reference_image": 9,
+    "reference_video": 3,
+    "reference_audio": 3,
+}
+V2_MAX_REFERENCE_ITEMS = 12
+#: A whole create request body, data URLs included.
+V2_BODY_MAX_BYTES = 64 * 1024 * 1024
+
+#: H3's limits (a 2026 note, not an official page).
+V2_RPM = 300
+V2_MAX_IN_FLIGHT = 30
+
+#: The task list only returns tasks of the last 7 days.
+V2_LIST_DAYS = 7
+V2_LIST_PAGE_SIZE = 50
+
+#: V2 task statuses. ``cancelled`` and ``expired`` are final and not a success; a queued task is
+#: the only one a DELETE cancels (and a cancelled task is not charged).
+V2_TASK_STATUSES: dict[str, TaskState] = {
+    "queued": TaskState.RUNNING,
+    "running": TaskState.RUNNING,
+    "succeeded": TaskState.SUCCESS,
+    "failed": TaskState.FAILED,
+    "cancelled": TaskState.FAILED,
+    "expired": TaskState.FAILED,
+}
+V2_STATUS_PROGRESSION = ("queued", "running")
+V2_STATUS_SUCCESS = "succeeded"
+V2_STATUS_FAIL = "failed"
+V2_STATUS_CANCELLED = "cancelled"
+V2_STATUS_EXPIRED = "expired"
+V2_CANCELLABLE_STATUSES = frozenset({"queued"})
+#: Fields of ``usage`` in a task: what was billed.
+V2_USAGE_FIELDS = ("total_seconds", "input_seconds", "output_seconds", "input_image_count")
+
+
+def v2_task_state(status: str | None) -> TaskState:
+    return V2_TASK_STATUSES.get((status or "").strip().lower(), TaskState.UNKNOWN)
