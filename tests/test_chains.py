@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch import chain, images, media, project
+from vidbatch import chain, images, media, picks, project
 from vidbatch.errors import ManifestError
 from vidbatch.manifest import frames, load_manifest
 from vidbatch.plan import Action
@@ -21,6 +21,7 @@ from vidbatch.runner import RunOptions
 from vidbatch.state import Store
 
 from .fakes import FakeClient, write_video
+from .conftest import TEST_KEY
 from .helpers import api_calls, cli, creates, json_events
 
 FAST = ["--poll-interval", "0", "--rpm", "60000"]
@@ -290,3 +291,63 @@ def test_a_loaded_chained_job_is_unresolved_and_its_image_says_where_it_comes_fr
     assert first is not None and not first.unresolved
     plan = chain.plan([m], None)
     assert [(p.job.name, p.action) for p in plan.jobs] == [("shot-01", Action.SUBMIT), ("shot-02", Action.WAIT), ("shot-03", Action.WAIT), ("shot-04", Action.WAIT)]
+
+
+# --- takes and picks -------------------------------------------------------------------------------
+
+TAKES = CHAIN.replace(
+    '[[jobs]]\nname = "shot-04"',
+    '[[jobs]]\nname = "shot-02-take2"\nfirst_frame_image = "frame:shot-01"\nprompt = "The fox, scene 02, take 2"\n\n[[jobs]]\nname = "shot-04"',
+)
+
+
+def load_takes(manifest: Path) -> project.Workspace:
+    """The chain with shot-02 in two takes. Until the manifest says ``takes = N`` itself, the
+    second take is a job of its own made a take of shot-02 here (as the takes loader will)."""
+    ws = project.load([manifest])
+    for job in ws.jobs:
+        job.shot, job.take = ("shot-02", 2) if job.name == "shot-02-take2" else (job.name, 1)  # type: ignore[attr-defined]
+    return ws
+
+
+def run_takes(manifest: Path, sim) -> tuple[project.RunResult, list]:
+    from vidbatch.client import Client
+
+    events: list = []
+    with Client(TEST_KEY, sim.base_url) as client:
+        result = load_takes(manifest).run(client, RunOptions(rpm=60000, poll_interval=0), on_event=events.append)
+    return result, events
+
+
+def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstream_only(tmp_path, sim):
+    manifest = write_chain(tmp_path, TAKES)
+    plan = load_takes(manifest).plan()
+    reasons = {p.job.name: (p.action, p.reason) for p in plan.jobs}
+    assert reasons["shot-03"][0] is Action.BLOCKED and "shot-02 has 2 takes and no pick" in reasons["shot-03"][1]
+    assert "vidbatch pick shot-02 TAKE" in reasons["shot-03"][1]
+    assert reasons["shot-04"][0] is Action.BLOCKED and "shot-03 cannot start" in reasons["shot-04"][1]
+
+    result, events = run_takes(manifest, sim)
+    assert creates(sim) == 3 and result.exit_code == 1
+    blocked = {e.job: e.message for e in events if e.kind == "blocked"}
+    assert set(blocked) == {"shot-03", "shot-04"} and "no pick" in blocked["shot-03"]
+
+    renders = tmp_path / "renders"
+    picks.update(manifest, lambda p: p.pick("shot-02", 1))
+    result, _ = run_takes(manifest, sim)
+    assert result.exit_code == 0 and creates(sim) == 5
+    assert sent_image_last(sim, "The fox, scene 03") == media.extract_frame(renders / "shot-02.mp4")
+    first_cut = {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)}
+
+    picks.update(manifest, lambda p: p.pick("shot-02", 2))
+    plan = load_takes(manifest).plan()
+    assert [(p.job.name, p.action) for p in plan.jobs if p.action is not Action.SKIP] == [("shot-03", Action.RESUBMIT), ("shot-04", Action.WAIT)]
+    result, _ = run_takes(manifest, sim)
+    assert result.exit_code == 0
+    assert prompts_created(sim)[5:] == ["The fox, scene 03", "The fox, scene 04"], "re-picking shot-02 renders 03 and 04 only"
+    assert sent_image_last(sim, "The fox, scene 03") == media.extract_frame(renders / "shot-02-take2.mp4")
+
+    picks.update(manifest, lambda p: p.pick("shot-02", 1))
+    result, _ = run_takes(manifest, sim)
+    assert result.exit_code == 0 and creates(sim) == 7, "picking take 1 again: 03 and 04 get their earlier renders back, unpaid"
+    assert {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)} == first_cut

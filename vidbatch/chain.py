@@ -40,7 +40,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from . import facts, images, media
+from . import facts, images, media, picks
 from .errors import ManifestError, ManifestProblem, MediaError
 from .files import write_bytes
 from .identity import content_key
@@ -67,10 +67,31 @@ def frame_path(source: Job, video_sha256: str, spec: frames.FrameSpec) -> Path:
     return source.output.parent / FRAMES_FOLDER / f"{source.output.stem}@{spec.position}.{video_sha256[:16]}.png"
 
 
-def source_of(shot: str, by_name: Mapping[str, Job]) -> Job | str:
-    """The job whose video a frame of ``shot`` is taken from: its picked (or only) take; a text
-    saying why there is none yet (several takes, no pick)."""
-    return by_name[shot]
+def shot_of(job: Job) -> str:
+    """The shot a job is a take of (its name, for a job of one take)."""
+    return str(getattr(job, "shot", job.name))
+
+
+def take_of(job: Job) -> int:
+    return int(getattr(job, "take", 1))
+
+
+def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.Picks) -> Job | str:
+    """The job whose video a frame of ``shot`` is taken from: its picked (or only) take (see
+    :meth:`vidbatch.picks.Picks.chosen`); else a text saying why there is none yet."""
+    of_shot = takes.get(shot, {})
+    take = chosen.chosen(shot)
+    if take is None or take not in of_shot:
+        return f"{shot} has {len(of_shot)} takes and no pick; pick one with `vidbatch pick {shot} TAKE`, then run again"
+    return of_shot[take]
+
+
+@dataclass(frozen=True)
+class _Take:
+    """A job as :mod:`vidbatch.picks` counts it: the shot it is a take of, and which take."""
+
+    shot: str
+    take: int
 
 
 @dataclass(frozen=True)
@@ -118,11 +139,17 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
         if outputs is None:
             outputs = store.all_outputs() if store is not None else {}
         by_name = {job.name: job for job in manifest.jobs}
-        names = frames.order(list(by_name), edges)
+        takes: dict[str, dict[int, Job]] = {}
+        for job in manifest.jobs:
+            takes.setdefault(shot_of(job), {})[take_of(job)] = job
+        chosen = picks.load(manifest.path, [_Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+        # a frame names a shot; the graph is over jobs (each take of a shot takes the same frame)
+        job_edges = {name: [j.name for shot in sources for j in takes.get(shot, {}).values()] for name, sources in edges.items()}
+        names = frames.order(list(by_name), job_edges)
         result.order[str(manifest.path)] = names
         for name in names:
             if name in edges:
-                _resolve_one(by_name[name], by_name, outputs, result, write)
+                _resolve_one(by_name[name], takes, chosen, outputs, result, write)
     return result
 
 
@@ -136,14 +163,16 @@ def resolved(manifests: Sequence[Manifest], store: Store | None) -> list[Manifes
     return [dataclasses.replace(m, jobs=[resolution.job(j) for j in m.jobs]) if str(m.path) in resolution.order else m for m in manifests]
 
 
-def _resolve_one(job: Job, by_name: Mapping[str, Job], outputs: Mapping[str, OutputRecord], result: Resolution, write: bool) -> None:
+def _resolve_one(
+    job: Job, takes: Mapping[str, Mapping[int, Job]], chosen: picks.Picks, outputs: Mapping[str, OutputRecord], result: Resolution, write: bool
+) -> None:
     waits: list[Wait] = []
     problems: list[ManifestProblem] = []
     taken: dict[str, ImageRef] = {}
     for fname, spec in job.frame_sources():
         if spec.text in taken:
             continue
-        source = source_of(spec.job, by_name)
+        source = source_of(spec.job, takes, chosen)
         if isinstance(source, str):
             waits.append(Wait(spec.job, source, pick=True))
             continue
@@ -180,7 +209,8 @@ def _resolve_one(job: Job, by_name: Mapping[str, Job], outputs: Mapping[str, Out
         return taken.get(ref.source, ref) if ref.kind == "frame" else ref
 
     request = map_images(job.request, resolved)
-    result.jobs[jid] = dataclasses.replace(job, request=request, key=content_key(map_images(request, ImageRef.identity)))
+    key = content_key(map_images(request, ImageRef.identity), take_of(job))
+    result.jobs[jid] = dataclasses.replace(job, request=request, key=key)
 
 
 def _frame(source: Job, video_sha256: str, spec: frames.FrameSpec, write: bool) -> tuple[Path, bytes]:

@@ -587,27 +587,34 @@ class _Builder:
         if not references:
             return
         by_name = {job.name: job for job in self.jobs}
-        names = list(by_name)
+        shots: dict[str, str] = {}  # shot -> its first job (a shot of several takes has several)
+        for job in self.jobs:
+            shots.setdefault(str(getattr(job, "shot", job.name)), job.name)
 
         def line(job: str, field_name: str | None) -> int | None:
             entry = by_name[job].entry
             base = (field_name or "").split("[")[0]
             return (self.doc.line(("jobs", entry, base)) if base else None) or by_name[job].line
 
-        for ref, message in frames.unknown(references, names):
+        for ref, message in frames.unknown(references, list(shots)):
             self.result.problems.append(self._problem(ref.job, ref.field, message, line=line(ref.job, ref.field)))
+        # the graph of shots: a shot takes a frame of another (whichever of its takes is chosen)
         edges: dict[str, list[str]] = {}
+        first_job: dict[str, str] = {}
         for ref in references:
-            edges.setdefault(ref.job, []).append(ref.spec.job)
+            shot = str(getattr(by_name[ref.job], "shot", ref.job))
+            first_job.setdefault(shot, ref.job)
+            edges.setdefault(shot, []).append(ref.spec.job)
         for loop in frames.cycles(edges):
-            fields = sorted({r.field for r in references if r.job == loop[0] and r.spec.job == loop[1]})
+            job_name = first_job[loop[0]]
+            fields = sorted({r.field for r in references if r.job == job_name and r.spec.job == loop[1]})
             self.result.problems.append(
                 self._problem(
-                    loop[0],
+                    job_name,
                     fields[0] if fields else None,
                     f"the chained shots form a cycle: {' -> '.join(loop)} (each takes a frame of the next); "
                     "a shot cannot start from a frame of itself or of a shot that starts from it",
-                    line=line(loop[0], fields[0] if fields else None),
+                    line=line(job_name, fields[0] if fields else None),
                 )
             )
 
