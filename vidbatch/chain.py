@@ -87,7 +87,7 @@ def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.P
 
 
 @dataclass(frozen=True)
-class _Take:
+class Take:
     """A job as :mod:`vidbatch.picks` counts it: the shot it is a take of, and which take."""
 
     shot: str
@@ -142,7 +142,7 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
         takes: dict[str, dict[int, Job]] = {}
         for job in manifest.jobs:
             takes.setdefault(shot_of(job), {})[take_of(job)] = job
-        chosen = picks.load(manifest.path, [_Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+        chosen = picks.load(manifest.path, [Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
         # a frame names a shot; the graph is over jobs (each take of a shot takes the same frame)
         job_edges = {name: [j.name for shot in sources for j in takes.get(shot, {}).values()] for name, sources in edges.items()}
         names = frames.order(list(by_name), job_edges)

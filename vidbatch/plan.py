@@ -140,10 +140,12 @@ class Orphan:
 class Plan:
     jobs: list[PlannedJob]
     orphans: list[Orphan]
+    #: the manifests' sequences joined into cuts: local steps, no API call (vidbatch.cuts.PlannedCut)
+    cuts: list[Any] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
-        return all(p.action is Action.SKIP for p in self.jobs)
+        return all(p.action is Action.SKIP for p in self.jobs) and all(c.up_to_date for c in self.cuts)
 
     @property
     def billable(self) -> list[PlannedJob]:
@@ -164,6 +166,7 @@ class Plan:
                 for (m, mode, r, d), n in sorted(renders.items(), key=lambda kv: (-kv[1], str(kv[0])))
             ],
             "orphans": len(self.orphans),
+            **({"cuts": dict(Counter(c.action.value for c in self.cuts))} if self.cuts else {}),
             "up_to_date": self.up_to_date,
         }
 
@@ -171,6 +174,7 @@ class Plan:
         return {
             "jobs": [p.to_json(cwd) for p in self.jobs],
             "orphans": [o.to_json(cwd) for o in self.orphans],
+            **({"cuts": [c.to_json(cwd) for c in self.cuts]} if self.cuts else {}),
             "summary": self.summary(),
         }
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from . import chain
+from . import chain, cuts
 from .costing import Budget
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
@@ -106,6 +106,8 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
+            for sequence in m.sequences:
+                sequence.output = sim_dir / sequence.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
     return Workspace(manifests, folder, sim=sim, cache=cache)
 
@@ -138,7 +140,7 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
     _check_force(ws, force)
     store = Store.open_for_reading(ws.state_dir)
     try:
-        return chain.plan(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+        return cuts.plan(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
     finally:
         if store:
             store.close()
@@ -172,7 +174,9 @@ def run(
         session.clean_staging(ws.manifests)
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
-        return session.run(the_plan)
+        result = session.run(the_plan)
+        session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
+        return result
 
 
 def _check_output_folders(ws: Workspace, plan: Plan) -> None:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from . import chain
+from . import chain, cuts
 from .costing import Budget
-from .errors import StateLockedError, UsageError
+from .errors import MediaError, StateLockedError, UsageError
 from .events import EventKind
 from .files import clean_staging
 from .plan import Action, Plan, PlannedJob
@@ -177,10 +177,11 @@ class Session:
         """The plan of ``manifests`` against the live store. ``--force``, ``--retry-failed`` and
         ``--resubmit-uncertain`` apply to a ``first`` plan only: applied again at each edit in
         watch mode, they would render forced jobs again at every save of an unrelated line.
-        Chained shots are resolved (:func:`vidbatch.chain.plan`), their frames kept as files."""
+        Chained shots are resolved (:func:`vidbatch.chain.plan`), their frames kept as files, and
+        sequences planned as cuts (:func:`vidbatch.cuts.plan`)."""
         opts = self.options
         self._manifests.update((str(m.path), m) for m in manifests)
-        return chain.plan(
+        return cuts.plan(
             list(manifests),
             self.store,
             write=True,
@@ -253,6 +254,32 @@ class Session:
         """Carry out one plan and return when it is done (``run``)."""
         self.result = self.runner.run(plan)
         return self.result
+
+    def assemble(self, manifests: Sequence[Any]) -> list[cuts.Built]:
+        """Join each sequence of ``manifests`` whose shots' videos are all in place and whose cut
+        is missing or was joined from other videos (after :meth:`run`; local, no API call). A
+        sequence that cannot be joined says why; one whose join fails counts as failed."""
+        if not any(getattr(m, "sequences", None) for m in manifests):
+            return []
+        planned = cuts.plan(list(manifests), self.store, write=True).cuts
+        built: list[cuts.Built] = []
+        for cut in planned:
+            name = cut.sequence.name
+            if cut.action is cuts.CutAction.BUILD:
+                try:
+                    done = cuts.build(cut, self.store)
+                except MediaError as e:
+                    if self.result is not None:
+                        self.result.failed.append(name)
+                    self.on_event(RunEvent(EventKind.FAILED, f"cut not joined: {e}", name))
+                    continue
+                built.append(done)
+                how = f"re-encoded: {done.result.reason}" if done.result.reencoded else "copied, no re-encode"
+                data = {"path": str(cut.sequence.output), "shots": len(cut.clips), "duration": round(done.result.duration, 3), "reencoded": done.result.reencoded, "sha256": done.sha256}
+                self.on_event(RunEvent(EventKind.JOINED, f"{len(cut.clips)} shots, {done.result.duration:.2f} s ({how})", name, data=data))
+            elif cut.action is not cuts.CutAction.SKIP:
+                self.on_event(RunEvent(EventKind.BLOCKED, f"cut not joined: {cut.reason}", name))
+        return built
 
     def serve(self) -> RunResult:
         """Run plans handed over with ``runner.replan`` until ``runner.stop()`` (``watch``)."""

@@ -31,6 +31,7 @@ NOTABLE: dict[str, str] = {
     K.UNSAVED: "UNSAVED",
     K.WAIT: "waits",
     K.BLOCKED: "BLOCKED",
+    K.JOINED: "joined",
 }
 STYLES: dict[str, str] = {
     K.FAILED: "red",

@@ -208,12 +208,17 @@ def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -
         click.echo(f"  {action} {p.job.name:<{width}}  {p.reason}")
         for change in p.changes:
             click.echo(f"  {'':<9} {'':<{width}}    {change.describe()}")
+    cut_colors = {"build": "green", "skip": None, "wait": "blue", "blocked": "red"}
+    for c in the_plan.cuts:  # local steps: sequences joined into one video, no API call
+        label = click.style(f"{c.action.value:<9}", fg=cut_colors.get(c.action.value))
+        click.echo(f"  {label} {c.sequence.name:<{width}}  cut of {len(c.sequence.shots)} shots -> {shown(c.sequence.output)}: {c.reason}")
     for o in the_plan.orphans:
         label = click.style(f"{'orphan':<9}", fg="bright_black")
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
-    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
+    cut_counts = "; cuts: " + ", ".join(f"{n} {a}" for a, n in s["cuts"].items()) if s.get("cuts") else ""
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else "") + cut_counts)
     if not s["billable"]:
         click.echo("Nothing to pay for.")
     waiting = s["actions"].get("wait", 0)

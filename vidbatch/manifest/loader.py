@@ -41,7 +41,7 @@ from ..prices import manifest_rows as price_rows
 from . import frames
 from . import rows as rows_mod
 from . import schema
-from .model import ImageRef, Job, Manifest, ManifestResult, map_images
+from .model import ImageRef, Job, Manifest, ManifestResult, ShotSequence, map_images
 from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
@@ -568,6 +568,7 @@ class _Builder:
                 )
         self.result.inputs |= self.templates.files_read
         self._check_chains()
+        sequences = self._sequences()
         price_table = self.doc.data.get("prices")
         if price_table is not None:
             try:
@@ -576,9 +577,50 @@ class _Builder:
                 self.result.problems.extend(e.problems)
         if not self.result.problems:
             self.result.manifest = Manifest(
-                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table
+                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table, sequences=sequences
             )
         return self.result
+
+    def _sequences(self) -> list[ShotSequence]:
+        """The ``[[sequences]]`` tables: unique names, shots that name jobs (shots) of this
+        manifest, an output inside output_dir that no job writes."""
+        out: list[ShotSequence] = []
+        shots = list(dict.fromkeys(str(getattr(job, "shot", job.name)) for job in self.jobs))
+        job_outputs = {str(job.output): job.name for job in self.jobs}
+        seen: dict[str, int] = {}
+        for i, table in enumerate(self.doc.data.get("sequences") or []):
+            name = table["name"]
+            where = ("sequences", i)
+
+            def problem(field_name: str | None, message: str) -> None:
+                line = self.doc.line((*where, field_name)) if field_name else None
+                self.result.problems.append(self._problem(f"sequence {name}", field_name, message, line=line or self.doc.line(where)))
+
+            bad = self._text_problem(name) or name_problem(name)
+            if bad:
+                problem("name", bad)
+                continue
+            if name in seen:
+                problem("name", f"{name!r} is also the name of sequences[{seen[name]}]; sequence names must be unique")
+                continue
+            seen[name] = i
+            for ref in frames.unknown([frames.Reference(name, "shots", frames.FrameSpec(shot)) for shot in table["shots"]], shots):
+                problem("shots", ref[1].replace(f"{frames.PREFIX}{ref[0].spec.job}@last", repr(ref[0].spec.job)))
+            text = table.get("output", f"{name}.mp4")
+            parts, message = output_parts(text)
+            if message:
+                problem("output", message)
+                continue
+            output = Path(os.path.join(self.output_dir_str, *parts))
+            real_parent = self.s.realpath(str(output.parent))
+            if real_parent != self.real_output_dir and not real_parent.startswith(self.real_output_dir + os.sep):
+                problem("output", f"{text!r} would be written outside output_dir")
+                continue
+            if str(output) in job_outputs:
+                problem("output", f"{self.s.display(output)} is also the output of job {job_outputs[str(output)]}; give the sequence another name or output")
+                continue
+            out.append(ShotSequence(name, list(table["shots"]), output, self.doc.line(where)))
+        return out
 
     def _check_chains(self) -> None:
         """Chained shots (``frame:SHOT``): every reference names a job of this manifest, and no

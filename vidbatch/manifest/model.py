@@ -169,6 +169,17 @@ class Job:
 
 
 @dataclass
+class ShotSequence:
+    """A ``[[sequences]]`` table: shots (job names) joined, in order, into the video ``output``
+    (absolute, inside the manifest's output_dir); see :mod:`vidbatch.cuts`."""
+
+    name: str
+    shots: list[str]
+    output: Path
+    line: int | None = None
+
+
+@dataclass
 class Manifest:
     path: Path  # absolute
     output_dir: Path  # absolute
@@ -184,6 +195,8 @@ class Manifest:
     #: status, report) work on a read-only copy; a command that will write outputs refuses with
     #: it before any create (see :meth:`output_dir_error`).
     output_dir_unwritable: str | None = None
+    #: The manifest's sequences of shots, each joined into one video (vidbatch.cuts).
+    sequences: list[ShotSequence] = field(default_factory=list)
 
     def output_dir_error(self) -> ManifestError | None:
         """The error (exit 2) a run or watch raises before creating anything, when outputs of this

@@ -1,0 +1,176 @@
+"""Cuts (issue 14): a manifest's sequences of shots joined into one MP4, locally, rebuilt only when
+a shot's picked video changed. The real CLI against the simulator on loopback; durations and
+frames checked by decoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vidbatch import media, mp4, picks, project
+from vidbatch.cuts import CutAction
+from vidbatch.runner import RunOptions
+
+from .conftest import TEST_KEY
+from .helpers import api_calls, cli, creates, json_events
+
+FAST = ["--poll-interval", "0", "--rpm", "60000"]
+
+FILM = """output_dir = "renders"
+
+[defaults]
+model = "MiniMax-Hailuo-02"
+
+[[jobs]]
+name = "shot-{{ n }}"
+prompt = "A lighthouse, shot {{ n }}"
+matrix = { n = ["01", "02", "03"] }
+
+[[sequences]]
+name = "film"
+shots = ["shot-01", "shot-02", "shot-03"]
+
+[[sequences]]
+name = "teaser"
+shots = ["shot-03", "shot-01"]
+output = "cuts/teaser.mp4"
+"""
+
+
+def write_film(folder: Path, text: str = FILM) -> Path:
+    path = folder / "film.toml"
+    path.write_text(text)
+    return path
+
+
+def joined(output: str) -> list[str]:
+    return [e["job"] for e in json_events(output) if e["event"] == "joined"]
+
+
+def test_a_sequence_is_one_playable_mp4_as_long_as_its_shots(tmp_path, sim_env):
+    manifest = write_film(tmp_path)
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [(c["name"], c["action"]) for c in plan["cuts"]] == [("film", "wait"), ("teaser", "wait")]
+    assert plan["summary"]["billable"] == 3, "a cut is a local step: it costs no render"
+
+    result = cli(["run", "--json", manifest, *FAST])
+    assert result.exit_code == 0, result.output
+    assert creates(sim_env) == 3 and sorted(joined(result.output)) == ["film", "teaser"]
+    renders = tmp_path / "renders"
+    film, teaser = renders / "film.mp4", renders / "cuts" / "teaser.mp4"
+    assert mp4.check_mp4(film) == [] and mp4.check_mp4(teaser) == []
+    shots = [media.probe(renders / f"shot-0{n}.mp4", decode=True) for n in (1, 2, 3)]
+    cut = media.probe(film, decode=True)
+    assert abs(cut.duration - sum(s.duration for s in shots)) < 1e-6
+    assert cut.frames == sum(s.frames for s in shots)
+    # the shots play in order: the cut's frame at each seam is the next shot's first frame
+    start = 0.0
+    for n, shot in enumerate(shots, 1):
+        assert media.extract_frame(film, start) == media.extract_frame(renders / f"shot-0{n}.mp4", last=False)
+        start += shot.duration
+    assert media.extract_frame(teaser, 0.0) == media.extract_frame(renders / "shot-03.mp4", last=False)
+    event = next(e for e in json_events(result.output) if e["event"] == "joined" and e["job"] == "film")
+    assert event["reencoded"] is False, "the simulator's clips share their codec parameters: copied"
+
+
+def test_a_cut_is_rebuilt_only_when_a_shots_video_changes(tmp_path, sim_env):
+    manifest = write_film(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    film = tmp_path / "renders" / "film.mp4"
+    before = (film.read_bytes(), film.stat().st_mtime_ns)
+    calls = api_calls(sim_env)
+
+    again = cli(["run", "--json", manifest, *FAST])
+    assert again.exit_code == 0 and joined(again.output) == [], "nothing changed: nothing joined"
+    assert (film.read_bytes(), film.stat().st_mtime_ns) == before and api_calls(sim_env) == calls
+    assert cli(["plan", "--check", manifest]).exit_code == 0
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [c["action"] for c in plan["cuts"]] == ["skip", "skip"]
+
+    # a deleted cut is joined again from the videos in place: no API call
+    film.unlink()
+    assert cli(["plan", "--check", manifest]).exit_code == 1
+    out = cli(["plan", manifest]).output
+    assert "film" in out and "cut file is missing" in out and "local, no API call" in out
+    rebuilt = cli(["run", "--json", manifest, *FAST])
+    assert joined(rebuilt.output) == ["film"] and api_calls(sim_env) == calls
+    assert film.read_bytes() == before[0], "the same videos joined again give the same file"
+
+    # shot-02 rendered again: both cuts that hold it are joined again... only film holds it
+    manifest.write_text(FILM.replace('"A lighthouse, shot {{ n }}"', '"A lighthouse, shot {{ n }}{% if n == \'02\' %}, at night{% endif %}"'))
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert {c["name"]: c["action"] for c in plan["cuts"]} == {"film": "wait", "teaser": "skip"}
+    result = cli(["run", "--json", manifest, *FAST])
+    assert result.exit_code == 0 and creates(sim_env) == 4
+    assert joined(result.output) == ["film"]
+    assert film.read_bytes() != before[0]
+
+
+def test_a_cut_takes_the_picked_take_and_is_rebuilt_when_the_pick_changes(tmp_path, sim):
+    text = FILM.replace('matrix = { n = ["01", "02", "03"] }', 'matrix = { n = ["01", "02", "03", "02-take2"] }')
+    manifest = write_film(tmp_path, text)
+
+    def run() -> list[str]:
+        from vidbatch.client import Client
+
+        ws = project.load([manifest])
+        for job in ws.jobs:  # shot-02 in two takes (as the takes loader will make them)
+            job.shot, job.take = ("shot-02", 2) if job.name == "shot-02-take2" else (job.name, 1)  # type: ignore[attr-defined]
+        events: list = []
+        with Client(TEST_KEY, sim.base_url) as client:
+            ws.run(client, RunOptions(rpm=60000, poll_interval=0), on_event=events.append)
+        return [e.job for e in events if e.kind == "joined"]
+
+    assert run() == ["teaser"], "film waits for a pick of shot-02; teaser does not hold it"
+    renders = tmp_path / "renders"
+    picks.update(manifest, lambda p: p.pick("shot-02", 2))
+    assert run() == ["film"]
+    seam = media.probe(renders / "shot-01.mp4").duration
+    assert media.extract_frame(renders / "film.mp4", seam) == media.extract_frame(renders / "shot-02-take2.mp4", last=False)
+    assert run() == [], "the same pick: nothing to join"
+    picks.update(manifest, lambda p: p.pick("shot-02", 1))
+    assert run() == ["film"]
+    assert media.extract_frame(renders / "film.mp4", seam) == media.extract_frame(renders / "shot-02.mp4", last=False)
+    assert creates(sim) == 4, "picks and joins cost no render"
+
+
+def test_a_cut_of_a_failed_shot_is_not_joined_and_says_why(tmp_path, sim_env):
+    manifest = write_film(tmp_path, FILM.replace('"A lighthouse, shot {{ n }}"', '"A lighthouse, shot {{ n }}{% if n == \'03\' %} sim-fail{% endif %}"'))
+    result = cli(["run", "--json", manifest, *FAST])
+    assert result.exit_code == 1
+    blocked = {e["job"]: e["message"] for e in json_events(result.output) if e["event"] == "blocked"}
+    assert set(blocked) == {"film", "teaser"} and "shot-03 failed" in blocked["film"]
+    assert not (tmp_path / "renders" / "film.mp4").exists()
+    plan = cli(["plan", manifest])
+    assert "blocked" in plan.output and "shot-03 failed" in plan.output
+
+
+def test_bad_sequences_exit_2_before_any_call(tmp_path, sim_env):
+    cases = {
+        'shots = ["shot-01", "shot-2"]': ["sequence film", "field shots", "'shot-2' names no job", "did you mean shot-02"],
+        'shots = ["shot-01"]\noutput = "shot-01.mp4"': ["sequence film", "field output", "also the output of job shot-01"],
+        'shots = ["shot-01"]\noutput = "../film.mp4"': ["sequence film", "field output", "leaves output_dir"],
+        'shots = []': ["sequences[0].shots"],
+    }
+    for bad, expected in cases.items():
+        manifest = write_film(tmp_path, FILM.replace('shots = ["shot-01", "shot-02", "shot-03"]', bad))
+        for command in (["validate", manifest], ["run", manifest, *FAST]):
+            result = cli(command)
+            assert result.exit_code == 2, (bad, result.output)
+            for text in expected:
+                assert text in result.output, (bad, result.output)
+    duplicate = write_film(tmp_path, FILM.replace('name = "teaser"', 'name = "film"'))
+    result = cli(["validate", duplicate])
+    assert result.exit_code == 2 and "sequence names must be unique" in result.output
+    assert api_calls(sim_env) == 0 and not (tmp_path / ".vidbatch").exists()
+
+
+def test_the_plan_of_cuts_in_process(tmp_path):
+    from vidbatch import cuts
+
+    manifest = write_film(tmp_path)
+    ws = project.load([manifest])
+    assert [q.name for q in ws.manifests[0].sequences] == ["film", "teaser"]
+    plan = cuts.plan(ws.manifests, None)
+    assert [(c.sequence.name, c.action) for c in plan.cuts] == [("film", CutAction.WAIT), ("teaser", CutAction.WAIT)]
+    assert not plan.up_to_date and plan.summary()["cuts"] == {"wait": 2}
