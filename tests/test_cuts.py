@@ -5,7 +5,10 @@ frames checked by decoding."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
+
+import pytest
 
 from vidbatch import media, mp4, picks, project
 from vidbatch.cuts import CutAction
@@ -13,6 +16,7 @@ from vidbatch.runner import RunOptions
 
 from .conftest import TEST_KEY
 from .helpers import api_calls, cli, creates, json_events
+from .test_report import browser  # noqa: F401,F811  (the headless Chromium fixture)
 
 FAST = ["--poll-interval", "0", "--rpm", "60000"]
 
@@ -174,3 +178,78 @@ def test_the_plan_of_cuts_in_process(tmp_path):
     plan = cuts.plan(ws.manifests, None)
     assert [(c.sequence.name, c.action) for c in plan.cuts] == [("film", CutAction.WAIT), ("teaser", CutAction.WAIT)]
     assert not plan.up_to_date and plan.summary()["cuts"] == {"wait": 2}
+
+
+# --- the report: posters, contact sheets, the cut at the top -----------------------------------------
+
+
+def test_the_report_shows_the_cut_first_with_a_contact_sheet_and_a_poster_per_video(tmp_path, sim_env):
+    from vidbatch import report
+
+    from .test_report import parse
+
+    manifest = write_film(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    out = tmp_path / "renders" / "report.html"
+    ws = project.load([manifest])
+    written = report.write_report(ws, out)
+    assert [(c.name, c.note) for c in written.cuts] == [("film", "up to date"), ("teaser", "up to date")]
+    main = parse(out.read_text(encoding="utf-8")).find("main")
+    first = next(n for n in main.iter() if n.tag in ("section", "article"))
+    assert first.attrs["class"] == "cuts", "the cuts come before the jobs"
+    film = first.find("article")
+    assert film.find("video").attrs["src"] == "film.mp4"
+    sheet = tmp_path / "renders" / film.find("img", "sheet").attrs["src"]
+    image = media.decode_png(sheet.read_bytes())
+    assert (image.width, image.height) == (3 * 240, 135), "one frame per shot, 240 px wide each"
+
+    posters = {}
+    for card in main.find_all("article", "card"):
+        video = card.find("video")
+        poster = tmp_path / "renders" / urllib.parse.unquote(video.attrs["poster"])
+        shot = tmp_path / "renders" / video.attrs["src"]
+        assert poster.name == f"{_sha256(shot)}.png", "named by the video's hash"
+        assert poster.read_bytes() == media.poster(shot)
+        posters[poster] = poster.stat().st_mtime_ns
+    assert len(posters) == 3
+
+    report.write_report(ws, out)  # again: the posters are not extracted a second time
+    assert {p: p.stat().st_mtime_ns for p in posters} == posters
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_report_before_any_run_shows_the_cut_as_not_joined(tmp_path):
+    from vidbatch import report
+
+    manifest = write_film(tmp_path)
+    written = report.write_report(project.load([manifest]), tmp_path / "report.html")
+    assert [(c.video_src, c.sheet_src) for c in written.cuts] == [(None, None), (None, None)]
+    assert "Not joined yet" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+def test_the_cut_plays_in_headless_chromium(tmp_path, sim_env, browser):  # noqa: F811
+    from vidbatch import report
+
+    from .test_report import _open
+
+    manifest = write_film(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    out = tmp_path / "renders" / "report.html"
+    report.write_report(project.load([manifest]), out)
+    page, errors = _open(browser, out)
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1 || v.error)", timeout=15_000)
+    cut = page.eval_on_selector(".cuts video", "v => ({error: v.error && v.error.code, w: v.videoWidth, d: v.duration})")
+    assert cut["error"] is None and cut["w"] == 640 and abs(cut["d"] - 6.0) < 0.1
+    sheets = page.eval_on_selector_all(".cuts img.sheet", "is => is.map(i => i.naturalWidth)")
+    assert sheets == [720, 480]
+    posters = page.eval_on_selector_all(".card video", "vs => vs.map(v => v.poster)")
+    assert len(posters) == 3 and all(p.endswith(".png") for p in posters)
+    page.click("#play-all")  # plays the cards, not the cut
+    assert page.eval_on_selector(".cuts video", "v => v.paused")
+    assert errors == []
