@@ -175,6 +175,10 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     skip (output present and verified), resume (a task is rendering), download (rendered, file
     missing: fetch again, no new render), reuse (an identical request was rendered under another
     name: copy it), failed (retried only with --retry-failed), uncertain (a create was cut off).
+    Chained shots (first_frame_image = "frame:shot-02") are listed after their sources: wait (the
+    source renders first in this run; counted on the bill) or blocked (the source failed, or has
+    several takes and no pick: the reason is shown). Sequences are local steps after the jobs:
+    build, skip, wait or blocked (joining shots costs no API call).
 
     \b
     Examples:
