@@ -132,8 +132,7 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
     result = Resolution()
     outputs: dict[str, OutputRecord] | None = None
     for manifest in manifests:
-        edges = {job.name: [spec.job for _, spec in job.frame_sources()] for job in manifest.jobs}
-        edges = {name: sources for name, sources in edges.items() if sources}
+        edges = _edges(manifest.jobs)
         if not edges:
             continue
         if outputs is None:
@@ -151,6 +150,19 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
             if name in edges:
                 _resolve_one(by_name[name], takes, chosen, outputs, result, write)
     return result
+
+
+def _edges(jobs: Iterable[Job]) -> dict[str, list[str]]:
+    """Each chained job's name -> the shots it takes frames from (a text-to-video job has no
+    image, so costs one comparison: a no-op plan of 10,000 jobs stays fast)."""
+    edges: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.mode is facts.Mode.T2V:
+            continue
+        sources = [spec.job for _, spec in job.frame_sources()]
+        if sources:
+            edges[job.name] = sources
+    return edges
 
 
 def resolved(manifests: Sequence[Manifest], store: Store | None) -> list[Manifest]:

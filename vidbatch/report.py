@@ -324,9 +324,12 @@ def _chained(ws: "Workspace", store: Store | None, jobs: list[Any]) -> list[Any]
     copy, so its card shows the render of that frame (and the frame as its first image)."""
     from . import chain
 
-    if store is None or not any(job.unresolved for job in jobs):
+    if store is None:
         return jobs
-    resolved = {chain.job_id(j): j for m in chain.resolved(ws.manifests, store) for j in m.jobs}
+    manifests = chain.resolved(ws.manifests, store)
+    if all(a is b for a, b in zip(manifests, ws.manifests)):
+        return jobs  # no chained shot resolved: nothing to replace
+    resolved = {chain.job_id(j): j for m in manifests for j in m.jobs}
     return [resolved.get(chain.job_id(job), job) for job in jobs]
 
 

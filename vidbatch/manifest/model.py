@@ -236,7 +236,7 @@ class Job:
     def unresolved(self) -> bool:
         """A chained shot whose frames are not extracted yet: its ``key`` stands for the request
         with the references as text, never for a render (:mod:`vidbatch.chain`)."""
-        return any(ref.kind == "frame" and ref.sha256 is None for ref in image_refs(self.request))
+        return any(ref.kind == "frame" and ref.sha256 is None for _, ref in image_fields(self.request))
 
     def identity_request(self) -> dict[str, Any]:
         """The request with images as content hashes (URLs as themselves): what the key hashes."""
