@@ -351,3 +351,31 @@ def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstr
     result, _ = run_takes(manifest, sim)
     assert result.exit_code == 0 and creates(sim) == 7, "picking take 1 again: 03 and 04 get their earlier renders back, unpaid"
     assert {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)} == first_cut
+
+
+# --- watch mode --------------------------------------------------------------------------------------
+
+
+def test_watch_renders_a_chain_in_order_and_joins_its_cut_again_after_an_edit(tmp_path):
+    from vidbatch.sim import SimConfig, running_simulator
+
+    from .test_watch import Watch
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    manifest = write_chain(folder, CHAIN + '\n[[sequences]]\nname = "film"\nshots = ["shot-01", "shot-02", "shot-03", "shot-04"]\n')
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        w = Watch(folder, server)
+        try:
+            w.wait_for(lambda: w.of("joined"), "the cut to be joined")
+            assert prompts_created(server) == ["A fox wakes up in a forest", "The fox, scene 02", "The fox, scene 03", "The fox, scene 04"]
+            renders = folder / "renders"
+            assert abs(media.probe(renders / "film.mp4").duration - 8.0) < 1e-6
+            assert sent_image(server, "The fox, scene 04") == media.extract_frame(renders / "shot-03.mp4")
+
+            manifest.write_text(manifest.read_text().replace("The fox, scene 04", "The fox, scene 04, at dusk"))
+            w.wait_for(lambda: len(w.of("joined")) >= 2, "the cut to be joined again")
+            assert prompts_created(server)[4:] == ["The fox, scene 04, at dusk"]
+            assert media.extract_frame(renders / "film.mp4", 6.0) == media.extract_frame(renders / "shot-04.mp4", last=False)
+        finally:
+            w.close()

@@ -314,7 +314,9 @@ def blocked_reason(name: str, source: PlannedJob) -> str:
     """Why a job cannot take a frame of ``name`` (planned as ``source``) in this run."""
     action = source.action
     if action is Action.FAILED:
-        return f"{name} failed ({source.record.error if source.record else 'no message'}); it renders again with --retry-failed"
+        if source.record is None:  # its own frame was refused, locally
+            return f"{name} cannot start: {source.reason}"
+        return f"{name} failed ({source.record.error or 'no message'}); it renders again with --retry-failed"
     if action is Action.UNCERTAIN:
         return f"{name}'s create was cut off (uncertain); see --resubmit-uncertain"
     if action is Action.GONE:

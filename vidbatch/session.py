@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from . import chain, cuts
 from .costing import Budget
-from .errors import MediaError, StateLockedError, UsageError
+from .errors import MediaError, StateLockedError, UsageError, VidbatchError
 from .events import EventKind
 from .files import clean_staging
 from .plan import Action, Plan, PlannedJob
@@ -242,6 +242,8 @@ class Session:
         if e.progress is not None:
             self._seen_progress = e.progress
         self.on_event(e)
+        if e.kind is EventKind.IDLE and self._manifests:  # watch: every render landed; join the cuts
+            self.assemble(list(self._manifests.values()))
 
     @property
     def progress(self) -> Progress:
@@ -261,7 +263,13 @@ class Session:
         sequence that cannot be joined says why; one whose join fails counts as failed."""
         if not any(getattr(m, "sequences", None) for m in manifests):
             return []
-        planned = cuts.plan(list(manifests), self.store, write=True).cuts
+        try:
+            # every job planned leniently (a chained shot whose frame was refused just blocks its cut)
+            jobs = [(str(m.path), j.name) for m in manifests for j in m.jobs]
+            planned = cuts.plan_cuts(list(manifests), chain.plan(list(manifests), self.store, write=True, only=jobs), self.store)
+        except VidbatchError as e:
+            self.on_event(RunEvent(EventKind.ERROR, f"sequences not joined: {e}"))
+            return []
         built: list[cuts.Built] = []
         for cut in planned:
             name = cut.sequence.name
