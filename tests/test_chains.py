@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch import chain, images, media, picks, project
+from vidbatch import chain, images, media, project
 from vidbatch.errors import ManifestError
 from vidbatch.manifest import frames, load_manifest
 from vidbatch.plan import Action
@@ -295,61 +295,38 @@ def test_a_loaded_chained_job_is_unresolved_and_its_image_says_where_it_comes_fr
 
 # --- takes and picks -------------------------------------------------------------------------------
 
-TAKES = CHAIN.replace(
-    '[[jobs]]\nname = "shot-04"',
-    '[[jobs]]\nname = "shot-02-take2"\nfirst_frame_image = "frame:shot-01"\nprompt = "The fox, scene 02, take 2"\n\n[[jobs]]\nname = "shot-04"',
-)
+TAKES = CHAIN.replace('matrix = { n = ["02"], prev = ["01"] }', 'matrix = { n = ["02"], prev = ["01"] }\ntakes = 2')
 
 
-def load_takes(manifest: Path) -> project.Workspace:
-    """The chain with shot-02 in two takes. Until the manifest says ``takes = N`` itself, the
-    second take is a job of its own made a take of shot-02 here (as the takes loader will)."""
-    ws = project.load([manifest])
-    for job in ws.jobs:
-        job.shot, job.take = ("shot-02", 2) if job.name == "shot-02-take2" else (job.name, 1)  # type: ignore[attr-defined]
-    return ws
-
-
-def run_takes(manifest: Path, sim) -> tuple[project.RunResult, list]:
-    from vidbatch.client import Client
-
-    events: list = []
-    with Client(TEST_KEY, sim.base_url) as client:
-        result = load_takes(manifest).run(client, RunOptions(rpm=60000, poll_interval=0), on_event=events.append)
-    return result, events
-
-
-def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstream_only(tmp_path, sim):
+def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstream_only(tmp_path, sim_env):
     manifest = write_chain(tmp_path, TAKES)
-    plan = load_takes(manifest).plan()
-    reasons = {p.job.name: (p.action, p.reason) for p in plan.jobs}
-    assert reasons["shot-03"][0] is Action.BLOCKED and "shot-02 has 2 takes and no pick" in reasons["shot-03"][1]
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    reasons = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}
+    assert reasons["shot-03"][0] == "blocked" and "shot-02 has 2 takes and no pick" in reasons["shot-03"][1]
     assert "vidbatch pick shot-02 TAKE" in reasons["shot-03"][1]
-    assert reasons["shot-04"][0] is Action.BLOCKED and "shot-03 cannot start" in reasons["shot-04"][1]
+    assert reasons["shot-04"][0] == "blocked" and "shot-03 cannot start" in reasons["shot-04"][1]
 
-    result, events = run_takes(manifest, sim)
-    assert creates(sim) == 3 and result.exit_code == 1
-    blocked = {e.job: e.message for e in events if e.kind == "blocked"}
+    result = cli(["run", "--json", manifest, *FAST])
+    assert result.exit_code == 1 and creates(sim_env) == 3, "shot-01 and the two takes of shot-02"
+    blocked = {e["job"]: e["message"] for e in json_events(result.output) if e["event"] == "blocked"}
     assert set(blocked) == {"shot-03", "shot-04"} and "no pick" in blocked["shot-03"]
 
     renders = tmp_path / "renders"
-    picks.update(manifest, lambda p: p.pick("shot-02", 1))
-    result, _ = run_takes(manifest, sim)
-    assert result.exit_code == 0 and creates(sim) == 5
-    assert sent_image_last(sim, "The fox, scene 03") == media.extract_frame(renders / "shot-02.mp4")
+    assert cli(["pick", manifest, "shot-02", "1"]).exit_code == 0
+    assert cli(["run", manifest, *FAST]).exit_code == 0 and creates(sim_env) == 5
+    assert sent_image_last(sim_env, "The fox, scene 03") == media.extract_frame(renders / "shot-02.mp4")
     first_cut = {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)}
 
-    picks.update(manifest, lambda p: p.pick("shot-02", 2))
-    plan = load_takes(manifest).plan()
-    assert [(p.job.name, p.action) for p in plan.jobs if p.action is not Action.SKIP] == [("shot-03", Action.RESUBMIT), ("shot-04", Action.WAIT)]
-    result, _ = run_takes(manifest, sim)
-    assert result.exit_code == 0
-    assert prompts_created(sim)[5:] == ["The fox, scene 03", "The fox, scene 04"], "re-picking shot-02 renders 03 and 04 only"
-    assert sent_image_last(sim, "The fox, scene 03") == media.extract_frame(renders / "shot-02-take2.mp4")
+    assert cli(["pick", manifest, "shot-02", "2"]).exit_code == 0
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [(j["name"], j["action"]) for j in plan["jobs"] if j["action"] != "skip"] == [("shot-03", "resubmit"), ("shot-04", "wait")]
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert prompts_created(sim_env)[5:] == ["The fox, scene 03", "The fox, scene 04"], "re-picking shot-02 renders 03 and 04 only"
+    assert sent_image_last(sim_env, "The fox, scene 03") == media.extract_frame(renders / "shot-02.take2.mp4")
 
-    picks.update(manifest, lambda p: p.pick("shot-02", 1))
-    result, _ = run_takes(manifest, sim)
-    assert result.exit_code == 0 and creates(sim) == 7, "picking take 1 again: 03 and 04 get their earlier renders back, unpaid"
+    assert cli(["pick", manifest, "shot-02", "1"]).exit_code == 0
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert creates(sim_env) == 7, "picking take 1 again: 03 and 04 get their earlier renders back, unpaid"
     assert {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)} == first_cut
 
 

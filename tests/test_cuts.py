@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch import media, mp4, picks, project
+from vidbatch import media, mp4, project
 from vidbatch.cuts import CutAction
-from vidbatch.runner import RunOptions
 
-from .conftest import TEST_KEY
 from .helpers import api_calls, cli, creates, json_events
 from .test_report import browser  # noqa: F401,F811  (the headless Chromium fixture)
 
@@ -110,32 +108,28 @@ def test_a_cut_is_rebuilt_only_when_a_shots_video_changes(tmp_path, sim_env):
     assert film.read_bytes() != before[0]
 
 
-def test_a_cut_takes_the_picked_take_and_is_rebuilt_when_the_pick_changes(tmp_path, sim):
-    text = FILM.replace('matrix = { n = ["01", "02", "03"] }', 'matrix = { n = ["01", "02", "03", "02-take2"] }')
-    manifest = write_film(tmp_path, text)
+def test_a_cut_takes_the_picked_take_and_is_rebuilt_when_the_pick_changes(tmp_path, sim_env):
+    manifest = write_film(tmp_path, FILM.replace('matrix = { n = ["01", "02", "03"] }', 'matrix = { n = ["01", "02", "03"] }\ntakes = 2'))
 
     def run() -> list[str]:
-        from vidbatch.client import Client
+        result = cli(["run", "--json", manifest, *FAST])
+        return joined(result.output)
 
-        ws = project.load([manifest])
-        for job in ws.jobs:  # shot-02 in two takes (as the takes loader will make them)
-            job.shot, job.take = ("shot-02", 2) if job.name == "shot-02-take2" else (job.name, 1)  # type: ignore[attr-defined]
-        events: list = []
-        with Client(TEST_KEY, sim.base_url) as client:
-            ws.run(client, RunOptions(rpm=60000, poll_interval=0), on_event=events.append)
-        return [e.job for e in events if e.kind == "joined"]
-
-    assert run() == ["teaser"], "film waits for a pick of shot-02; teaser does not hold it"
+    assert run() == [], "every shot has two takes and no pick: no cut can be joined"
+    assert creates(sim_env) == 6
+    for shot in ("shot-01", "shot-03"):
+        assert cli(["pick", manifest, shot, "1"]).exit_code == 0
+    assert run() == ["teaser"], "film still waits for a pick of shot-02; teaser does not hold it"
     renders = tmp_path / "renders"
-    picks.update(manifest, lambda p: p.pick("shot-02", 2))
+    assert cli(["pick", manifest, "shot-02", "2"]).exit_code == 0
     assert run() == ["film"]
     seam = media.probe(renders / "shot-01.mp4").duration
-    assert media.extract_frame(renders / "film.mp4", seam) == media.extract_frame(renders / "shot-02-take2.mp4", last=False)
+    assert media.extract_frame(renders / "film.mp4", seam) == media.extract_frame(renders / "shot-02.take2.mp4", last=False)
     assert run() == [], "the same pick: nothing to join"
-    picks.update(manifest, lambda p: p.pick("shot-02", 1))
+    assert cli(["pick", manifest, "shot-02", "1"]).exit_code == 0
     assert run() == ["film"]
     assert media.extract_frame(renders / "film.mp4", seam) == media.extract_frame(renders / "shot-02.mp4", last=False)
-    assert creates(sim) == 4, "picks and joins cost no render"
+    assert creates(sim_env) == 6, "picks and joins cost no render"
 
 
 def test_a_cut_of_a_failed_shot_is_not_joined_and_says_why(tmp_path, sim_env):

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, files, ledger, rules
 from .errors import MediaError
+from .plan import by_shot
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,6 +190,12 @@ class ReportJob:
     warnings: list[str] = field(default_factory=list)
     key: str = ""
     cost: str | None = None  # what the render cost (its accepted creates, priced); None: nothing recorded
+    #: the shot this job is a take of, which take, how many takes the shot has, and what a
+    #: person decided about this take in the picks file ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    takes: int = 1
+    pick: str = ""
     #: the video's poster frame (a PNG cached by the video's hash), relative to the report
     poster_src: str | None = None
 
@@ -280,6 +287,9 @@ class Report:
     jobs: list[ReportJob]
     summary: ReportSummary
     has_state: bool  # False: nothing was ever run with this state folder
+    #: the review server's session token (``vidbatch review``): the page then has pick and
+    #: reject buttons that post it; None for the static page
+    review_token: str | None = None
     #: the manifests' sequences, shown at the top (their cuts, contact sheets)
     cuts: list[ReportCut] = field(default_factory=list)
 
@@ -314,7 +324,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     links relative to the folder of ``out`` (the report file, which need not exist). ``since``:
     when the run writing it started, for what this run spent."""
     base = Path(os.path.abspath(out)).parent
-    jobs = list(ws.jobs)
+    jobs = [job for _, group in by_shot(ws.jobs) for job in group]  # takes together, under their shot
     jobs = _chained(ws, store, jobs)
     records = store.get_many(j.key for j in jobs) if store else {}
     outputs = store.all_outputs() if store else {}
@@ -331,6 +341,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     summary = _summary(report_jobs, records, renders_by_key)
     if store:
         summary.spend = ReportSpend.of(ledger.ledger(store, manifests=[m.path for m in ws.manifests]), since)
+    _add_picks(ws, report_jobs, jobs)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     report = Report(
@@ -471,6 +482,20 @@ def _contact_sheet(clips: list[Path], inputs: list[str], base: Path) -> str | No
             log.info("no contact sheet of %s: %s", ", ".join(map(str, clips)), e)
             return None
     return relative_url(target, base)
+
+
+def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
+    """Each card's shot, take, the shot's number of takes and the picks file's decision on it."""
+    from . import picks as picks_mod
+
+    by_manifest = {str(m.path): picks_mod.load(m.path, m.jobs) for m in ws.manifests}
+    for card, job in zip(report_jobs, jobs):
+        card.shot = getattr(job, "shot", "") or job.name
+        card.take = getattr(job, "take", 1)
+        found = by_manifest.get(str(job.manifest))
+        if found is not None:
+            card.takes = len(found.takes_of(card.shot))
+            card.pick = found.status(card.shot, card.take)
 
 
 def render_html(report: Report, *, refresh: float | None = None) -> str:
