@@ -303,7 +303,7 @@ def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstr
     plan = json.loads(cli(["plan", "--json", manifest]).output)
     reasons = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}
     assert reasons["shot-03"][0] == "blocked" and "shot-02 has 2 takes and no pick" in reasons["shot-03"][1]
-    assert "vidbatch pick shot-02 TAKE" in reasons["shot-03"][1]
+    assert "vidbatch pick chain.toml shot-02 TAKE" in reasons["shot-03"][1]
     assert reasons["shot-04"][0] == "blocked" and "shot-03 cannot start" in reasons["shot-04"][1]
 
     result = cli(["run", "--json", manifest, *FAST])

@@ -82,7 +82,8 @@ def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.P
     of_shot = takes.get(shot, {})
     take = chosen.chosen(shot)
     if take is None or take not in of_shot:
-        return f"{shot} has {len(of_shot)} takes and no pick; pick one with `vidbatch pick {shot} TAKE`, then run again"
+        manifest = next(iter(of_shot.values())).manifest.name if of_shot else "MANIFEST"
+        return f"{shot} has {len(of_shot)} takes and no pick; pick one with `vidbatch pick {manifest} {shot} TAKE`, then run again"
     return of_shot[take]
 
 
