@@ -268,7 +268,9 @@ class Simulator:
         """Answer the next ``times`` calls of ``call`` with ``fault`` (see the module docstring
         and ``FAULTS``). ``slow`` takes ``seconds=``; ``truncate`` takes an optional ``bytes=``
         (how many body bytes to send; default half). Any fault takes ``after=N``: the next N calls
-        go through untouched before the fault applies."""
+        go through untouched before the fault applies. On ``v2_create``, ``second_client=N`` makes
+        N tasks of a second client on the same account just before the create (the
+        ``second_client`` fault alone makes one and lets the create through)."""
         name = parse_fault(call, fault)
         if times < 1:
             raise ValueError(f"times must be at least 1, not {times}")
@@ -322,6 +324,11 @@ class Simulator:
             fault = self._take_fault(call)
         reply = self._fault_reply(call, fault) if fault else None
         if reply is None:
+            if fault and call == "v2_create":
+                # a second client's tasks land in the same window, just before this create's
+                others = int(fault.params.get("second_client", 1 if fault.name == "second_client" else 0))
+                for _ in range(others):
+                    self.second_client_create()
             if call == "create":
                 reply = self._create(body, authorization)
             elif call == "query":
