@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 import requests
 
+import vidbatch
 from vidbatch import facts, mp4
 from vidbatch.images import to_data_url
 from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.sim.store import DB_NAME
 
 from .conftest import TEST_KEY
+from .helpers import t2v_manifest
 from .test_sim import png
 
 H3 = "MiniMax-H3"
@@ -637,3 +639,17 @@ def test_the_sim_command_serves_https_and_says_where_the_ca_is(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_vidbatch_renders_over_https_through_the_python_api(tmp_path):
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text(t2v_manifest({"fox": "A fox in the snow"}))
+    ws = vidbatch.load([manifest])
+    with vidbatch.simulator(tmp_path / "simdata", https=True) as sim:
+        assert sim.url.startswith("https://127.0.0.1:") and sim.ca_file == tmp_path / "simdata" / "tls" / "ca.pem"
+        with sim.client() as client:
+            result = ws.run(client, vidbatch.RunOptions(rpm=60000, poll_interval=0))
+        assert result.exit_code == 0
+        assert sim.server.sim.stats()["calls"]["download"] == 1
+    meta = mp4.read_sim_metadata(tmp_path / "renders" / "fox.mp4")
+    assert meta is not None and meta["prompt"] == "A fox in the snow"
