@@ -26,7 +26,7 @@ from vidbatch.state import ErrorInfo, RenderState, Store
 
 from .conftest import TEST_KEY
 from .helpers import cli, png, t2v_manifest, write
-from .test_prices import CONTRACT_PER_VIDEO, UNPUBLISHED, every_render_the_facts_allow
+from .test_prices import CONTRACT_PER_SECOND, CONTRACT_PER_VIDEO, UNPUBLISHED, every_render_the_facts_allow
 
 FAST = RunOptions(concurrency=1, rpm=60000, poll_interval=0)
 
@@ -39,6 +39,17 @@ def every_render_manifest(folder: Path) -> Path:
     jobs = []
     for i, (model, mode, resolution, seconds) in enumerate(every_render_the_facts_allow()):
         lines = [f'name = "r{i}"', f'model = "{model}"', f'prompt = "shot {i}"']
+        if facts.MODELS[model].api is facts.Api.V2:
+            lines += [f'resolution = "{resolution}"', f"duration = {seconds}"]
+            lines += {
+                facts.Mode.T2V: ['ratio = "16:9"'],
+                facts.Mode.I2V: ['first_frame_image = "images/first.png"'],
+                facts.Mode.FL2V: ['first_frame_image = "images/first.png"', 'last_frame_image = "images/last.png"'],
+                facts.Mode.LF2V: ['last_frame_image = "images/last.png"'],
+                facts.Mode.R2V: ['reference_images = ["images/first.png", "images/face.png"]'],
+            }[mode]
+            jobs.append("[[jobs]]\n" + "\n".join(lines) + "\n")
+            continue
         if mode is facts.Mode.S2V:
             lines.append('subject_reference = "images/face.png"')
         else:
@@ -68,7 +79,10 @@ def test_a_plan_over_every_render_the_facts_allow_is_priced_as_the_table_says(tm
             assert isinstance(job.price, prices.Unpriced), r
             unpriced += 1
             continue
-        want = Decimal(CONTRACT_PER_VIDEO[(r.model, r.resolution, r.duration)][column])
+        if (r.model, r.resolution) in CONTRACT_PER_SECOND:
+            want = Decimal(CONTRACT_PER_SECOND[(r.model, r.resolution)][column]) * (r.duration or 0)
+        else:
+            want = Decimal(CONTRACT_PER_VIDEO[(r.model, r.resolution, r.duration)][column])
         assert isinstance(job.price, prices.Price) and job.price.amount == want and job.price.currency == currency, r
         expected_total += want
     assert cost.total == expected_total and cost.unpriced == unpriced > 0
