@@ -919,7 +919,8 @@ def _video_reply(video: VideoFile) -> Reply:
 
 # --- Video Generation V2: module helpers --------------------------------------------------------
 
-_V2_MODEL = "MiniMax-H3"
+#: The model a second client's default task uses: the first one Video Generation V2 serves.
+_V2_MODEL = next(name for name, spec in facts.MODELS.items() if spec.api is facts.Api.V2)
 #: The kind of signed URL a v2 task's ``content.url`` is (``/_sim/video/<file>/<name>``).
 _V2_URL_KIND = "video"
 V2_FILENAME = "output.mp4"
@@ -969,59 +970,8 @@ def _v2_error_body(code: int, message: str | None) -> dict[str, Any]:
 
 
 def v2_problems(body: Mapping[str, Any]) -> list[str]:
-    """Every way a v2 create body breaks the contract's rules (``rules.check_v2_request``)."""
-    check = getattr(rules, "check_v2_request", None)  # TODO(h3sim): call it directly once it lands on main
-    if check is not None:
-        return [str(p) for p in check(body)]
-    return _interim_v2_problems(body)
-
-
-def _interim_v2_problems(body: Mapping[str, Any]) -> list[str]:
-    """The contract's v2 rules, until ``rules.check_v2_request`` lands."""
-    known = {"model", "content", "resolution", "duration", "ratio", "callback_url"}
-    unknown = [name for name in body if name not in known]
-    if unknown:
-        return [f"{unknown[0]}: unknown field"]
-    if body.get("model") != _V2_MODEL:
-        return [f"model: {body.get('model')!r} is not served by /v2/video_generation"]
-    content = body.get("content")
-    if not isinstance(content, list) or not content:
-        return ["content: must be a non-empty array"]
-    texts = [i for i in content if isinstance(i, dict) and i.get("type") == "text"]
-    if len(texts) != 1 or not isinstance(texts[0].get("text"), str) or not texts[0]["text"].strip():
-        return ["content: needs exactly one non-empty text item"]
-    if len(texts[0]["text"]) > facts.V2_PROMPT_MAX_CHARS:
-        return [f"content: the text is longer than {facts.V2_PROMPT_MAX_CHARS} characters"]
-    counts: collections.Counter[str] = collections.Counter()
-    for i, item in enumerate(content):
-        if not isinstance(item, dict) or item.get("type") == "text":
-            continue
-        role = str(item.get("role") or "first_frame")
-        if facts.V2_MEDIA_ROLES.get(role) != item.get("type") or _v2_item_url(item) is None:
-            return [f"content[{i}]: a {item.get('type')!r} item with role {role!r} and a url is not valid"]
-        counts[role] += 1
-    for role, most in facts.V2_MAX_ITEMS.items():
-        if counts[role] > most:
-            return [f"content: at most {most} {role} items"]
-    references = sum(counts[r] for r in facts.V2_REFERENCE_ROLES)
-    frames = sum(counts[r] for r in facts.V2_FRAME_ROLES)
-    if references > facts.V2_MAX_REFERENCE_ITEMS:
-        return [f"content: at most {facts.V2_MAX_REFERENCE_ITEMS} reference items"]
-    if references and frames:
-        return ["content: frame items and reference items cannot be mixed"]
-    if counts["reference_audio"] and not (counts["reference_image"] or counts["reference_video"]):
-        return ["content: reference audio needs a reference image or video"]
-    if body.get("resolution", facts.V2_DEFAULT_RESOLUTION) not in facts.V2_RESOLUTIONS:
-        return [f"resolution: must be one of {', '.join(facts.V2_RESOLUTIONS)}"]
-    duration = body.get("duration", facts.V2_DEFAULT_DURATION)
-    if isinstance(duration, bool) or duration not in facts.V2_DURATIONS:
-        return ["duration: must be an integer from 4 to 15"]
-    ratio = body.get("ratio")
-    if ratio is not None and ratio not in facts.V2_RATIOS:
-        return [f"ratio: must be one of {', '.join(facts.V2_RATIOS)}"]
-    if not counts and ratio in (None, facts.V2_RATIO_WITH_MEDIA):
-        return ["ratio: text-to-video needs a concrete ratio, not adaptive"]
-    return []
+    """Every way a v2 create body breaks the contract's rules, data URLs decoded and checked."""
+    return [str(p) for p in rules.check_v2_request(body, check_media=True)]
 
 
 def _v2_prompt(body: Mapping[str, Any]) -> str:
@@ -1040,29 +990,23 @@ def _v2_item_url(item: Any) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def _v2_roles(body: Mapping[str, Any]) -> list[str]:
-    return [
-        str(item.get("role") or "first_frame")
-        for item in body.get("content") or []
-        if isinstance(item, dict) and item.get("type") != "text"
-    ]
+#: The simulator's ``task_type`` of each V2 mode (the contract names the field, not its values).
+_V2_TASK_TYPES: dict[facts.Mode, str] = {
+    facts.Mode.T2V: "text_to_video",
+    facts.Mode.I2V: "image_to_video",
+    facts.Mode.FL2V: "first_last_frame_to_video",
+    facts.Mode.LF2V: "last_frame_to_video",
+    facts.Mode.R2V: "reference_to_video",
+}
 
 
 def _v2_task_type(body: Mapping[str, Any]) -> str:
-    """The simulator's ``task_type`` for a request (the contract names the field, not its values)."""
-    roles = set(_v2_roles(body))
-    if roles & facts.V2_REFERENCE_ROLES:
-        return "reference_to_video"
-    if "last_frame" in roles:
-        return "first_last_frame_to_video" if "first_frame" in roles else "last_frame_to_video"
-    if "first_frame" in roles:
-        return "image_to_video"
-    return "text_to_video"
+    return _V2_TASK_TYPES.get(rules.mode_of(body), "video_generation")
 
 
 def _v2_shape(body: Mapping[str, Any]) -> dict[str, Any]:
     """A request's resolution, duration, ratio and task type, defaults written out."""
-    roles = _v2_roles(body)
+    roles = rules.v2_roles(body)
     return {
         "resolution": body.get("resolution", facts.V2_DEFAULT_RESOLUTION),
         "duration": body.get("duration", facts.V2_DEFAULT_DURATION),
@@ -1077,7 +1021,7 @@ def _v2_usage(body: Mapping[str, Any], *, billed: bool) -> dict[str, int]:
     if not billed:
         return {name: 0 for name in facts.V2_USAGE_FIELDS}
     output = int(body.get("duration", facts.V2_DEFAULT_DURATION))
-    images = sum(1 for role in _v2_roles(body) if facts.V2_MEDIA_ROLES.get(role) == "image_url")
+    images = sum(1 for role in rules.v2_roles(body) if facts.V2_MEDIA_ROLES.get(role) == "image_url")
     return {"total_seconds": output, "input_seconds": 0, "output_seconds": output, "input_image_count": images}
 
 
