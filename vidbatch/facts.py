@@ -37,6 +37,9 @@ PATH_CREATE = "/v1/video_generation"
 PATH_QUERY = "/v1/query/video_generation"
 PATH_RETRIEVE = "/v1/files/retrieve"
 PATH_RETRIEVE_CONTENT = "/v1/files/retrieve_content"
+#: The account's balance (from MiniMax's own CLI, for ``sk-api-`` keys; not on the video reference
+#: pages): optional, an account or host that does not answer it must break nothing.
+PATH_BALANCE = "/account/query_balance"
 
 
 # --- modes and models -------------------------------------------------------------------------
