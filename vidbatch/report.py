@@ -160,7 +160,7 @@ class ReportJob:
     manifest: str  # the manifest's path relative to the report's folder
     state: str  # a RenderState value; "new" when the state has no row for the request
     model: str
-    mode: str  # t2v, i2v, fl2v, s2v
+    mode: str  # a facts.Mode value: t2v, i2v, fl2v, s2v, lf2v, r2v
     mode_label: str
     duration: int | None
     resolution: str | None

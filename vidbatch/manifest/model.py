@@ -162,8 +162,11 @@ def image_refs(request: Mapping[str, Any]) -> list[ImageRef]:
     return found
 
 
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _json_size(value: Any) -> int:
+    """The bytes of ``value`` as JSON in its longest common spelling (``json.dumps``' defaults,
+    which requests' ``json=`` uses: spaced separators, non-ASCII escaped): a size estimate that
+    errs on the safe side of the API's limit."""
+    return len(json.dumps(value).encode("ascii"))
 
 
 @dataclass
@@ -215,7 +218,7 @@ class Job:
         inline = {r.sha256: r for r in self.media() if r.local and r.sha256 not in uploaded}
         sizes = {sha: ref.data_url_size() for sha, ref in inline.items()}
         stand_in = self._v2_body_with(lambda ref: "" if ref.sha256 in inline else self._url(ref, uploaded))
-        total = len(_compact_json(stand_in).encode("utf-8"))
+        total = _json_size(stand_in)
         total += sum(sizes[r.sha256] for r in self.media() if r.sha256 in inline)
         counts = {sha: sum(1 for r in self.media() if r.sha256 == sha) for sha in inline}
         needed: list[ImageRef] = []
@@ -245,12 +248,20 @@ class Job:
         file_id = uploaded.get(ref.sha256 or "")
         return f"{facts.V2_FILE_URL_SCHEME}{file_id}" if file_id else ref.api_value()
 
-    def _v2_body_with(self, url: Callable[[ImageRef], str]) -> dict[str, Any]:
+    def _v2_body_with(self, url: Callable[[ImageRef], Any]) -> dict[str, Any]:
         return rules.with_v2_defaults(rules.v2_body(map_images(self.request, url)))
 
     def display_request(self) -> dict[str, Any]:
         """JSON-able, for state and output: images by path and hash, never base64."""
         return map_images(self.request, ImageRef.display)
+
+    def display_body(self) -> dict[str, Any]:
+        """The body as it will be sent, JSON-able and short: a V2 job's ``content`` list with
+        defaults written out, each local medium by path (or data URL) and hash in place of its
+        URL; a v1 job's request as :meth:`display_request`."""
+        if self.api is facts.Api.V2:
+            return self._v2_body_with(ImageRef.display)
+        return self.display_request()
 
 
 @dataclass
