@@ -51,7 +51,7 @@ from .manifest.model import ImageRef, Job, Manifest
 log = logging.getLogger(__name__)
 
 #: Bump when the layout of a cache file changes: an older file is then a miss.
-FORMAT = 1
+FORMAT = 2  # 2: jobs carry their shot and take (issue 14)
 #: A file modified this close to the load (or later) has an ambiguous stat: its bytes are hashed.
 #: 2 s covers the coarsest common timestamps (FAT) and coarse kernel clocks everywhere else.
 AMBIGUOUS_NS = 2_000_000_000
@@ -286,7 +286,7 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
         "prices": m.prices,
         "warnings": [[w.file, w.message, w.job, w.field, w.line] for w in m.warnings],
         "jobs": [
-            [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line]
+            [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line, j.shot, j.take]
             for j in m.jobs
         ],
     }
@@ -310,8 +310,10 @@ def _manifest(data: dict[str, Any]) -> Manifest:
             entry=entry,
             origin=origin,
             line=line,
+            shot=shot,
+            take=take,
         )
-        for name, index, output, request, mode, key, warnings, entry, origin, line in data["jobs"]
+        for name, index, output, request, mode, key, warnings, entry, origin, line, shot, take in data["jobs"]
     ]
     return Manifest(
         path,

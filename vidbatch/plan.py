@@ -102,6 +102,8 @@ class PlannedJob:
         job = self.job
         return {
             "name": job.name,
+            "shot": job.shot,
+            "take": job.take,
             "manifest": _rel(job.manifest, cwd),
             "action": self.action.value,
             "reason": self.reason,
@@ -115,6 +117,17 @@ class PlannedJob:
             "after": self.after,
             "restore": {"sha256": self.restore.sha256, "file_id": self.restore.file_id} if self.restore else None,
         }
+
+
+def by_shot(items: Iterable[Any], job: Callable[[Any], "Job"] = lambda x: x) -> list[tuple[str | None, list[Any]]]:
+    """``items`` (jobs, or anything ``job`` maps to one) grouped by shot, each group where its
+    first take is: ``(shot, takes)`` for a shot with several takes, ``(None, [item])`` for a
+    one-take job. How plan, status and the report list takes under their shot."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for item in items:
+        j = job(item)
+        groups.setdefault((str(j.manifest), j.shot), []).append(item)
+    return [(shot, group) if len(group) > 1 else (None, group) for (_, shot), group in groups.items()]
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from . import ledger
+from . import ledger, picks
 from .costing import Budget
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
@@ -205,6 +205,11 @@ class JobStatus:
     held_prompt: str | None = None
     #: what the job's render cost: its accepted creates (every try, failed ones too), priced
     cost: ledger.Tally | None = None
+    #: the shot this job is a take of (its name for a job without takes), which take, and what
+    #: the picks file says of it ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    pick: str = ""
 
     @property
     def holds_other_version(self) -> bool:
@@ -224,6 +229,9 @@ class JobStatus:
         r = self.record
         return {
             "name": self.name,
+            "shot": self.shot or self.name,
+            "take": self.take,
+            "pick": self.pick or None,
             "manifest": self.manifest,
             "state": self.state,
             "output": self.output,
@@ -266,11 +274,13 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     held = store.all_outputs() if store else {}
     other_keys = {h.key for j in ws.jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
     others = store.get_many(other_keys) if store and other_keys else {}
+    decided = {str(m.path): picks.load(m.path, m.jobs) for m in ws.manifests}
     statuses = []
     for j in ws.jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
-        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key)))
+        pick = decided[str(j.manifest)].status(j.shot, j.take) if str(j.manifest) in decided else ""
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key), shot=j.shot, take=j.take, pick=pick))
     return statuses, store
 
 

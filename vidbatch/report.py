@@ -54,6 +54,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, files, ledger, rules
+from .plan import by_shot
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,6 +189,12 @@ class ReportJob:
     warnings: list[str] = field(default_factory=list)
     key: str = ""
     cost: str | None = None  # what the render cost (its accepted creates, priced); None: nothing recorded
+    #: the shot this job is a take of, which take, how many takes the shot has, and what a
+    #: person decided about this take in the picks file ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    takes: int = 1
+    pick: str = ""
 
     @property
     def anchor(self) -> str:
@@ -261,6 +268,9 @@ class Report:
     jobs: list[ReportJob]
     summary: ReportSummary
     has_state: bool  # False: nothing was ever run with this state folder
+    #: the review server's session token (``vidbatch review``): the page then has pick and
+    #: reject buttons that post it; None for the static page
+    review_token: str | None = None
 
     @property
     def multiple_manifests(self) -> bool:
@@ -293,7 +303,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     links relative to the folder of ``out`` (the report file, which need not exist). ``since``:
     when the run writing it started, for what this run spent."""
     base = Path(os.path.abspath(out)).parent
-    jobs = list(ws.jobs)
+    jobs = [job for _, group in by_shot(ws.jobs) for job in group]  # takes together, under their shot
     records = store.get_many(j.key for j in jobs) if store else {}
     outputs = store.all_outputs() if store else {}
     renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
@@ -308,6 +318,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     summary = _summary(report_jobs, records, renders_by_key)
     if store:
         summary.spend = ReportSpend.of(ledger.ledger(store, manifests=[m.path for m in ws.manifests]), since)
+    _add_picks(ws, report_jobs, jobs)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     return Report(
@@ -320,6 +331,20 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         summary=summary,
         has_state=store is not None,
     )
+
+
+def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
+    """Each card's shot, take, the shot's number of takes and the picks file's decision on it."""
+    from . import picks as picks_mod
+
+    by_manifest = {str(m.path): picks_mod.load(m.path, m.jobs) for m in ws.manifests}
+    for card, job in zip(report_jobs, jobs):
+        card.shot = getattr(job, "shot", "") or job.name
+        card.take = getattr(job, "take", 1)
+        found = by_manifest.get(str(job.manifest))
+        if found is not None:
+            card.takes = len(found.takes_of(card.shot))
+            card.pick = found.status(card.shot, card.take)
 
 
 def render_html(report: Report, *, refresh: float | None = None) -> str:

@@ -214,15 +214,20 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
 def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -> None:
     """The plan's jobs, then its counts and what it costs (``cost``, a costing.PlanCost; without
     it, the billable renders without prices)."""
-    from ..plan import Action
+    from ..plan import Action, by_shot
 
     colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta"}
     width = max((len(p.job.name) for p in the_plan.jobs), default=4)
-    for p in the_plan.jobs:
-        action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
-        click.echo(f"  {action} {p.job.name:<{width}}  {p.reason}")
-        for change in p.changes:
-            click.echo(f"  {'':<9} {'':<{width}}    {change.describe()}")
+    for shot, group in by_shot(the_plan.jobs, lambda p: p.job):
+        indent = "  "
+        if shot is not None:  # the takes of a shot, listed under it
+            click.echo(f"  {shot}: {counted(len(group), 'take')}")
+            indent = "    "
+        for p in group:
+            action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
+            click.echo(f"{indent}{action} {p.job.name:<{width}}  {p.reason}")
+            for change in p.changes:
+                click.echo(f"{indent}{'':<9} {'':<{width}}    {change.describe()}")
     for o in the_plan.orphans:
         label = click.style(f"{'orphan':<9}", fg="bright_black")
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
@@ -478,6 +483,22 @@ def _print_status(jobs: Sequence[Any], folder: Path) -> None:
             elif state == "done":
                 detail = (shown(Path(j.output)) if j.output else "") + ("" if j.output_present else "  (file missing: run downloads it again)")
             click.echo(f"  {state:<10} {j.name:<{width}}  {detail}")
+    _print_takes(jobs)
+
+
+def _print_takes(jobs: Sequence[Any]) -> None:
+    """Each shot with several takes, its takes' states and what was picked (`vidbatch pick`)."""
+    from ..plan import by_shot
+
+    shots = [(shot, group) for shot, group in by_shot(jobs) if shot is not None]
+    if not shots:
+        return
+    click.echo("takes:")
+    width = max(len(shot) for shot, _ in shots)
+    for shot, group in shots:
+        takes = ", ".join(f"{j.take} {j.state}" + (f" ({j.pick})" if j.pick else "") for j in sorted(group, key=lambda j: j.take))
+        picked = next((j.take for j in group if j.pick == "picked"), None)
+        click.echo(f"  {shot:<{width}}  {takes}" + ("" if picked else "; no pick yet (vidbatch pick)"))
 
 
 def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) -> None:

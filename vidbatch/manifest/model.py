@@ -179,11 +179,20 @@ class Job:
     output: Path  # absolute, always inside the manifest's output_dir
     request: dict[str, Any]  # the API request; images are ImageRef objects
     mode: facts.Mode
-    key: str  # identity.content_key(self.identity_request())
+    key: str  # identity.content_key(self.identity_request(), self.take)
     warnings: list[str] = field(default_factory=list)
     entry: int = 0  # which [[jobs]] table of the manifest it expanded from
     origin: str = ""  # the matrix/foreach row, e.g. "matrix season=winter"; "" for a plain job
     line: int | None = None  # line of its [[jobs]] table, when known
+    #: The shot this job is a take of: its rendered ``name`` field ("" at construction means
+    #: ``name``). A job without ``takes`` is the one take of its shot, and its name is the shot's.
+    shot: str = ""
+    #: Which take of the shot (1..identity.MAX_TAKES); part of the key, never sent to the API.
+    take: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.shot:
+            self.shot = self.name
 
     @property
     def prompt(self) -> str | None:
