@@ -9,7 +9,12 @@ The pipeline for one manifest, each step collecting every problem it can before 
    returning the problems it found into one collector (:class:`_Problems`): row values, name
    (unique), mode (image sources, then the defaults the mode does not take are dropped), images,
    prompt, output, then the API rules of :func:`vidbatch.rules.check_request`. A problem in the
-   row values or the name stops that job; the later steps still report theirs;
+   row values or the name stops that job; the later steps still report theirs. A MiniMax-H3 job
+   (its model's API is V2) takes V2's fields: its media (frames, reference images, videos,
+   audios) are checked by kind, and its rules are :func:`vidbatch.rules.check_v2_request` on the
+   body it would send, each problem named by the job's own field (``reference_images[2]``); a
+   field only the other API has is an error on the job, and left out when it comes from
+   ``[defaults]``;
 5. across every manifest checked together: no two jobs may write the same output
    (:func:`check_output_collisions` offers the same check to callers holding loaded manifests).
 
