@@ -46,7 +46,7 @@ from typing import Any
 
 from . import facts
 from .errors import ManifestProblem
-from .manifest.model import ImageRef, Job, Manifest
+from .manifest.model import ImageRef, Job, Manifest, ShotSequence
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,7 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
             [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line, j.shot, j.take]
             for j in m.jobs
         ],
+        "sequences": [[q.name, q.shots, _relative(q.output, m.output_dir), q.line] for q in m.sequences],
     }
 
 
@@ -322,6 +323,7 @@ def _manifest(data: dict[str, Any]) -> Manifest:
         [ManifestProblem(file, message, job, field, line) for file, message, job, field, line in data["warnings"]],
         {Path(p) for p in data["inputs"]},
         prices=data.get("prices"),
+        sequences=[ShotSequence(name, shots, child(output), line) for name, shots, output, line in data.get("sequences", [])],
     )
 
 

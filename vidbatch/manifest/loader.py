@@ -44,9 +44,10 @@ from .. import config, facts, files, images, rules
 from ..errors import ConfigError, ManifestError, ManifestProblem
 from ..identity import MAX_TAKES, content_key
 from ..prices import manifest_rows as price_rows
+from . import frames
 from . import rows as rows_mod
 from . import schema
-from .model import ImageRef, Job, Manifest, ManifestResult, map_images
+from .model import ImageRef, Job, Manifest, ManifestResult, ShotSequence, map_images
 from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
@@ -264,6 +265,12 @@ class _ImageCache:
         return ImageRef(source, path, hashlib.sha256(data).hexdigest(), formats[fmt]), None, path
 
     def _resolve(self, source: str, folder: Path) -> tuple[ImageRef | None, str | None, Path | None]:
+        if frames.is_frame(source):  # a chained shot: the frame exists once its source renders
+            try:
+                spec = frames.parse(source)
+            except ValueError as e:
+                return None, str(e), None
+            return ImageRef(spec.text, None, None, "image/png"), None, None
         if images.is_remote(source):
             return ImageRef(source, None, None, None), None, None
         if source.startswith("data:"):
@@ -661,6 +668,8 @@ class _Builder:
                     )
                 )
         self.result.inputs |= self.templates.files_read
+        self._check_chains()
+        sequences = self._sequences()
         price_table = self.doc.data.get("prices")
         if price_table is not None:
             try:
@@ -669,9 +678,88 @@ class _Builder:
                 self.result.problems.extend(e.problems)
         if not self.result.problems:
             self.result.manifest = Manifest(
-                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table
+                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table, sequences=sequences
             )
         return self.result
+
+    def _sequences(self) -> list[ShotSequence]:
+        """The ``[[sequences]]`` tables: unique names, shots that name jobs (shots) of this
+        manifest, an output inside output_dir that no job writes."""
+        out: list[ShotSequence] = []
+        shots = list(dict.fromkeys(str(getattr(job, "shot", job.name)) for job in self.jobs))
+        job_outputs = {str(job.output): job.name for job in self.jobs}
+        seen: dict[str, int] = {}
+        for i, table in enumerate(self.doc.data.get("sequences") or []):
+            name = table["name"]
+            where = ("sequences", i)
+
+            def problem(field_name: str | None, message: str) -> None:
+                line = self.doc.line((*where, field_name)) if field_name else None
+                self.result.problems.append(self._problem(f"sequence {name}", field_name, message, line=line or self.doc.line(where)))
+
+            bad = self._text_problem(name) or name_problem(name)
+            if bad:
+                problem("name", bad)
+                continue
+            if name in seen:
+                problem("name", f"{name!r} is also the name of sequences[{seen[name]}]; sequence names must be unique")
+                continue
+            seen[name] = i
+            for ref in frames.unknown([frames.Reference(name, "shots", frames.FrameSpec(shot)) for shot in table["shots"]], shots):
+                problem("shots", ref[1].replace(f"{frames.PREFIX}{ref[0].spec.job}@last", repr(ref[0].spec.job)))
+            text = table.get("output", f"{name}.mp4")
+            parts, message = output_parts(text)
+            if message:
+                problem("output", message)
+                continue
+            output = Path(os.path.join(self.output_dir_str, *parts))
+            real_parent = self.s.realpath(str(output.parent))
+            if real_parent != self.real_output_dir and not real_parent.startswith(self.real_output_dir + os.sep):
+                problem("output", f"{text!r} would be written outside output_dir")
+                continue
+            if str(output) in job_outputs:
+                problem("output", f"{self.s.display(output)} is also the output of job {job_outputs[str(output)]}; give the sequence another name or output")
+                continue
+            out.append(ShotSequence(name, list(table["shots"]), output, self.doc.line(where)))
+        return out
+
+    def _check_chains(self) -> None:
+        """Chained shots (``frame:SHOT``): every reference names a job of this manifest, and no
+        job takes a frame from itself, directly or round about (the cycle is named)."""
+        references = [frames.Reference(job.name, name, spec) for job in self.jobs for name, spec in job.frame_sources()]
+        if not references:
+            return
+        by_name = {job.name: job for job in self.jobs}
+        shots: dict[str, str] = {}  # shot -> its first job (a shot of several takes has several)
+        for job in self.jobs:
+            shots.setdefault(str(getattr(job, "shot", job.name)), job.name)
+
+        def line(job: str, field_name: str | None) -> int | None:
+            entry = by_name[job].entry
+            base = (field_name or "").split("[")[0]
+            return (self.doc.line(("jobs", entry, base)) if base else None) or by_name[job].line
+
+        for ref, message in frames.unknown(references, list(shots)):
+            self.result.problems.append(self._problem(ref.job, ref.field, message, line=line(ref.job, ref.field)))
+        # the graph of shots: a shot takes a frame of another (whichever of its takes is chosen)
+        edges: dict[str, list[str]] = {}
+        first_job: dict[str, str] = {}
+        for ref in references:
+            shot = str(getattr(by_name[ref.job], "shot", ref.job))
+            first_job.setdefault(shot, ref.job)
+            edges.setdefault(shot, []).append(ref.spec.job)
+        for loop in frames.cycles(edges):
+            job_name = first_job[loop[0]]
+            fields = sorted({r.field for r in references if r.job == job_name and r.spec.job == loop[1]})
+            self.result.problems.append(
+                self._problem(
+                    job_name,
+                    fields[0] if fields else None,
+                    f"the chained shots form a cycle: {' -> '.join(loop)} (each takes a frame of the next); "
+                    "a shot cannot start from a frame of itself or of a shot that starts from it",
+                    line=line(job_name, fields[0] if fields else None),
+                )
+            )
 
     def _expand_table(self, k: int, table: dict[str, Any]) -> None:
         t = _Table(self, k, table)
