@@ -284,7 +284,10 @@ class V2Task:
     error_code: int | None = None
     error_message: str | None = None
     trace_id: str | None = None
+    #: as :class:`TaskStatus` has them; V2 names no file (its video is ``video_url``) nor size
     file_id: None = None
+    video_width: None = None
+    video_height: None = None
 
     @property
     def is_running(self) -> bool:

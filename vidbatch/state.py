@@ -324,6 +324,27 @@ def m005_spend_ledger(db: sqlite_utils.Database) -> None:
 
 
 @dataclass(frozen=True)
+class V2Intent:
+    """A V2 create whose answer never arrived (see :meth:`Store.open_v2_intents`): its render,
+    the history event of the intent (its id orders it among recorded tasks; ``at`` is local Unix
+    time) and the shape its task would show in the task list."""
+
+    key: str
+    name: str | None
+    state: "RenderState"
+    event_id: int
+    at: float
+    shape: dict[str, Any]
+
+
+@migrations()
+def m006_v2_usage(db: sqlite_utils.Database) -> None:
+    # Video Generation V2 (MiniMax-H3) says what it billed for a task (`usage`: seconds and
+    # reference images). Keep it on the task's spend entries, as JSON, for the money features.
+    db.table("spend").add_column("usage", str)
+
+
+@dataclass(frozen=True)
 class ErrorInfo:
     """An error as the state keeps it: its parts, never its text parsed back.
 
@@ -861,11 +882,16 @@ class Store:
             for render in renders:
                 self.record_seen(**render)
 
-    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None) -> RenderRecord:
-        """Written *before* a create is sent: a crash from here on leaves the render ``submitting``."""
+    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None, v2_shape: Mapping[str, Any] | None = None) -> RenderRecord:
+        """Written *before* a create is sent: a crash from here on leaves the render ``submitting``.
+        A V2 create keeps the shape its task will show in the task list (``v2_shape``), so a
+        lost answer can be looked for there (:meth:`open_v2_intents`)."""
         current = self.get(key)
         attempts = (current.attempts if current else 0) + 1
-        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail={"reason": reason} if reason else None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
+        detail: dict[str, Any] = {"reason": reason} if reason else {}
+        if v2_shape is not None:
+            detail["v2_shape"] = dict(v2_shape)
+        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
 
     def record_submitted(self, key: str, task_id: str, *, name: str | None = None) -> RenderRecord:
         return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id}, task_id=task_id, submitted_at=now())
@@ -874,8 +900,10 @@ class Store:
         """The create certainly was not accepted (the server answered no): back to ``new``."""
         return self._transition(key, RenderState.NEW, "not_submitted", name=name, detail=_error_detail(error), **_error_values(error))
 
-    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
-        return self._transition(key, RenderState.UNCERTAIN, "uncertain", name=name, detail=_error_detail(error), **_error_values(error))
+    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None, extra: Mapping[str, Any] | None = None) -> RenderRecord:
+        """``extra`` goes into the history (a V2 create: the candidate task ids, or that the task
+        list could not be asked yet: ``{"reconcile": "pending"}``)."""
+        return self._transition(key, RenderState.UNCERTAIN, "uncertain", name=name, detail={**_error_detail(error), **(extra or {})}, **_error_values(error))
 
     @_guarded
     def record_status(self, key: str, status: str, *, name: str | None = None) -> None:
@@ -969,15 +997,59 @@ class Store:
             self.db.table("outputs").update(str(path), {"mtime_ns": mtime_ns})
 
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
-        """Rows left ``submitting`` by a run that died mid-create become ``uncertain``.
-        Call only while holding the run lock."""
-        stale = self.renders_in(RenderState.SUBMITTING)
+        """Rows left ``submitting`` by a run that died mid-create become ``uncertain``, except
+        V2 creates (their intent kept a shape): the runner asks the task list about those
+        (:meth:`open_v2_intents`). Call only while holding the run lock."""
+        open_v2 = {intent.key for intent in self.open_v2_intents()}
+        stale = [r for r in self.renders_in(RenderState.SUBMITTING) if r.key not in open_v2]
         for record in stale:
             self.record_uncertain(
                 record.key,
                 ErrorInfo("the run stopped while this job's create call was in flight; MiniMax may or may not have accepted it"),
             )
         return stale
+
+    # --- V2 creates whose answer was lost (the runner's exactly-once creates) -----------------
+
+    @_guarded
+    def open_v2_intents(self) -> list["V2Intent"]:
+        """V2 creates the task list has not settled: rows ``submitting`` whose intent kept a
+        shape, and rows ``uncertain`` whose last word is ``{"reconcile": "pending"}`` (the task
+        list could not be asked). Oldest intent first."""
+        rows = self._rows(
+            "select r.key, r.name, r.state, e.id, e.at, e.detail from renders r "
+            "join events e on e.id = (select max(id) from events where key = r.key and event = 'submit') "
+            "where r.state in ('submitting', 'uncertain') order by e.id"
+        )
+        found = []
+        for row in rows:
+            shape = json.loads(row["detail"] or "{}").get("v2_shape")
+            if shape is None:
+                continue
+            if row["state"] == RenderState.UNCERTAIN.value:
+                last = self.events(row["key"], limit=1)
+                if not (last and last[0].event == "uncertain" and last[0].detail.get("reconcile") == "pending"):
+                    continue
+            found.append(V2Intent(row["key"], row["name"], RenderState(row["state"]), row["id"], row["at"], dict(shape)))
+        return found
+
+    @_guarded
+    def recorded_task_ids(self) -> list[tuple[int | None, str]]:
+        """Every task id this state was given, with the id of the history event that recorded
+        it (None for a row whose history was not kept), oldest first."""
+        rows = self.db.conn.execute(
+            "select id, json_extract(detail, '$.task_id') from events where event = 'submitted' "
+            "and json_extract(detail, '$.task_id') is not null order by id"
+        ).fetchall()
+        found: list[tuple[int | None, str]] = [(int(i), str(t)) for i, t in rows]
+        known = {t for _, t in found}
+        found += [(None, str(t)) for (t,) in self.db.conn.execute("select task_id from renders where task_id is not null") if str(t) not in known]
+        return found
+
+    def record_adopted_task(self, key: str, task_id: str, *, name: str | None = None, why: str = "") -> RenderRecord:
+        """A lost V2 create's task, found in the task list: the render is ``running`` with it,
+        recorded as ``submitted`` (so the spend ledger counts it once, as accepted)."""
+        return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id, "adopted": why or True}, task_id=task_id, submitted_at=now(), **_NO_ERROR)
 
     @_guarded
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:
