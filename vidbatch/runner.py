@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ApiClient",
+    "CancelOutcome",
+    "Cancelled",
     "Clock",
     "JobPhase",
     "Progress",
@@ -1294,6 +1296,89 @@ class Runner:
         if render is not None:
             job_name, key = render.name, render.key
         self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
+
+
+# --- cancelling queued V2 tasks ---------------------------------------------------------------
+
+
+class Cancelled(str, enum.Enum):
+    """What became of a request to cancel a job's task."""
+
+    CANCELLED = "cancelled"  # it was queued: cancelled, and MiniMax does not charge it
+    RUNNING = "running"  # it is rendering: not cancellable; it finishes and its render is kept
+    FINISHED = "finished"  # it ended already (succeeded, failed...): nothing to cancel
+    NO_TASK = "no_task"  # the job has no task in flight
+    NOT_V2 = "not_v2"  # a v1 task: the v1 API has no cancel
+    ERROR = "error"  # the API could not be asked; the task is as it was
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    name: str
+    key: str
+    task_id: str | None
+    result: Cancelled
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.name, "key": self.key, "task_id": self.task_id, "result": str(self.result), "message": self.message}
+
+
+def cancel_task(client: ApiClient, task_id: str) -> tuple[Cancelled, str]:
+    """Cancel V2 task ``task_id`` if it is queued. The task is queried first, because the
+    contract's DELETE *deletes* a finished task (its video with it) and refuses a running one;
+    a task that starts between the query and the DELETE is reported running. Never raises a
+    VidbatchError: a failure is an ``ERROR`` outcome (the task runs on, nothing is lost)."""
+    try:
+        task = client.query_v2(task_id)
+        if not task.cancellable:
+            if task.is_running:
+                return Cancelled.RUNNING, f"task {task_id} is {task.status}: it cannot be cancelled; it finishes and its render is kept"
+            return Cancelled.FINISHED, f"task {task_id} has ended ({task.status}): nothing to cancel"
+        try:
+            client.cancel_v2(task_id)
+        except errors.JobFailedError:  # refused: it started meanwhile
+            return Cancelled.RUNNING, f"task {task_id} started before it could be cancelled; it finishes and its render is kept"
+    except errors.VidbatchError as e:
+        return Cancelled.ERROR, f"task {task_id} could not be cancelled: {e}"
+    return Cancelled.CANCELLED, f"task {task_id} cancelled before it started: MiniMax does not charge it"
+
+
+def cancel_jobs(store: Store | None, client: ApiClient, jobs: Iterable[Any], *, record: bool) -> list[CancelOutcome]:
+    """``vidbatch cancel``: cancel the queued V2 task of each of ``jobs`` (a key several jobs
+    share is cancelled once). With ``record`` (the caller holds the run lock) each cancel is
+    written to the state (the job becomes ``failed``: a plain run does not create it again) and
+    its spend entry says nothing was billed; without it, the run that holds the state records
+    the cancelled status at its next poll."""
+    from . import ledger
+
+    outcomes: list[CancelOutcome] = []
+    seen: dict[str, CancelOutcome] = {}
+    jobs = list(jobs)
+    records = store.get_many(job.key for job in jobs) if store is not None else {}
+    for job in jobs:
+        if job.key in seen:
+            first = seen[job.key]
+            outcomes.append(CancelOutcome(job.name, job.key, first.task_id, first.result, f"{first.message} (shared with {first.name})"))
+            continue
+        rec = records.get(job.key)
+        task_id = rec.task_id if rec is not None and rec.state is RenderState.RUNNING else None
+        if api_of(job) is not facts.Api.V2:
+            outcome = CancelOutcome(job.name, job.key, task_id, Cancelled.NOT_V2, "not a MiniMax-H3 job: the v1 API cannot cancel a task")
+        elif task_id is None:
+            outcome = CancelOutcome(job.name, job.key, None, Cancelled.NO_TASK, f"no task in flight ({rec.state.value if rec else 'never run'})")
+        else:
+            result, message = cancel_task(client, task_id)
+            if result is Cancelled.CANCELLED and record and store is not None:
+                store.record_cancelled(job.key, task_id, name=job.name, on_request=True)
+                ledger.record_usage(store, task_id, dict.fromkeys(facts.V2_USAGE_FIELDS, 0))
+            outcome = CancelOutcome(job.name, job.key, task_id, result, message)
+        seen[job.key] = outcome
+        outcomes.append(outcome)
+    return outcomes
 
 
 def check_budget(plan: Plan, max_renders: int | None) -> None:

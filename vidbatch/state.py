@@ -101,7 +101,7 @@ TRANSITIONS: dict[RenderState, frozenset[RenderState]] = {
     S.NEW: frozenset({S.SUBMITTING, S.DONE}),  # done: adopted from an outputs index (lost state)
     S.SUBMITTING: frozenset({S.RUNNING, S.NEW, S.FAILED, S.UNCERTAIN}),
     S.UNCERTAIN: frozenset({S.SUBMITTING, S.RUNNING, S.NEW}),
-    S.RUNNING: frozenset({S.RENDERED, S.FAILED, S.GONE}),
+    S.RUNNING: frozenset({S.RENDERED, S.FAILED, S.GONE, S.NEW}),  # new: a queued V2 task cancelled as obsolete
     S.RENDERED: frozenset({S.DONE, S.SUBMITTING, S.GONE}),  # submitting: the file can no longer be fetched
     S.DONE: frozenset({S.SUBMITTING, S.GONE}),  # --force; gone: a download found the file expired
     S.FAILED: frozenset({S.SUBMITTING}),  # --retry-failed
@@ -1050,6 +1050,19 @@ class Store:
         """A lost V2 create's task, found in the task list: the render is ``running`` with it,
         recorded as ``submitted`` (so the spend ledger counts it once, as accepted)."""
         return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id, "adopted": why or True}, task_id=task_id, submitted_at=now(), **_NO_ERROR)
+
+    def record_cancelled(self, key: str, task_id: str, *, name: str | None = None, on_request: bool = False) -> RenderRecord:
+        """A queued V2 task was cancelled (MiniMax does not charge it). Cancelled because no job
+        wants it any more: back to ``new`` (wanted again, it is created again). Cancelled on
+        request (``vidbatch cancel``): ``failed``, so a plain run does not pay for it again."""
+        if on_request:
+            error = ErrorInfo(
+                f"task {task_id} was cancelled on request before it started (not charged)",
+                call="cancel",
+                hint="`vidbatch run --retry-failed` (or --force NAME) creates it again",
+            )
+            return self._transition(key, RenderState.FAILED, "cancelled", name=name, detail={"task_id": task_id, **_error_detail(error)}, **_error_values(error))
+        return self._transition(key, RenderState.NEW, "cancelled", name=name, detail={"task_id": task_id, "why": "no job wants it any more"}, task_id=None, **_NO_ERROR)
 
     @_guarded
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:
