@@ -81,6 +81,9 @@ class Call(str, enum.Enum):
     DOWNLOAD = "download"
     COPY = "copy"  # a verified video copied to another output (reuse)
     RECONCILE = "reconcile"  # the V2 task list, asked after a create's answer was lost
+    #: cancelling a queued V2 task no job wants any more: best effort, outside the table (a
+    #: failure is an outcome, see runner.cancel_task: the task runs on and its render is kept)
+    CANCEL = "cancel"
 
     def __str__(self) -> str:
         return self.value

@@ -354,6 +354,10 @@ class _Render:
     api: facts.Api = facts.Api.V1
     #: V2: the video's signed URL from the last query (refreshed by querying again when expired)
     video_url: str | None = None
+    #: V2: an edit made it obsolete while its task was in flight: cancel it if still queued,
+    #: else let it finish and keep the render in the state without writing any output
+    obsolete: bool = False
+    cancelled: bool = False
 
     @property
     def v2(self) -> bool:
@@ -511,6 +515,8 @@ class Runner:
         self._reconciling: dict[str, _Render] = {}
         self._next_v2_create_at = 0.0
         self._v2_in_flight: set[str] = set()
+        #: V2 renders in flight by key: a replan may make one obsolete (then it is cancelled)
+        self._v2_renders: dict[str, _Render] = {}
 
     # --- public -------------------------------------------------------------------------
 
@@ -544,6 +550,7 @@ class Runner:
 
     def _take_plan(self, plan: Plan) -> None:
         self._supersede_queued(plan)
+        self._cancel_obsolete(plan)
         for manifest in {str(pj.job.manifest) for pj in plan.jobs}:
             self.progress.forget(manifest, {job_id(pj) for pj in plan.jobs})
         self._attach_to_reconciling(plan)
@@ -845,6 +852,8 @@ class Runner:
     def _dispatch_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, _, call, render = heapq.heappop(self._timers)
+            if render.cancelled:
+                continue
             if call is Call.POLL:
                 task_id = render.task_id
                 assert task_id is not None
@@ -865,6 +874,13 @@ class Runner:
         if isinstance(result.error, KeyboardInterrupt):
             raise result.error
         self._idle_announced = False
+        if result.render.cancelled:
+            return  # a poll of a task cancelled meanwhile: the state says so already
+        if result.call is Call.CANCEL:
+            if result.error is not None:
+                raise result.error  # cancel_task returns outcomes: an exception is a bug
+            self._on_cancel_answered(result.render, result.value)
+            return
         if result.error is not None:
             self._on_failure(result.call, result.render, result.error)
             return
@@ -890,6 +906,8 @@ class Runner:
             self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
         self._emit(EventKind.SUBMITTED, f"task {task_id}", render, task_id=task_id)
         self._schedule(Call.POLL, render, self.options.poll_interval)
+        if render.obsolete:  # an edit made it obsolete while its create was on the wire
+            self._cancel(render)
 
     def _on_polled(self, render: _Render, status: TaskStatus | V2Task) -> None:
         render.spent = Counter({k: n for k, n in render.spent.items() if k[0] is not Call.POLL})  # in a row
@@ -903,6 +921,10 @@ class Runner:
             self._ids[render.key] = (render.task_id, file_id)
             self._save(self.store.record_rendered, render.key, file_id, width=status.video_width, height=status.video_height, name=render.name)
             self._emit(EventKind.RENDERED, f"file {file_id}", render, file_id=file_id)
+            if render.obsolete:  # no job wants it now: kept in the state (rendered), no output written
+                self._leave_flight(render)
+                self._emit(EventKind.STATUS, "rendered after an edit made it obsolete: kept in the state, not downloaded", render, status=status.status)
+                return
             self._download(render)
         elif status.state is facts.TaskState.FAILED:
             try:
@@ -1058,7 +1080,7 @@ class Runner:
         data = {"outcome": str(judgement.outcome), "candidates": list(judgement.candidates)}
         if judgement.outcome is LostCreate.NONE:
             self._save(self.store.record_not_submitted, render.key, ErrorInfo(judgement.describe(), call="list"), name=name)
-            wants = bool(render.targets)  # jobs of this run want it (else a later run creates it)
+            wants = bool(render.targets) and not render.obsolete  # jobs of this run want it (else a later run creates it)
             self._emit(EventKind.RETRY, f"lost create settled: {judgement.describe()}; " + ("creating it again" if wants else "it stays new"), render, job_name=name, data=data)
             if wants and render.spent[(Call.CREATE, Verdict.RECONCILE)] < self._limits.create_rounds:
                 self._requeue(render, front=True)
@@ -1074,6 +1096,8 @@ class Runner:
             if render.targets:
                 self._enter_flight(render)
                 self._schedule(Call.POLL, render, 0.0)
+                if render.obsolete:
+                    self._cancel(render)
         else:
             message = f"create answer lost; {judgement.describe()}"
             self._save(self.store.record_uncertain, render.key, ErrorInfo(message, call="list"), name=name, extra={"candidates": list(judgement.candidates)})
@@ -1091,6 +1115,41 @@ class Runner:
         self._emit(EventKind.UNCERTAIN, message, render)
         if stop:
             self._account_stop(error)
+
+    def _cancel_obsolete(self, plan: Plan) -> None:
+        """A new plan of a manifest leaves a V2 render in flight that no job wants any more:
+        cancel its task if it is still queued (MiniMax does not charge a cancelled task); a
+        running one finishes and its render is kept in the state (see _on_polled)."""
+        manifests = {pj.job.manifest for pj in plan.jobs}
+        wanted = {pj.job.key for pj in plan.jobs}
+        for render in list(self._v2_renders.values()) + [r for r in self._reconciling.values() if r.targets]:
+            if render.obsolete or render.key in wanted or not render.targets:
+                continue
+            if any(pj.job.manifest not in manifests for pj in render.targets):
+                continue  # another manifest's job still wants it
+            render.obsolete = True
+            if render.task_id is not None and render.key in self._v2_renders:
+                self._cancel(render)
+
+    def _cancel(self, render: _Render) -> None:
+        task_id = render.task_id
+        assert task_id is not None
+        self._pool.submit(Call.CANCEL, render, functools.partial(cancel_task, self.client, task_id))
+
+    def _on_cancel_answered(self, render: _Render, value: tuple[Cancelled, str]) -> None:
+        result, message = value
+        if result is not Cancelled.CANCELLED:
+            self._emit(EventKind.STATUS, f"no longer wanted after an edit; {message}", render, cancel=str(result))
+            return
+        from . import ledger
+
+        task_id = render.task_id
+        assert task_id is not None
+        render.cancelled = True
+        self._leave_flight(render)
+        self._save(self.store.record_cancelled, render.key, task_id, name=render.name)
+        self._save(ledger.record_usage, self.store, task_id, dict.fromkeys(facts.V2_USAGE_FIELDS, 0))
+        self._emit(EventKind.CANCELLED, f"no longer wanted after an edit; {message}", render, task_id=task_id)
 
     def _on_v2_finished(self, render: _Render, task: V2Task) -> None:
         """A V2 task ended: keep its video URL and what MiniMax billed for it (``usage``)."""
@@ -1205,11 +1264,14 @@ class Runner:
         self._in_flight.add(render.key)
         if render.v2:
             self._v2_in_flight.add(render.key)
+            self._v2_renders[render.key] = render
         self._mark(render, JobPhase.RUNNING, planning=planning)
 
     def _leave_flight(self, render: _Render) -> None:
         self._in_flight.discard(render.key)
         self._v2_in_flight.discard(render.key)
+        if self._v2_renders.get(render.key) is render:
+            del self._v2_renders[render.key]
 
     def _requeue(self, render: _Render, *, front: bool) -> None:
         self._mark(render, JobPhase.QUEUED)
