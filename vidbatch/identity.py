@@ -11,6 +11,12 @@ A job's key is a tagged digest of the canonical JSON of its fully resolved, norm
   moved file or re-encoded base64 text is the same image, and an edited image is a new request;
   a remote URL counts as the URL itself (its content cannot be known without fetching it).
 
+Takes: a job with ``takes = N`` is N renders of one request, told apart by the take number
+(1..:data:`MAX_TAKES`). Take 1's key is the request's key as above, so the one take of a job
+without ``takes`` (and take 1 of a job given more takes later) keeps the key it always had. Take
+N > 1 hashes the normalised request with one more member, ``"take": N`` (no API field is named
+``take``, so no request can collide with it). The take number is never sent to the API.
+
 Not part of the key: the job's name, its output path, the manifest's formatting, comments, key
 order and unused variables. The ``vb1`` tag names this scheme; a future change of scheme gets a new
 tag, so old keys are recognisably old instead of silently different.
@@ -25,15 +31,20 @@ from typing import Any, Mapping
 from . import rules
 
 KEY_SCHEME = "vb1"
+#: Most takes one shot may have: each is a paid render, and nobody reviews more than a handful.
+MAX_TAKES = 20
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def content_key(identity_request: Mapping[str, Any]) -> str:
-    """The key of a request whose images are already in identity form (see module docstring)."""
+def content_key(identity_request: Mapping[str, Any], take: int = 1) -> str:
+    """The key of take ``take`` of a request whose images are already in identity form (see the
+    module docstring)."""
     normal = rules.normalized_request(identity_request)
+    if take != 1:
+        normal = {**normal, "take": take}
     digest = hashlib.sha256(canonical_json(normal).encode("utf-8")).hexdigest()
     return f"{KEY_SCHEME}:{digest}"
 
