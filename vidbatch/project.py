@@ -57,7 +57,7 @@ class Workspace:
 
     def default_options(self) -> RunOptions:
         """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
-        return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
+        return RunOptions(rpm=SIM_RPM, v2_rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
 
     def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
         """What a run would do for each job, and why (:func:`plan`). Writes nothing."""
