@@ -65,6 +65,7 @@ class FakeClient:
         self.v2_bodies: dict[str, dict[str, Any]] = {}
         self.server_clock = 1_700_000_000.0
         self.queued: set[str] = set()
+        self.uploads: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._clock = clock
         self._tasks = 0
@@ -154,6 +155,11 @@ class FakeClient:
     def v2_prompts(self) -> list[str]:
         """The prompt of every V2 task, in creation order."""
         return [str(next((i.get("text") for i in b.get("content", []) if i.get("type") == "text"), "")) for b in self.v2_bodies.values()]
+
+    def upload_file(self, data: bytes, filename: str) -> str:
+        with self._lock:
+            self.uploads.append((filename, len(data)))
+            return f"{len(self.uploads)}"
 
     def create_v2(self, body: dict[str, Any]) -> str:
         self.requests.append(body)

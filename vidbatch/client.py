@@ -624,21 +624,16 @@ class Client:
         call = self._api_call("cancel", "DELETE", f"{facts.V2_PATH_TASK}/{quote(str(task_id), safe='')}")
         self._retried(call, self._attempt)
 
-    def upload_file(self, path: Path, *, purpose: str = "video_generation") -> str:
-        """Upload a local file once (``POST /v1/files/upload``, multipart) for a V2 request too
-        big to carry it inline; returns the file id, sent as ``mm_file://ID``. Safe to repeat: an
-        upload whose answer was lost only leaves an unused file (they live 7 days)."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ConfigError(f"cannot read {path} to upload it: {e.strerror or e}") from None
-        call = self._api_call("upload", "POST", facts.PATH_FILE_UPLOAD, files={"file": (path.name, data), "purpose": (None, purpose)})
+    def upload_file(self, data: bytes, filename: str, *, purpose: str = "video_generation") -> str:
+        """Upload media once (``POST /v1/files/upload``, multipart ``file`` and ``purpose``) for a
+        V2 request too big to carry it inline; returns the file id, sent as ``mm_file://ID``. Safe
+        to repeat: an upload whose answer was lost only leaves an unused file (they live 7 days)."""
+        call = self._api_call("upload", "POST", facts.PATH_FILE_UPLOAD, files={"file": (filename, data), "purpose": (None, purpose)})
         answer = self._retried(call, self._attempt)
         file = answer.body.get("file")
         file_id = file.get("file_id") if isinstance(file, dict) else answer.body.get("file_id")
         if file_id in (None, ""):
-            raise TransientError(f"upload of {path.name} answered without a file_id", answer.info)
+            raise TransientError(f"upload of {filename} answered without a file_id", answer.info)
         return str(file_id)
 
     def download_v2(self, task_id: str, dest: Path, *, url: str | None = None, expected_bytes: int | None = None) -> Download:

@@ -286,10 +286,14 @@ class Shape:
 
 
 def v2_shape(body: Mapping[str, Any]) -> Shape:
-    """The shape of a V2 create body as the task list will show its task (the contract's
-    defaults filled in: duration, resolution, and ``adaptive`` for a request with media)."""
-    content: list[Any] = body["content"] if isinstance(body.get("content"), list) else []
-    media = any(isinstance(item, dict) and item.get("type") != "text" for item in content)
+    """The shape of a V2 request as the task list will show its task (the contract's defaults
+    filled in: duration, resolution, and ``adaptive`` for a request with media). ``body`` is a
+    create body (with ``content``) or vidbatch's flat form of one (a job's request)."""
+    if "content" in body:
+        content: list[Any] = body["content"] if isinstance(body.get("content"), list) else []
+        media = any(isinstance(item, dict) and item.get("type") != "text" for item in content)
+    else:
+        media = any(body.get(name) for name in facts.V2_JOB_MEDIA_FIELDS)
     ratio = body.get("ratio") or (facts.V2_RATIO_WITH_MEDIA if media else None)
     return Shape(
         model=body.get("model"),

@@ -123,6 +123,9 @@ class ApiClient(Protocol):
     def create_v2(self, body: dict[str, Any]) -> str:
         ...
 
+    def upload_file(self, data: bytes, filename: str) -> str:
+        ...
+
     def query_v2(self, task_id: str) -> V2Task:
         ...
 
@@ -517,6 +520,8 @@ class Runner:
         self._v2_in_flight: set[str] = set()
         #: V2 renders in flight by key: a replan may make one obsolete (then it is cancelled)
         self._v2_renders: dict[str, _Render] = {}
+        #: V2 media uploaded in this run: sha256 -> file id (sent as mm_file://ID)
+        self._uploaded: dict[str, str] = {}
 
     # --- public -------------------------------------------------------------------------
 
@@ -780,8 +785,10 @@ class Runner:
                 return
             render = self._creates[index]
             del self._creates[index]
+            job = render.targets[0].job
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
-                request = render.targets[0].job.api_request()
+                # (a V2 body is built by the worker, after any upload: see _create_v2)
+                request = None if render.v2 else job.api_request()
             except errors.VidbatchError as e:
                 self._mark(render, JobPhase.UNFINISHED)
                 self._emit(EventKind.ERROR, f"not submitted: {e}", render)
@@ -791,15 +798,25 @@ class Runner:
             else:
                 self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
-            shape = v2_shape(request).to_json() if render.v2 else None
+            shape = v2_shape(job.request).to_json() if render.v2 else None
             if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape):
                 self._creates.insert(index, render)  # no intent saved, so no create sent: stays new
                 return
             self._enter_flight(render)
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
-            create = self.client.create_v2 if render.v2 else self.client.create
-            self._pool.submit(Call.CREATE, render, functools.partial(create, request))
+            if render.v2:
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job))
+            else:
+                self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+
+    def _create_v2(self, job: Any) -> str:
+        """Worker side: upload the media the body cannot carry inline (once per content: file
+        ids are kept for the run), build the V2 body, create. Only one V2 create runs at a time,
+        so the upload map needs no lock. A failure before ``create_v2`` is never a lost create."""
+        for ref in job.v2_uploads(self._uploaded):
+            self._uploaded[ref.sha256] = self.client.upload_file(ref.content(), ref.upload_name())
+        return self.client.create_v2(job.v2_body(self._uploaded))
 
     # --- V2 pacing: its own rate and in-flight limit, one create on the wire ------------------
 
