@@ -808,6 +808,7 @@ class Runner:
             if render.v2:
                 self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job))
             else:
+                assert request is not None
                 self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
 
     def _create_v2(self, job: Any) -> str:
