@@ -853,9 +853,10 @@ class Runner:
         through its result)."""
         apis = {render.api for render in self._creates}
         due = [self._next_create_at] if facts.Api.V1 in apis else []
-        if facts.Api.V2 in apis:
+        v2_limit = min(self.options.concurrency, self.options.v2_concurrency)
+        if facts.Api.V2 in apis and len(self._v2_in_flight) < v2_limit and not self._v2_wire_busy():
             due.append(self._next_v2_create_at)
-        return max(min(due, default=now), self._paused_until)
+        return max(min(due, default=now + 3600.0), self._paused_until)
 
     def _state_in_place(self) -> bool:
         """Before a create: is the state database still the file this run writes? One deleted
