@@ -5,18 +5,21 @@ HTTP, with the request on the wire checked against the contract."""
 from __future__ import annotations
 
 import json
+import signal
+import struct
 from pathlib import Path
 
-
-from vidbatch import errors, mp4
+from vidbatch import errors, facts, mp4
 from vidbatch import project as project_mod
 from vidbatch.events import EventKind
 from vidbatch.plan import plan_jobs
 from vidbatch.runner import RunEvent, RunOptions, Runner
+from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.state import RenderState, Store
 
+from .conftest import TEST_KEY
 from .fakes import FakeClient, FakeClock
-from .helpers import write
+from .helpers import cli, cli_subprocess, png, write
 
 H3 = "MiniMax-H3"
 
@@ -253,3 +256,161 @@ def test_cancel_jobs_cancels_queued_and_reports_running_ones(tmp_path):
     assert got == {"q": Cancelled.CANCELLED, "r": Cancelled.RUNNING, "v": Cancelled.NOT_V2}
     assert h.client.count("cancel_v2") == 1  # never a DELETE of a task that is not queued
     assert h.state("q") is RenderState.FAILED and h.state("r") is RenderState.RUNNING
+
+
+# --- the real CLI against the simulator -------------------------------------------------------------
+
+RUN = ["--poll-interval", "0", "--rpm", "60000"]
+
+
+def mp4_media(size: int = 4096) -> bytes:
+    """Enough of an MP4 for the media check: an ``ftyp`` box, then filler."""
+    return struct.pack(">I", 24) + b"ftypisom" + b"\0\0\0\0isomiso2" + b"\0" * (size - 24)
+
+
+def mp3_media(size: int = 2048) -> bytes:
+    return b"ID3\x04\0\0\0\0\0\0" + b"\0" * (size - 10)
+
+
+MODES = {
+    "text": ('ratio = "21:9"\nduration = 8', []),
+    "first": ('first_frame_image = "in/first.png"', [("image_url", "first_frame")]),
+    "last": ('last_frame_image = "in/last.png"', [("image_url", "last_frame")]),
+    "first-last": ('first_frame_image = "in/first.png"\nlast_frame_image = "in/last.png"\nduration = 10', [("image_url", "first_frame"), ("image_url", "last_frame")]),
+    "refs": ('reference_images = ["in/face.png", "in/first.png"]\nratio = "9:16"', [("image_url", "reference_image")] * 2),
+    "image-video-audio": (
+        'reference_images = ["in/face.png"]\nreference_videos = ["in/clip.mp4"]\nreference_audios = ["in/voice.mp3"]',
+        [("image_url", "reference_image"), ("video_url", "reference_video"), ("audio_url", "reference_audio")],
+    ),
+}
+
+
+def modes_manifest(folder: Path) -> Path:
+    png(folder / "in" / "first.png", 640, 360, (200, 80, 40))
+    png(folder / "in" / "last.png", 640, 360, (40, 80, 200))
+    png(folder / "in" / "face.png", 400, 600, (180, 160, 140))
+    (folder / "in" / "clip.mp4").write_bytes(mp4_media())
+    (folder / "in" / "voice.mp3").write_bytes(mp3_media())
+    text = 'output_dir = "renders"\n\n[defaults]\nmodel = "MiniMax-H3"\n\n'
+    for name, (fields, _) in MODES.items():
+        text += f'[[jobs]]\nname = "{name}"\nprompt = "H3 {name} shot"\n{fields}\n\n'
+    return write(folder, "modes.toml", text)
+
+
+def sim_env(server) -> dict[str, str]:
+    return {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+
+
+def v2_task(server, prompt: str):
+    found = [t for t in server.sim.tasks.v2_tasks() if t.prompt == prompt]
+    assert len(found) == 1, f"{prompt}: {len(found)} tasks"
+    return found[0]
+
+
+def test_every_h3_mode_renders_through_the_cli_with_the_contracts_body_on_the_wire(tmp_path):
+    manifest = modes_manifest(tmp_path)
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        result = cli(["run", manifest, *RUN], env=sim_env(server))
+        assert result.exit_code == 0, result.output
+        assert server.sim.calls["create"] == 0 and server.sim.calls["v2_create"] == len(MODES)
+        for name, (_, media) in MODES.items():
+            body = v2_task(server, f"H3 {name} shot").request
+            assert set(body) <= set(facts.V2_REQUEST_FIELDS) and body["model"] == H3
+            assert body["content"][0] == {"type": "text", "text": f"H3 {name} shot"}
+            items = body["content"][1:]
+            assert [(i["type"], i["role"]) for i in items] == media, name
+            for item in items:  # local files travel as data URLs under the key named like the type
+                assert item[item["type"]]["url"].startswith("data:"), name
+            assert body["resolution"] == "2K"
+            assert body["duration"] == {"text": 8, "first-last": 10}.get(name, 5)
+            assert body["ratio"] == {"text": "21:9", "refs": "9:16"}.get(name, "adaptive")
+            out = tmp_path / "renders" / f"{name}.mp4"
+            assert mp4.check_mp4(out) == []
+            meta = mp4.read_sim_metadata(out)
+            assert meta is not None and meta["prompt"] == f"H3 {name} shot" and meta["api"] == "v2"
+        status = json.loads(cli(["status", manifest, "--json"], env=sim_env(server)).output)
+        assert {j["state"] for j in status["jobs"]} == {"done"}
+        # a second run is a no-op: nothing created, nothing downloaded
+        again = cli(["run", manifest, *RUN], env=sim_env(server))
+        assert again.exit_code == 0 and server.sim.calls["v2_create"] == len(MODES)
+
+
+def test_media_the_body_cannot_carry_are_uploaded_once_and_sent_as_mm_file(tmp_path, monkeypatch):
+    folder = tmp_path
+    (folder / "in").mkdir()
+    png(folder / "in" / "face.png", 400, 600)
+    (folder / "in" / "clip.mp4").write_bytes(mp4_media(200_000))
+    write(folder, "big.toml", f'output_dir = "renders"\n\n[[jobs]]\nname = "big"\nmodel = "{H3}"\nprompt = "H3 big"\nreference_images = ["in/face.png"]\nreference_videos = ["in/clip.mp4"]\n')
+    monkeypatch.setattr(facts, "V2_BODY_MAX_BYTES", 100_000)  # the 64 MB limit, scaled down
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        result = cli(["run", folder / "big.toml", *RUN], env=sim_env(server))
+        assert result.exit_code == 0, result.output
+        assert server.sim.calls["upload"] == 1
+        items = v2_task(server, "H3 big").request["content"][1:]
+        urls = {i["role"]: i[i["type"]]["url"] for i in items}
+        assert urls["reference_video"].startswith(facts.V2_FILE_URL_SCHEME)
+        assert urls["reference_image"].startswith("data:")  # small enough to travel inline
+
+
+def run_until_submitted(manifest: Path, env: dict[str, str]) -> None:
+    """``vidbatch run`` until its task is created, then Ctrl-C: the task stays in flight."""
+    proc = cli_subprocess(["run", manifest, "--json", *RUN], env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("{") and json.loads(line)["event"] == "submitted":
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+
+
+def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
+    running = h3_manifest(tmp_path, {"b": "H3 running B"})
+    queued = write(tmp_path, "c.toml", f'output_dir = "renders"\n\n[[jobs]]\nname = "c"\nmodel = "{H3}"\nprompt = "H3 queued C"\nratio = "1:1"\n')
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        env = sim_env(server)
+        run_until_submitted(running, env)
+        server.sim.advance(2000)  # past the queued half of its latency: running
+        b = v2_task(server, "H3 running B")
+        result = cli(["cancel", running, "--job", "b"], env=env)
+        assert result.exit_code == 1 and "cannot be cancelled" in result.output, result.output
+        assert b.cancelled_at is None and b.deleted_at is None
+        run_until_submitted(queued, env)
+        result = cli(["cancel", queued, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output.splitlines()[0])["result"] == "cancelled"
+        assert v2_task(server, "H3 queued C").cancelled_at is not None
+        status = json.loads(cli(["status", queued, "--json"], env=env).output)
+        assert status["jobs"][0]["state"] == "failed"
+        server.sim.advance(7200)
+        again = cli(["run", queued, *RUN], env=env)  # a plain run does not pay for it again
+        assert again.exit_code == 1 and v2_task(server, "H3 queued C").cancelled_at is not None
+        # the running one finishes and is collected as usual
+        assert cli(["run", running, *RUN], env=env).exit_code == 0
+        assert mp4.read_sim_metadata(tmp_path / "renders" / "b.mp4")["prompt"] == "H3 running B"
+        assert cli(["cancel", queued, "--job", "nope"], env=env).exit_code == 2
+
+
+def test_a_watch_edit_of_a_queued_h3_job_cancels_its_task_and_it_is_never_billed(tmp_path):
+    from .test_watch import Watch, atomic_write
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    manifest = h3_manifest(folder, {"fox": "H3 a slow fox"})
+    charged = lambda shape: "0.65"  # noqa: E731 - any succeeded task costs this
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600, v2_price=charged, balance="100.00")) as server:
+        w = Watch(folder, server)
+        try:
+            w.wait_for(lambda: w.of("submitted"), "the first render to be created")
+            atomic_write(manifest, manifest.read_text().replace("a slow fox", "a quick fox"))
+            w.wait_for(lambda: w.of("cancelled"), "the obsolete task to be cancelled")
+            w.wait_for(lambda: len(w.of("submitted")) == 2, "the edited render to be created")
+            old = v2_task(server, "H3 a slow fox")
+            assert old.cancelled_at is not None
+            server.sim.advance(7200)
+            w.wait_for(lambda: w.of("downloaded"), "the edited render to be downloaded")
+            assert mp4.read_sim_metadata(folder / "renders" / "fox.mp4")["prompt"] == "H3 a quick fox"
+            assert old.status_at(server.sim.now()) == "cancelled"
+            assert server.sim.balance() == "99.35"  # one render billed: the edited one
+            assert not w.of("failed") and not w.of("error"), w.transcript()
+        finally:
+            w.close()
