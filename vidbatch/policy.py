@@ -51,18 +51,31 @@ Why these verdicts:
 The lost-create window
 ----------------------
 :func:`lost_create_window` bounds, on the *server's* clock, when a lost create's task (if any)
-was made. vidbatch keeps at most one V2 create on the wire and resolves a lost one before the
-next V2 create is sent, so:
+was made. vidbatch keeps at most one V2 create on the wire, settles a lost one before the next V2
+create is sent, and sends its next V2 create only :data:`facts.V2_CREATED_AT_RESOLUTION` after
+the previous one was answered (so two of its tasks never share a ``created_at``). Then:
 
-* **after**: the newest of (a) the ``created_at`` of the last V2 task this state recorded before
-  the create's intent (its answer arrived before this create was sent), and (b) the intent's
-  local time moved to the server's clock by the skew the list answer's ``Date`` header shows,
-  less :data:`CLOCK_MARGIN` (without a ``Date`` header, less :data:`CLOCK_MARGIN_NO_DATE`);
-* **before**: the ``created_at`` of the first V2 task this state recorded *after* the intent
-  (only when an earlier resolution failed and later creates went on), else no bound (now).
+* **after** (hard: no task of this create can be older) is the later of (a) one resolution step
+  after the ``created_at`` of the last V2 task this state recorded before the create's intent,
+  and (b) the intent's local time moved to the server's clock by the skew the list answer's
+  ``Date`` header shows, less :data:`CLOCK_MARGIN` (without a ``Date`` header, less
+  :data:`CLOCK_MARGIN_NO_DATE`);
+* **sure_after** (soft) is the intent moved to the server's clock less :data:`CLOCK_TIGHT` (the
+  ``Date`` header's whole seconds): a task older than that is in the window only if the clocks
+  were misjudged, so it is never *adopted* (without a ``Date`` header nothing is adopted);
+* **before**: one resolution step before the ``created_at`` of the first V2 task this state
+  recorded *after* the intent (only when an earlier look at the list failed and creates went
+  on), else no bound (now).
 
-A task with no ``created_at`` is counted inside the window (the safe side). The list only
-reaches back :data:`facts.V2_LIST_DAYS` days: a create older than that cannot be resolved.
+A task with no ``created_at`` is counted inside the window (the safe side) and never adopted.
+The list only reaches back :data:`facts.V2_LIST_DAYS` days: a create older than that cannot be
+settled.
+
+What the judgement rests on: the list shows every task of the account (of the last 7 days) as
+soon as its create has been answered, and a foreign task of the same shape made in the seconds
+of a lost create whose own request never arrived is indistinguishable from that create's task.
+The window makes that interval as short as the clocks allow; inside it, one unrecorded task of
+the right shape is adopted.
 """
 
 from __future__ import annotations
@@ -246,6 +259,9 @@ def is_state_write_error(error: BaseException) -> bool:
 CLOCK_MARGIN = 60.0
 #: The same without a ``Date`` header: the local clock may be off by this much.
 CLOCK_MARGIN_NO_DATE = 15 * 60.0
+#: How far before the intent (on the server's clock, by the ``Date`` header) a task of the create
+#: can seem to be made: the header's whole seconds and the time to read it.
+CLOCK_TIGHT = 2.0
 
 
 class LostCreate(str, enum.Enum):
@@ -254,6 +270,7 @@ class LostCreate(str, enum.Enum):
     NONE = "none"  # no task of its shape in the window: it was never created; create it again
     ADOPT = "adopt"  # exactly one task in the window, of its shape: it is this create's
     AMBIGUOUS = "ambiguous"  # other tasks in the window too: cannot tell which (if any) is ours
+    UNSURE = "unsure"  # one task of its shape, but too early to be surely ours (see Window.sure)
     UNREACHABLE = "unreachable"  # older than the list reaches back: cannot tell
 
     def __str__(self) -> str:
@@ -306,15 +323,20 @@ def v2_shape(body: Mapping[str, Any]) -> Shape:
 
 @dataclass(frozen=True)
 class Window:
-    """When a lost create's task was made, on the server's clock (``before`` None: up to now)."""
+    """When a lost create's task was made, on the server's clock (``before`` None: up to now);
+    ``sure_after``: a task older than this is never adopted (see the module docstring)."""
 
     after: float
     before: float | None = None
+    sure_after: float = float("inf")
 
     def holds(self, created_at: float | None) -> bool:
         if created_at is None:
             return True  # cannot be placed: counted in, the safe side
         return created_at >= self.after and (self.before is None or created_at <= self.before)
+
+    def sure(self, created_at: float | None) -> bool:
+        return created_at is not None and self.holds(created_at) and created_at >= self.sure_after
 
 
 def lost_create_window(
@@ -324,16 +346,19 @@ def lost_create_window(
     server_now: float | None,
     previous_created_at: float | None,
     next_created_at: float | None,
+    resolution: float = facts.V2_CREATED_AT_RESOLUTION,
 ) -> Window:
     """The window of a lost create (see the module docstring): ``intent_at`` and ``local_now``
     on the local clock, the rest on the server's."""
     if server_now is not None:
-        after = intent_at + (server_now - local_now) - CLOCK_MARGIN
+        intent = intent_at + (server_now - local_now)
+        after, sure_after = intent - CLOCK_MARGIN, intent - CLOCK_TIGHT
     else:
-        after = intent_at - CLOCK_MARGIN_NO_DATE
+        after, sure_after = intent_at - CLOCK_MARGIN_NO_DATE, float("inf")
     if previous_created_at is not None:
-        after = max(after, previous_created_at)
-    return Window(after, next_created_at)
+        after = max(after, previous_created_at + resolution)
+    before = None if next_created_at is None else next_created_at - resolution
+    return Window(after, before, max(after, sure_after))
 
 
 @dataclass(frozen=True)
@@ -348,6 +373,7 @@ class Judgement:
             LostCreate.NONE: "the task list shows no task of this request's shape in the window: it was never created",
             LostCreate.ADOPT: f"the task list shows exactly one new task in the window, of this request's shape: {ids}",
             LostCreate.AMBIGUOUS: f"the task list shows tasks this state did not create in the window, so which (if any) is this job's cannot be told: {ids}",
+            LostCreate.UNSURE: f"the task list shows one new task of this request's shape, made before the create by the clocks as far as they can be read, so it may be someone else's: {ids}",
             LostCreate.UNREACHABLE: "the create is older than the task list reaches back",
         }[self.outcome]
 
@@ -356,7 +382,8 @@ def judge_lost_create(tasks: Sequence[Any], *, recorded: Collection[str], shape:
     """What ``tasks`` (the task list: objects with ``task_id``, ``created_at`` and the shape's
     fields) say of a lost create of ``shape`` in ``window``, ``recorded`` being every task id the
     state knows. The candidates are the unrecorded tasks in the window; among them, none of our
-    shape: it was never created; exactly one, of our shape: adopt it; anything else: ambiguous."""
+    shape: it was never created; exactly one, of our shape and surely after the create's intent:
+    adopt it; anything else: ambiguous (or unsure)."""
     if not reachable:
         return Judgement(LostCreate.UNREACHABLE)
     candidates = [t for t in tasks if t.task_id not in recorded and window.holds(t.created_at)]
@@ -364,6 +391,8 @@ def judge_lost_create(tasks: Sequence[Any], *, recorded: Collection[str], shape:
     matching = [t for t in candidates if shape.matches(t)]
     if not matching:
         return Judgement(LostCreate.NONE, candidates=ids)
-    if len(candidates) == 1:
-        return Judgement(LostCreate.ADOPT, matching[0], ids)
-    return Judgement(LostCreate.AMBIGUOUS, candidates=ids)
+    if len(candidates) > 1:
+        return Judgement(LostCreate.AMBIGUOUS, candidates=ids)
+    if not window.sure(matching[0].created_at):
+        return Judgement(LostCreate.UNSURE, candidates=ids)
+    return Judgement(LostCreate.ADOPT, matching[0], ids)

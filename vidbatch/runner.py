@@ -517,6 +517,8 @@ class Runner:
         #: is, no V2 create is sent (see _v2_wire_busy)
         self._reconciling: dict[str, _Render] = {}
         self._next_v2_create_at = 0.0
+        #: no V2 create before this (monotonic): one created_at step after the last one answered
+        self._v2_wire_free_at = 0.0
         self._v2_in_flight: set[str] = set()
         #: V2 renders in flight by key: a replan may make one obsolete (then it is cancelled)
         self._v2_renders: dict[str, _Render] = {}
@@ -832,7 +834,7 @@ class Runner:
         if not render.v2:
             return now >= self._next_create_at
         limit = min(self.options.concurrency, self.options.v2_concurrency)
-        return now >= self._next_v2_create_at and len(self._v2_in_flight) < limit and not self._v2_wire_busy()
+        return now >= max(self._next_v2_create_at, self._v2_wire_free_at) and len(self._v2_in_flight) < limit and not self._v2_wire_busy()
 
     def _next_create(self, now: float) -> int | None:
         """The position in the queue of the first render that may be created now: a V2 render
@@ -855,7 +857,7 @@ class Runner:
         due = [self._next_create_at] if facts.Api.V1 in apis else []
         v2_limit = min(self.options.concurrency, self.options.v2_concurrency)
         if facts.Api.V2 in apis and len(self._v2_in_flight) < v2_limit and not self._v2_wire_busy():
-            due.append(self._next_v2_create_at)
+            due.append(max(self._next_v2_create_at, self._v2_wire_free_at))
         return max(min(due, default=now + 3600.0), self._paused_until)
 
     def _state_in_place(self) -> bool:
@@ -917,6 +919,8 @@ class Runner:
 
     def _on_created(self, render: _Render, task_id: str) -> None:
         self._creating.discard(render.key)
+        if render.v2:
+            self._v2_wire_freed()
         render.task_id = task_id
         self._ids[render.key] = (task_id, None)
         self.progress.created_render(render.key)
@@ -1033,9 +1037,20 @@ class Runner:
     # its shape in the window (create it again), exactly one new task and of its shape (adopt
     # it: poll, download), anything else (uncertain, with the candidate task ids).
 
+    def _v2_wire_freed(self) -> None:
+        """A V2 create was answered or settled: the next one waits one ``created_at`` step, so
+        two of vidbatch's tasks never share a second (the window's bounds rely on it)."""
+        self._v2_wire_free_at = self.clock.now() + facts.V2_CREATED_AT_RESOLUTION
+
     def _take_open_intents(self) -> None:
-        """At the start: every V2 create the state left unsettled is looked for first."""
+        """At the start: every V2 create the state left unsettled is looked for first, and the
+        first V2 create waits one ``created_at`` step after the last task id recorded (by an
+        earlier process, perhaps killed a moment ago)."""
         try:
+            last = self.store.last_submitted_at()
+            if last is not None:
+                wait = last + facts.V2_CREATED_AT_RESOLUTION - time.time()
+                self._v2_wire_free_at = self.clock.now() + max(0.0, min(wait, facts.V2_CREATED_AT_RESOLUTION))
             intents = self.store.open_v2_intents()
         except Exception as e:
             if not is_state_write_error(e):
@@ -1094,6 +1109,7 @@ class Runner:
     def _on_reconciled(self, render: _Render, value: tuple[V2Intent, Judgement]) -> None:
         intent, judgement = value
         self._reconciling.pop(render.key, None)
+        self._v2_wire_freed()
         self._leave_flight(render)
         name = render.name if render.targets else intent.name
         data = {"outcome": str(judgement.outcome), "candidates": list(judgement.candidates)}
@@ -1126,6 +1142,7 @@ class Runner:
     def _reconcile_unresolved(self, render: _Render, error: BaseException, *, stop: bool) -> None:
         """The task list could not be asked: the job is ``uncertain`` until the next run asks it."""
         self._reconciling.pop(render.key, None)
+        self._v2_wire_freed()
         self._leave_flight(render)
         info = ErrorInfo.from_exception(error)
         message = f"create answer lost and the task list could not be asked ({info.message}); the next run asks it again"
@@ -1187,6 +1204,8 @@ class Runner:
             self._rate_limits_in_row[call] += 1
         if call is Call.CREATE:
             self._creating.discard(render.key)
+            if render.v2:
+                self._v2_wire_freed()
             if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB, Verdict.RECONCILE):  # those record their own state
                 self._leave_flight(render)
                 # from_exception never stores repr() of an unknown error: it may hold the key

@@ -1046,6 +1046,12 @@ class Store:
         found += [(None, str(t)) for (t,) in self.db.conn.execute("select task_id from renders where task_id is not null") if str(t) not in known]
         return found
 
+    @_guarded
+    def last_submitted_at(self) -> float | None:
+        """When the newest task id was recorded (Unix time), or None."""
+        row = self.db.conn.execute("select max(at) from events where event = 'submitted'").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def record_adopted_task(self, key: str, task_id: str, *, name: str | None = None, why: str = "") -> RenderRecord:
         """A lost V2 create's task, found in the task list: the render is ``running`` with it,
         recorded as ``submitted`` (so the spend ledger counts it once, as accepted)."""
