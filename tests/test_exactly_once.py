@@ -150,7 +150,7 @@ def test_the_shape_fills_in_the_contracts_defaults():
 
 # --- real runs, lost answers injected, processes killed ----------------------------------------------
 
-PROMPTS = {f"shot{i:02d}": f"Exactly once shot {i:02d}" for i in range(8)}
+PROMPTS = {f"shot{i:02d}": f"Exactly once shot {i:02d}" for i in range(6)}
 RUN = ["--json", "--poll-interval", "0", "--rpm", "60000", "--concurrency", "4"]
 
 
@@ -165,7 +165,7 @@ def run_and_kill(manifest, env, rng: random.Random) -> None:
     """``vidbatch run`` killed (SIGKILL) after a seeded number of its events."""
     proc = cli_subprocess(["run", manifest, *RUN], env=env)
     assert proc.stdout is not None
-    events, wanted = 0, rng.randint(1, 30)
+    events, wanted = 0, rng.randint(1, 25)
     while events < wanted:
         line = proc.stdout.readline()
         if not line:
@@ -207,7 +207,7 @@ def check_outputs(tmp_path, sim, uncertain: dict[str, str]) -> None:
         assert mp4.read_sim_metadata(out)["prompt"] == prompt, name
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_lost_answers_and_kills_with_only_vidbatch_on_the_account_create_each_job_once(tmp_path, seed):
     sim, uncertain, final = killed_runs(tmp_path, seed, SimConfig(key=TEST_KEY, lost_create_rate=0.1, seed=seed))
     assert uncertain == {}, uncertain
@@ -216,7 +216,7 @@ def test_lost_answers_and_kills_with_only_vidbatch_on_the_account_create_each_jo
     assert sim.stats()["v2_tasks"] == len(PROMPTS)  # no task beyond one per job: nothing paid twice
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3])
 def test_with_a_second_client_on_the_account_ambiguous_jobs_stay_uncertain_and_nothing_is_paid_twice(tmp_path, seed):
     config = SimConfig(key=TEST_KEY, lost_create_rate=0.25, second_client_rate=0.5, seed=seed)
     sim, uncertain, final = killed_runs(tmp_path, seed, config)

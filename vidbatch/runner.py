@@ -935,6 +935,9 @@ class Runner:
     def _on_polled(self, render: _Render, status: TaskStatus | V2Task) -> None:
         render.spent = Counter({k: n for k, n in render.spent.items() if k[0] is not Call.POLL})  # in a row
         self._save(self.store.record_status, render.key, status.status, name=render.name)
+        if render.v2 and render.obsolete and status.status == facts.V2_STATUS_CANCELLED:
+            self._on_cancel_answered(render, (Cancelled.CANCELLED, f"task {render.task_id} cancelled before it started: MiniMax does not charge it"))
+            return  # our own cancel, seen by a poll before its answer
         if render.v2 and not status.is_running:
             self._on_v2_finished(render, status)  # type: ignore[arg-type]
         if status.state is facts.TaskState.SUCCESS:
@@ -1174,6 +1177,8 @@ class Runner:
 
     def _on_cancel_answered(self, render: _Render, value: tuple[Cancelled, str]) -> None:
         result, message = value
+        if render.cancelled:
+            return  # recorded already (a poll saw it first)
         if result is not Cancelled.CANCELLED:
             self._emit(EventKind.STATUS, f"no longer wanted after an edit; {message}", render, cancel=str(result))
             return
