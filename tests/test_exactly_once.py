@@ -228,3 +228,19 @@ def test_with_a_second_client_on_the_account_ambiguous_jobs_stay_uncertain_and_n
         # the job says which tasks it could not tell apart: someone else's among them
         assert any(task_id in message for task_id in theirs), (name, message)
     assert final.exit_code == (1 if uncertain else 0), final.output
+
+
+def test_a_lost_answer_beside_a_second_clients_task_stays_uncertain_and_is_not_created_again(tmp_path):
+    manifest = tmp_path / "one.toml"
+    manifest.write_text(h3_text_manifest({"solo": "Exactly once, beside someone else"}))
+    with running_simulator(SimConfig(key=TEST_KEY, second_client_rate=1.0, seed=7)) as server:
+        env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+        server.sim.inject("v2_create", "drop_after_create")
+        first = cli(["run", manifest, *RUN], env=env)
+        assert first.exit_code == 1, first.output
+        theirs = [t.task_id for t in server.sim.tasks.v2_tasks() if not t.prompt.startswith("Exactly once")]
+        assert len(theirs) == 1
+        message = uncertain_jobs(manifest, env)["solo"]
+        assert theirs[0] in message, message
+        again = cli(["run", manifest, *RUN], env=env)
+        assert again.exit_code == 1 and server.sim.creates_for("Exactly once, beside someone else") == 1
