@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,11 @@ class JobCost:
     counts: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts, **self.price.to_json()}
+        """``counts``, the ``render`` priced (model, mode, resolution, duration: defaults written
+        out, so a CI gate need not know them) and the price."""
+        r = self.price.render
+        render = {"model": r.model, "mode": r.mode, "resolution": r.resolution, "duration": r.duration}
+        return {"counts": self.counts, "render": render, **self.price.to_json()}
 
 
 @dataclass(frozen=True)
@@ -318,6 +322,9 @@ class Budget:
     max_cost: Decimal | None = None
     unpriced_as: Decimal | None = None
     balance: Balance | None = None
+    #: the table under each manifest's ``[prices]`` (shipped, then the config file's): what
+    #: :meth:`with_manifests` builds on when watch mode loads a manifest again
+    base: PriceTable | None = None
 
     @classmethod
     def for_workspace(
@@ -345,7 +352,17 @@ class Budget:
             max_cost=parse_amount(max_cost, "--max-cost"),
             unpriced_as=parse_amount(unpriced_as, "--unpriced-as"),
             balance=balance,
+            base=base,
         )
+
+    def with_manifests(self, manifests: Iterable[Any]) -> Budget:
+        """This budget with the tables of ``manifests`` as they are now (watch mode loads a
+        manifest again after each edit, and its ``[prices]`` table may have changed); the
+        tables of other manifests stay. A budget of one table for every job is kept as it is."""
+        if isinstance(self.tables, PriceTable):
+            return self
+        fresh = manifest_tables(manifests, self.base if self.base is not None else load_table())
+        return replace(self, tables={**self.tables, **fresh})
 
     def cost(self, plan: Plan) -> PlanCost:
         return plan_cost(plan, self.region, self.tables)

@@ -37,6 +37,9 @@ PATH_CREATE = "/v1/video_generation"
 PATH_QUERY = "/v1/query/video_generation"
 PATH_RETRIEVE = "/v1/files/retrieve"
 PATH_RETRIEVE_CONTENT = "/v1/files/retrieve_content"
+#: The account's balance (from MiniMax's own CLI, for ``sk-api-`` keys; not on the video reference
+#: pages): optional, an account or host that does not answer it must break nothing.
+PATH_BALANCE = "/account/query_balance"
 
 
 # --- modes and models -------------------------------------------------------------------------
@@ -49,6 +52,8 @@ class Mode(str, enum.Enum):
     I2V = "i2v"  # image to video (first frame)
     FL2V = "fl2v"  # first and last frame
     S2V = "s2v"  # subject reference
+    LF2V = "lf2v"  # last frame alone (Video Generation V2)
+    R2V = "r2v"  # reference images, videos and audios (Video Generation V2)
 
     @property
     def label(self) -> str:
@@ -60,6 +65,8 @@ MODE_LABELS = {
     Mode.I2V: "image-to-video",
     Mode.FL2V: "first-last-frame",
     Mode.S2V: "subject-reference",
+    Mode.LF2V: "last-frame",
+    Mode.R2V: "references",
 }
 
 
@@ -135,6 +142,9 @@ RESOLUTION_SIZES: dict[str, tuple[int, int]] = {
     "720P": (1280, 720),
     "768P": (1366, 768),
     "1080P": (1920, 1080),
+    # Video Generation V2: the size at 16:9; other ratios keep the short side (see
+    # V2_RESOLUTION_SHORT_SIDE). 2K as 2560x1440 is an assumption: no source gives the pixels.
+    "2K": (2560, 1440),
 }
 RESOLUTIONS = tuple(RESOLUTION_SIZES)
 
@@ -416,6 +426,72 @@ V2_DEFAULT_RESOLUTION = "2K"
 V2_RATIOS = ("adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 #: Text-only requests need a concrete ratio; with frame or reference inputs the CLI sends this.
 V2_RATIO_WITH_MEDIA = "adaptive"
+#: The pixel size of a V2 render: the short side of each resolution, the ratio gives the long one
+#: (``adaptive`` follows the input; counted as 16:9 until the video says). 768P is documented for
+#: v1; 1440 for 2K is an assumption (see :data:`RESOLUTION_SIZES`).
+V2_RESOLUTION_SHORT_SIDE = {"2K": 1440, "768P": 768}
+
+#: Every top-level field of a V2 create body, with its JSON type.
+V2_REQUEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "content": list,
+    "resolution": str,
+    "duration": int,
+    "ratio": str,
+    "callback_url": str,
+}
+#: The item types of ``content``: a text item carries ``text``; a media item carries an object
+#: ``{"url": ...}`` under the key named like its type.
+V2_TEXT_TYPE = "text"
+V2_MEDIA_TYPES = ("image_url", "video_url", "audio_url")
+#: An ``image_url`` item without a role is a first frame (MiniMax's CLI reads it so).
+V2_DEFAULT_IMAGE_ROLE = "first_frame"
+#: Schemes a media URL may have: public URLs, data URLs, uploaded files.
+V2_URL_SCHEMES = ("https://", "http://", "data:", V2_FILE_URL_SCHEME)
+
+#: vidbatch's flat form of a V2 request (what a manifest job writes; never the raw ``content``):
+#: each media field and the role of the content items it becomes, in the order the items are
+#: sent (text first, then frames, then references). Reference fields are lists.
+V2_JOB_MEDIA_FIELDS: dict[str, str] = {
+    "first_frame_image": "first_frame",
+    "last_frame_image": "last_frame",
+    "reference_images": "reference_image",
+    "reference_videos": "reference_video",
+    "reference_audios": "reference_audio",
+}
+V2_JOB_LIST_FIELDS = ("reference_images", "reference_videos", "reference_audios")
+#: Every field of the flat form, with its JSON type (``prompt`` becomes the text item).
+V2_JOB_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "prompt": str,
+    "first_frame_image": str,
+    "last_frame_image": str,
+    "reference_images": list,
+    "reference_videos": list,
+    "reference_audios": list,
+    "duration": int,
+    "resolution": str,
+    "ratio": str,
+    "callback_url": str,
+}
+
+#: Media a V2 request may carry, by kind: the formats (file extension -> the MIME type of its
+#: data URL) and the most bytes of one item. From MiniMax's CLI (``src/utils/media.ts``): local
+#: videos MP4, audios MP3 (sent as ``audio/mp3``) or WAV; images 30 MB, videos 50 MB, audios
+#: 15 MB. vidbatch also takes MOV (``video/quicktime``), an assumption: the CLI does not send it.
+#: Images are also held to the v1 image rules (:data:`IMAGE_FORMATS`, :data:`IMAGE_MAX_BYTES`,
+#: dimensions), an assumption on the safe side: no source gives H3's image limits.
+V2_MEDIA_KIND_OF_TYPE = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
+V2_MEDIA_FORMATS: dict[str, dict[str, str]] = {
+    "image": {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"},
+    "video": {"mp4": "video/mp4", "mov": "video/quicktime"},
+    "audio": {"mp3": "audio/mp3", "wav": "audio/wav"},
+}
+V2_MEDIA_MAX_BYTES: dict[str, int] = {
+    "image": 30 * 1024 * 1024,
+    "video": 50 * 1024 * 1024,
+    "audio": 15 * 1024 * 1024,
+}
 
 #: Each media role of a ``content`` item, and the item ``type`` that carries it.
 V2_MEDIA_ROLES: dict[str, str] = {
@@ -436,6 +512,20 @@ V2_MAX_ITEMS: dict[str, int] = {
     "reference_audio": 3,
 }
 V2_MAX_REFERENCE_ITEMS = 12
+
+#: MiniMax-H3, the one V2 model: every mode takes every V2 duration at every V2 resolution.
+#: Registered here, not in the list above, because its durations and resolutions are the V2
+#: facts of this section.
+_H3 = ModeSpec(
+    durations={seconds: V2_RESOLUTIONS for seconds in V2_DURATIONS},
+    default_resolution=V2_DEFAULT_RESOLUTION,
+    default_duration=V2_DEFAULT_DURATION,
+)
+MODELS["MiniMax-H3"] = ModelSpec(
+    "MiniMax-H3",
+    {Mode.T2V: _H3, Mode.I2V: _H3, Mode.FL2V: _H3, Mode.LF2V: _H3, Mode.R2V: _H3},
+    api=Api.V2,
+)
 #: A whole create request body, data URLs included.
 V2_BODY_MAX_BYTES = 64 * 1024 * 1024
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import ledger
 from .costing import Budget
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
@@ -206,6 +207,8 @@ class JobStatus:
     key: str | None = None
     #: the prompt of the render whose video the output holds, when that is another request
     held_prompt: str | None = None
+    #: what the job's render cost: its accepted creates (every try, failed ones too), priced
+    cost: ledger.Tally | None = None
 
     @property
     def holds_other_version(self) -> bool:
@@ -243,6 +246,7 @@ class JobStatus:
             "output_key": self.held.key if self.held else None,
             "output_sha256": self.held.sha256 if self.held else None,
             "output_prompt": self.held_prompt if self.holds_other_version else None,
+            "cost": self.cost.to_json() if self.cost is not None else None,
         }
 
 
@@ -250,6 +254,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     """Every job's recorded state: the manifest's jobs when given, else everything in the state.
     The caller closes the returned store."""
     store = Store.open_for_reading(state_dir)
+    costs = ledger.ledger(store).by_key() if store is not None else {}
     if ws is None:
         if store is None:
             return [], None
@@ -259,7 +264,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
             outputs.setdefault(o.key, []).append(o.path)
         for rec in store.all_renders():
             paths = outputs.get(rec.key, [])
-            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths)))
+            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths), cost=costs.get(rec.key)))
         return out, store
     records = store.get_many(j.key for j in ws.jobs) if store else {}
     held = store.all_outputs() if store else {}
@@ -269,7 +274,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     for j in ws.jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
-        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None))
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key)))
     return statuses, store
 
 

@@ -371,10 +371,6 @@ class _Render:
         return self.targets[0].job.name if self.targets else self.key
 
 
-def api_of(job: Any) -> facts.Api:
-    """Which API generation serves ``job`` (its model's; V1 for a model the table does not know)."""
-    spec = facts.MODELS.get(str(job.request.get("model")))
-    return spec.api if spec is not None else facts.Api.V1
 
 
 @dataclass(frozen=True)
@@ -603,7 +599,7 @@ class Runner:
         for pj in plan.jobs:
             # a restore gives an output an earlier video of its key: a unit of work of its own
             group = pj.job.key if pj.restore is None else f"{pj.job.key}#{pj.restore.sha256}"
-            renders.setdefault(group, _Render(pj.job.key, [], restore=pj.restore, api=api_of(pj.job))).targets.append(pj)
+            renders.setdefault(group, _Render(pj.job.key, [], restore=pj.restore, api=pj.job.api)).targets.append(pj)
         # the job that decides a render's fate is the one with the most work to do
         order = [Action.RESUME, Action.RESUBMIT, Action.SUBMIT, Action.DOWNLOAD, Action.REUSE, Action.UNCERTAIN, Action.GONE, Action.FAILED, Action.SKIP]
         for render in renders.values():
@@ -1471,7 +1467,7 @@ def cancel_jobs(store: Store | None, client: ApiClient, jobs: Iterable[Any], *, 
             continue
         rec = records.get(job.key)
         task_id = rec.task_id if rec is not None and rec.state is RenderState.RUNNING else None
-        if api_of(job) is not facts.Api.V2:
+        if job.api is not facts.Api.V2:
             outcome = CancelOutcome(job.name, job.key, task_id, Cancelled.NOT_V2, "not a MiniMax-H3 job: the v1 API cannot cancel a task")
         elif task_id is None:
             outcome = CancelOutcome(job.name, job.key, None, Cancelled.NO_TASK, f"no task in flight ({rec.state.value if rec else 'never run'})")
