@@ -1116,7 +1116,11 @@ class Runner:
             self._save(self.store.record_not_submitted, render.key, ErrorInfo(judgement.describe(), call="list"), name=name)
             wants = bool(render.targets) and not render.obsolete  # jobs of this run want it (else a later run creates it)
             self._emit(EventKind.RETRY, f"lost create settled: {judgement.describe()}; " + ("creating it again" if wants else "it stays new"), render, job_name=name, data=data)
-            if wants and render.spent[(Call.CREATE, Verdict.RECONCILE)] < self._limits.create_rounds:
+            busy = sorted({str(pj.job.output.parent) for pj in render.targets if not self._claim(pj.job.output.parent)})
+            if wants and busy:  # as _start: another state folder's run is creating into that folder
+                self._mark(render, JobPhase.UNFINISHED)
+                self._emit(EventKind.ERROR, f"not created: another vidbatch run (with another state folder) is writing to {', '.join(busy)}; run again when it has finished", render)
+            elif wants and render.spent[(Call.CREATE, Verdict.RECONCILE)] < self._limits.create_rounds:
                 self._requeue(render, front=True)
             elif wants:
                 self._leave(render, Call.CREATE, errors.MaybeSubmittedError("create answers lost too many times", errors.CallInfo("create")))
