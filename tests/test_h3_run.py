@@ -4,10 +4,13 @@ HTTP, with the request on the wire checked against the contract."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import struct
 from pathlib import Path
+
+import pytest
 
 from vidbatch import errors, facts, mp4
 from vidbatch import project as project_mod
@@ -414,3 +417,84 @@ def test_a_watch_edit_of_a_queued_h3_job_cancels_its_task_and_it_is_never_billed
             assert not w.of("failed") and not w.of("error"), w.transcript()
         finally:
             w.close()
+
+
+# --- the client's V2 calls, on a scripted session (answers no simulator gives) -----------------------
+
+
+def v2_client(script: list):
+    from vidbatch.client import Client
+
+    from .test_client_unit import ScriptedSession
+
+    class Streamed(ScriptedSession):  # downloads stream: the answer needs a raw body to close
+        def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+            resp = super().request(method, url, *args, **kwargs)
+            resp.raw = io.BytesIO(resp._content or b"")
+            return resp
+
+    session = Streamed(script)
+    return Client(TEST_KEY, "https://api.minimax.io", session=session, sleep=lambda s: None), session
+
+
+def page(ids: list[str], *, created: list[int], **extra) -> tuple[int, bytes, dict]:
+    items = [{"id": i, "status": "succeeded", "created_at": c, "model": H3} for i, c in zip(ids, created)]
+    return 200, json.dumps({"items": items, **extra}).encode(), {"Date": "Wed, 02 Dec 2026 12:00:00 GMT"}
+
+
+def test_list_pages_until_the_list_says_no_more_and_keeps_the_servers_date():
+    client, session = v2_client([page(["a", "b"], created=[30, 20], has_more=True), page(["c"], created=[10], has_more=False)])
+    got = client.list_v2(page_size=2)
+    assert [t.task_id for t in got.tasks] == ["a", "b", "c"] and len(session.seen) == 2
+    assert got.server_time == 1796212800.0
+
+
+def test_list_stops_early_only_on_a_page_sorted_newest_first_that_is_older_than_asked():
+    newest_first = [page(["a", "b"], created=[30, 20], total=6), page(["c", "d"], created=[10, 5], total=6)]
+    client, session = v2_client(newest_first)
+    assert [t.task_id for t in client.list_v2(page_size=2, created_after=25).tasks] == ["a", "b"]
+    oldest_first = [page(["d", "c"], created=[5, 10], total=4), page(["b", "a"], created=[20, 30], total=4)]
+    client, session = v2_client(oldest_first)
+    assert [t.task_id for t in client.list_v2(page_size=2, created_after=25).tasks] == ["d", "c", "b", "a"]
+
+
+@pytest.mark.parametrize(
+    "answer, cls",
+    [
+        ((400, b'{"error": {"code": 2013, "message": "invalid params, ratio"}}', {}), errors.InvalidRequestError),
+        ((402, b'{"error": {"code": 1008, "message": "insufficient balance"}}', {}), errors.AccountError),
+        ((200, b'{"base_resp": {"status_code": 1008, "status_msg": "insufficient balance"}}', {}), errors.AccountError),
+        ((429, b'{"error": {"code": 1002, "message": "rate limit"}}', {"Retry-After": "3"}), errors.RateLimitedError),
+        ((500, b'{"error": {"code": 1000, "message": "boom"}}', {}), errors.TransientError),
+    ],
+)
+def test_v2_errors_in_either_form_go_through_the_one_classifier(answer, cls):
+    client, _ = v2_client([answer])
+    with pytest.raises(cls) as raised:
+        client.create_v2({"model": H3, "content": [{"type": "text", "text": "x"}], "ratio": "16:9"})
+    assert raised.value.info.status_code in (2013, 1008, 1002, 1000)
+    assert TEST_KEY not in str(raised.value)
+
+
+def test_an_expired_content_url_is_refreshed_by_querying_the_task_again(tmp_path):
+    from .fakes import mp4_bytes
+
+    video = mp4_bytes("v2")
+    task = lambda url: (200, json.dumps({"task": {"id": "t1", "status": "succeeded", "content": {"url": url}}}).encode(), {})  # noqa: E731
+    client, session = v2_client([
+        (403, b"<Error>AccessDenied</Error>", {}),  # the URL the runner kept has expired
+        task("https://cdn.example/fresh.mp4?sig=2"),
+        (200, video, {"Content-Length": str(len(video))}),
+    ])
+    got = client.download_v2("t1", tmp_path / "out.mp4", url="https://cdn.example/old.mp4?sig=1")
+    assert got.bytes == len(video) and (tmp_path / "out.mp4").read_bytes() == video
+    assert [m for m, _ in session.seen] == ["GET", "GET", "GET"]
+    assert session.seen[1][1].endswith("/v2/query/video_generation/t1")
+
+
+def test_cancel_takes_an_answer_without_a_body_and_a_running_task_is_refused():
+    client, _ = v2_client([(204, b"", {})])
+    client.cancel_v2("t1")
+    client, _ = v2_client([(409, b'{"error": {"code": 2013, "message": "task t1 is running and cannot be cancelled"}}', {})])
+    with pytest.raises(errors.InvalidRequestError):
+        client.cancel_v2("t1")
