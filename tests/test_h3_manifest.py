@@ -13,7 +13,7 @@ import pytest
 from vidbatch import facts, identity, rules
 from vidbatch.manifest import load_manifest
 
-from .helpers import png, png_bytes, write
+from .helpers import cli, png, png_bytes, write
 
 H3 = "MiniMax-H3"
 U = "https://example.com/u"
@@ -199,3 +199,275 @@ def test_media_too_big_for_the_body_are_listed_for_upload(tmp_path, monkeypatch)
     b = job.v2_body({need[0].sha256: "9"})
     assert len(json.dumps(b)) <= 30_000 and b["content"][3]["video_url"]["url"] == "mm_file://9"
     assert job.v2_uploads({need[0].sha256: "9"}) == []
+
+
+# --- bad H3 manifests through the real CLI ---------------------------------------------------------
+
+HEADER = 'output_dir = "renders"\n\n[[jobs]]\nname = "shot"\n'
+
+
+def _media(folder: Path) -> None:
+    """The files the cases name: good ones, and a few bad ones."""
+    png(folder / "ok.png")
+    png(folder / "small.png", 200, 200)
+    (folder / "clip.mp4").write_bytes(mp4_bytes())
+    (folder / "voice.mp3").write_bytes(mp3_bytes())
+    (folder / "notes.mp4").write_text("not a video at all, just notes\n")
+    with open(folder / "huge.wav", "wb") as f:  # sparse: over the 15 MB audio limit, costs no disk
+        f.write(wav_bytes(64))
+        f.truncate(facts.V2_MEDIA_MAX_BYTES["audio"] + 1)
+
+
+def _refs(n: int, name: str = "ok.png") -> str:
+    return "[" + ", ".join(f'"{name}"' for _ in range(n)) + "]"
+
+
+H3_JOB = f'model = "{H3}"\nprompt = "a fox in the snow"\n'
+
+#: (id, job lines after the name, field, message fragment). Each is one rule of the contract.
+BAD_H3 = [
+    ("text-only-without-ratio", H3_JOB, "ratio", "a text-only request needs a concrete ratio"),
+    ("text-only-adaptive", H3_JOB + 'ratio = "adaptive"\n', "ratio", "adaptive follows an input image"),
+    ("unknown-ratio", H3_JOB + 'ratio = "5:4"\n', "ratio", "must be one of adaptive, 21:9"),
+    ("duration-too-short", H3_JOB + 'ratio = "16:9"\nduration = 3\n', "duration", "MiniMax-H3 takes 4 to 15 seconds, not 3"),
+    ("duration-too-long", H3_JOB + 'ratio = "16:9"\nduration = 20\n', "duration", "not 20"),
+    ("v1-resolution", H3_JOB + 'ratio = "16:9"\nresolution = "1080P"\n', "resolution", "takes 2K, 768P, not 1080P"),
+    ("no-prompt", f'model = "{H3}"\nratio = "16:9"\n', "prompt", "is required: a MiniMax-H3 job always has a prompt"),
+    ("prompt-too-long", f'model = "{H3}"\nratio = "16:9"\nprompt = "{"x" * 7001}"\n', "prompt", "is 7001 characters; the API takes at most 7000"),
+    ("ten-reference-images", H3_JOB + f"reference_images = {_refs(10)}\n", "reference_images", "has 10 reference images; at most 9"),
+    ("four-reference-videos", H3_JOB + f'reference_images = ["ok.png"]\nreference_videos = {_refs(4, "clip.mp4")}\n', "reference_videos", "has 4 reference videos; at most 3"),
+    (
+        "thirteen-references",
+        H3_JOB + f'reference_images = {_refs(9)}\nreference_videos = {_refs(3, "clip.mp4")}\nreference_audios = ["voice.mp3"]\n',
+        "reference_audios",
+        "has 13 reference items (images, videos and audios); at most 12 in all",
+    ),
+    ("frames-and-references", H3_JOB + 'first_frame_image = "ok.png"\nreference_images = ["ok.png"]\n', "reference_images", "mixes frames (first frame) and references"),
+    ("audio-alone", H3_JOB + 'reference_audios = ["voice.mp3"]\n', "reference_audios", "has reference audio but no reference image or video"),
+    ("v1-field-on-h3", H3_JOB + 'ratio = "16:9"\nprompt_optimizer = false\n', "prompt_optimizer", "is not a field of MiniMax-H3 (Video Generation V2)"),
+    ("subject-reference-on-h3", H3_JOB + 'subject_reference = "ok.png"\n', "subject_reference", "is not a field of MiniMax-H3"),
+    ("ratio-on-hailuo", 'model = "MiniMax-Hailuo-02"\nprompt = "a fox"\nratio = "16:9"\n', "ratio", "is a field of Video Generation V2 (MiniMax-H3), not of MiniMax-Hailuo-02"),
+    ("references-on-hailuo", 'model = "MiniMax-Hailuo-02"\nprompt = "a fox"\nreference_images = ["ok.png"]\n', "reference_images", "is a field of Video Generation V2"),
+    ("video-that-is-not", H3_JOB + 'reference_images = ["ok.png"]\nreference_videos = ["notes.mp4"]\n', "reference_videos[0]", "video notes.mp4 is not a video the API takes (MP4, MOV)"),
+    ("audio-too-large", H3_JOB + 'reference_images = ["ok.png"]\nreference_audios = ["huge.wav"]\n', "reference_audios[0]", "(15,728,641 bytes); an audio may be at most 15,728,640 bytes (15.0 MB)"),
+    ("reference-image-too-small", H3_JOB + 'reference_images = ["ok.png", "small.png"]\n', "reference_images[1]", "is 200x200; the short side must be over 300 px"),
+    ("reference-video-missing", H3_JOB + 'reference_images = ["ok.png"]\nreference_videos = ["gone.mp4"]\n', "reference_videos[0]", "video gone.mp4 not found"),
+    ("reference-on-ftp", H3_JOB + 'reference_images = ["ftp://example.com/a.png"]\n', "reference_images[0]", "must be a local path, an http(s) URL or a data URL"),
+    ("empty-file-id", H3_JOB + 'reference_images = ["mm_file://"]\n', "reference_images[0]", "names no file"),
+    ("video-as-frame", H3_JOB + 'first_frame_image = "clip.mp4"\n', "first_frame_image", "is not a JPG, PNG or WebP image"),
+]
+
+
+def _bad(tmp_path: Path, lines: str) -> tuple[Path, str]:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    _media(folder)
+    text = HEADER + lines
+    return write(folder, "h3.toml", text), text
+
+
+def _line(text: str, field: str) -> int:
+    base = field.split("[")[0]
+    lines = text.splitlines()
+    written = [i for i, line in enumerate(lines, 1) if line.startswith(f"{base} =")]
+    return written[0] if written else lines.index("[[jobs]]") + 1  # a field not written: the job's table
+
+
+def _says(stderr: str, where: str, fragment: str) -> bool:
+    """Some line of ``stderr`` names the place (file, line, job, field) and says ``fragment``."""
+    return any(where in line and fragment in line.split(where, 1)[1] for line in stderr.splitlines())
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_the_bad_h3_corpus_is_large_and_each_case_its_own():
+    assert len(BAD_H3) >= 15
+    assert len({c[0] for c in BAD_H3}) == len({c[3] for c in BAD_H3}) == len(BAD_H3)
+
+
+@pytest.mark.parametrize("case", BAD_H3, ids=lambda c: c[0])
+def test_bad_h3_manifest_exits_2_naming_file_line_job_and_field(case, tmp_path, sim_env, monkeypatch):
+    _, lines, field, fragment = case
+    path, text = _bad(tmp_path, lines)
+    monkeypatch.chdir(path.parent)
+    before = _tree(path.parent)
+    where = f"h3.toml:{_line(text, field)}: job shot: field {field}: "
+
+    result = cli("validate", "h3.toml")
+    assert result.exit_code == 2, result.output
+    assert _says(result.stderr, where, fragment), result.stderr
+    assert "Traceback" not in result.output
+
+    # run, against a simulator that counts every call: none is made, nothing is written
+    result = cli("run", "h3.toml", "--rpm", "60000", "--poll-interval", "0", "--yes")
+    assert result.exit_code == 2, result.output
+    assert _says(result.stderr, where, fragment)
+    assert sum(sim_env.sim.calls.values()) == 0, "a bad manifest never reaches the API"
+
+    # run --sim: the bundled simulator, started by the CLI; refused before it starts
+    result = cli("run", "--sim", "h3.toml", "--rpm", "60000", "--poll-interval", "0")
+    assert result.exit_code == 2, result.output
+    assert _says(result.stderr, where, fragment)
+    assert "Traceback" not in result.output
+    assert _tree(path.parent) == before, "a bad manifest writes nothing"
+
+
+def test_a_v1_only_default_is_not_sent_to_h3_jobs_and_an_h3_default_not_to_v1_jobs(tmp_path):
+    png(tmp_path / "ok.png")
+    path = write(
+        tmp_path,
+        "mixed.toml",
+        '[defaults]\nprompt_optimizer = false\nratio = "9:16"\nreference_images = ["ok.png"]\n\n'
+        f'[[jobs]]\nname = "h3"\nmodel = "{H3}"\nprompt = "a fox"\n\n'
+        '[[jobs]]\nname = "hailuo"\nmodel = "MiniMax-Hailuo-02"\nprompt = "a fox"\n',
+    )
+    h3, hailuo = load_manifest(path).jobs
+    assert "prompt_optimizer" not in h3.request and h3.request["ratio"] == "9:16" and h3.mode is facts.Mode.R2V
+    assert hailuo.request == {"model": "MiniMax-Hailuo-02", "prompt": "a fox", "prompt_optimizer": False}
+    assert hailuo.key.startswith("vb1:") and h3.key.startswith("vb1-v2:")
+
+
+# --- good H3 manifests: every mode validates, renders and is priced ----------------------------------
+
+GOOD_H3 = f"""output_dir = "renders"
+
+[defaults]
+model = "{H3}"
+
+[[jobs]]
+name = "text"
+prompt = "A glide over a meadow at dawn"
+ratio = "21:9"
+duration = 8
+
+[[jobs]]
+name = "first"
+prompt = "The meadow wakes"
+first_frame_image = "a.png"
+
+[[jobs]]
+name = "first-last"
+prompt = "The sun climbs"
+first_frame_image = "a.png"
+last_frame_image = "b.png"
+resolution = "768P"
+duration = 10
+
+[[jobs]]
+name = "last"
+prompt = "It ends in light"
+last_frame_image = "b.png"
+duration = 4
+
+[[jobs]]
+name = "references"
+prompt = "The woman of image 1 walks through image 2"
+reference_images = ["a.png", "b.png", "https://example.com/3.png", "https://example.com/4.png", "https://example.com/5.png", "https://example.com/6.png", "https://example.com/7.png"]
+duration = 6
+ratio = "9:16"
+
+[[jobs]]
+name = "image-video-audio"
+prompt = "She sings the song of the audio, moving as in the video"
+reference_images = ["a.png"]
+reference_videos = ["clip.mp4"]
+reference_audios = ["voice.mp3", "https://example.com/take2.wav"]
+duration = 15
+"""
+
+#: name -> (mode, content roles after the text, price USD, price CNY): per output second at the
+#: resolution (2K: 0.13 USD / 0.80 CNY; 768P: 0.08 / 0.50), plus each reference image past the 5th
+#: (0.04 / 0.20).
+GOOD_H3_EXPECTED = {
+    "text": (facts.Mode.T2V, [], "1.04", "6.40"),
+    "first": (facts.Mode.I2V, ["first_frame"], "0.65", "4.00"),
+    "first-last": (facts.Mode.FL2V, ["first_frame", "last_frame"], "0.80", "5.00"),
+    "last": (facts.Mode.LF2V, ["last_frame"], "0.52", "3.20"),
+    "references": (facts.Mode.R2V, ["reference_image"] * 7, "0.86", "5.20"),
+    "image-video-audio": (facts.Mode.R2V, ["reference_image", "reference_video", "reference_audio", "reference_audio"], "1.95", "12.00"),
+}
+
+
+@pytest.fixture
+def good_h3(tmp_path, monkeypatch):
+    png(tmp_path / "a.png")
+    png(tmp_path / "b.png", colour=(10, 200, 30))
+    (tmp_path / "clip.mp4").write_bytes(mp4_bytes())
+    (tmp_path / "voice.mp3").write_bytes(mp3_bytes())
+    monkeypatch.chdir(tmp_path)
+    return write(tmp_path, "h3.toml", GOOD_H3)
+
+
+def test_good_h3_manifest_of_every_mode_validates(good_h3):
+    result = cli("validate", "h3.toml")
+    assert result.exit_code == 0, result.output
+    assert "h3.toml: 6 jobs OK" in result.output
+    modes = {job.name: job.mode for job in load_manifest(good_h3).jobs}
+    assert modes == {name: want[0] for name, want in GOOD_H3_EXPECTED.items()}
+    assert set(modes.values()) == set(facts.MODELS[H3].modes)
+
+
+def test_render_shows_each_v2_body(good_h3):
+    result = cli("render", "--json", "h3.toml")
+    assert result.exit_code == 0, result.output
+    jobs = {j["name"]: j for j in json.loads(result.stdout)["manifests"][0]["jobs"]}
+    for name, (mode, roles, _, _) in GOOD_H3_EXPECTED.items():
+        body = jobs[name]["body"]
+        assert jobs[name]["mode"] == mode.value and jobs[name]["key"].startswith("vb1-v2:")
+        assert body["content"][0] == {"type": "text", "text": jobs[name]["prompt"]}
+        assert [i["role"] for i in body["content"][1:]] == roles
+        assert {"model", "content", "duration", "resolution", "ratio"} <= set(body)
+        assert "base64" not in json.dumps(body)  # local media by path and hash
+    assert jobs["first"]["body"]["content"][1]["image_url"]["url"] == {"path": "a.png", "sha256": jobs["first"]["body"]["content"][1]["image_url"]["url"]["sha256"]}
+    assert jobs["image-video-audio"]["body"]["content"][4]["audio_url"]["url"] == "https://example.com/take2.wav"
+    assert (jobs["text"]["body"]["ratio"], jobs["first"]["body"]["ratio"]) == ("21:9", "adaptive")
+    text = cli("render", "h3.toml").stdout
+    assert "request  POST /v2/video_generation model=MiniMax-H3" in text
+    assert "content  reference_video  clip.mp4 (sha256:" in text and "content  last_frame  b.png (sha256:" in text
+
+
+@pytest.mark.parametrize("region, column, currency", [("global", 2, "USD"), ("mainland", 3, "CNY")])
+def test_plan_prices_every_h3_job_per_second_and_per_extra_reference_image(good_h3, region, column, currency):
+    from decimal import Decimal
+
+    result = cli("plan", "--json", "--region", region, "h3.toml")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    costs = {j["name"]: j["cost"] for j in doc["jobs"]}
+    for name, expected in GOOD_H3_EXPECTED.items():
+        assert (costs[name]["price"], costs[name]["currency"]) == (expected[column], currency), name
+    charges = {c["per"]: c["quantity"] for c in costs["references"]["charges"]}
+    assert charges == {"second": 6, "reference_image": 2}
+    total = sum(Decimal(e[column]) for e in GOOD_H3_EXPECTED.values())
+    assert Decimal(doc["summary"]["cost"]["total"]) == total and doc["summary"]["cost"]["unpriced"] == 0
+    text = cli("plan", "--region", region, "h3.toml").stdout
+    assert f"1 x MiniMax-H3 r2v 2K 6s 7 reference images  {GOOD_H3_EXPECTED['references'][column]} {currency}" in text
+    assert f"Total: {total} {currency}" in text
+
+
+def test_the_simulator_refuses_h3_on_v1_as_the_real_api_would(sim):
+    import requests
+
+    from .conftest import TEST_KEY
+
+    answer = requests.post(
+        sim.base_url + facts.PATH_CREATE,
+        json={"model": H3, "prompt": "a fox", "ratio": "16:9"},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+        timeout=10,
+    ).json()
+    assert answer["base_resp"]["status_code"] == 2013
+    assert answer["base_resp"]["status_msg"].startswith("invalid params, model: MiniMax-H3 is served by Video Generation V2")
+    assert "task_id" not in answer and sim.sim.stats()["tasks"] == 0
+
+
+def test_the_job_cache_keeps_an_h3_job_whole(good_h3):
+    from vidbatch import jobcache
+    from vidbatch.manifest.model import map_images
+
+    for job in load_manifest(good_h3).jobs:
+        again = jobcache._request(json.loads(json.dumps(jobcache._request_json(job.request))))
+        assert again == job.request, job.name
+        assert identity.content_key(map_images(again, lambda r: r.identity())) == job.key

@@ -146,17 +146,19 @@ class PlanCost:
         with each line's price, the totals per model and resolution (when a line does not say
         them already), the total, and what reuse and skips saved."""
         out: list[str] = []
-        groups: dict[tuple[str, str, str | None, int | None], list[Price | Unpriced]] = {}
+        groups: dict[tuple[str, str, str | None, int | None, int], list[Price | Unpriced]] = {}
         for j in self.jobs:
             if j.counts == "bill":
                 r = j.price.render
-                groups.setdefault((r.model, r.mode, r.resolution, r.duration), []).append(j.price)
+                groups.setdefault((r.model, r.mode, r.resolution, r.duration, r.reference_images), []).append(j.price)
         if groups:
             count = sum(len(g) for g in groups.values())
             out.append(f"{count} billable render{'' if count == 1 else 's'}:")
             rows = []
-            for (model, mode, resolution, duration), group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
+            for (model, mode, resolution, duration, references), group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
                 shape = "subject reference" if mode == "s2v" else f"{resolution} {duration}s"
+                if references:  # MiniMax-H3 bills reference images past the fifth
+                    shape += f" {references} reference image{'' if references == 1 else 's'}"
                 rows.append((f"{len(group):>5} x {model} {mode} {shape}", _group_price(group, self.currency)))
             width = max(len(left) for left, _ in rows)
             out.extend(f"  {left:<{width}}  {right}" for left, right in rows)

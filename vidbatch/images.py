@@ -242,7 +242,8 @@ def media_size_problem(kind: str, size: int) -> str | None:
     """Why a V2 medium of ``size`` bytes is too large, or None."""
     most = facts.V2_MEDIA_MAX_BYTES[kind]
     if size > most:
-        return f"is {describe_size(size)}; a {kind} may be at most {describe_size(most)}"
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"is {describe_size(size)} ({size:,} bytes); {article} {kind} may be at most {most:,} bytes ({describe_size(most)})"
     return None
 
 

@@ -236,6 +236,15 @@ def check_request(request: Mapping[str, Any], *, check_images: bool = False) -> 
     Image *content* (format, size, dimensions) is checked only with ``check_images``, for data URLs;
     remote URLs cannot be checked locally.
     """
+    known = MODELS.get(str(request.get("model")))
+    if known is not None and known.api is not Api.V1:  # first: its fields are V2's, not unknown
+        return [
+            Problem(
+                "model",
+                f"{known.name} is served by Video Generation V2 (POST {V2_PATH_CREATE}), "
+                f"not POST {PATH_CREATE}",
+            )
+        ]
     problems = _field_problems(request, REQUEST_FIELDS)
     if problems:
         return problems
@@ -246,14 +255,6 @@ def check_request(request: Mapping[str, Any], *, check_images: bool = False) -> 
     model = MODELS.get(model_name)
     if model is None:
         return [_unknown_model(model_name)]
-    if model.api is not Api.V1:
-        return [
-            Problem(
-                "model",
-                f"{model_name} is served by Video Generation V2 (POST {V2_PATH_CREATE}), "
-                f"not POST {PATH_CREATE}",
-            )
-        ]
 
     if request.get("subject_reference") and (request.get("first_frame_image") or request.get("last_frame_image")):
         problems.append(Problem("subject_reference", "cannot be combined with first_frame_image or last_frame_image"))
@@ -614,7 +615,7 @@ def check_v2_request(
             Problem(
                 "ratio",
                 f"a text-only request needs a concrete ratio ({', '.join(concrete)}); "
-                f"{V2_RATIO_WITH_MEDIA} follows an input image or video, and there is none",
+                f"{V2_RATIO_WITH_MEDIA} follows an input image or video, and there is none: set one, e.g. 16:9",
             )
         )
     callback = body.get("callback_url")

@@ -31,6 +31,8 @@ COMMANDS = {
     "cancel": "vidbatch.cli.cancel_cmd:cancel",
     "watch": "vidbatch.cli.watch_cmd:watch",
     "report": "vidbatch.cli.report_cmd:report",
+    "pick": "vidbatch.cli.pick_cmd:pick",
+    "review": "vidbatch.cli.review_cmd:review",
     "sim": "vidbatch.cli.sim_cmd:sim",
     "prices": "vidbatch.cli.prices_cmd:prices",
     "spend": "vidbatch.cli.spend_cmd:spend",
