@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import chain, cuts, ledger, picks
 from .costing import Budget
+from .events import Stop
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
@@ -179,7 +180,8 @@ def run(
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
         result = session.run(the_plan)
-        session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
+        if result.stopped is not Stop.INTERRUPTED:  # after Ctrl-C, leave at once
+            session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
         return result
 
 
