@@ -883,7 +883,7 @@ class Store:
         sql += " order by id desc" if limit else " order by id"
         if limit:
             sql, args = sql + " limit ?", [*args, limit]
-        out = [Event(*row[:7], json.loads(row[7] or "{}")) for row in self.conn.execute(sql, args)]
+        out = [Event(i, k, at, event, a, b, name, json.loads(detail or "{}")) for i, k, at, event, a, b, name, detail in self.conn.execute(sql, args)]
         return list(reversed(out)) if limit else out
 
     @_guarded
