@@ -377,6 +377,19 @@ class _Answer:
     info: CallInfo
 
 
+#: Connections kept open per host: at least the runner's most worker threads (32), so each keeps
+#: its connection (with requests' default of 10 the others connected anew for every call).
+POOL_SIZE = 64
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class Client:
     """MiniMax video API client.
 
@@ -421,7 +434,7 @@ class Client:
         self._clock = clock
         self._wall_clock = wall_clock
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _session()
         #: The API host has answered (any HTTP status) since this client was made: from then on
         #: a failure to connect is a hiccup, not a wrong host.
         self.host_answered = False

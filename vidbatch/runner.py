@@ -344,16 +344,19 @@ _Control = Union[_Replan, _StopRequest]
 
 class _Inbox:
     """What wakes the scheduler: worker results and control messages, on separate channels,
-    behind one condition so one wait serves both."""
+    behind one condition so one wait serves both. The answers of creates come out first: a task
+    id is uncertain until it is saved, so it never waits behind other jobs' polls and downloads
+    (issue 15: the answer-to-commit window)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
+        self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
         with self._cond:
-            self._results.append(item)
+            (self._created if item.call is Call.CREATE else self._results).append(item)
             self._cond.notify()
 
     def put_control(self, item: _Control) -> None:
@@ -363,10 +366,12 @@ class _Inbox:
 
     def wait(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: bool(self._results or self._controls), max(0.0, timeout))
+            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
 
     def take_result(self) -> _Result | None:
         with self._cond:
+            if self._created:
+                return self._created.popleft()
             return self._results.popleft() if self._results else None
 
     def take_control(self) -> _Control | None:
@@ -375,7 +380,7 @@ class _Inbox:
 
     def empty(self) -> bool:
         with self._cond:
-            return not (self._results or self._controls)
+            return not (self._created or self._results or self._controls)
 
 
 class _Pool:
@@ -453,6 +458,8 @@ class Runner:
         self._state_error: BaseException | None = None
         #: output folders this run creates renders for, claimed against runs of other state folders
         self._claims: dict[Path, Any] = {}
+        #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
+        self._indexes = outputs_index.Writer()
         #: the outputs indexes read while skipping up-to-date jobs, by folder
         self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
@@ -471,6 +478,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            self._indexes.flush()
             self._release_claims()
             self._finish()
         return self.result
@@ -684,6 +692,10 @@ class Runner:
             idle = not (self._creates and not self._stop_creates) and not self._timers and self._pool.busy == 0
             if idle and not self._keep_alive:
                 return
+            if idle:
+                self._indexes.flush()
+            else:
+                self._indexes.flush_due()
             if idle and not self._idle_announced and self._inbox.empty():
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
@@ -864,10 +876,7 @@ class Runner:
     def _index(self, path: Path, key: str, sha: str, size: int, task_id: str | None, file_id: str | None) -> None:
         """Say in the output folder's index which video the file holds (see outputs_index): a
         lost state, or another state folder, then recognises it instead of paying again."""
-        try:
-            outputs_index.record(path, key=key, sha256=sha, size=size, task_id=task_id, file_id=file_id, state_dir=self.store.state_dir)
-        except OSError as e:
-            log.warning("could not update the outputs index beside %s: %s", path, e)
+        self._indexes.record(path, key=key, sha256=sha, size=size, task_id=task_id, file_id=file_id, state_dir=self.store.state_dir)
 
     # --- failures: the one place that reads the policy table -----------------------------
 
