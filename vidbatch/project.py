@@ -21,15 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .costing import Budget
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
-from .runner import RunEvent, RunOptions, RunResult
-from .session import Session, check_force
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 if TYPE_CHECKING:
     from . import jobcache
+    from .costing import Budget
+    from .runner import RunEvent, RunOptions, RunResult
+
+# The runner, the session and the costing are imported by the calls that use them: `plan --check`
+# of a finished manifest loads neither (issue 15).
 
 SIM_SUFFIX = "-sim"
 
@@ -57,6 +59,8 @@ class Workspace:
 
     def default_options(self) -> RunOptions:
         """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
+        from .runner import RunOptions
+
         return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
 
     def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
@@ -146,7 +150,7 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
 def run(
     ws: Workspace,
     client: Any,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     *,
     on_event: Callable[[RunEvent], None] | None = None,
     confirm: Callable[[Plan], bool] | None = None,
@@ -161,6 +165,10 @@ def run(
     ``confirm``. ``budget`` (:class:`~vidbatch.costing.Budget`) refuses a plan over
     ``--max-cost`` and records the price of each create for the spend ledger.
     """
+    from .runner import RunOptions
+    from .session import Session
+
+    options = options or RunOptions()
     _check_force(ws, options.force)
     with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock, budget=budget) as session:
         the_plan = session.plan(ws.manifests)
@@ -343,4 +351,8 @@ def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:
+    if not force:
+        return
+    from .session import check_force
+
     check_force(ws.jobs, force, "the manifest")

@@ -620,6 +620,59 @@ def _guarded(method: Callable[Concatenate["Store", _P], _R]) -> Callable[Concate
     return wrapper
 
 
+def _fcntl() -> Any:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return fcntl
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a lock file, re-entrant within its object, as ``filelock``'s
+    (whose import costs a no-op more than the rest of it, issue 15). The OS drops it when the
+    process dies. Two objects on one path exclude each other, in one process too."""
+
+    available = hasattr(os, "O_RDWR") and _fcntl() is not None
+
+    class Timeout(Exception):
+        pass
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+        self._depth = 0
+
+    def acquire(self, timeout: float = -1) -> None:
+        if self._fd is not None:
+            self._depth += 1
+            return
+        fcntl = _fcntl()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if timeout >= 0 else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise self.Timeout(self.path) from None
+                time.sleep(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd, self._depth = fd, 1
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor drops the flock
+
+
 class Store:
     """The state database of one state folder. Not thread-safe: one thread writes.
 
@@ -631,7 +684,7 @@ class Store:
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
-        self._lock: "filelock.BaseFileLock | None" = None
+        self._lock: "_FileLock | filelock.BaseFileLock | None" = None
         try:
             conn = self._connect_readonly() if readonly else self._connect()
         except sqlite3.Error as e:
@@ -671,19 +724,8 @@ class Store:
 
     @contextlib.contextmanager
     def _setup_lock(self) -> Iterator[None]:
-        import filelock
-
-        lock = self._file_lock()
-        try:
-            lock.acquire(timeout=self.busy_timeout)
-        except filelock.Timeout:
-            raise StateLockedError(self.state_dir / LOCK_NAME) from None
-        except OSError as e:  # a read-only folder: no lock file can be made
-            raise state_error(self.path, e) from e
-        try:
+        with self._holding(self.busy_timeout):
             yield
-        finally:
-            lock.release()
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """Open without writing a byte of the database; a file that needs migrations is migrated
@@ -749,30 +791,40 @@ class Store:
 
     # --- locking --------------------------------------------------------------------------
 
-    def _file_lock(self) -> "filelock.BaseFileLock":
-        import filelock  # only when a run starts: keeps `vidbatch --help` light
-
+    def _file_lock(self) -> "_FileLock | filelock.BaseFileLock":
         if self._lock is None:
-            self._lock = filelock.FileLock(str(self.state_dir / LOCK_NAME))
+            path = str(self.state_dir / LOCK_NAME)
+            if _FileLock.available:
+                self._lock = _FileLock(path)
+            else:  # pragma: no cover - Windows: no flock
+                import filelock
+
+                self._lock = filelock.FileLock(path)
         return self._lock
+
+    @contextlib.contextmanager
+    def _holding(self, timeout: float) -> Iterator[None]:
+        """Hold the lock file (``timeout`` seconds to wait for it; -1: as long as it takes)."""
+        lock = self._file_lock()
+        try:
+            lock.acquire(timeout=timeout)
+        except OSError as e:  # a read-only folder: no lock file can be made
+            raise state_error(self.path, e) from e
+        except Exception as e:  # the lock's Timeout (filelock's has its own class)
+            if type(e).__name__ != "Timeout":
+                raise
+            raise StateLockedError(self.state_dir / LOCK_NAME) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def run_lock(self, *, wait: bool = False) -> Iterator[None]:
         """Hold the run lock of this state folder. The OS releases it if the process dies, so a
         crash never leaves a stale lock. Without ``wait`` a held lock raises StateLockedError."""
-        import filelock
-
-        lock = self._file_lock()
-        try:
-            lock.acquire(timeout=-1 if wait else 0)
-        except filelock.Timeout:
-            raise StateLockedError(self.state_dir / LOCK_NAME) from None
-        except OSError as e:  # a read-only folder: no lock file can be made
-            raise state_error(self.path, e) from e
-        try:
+        with self._holding(-1 if wait else 0):
             yield
-        finally:
-            lock.release()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

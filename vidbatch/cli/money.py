@@ -91,9 +91,9 @@ def spend_line(ws: Any, started: float) -> str | None:
     try:
         paths = [m.path for m in ws.manifests]
         this_run = ledger.ledger(store, manifests=paths, since=started)
+        if not this_run.entries:  # a run that created nothing reads no more (the no-op, issue 15)
+            return None
         so_far = ledger.ledger(store, manifests=paths)
     finally:
         store.close()
-    if not this_run.entries:
-        return None
     return ledger.run_spend_line(this_run, so_far)
