@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -72,9 +73,20 @@ def manifest(folder: Path, jobs: int) -> Path:
     return path
 
 
+#: Children run as an installed vidbatch would: with compiled bytecode (kept in a temporary
+#: folder, not beside the sources), even where the environment says not to write it.
+PYCACHE = tempfile.mkdtemp(prefix="vidbatch-bench-pycache-")
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": PYCACHE}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_cli(args: list[str], env: dict[str, str], *, check: bool = True) -> tuple[float, int, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], env={**os.environ, **env}, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], env={**CHILD_ENV, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - start
     rss = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB")), -1)
     if check and proc.returncode != 0:
@@ -97,8 +109,15 @@ def minimal_noop(folder: Path) -> float:
     """The floor a no-op is compared with, as a subprocess: hash each request, read one SQLite
     table, stat each output. (Requests come from the state, so no manifest work counts.)"""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", MINIMAL_SCRIPT, str(folder / ".vidbatch" / "state.db")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", MINIMAL_SCRIPT, str(folder / ".vidbatch" / "state.db")], env=CHILD_ENV, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def timed(measure: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child processes) of ``measure()``."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    measure()
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def median(values: list[float]) -> float:
@@ -121,34 +140,49 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
             # The first run wrote the job cache; a miss is measured once with the cache removed.
             shutil.rmtree(folder / ".vidbatch" / "cache", ignore_errors=True)
             miss, _, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)  # loads, writes the cache
-            times: dict[str, list[float]] = {"run": [], "plan --check": [], "minimal": []}
-            rss = 0
-            for _ in range(rounds):  # alternated, so a slow spell of the machine hits all three
-                wall, rss, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)
-                times["run"].append(wall)
-                times["minimal"].append(minimal_noop(folder))
-                wall, _, _ = run_cli(["plan", "--check", str(m)], env)
-                times["plan --check"].append(wall)
+            run_cli(["run", str(m), "--poll-interval", "0"], env)  # warm: bytecode compiled, files cached
+            commands: dict[str, Callable[[], object]] = {
+                "run": lambda: run_cli(["run", str(m), "--poll-interval", "0"], env),
+                "plan --check": lambda: run_cli(["plan", "--check", str(m)], env),
+                "minimal": lambda: minimal_noop(folder),
+            }
+            walls: dict[str, list[float]] = {name: [] for name in commands}
+            cpus: dict[str, list[float]] = {name: [] for name in commands}
+            for k in range(rounds):  # alternated (and rotated), so a slow spell of the machine hits all three
+                names = list(commands)[k % 3 :] + list(commands)[: k % 3]
+                for name in names:
+                    wall, cpu = timed(commands[name])
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
             assert sum(server.sim.calls.values()) == calls_before, "a no-op run made API calls"
-            floor = median(times["minimal"])
+            floor, floor_cpu = median(walls["minimal"]), median(cpus["minimal"])
             r = {
                 "jobs": jobs,
                 "miss_run_s": round(miss, 3),
-                "run_s": round(median(times["run"]), 3),
-                "plan_check_s": round(median(times["plan --check"]), 3),
+                "run_s": round(median(walls["run"]), 3),
+                "plan_check_s": round(median(walls["plan --check"]), 3),
                 "minimal_s": round(floor, 3),
-                "run_ratio": round(median(times["run"]) / floor, 2),
-                "plan_check_ratio": round(median(times["plan --check"]) / floor, 2),
-                "run_peak_rss_mib": round(rss / 1024, 1),
+                "run_ratio": round(median(walls["run"]) / floor, 2),
+                "plan_check_ratio": round(median(walls["plan --check"]) / floor, 2),
+                "run_cpu_s": round(median(cpus["run"]), 3),
+                "plan_check_cpu_s": round(median(cpus["plan --check"]), 3),
+                "minimal_cpu_s": round(floor_cpu, 3),
+                "run_cpu_ratio": round(median(cpus["run"]) / floor_cpu, 2),
+                "plan_check_cpu_ratio": round(median(cpus["plan --check"]) / floor_cpu, 2),
+                "load_average": [round(x, 1) for x in os.getloadavg()],
             }
             print("  " + json.dumps(r), flush=True)
             results.append(r)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     print(f"bare interpreter start: {time.perf_counter() - start:.3f} s")
-    print(f"{'jobs':>6} {'run s':>7} {'plan --check s':>15} {'minimal s':>10} {'run/min':>8} {'check/min':>10} {'miss s':>7}")
+    print("medians; wall seconds, then CPU seconds (user + system) of each command's process")
+    print(f"{'jobs':>6} {'run s':>7} {'plan --check s':>15} {'minimal s':>10} {'run/min':>8} {'check/min':>10} {'miss s':>7}   {'cpu: run':>9} {'check':>6} {'min':>6} {'run/min':>8} {'check/min':>10}")
     for r in results:
-        print(f"{r['jobs']:>6} {r['run_s']:>7} {r['plan_check_s']:>15} {r['minimal_s']:>10} {r['run_ratio']:>7}x {r['plan_check_ratio']:>9}x {r['miss_run_s']:>7}")
+        print(
+            f"{r['jobs']:>6} {r['run_s']:>7} {r['plan_check_s']:>15} {r['minimal_s']:>10} {r['run_ratio']:>7}x {r['plan_check_ratio']:>9}x {r['miss_run_s']:>7}"
+            f"   {r['run_cpu_s']:>9} {r['plan_check_cpu_s']:>6} {r['minimal_cpu_s']:>6} {r['run_cpu_ratio']:>7}x {r['plan_check_cpu_ratio']:>9}x"
+        )
     return results
 
 
@@ -290,7 +324,7 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
         m = manifest(folder, jobs)
-        env = {**os.environ, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
+        env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
         args = [sys.executable, str(Path(__file__).resolve()), "first-run-child", str(m), str(concurrency), str(poll)]
         start, cpu = time.perf_counter(), _cpu_seconds()
         proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
