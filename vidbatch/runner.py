@@ -53,6 +53,7 @@ import enum
 import functools
 import heapq
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -391,9 +392,14 @@ class _Pool:
         self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
         self._inbox = inbox
         self._inline = size == 0
+        self._size = size
+        self._started = 0
         self.busy = 0
-        for i in range(size):
-            threading.Thread(target=self._work, name=f"vidbatch-worker-{i}", daemon=True).start()
+
+    def _start_worker(self) -> None:
+        """Workers start as calls need them: a run with nothing to do starts none."""
+        threading.Thread(target=self._work, name=f"vidbatch-worker-{self._started}", daemon=True).start()
+        self._started += 1
 
     def _work(self) -> None:
         while True:
@@ -412,6 +418,8 @@ class _Pool:
         if self._inline:
             self._run(call, render, fn)
         else:
+            if self._started < min(self.busy, self._size):
+                self._start_worker()
             self._tasks.put((call, render, fn))
 
     def take(self) -> _Result | None:
@@ -461,7 +469,7 @@ class Runner:
         #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
         self._indexes = outputs_index.Writer()
         #: the outputs indexes read while skipping up-to-date jobs, by folder
-        self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
+        self._index_cache: dict[str, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
 
@@ -672,10 +680,10 @@ class Runner:
         sha = out.sha256 if out is not None and out.key == job.key else (rec.video_sha256 if pj.adopt and rec else None)
         if sha is None:
             return
-        folder = job.output.parent
+        folder, name = os.path.split(job.output)  # strings: cheaper than Path keys, per skipped job
         if folder not in self._index_cache:
-            self._index_cache[folder] = outputs_index.read_index(folder)
-        entry = self._index_cache[folder].get(job.output.name)
+            self._index_cache[folder] = outputs_index.read_index(Path(folder))
+        entry = self._index_cache[folder].get(name)
         if entry is not None and entry.key == job.key and entry.sha256 == sha:
             return
         own = rec is not None and rec.video_sha256 == sha
