@@ -11,6 +11,7 @@ tests/test_readme_models.py fails when the two drift apart.
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from vidbatch import facts
@@ -21,9 +22,20 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _durations(spec: facts.ModeSpec) -> str:
+    """``6 s: 768P, 1080P; 10 s: 768P``; a run of whole seconds with the same resolutions as one
+    range: ``4 to 15 s: 2K, 768P``."""
     if not spec.durations:
         return f"none to choose (renders {spec.default_resolution}, {spec.default_duration} s)"
-    return "; ".join(f"{seconds} s: {', '.join(res)}" for seconds, res in spec.durations.items())
+    runs: list[tuple[int, int, tuple[str, ...]]] = []
+    for seconds, res in spec.durations.items():
+        if runs and runs[-1][2] == res and runs[-1][1] == seconds - 1:
+            runs[-1] = (runs[-1][0], seconds, res)
+        else:
+            runs.append((seconds, seconds, res))
+    return "; ".join(
+        f"{first} s: {', '.join(res)}" if first == last else f"{first} to {last} s: {', '.join(res)}"
+        for first, last, res in runs
+    )
 
 
 def model_rows() -> list[tuple[str, str, str, str, str]]:
@@ -47,6 +59,23 @@ def model_rows() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def _v2_note() -> list[str]:
+    """A paragraph on the models of Video Generation V2, when there are any."""
+    v2 = [f"`{m.name}`" for m in facts.MODELS.values() if m.api is facts.Api.V2]
+    if not v2:
+        return []
+    ratios = ", ".join(f"`{r}`" for r in facts.V2_RATIOS)
+    text = (
+        f"{', '.join(v2)} {'is' if len(v2) == 1 else 'are'} served by Video Generation V2: every job has a prompt "
+        f"(up to {facts.V2_PROMPT_MAX_CHARS} characters) and may set `ratio` ({ratios}; a text-only job needs one "
+        f"other than `{facts.V2_RATIO_WITH_MEDIA}`). Frames and references do not mix; references are up to "
+        f"{facts.V2_MAX_ITEMS['reference_image']} `reference_images`, {facts.V2_MAX_ITEMS['reference_video']} "
+        f"`reference_videos` and {facts.V2_MAX_ITEMS['reference_audio']} `reference_audios` "
+        f"({facts.V2_MAX_REFERENCE_ITEMS} in all; audio only beside an image or video)."
+    )
+    return [*textwrap.wrap(text, 100, break_on_hyphens=False), ""]
+
+
 def section() -> str:
     """The README's model section, markers included."""
     lines = [
@@ -55,6 +84,7 @@ def section() -> str:
         "| --- | --- | --- | --- | --- |",
         *("| " + " | ".join(row) + " |" for row in model_rows()),
         "",
+        *_v2_note(),
         "Camera commands (models marked yes) are written in square brackets in the prompt, English or",
         f"Chinese (`[Pan left, Push in]`); MiniMax recommends at most {facts.CAMERA_MAX_PER_BRACKET} in one bracket:",
         "",

@@ -35,7 +35,8 @@ def test_rules_read_the_facts():
     assert [p.field for p in rules.check_request({"model": "T2V-01", "prompt": "p", "duration": 10})] == ["duration"]
     assert rules.mode_of({"first_frame_image": "x"}) is facts.Mode.I2V
     assert rules.normalized_request({"model": "T2V-01", "prompt": "p"})["resolution"] == "720P"
-    assert facts.models_for(facts.Mode.FL2V) == ["MiniMax-Hailuo-02"]
+    assert facts.models_for(facts.Mode.FL2V) == ["MiniMax-Hailuo-02", "MiniMax-H3"]
+    assert facts.models_for(facts.Mode.LF2V) == facts.models_for(facts.Mode.R2V) == ["MiniMax-H3"]
 
 
 def _manifest(folder: Path, name: str, job: str, output: str) -> Path:

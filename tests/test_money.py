@@ -19,6 +19,7 @@ import pytest
 from vidbatch import costing, facts, ledger, prices, project
 from vidbatch.client import Client
 from vidbatch.errors import UsageError
+from vidbatch.events import EventKind
 from vidbatch.plan import Action
 from vidbatch.runner import RunOptions
 from vidbatch.session import Session
@@ -26,7 +27,7 @@ from vidbatch.state import ErrorInfo, RenderState, Store
 
 from .conftest import TEST_KEY
 from .helpers import cli, png, t2v_manifest, write
-from .test_prices import CONTRACT_PER_VIDEO, UNPUBLISHED, every_render_the_facts_allow
+from .test_prices import CONTRACT_PER_SECOND, CONTRACT_PER_VIDEO, UNPUBLISHED, every_render_the_facts_allow
 
 FAST = RunOptions(concurrency=1, rpm=60000, poll_interval=0)
 
@@ -39,6 +40,17 @@ def every_render_manifest(folder: Path) -> Path:
     jobs = []
     for i, (model, mode, resolution, seconds) in enumerate(every_render_the_facts_allow()):
         lines = [f'name = "r{i}"', f'model = "{model}"', f'prompt = "shot {i}"']
+        if facts.MODELS[model].api is facts.Api.V2:
+            lines += [f'resolution = "{resolution}"', f"duration = {seconds}"]
+            lines += {
+                facts.Mode.T2V: ['ratio = "16:9"'],
+                facts.Mode.I2V: ['first_frame_image = "images/first.png"'],
+                facts.Mode.FL2V: ['first_frame_image = "images/first.png"', 'last_frame_image = "images/last.png"'],
+                facts.Mode.LF2V: ['last_frame_image = "images/last.png"'],
+                facts.Mode.R2V: ['reference_images = ["images/first.png", "images/face.png"]'],
+            }[mode]
+            jobs.append("[[jobs]]\n" + "\n".join(lines) + "\n")
+            continue
         if mode is facts.Mode.S2V:
             lines.append('subject_reference = "images/face.png"')
         else:
@@ -68,7 +80,10 @@ def test_a_plan_over_every_render_the_facts_allow_is_priced_as_the_table_says(tm
             assert isinstance(job.price, prices.Unpriced), r
             unpriced += 1
             continue
-        want = Decimal(CONTRACT_PER_VIDEO[(r.model, r.resolution, r.duration)][column])
+        if (r.model, r.resolution) in CONTRACT_PER_SECOND:
+            want = Decimal(CONTRACT_PER_SECOND[(r.model, r.resolution)][column]) * (r.duration or 0)
+        else:
+            want = Decimal(CONTRACT_PER_VIDEO[(r.model, r.resolution, r.duration)][column])
         assert isinstance(job.price, prices.Price) and job.price.amount == want and job.price.currency == currency, r
         expected_total += want
     assert cost.total == expected_total and cost.unpriced == unpriced > 0
@@ -197,7 +212,7 @@ def test_an_unreadable_balance_breaks_nothing(sim):
 def test_the_simulator_serves_the_path_the_client_calls():
     from vidbatch.sim import server
 
-    assert server.PATH_BALANCE == prices.PATH_BALANCE
+    assert server.PATH_BALANCE == facts.PATH_BALANCE == prices.PATH_BALANCE
 
 
 # --- the ledger ----------------------------------------------------------------------------------
@@ -254,7 +269,7 @@ def test_after_failures_reuse_and_an_uncertain_create_the_ledger_adds_up(tmp_pat
     assert data["possible"]["creates"] == 1
     text = cli("spend", path).output
     assert "Spent: 1.96 USD (4 accepted creates)" in text and "Possibly spent: 0.49 USD (1 uncertain create" in text
-    assert "of which renders that then failed: 0.98 USD (2)" in text
+    assert "(4 accepted creates), of which renders that then failed: 0.98 USD (2; MiniMax may not charge them)" in text
     assert "No spend recorded" in cli("spend", path, "--since", "2999-01-01").output
     assert cli("spend", path, "--since", "yesterday").exit_code == 2
 
@@ -325,3 +340,20 @@ def test_the_ledger_migration_runs_on_a_database_of_the_first_schema(tmp_path):
         assert [e.kind for e in ledger.read_entries(store)] == [ledger.SpendKind.ACCEPTED, ledger.SpendKind.POSSIBLE]
     finally:
         store.close()
+
+
+def test_a_session_checks_its_budget_for_every_plan_with_each_manifests_prices_as_loaded_now(tmp_path):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox"}))
+    budget = costing.Budget.for_workspace([], facts.HOST_GLOBAL, max_cost="0.28")  # as watch starts: no manifest yet
+    with Session(tmp_path / "state", None, FAST, budget=budget) as session:
+        ws = project.load([path])
+        assert session.admit(session.plan(ws.manifests)) is None
+        write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))  # an edit: 0.56 USD
+        ws = project.load([path])
+        refusal = session.admit(session.plan(ws.manifests, first=False))
+        assert refusal is not None and refusal.kind is EventKind.REFUSED
+        assert refusal.reason.startswith("the plan would cost 0.56 USD, more than --max-cost 0.28 USD; nothing was sent")
+        ws.manifests[0].prices = {"global": [{"model": "MiniMax-Hailuo-02", "resolution": "768P", "duration": 6, "price": "0.14"}]}
+        assert session.admit(session.plan(ws.manifests, first=False)) is None  # its [prices] as loaded now: 0.28 USD
+        quoted = {r["key"]: r["amount"] for r in session.store.db.query("select key, amount from price_quotes")}
+        assert sorted(quoted.values()) == ["0.14", "0.14"]

@@ -96,10 +96,24 @@ def test_every_render_the_facts_allow_is_priced_as_the_contract_says_or_unpriced
     assert price.charges[0].row.origin.layer is p.Layer.SHIPPED
 
 
+#: The media fields (flat form) of a V2 request in each mode, and a ratio for text only.
+V2_MEDIA: dict[facts.Mode, dict[str, object]] = {
+    facts.Mode.T2V: {"ratio": "16:9"},
+    facts.Mode.I2V: {"first_frame_image": "https://example.com/a.png"},
+    facts.Mode.FL2V: {"first_frame_image": "https://example.com/a.png", "last_frame_image": "https://example.com/b.png"},
+    facts.Mode.LF2V: {"last_frame_image": "https://example.com/b.png"},
+    facts.Mode.R2V: {"reference_images": ["https://example.com/a.png"]},
+}
+
+
 def _request(model: str, mode: facts.Mode, resolution: str, duration: int) -> dict[str, object]:
     """A request the facts accept for this shape (so summarize() sees what plan sees)."""
     image = "https://example.com/a.png"
     request: dict[str, object] = {"model": model, "prompt": "a pond"}
+    if facts.MODELS[model].api is facts.Api.V2:
+        request.update(duration=duration, resolution=resolution, **V2_MEDIA[mode])
+        assert rules.check_v2_request(rules.v2_body(request)) == []
+        return request
     if mode is facts.Mode.S2V:
         request["subject_reference"] = [{"type": "character", "image": [image]}]
     else:
@@ -143,8 +157,8 @@ def test_h3_is_priced_per_second_with_reference_images_past_the_fifth():
     assert isinstance(price, p.Price)
     assert price.amount == Decimal("1.03") and [c.quantity for c in price.charges] == [7, 3]
     assert table.price_of(eight, p.Region.MAINLAND).amount == Decimal("6.20")  # type: ignore[union-attr]
-    # A price per second needs the duration; without one the render is unpriced, not free.
-    assert not table.price_of(p.Render("MiniMax-H3", "t2v", "768P", None), p.Region.GLOBAL).priced
+    # A price per second needs the duration; without one it is the model's default (H3: 5 s).
+    assert table.price_of(p.Render("MiniMax-H3", "t2v", "768P", None), p.Region.GLOBAL).amount == Decimal("0.40")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

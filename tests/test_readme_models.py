@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 from pathlib import Path
 
 from vidbatch import facts
@@ -34,7 +35,9 @@ def test_every_model_mode_duration_and_resolution_is_in_the_table():
         for mode, spec in model.modes.items():
             assert f"{mode.label} (`{mode.value}`)" in table
             for seconds, resolutions in spec.durations.items():
-                assert f"{seconds} s: {', '.join(resolutions)}" in table
+                shown = ", ".join(resolutions)
+                runs = [(int(a), int(b)) for a, b in re.findall(rf"(\d+) to (\d+) s: {re.escape(shown)}(?:;| \|)", table)]
+                assert f"{seconds} s: {shown}" in table or any(a <= seconds <= b for a, b in runs), (model.name, seconds)
     for command in facts.CAMERA_COMMANDS:
         assert f"`{command}`" in table or f"({command})" in table
 
@@ -52,3 +55,11 @@ def test_check_fails_when_facts_change(monkeypatch, capsys):
 def test_docs_link_to_the_table():
     assert "README.md#models" in (ROOT / "docs" / "manifest.md").read_text(encoding="utf-8")
     assert "\n## Models\n" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_run_of_seconds_is_one_range_and_v2_models_are_explained():
+    table = gen.section()
+    assert "| `MiniMax-H3` |" in table and "4 to 15 s: 2K, 768P" in table and "4 s: 2K" not in table
+    assert "`MiniMax-H3` is served by Video Generation V2" in table
+    spec = facts.ModeSpec(durations={4: ("2K",), 5: ("2K",), 6: ("768P",), 8: ("768P",)}, default_resolution="2K")
+    assert gen._durations(spec) == "4 to 5 s: 2K; 6 s: 768P; 8 s: 768P"

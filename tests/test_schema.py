@@ -48,7 +48,7 @@ def test_schema_ships_in_the_package_and_is_what_the_validator_uses(schema):
 
 def test_job_fields_are_the_api_request_fields_plus_manifest_ones(schema):
     job = schema["$defs"]["job"]["properties"]
-    assert set(job) == set(facts.REQUEST_FIELDS) | {"name", "output", "matrix", "foreach"}
+    assert set(job) == set(facts.REQUEST_FIELDS) | set(facts.V2_JOB_FIELDS) | {"name", "output", "matrix", "foreach"}
     defaults = schema["$defs"]["defaults"]["properties"]
     assert set(defaults) == set(job) - {"name", "matrix", "foreach"}
     assert set(TEMPLATED_FIELDS) <= set(job)
@@ -57,9 +57,9 @@ def test_job_fields_are_the_api_request_fields_plus_manifest_ones(schema):
 def test_field_types_agree_with_the_facts(schema):
     words = {str: "string", int: "integer", bool: "boolean"}
     defs = schema["$defs"]
-    for name, kind in facts.REQUEST_FIELDS.items():
+    for name, kind in {**facts.REQUEST_FIELDS, **facts.V2_JOB_FIELDS}.items():
         definition = defs[name]
-        if kind is list:  # subject_reference: the API's list form, or a string shorthand
+        if kind is list:  # subject_reference, reference_*: a list, or a string shorthand
             assert {"array", "string"} == {
                 (defs[b["$ref"].split("/")[-1]] if "$ref" in b else b)["type"] for b in definition["oneOf"]
             }

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,11 @@ class JobCost:
     counts: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts, **self.price.to_json()}
+        """``counts``, the ``render`` priced (model, mode, resolution, duration: defaults written
+        out, so a CI gate need not know them) and the price."""
+        r = self.price.render
+        render = {"model": r.model, "mode": r.mode, "resolution": r.resolution, "duration": r.duration}
+        return {"counts": self.counts, "render": render, **self.price.to_json()}
 
 
 @dataclass(frozen=True)
@@ -142,17 +146,19 @@ class PlanCost:
         with each line's price, the totals per model and resolution (when a line does not say
         them already), the total, and what reuse and skips saved."""
         out: list[str] = []
-        groups: dict[tuple[str, str, str | None, int | None], list[Price | Unpriced]] = {}
+        groups: dict[tuple[str, str, str | None, int | None, int], list[Price | Unpriced]] = {}
         for j in self.jobs:
             if j.counts == "bill":
                 r = j.price.render
-                groups.setdefault((r.model, r.mode, r.resolution, r.duration), []).append(j.price)
+                groups.setdefault((r.model, r.mode, r.resolution, r.duration, r.reference_images), []).append(j.price)
         if groups:
             count = sum(len(g) for g in groups.values())
             out.append(f"{count} billable render{'' if count == 1 else 's'}:")
             rows = []
-            for (model, mode, resolution, duration), group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
+            for (model, mode, resolution, duration, references), group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), str(kv[0]))):
                 shape = "subject reference" if mode == "s2v" else f"{resolution} {duration}s"
+                if references:  # MiniMax-H3 bills reference images past the fifth
+                    shape += f" {references} reference image{'' if references == 1 else 's'}"
                 rows.append((f"{len(group):>5} x {model} {mode} {shape}", _group_price(group, self.currency)))
             width = max(len(left) for left, _ in rows)
             out.extend(f"  {left:<{width}}  {right}" for left, right in rows)
@@ -318,6 +324,9 @@ class Budget:
     max_cost: Decimal | None = None
     unpriced_as: Decimal | None = None
     balance: Balance | None = None
+    #: the table under each manifest's ``[prices]`` (shipped, then the config file's): what
+    #: :meth:`with_manifests` builds on when watch mode loads a manifest again
+    base: PriceTable | None = None
 
     @classmethod
     def for_workspace(
@@ -345,7 +354,17 @@ class Budget:
             max_cost=parse_amount(max_cost, "--max-cost"),
             unpriced_as=parse_amount(unpriced_as, "--unpriced-as"),
             balance=balance,
+            base=base,
         )
+
+    def with_manifests(self, manifests: Iterable[Any]) -> Budget:
+        """This budget with the tables of ``manifests`` as they are now (watch mode loads a
+        manifest again after each edit, and its ``[prices]`` table may have changed); the
+        tables of other manifests stay. A budget of one table for every job is kept as it is."""
+        if isinstance(self.tables, PriceTable):
+            return self
+        fresh = manifest_tables(manifests, self.base if self.base is not None else load_table())
+        return replace(self, tables={**self.tables, **fresh})
 
     def cost(self, plan: Plan) -> PlanCost:
         return plan_cost(plan, self.region, self.tables)

@@ -37,6 +37,9 @@ PATH_CREATE = "/v1/video_generation"
 PATH_QUERY = "/v1/query/video_generation"
 PATH_RETRIEVE = "/v1/files/retrieve"
 PATH_RETRIEVE_CONTENT = "/v1/files/retrieve_content"
+#: The account's balance (from MiniMax's own CLI, for ``sk-api-`` keys; not on the video reference
+#: pages): optional, an account or host that does not answer it must break nothing.
+PATH_BALANCE = "/account/query_balance"
 
 
 # --- modes and models -------------------------------------------------------------------------
@@ -49,6 +52,8 @@ class Mode(str, enum.Enum):
     I2V = "i2v"  # image to video (first frame)
     FL2V = "fl2v"  # first and last frame
     S2V = "s2v"  # subject reference
+    LF2V = "lf2v"  # last frame alone (Video Generation V2)
+    R2V = "r2v"  # reference images, videos and audios (Video Generation V2)
 
     @property
     def label(self) -> str:
@@ -60,6 +65,8 @@ MODE_LABELS = {
     Mode.I2V: "image-to-video",
     Mode.FL2V: "first-last-frame",
     Mode.S2V: "subject-reference",
+    Mode.LF2V: "last-frame",
+    Mode.R2V: "references",
 }
 
 
@@ -72,12 +79,21 @@ class ModeSpec:
     default_duration: int = 6
 
 
+class Api(str, enum.Enum):
+    """Which generation of MiniMax's video API serves a model: ``/v1/video_generation`` (Hailuo
+    and the 01 models) or ``/v2/video_generation`` (MiniMax-H3). See "Video Generation V2" below."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     modes: Mapping[Mode, ModeSpec]
     camera_commands: bool = False
     fast_pretreatment: bool = False
+    api: Api = Api.V1
 
 
 _HAILUO = {6: ("768P", "1080P"), 10: ("768P",)}
@@ -126,6 +142,9 @@ RESOLUTION_SIZES: dict[str, tuple[int, int]] = {
     "720P": (1280, 720),
     "768P": (1366, 768),
     "1080P": (1920, 1080),
+    # Video Generation V2: the size at 16:9; other ratios keep the short side (see
+    # V2_RESOLUTION_SHORT_SIDE). 2K as 2560x1440 is an assumption: no source gives the pixels.
+    "2K": (2560, 1440),
 }
 RESOLUTIONS = tuple(RESOLUTION_SIZES)
 
@@ -379,3 +398,164 @@ def http_kind(status: int, *, signed_url: bool = False) -> ErrorKind:
     if 300 <= status < 400:
         return ErrorKind.WRONG_HOST
     return ErrorKind.INVALID_REQUEST
+
+
+# --- Video Generation V2 (MiniMax-H3) -----------------------------------------------------------
+# Source: "Video Generation V2" in shared/minimax-api.md (MiniMax's own CLI and the platform's
+# video-generation-v2 pages). Several facts are uncertain there; each is data here, so a change is
+# one edit. The request rules that read these facts live in :mod:`vidbatch.rules`.
+
+V2_PATH_CREATE = "/v2/video_generation"
+#: ``GET V2_PATH_QUERY/{task_id}`` queries one task; ``GET V2_PATH_QUERY?page_num=..`` lists tasks.
+V2_PATH_QUERY = "/v2/query/video_generation"
+#: ``DELETE V2_PATH_TASK/{task_id}``: cancels a queued task (not charged), deletes a finished one,
+#: refuses a running one.
+V2_PATH_TASK = "/v2/video_generation"
+#: Upload a file once and refer to it as ``mm_file://FILE_ID`` (file ids live 7 days).
+PATH_FILE_UPLOAD = "/v1/files/upload"
+V2_FILE_URL_SCHEME = "mm_file://"
+V2_FILE_TTL_SECONDS = 7 * 24 * 3600
+
+V2_PROMPT_MAX_CHARS = 7000
+#: Integer seconds. MiniMax's CLI accepts 4-15; one third-party schema says 5-15.
+V2_DURATIONS = tuple(range(4, 16))
+V2_DEFAULT_DURATION = 5
+#: MiniMax's CLI accepts only ``2K``; a 2026 pricing note also prices ``768P``. Both are accepted.
+V2_RESOLUTIONS = ("2K", "768P")
+V2_DEFAULT_RESOLUTION = "2K"
+V2_RATIOS = ("adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+#: Text-only requests need a concrete ratio; with frame or reference inputs the CLI sends this.
+V2_RATIO_WITH_MEDIA = "adaptive"
+#: The pixel size of a V2 render: the short side of each resolution, the ratio gives the long one
+#: (``adaptive`` follows the input; counted as 16:9 until the video says). 768P is documented for
+#: v1; 1440 for 2K is an assumption (see :data:`RESOLUTION_SIZES`).
+V2_RESOLUTION_SHORT_SIDE = {"2K": 1440, "768P": 768}
+
+#: Every top-level field of a V2 create body, with its JSON type.
+V2_REQUEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "content": list,
+    "resolution": str,
+    "duration": int,
+    "ratio": str,
+    "callback_url": str,
+}
+#: The item types of ``content``: a text item carries ``text``; a media item carries an object
+#: ``{"url": ...}`` under the key named like its type.
+V2_TEXT_TYPE = "text"
+V2_MEDIA_TYPES = ("image_url", "video_url", "audio_url")
+#: An ``image_url`` item without a role is a first frame (MiniMax's CLI reads it so).
+V2_DEFAULT_IMAGE_ROLE = "first_frame"
+#: Schemes a media URL may have: public URLs, data URLs, uploaded files.
+V2_URL_SCHEMES = ("https://", "http://", "data:", V2_FILE_URL_SCHEME)
+
+#: vidbatch's flat form of a V2 request (what a manifest job writes; never the raw ``content``):
+#: each media field and the role of the content items it becomes, in the order the items are
+#: sent (text first, then frames, then references). Reference fields are lists.
+V2_JOB_MEDIA_FIELDS: dict[str, str] = {
+    "first_frame_image": "first_frame",
+    "last_frame_image": "last_frame",
+    "reference_images": "reference_image",
+    "reference_videos": "reference_video",
+    "reference_audios": "reference_audio",
+}
+V2_JOB_LIST_FIELDS = ("reference_images", "reference_videos", "reference_audios")
+#: Every field of the flat form, with its JSON type (``prompt`` becomes the text item).
+V2_JOB_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "prompt": str,
+    "first_frame_image": str,
+    "last_frame_image": str,
+    "reference_images": list,
+    "reference_videos": list,
+    "reference_audios": list,
+    "duration": int,
+    "resolution": str,
+    "ratio": str,
+    "callback_url": str,
+}
+
+#: Media a V2 request may carry, by kind: the formats (file extension -> the MIME type of its
+#: data URL) and the most bytes of one item. From MiniMax's CLI (``src/utils/media.ts``): local
+#: videos MP4, audios MP3 (sent as ``audio/mp3``) or WAV; images 30 MB, videos 50 MB, audios
+#: 15 MB. vidbatch also takes MOV (``video/quicktime``), an assumption: the CLI does not send it.
+#: Images are also held to the v1 image rules (:data:`IMAGE_FORMATS`, :data:`IMAGE_MAX_BYTES`,
+#: dimensions), an assumption on the safe side: no source gives H3's image limits.
+V2_MEDIA_KIND_OF_TYPE = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
+V2_MEDIA_FORMATS: dict[str, dict[str, str]] = {
+    "image": {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"},
+    "video": {"mp4": "video/mp4", "mov": "video/quicktime"},
+    "audio": {"mp3": "audio/mp3", "wav": "audio/wav"},
+}
+V2_MEDIA_MAX_BYTES: dict[str, int] = {
+    "image": 30 * 1024 * 1024,
+    "video": 50 * 1024 * 1024,
+    "audio": 15 * 1024 * 1024,
+}
+
+#: Each media role of a ``content`` item, and the item ``type`` that carries it.
+V2_MEDIA_ROLES: dict[str, str] = {
+    "first_frame": "image_url",
+    "last_frame": "image_url",
+    "reference_image": "image_url",
+    "reference_video": "video_url",
+    "reference_audio": "audio_url",
+}
+V2_FRAME_ROLES = frozenset({"first_frame", "last_frame"})
+V2_REFERENCE_ROLES = frozenset({"reference_image", "reference_video", "reference_audio"})
+#: The most items of each role in one request, and of reference items in all.
+V2_MAX_ITEMS: dict[str, int] = {
+    "first_frame": 1,
+    "last_frame": 1,
+    "reference_image": 9,
+    "reference_video": 3,
+    "reference_audio": 3,
+}
+V2_MAX_REFERENCE_ITEMS = 12
+
+#: MiniMax-H3, the one V2 model: every mode takes every V2 duration at every V2 resolution.
+#: Registered here, not in the list above, because its durations and resolutions are the V2
+#: facts of this section.
+_H3 = ModeSpec(
+    durations={seconds: V2_RESOLUTIONS for seconds in V2_DURATIONS},
+    default_resolution=V2_DEFAULT_RESOLUTION,
+    default_duration=V2_DEFAULT_DURATION,
+)
+MODELS["MiniMax-H3"] = ModelSpec(
+    "MiniMax-H3",
+    {Mode.T2V: _H3, Mode.I2V: _H3, Mode.FL2V: _H3, Mode.LF2V: _H3, Mode.R2V: _H3},
+    api=Api.V2,
+)
+#: A whole create request body, data URLs included.
+V2_BODY_MAX_BYTES = 64 * 1024 * 1024
+
+#: H3's limits (a 2026 note, not an official page).
+V2_RPM = 300
+V2_MAX_IN_FLIGHT = 30
+
+#: The task list only returns tasks of the last 7 days.
+V2_LIST_DAYS = 7
+V2_LIST_PAGE_SIZE = 50
+
+#: V2 task statuses. ``cancelled`` and ``expired`` are final and not a success; a queued task is
+#: the only one a DELETE cancels (and a cancelled task is not charged).
+V2_TASK_STATUSES: dict[str, TaskState] = {
+    "queued": TaskState.RUNNING,
+    "running": TaskState.RUNNING,
+    "succeeded": TaskState.SUCCESS,
+    "failed": TaskState.FAILED,
+    "cancelled": TaskState.FAILED,
+    "expired": TaskState.FAILED,
+}
+V2_STATUS_PROGRESSION = ("queued", "running")
+V2_STATUS_SUCCESS = "succeeded"
+V2_STATUS_FAIL = "failed"
+V2_STATUS_CANCELLED = "cancelled"
+V2_STATUS_EXPIRED = "expired"
+V2_CANCELLABLE_STATUSES = frozenset({"queued"})
+#: Fields of ``usage`` in a task: what was billed.
+V2_USAGE_FIELDS = ("total_seconds", "input_seconds", "output_seconds", "input_image_count")
+
+
+def v2_task_state(status: str | None) -> TaskState:
+    return V2_TASK_STATUSES.get((status or "").strip().lower(), TaskState.UNKNOWN)

@@ -209,3 +209,49 @@ def check_image_ref(ref: str) -> list[str]:
     except ValueError as e:
         return [f"must be an http(s) URL or a base64 data URL ({e})"]
     return limit_problems(inspect_bytes(data))
+
+
+# --- the media of a V2 request (MiniMax-H3): images, videos, audios ---------------------------------
+# Videos and audios are checked from their first bytes and their size (limits and formats in
+# facts.V2_MEDIA_FORMATS, V2_MEDIA_MAX_BYTES); their content (length, codecs) is MiniMax's to judge.
+
+
+def sniff_media(kind: str, head: bytes) -> str | None:
+    """The format of a V2 medium of ``kind`` (``image``, ``video``, ``audio``) from its first
+    bytes, or None when it is not one the API takes (:data:`facts.V2_MEDIA_FORMATS`)."""
+    if kind == "image":
+        return sniff_format(head)
+    if kind == "video":
+        if head[4:8] != b"ftyp":
+            return None
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if kind == "audio":
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            return "wav"
+        if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+            return "mp3"
+    return None
+
+
+def media_mime(kind: str, fmt: str) -> str:
+    """The MIME type a data URL of this medium is sent with."""
+    return facts.V2_MEDIA_FORMATS[kind][fmt]
+
+
+def media_size_problem(kind: str, size: int) -> str | None:
+    """Why a V2 medium of ``size`` bytes is too large, or None."""
+    most = facts.V2_MEDIA_MAX_BYTES[kind]
+    if size > most:
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"is {describe_size(size)} ({size:,} bytes); {article} {kind} may be at most {most:,} bytes ({describe_size(most)})"
+    return None
+
+
+def media_problems(kind: str, data: bytes) -> list[str]:
+    """Why the API would refuse these bytes as a V2 medium of ``kind``: its format, its size."""
+    fmt = sniff_media(kind, data[:16])
+    if fmt is None:
+        names = ", ".join(f.upper() for f in facts.V2_MEDIA_FORMATS[kind])
+        return [f"is not a {kind} the API takes ({names})"]
+    too_large = media_size_problem(kind, len(data))
+    return [too_large] if too_large else []

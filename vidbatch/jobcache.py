@@ -390,6 +390,9 @@ def _request(data: dict[str, Any]) -> dict[str, Any]:
         value = data.get(name)
         if isinstance(value, dict) and _IMAGE in value:
             data[name] = _image(value)
+    for name in facts.V2_JOB_LIST_FIELDS:  # a MiniMax-H3 job's reference media
+        if isinstance(data.get(name), list):
+            data[name] = [_image(x) if isinstance(x, dict) and _IMAGE in x else x for x in data[name]]
     for subject in data.get("subject_reference") or ():
         if isinstance(subject, dict) and isinstance(subject.get("image"), list):
             subject["image"] = [_image(x) if isinstance(x, dict) and _IMAGE in x else x for x in subject["image"]]

@@ -283,6 +283,11 @@ class Ledger:
             for k, v in sorted(keys.items())
         ]
 
+    def totals_json(self) -> dict[str, Any]:
+        """The sums without the entries: ``spent``, ``possible`` and ``failed`` (a ``finish``
+        event, ``status --json``)."""
+        return {"spent": self.spent.to_json(), "possible": self.possible.to_json(), "failed": self.failed.to_json()}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "spent": self.spent.to_json(),
@@ -306,9 +311,17 @@ class Ledger:
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         out = ["  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(r)).rstrip() for r in rows]
         out.append("")
-        out.append(f"Spent: {self.spent.describe()} ({self.spent.creates} accepted create{'' if self.spent.creates == 1 else 's'})")
+        return out + self.totals_lines()
+
+    def totals_lines(self) -> list[str]:
+        """What was spent, what of it went on renders that then failed, and what may have been
+        spent (uncertain creates), as text (``spend``, ``status``); nothing without entries."""
+        if not self.entries:
+            return []
+        spent = f"Spent: {self.spent.describe()} ({self.spent.creates} accepted create{'' if self.spent.creates == 1 else 's'})"
         if self.failed.creates:
-            out.append(f"  of which renders that then failed: {self.failed.describe()} ({self.failed.creates}); MiniMax may not charge them")
+            spent += f", of which renders that then failed: {self.failed.describe()} ({self.failed.creates}; MiniMax may not charge them)"
+        out = [spent]
         if self.possible.creates:
             out.append(f"Possibly spent: {self.possible.describe()} ({self.possible.creates} uncertain create{'' if self.possible.creates == 1 else 's'}: the answer was lost, MiniMax may have the task)")
         if any(e.priced_when_read for e in self.entries):
@@ -321,11 +334,38 @@ def ledger(store: Store, **filters: Any) -> Ledger:
     return Ledger(tuple(read_entries(store, **filters)))
 
 
-def run_spend_line(this_run: Ledger, so_far: Ledger | None = None) -> str:
-    """The run summary's spend line: ``spent 1.12 USD (4 creates); possibly 0.28 USD more (1
-    uncertain); 3.36 USD so far for these manifests``."""
+@dataclass(frozen=True)
+class RunSpend:
+    """What one run spent (the creates since it started) beside what its manifests have spent
+    so far, every run included: the run summary, the ``finish`` event and ``status``."""
+
+    this_run: Ledger
+    so_far: Ledger
+
+    def to_json(self) -> dict[str, Any]:
+        return {"this_run": self.this_run.totals_json(), "so_far": self.so_far.totals_json()}
+
+    def line(self, what: str = "this run") -> str | None:
+        """The run summary's line (:func:`run_spend_line`); None when the run created nothing."""
+        return run_spend_line(self.this_run, self.so_far, what) if self.this_run.entries else None
+
+
+def run_spend(store: Store, *, since: float, manifests: Iterable[str | Path] | None = None) -> RunSpend:
+    """The spend of the run that started at ``since`` (Unix time) and of ``manifests`` so far
+    (None: every manifest of the state). A state folder is held by one run at a time, so every
+    entry since the run started is the run's."""
+    so_far = ledger(store, manifests=manifests)
+    return RunSpend(Ledger(tuple(e for e in so_far.entries if e.at >= since)), so_far)
+
+
+def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "this run") -> str:
+    """The run summary's spend line: ``spent about 1.12 USD in this run (4 creates accepted, 0.28
+    USD of it on renders that then failed); possibly 0.28 USD more (1 uncertain); 3.36 USD so far
+    for these manifests``."""
     s, p = this_run.spent, this_run.possible
-    text = f"spent about {s.describe()} in this run ({s.creates} create{'' if s.creates == 1 else 's'} accepted)"
+    failed = this_run.failed
+    on_failed = f", {failed.describe()} of it on renders that then failed" if failed.creates else ""
+    text = f"spent about {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted{on_failed})"
     if p.creates:
         text += f"; possibly {p.describe()} more ({p.creates} uncertain)"
     if so_far is not None and so_far.entries:

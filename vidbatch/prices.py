@@ -744,9 +744,9 @@ def load_table(*, config_file: Path | None = None) -> PriceTable:
 
 # --- account balance --------------------------------------------------------------------------
 
-#: MiniMax's balance call (from its own CLI, for ``sk-api-`` keys; not on the video reference
-#: pages). The client and the simulator both read it here.
-PATH_BALANCE = "/account/query_balance"
+#: MiniMax's balance call, a fact of the API (:data:`vidbatch.facts.PATH_BALANCE`), named here too
+#: for the client, which asks this module for the balance.
+PATH_BALANCE = facts.PATH_BALANCE
 
 
 @dataclass(frozen=True)

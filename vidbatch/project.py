@@ -26,12 +26,12 @@ from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 if TYPE_CHECKING:
-    from . import jobcache
+    from . import jobcache, ledger
     from .costing import Budget
     from .runner import RunEvent, RunOptions, RunResult
 
-# The runner, the session and the costing are imported by the calls that use them: `plan --check`
-# of a finished manifest loads neither (issue 15).
+# The runner, the session, the costing and the ledger are imported by the calls that use them:
+# `plan --check` of a finished manifest loads none of them (issue 15).
 
 SIM_SUFFIX = "-sim"
 
@@ -210,6 +210,8 @@ class JobStatus:
     key: str | None = None
     #: the prompt of the render whose video the output holds, when that is another request
     held_prompt: str | None = None
+    #: what the job's render cost: its accepted creates (every try, failed ones too), priced
+    cost: ledger.Tally | None = None
 
     @property
     def holds_other_version(self) -> bool:
@@ -247,6 +249,7 @@ class JobStatus:
             "output_key": self.held.key if self.held else None,
             "output_sha256": self.held.sha256 if self.held else None,
             "output_prompt": self.held_prompt if self.holds_other_version else None,
+            "cost": self.cost.to_json() if self.cost is not None else None,
         }
 
 
@@ -254,6 +257,9 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     """Every job's recorded state: the manifest's jobs when given, else everything in the state.
     The caller closes the returned store."""
     store = Store.open_for_reading(state_dir)
+    from . import ledger
+
+    costs = ledger.ledger(store).by_key() if store is not None else {}
     if ws is None:
         if store is None:
             return [], None
@@ -263,7 +269,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
             outputs.setdefault(o.key, []).append(o.path)
         for rec in store.all_renders():
             paths = outputs.get(rec.key, [])
-            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths)))
+            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths), cost=costs.get(rec.key)))
         return out, store
     records = store.get_many(j.key for j in ws.jobs) if store else {}
     held = store.all_outputs() if store else {}
@@ -273,7 +279,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     for j in ws.jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
-        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None))
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key)))
     return statuses, store
 
 

@@ -23,7 +23,10 @@ Design
   jobs: about half a second, plus loading the manifest).
 - **Money and time.** "Renders created" counts the creates MiniMax accepted (``submitted`` events
   of the jobs' requests, every try included, failed ones too); uncertain jobs are counted apart as
-  "may have been created". "Render time" sums, over the jobs' latest renders, submit to rendered;
+  "may have been created". "Spent" is the spend ledger of the manifests (:mod:`vidbatch.ledger`):
+  every accepted create at its quoted price, what of it went on renders that then failed, uncertain
+  creates apart as possible spend, and, for a run's ``--report``, what this run spent; each card
+  shows what its render cost. "Render time" sums, over the jobs' latest renders, submit to rendered;
   "span" is the first submit to the last download of those renders.
 - **Works without JavaScript.** Every card is in the HTML and visible; the script only adds the
   state filters, the search box and the play/pause buttons (hidden until it runs), and keeps the
@@ -50,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import facts, files, rules
+from . import facts, files, ledger, rules
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +160,7 @@ class ReportJob:
     manifest: str  # the manifest's path relative to the report's folder
     state: str  # a RenderState value; "new" when the state has no row for the request
     model: str
-    mode: str  # t2v, i2v, fl2v, s2v
+    mode: str  # a facts.Mode value: t2v, i2v, fl2v, s2v, lf2v, r2v
     mode_label: str
     duration: int | None
     resolution: str | None
@@ -184,6 +187,7 @@ class ReportJob:
     origin: str = ""
     warnings: list[str] = field(default_factory=list)
     key: str = ""
+    cost: str | None = None  # what the render cost (its accepted creates, priced); None: nothing recorded
 
     @property
     def anchor(self) -> str:
@@ -216,10 +220,35 @@ class ReportSummary:
     span_seconds: float | None  # first submit -> last download, of the latest renders
     bytes_on_disk: int  # videos shown on the page
     videos_on_disk: int
+    spend: "ReportSpend | None" = None  # None: nothing was spent on these manifests
 
     @property
     def unfinished(self) -> int:
         return sum(n for s, n in self.counts.items() if s in UNFINISHED_STATES)
+
+
+@dataclass(frozen=True)
+class ReportSpend:
+    """The spend ledger of the report's manifests, as the page shows it (amounts with currency)."""
+
+    spent: str  # every accepted create so far
+    creates: int
+    failed: str | None  # of which renders that then failed
+    possible: str | None  # uncertain creates: may have been spent
+    this_run: str | None = None  # since the run writing the report started (``--report``)
+
+    @classmethod
+    def of(cls, book: ledger.Ledger, since: float | None = None) -> "ReportSpend | None":
+        if not book.entries:
+            return None
+        run = ledger.Tally.of(e for e in book.entries if since is not None and e.at >= since and e.kind is ledger.SpendKind.ACCEPTED)
+        return cls(
+            spent=book.spent.describe(),
+            creates=book.spent.creates,
+            failed=book.failed.describe() if book.failed.creates else None,
+            possible=f"{book.possible.describe()} ({book.possible.creates})" if book.possible.creates else None,
+            this_run=run.describe() if since is not None else None,
+        )
 
 
 @dataclass
@@ -259,9 +288,10 @@ def default_report_path(ws: "Workspace") -> Path:
     return Path(ws.manifests[0].output_dir) / DEFAULT_NAME
 
 
-def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float | None = None) -> Report:
+def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float | None = None, since: float | None = None) -> Report:
     """The report of every job of ``ws`` as it stands in ``store`` (None: nothing ran yet), with
-    links relative to the folder of ``out`` (the report file, which need not exist)."""
+    links relative to the folder of ``out`` (the report file, which need not exist). ``since``:
+    when the run writing it started, for what this run spent."""
     base = Path(os.path.abspath(out)).parent
     jobs = list(ws.jobs)
     records = store.get_many(j.key for j in jobs) if store else {}
@@ -270,10 +300,14 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
 
     other_keys = {o.key for j in jobs if (o := outputs.get(str(j.output))) is not None and o.key != j.key}
     others = store.get_many(other_keys) if store and other_keys else {}
+    costs = ledger.ledger(store).by_key() if store else {}
     report_jobs = [
-        _job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base, others)
+        _job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base, others, costs.get(job.key))
         for i, job in enumerate(jobs)
     ]
+    summary = _summary(report_jobs, records, renders_by_key)
+    if store:
+        summary.spend = ReportSpend.of(ledger.ledger(store, manifests=[m.path for m in ws.manifests]), since)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     return Report(
@@ -283,7 +317,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         simulated=ws.sim,
         generated_at=now if now is not None else time.time(),
         jobs=report_jobs,
-        summary=_summary(report_jobs, records, renders_by_key),
+        summary=summary,
         has_state=store is not None,
     )
 
@@ -318,14 +352,14 @@ def _template() -> Any:
     return env.get_template("report.html.j2")
 
 
-def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = None) -> Report:
+def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = None, since: float | None = None) -> Report:
     """Build the report from the state as it is now and write it to ``out`` atomically (a browser
     never sees half a page). Safe to call while a run holds the state folder: it only reads.
     Creates ``out``'s folder if needed. Returns what it wrote."""
     out = Path(out)
     store = Store.open_for_reading(ws.state_dir)
     try:
-        report = build_report(ws, store, out)
+        report = build_report(ws, store, out, since=since)
     finally:
         if store is not None:
             store.close()
@@ -379,6 +413,7 @@ class ReportWriter:
         self._gap = min_interval  # the wait before the next write
         self._dirty = False
         self._lock = threading.Lock()
+        self.since = time.time()  # the run starts now: the page shows what it spent
 
     def __call__(self, event: "RunEvent") -> None:
         if event.kind not in REFRESH_EVENTS:
@@ -403,7 +438,7 @@ class ReportWriter:
         started = self.clock()
         try:
             ws = self.ws() if callable(self.ws) else self.ws
-            write_report(ws, self.out, refresh=refresh)
+            write_report(ws, self.out, refresh=refresh, since=self.since)
             self.writes += 1
         except Exception:  # noqa: BLE001 - the report is a side view; log the bug, keep rendering
             log.exception("could not write the report %s", self.out)
@@ -412,7 +447,7 @@ class ReportWriter:
         self._dirty = False
 
 
-def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path, others: dict[str, RenderRecord] | None = None) -> ReportJob:
+def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | None, renders: int, base: Path, others: dict[str, RenderRecord] | None = None, cost: ledger.Tally | None = None) -> ReportJob:
     summary = rules.summarize(job.identity_request())
     state = rec.state.value if rec else RenderState.NEW.value
     width, height = (rec.video_width, rec.video_height) if rec and rec.video_width and rec.video_height else rules.output_size(job.identity_request())
@@ -480,6 +515,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
         origin=getattr(job, "origin", "") or "",
         warnings=list(getattr(job, "warnings", []) or []),
         key=job.key,
+        cost=cost.describe() if cost is not None else None,
     )
 
 

@@ -13,7 +13,12 @@ Both entry points need the same lifecycle, decided here once:
    writer is at work);
 6. run: one :class:`~vidbatch.runner.Runner`, made when first needed (after the confirm question,
    so its clock does not count the time a person took to answer), given one plan (``run``) or kept
-   alive for replans (``watch``).
+   alive for replans (``watch``). Its ``finish`` event carries ``spend``: what the session spent
+   and what its manifests have spent so far (:func:`vidbatch.ledger.run_spend`).
+
+The budget (:class:`~vidbatch.costing.Budget`: ``--max-cost``, the prices) is checked in
+:meth:`Session.admit` for every plan, the first and each of watch mode's replans alike, before
+any call: a refused plan sends nothing.
 
 SQLite connections and file locks belong to the thread that made them, so a session is opened,
 used and closed on one thread; :class:`SessionThread` keeps one on a thread of its own for watch
@@ -25,12 +30,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from . import ledger
 from .costing import Budget
-from .errors import StateLockedError, UsageError
+from .errors import StateLockedError, UsageError, VidbatchError
 from .events import EventKind
 from .files import clean_staging
 from .plan import Plan, plan_jobs
@@ -112,6 +119,8 @@ class Session:
         self._runner: Runner | None = None
         self.result: RunResult | None = None
         self._seen_progress: Progress | None = None
+        self._started = time.time()  # set again once the lock is held: the spend of "this run"
+        self._manifests: dict[str, None] = {}  # paths of the manifests planned, in order
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -127,6 +136,7 @@ class Session:
         except BaseException:
             self.close()
             raise
+        self._started = time.time()
         for record in store.mark_interrupted_submissions():
             log.warning("job %s: create was cut off by a crash; now uncertain", record.name or record.key)
         self._store = store
@@ -175,6 +185,9 @@ class Session:
         ``--resubmit-uncertain`` apply to a ``first`` plan only: applied again at each edit in
         watch mode, they would render forced jobs again at every save of an unrelated line."""
         opts = self.options
+        self._manifests.update((str(m.path), None) for m in manifests)
+        if self.budget is not None:  # the prices of each manifest as loaded now
+            self.budget = self.budget.with_manifests(manifests)
         return plan_jobs(
             list(manifests),
             self.store,
@@ -222,7 +235,16 @@ class Session:
     def _relay(self, e: RunEvent) -> None:
         if e.progress is not None:
             self._seen_progress = e.progress
+        if e.kind == EventKind.FINISH and self._store is not None:  # on the store's thread
+            try:
+                e = replace(e, data={**e.data, "spend": self.spend().to_json()})
+            except VidbatchError as error:  # a state that cannot be read now: the run's end says so
+                log.warning("could not read what the run spent: %s", error)
         self.on_event(e)
+
+    def spend(self) -> ledger.RunSpend:
+        """What this session spent, and the manifests it planned so far (on the session's thread)."""
+        return ledger.run_spend(self.store, since=self._started, manifests=list(self._manifests))
 
     @property
     def progress(self) -> Progress:

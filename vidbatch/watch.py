@@ -34,8 +34,9 @@ again, which downloads or reuses the current video without a new render.
 
 ``--force``, ``--retry-failed`` and ``--resubmit-uncertain`` apply to the plans made at start
 only: re-applying them on every save would render forced jobs again at each edit of an unrelated
-line. ``--max-renders`` bounds every plan (a template typo that multiplies jobs is refused, and
-said so, while the rest of the folder goes on). ``confirm`` is asked about start-up plans only,
+line. ``--max-renders`` and ``budget`` (``--max-cost``) bound every plan, as in ``run`` and
+checked by the same session step before any call (a template typo that multiplies jobs is
+refused, and said so, while the rest of the folder goes on). ``confirm`` is asked about start-up plans only,
 because a question later would block the runner while it has tasks to collect.
 
 The dependency map
@@ -77,6 +78,7 @@ from typing import Any, Callable, Mapping
 from watchdog.events import FileSystemEventHandler
 
 from . import project
+from .costing import Budget
 from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_OK, ManifestError
 from .events import EventKind, Stop
 from .plan import Plan
@@ -113,7 +115,8 @@ class WatchEvent(RunEvent):
     - ``invalid``: a manifest failed to load; watching goes on (``manifest``, ``problems``);
     - ``warning``: a manifest loaded with a warning (``manifest``, ``problem``);
     - ``removed``: a manifest was deleted or renamed away (``manifest``);
-    - ``refused``: a plan was over ``--max-renders`` and was not started (``manifest``);
+    - ``refused``: a plan was over ``--max-renders`` or ``--max-cost`` and was not started
+      (``manifest``; the message says why, in ``run``'s words);
     - ``declined``: ``confirm`` said no to a start-up plan (``manifest``);
     - ``stale``: an older render landed on an output; the manifest is planned again.
 
@@ -142,7 +145,8 @@ class Watcher:
     ``client`` is a :class:`~vidbatch.client.Client` (or anything with its methods).
     ``observer_factory`` makes the watchdog observer (a ``PollingObserver`` for file systems
     without native events); ``clock`` times the debounce; ``session_thread`` keeps the
-    :class:`~vidbatch.session.Session` (tests pass one that plans inline, without a thread).
+    :class:`~vidbatch.session.Session` (tests pass one that plans inline, without a thread);
+    ``budget`` (:class:`~vidbatch.costing.Budget`) refuses any plan over ``--max-cost``.
     """
 
     def __init__(
@@ -161,6 +165,7 @@ class Watcher:
         observer_factory: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         session_thread: Callable[[Session], Any] = SessionThread,
+        budget: Budget | None = None,
     ):
         self.folder = Path(folder).expanduser().resolve()
         self.options = options
@@ -173,7 +178,7 @@ class Watcher:
         self._observer_factory = observer_factory
         self._emit_lock = threading.Lock()
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
-        self._session = session_thread(Session(self.state_dir, client, options, self._on_run_event, wait_for_lock=wait_for_lock))
+        self._session = session_thread(Session(self.state_dir, client, options, self._on_run_event, wait_for_lock=wait_for_lock, budget=budget))
         self._folder = WatchedFolder(self.folder, self.state_dir)
         self._debouncer = Debouncer(debounce, clock)
         self._planning: tuple[Path, int] | None = None  # set by a plan, read by its "start" event

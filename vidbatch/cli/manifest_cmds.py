@@ -89,6 +89,18 @@ def validate(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bo
         sys.exit(EXIT_USAGE)
 
 
+def _content_item(item: dict[str, Any]) -> str:
+    """One item of a V2 body's ``content``: ``text``, or ``ROLE URL`` (a local medium by path
+    or data URL and hash)."""
+    if item.get("type") == "text":
+        text = str(item.get("text", ""))
+        return "text (the prompt, " + f"{len(text)} characters)"
+    value = item.get(str(item.get("type")), {}).get("url")
+    if isinstance(value, dict) and "sha256" in value:
+        value = f"{value.get('path') or value.get('data_url')} (sha256:{value['sha256'][:12]})"
+    return f"{item.get('role')}  {value}"
+
+
 def _request_summary(request: dict[str, Any]) -> str:
     bits = []
     for name, value in request.items():
@@ -121,8 +133,10 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     """Show every job the manifests expand to, fully resolved. Nothing is sent.
 
     For each job: its name, mode, output path, final prompt, its key (the identity that decides
-    whether it was already rendered) and the request that would be sent. Images are shown by
-    path and SHA-256, never as base64. An invalid manifest prints its problems and exits 2.
+    whether it was already rendered) and the request that would be sent; a MiniMax-H3 job
+    shows its Video Generation V2 body, defaults written out, one line per content item (text
+    first, then frames, then references). Images, videos and audios are shown by path and
+    SHA-256, never as base64. An invalid manifest prints its problems and exits 2.
 
     \b
     Examples:
@@ -134,6 +148,7 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
     import fnmatch
 
     from ..errors import EXIT_USAGE, ManifestError
+    from ..facts import V2_PATH_CREATE, Api
     from ..manifest import load_manifests
 
     try:
@@ -163,6 +178,7 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
                             "key": job.key,
                             "prompt": job.prompt,
                             "request": job.display_request(),
+                            "body": job.display_body(),
                             "origin": job.origin or None,
                             "warnings": job.warnings,
                         }
@@ -193,7 +209,13 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
             click.echo(f"  output   {_rel(job.output)}")
             if job.prompt is not None:
                 click.echo("  prompt   " + job.prompt.replace("\n", "\n           "))
-            click.echo(f"  request  {_request_summary(job.display_request())}")
+            if job.api is Api.V2:
+                body = job.display_body()
+                click.echo(f"  request  POST {V2_PATH_CREATE} {_request_summary({k: v for k, v in body.items() if k != 'content'})}")
+                for item in body["content"]:
+                    click.echo(f"  content  {_content_item(item)}")
+            else:
+                click.echo(f"  request  {_request_summary(job.display_request())}")
             click.echo(f"  key      {job.key}")
             for warning in job.warnings:
                 click.echo(f"  warning  {warning}")

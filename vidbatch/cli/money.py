@@ -46,7 +46,7 @@ def host_of(client: Any = None, api_host: str | None = None) -> str:
 
 
 def budget(
-    ws: Any,
+    manifests: Any,
     *,
     client: Any = None,
     api_host: str | None = None,
@@ -55,12 +55,13 @@ def budget(
     max_cost: str | None = None,
     unpriced_as: str | None = None,
 ) -> Any:
-    """The :class:`~vidbatch.costing.Budget` of a command over ``ws`` (no call is made)."""
+    """The :class:`~vidbatch.costing.Budget` of a command over ``manifests`` (no call is made;
+    watch mode gives none at start: the session adds each manifest's prices as it plans it)."""
     from .. import costing, prices
 
     host = "http://127.0.0.1" if sim and client is None else host_of(client, api_host)
     return costing.Budget.for_workspace(
-        ws.manifests,
+        manifests,
         host,
         region=region,
         sim_region=prices.SIM_REGION,
@@ -75,11 +76,11 @@ def balance_warning(client: Any, cost: Any) -> str | None:
     confirm step, after --max-cost passed: a refused plan makes no call at all."""
     from ..costing import balance_warning as warning
 
-    read = getattr(client, "query_balance", None)
-    return warning(cost, read() if read is not None else None)
+    read = getattr(client, "query_balance", None)  # in the plan's region: a loopback host cannot say
+    return warning(cost, read(cost.region) if read is not None else None)
 
 
-def spend_line(ws: Any, started: float) -> str | None:
+def spend_line(ws: Any, started: float, what: str = "this run") -> str | None:
     """The run summary's spend line: what this run spent (creates accepted since ``started``),
     what it may have spent (uncertain creates), and the manifests' total so far."""
     from .. import ledger
@@ -89,11 +90,18 @@ def spend_line(ws: Any, started: float) -> str | None:
     if store is None:
         return None
     try:
-        paths = [m.path for m in ws.manifests]
-        this_run = ledger.ledger(store, manifests=paths, since=started)
-        if not this_run.entries:  # a run that created nothing reads no more (the no-op, issue 15)
+        if not ledger.read_entries(store, since=started):  # created nothing: read no more (the no-op, issue 15)
             return None
-        so_far = ledger.ledger(store, manifests=paths)
+        return ledger.run_spend(store, since=started, manifests=[m.path for m in ws.manifests]).line(what)
     finally:
         store.close()
-    return ledger.run_spend_line(this_run, so_far)
+
+
+def spent_by(ws: Any, store: Any) -> Any:
+    """The :class:`~vidbatch.ledger.Ledger` of ``ws``'s manifests in ``store`` (a read-only
+    store, or None), every run so far; without ``ws``, of the whole state (``status``)."""
+    from .. import ledger
+
+    if store is None:
+        return ledger.Ledger(())
+    return ledger.ledger(store, manifests=[m.path for m in ws.manifests] if ws is not None else None)

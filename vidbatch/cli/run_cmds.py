@@ -43,6 +43,21 @@ def ask_to_create(the_plan: Any, *, max_renders: int | None, yes: bool, sim: boo
     return click.confirm(prefix + question if prefix else question[0].upper() + question[1:], default=False, err=True)
 
 
+def confirm_with_cost(the_plan: Any, budget: Any, client: Any, *, max_renders: int | None, yes: bool, sim: bool, as_json: bool, prefix: str = "") -> bool:
+    """The confirm step of run and watch, once the plan passed --max-renders and --max-cost: warn
+    when the plan costs more than the account's balance (read now, so a refused plan makes no
+    call at all), then :func:`ask_to_create` with the amount."""
+    from ..session import needs_consent
+
+    if needs_consent(the_plan, max_renders) and (as_json or not stdin_is_terminal()):
+        return False  # refused without asking anyone: no call at all, not even the balance
+    cost = budget.cost(the_plan)
+    warning = money.balance_warning(client, cost)
+    if warning:
+        click.echo(f"vidbatch: warning: {prefix}{warning}", err=True)
+    return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, prefix=prefix, cost=cost)
+
+
 def counted(n: int, word: str) -> str:
     """``1 render``, ``2 renders``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -189,7 +204,7 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     the_plan = ws.plan(retry_failed=retry_failed, force=force)
     if check:
         sys.exit(0 if the_plan.up_to_date else 1)
-    cost = money.budget(ws, api_host=api_host, sim=sim, region=region).cost(the_plan)
+    cost = money.budget(ws.manifests, api_host=api_host, sim=sim, region=region).cost(the_plan)
     if as_json:
         click.echo(json.dumps(cost.annotate(the_plan.to_json(Path.cwd())), indent=2, ensure_ascii=False))
         return
@@ -317,18 +332,10 @@ def run(
     reporter = AfterPrompt(lambda: make_reporter(as_json), as_json)
 
     def confirm(the_plan: Any) -> bool:
-        from ..session import needs_consent
-
-        if needs_consent(the_plan, max_renders) and (as_json or not stdin_is_terminal()):
-            return False  # refused without asking anyone: no call at all, not even the balance
-        cost = budget.cost(the_plan)
-        warning = money.balance_warning(client, cost)  # read now: after --max-cost, before any create
-        if warning:
-            click.echo(f"vidbatch: warning: {warning}", err=True)
-        return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, cost=cost)
+        return confirm_with_cost(the_plan, budget, client, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
 
     with connect(ws, api_host=api_host, sim_latency=sim_latency, lazy=True) as client:  # made at its first call
-        budget = money.budget(ws, client=client, sim=sim, region=region, max_cost=max_cost, unpriced_as=unpriced_as)
+        budget = money.budget(ws.manifests, client=client, sim=sim, region=region, max_cost=max_cost, unpriced_as=unpriced_as)
         on_event, writer = with_report(reporter, ws, report_path)
         started = time.time()
         try:
@@ -407,7 +414,12 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
 @click.option("--sim", is_flag=True, help="Show the state of --sim runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path | None, job_name: str | None, sim: bool, as_json: bool) -> None:
-    """Show jobs by state, their errors and outputs, or one job's history.
+    """Show jobs by state, their errors and outputs, or one job's history, and what was spent.
+
+    The spend is every create MiniMax accepted for these manifests so far (all runs, at the
+    price quoted when each run started; see `vidbatch spend`), with what went on renders that
+    then failed, and creates whose answer was lost (uncertain) apart as possible spend. --json
+    gives each job's render cost ("cost": its accepted creates, every try) and "spend".
 
     \b
     Examples:
@@ -430,12 +442,15 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
             counts: dict[str, int] = {}
             for j in jobs:
                 counts[j.state] = counts.get(j.state, 0) + 1
-            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs]}, indent=2, ensure_ascii=False))
+            spend = money.spent_by(ws, store).totals_json()
+            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs], "spend": spend}, indent=2, ensure_ascii=False))
             return
         if store is None:
             click.echo(f"no state at {folder}: nothing has been run here yet")
             return
         _print_status(jobs, folder)
+        for line in money.spent_by(ws, store).totals_lines():
+            click.echo(line)
     finally:
         if store:
             store.close()

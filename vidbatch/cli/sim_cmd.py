@@ -49,6 +49,23 @@ import click
 )
 @click.option("--seed", default=None, type=int, help="Seed for --fail-rate and --error-rate draws.")
 @click.option(
+    "--balance",
+    default="100.00",
+    show_default=True,
+    metavar="AMOUNT",
+    callback=lambda ctx, param, value: _balance(value),
+    help="The available_amount GET /account/query_balance answers, in the --region's currency; "
+    "'none': that call answers 404, as for an account without it.",
+)
+@click.option(
+    "--region",
+    type=click.Choice(["global", "mainland"]),
+    default="global",
+    show_default=True,
+    help="The region the simulator plays: its balance is in USD (global) or CNY (mainland). "
+    "A loopback host cannot say which, so give vidbatch the same --region.",
+)
+@click.option(
     "--data",
     "data_dir",
     default=None,
@@ -66,6 +83,8 @@ def sim(
     url_ttl: float,
     video_bytes: int | None,
     seed: int | None,
+    balance: str | None,
+    region: str,
     data_dir: Path | None,
 ) -> None:
     """Serve a simulator of the MiniMax video API: no key, no cost, real HTTP.
@@ -89,6 +108,8 @@ def sim(
       vidbatch sim --latency 120 --rpm 5            renders take 2 minutes; 5 creates a minute
       vidbatch sim --port 0 --error-rate 0.1        a free port; 10% of calls fail transiently
       vidbatch sim --data ~/.cache/vidbatch-sim     tasks kept across restarts
+      vidbatch sim --balance 0.50                   an account with 0.50 USD left
+      vidbatch sim --region mainland --balance none CNY prices; no balance to read
 
     \b
     In another shell:
@@ -119,6 +140,8 @@ def sim(
         video_bytes=video_bytes,
         seed=seed,
         data_dir=data_dir,
+        balance=balance,
+        region=region,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -142,6 +165,12 @@ def sim(
                 f"MINIMAX_API_KEY={key if key is not None else 'any'}",
                 err=True,
             )
+            currency = "USD" if region == "global" else "CNY"
+            click.echo(
+                f"{region} region ({currency}), balance {balance + ' ' + currency if balance is not None else 'not served'}"
+                + ("" if region == "global" else f": price runs with `vidbatch run --region {region}`"),
+                err=True,
+            )
             if data_dir is not None:
                 click.echo(f"tasks kept in {data_dir} ({len(server.sim.tasks)} so far)", err=True)
             click.echo("Ctrl-C stops the simulator.", err=True)
@@ -154,3 +183,15 @@ def sim(
     finally:
         signal.signal(signal.SIGTERM, previous)
         logger.removeHandler(handler)
+
+
+def _balance(value: str) -> str | None:
+    """``--balance``: a decimal amount (kept as the string the simulator answers), or ``none``."""
+    if value.strip().lower() == "none":
+        return None
+    from ..prices import read_amount
+
+    amount = read_amount(value)
+    if amount is None or amount < 0:
+        raise click.BadParameter(f"must be an amount such as 12.50, or none; not {value!r}")
+    return str(amount)

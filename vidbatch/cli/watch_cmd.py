@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import click
 
+from . import money
 from .options import JsonCommand, var_option
 from .run_cmds import (
     counted,
@@ -37,6 +39,7 @@ STYLES = {"invalid": "red", "refused": "red", "warning": "yellow", "removed": "y
     help="State folder [default: FOLDER/.vidbatch; env VIDBATCH_STATE].",
 )
 @run_options
+@money.money_options
 @report_option
 @click.option(
     "--debounce",
@@ -64,6 +67,9 @@ def watch(
     yes: bool,
     wait: bool,
     report_path: Path | None,
+    max_cost: str | None,
+    unpriced_as: str | None,
+    region: str | None,
     debounce: float,
 ) -> None:
     """Render the manifests in FOLDER, then again whenever they or their inputs change.
@@ -81,7 +87,9 @@ def watch(
     The state folder is held for the whole session: a `vidbatch run` on it meanwhile exits with
     code 4. Ctrl-C stops submitting and exits; running tasks are saved, and `vidbatch run` or
     another `vidbatch watch` resumes them. --force, --retry-failed and --resubmit-uncertain apply
-    to the plans made at start; --max-renders bounds every plan.
+    to the plans made at start; --max-renders and --max-cost bound every plan, the one made at
+    start and each one an edit makes: a plan over either is not started (nothing is sent for
+    it, and the message says why, as `run` would) while watching goes on.
 
     \b
     Exit codes: 130 interrupted (Ctrl-C); 3 stopped by an account or credentials error;
@@ -91,23 +99,28 @@ def watch(
     Examples:
       vidbatch watch --sim shots/                 # try it: bundled simulator, no key
       vidbatch watch shots/ --rpm 20 --max-renders 20
+      vidbatch watch shots/ --max-cost 5            # no plan over 5 (USD or CNY) starts
       vidbatch watch --json | jq -c 'select(.event=="downloaded")'
     """
     from ..watch import Watcher
     from .progress import counts_line, make_reporter
-    from .run_cmds import _client, ask_to_create, make_run_options
+    from .run_cmds import _client, confirm_with_cost, make_run_options
 
     options = make_run_options(**locals())
     reporter = _WatchReporter(make_reporter(as_json), as_json)
 
     def confirm(manifest: Any, the_plan: Any) -> bool:
         with reporter.paused():
-            return ask_to_create(the_plan, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, prefix=f"{manifest.path.name}: ")
+            return confirm_with_cost(
+                the_plan, budget.with_manifests([manifest]), client,
+                max_renders=max_renders, yes=yes, sim=sim, as_json=as_json, prefix=f"{manifest.path.name}: ",
+            )
 
     from .. import project
 
     state_folder = project.state_folder(Path(folder).expanduser().resolve(), state_dir=state_dir, sim=sim)
     with _client(sim, sim_latency, api_host, state_folder) as client:
+        budget = money.budget([], client=client, sim=sim, region=region, max_cost=max_cost, unpriced_as=unpriced_as)
         watcher: Watcher | None = None
 
         def workspace() -> Any:
@@ -118,8 +131,9 @@ def watch(
         try:
             watcher = Watcher(
                 folder, client, options, variables=variables, state_dir=state_dir, sim=sim,
-                debounce=debounce, on_event=on_event, confirm=confirm, wait_for_lock=wait,
+                debounce=debounce, on_event=on_event, confirm=confirm, wait_for_lock=wait, budget=budget,
             )
+            started = time.time()
             result = watcher.run()
         finally:
             reporter.close()
@@ -129,6 +143,9 @@ def watch(
     p = result.progress
     click.echo(f"vidbatch: {counts_line(p)}", err=True)
     click.echo(f"vidbatch: {counted(p.created, 'render')} created in this session{' (simulated)' if sim else ''}", err=True)
+    spent = money.spend_line(watcher.workspace(), started, "this session") if watcher is not None else None
+    if spent:
+        click.echo(f"vidbatch: {spent}{' (simulated)' if sim else ''}", err=True)
     if result.stopped == "interrupted":
         hint = resume_hint("watch", [folder], variables, state_dir, sim)
         if result.manifests:

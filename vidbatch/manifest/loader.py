@@ -25,6 +25,7 @@ and the realpath cache for output folders.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -47,7 +48,22 @@ from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 DEFAULT_OUTPUT_DIR = "renders"
 DEFAULT_OUTPUT = "{{ name }}.mp4"
 #: The job fields whose strings are Jinja templates. Everything else is taken literally.
-TEMPLATED_FIELDS = ("name", "prompt", "output", *facts.IMAGE_FIELDS, "subject_reference")
+TEMPLATED_FIELDS = ("name", "prompt", "output", *facts.IMAGE_FIELDS, "subject_reference", *facts.V2_JOB_LIST_FIELDS)
+#: Every field of a job's request: v1's, and the flat form of V2's (facts.V2_JOB_FIELDS).
+JOB_REQUEST_FIELDS: dict[str, type | tuple[type, ...]] = {**facts.REQUEST_FIELDS, **facts.V2_JOB_FIELDS}
+#: Fields of one API generation only. On a job of the other they are an error (from [defaults]:
+#: not sent, as a default another mode does not take).
+V1_ONLY_FIELDS = tuple(f for f in facts.REQUEST_FIELDS if f not in facts.V2_JOB_FIELDS)
+V2_ONLY_FIELDS = tuple(f for f in facts.V2_JOB_FIELDS if f not in facts.REQUEST_FIELDS)
+#: The kind of medium each V2 media field holds, and the field of each content role.
+V2_FIELD_KIND = {
+    "first_frame_image": "image",
+    "last_frame_image": "image",
+    "reference_images": "image",
+    "reference_videos": "video",
+    "reference_audios": "audio",
+}
+_ROLE_FIELD = {role: name for name, role in facts.V2_JOB_MEDIA_FIELDS.items()}
 #: A name longer than this would make file names some file systems refuse (255 bytes with .mp4).
 NAME_MAX_CHARS = 200
 #: The longest file name (in bytes, UTF-8) most file systems take.
@@ -72,7 +88,7 @@ MAX_PROBLEMS_PER_TABLE = 20
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: The fields rules.mode_of decides the mode from.
-_MODE_FIELDS = (*facts.IMAGE_FIELDS, "subject_reference")
+_MODE_FIELDS = ("model", *facts.IMAGE_FIELDS, "subject_reference", *facts.V2_JOB_LIST_FIELDS)
 _BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 
@@ -146,7 +162,7 @@ def output_parts(text: str) -> tuple[list[str], str | None]:
 
 def parse_text_value(field_name: str, text: str) -> Any:
     """A CSV cell's text as the type of the request field it fills. Raises ValueError."""
-    expected = facts.REQUEST_FIELDS.get(field_name)
+    expected = JOB_REQUEST_FIELDS.get(field_name)
     if expected is int:
         if not text.strip().isdigit():
             raise ValueError(f"must be a whole number, not {text!r}")
@@ -174,6 +190,61 @@ class _ImageCache:
         if found is None:
             found = self._resolved[key] = self._resolve(source, folder)
         return found
+
+    def resolve_media(self, source: str, folder: Path, kind: str) -> tuple[ImageRef | None, str | None, Path | None]:
+        """(ref, problem, local path) for a medium of a V2 job (``kind``: image, video, audio):
+        as :meth:`resolve`, and ``mm_file://ID`` (a file the user uploaded) passes through."""
+        if source.startswith(facts.V2_FILE_URL_SCHEME):
+            if not source[len(facts.V2_FILE_URL_SCHEME):].strip():
+                return None, f"{source} names no file: write {facts.V2_FILE_URL_SCHEME}FILE_ID", None
+            return ImageRef(source, None, None, None), None, None
+        if kind == "image":
+            return self.resolve(source, folder)
+        key = (folder, f"{kind}\0{source}")
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve_media(source, folder, kind)
+        return found
+
+    def _resolve_media(self, source: str, folder: Path, kind: str) -> tuple[ImageRef | None, str | None, Path | None]:
+        formats = facts.V2_MEDIA_FORMATS[kind]
+        if images.is_remote(source):
+            return ImageRef(source, None, None, None), None, None
+        if source.startswith("data:"):
+            try:
+                _, data = images.decode_data_url(source)
+            except ValueError as e:
+                return None, f"{kind} data URL is not usable: {e}", None
+            short = f"{source[: source.index(',') + 1]}…({len(data)} bytes)"
+            problems = images.media_problems(kind, data)
+            if problems:
+                return None, f"{kind} {short} " + "; ".join(problems), None
+            mime = formats[images.sniff_media(kind, data[:16]) or ""]
+            sha = hashlib.sha256(data).hexdigest()
+            url = source if source.startswith(f"data:{mime};") else images.to_data_url(data, mime)
+            return ImageRef(short, None, sha, mime, _data_url=url), None, None
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", source):
+            return None, f"{kind} {source} must be a local path, an http(s) URL, a data URL or {facts.V2_FILE_URL_SCHEME}FILE_ID", None
+        path = Path(os.path.normpath(folder / Path(source).expanduser()))
+        most = facts.V2_MEDIA_MAX_BYTES[kind]
+        try:
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size > most:
+                return None, f"{kind} {source} " + (images.media_size_problem(kind, st.st_size) or ""), path
+            data = images.read_regular(path, most)
+        except FileTooLarge as e:
+            return None, f"{kind} {source} " + (images.media_size_problem(kind, e.size) or ""), path
+        except FileNotFoundError:
+            return None, f"{kind} {source} not found ({path})", path
+        except IsADirectoryError:
+            return None, f"{kind} {source} is a folder, not a {kind} file ({path})", path
+        except OSError as e:
+            return None, f"{kind} {source} {read_problem(e, path)}", path
+        fmt = images.sniff_media(kind, data[:16])
+        if fmt is None:
+            names = ", ".join(f.upper() for f in formats)
+            return None, f"{kind} {source} is not a {kind} the API takes ({names})", path
+        return ImageRef(source, path, hashlib.sha256(data).hexdigest(), formats[fmt]), None, path
 
     def _resolve(self, source: str, folder: Path) -> tuple[ImageRef | None, str | None, Path | None]:
         if images.is_remote(source):
@@ -384,7 +455,7 @@ class _Draft:
 
     __slots__ = (
         "b", "t", "row", "label", "values", "from_row", "variables", "failed",
-        "name", "mode", "output_text", "output", "request", "identity",
+        "name", "mode", "api", "output_text", "output", "request", "identity",
     )
 
     def __init__(self, builder: "_Builder", t: _Table, row: rows_mod.Row):
@@ -398,6 +469,7 @@ class _Draft:
         self.variables = {**builder.base_vars, **row.values, "env": builder.templates.environ, "row": row.values}
         self.name: str | None = None
         self.mode = facts.Mode.T2V
+        self.api = facts.Api.V1
         self.output_text: str | None = None
         self.output: Path | None = None
         self.request: dict[str, Any] = {}
@@ -654,7 +726,7 @@ class _Builder:
         """A matrix or foreach key named like a request field fills that field, unless the job
         table sets it; CSV text becomes the field's type. An empty cell fills nothing."""
         for name, value in d.row.values.items():
-            if name in facts.REQUEST_FIELDS and d.t.origin.get(name) != "job":
+            if name in JOB_REQUEST_FIELDS and d.t.origin.get(name) != "job":
                 if d.row.from_text:
                     if value == "":
                         continue
@@ -696,6 +768,7 @@ class _Builder:
         An image whose template failed is None from here on: reported, never resolved."""
         problems: list[ManifestProblem] = []
         values = d.values
+        self._drop_other_api_defaults(d)
         for fname in facts.IMAGE_FIELDS:
             if fname in values:
                 text = d.render(fname, values[fname], problems)
@@ -709,19 +782,49 @@ class _Builder:
                 del values["subject_reference"]
             else:
                 values["subject_reference"] = subjects
+        for fname in facts.V2_JOB_LIST_FIELDS:
+            if fname in values:
+                self._render_list(d, fname, problems)
         if problems:  # a failed image template still counts as present for the mode
             d.mode = rules.mode_of({n: True if values.get(n, False) is None else values.get(n) for n in _MODE_FIELDS})
         else:
             d.mode = rules.mode_of(values)
-        for fname, modes in d.t.mode_only_defaults:
-            if d.mode not in modes and fname in values and fname not in d.from_row:
-                del values[fname]  # a default that does not apply to this job's mode is not sent
+        if d.api is facts.Api.V1:
+            for fname, modes in d.t.mode_only_defaults:
+                if d.mode not in modes and fname in values and fname not in d.from_row:
+                    del values[fname]  # a default that does not apply to this job's mode is not sent
         return problems
+
+    def _drop_other_api_defaults(self, d: _Draft) -> None:
+        """The job's API generation (its model's); defaults of fields only the other one has are
+        not sent (a manifest may mix v1 and MiniMax-H3 jobs under one [defaults])."""
+        model = facts.MODELS.get(str(d.values.get("model")))
+        d.api = model.api if model is not None else facts.Api.V1
+        for fname in V1_ONLY_FIELDS if d.api is facts.Api.V2 else V2_ONLY_FIELDS:
+            if fname in d.values and d.origin(fname) == "defaults":
+                del d.values[fname]
+
+    def _render_list(self, d: _Draft, fname: str, problems: list[ManifestProblem]) -> None:
+        """A V2 reference list: each entry rendered, empty ones dropped (a string is a list of
+        one); a list left empty is no list."""
+        value = d.values[fname]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return  # the API rules report the type
+        rendered = [d.render(fname, x, problems) if isinstance(x, str) else x for x in value]
+        kept = [x for x in rendered if x != ""]
+        if kept:
+            d.values[fname] = kept
+        else:
+            del d.values[fname]
 
     def _step_images(self, d: _Draft) -> list[ManifestProblem]:
         """Local images read, checked against the API's limits and hashed."""
         problems: list[ManifestProblem] = []
         values = d.values
+        if d.api is facts.Api.V2:
+            return self._v2_media(d)
         for fname in facts.IMAGE_FIELDS:
             if isinstance(values.get(fname), str):
                 values[fname] = self._image(d, fname, values[fname], problems)
@@ -731,6 +834,30 @@ class _Builder:
                     self._image(d, f"subject_reference[{i}].image[{n}]", src, problems) if isinstance(src, str) else src
                     for n, src in enumerate(subject["image"])
                 ]
+        return problems
+
+    def _v2_media(self, d: _Draft) -> list[ManifestProblem]:
+        """A V2 job's media: frames and reference images by the image rules, reference videos
+        and audios by their format and size (facts.V2_MEDIA_FORMATS, V2_MEDIA_MAX_BYTES); each
+        read, checked and hashed once; public URLs and ``mm_file://`` ids pass through."""
+        problems: list[ManifestProblem] = []
+        values = d.values
+        for fname, kind in V2_FIELD_KIND.items():
+            value = values.get(fname)
+            if isinstance(value, str) and fname in facts.IMAGE_FIELDS:
+                values[fname] = self._image(d, fname, value, problems, kind=kind)
+            elif isinstance(value, list):
+                out: list[Any] = []
+                for n, src in enumerate(value):
+                    at = f"{fname}[{n}]"
+                    if isinstance(src, str):
+                        out.append(self._image(d, at, src, problems, kind=kind))
+                    elif src is None:
+                        out.append(None)  # its template failed: reported
+                    else:
+                        problems.append(d.problem(at, f"must be a path, an http(s) URL, a data URL or {facts.V2_FILE_URL_SCHEME}FILE_ID, not {type(src).__name__}"))
+                        out.append(None)
+                values[fname] = out
         return problems
 
     def _step_prompt(self, d: _Draft) -> list[ManifestProblem]:
@@ -765,20 +892,57 @@ class _Builder:
     def _step_api_rules(self, d: _Draft) -> list[ManifestProblem]:
         """The API's rules, on the request as it would be sent (unresolved images as placeholders),
         after the text checks: no value carries the API key, a NUL or a lone surrogate."""
-        d.request = {fname: d.values[fname] for fname in facts.REQUEST_FIELDS if fname in d.values}
+        v2 = d.api is facts.Api.V2
+        fields, foreign = (facts.V2_JOB_FIELDS, V1_ONLY_FIELDS) if v2 else (facts.REQUEST_FIELDS, V2_ONLY_FIELDS)
+        d.request = {fname: d.values[fname] for fname in fields if fname in d.values}
         d.identity = map_images(d.request, ImageRef.identity)
-        problems: list[ManifestProblem] = []
+        problems: list[ManifestProblem] = [
+            d.problem(fname, self._foreign_field(fname, d.values.get("model"), v2)) for fname in foreign if fname in d.values
+        ]
         for fname, text in _strings(d.identity):
             message = self._text_problem(text)
             if message:
                 problems.append(d.problem(fname, message))
         if problems:
             return problems
+        if v2:
+            return self._v2_rules(d)
         for p in rules.check_request(_placeholders(d.identity) if d.failed else d.identity):
             message = p.message
             if p.field == "model" and message == "is required":
                 message = "is required: set model on the job or in [defaults]"
             problems.append(d.problem(p.field, message))
+        return problems
+
+    @staticmethod
+    def _foreign_field(fname: str, model: Any, v2: bool) -> str:
+        if v2:
+            takes = ", ".join(f for f in facts.V2_JOB_FIELDS if f != "model")
+            return f"is not a field of {model} (Video Generation V2), which takes {takes}"
+        v2_models = ", ".join(m.name for m in facts.MODELS.values() if m.api is facts.Api.V2)
+        return f"is a field of Video Generation V2 ({v2_models}), not of {model}"
+
+    def _v2_rules(self, d: _Draft) -> list[ManifestProblem]:
+        """The V2 rules (:func:`vidbatch.rules.check_v2_request`) on the body the job would send,
+        its local media as their hashes; each problem named by the job's own field."""
+        identity = _placeholders(d.identity, "sha256:unresolved") if d.failed else d.identity
+        problems: list[ManifestProblem] = []
+        for p in rules.check_v2_request(rules.v2_body(identity), local=True):
+            message = p.message
+            if p.role is None:
+                name = p.field
+            elif p.role == facts.V2_TEXT_TYPE:
+                name = "prompt"
+                if "prompt" not in identity:
+                    message = (
+                        f"is required: a {identity.get('model')} job always has a prompt "
+                        f"(up to {facts.V2_PROMPT_MAX_CHARS} characters)"
+                    )
+            else:
+                name = _ROLE_FIELD[p.role]
+                if name in facts.V2_JOB_LIST_FIELDS and p.item is not None:
+                    name = f"{name}[{p.item}]"
+            problems.append(d.problem(name, message))
         return problems
 
     # -- helpers of the steps -------------------------------------------------------------------
@@ -812,8 +976,15 @@ class _Builder:
             out.append(subject)
         return out
 
-    def _image(self, d: _Draft, fname: str, source: str, problems: list[ManifestProblem]) -> ImageRef | None:
-        ref, message, path = self.s.images.resolve(source, self.folder)
+    def _image(
+        self, d: _Draft, fname: str, source: str, problems: list[ManifestProblem], *, kind: str | None = None
+    ) -> ImageRef | None:
+        """The medium ``source`` of field ``fname``: an image of a v1 job (``kind`` None), else a
+        V2 medium of ``kind``."""
+        if kind is None:
+            ref, message, path = self.s.images.resolve(source, self.folder)
+        else:
+            ref, message, path = self.s.images.resolve_media(source, self.folder, kind)
         if path is not None:
             self.result.inputs.add(path)
         if message:
@@ -918,11 +1089,14 @@ def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{where}[{i}]")
 
 
-def _placeholders(identity: dict[str, Any]) -> dict[str, Any]:
+def _placeholders(identity: dict[str, Any], stand_in: str = "unresolved") -> dict[str, Any]:
     """Unresolved images (already reported) stand in as a string, so the API rules still run."""
     for name in facts.IMAGE_FIELDS:
         if name in identity and identity[name] is None:
-            identity[name] = "unresolved"
+            identity[name] = stand_in
+    for name in facts.V2_JOB_LIST_FIELDS:
+        if isinstance(identity.get(name), list):
+            identity[name] = [stand_in if x is None else x for x in identity[name]]
     subjects = identity.get("subject_reference")
     if isinstance(subjects, list):
         identity["subject_reference"] = [

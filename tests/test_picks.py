@@ -1,0 +1,135 @@
+"""Picks: the file beside the manifest that says which take of each shot is chosen.
+
+Fast tests of vidbatch.picks (reading, writing, chosen/rejected, bad files named by file, line
+and shot), then the real `vidbatch pick` command through click's CliRunner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from vidbatch import picks
+from vidbatch.errors import ManifestError
+
+
+@dataclass(frozen=True)
+class Take:
+    shot: str
+    take: int
+
+
+def jobs(**takes: int) -> list[Take]:
+    return [Take(shot.replace("_", "-"), n) for shot, count in takes.items() for n in range(1, count + 1)]
+
+
+def test_picks_file_sits_beside_the_manifest(tmp_path):
+    assert picks.picks_path(tmp_path / "shots.toml") == tmp_path / "shots.picks.toml"
+    assert picks.picks_path(tmp_path / "film.json") == tmp_path / "film.picks.toml"
+
+
+def test_no_file_means_no_picks_and_one_take_shots_choose_their_take(tmp_path):
+    p = picks.load(tmp_path / "shots.toml", jobs(shot_01=1, shot_02=3))
+    assert p.chosen("shot-01") == 1
+    assert p.chosen("shot-02") is None  # three takes, no pick: waits for one
+    assert p.chosen("never-heard-of") == 1  # a shot without takes has take 1
+    assert p.rejected("shot-02") == frozenset()
+    assert not p.path.exists()
+
+
+def test_pick_reject_clear_round_trip_through_the_file(tmp_path):
+    manifest = tmp_path / "shots.toml"
+    p = picks.load(manifest, jobs(shot_02=3))
+    p.pick("shot-02", 2)
+    p.reject("shot-02", 1)
+    p.reject("shot-02", 3)
+    p.save("shots.toml")
+    text = p.path.read_text()
+    assert '["shot-02"]\npick = 2\nreject = [1, 3]\n' in text
+    assert text.startswith("# Picks for shots.toml")
+
+    again = picks.load(manifest, jobs(shot_02=3))
+    assert again.chosen("shot-02") == 2
+    assert again.rejected("shot-02") == {1, 3}
+    assert [again.status("shot-02", t) for t in (1, 2, 3)] == ["rejected", "picked", "rejected"]
+
+    again.reject("shot-02", 2)  # rejecting the pick un-picks it
+    assert again.picked("shot-02") is None and again.rejected("shot-02") == {1, 2, 3}
+    again.pick("shot-02", 1)  # picking a rejected take un-rejects it
+    assert again.picked("shot-02") == 1 and again.rejected("shot-02") == {2, 3}
+    again.clear("shot-02", 3)
+    assert again.rejected("shot-02") == {2}
+    again.clear("shot-02")
+    again.save()
+    assert "shot-02" not in again.path.read_text()
+    assert picks.load(manifest).shots == {}
+
+
+def test_save_is_canonical_and_quotes_any_name(tmp_path):
+    manifest = tmp_path / "m.toml"
+    p = picks.load(manifest)
+    for shot in ("b", 'a "quoted" \\ name', "狐狸-冬"):
+        p.pick(shot, 2)
+    p.save()
+    first = p.path.read_text()
+    back = picks.load(manifest)
+    assert {s: back.picked(s) for s in back.shots} == {"b": 2, 'a "quoted" \\ name': 2, "狐狸-冬": 2}
+    back.save()
+    assert back.path.read_text() == first  # rewriting changes nothing: diffs show only decisions
+    assert first.index('"a \\"quoted') < first.index('["b"]') < first.index('"狐狸-冬"')
+
+
+def test_a_pick_of_a_take_the_shot_no_longer_has_is_not_chosen(tmp_path):
+    manifest = tmp_path / "m.toml"
+    (tmp_path / "m.picks.toml").write_text('["s"]\npick = 4\n["gone"]\npick = 1\n')
+    p = picks.load(manifest, jobs(s=3))
+    assert p.chosen("s") is None
+    assert p.stale() == ["m.picks.toml: shot gone is not in the manifest (renamed or removed?)", "m.picks.toml: shot s has no take 4 any more"]
+
+
+def test_update_reads_the_file_again_so_a_hand_edit_survives(tmp_path):
+    manifest = tmp_path / "m.toml"
+    p = picks.load(manifest)
+    (tmp_path / "m.picks.toml").write_text('["a"]\npick = 3\n')  # a person edits meanwhile
+    picks.update(manifest, lambda q: q.pick("b", 2))
+    after = picks.load(manifest)
+    assert (after.picked("a"), after.picked("b")) == (3, 2)
+    assert p.shots == {}
+
+
+@pytest.mark.parametrize(
+    "text, line, shot, field, words",
+    [
+        ('["s"]\npick = 0\n', 2, "s", "pick", "from 1 to 20, not 0"),
+        ('["s"]\npick = 21\n', 2, "s", "pick", "from 1 to 20, not 21"),
+        ('["s"]\npick = "2"\n', 2, "s", "pick", "must be a take number (a whole number 1..20), not '2'"),
+        ('["s"]\npick = true\n', 2, "s", "pick", "not True"),
+        ('# c\n\n["s"]\nreject = 2\n', 4, "s", "reject", "must be a list"),
+        ('["s"]\nreject = [1, 30]\n', 2, "s", "reject", "30 in the list must be a take number from 1 to 20"),
+        ('["a"]\npick = 1\n\n["s"]\npick = 2\nreject = [2]\n', 6, "s", "reject", "both picked and rejected"),
+        ('["s"]\npik = 2\n', 2, "s", "pik", "unknown key 'pik'"),
+        ('s = 2\n', 1, "s", None, "must be a table"),
+    ],
+)
+def test_bad_picks_files_name_file_line_and_shot(tmp_path, text, line, shot, field, words):
+    (tmp_path / "m.picks.toml").write_text(text)
+    with pytest.raises(ManifestError) as e:
+        picks.load(tmp_path / "m.toml")
+    problem = e.value.problems[0]
+    assert (problem.file, problem.line, problem.job, problem.field) == (str(tmp_path / "m.picks.toml"), line, shot, field)
+    assert words in problem.message
+    assert e.value.exit_code == 2
+
+
+def test_a_picks_file_that_is_not_toml_says_where(tmp_path):
+    (tmp_path / "m.picks.toml").write_text('["s"]\npick = 2\npick = 3\n')
+    with pytest.raises(ManifestError) as e:
+        picks.load(tmp_path / "m.toml")
+    assert e.value.problems[0].line == 3
+    assert "picks file is not valid TOML" in str(e.value)
+
+
+def test_changing_methods_refuse_impossible_takes(tmp_path):
+    p = picks.load(tmp_path / "m.toml")
+    with pytest.raises(ValueError, match="from 1 to 20"):
+        p.pick("s", 21)
