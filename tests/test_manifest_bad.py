@@ -64,6 +64,13 @@ CASES = [
     Case("subject_two_images.toml", "exactly one image", "face", "subject_reference[0].image", 6),
     Case("prompt_too_long.toml", "is 2141 characters; the API takes at most 2000", "fox", "prompt", 5),
     Case("long_prompt_template.toml", "is 2549 characters; the API takes at most 2000", "fox", "prompt", 8),
+    # MiniMax-H3 (Video Generation V2)
+    Case("h3_text_without_ratio.toml", "a text-only request needs a concrete ratio", "fox", "ratio", 2),
+    Case("h3_frames_and_references.toml", "mixes frames (first frame) and references", "fox", "reference_images", 7),
+    Case("h3_audio_alone.toml", "has reference audio but no reference image or video", "fox", "reference_audios", 6),
+    Case("h3_v1_field.toml", "is not a field of MiniMax-H3 (Video Generation V2)", "fox", "prompt_optimizer", 7),
+    Case("h3_ten_reference_images.toml", "has 10 reference images; at most 9", "fox", "reference_images", 6),
+    Case("h3_ratio_on_hailuo.toml", "is a field of Video Generation V2 (MiniMax-H3), not of MiniMax-Hailuo-02", "fox", "ratio", 6),
     # images
     Case("missing_image.toml", "image images/nope.png not found", "fox", "first_frame_image", 4),
     Case("unreadable_image.toml", "image images/folder.png is a folder", "fox", "first_frame_image", 5),

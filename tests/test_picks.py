@@ -6,11 +6,14 @@ and shot), then the real `vidbatch pick` command through click's CliRunner."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from vidbatch import picks
 from vidbatch.errors import ManifestError
+
+from .helpers import cli as run_cli
 
 
 @dataclass(frozen=True)
@@ -133,3 +136,51 @@ def test_changing_methods_refuse_impossible_takes(tmp_path):
     p = picks.load(tmp_path / "m.toml")
     with pytest.raises(ValueError, match="from 1 to 20"):
         p.pick("s", 21)
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+MANIFEST = """\
+[defaults]
+model = "MiniMax-Hailuo-02"
+
+[[jobs]]
+name = "shot-01"
+prompt = "a fox"
+takes = 3
+
+[[jobs]]
+name = "shot-02"
+prompt = "a hare"
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "shots.toml"
+    path.write_text(MANIFEST)
+    return path
+
+
+def test_pick_command_writes_picks_and_rejects(manifest):
+    result = run_cli(["pick", str(manifest), "shot-01", "2"])
+    assert result.exit_code == 0, result.output
+    assert "shot-01: take 2 picked" in result.output
+    result = run_cli(["pick", str(manifest), "shot-01", "3", "--reject"])
+    assert result.exit_code == 0, result.output
+    p = picks.load(manifest)
+    assert (p.picked("shot-01"), p.rejected("shot-01")) == (2, {3})
+    result = run_cli(["pick", str(manifest), "shot-01", "--clear"])
+    assert result.exit_code == 0, result.output
+    assert picks.load(manifest).shots == {}
+
+
+def test_pick_command_refuses_unknown_shots_and_takes_with_exit_2(manifest):
+    result = run_cli(["pick", str(manifest), "shot-9", "1"])
+    assert result.exit_code == 2
+    assert "no shot shot-9" in result.output and "shot-01, shot-02" in result.output
+    result = run_cli(["pick", str(manifest), "shot-01", "4"])
+    assert result.exit_code == 2
+    assert "shot-01 has takes 1-3" in result.output
+    assert not picks.picks_path(manifest).exists()

@@ -48,7 +48,7 @@ def test_schema_ships_in_the_package_and_is_what_the_validator_uses(schema):
 
 def test_job_fields_are_the_api_request_fields_plus_manifest_ones(schema):
     job = schema["$defs"]["job"]["properties"]
-    assert set(job) == set(facts.REQUEST_FIELDS) | set(facts.V2_JOB_FIELDS) | {"name", "output", "matrix", "foreach"}
+    assert set(job) == set(facts.REQUEST_FIELDS) | set(facts.V2_JOB_FIELDS) | {"name", "output", "takes", "matrix", "foreach"}
     defaults = schema["$defs"]["defaults"]["properties"]
     assert set(defaults) == set(job) - {"name", "matrix", "foreach"}
     assert set(TEMPLATED_FIELDS) <= set(job)

@@ -31,13 +31,13 @@ def decoded_luma(path) -> list[bytes]:
     """The Y plane of every frame, rows without the decoder's line padding."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 180)
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", sim_video.WIDTH, sim_video.HEIGHT)
         assert stream.codec_context.profile == "Constrained Baseline"
         planes = []
         for frame in container.decode(stream):
             y = frame.planes[0]
             raw = bytes(y)
-            planes.append(b"".join(raw[r * y.line_size : r * y.line_size + 320] for r in range(180)))
+            planes.append(b"".join(raw[r * y.line_size : r * y.line_size + sim_video.WIDTH] for r in range(sim_video.HEIGHT)))
     return planes
 
 

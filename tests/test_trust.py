@@ -12,15 +12,17 @@ from .helpers import cli, creates, json_events
 
 FAST = ["--poll-interval", "0", "--rpm", "60000"]
 
+# Three jobs with one request: one render, copied. (A matrix key named `take` would make three
+# takes, three renders: issue 14, tests/test_takes.py.)
 TAKES = """
 output_dir = "renders"
 [defaults]
 model = "MiniMax-Hailuo-02"
 
 [[jobs]]
-name = "hero-take{{ take }}"
+name = "hero-copy{{ copy }}"
 prompt = "A hero walks into the light"
-matrix = { take = [1, 2, 3] }
+matrix = { copy = [1, 2, 3] }
 """
 
 
@@ -30,19 +32,19 @@ def test_identical_requests_plan_one_submit_and_reuse_after(tmp_path: Path, sim_
     plan = json.loads(cli(["plan", "--json", manifest]).output)
     actions = {j["name"]: (j["action"], j["after"]) for j in plan["jobs"]}
     assert actions == {
-        "hero-take1": ("submit", None),
-        "hero-take2": ("reuse", "hero-take1"),
-        "hero-take3": ("reuse", "hero-take1"),
+        "hero-copy1": ("submit", None),
+        "hero-copy2": ("reuse", "hero-copy1"),
+        "hero-copy3": ("reuse", "hero-copy1"),
     }
     assert plan["summary"]["billable"] == 1
     text = cli(["plan", manifest]).output
-    assert "1 billable render" in text and "identical request to hero-take1" in text
+    assert "1 billable render" in text and "identical request to hero-copy1" in text
 
     result = cli(["run", manifest, *FAST])
     assert result.exit_code == 0, result.output
     assert creates(sim_env) == 1, "the plan promised one create"
     videos = {p.name: p.read_bytes() for p in (tmp_path / "renders").glob("*.mp4")}
-    assert sorted(videos) == ["hero-take1.mp4", "hero-take2.mp4", "hero-take3.mp4"]
+    assert sorted(videos) == ["hero-copy1.mp4", "hero-copy2.mp4", "hero-copy3.mp4"]
     assert len(set(videos.values())) == 1
     assert all(mp4.check_mp4(tmp_path / "renders" / n) == [] for n in videos)
 
@@ -222,27 +224,27 @@ def test_force_of_one_take_never_rewrites_another_takes_video(tmp_path: Path, si
     manifest.write_text(TAKES)
     renders = tmp_path / "renders"
     assert cli(["run", manifest, *FAST]).exit_code == 0
-    take1 = (renders / "hero-take1.mp4").read_bytes()
-    assert cli(["run", manifest, "--force", "hero-take2", *FAST]).exit_code == 0
-    take2 = (renders / "hero-take2.mp4").read_bytes()
+    take1 = (renders / "hero-copy1.mp4").read_bytes()
+    assert cli(["run", manifest, "--force", "hero-copy2", *FAST]).exit_code == 0
+    take2 = (renders / "hero-copy2.mp4").read_bytes()
     assert take2 != take1, "the forced take is a new render"
     calls = creates(sim_env)
 
-    (renders / "hero-take1.mp4").unlink()
+    (renders / "hero-copy1.mp4").unlink()
     plan = json.loads(cli(["plan", "--json", manifest]).output)
-    one = next(j for j in plan["jobs"] if j["name"] == "hero-take1")
+    one = next(j for j in plan["jobs"] if j["name"] == "hero-copy1")
     assert one["action"] == "reuse" and "video it held" in one["reason"], one
     assert cli(["run", manifest, *FAST]).exit_code == 0
-    assert (renders / "hero-take1.mp4").read_bytes() == take1, "take 1 got take 2's video"
+    assert (renders / "hero-copy1.mp4").read_bytes() == take1, "take 1 got take 2's video"
 
     # no verified copy left: the video it held is downloaded again by its own file id
-    (renders / "hero-take1.mp4").unlink()
-    (renders / "hero-take3.mp4").unlink()
+    (renders / "hero-copy1.mp4").unlink()
+    (renders / "hero-copy3.mp4").unlink()
     result = cli(["run", manifest, *FAST])
     assert result.exit_code == 0, result.output
-    assert (renders / "hero-take1.mp4").read_bytes() == take1
-    assert (renders / "hero-take3.mp4").read_bytes() == take1
-    assert (renders / "hero-take2.mp4").read_bytes() == take2
+    assert (renders / "hero-copy1.mp4").read_bytes() == take1
+    assert (renders / "hero-copy3.mp4").read_bytes() == take1
+    assert (renders / "hero-copy2.mp4").read_bytes() == take2
     assert creates(sim_env) == calls, "restoring a video never renders"
     assert json.loads(cli(["plan", "--json", manifest]).output)["summary"]["up_to_date"]
 

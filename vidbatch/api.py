@@ -71,27 +71,40 @@ class Simulator:
     #: where it keeps its tasks and files across processes; None: in memory, gone at exit
     data_dir: Path | None
     server: "SimServer"
+    #: with ``https=True``: the CA file a client must trust (REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS)
+    ca_file: Path | None = None
 
     def client(self) -> "Client":
-        """A client of this simulator (a context manager; close it when done)."""
+        """A client of this simulator (a context manager; close it when done); over HTTPS it
+        trusts the simulator's CA and nothing else."""
+        import requests
+
         from .client import Client
 
-        return Client(self.key, self.url, host_source="the --sim simulator")
+        session = requests.Session()
+        if self.ca_file is not None:
+            # Not from the environment: REQUESTS_CA_BUNDLE would take precedence over `verify`.
+            session.trust_env = False
+            session.verify = str(self.ca_file)
+        return Client(self.key, self.url, host_source="the --sim simulator", session=session)
 
 
 @contextlib.contextmanager
-def simulator(data_dir: str | Path | None = None, *, latency: float = 0.0) -> Iterator[Simulator]:
+def simulator(
+    data_dir: str | Path | None = None, *, latency: float = 0.0, https: bool = False
+) -> Iterator[Simulator]:
     """Run the bundled simulator of the API on a free loopback port for the ``with`` block.
 
     ``data_dir`` keeps its tasks and files across blocks and processes (as MiniMax keeps an
     account's: a run stopped half way resumes its tasks, a deleted output is fetched again);
     without it they live in memory. ``latency`` is the seconds each simulated render takes.
-    Nothing is paid and no key is needed."""
+    ``https`` serves TLS with a certificate from a CA the simulator makes (``sim.ca_file``; kept
+    in ``data_dir`` when given). Nothing is paid and no key is needed."""
     from .sim import SimConfig, running_simulator
 
     folder = Path(data_dir).expanduser() if data_dir is not None else None
-    with running_simulator(SimConfig(latency=latency, data_dir=folder)) as server:
-        yield Simulator(server.base_url, server.key, folder, server)
+    with running_simulator(SimConfig(latency=latency, data_dir=folder), https=https) as server:
+        yield Simulator(server.base_url, server.key, folder, server, server.ca_file)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@
     ├── ManifestError                  exit 2: the manifest cannot be turned into valid requests
     ├── StateError                     exit 1: the state database is unusable
     │   └── StateLockedError           exit 4: another vidbatch run holds the state folder
+    ├── MediaError                     exit 1: a video (or frame) could not be read, decoded or written
     └── ApiError                       a call to MiniMax (or the simulator) did not succeed
         ├── TransientError             the server failed this time: 5xx, 408, 1000/1001/1013..., a dropped
         │   │                          connection or timeout on a read, a truncated download
@@ -126,6 +127,14 @@ class StateLockedError(StateError):
             f"another vidbatch run is using this state folder (lock {self.lock_path}); "
             "wait for it to finish, or pass --wait to queue behind it"
         )
+
+
+# --- local video work -------------------------------------------------------------------------
+
+
+class MediaError(VidbatchError):
+    """A video could not be read, decoded or written (:mod:`vidbatch.media`), or a frame could not
+    be taken from it. Not retryable: the file itself is the problem."""
 
 
 # --- API --------------------------------------------------------------------------------------

@@ -49,12 +49,12 @@ from typing import Any
 
 from . import facts
 from .errors import ManifestProblem
-from .manifest.model import ImageRef, Job, Manifest
+from .manifest.model import ImageRef, Job, Manifest, ShotSequence
 
 log = logging.getLogger(__name__)
 
 #: Bump when the layout of a cache file changes: an older file is then a miss.
-FORMAT = 2
+FORMAT = 3  # 2: jobs carry their shot and take (issue 14); 3: the config file is an input (issue 15)
 #: A file modified this close to the load (or later) has an ambiguous stat: its bytes are hashed.
 #: 2 s covers the coarsest common timestamps (FAT) and coarse kernel clocks everywhere else.
 AMBIGUOUS_NS = 2_000_000_000
@@ -308,9 +308,10 @@ def _manifest_json(m: Manifest) -> dict[str, Any]:
         "prices": m.prices,
         "warnings": [[w.file, w.message, w.job, w.field, w.line] for w in m.warnings],
         "jobs": [
-            [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line]
+            [j.name, j.index, _relative(j.output, m.output_dir), _request_json(j.request), j.mode.value, j.key, j.warnings, j.entry, j.origin, j.line, j.shot, j.take]
             for j in m.jobs
         ],
+        "sequences": [[q.name, q.shots, _relative(q.output, m.output_dir), q.line] for q in m.sequences],
     }
 
 
@@ -332,8 +333,10 @@ def _manifest(data: dict[str, Any]) -> Manifest:
             entry=entry,
             origin=origin,
             line=line,
+            shot=shot,
+            take=take,
         )
-        for name, index, output, request, mode, key, warnings, entry, origin, line in data["jobs"]
+        for name, index, output, request, mode, key, warnings, entry, origin, line, shot, take in data["jobs"]
     ]
     return Manifest(
         path,
@@ -342,6 +345,7 @@ def _manifest(data: dict[str, Any]) -> Manifest:
         [ManifestProblem(file, message, job, field, line) for file, message, job, field, line in data["warnings"]],
         {Path(p) for p in data["inputs"]},
         prices=data.get("prices"),
+        sequences=[ShotSequence(name, shots, child(output), line) for name, shots, output, line in data.get("sequences", [])],
     )
 
 

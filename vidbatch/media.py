@@ -28,7 +28,7 @@ Design notes:
   white blocks that survive compression, so a test can tell which frame of which clip it holds
   (:func:`clip_marks`).
 
-Nothing here prints; failures raise :class:`MediaError` with the file named.
+Nothing here prints; failures raise :class:`~vidbatch.errors.MediaError` with the file named.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .errors import VidbatchError
+from .errors import MediaError
 from .files import into_place, write_bytes
 
 if TYPE_CHECKING:
@@ -64,10 +64,6 @@ _MP4_OPTIONS = {"movflags": "+faststart"}
 _REORDER_MARGIN = 16
 #: Bits of the frame counter drawn into test clips: up to 4095 frames.
 COUNTER_BITS = 12
-
-
-class MediaError(VidbatchError):
-    """A video could not be read, decoded or written. Not retryable: the file itself is the problem."""
 
 
 # --- what a video is -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ loader, the plan and the runner can all read picks.
 
 from __future__ import annotations
 
+import enum
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -44,10 +45,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import files
-from .errors import ManifestError, ManifestProblem
+from .errors import ManifestError, ManifestProblem, UsageError
 from .identity import MAX_TAKES
 
 __all__ = [
+    "Decision",
     "MAX_TAKES",
     "PICKS_SUFFIX",
     "Picks",
@@ -56,6 +58,7 @@ __all__ = [
     "load",
     "picks_path",
     "takes_by_shot",
+    "decide",
     "update",
 ]
 
@@ -223,6 +226,51 @@ def update(manifest: Path, change: Callable[[Picks], None], jobs: Iterable[TakeJ
     change(current)
     current.save(Path(manifest).name)
     return current
+
+
+class Decision(enum.Enum):
+    """What a person decides about one take (or, for CLEAR without a take, a whole shot)."""
+
+    PICK = "pick"
+    REJECT = "reject"
+    CLEAR = "clear"
+
+
+def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None, decision: Decision) -> Picks:
+    """Record ``decision`` about ``take`` of ``shot`` in the picks file of ``manifest`` and return
+    the picks as saved. ``jobs``: the manifest's jobs; a shot or take they do not have is a
+    :class:`~vidbatch.errors.UsageError` (exit 2), and the file is left as it was. ``take`` may
+    be None only to clear a whole shot."""
+    jobs = list(jobs)
+    takes = takes_by_shot(jobs)
+    name = Path(manifest).name
+    if shot not in takes:
+        known = ", ".join(sorted(takes)[:20]) + (", ..." if len(takes) > 20 else "")
+        raise UsageError(f"{name} has no shot {shot} (its shots: {known or 'none'})")
+    if take is None and decision is not Decision.CLEAR:
+        raise UsageError(f"which take of {shot} to {decision.value}? Give its number (takes: {describe_takes(takes[shot])})")
+    if take is not None and take not in takes[shot]:
+        raise UsageError(f"shot {shot} has takes {describe_takes(takes[shot])}; there is no take {take}")
+
+    def change(picks: Picks) -> None:
+        if decision is Decision.PICK:
+            assert take is not None
+            picks.pick(shot, take)
+        elif decision is Decision.REJECT:
+            assert take is not None
+            picks.reject(shot, take)
+        else:
+            picks.clear(shot, take)
+
+    return update(manifest, change, jobs)
+
+
+def describe_takes(takes: Iterable[int]) -> str:
+    """``1-3`` for a run of take numbers, else ``1, 2, 5``."""
+    ordered = sorted(takes)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))
 
 
 # --- reading the file ------------------------------------------------------------------------

@@ -59,10 +59,16 @@ class Action(str, enum.Enum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     GONE = "gone"  # MiniMax no longer has the task or file; --force NAME renders it again
+    #: a chained shot whose source renders (or downloads) first in this run (vidbatch.chain)
+    WAIT = "wait"
+    #: a chained shot whose source cannot give its frame in this run (failed, no pick...)
+    BLOCKED = "blocked"
 
 
-#: Actions that create a render, i.e. cost money.
-BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT})
+#: Actions that create a render, i.e. cost money. A chained shot that waits for its source is
+#: counted: a new frame makes it a new request (what the plan would cost if everything upstream
+#: changes).
+BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT, Action.WAIT})
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ class PlannedJob:
         job = self.job
         return {
             "name": job.name,
+            "shot": job.shot,
+            "take": job.take,
             "manifest": _rel(job.manifest, cwd),
             "action": self.action.value,
             "reason": self.reason,
@@ -115,6 +123,17 @@ class PlannedJob:
             "after": self.after,
             "restore": {"sha256": self.restore.sha256, "file_id": self.restore.file_id} if self.restore else None,
         }
+
+
+def by_shot(items: Iterable[Any], job: Callable[[Any], "Job"] = lambda x: x) -> list[tuple[str | None, list[Any]]]:
+    """``items`` (jobs, or anything ``job`` maps to one) grouped by shot, each group where its
+    first take is: ``(shot, takes)`` for a shot with several takes, ``(None, [item])`` for a
+    one-take job. How plan, status and the report list takes under their shot."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for item in items:
+        j = job(item)
+        groups.setdefault((str(j.manifest), j.shot), []).append(item)
+    return [(shot, group) if len(group) > 1 else (None, group) for (_, shot), group in groups.items()]
 
 
 @dataclass
@@ -134,10 +153,12 @@ class Orphan:
 class Plan:
     jobs: list[PlannedJob]
     orphans: list[Orphan]
+    #: the manifests' sequences joined into cuts: local steps, no API call (vidbatch.cuts.PlannedCut)
+    cuts: list[Any] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
-        return all(p.action is Action.SKIP for p in self.jobs)
+        return all(p.action is Action.SKIP for p in self.jobs) and all(c.up_to_date for c in self.cuts)
 
     @property
     def billable(self) -> list[PlannedJob]:
@@ -158,6 +179,7 @@ class Plan:
                 for (m, mode, r, d), n in sorted(renders.items(), key=lambda kv: (-kv[1], str(kv[0])))
             ],
             "orphans": len(self.orphans),
+            **({"cuts": dict(Counter(c.action.value for c in self.cuts))} if self.cuts else {}),
             "up_to_date": self.up_to_date,
         }
 
@@ -165,6 +187,7 @@ class Plan:
         return {
             "jobs": [p.to_json(cwd) for p in self.jobs],
             "orphans": [o.to_json(cwd) for o in self.orphans],
+            **({"cuts": [c.to_json(cwd) for c in self.cuts]} if self.cuts else {}),
             "summary": self.summary(),
         }
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import chain, cuts, picks
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
@@ -109,6 +110,8 @@ def load(paths: Sequence[str | Path], *, variables: Mapping[str, str] | None = N
             sim_dir = m.output_dir.with_name(m.output_dir.name + SIM_SUFFIX)
             for job in m.jobs:
                 job.output = sim_dir / job.output.relative_to(m.output_dir)
+            for sequence in m.sequences:
+                sequence.output = sim_dir / sequence.output.relative_to(m.output_dir)
             m.output_dir = sim_dir
     return Workspace(manifests, folder, sim=sim, cache=cache)
 
@@ -141,7 +144,7 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
     _check_force(ws, force)
     store = Store.open_for_reading(ws.state_dir)
     try:
-        return plan_jobs(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+        return cuts.plan(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
     finally:
         if store:
             store.close()
@@ -179,7 +182,9 @@ def run(
         session.clean_staging(ws.manifests)
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
-        return session.run(the_plan)
+        result = session.run(the_plan)
+        session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
+        return result
 
 
 def _check_output_folders(ws: Workspace, plan: Plan) -> None:
@@ -212,6 +217,11 @@ class JobStatus:
     held_prompt: str | None = None
     #: what the job's render cost: its accepted creates (every try, failed ones too), priced
     cost: ledger.Tally | None = None
+    #: the shot this job is a take of (its name for a job without takes), which take, and what
+    #: the picks file says of it ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    pick: str = ""
 
     @property
     def holds_other_version(self) -> bool:
@@ -231,6 +241,9 @@ class JobStatus:
         r = self.record
         return {
             "name": self.name,
+            "shot": self.shot or self.name,
+            "take": self.take,
+            "pick": self.pick or None,
             "manifest": self.manifest,
             "state": self.state,
             "output": self.output,
@@ -271,15 +284,18 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
             paths = outputs.get(rec.key, [])
             out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths), cost=costs.get(rec.key)))
         return out, store
-    records = store.get_many(j.key for j in ws.jobs) if store else {}
+    jobs = [j for m in chain.resolved(ws.manifests, store) for j in m.jobs]  # chained shots by their frames
+    records = store.get_many(j.key for j in jobs) if store else {}
     held = store.all_outputs() if store else {}
-    other_keys = {h.key for j in ws.jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
+    other_keys = {h.key for j in jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
     others = store.get_many(other_keys) if store and other_keys else {}
+    decided = {str(m.path): picks.load(m.path, m.jobs) for m in ws.manifests}
     statuses = []
-    for j in ws.jobs:
+    for j in jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
-        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key)))
+        pick = decided[str(j.manifest)].status(j.shot, j.take) if str(j.manifest) in decided else ""
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key), shot=j.shot, take=j.take, pick=pick))
     return statuses, store
 
 
@@ -310,8 +326,9 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
     store = Store(ws.state_dir)
     try:
         with store.run_lock():
-            orphans = plan_jobs(ws.manifests, store).orphans
-            wanted = {j.key for j in ws.jobs}
+            manifests = chain.resolved(ws.manifests, store)  # a chained shot's render is wanted too
+            orphans = plan_jobs(manifests, store).orphans
+            wanted = {j.key for m in manifests for j in m.jobs}
             orphans = [o for o in orphans if o.key not in wanted]  # the rule, held here too
             deleted: list[str] = []
             skipped: list[tuple[str, str]] = []
@@ -333,7 +350,7 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
                 return result
             # a render whose video still lies at a path a job writes (the earlier version of an
             # edited job) keeps its row: it is what makes undoing the edit free
-            job_paths = {str(j.output) for j in ws.jobs}
+            job_paths = {str(j.output) for m in manifests for j in m.jobs}
             in_use = {out.key for out in recorded.values() if out.path in job_paths}
             store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
             for p in deleted:

@@ -54,6 +54,8 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, files, ledger, rules
+from .errors import MediaError
+from .plan import by_shot
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,6 +190,14 @@ class ReportJob:
     warnings: list[str] = field(default_factory=list)
     key: str = ""
     cost: str | None = None  # what the render cost (its accepted creates, priced); None: nothing recorded
+    #: the shot this job is a take of, which take, how many takes the shot has, and what a
+    #: person decided about this take in the picks file ("picked", "rejected" or "")
+    shot: str = ""
+    take: int = 1
+    takes: int = 1
+    pick: str = ""
+    #: the video's poster frame (a PNG cached by the video's hash), relative to the report
+    poster_src: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -252,6 +262,22 @@ class ReportSpend:
 
 
 @dataclass
+class ReportCut:
+    """A sequence of the manifest: its joined video (when built), its shots and a contact sheet
+    (one frame per shot's chosen take, when every shot has a video)."""
+
+    name: str
+    manifest: str
+    shots: list[str]
+    output: str  # relative to the report's folder, for display
+    video_src: str | None
+    poster_src: str | None
+    sheet_src: str | None
+    duration: float | None
+    note: str  # "up to date", "not joined yet", "joined from other videos than the shots' now"
+
+
+@dataclass
 class Report:
     title: str
     manifests: list[str]  # paths relative to the report's folder
@@ -261,6 +287,11 @@ class Report:
     jobs: list[ReportJob]
     summary: ReportSummary
     has_state: bool  # False: nothing was ever run with this state folder
+    #: the review server's session token (``vidbatch review``): the page then has pick and
+    #: reject buttons that post it; None for the static page
+    review_token: str | None = None
+    #: the manifests' sequences, shown at the top (their cuts, contact sheets)
+    cuts: list[ReportCut] = field(default_factory=list)
 
     @property
     def multiple_manifests(self) -> bool:
@@ -293,7 +324,8 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     links relative to the folder of ``out`` (the report file, which need not exist). ``since``:
     when the run writing it started, for what this run spent."""
     base = Path(os.path.abspath(out)).parent
-    jobs = list(ws.jobs)
+    jobs = [job for _, group in by_shot(ws.jobs) for job in group]  # takes together, under their shot
+    jobs = _chained(ws, store, jobs)
     records = store.get_many(j.key for j in jobs) if store else {}
     outputs = store.all_outputs() if store else {}
     renders_by_key = {key: _renders_created(store, key) for key in dict.fromkeys(j.key for j in jobs)} if store else {}
@@ -305,12 +337,14 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         _job(i, job, records.get(job.key), outputs.get(str(job.output)), renders_by_key.get(job.key, 0), base, others, costs.get(job.key))
         for i, job in enumerate(jobs)
     ]
+    _add_posters(report_jobs, jobs, outputs, base)
     summary = _summary(report_jobs, records, renders_by_key)
     if store:
         summary.spend = ReportSpend.of(ledger.ledger(store, manifests=[m.path for m in ws.manifests]), since)
+    _add_picks(ws, report_jobs, jobs)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
-    return Report(
+    report = Report(
         title=title,
         manifests=manifest_paths,
         state_dir=_relative_display(ws.state_dir, base),
@@ -320,6 +354,148 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
         summary=summary,
         has_state=store is not None,
     )
+    report.cuts = _cuts(ws, store, jobs, outputs, base)
+    return report
+
+
+# --- chained shots, posters, cuts (issue 14) -------------------------------------------------------
+
+#: The folder beside the report that keeps poster frames and contact sheets, named by content.
+POSTERS = "posters"
+
+
+def _chained(ws: "Workspace", store: Store | None, jobs: list[Any]) -> list[Any]:
+    """``jobs`` with each chained shot whose source's frame is known replaced by its resolved
+    copy, so its card shows the render of that frame (and the frame as its first image)."""
+    from . import chain
+
+    if store is None:
+        return jobs
+    manifests = chain.resolved(ws.manifests, store)
+    if all(a is b for a, b in zip(manifests, ws.manifests)):
+        return jobs  # no chained shot resolved: nothing to replace
+    resolved = {chain.job_id(j): j for m in manifests for j in m.jobs}
+    return [resolved.get(chain.job_id(job), job) for job in jobs]
+
+
+def _known_sha256(path: Path, out: OutputRecord | None, key: str | None = None) -> str | None:
+    """The sha256 of the video at ``path`` as recorded, when its record still describes the file
+    (same size and mtime: nothing is hashed here)."""
+    if out is None or (key is not None and out.key != key):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return out.sha256 if (st.st_size, st.st_mtime_ns) == (out.size, out.mtime_ns) else None
+
+
+def _poster(video: Path, sha256: str | None, base: Path) -> str | None:
+    """The poster frame of ``video``, extracted once per video (cached by its hash beside the
+    report), as a URL relative to the report; None when the video is unknown or unreadable."""
+    from . import media
+
+    if sha256 is None:
+        return None
+    try:
+        return relative_url(media.poster_file(video, base / POSTERS, sha256=sha256), base)
+    except (MediaError, OSError) as e:
+        log.info("no poster for %s: %s", video, e)
+        return None
+
+
+def _add_posters(report_jobs: list[ReportJob], jobs: list[Any], outputs: dict[str, OutputRecord], base: Path) -> None:
+    for card, job in zip(report_jobs, jobs):
+        if card.video_src is not None:
+            card.poster_src = _poster(Path(job.output), _known_sha256(Path(job.output), outputs.get(str(job.output)), job.key), base)
+
+
+def _cuts(ws: "Workspace", store: Store | None, jobs: list[Any], outputs: dict[str, OutputRecord], base: Path) -> list[ReportCut]:
+    """Each sequence's cut and contact sheet (see :class:`ReportCut`)."""
+    from . import chain, media, picks
+
+    found: list[ReportCut] = []
+    by_id = {chain.job_id(j): j for j in jobs}
+    for manifest in ws.manifests:
+        if not getattr(manifest, "sequences", None):
+            continue
+        takes: dict[str, dict[int, Any]] = {}
+        for job in manifest.jobs:
+            job = by_id.get(chain.job_id(job), job)
+            takes.setdefault(chain.shot_of(job), {})[chain.take_of(job)] = job
+        chosen = picks.load(manifest.path, [chain.Take(shot, take) for shot, of in takes.items() for take in of])
+        for sequence in manifest.sequences:
+            clips: list[tuple[Path, str | None]] = []
+            for shot in sequence.shots:
+                source = chain.source_of(shot, takes, chosen)
+                if not isinstance(source, str):
+                    clips.append((Path(source.output), _known_sha256(Path(source.output), outputs.get(str(source.output)), source.key)))
+            inputs = [sha for _, sha in clips]
+            sheet = None
+            if clips and len(clips) == len(sequence.shots) and all(inputs):
+                sheet = _contact_sheet([p for p, _ in clips], [s for s in inputs if s], base)
+            record = store.cut(sequence.output) if store is not None else None
+            video = Path(sequence.output)
+            sha = _known_sha256(video, None if record is None else OutputRecord(record.path, "", None, None, record.size, record.sha256, record.mtime_ns, record.built_at))
+            exists = video.exists()
+            if not exists:
+                note = "not joined yet: `vidbatch run` joins it once every shot has a video"
+            elif record is not None and record.inputs == inputs:
+                note = "up to date"
+            else:
+                note = "joined from other videos than the shots have now; `vidbatch run` joins it again"
+            duration = None
+            if exists:
+                try:
+                    duration = media.probe(video).duration
+                except MediaError:
+                    duration = None
+            found.append(
+                ReportCut(
+                    name=sequence.name,
+                    manifest=_relative_display(Path(manifest.path), base),
+                    shots=list(sequence.shots),
+                    output=_relative_display(video, base),
+                    video_src=relative_url(video, base) if exists else None,
+                    poster_src=_poster(video, sha, base) if exists else None,
+                    sheet_src=sheet,
+                    duration=duration,
+                    note=note,
+                )
+            )
+    return found
+
+
+def _contact_sheet(clips: list[Path], inputs: list[str], base: Path) -> str | None:
+    """The contact sheet of ``clips`` (one frame per shot), made once per set of videos (cached
+    by their hashes, in order), as a URL relative to the report."""
+    import hashlib
+    import json
+
+    from . import media
+
+    target = base / POSTERS / ("sheet-" + hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:32] + ".png")
+    if not target.is_file():
+        try:
+            files.write_bytes(target, media.contact_sheet(clips), durable=False)
+        except (MediaError, OSError) as e:
+            log.info("no contact sheet of %s: %s", ", ".join(map(str, clips)), e)
+            return None
+    return relative_url(target, base)
+
+
+def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
+    """Each card's shot, take, the shot's number of takes and the picks file's decision on it."""
+    from . import picks as picks_mod
+
+    by_manifest = {str(m.path): picks_mod.load(m.path, m.jobs) for m in ws.manifests}
+    for card, job in zip(report_jobs, jobs):
+        card.shot = getattr(job, "shot", "") or job.name
+        card.take = getattr(job, "take", 1)
+        found = by_manifest.get(str(job.manifest))
+        if found is not None:
+            card.takes = len(found.takes_of(card.shot))
+            card.pick = found.status(card.shot, card.take)
 
 
 def render_html(report: Report, *, refresh: float | None = None) -> str:

@@ -615,7 +615,7 @@ def check_v2_request(
             Problem(
                 "ratio",
                 f"a text-only request needs a concrete ratio ({', '.join(concrete)}); "
-                f"{V2_RATIO_WITH_MEDIA} follows an input image or video, and there is none",
+                f"{V2_RATIO_WITH_MEDIA} follows an input image or video, and there is none: set one, e.g. 16:9",
             )
         )
     callback = body.get("callback_url")

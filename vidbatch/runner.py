@@ -41,6 +41,15 @@ Downloads go to a staging file beside the output (:func:`vidbatch.files.into_pla
 (byte count, MP4 structure), then renamed over the output, so the previous video of a changed job
 is replaced only once the new one is complete.
 
+Chained shots (:mod:`vidbatch.chain`): a plan's ``wait`` jobs take a frame of a job rendered in
+this run. The runner keeps them aside; each time a job's video is in place (downloaded, copied or
+found up to date) it runs the *dependency step*, a callback the session gives it
+(``dependents(store, waiting)``: resolve those jobs against the live store and plan them), and
+starts every job it returns ready, as soon as its source is downloaded. A job that returns
+``blocked`` (its source failed, is uncertain...) or a frame that breaks the image rules (``failed``,
+no call) is not started and says why; when nothing else is left to do, jobs still waiting are left
+unfinished with the reason.
+
 Progress counts jobs, not events: one map holds each job's phase (queued, running, done...),
 keyed by manifest and name, and the counters are derived from it.
 
@@ -439,9 +448,11 @@ class Runner:
         *,
         clock: Clock | None = None,
         workers: int | None = None,
+        dependents: Callable[[Store, list[PlannedJob]], Plan] | None = None,
     ):
         """``clock`` defaults to the system's; ``workers`` to ``concurrency`` (4..32), and 0 runs
-        every call on the scheduler's thread."""
+        every call on the scheduler's thread. ``dependents`` is the dependency step of chained
+        shots (see the module docstring); without it, ``wait`` jobs are left unfinished."""
         self.store = store
         self.client = client
         self.options = options
@@ -472,6 +483,10 @@ class Runner:
         self._index_cache: dict[str, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
+        #: chained shots waiting for a source rendered in this run, and the step that starts them
+        self._dependents = dependents
+        self._waiting: dict[JobId, PlannedJob] = {}
+        self._dependents_due = False
 
     # --- public -------------------------------------------------------------------------
 
@@ -510,8 +525,9 @@ class Runner:
         active = self._active_keys()
         fresh = [pj for pj in plan.jobs if pj.job.key not in active]
         plan = Plan(fresh, plan.orphans)
-        renders = self._group(plan)
         self._emit(EventKind.START, f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
+        plan = self._set_aside_chained(plan)
+        renders = self._group(plan)
         self._save(self._record_seen, renders.values())
         try:
             with self.store.transaction():  # one transaction for the bookkeeping of up-to-date jobs
@@ -521,6 +537,76 @@ class Runner:
             if not is_state_write_error(e):
                 raise
             self._state_failed(e)
+
+    def _set_aside_chained(self, plan: Plan) -> Plan:
+        """The plan without its chained shots that wait (kept for the dependency step) or are
+        blocked (not started, with the reason); a new plan of a manifest replaces its waiting jobs."""
+        manifests = {str(pj.job.manifest) for pj in plan.jobs}
+        for jid in [jid for jid in self._waiting if jid[0] in manifests]:
+            del self._waiting[jid]
+        rest = []
+        for pj in plan.jobs:
+            if pj.action is Action.WAIT:
+                self._waiting[job_id(pj)] = pj
+                self.progress.mark(job_id(pj), pj.job.key, JobPhase.QUEUED)
+                self._emit(EventKind.WAIT, pj.reason, job_name=pj.job.name)
+            elif pj.action is Action.BLOCKED:
+                self._not_started(pj)
+            else:
+                rest.append(pj)
+        self._dependents_due = bool(self._waiting)  # a source found up to date may already serve them
+        return Plan(rest, plan.orphans)
+
+    def _not_started(self, pj: PlannedJob, reason: str | None = None) -> None:
+        self.progress.mark(job_id(pj), pj.job.key, JobPhase.UNFINISHED)
+        self._emit(EventKind.BLOCKED, f"not started: {reason or pj.reason}", job_name=pj.job.name)
+
+    def _start_dependents(self, *, final: bool = False) -> bool:
+        """The dependency step: plan the waiting chained shots against the live store and start
+        those whose frames are ready. ``final`` (nothing else left to do): jobs still waiting are
+        left unfinished. Returns whether anything was started."""
+        self._dependents_due = False
+        if not self._waiting:
+            return False
+        waiting = list(self._waiting.values())
+        if self._dependents is None:
+            plan = Plan(waiting, [])
+        else:
+            try:
+                plan = self._dependents(self.store, waiting)
+            except errors.VidbatchError as e:  # a frame that cannot be kept, a state that cannot be read
+                for pj in waiting:
+                    self._not_started(pj, str(e))
+                self._waiting.clear()
+                return False
+        ready = []
+        for pj in plan.jobs:
+            jid = job_id(pj)
+            if jid not in self._waiting:
+                continue
+            if pj.action is Action.WAIT:
+                self._waiting[jid] = pj
+                if final:
+                    del self._waiting[jid]
+                    self._not_started(pj, f"{pj.reason.split(':')[0]}, which did not finish in this run")
+                continue
+            del self._waiting[jid]
+            if pj.action is Action.BLOCKED:
+                self._not_started(pj)
+            elif pj.action is Action.FAILED and pj.record is None:  # its frame breaks the image rules
+                self.progress.mark(jid, pj.job.key, JobPhase.FAILED)
+                self._emit(EventKind.FAILED, f"not submitted: {pj.reason}", job_name=pj.job.name)
+            else:
+                ready.append(pj)
+        active = self._active_keys()
+        ready = [pj for pj in ready if pj.job.key not in active]
+        if not ready:
+            return False
+        renders = self._group(Plan(ready, []))
+        self._save(self._record_seen, renders.values())
+        for render in renders.values():
+            self._start(render)
+        return True
 
     def _active_keys(self) -> set[str]:
         return self._in_flight | {r.key for r in self._creates}
@@ -654,6 +740,7 @@ class Runner:
     def _skip(self, pj: PlannedJob) -> None:
         job = pj.job
         self.progress.mark(job_id(pj), job.key, JobPhase.DONE)
+        self._dependents_due = bool(self._waiting)
         if pj.adopt and pj.indexed is not None:  # a lost or another state's output, proved by sha256
             st = job.output.stat()
             entry = pj.indexed
@@ -694,10 +781,15 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
+            if self._dependents_due:
+                self._start_dependents()
             now = self.clock.now()
             self._dispatch_creates(now)
             self._dispatch_timers(now)
             idle = not (self._creates and not self._stop_creates) and not self._timers and self._pool.busy == 0
+            if idle and self._waiting and self._inbox.empty():
+                if self._start_dependents(final=True):
+                    continue
             if idle and not self._keep_alive:
                 return
             if idle:
@@ -876,6 +968,7 @@ class Runner:
             task_id, file_id = self._ids.get(job.key, (rec.task_id if rec else None, rec.file_id if rec else None))
         self._index(path, job.key, sha, size, task_id, file_id)
         self.progress.mark(job_id(pj), key, JobPhase.DONE, only_if_current=True)
+        self._dependents_due = bool(self._waiting)  # a chained shot may take a frame of it now
         extra: dict[str, Any] = {"path": str(path), "bytes": size, "sha256": sha}
         if restore is not None:
             extra["restored"] = True

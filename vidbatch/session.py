@@ -35,12 +35,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from . import ledger
+from . import chain, cuts, ledger
 from .costing import Budget
-from .errors import StateLockedError, UsageError, VidbatchError
+from .errors import MediaError, StateLockedError, UsageError, VidbatchError
 from .events import EventKind
 from .files import clean_staging
-from .plan import Plan, plan_jobs
+from .plan import Action, Plan, PlannedJob
 from .runner import Progress, RunEvent, Runner, RunOptions, RunResult, check_budget
 from .state import Store
 
@@ -120,7 +120,9 @@ class Session:
         self.result: RunResult | None = None
         self._seen_progress: Progress | None = None
         self._started = time.time()  # set again once the lock is held: the spend of "this run"
-        self._manifests: dict[str, None] = {}  # paths of the manifests planned, in order
+        #: the manifests planned, by path, in order: the dependency step of chained shots and the
+        #: cuts read them, the spend of the run is theirs
+        self._manifests: dict[str, Any] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -183,18 +185,32 @@ class Session:
     def plan(self, manifests: Sequence[Any], *, first: bool = True) -> Plan:
         """The plan of ``manifests`` against the live store. ``--force``, ``--retry-failed`` and
         ``--resubmit-uncertain`` apply to a ``first`` plan only: applied again at each edit in
-        watch mode, they would render forced jobs again at every save of an unrelated line."""
+        watch mode, they would render forced jobs again at every save of an unrelated line.
+        Chained shots are resolved (:func:`vidbatch.chain.plan`), their frames kept as files, and
+        sequences planned as cuts (:func:`vidbatch.cuts.plan`)."""
         opts = self.options
-        self._manifests.update((str(m.path), None) for m in manifests)
+        self._manifests.update((str(m.path), m) for m in manifests)
         if self.budget is not None:  # the prices of each manifest as loaded now
             self.budget = self.budget.with_manifests(manifests)
-        return plan_jobs(
+        return cuts.plan(
             list(manifests),
             self.store,
+            write=True,
             retry_failed=opts.retry_failed and first,
             force=opts.force if first else (),
             resubmit_uncertain=opts.resubmit_uncertain and first,
         )
+
+    def _dependents(self, store: Store, waiting: list[PlannedJob]) -> Plan:
+        """The runner's dependency step: the waiting chained shots planned against the live
+        store; the renders it readies are quoted for the spend ledger before they are created."""
+        paths = dict.fromkeys(str(pj.job.manifest) for pj in waiting)
+        manifests = [self._manifests[p] for p in paths if p in self._manifests]
+        plan = chain.plan(manifests, store, write=True, only=[(str(pj.job.manifest), pj.job.name) for pj in waiting])
+        ready = [pj for pj in plan.jobs if pj.billable and pj.action is not Action.WAIT]
+        if self.budget is not None and ready:
+            self.budget.quote(Plan(ready, []), store)
+        return plan
 
     def admit(self, plan: Plan, confirm: Callable[[Plan], bool] | None = None) -> Refusal | None:
         """None when ``plan`` may start; else why not. ``--max-renders`` bounds every plan;
@@ -215,7 +231,8 @@ class Session:
         if answer is False:
             return Refusal(EventKind.DECLINED, "cancelled; nothing was sent")
         if self.budget is not None and plan.billable:
-            self.budget.quote(plan, self.store)  # before any create: the ledger's prices
+            # before any create: the ledger's prices (a chained shot that waits is quoted once ready)
+            self.budget.quote(Plan([pj for pj in plan.jobs if pj.action is not Action.WAIT], plan.orphans), self.store)
         return None
 
     def clean_staging(self, manifests: Iterable[Any]) -> None:
@@ -229,7 +246,7 @@ class Session:
     def runner(self) -> Runner:
         """The session's one runner, made on first use."""
         if self._runner is None:
-            self._runner = Runner(self.store, self.client, self.options, self._relay)
+            self._runner = Runner(self.store, self.client, self.options, self._relay, dependents=self._dependents)
         return self._runner
 
     def _relay(self, e: RunEvent) -> None:
@@ -241,6 +258,8 @@ class Session:
             except VidbatchError as error:  # a state that cannot be read now: the run's end says so
                 log.warning("could not read what the run spent: %s", error)
         self.on_event(e)
+        if e.kind is EventKind.IDLE and self._manifests:  # watch: every render landed; join the cuts
+            self.assemble(list(self._manifests.values()))
 
     def spend(self) -> ledger.RunSpend:
         """What this session spent, and the manifests it planned so far (on the session's thread)."""
@@ -257,6 +276,38 @@ class Session:
         """Carry out one plan and return when it is done (``run``)."""
         self.result = self.runner.run(plan)
         return self.result
+
+    def assemble(self, manifests: Sequence[Any]) -> list[cuts.Built]:
+        """Join each sequence of ``manifests`` whose shots' videos are all in place and whose cut
+        is missing or was joined from other videos (after :meth:`run`; local, no API call). A
+        sequence that cannot be joined says why; one whose join fails counts as failed."""
+        if not any(getattr(m, "sequences", None) for m in manifests):
+            return []
+        try:
+            # every job planned leniently (a chained shot whose frame was refused just blocks its cut)
+            jobs = [(str(m.path), j.name) for m in manifests for j in m.jobs]
+            planned = cuts.plan_cuts(list(manifests), chain.plan(list(manifests), self.store, write=True, only=jobs), self.store)
+        except VidbatchError as e:
+            self.on_event(RunEvent(EventKind.ERROR, f"sequences not joined: {e}"))
+            return []
+        built: list[cuts.Built] = []
+        for cut in planned:
+            name = cut.sequence.name
+            if cut.action is cuts.CutAction.BUILD:
+                try:
+                    done = cuts.build(cut, self.store)
+                except MediaError as e:
+                    if self.result is not None:
+                        self.result.failed.append(name)
+                    self.on_event(RunEvent(EventKind.FAILED, f"cut not joined: {e}", name))
+                    continue
+                built.append(done)
+                how = f"re-encoded: {done.result.reason}" if done.result.reencoded else "copied, no re-encode"
+                data = {"path": str(cut.sequence.output), "shots": len(cut.clips), "duration": round(done.result.duration, 3), "reencoded": done.result.reencoded, "sha256": done.sha256}
+                self.on_event(RunEvent(EventKind.JOINED, f"{len(cut.clips)} shots, {done.result.duration:.2f} s ({how})", name, data=data))
+            elif cut.action is not cuts.CutAction.SKIP:
+                self.on_event(RunEvent(EventKind.BLOCKED, f"cut not joined: {cut.reason}", name))
+        return built
 
     def serve(self) -> RunResult:
         """Run plans handed over with ``runner.replan`` until ``runner.stop()`` (``watch``)."""

@@ -389,6 +389,33 @@ def m005_spend_ledger(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_cuts(db: sqlite_utils.Database) -> None:
+    # Cuts (issue 14): a manifest's sequence of shots joined into one video, locally. A cut is
+    # joined again only when a shot's video changed, so the state keeps, per cut file, the sha256
+    # of each clip it was joined from (a JSON list, in order) and what the file is (size, sha256,
+    # mtime: verified like an output).
+    db.table("cuts").create(
+        {"path": str, "manifest": str, "name": str, "inputs": str, "sha256": str, "size": int, "mtime_ns": int, "reencoded": str, "built_at": float},
+        pk="path",
+    )
+
+
+@dataclass(frozen=True)
+class CutRecord:
+    """A cut as last joined: from which videos (``inputs``, sha256s in order) and what the file is."""
+
+    path: str
+    manifest: str | None
+    name: str | None
+    inputs: list[str]
+    sha256: str
+    size: int
+    mtime_ns: int
+    reencoded: str | None  # why the clips were re-encoded; None when copied
+    built_at: float
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """An error as the state keeps it: its parts, never its text parsed back.
@@ -1102,6 +1129,27 @@ class Store:
                 **_NO_ERROR,
             )
         return record
+
+    @_guarded
+    def cut(self, path: Path | str) -> CutRecord | None:
+        """The record of the cut at ``path`` (None: never joined, or a state older than cuts)."""
+        try:
+            rows = self._rows("select * from cuts where path = ?", [str(path)])
+        except sqlite3.OperationalError:  # a read-only look at a state not yet migrated
+            return None
+        if not rows:
+            return None
+        row = rows[0]
+        return CutRecord(**{**row, "inputs": json.loads(row["inputs"])})
+
+    @_guarded
+    def record_cut(self, path: Path, *, manifest: str | None, name: str | None, inputs: Sequence[str], sha256: str, size: int, mtime_ns: int, reencoded: str | None) -> None:
+        """A cut was joined from ``inputs`` (its clips' sha256s, in order) into ``path``."""
+        with self.transaction():
+            self.db.table("cuts").upsert(
+                {"path": str(path), "manifest": manifest, "name": name, "inputs": json.dumps(list(inputs)), "sha256": sha256, "size": size, "mtime_ns": mtime_ns, "reencoded": reencoded, "built_at": now()},
+                pk="path",
+            )
 
     @_guarded
     def record_output_checked(self, path: Path, *, mtime_ns: int) -> None:

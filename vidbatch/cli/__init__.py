@@ -30,6 +30,8 @@ COMMANDS = {
     "gc": "vidbatch.cli.run_cmds:gc",
     "watch": "vidbatch.cli.watch_cmd:watch",
     "report": "vidbatch.cli.report_cmd:report",
+    "pick": "vidbatch.cli.pick_cmd:pick",
+    "review": "vidbatch.cli.review_cmd:review",
     "sim": "vidbatch.cli.sim_cmd:sim",
     "prices": "vidbatch.cli.prices_cmd:prices",
     "spend": "vidbatch.cli.spend_cmd:spend",

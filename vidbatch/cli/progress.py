@@ -29,6 +29,9 @@ NOTABLE: dict[str, str] = {
     K.DROPPED: "dropped",
     K.STATE_ERROR: "STATE ERROR",
     K.UNSAVED: "UNSAVED",
+    K.WAIT: "waits",
+    K.BLOCKED: "BLOCKED",
+    K.JOINED: "joined",
 }
 STYLES: dict[str, str] = {
     K.FAILED: "red",
@@ -40,6 +43,7 @@ STYLES: dict[str, str] = {
     K.INTERRUPTED: "yellow",
     K.STATE_ERROR: "red bold",
     K.UNSAVED: "red bold",
+    K.BLOCKED: "yellow",
 }
 
 

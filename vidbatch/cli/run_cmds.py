@@ -190,6 +190,10 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     skip (output present and verified), resume (a task is rendering), download (rendered, file
     missing: fetch again, no new render), reuse (an identical request was rendered under another
     name: copy it), failed (retried only with --retry-failed), uncertain (a create was cut off).
+    Chained shots (first_frame_image = "frame:shot-02") are listed after their sources: wait (the
+    source renders first in this run; counted on the bill) or blocked (the source failed, or has
+    several takes and no pick: the reason is shown). Sequences are local steps after the jobs:
+    build, skip, wait or blocked (joining shots costs no API call).
 
     \b
     Examples:
@@ -214,23 +218,36 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
 def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -> None:
     """The plan's jobs, then its counts and what it costs (``cost``, a costing.PlanCost; without
     it, the billable renders without prices)."""
-    from ..plan import Action
+    from ..plan import Action, by_shot
 
-    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta"}
+    colors = {Action.SUBMIT: "green", Action.RESUBMIT: "yellow", Action.SKIP: None, Action.RESUME: "cyan", Action.DOWNLOAD: "cyan", Action.REUSE: "cyan", Action.FAILED: "red", Action.UNCERTAIN: "magenta", Action.GONE: "magenta", Action.WAIT: "blue", Action.BLOCKED: "red"}
     width = max((len(p.job.name) for p in the_plan.jobs), default=4)
-    for p in the_plan.jobs:
-        action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
-        click.echo(f"  {action} {p.job.name:<{width}}  {p.reason}")
-        for change in p.changes:
-            click.echo(f"  {'':<9} {'':<{width}}    {change.describe()}")
+    for shot, group in by_shot(the_plan.jobs, lambda p: p.job):
+        indent = "  "
+        if shot is not None:  # the takes of a shot, listed under it
+            click.echo(f"  {shot}: {counted(len(group), 'take')}")
+            indent = "    "
+        for p in group:
+            action = click.style(f"{p.action.value:<9}", fg=colors[p.action])
+            click.echo(f"{indent}{action} {p.job.name:<{width}}  {p.reason}")
+            for change in p.changes:
+                click.echo(f"{indent}{'':<9} {'':<{width}}    {change.describe()}")
+    cut_colors = {"build": "green", "skip": None, "wait": "blue", "blocked": "red"}
+    for c in the_plan.cuts:  # local steps: sequences joined into one video, no API call
+        label = click.style(f"{c.action.value:<9}", fg=cut_colors.get(c.action.value))
+        click.echo(f"  {label} {c.sequence.name:<{width}}  cut of {len(c.sequence.shots)} shots -> {shown(c.sequence.output)}: {c.reason}")
     for o in the_plan.orphans:
         label = click.style(f"{'orphan':<9}", fg="bright_black")
         click.echo(f"  {label} {o.name or o.key:<{width}}  in state ({o.state}), no longer in the manifest{'; file ' + shown(Path(o.path)) if o.path else ''}")
     s = the_plan.summary()
     click.echo("")
-    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else ""))
+    cut_counts = "; cuts: " + ", ".join(f"{n} {a}" for a, n in s["cuts"].items()) if s.get("cuts") else ""
+    click.echo("Plan: " + ", ".join(f"{n} {a}" for a, n in s["actions"].items()) + (f", {counted(s['orphans'], 'orphan')} ({gc_hint})" if s["orphans"] else "") + cut_counts)
     if not s["billable"]:
         click.echo("Nothing to pay for.")
+    waiting = s["actions"].get("wait", 0)
+    if waiting:
+        click.echo(f"{counted(waiting, 'chained shot')} wait for an upstream render in this run; counted as renders (a new source frame is a new request).")
     if cost is not None:
         for line in cost.lines():
             click.echo(line)
@@ -478,6 +495,22 @@ def _print_status(jobs: Sequence[Any], folder: Path) -> None:
             elif state == "done":
                 detail = (shown(Path(j.output)) if j.output else "") + ("" if j.output_present else "  (file missing: run downloads it again)")
             click.echo(f"  {state:<10} {j.name:<{width}}  {detail}")
+    _print_takes(jobs)
+
+
+def _print_takes(jobs: Sequence[Any]) -> None:
+    """Each shot with several takes, its takes' states and what was picked (`vidbatch pick`)."""
+    from ..plan import by_shot
+
+    shots = [(shot, group) for shot, group in by_shot(jobs) if shot is not None]
+    if not shots:
+        return
+    click.echo("takes:")
+    width = max(len(shot) for shot, _ in shots)
+    for shot, group in shots:
+        takes = ", ".join(f"{j.take} {j.state}" + (f" ({j.pick})" if j.pick else "") for j in sorted(group, key=lambda j: j.take))
+        picked = next((j.take for j in group if j.pick == "picked"), None)
+        click.echo(f"  {shot:<{width}}  {takes}" + ("" if picked else "; no pick yet (vidbatch pick)"))
 
 
 def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) -> None:

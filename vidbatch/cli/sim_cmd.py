@@ -72,6 +72,32 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep tasks in this folder, so a restarted simulator still knows them. Default: in memory.",
 )
+@click.option(
+    "--https",
+    is_flag=True,
+    help="Serve HTTPS with a certificate from a CA the simulator makes; prints the CA file to trust.",
+)
+@click.option(
+    "--lost-create-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of creates (v1 and v2) whose task is made but whose answer is lost (connection cut).",
+)
+@click.option(
+    "--second-client-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of v2 creates just before which a second client makes a task on the same account.",
+)
+@click.option(
+    "--v2-errors",
+    type=click.Choice(["http", "base_resp"]),
+    default="http",
+    show_default=True,
+    help="How v2 calls refuse: an HTTP error status with a JSON body, or HTTP 200 with base_resp.",
+)
 def sim(
     host: str,
     port: int,
@@ -86,6 +112,10 @@ def sim(
     balance: str | None,
     region: str,
     data_dir: Path | None,
+    https: bool,
+    lost_create_rate: float,
+    second_client_rate: float,
+    v2_errors: str,
 ) -> None:
     """Serve a simulator of the MiniMax video API: no key, no cost, real HTTP.
 
@@ -95,6 +125,12 @@ def sim(
     and a frame counter.
     With --data, tasks and their videos outlive the process, as MiniMax's do: stop and
     restart the simulator and every task is still there, still downloadable.
+    It serves Video Generation V2 (MiniMax-H3: create, query, list, cancel) beside v1.
+
+    With --https it serves TLS with a certificate from a CA it makes (kept in
+    <data>/tls with --data, so clients keep trusting it across restarts) and prints
+    the CA file on stderr: point other clients at it with REQUESTS_CA_BUNDLE
+    (Python requests) or NODE_EXTRA_CA_CERTS (Node, e.g. MiniMax's own mmx CLI).
 
     \b
     Prompts can ask for an outcome:
@@ -108,6 +144,8 @@ def sim(
       vidbatch sim --latency 120 --rpm 5            renders take 2 minutes; 5 creates a minute
       vidbatch sim --port 0 --error-rate 0.1        a free port; 10% of calls fail transiently
       vidbatch sim --data ~/.cache/vidbatch-sim     tasks kept across restarts
+      vidbatch sim --https                          TLS; trust the CA file it prints
+      vidbatch sim --lost-create-rate 0.1           10% of create answers lost (tasks made)
       vidbatch sim --balance 0.50                   an account with 0.50 USD left
       vidbatch sim --region mainland --balance none CNY prices; no balance to read
 
@@ -117,10 +155,18 @@ def sim(
       vidbatch run shots.toml
 
     \b
+    MiniMax's CLI against it (npm mmx-cli), after vidbatch sim --https:
+      export NODE_EXTRA_CA_CERTS=<the CA file it printed>
+      mmx video generate --base-url https://127.0.0.1:8765 --api-key any \\
+          --model MiniMax-H3 --prompt "waves" --download waves.mp4
+
+    \b
     Control endpoints (no auth), for scripts and tests:
       curl -s localhost:8765/_sim/stats
       curl -s -d '{"seconds": 60}' localhost:8765/_sim/advance
       curl -s -d '{"call": "create", "fault": "http503", "times": 2}' localhost:8765/_sim/faults
+      curl -s -d '{"call": "v2_create", "fault": "drop_after_create"}' localhost:8765/_sim/faults
+      curl -s -d '{}' localhost:8765/_sim/second_client     a v2 task made by another client
     """
     import contextlib
     import logging
@@ -140,6 +186,9 @@ def sim(
         video_bytes=video_bytes,
         seed=seed,
         data_dir=data_dir,
+        lost_create_rate=lost_create_rate,
+        second_client_rate=second_client_rate,
+        v2_errors=v2_errors,
         balance=balance,
         region=region,
     )
@@ -154,7 +203,7 @@ def sim(
     try:
         with contextlib.ExitStack() as stack:
             try:
-                server = stack.enter_context(running_simulator(config, host=host, port=port))
+                server = stack.enter_context(running_simulator(config, host=host, port=port, https=https))
             except OSError as e:
                 message = f"cannot listen on {host}:{port}: {e.strerror or e}; try another --port (0: any free one)"
                 raise click.ClickException(message) from None
@@ -165,6 +214,12 @@ def sim(
                 f"MINIMAX_API_KEY={key if key is not None else 'any'}",
                 err=True,
             )
+            if server.ca_file is not None:
+                click.echo(
+                    f"HTTPS with a CA of its own; trust it:  export REQUESTS_CA_BUNDLE={server.ca_file} "
+                    f"NODE_EXTRA_CA_CERTS={server.ca_file}",
+                    err=True,
+                )
             currency = "USD" if region == "global" else "CNY"
             click.echo(
                 f"{region} region ({currency}), balance {balance + ' ' + currency if balance is not None else 'not served'}"

@@ -9,7 +9,12 @@ The pipeline for one manifest, each step collecting every problem it can before 
    returning the problems it found into one collector (:class:`_Problems`): row values, name
    (unique), mode (image sources, then the defaults the mode does not take are dropped), images,
    prompt, output, then the API rules of :func:`vidbatch.rules.check_request`. A problem in the
-   row values or the name stops that job; the later steps still report theirs;
+   row values or the name stops that job; the later steps still report theirs. A MiniMax-H3 job
+   (its model's API is V2) takes V2's fields: its media (frames, reference images, videos,
+   audios) are checked by kind, and its rules are :func:`vidbatch.rules.check_v2_request` on the
+   body it would send, each problem named by the job's own field (``reference_images[2]``); a
+   field only the other API has is an error on the job, and left out when it comes from
+   ``[defaults]``;
 5. across every manifest checked together: no two jobs may write the same output
    (:func:`check_output_collisions` offers the same check to callers holding loaded manifests).
 
@@ -37,16 +42,22 @@ from typing import Any
 
 from .. import config, facts, files, images, rules
 from ..errors import ConfigError, ManifestError, ManifestProblem
-from ..identity import content_key
+from ..identity import MAX_TAKES, content_key
 from ..prices import manifest_rows as price_rows
+from . import frames
 from . import rows as rows_mod
 from . import schema
-from .model import ImageRef, Job, Manifest, ManifestResult, map_images
+from .model import ImageRef, Job, Manifest, ManifestResult, ShotSequence, map_images
 from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
 DEFAULT_OUTPUT_DIR = "renders"
 DEFAULT_OUTPUT = "{{ name }}.mp4"
+#: The default output of take N > 1 of a shot (take 1 keeps :data:`DEFAULT_OUTPUT`, so giving a
+#: finished shot more takes keeps its file and its key).
+DEFAULT_TAKE_OUTPUT = "{{ name }}.take{{ take }}.mp4"
+#: The template variable (and matrix or foreach key) that is a job's take number.
+TAKE_VARIABLE = "take"
 #: The job fields whose strings are Jinja templates. Everything else is taken literally.
 TEMPLATED_FIELDS = ("name", "prompt", "output", *facts.IMAGE_FIELDS, "subject_reference", *facts.V2_JOB_LIST_FIELDS)
 #: Every field of a job's request: v1's, and the flat form of V2's (facts.V2_JOB_FIELDS).
@@ -87,6 +98,8 @@ NAME_FORBIDDEN = '/\\<>:"|?*'
 MAX_PROBLEMS_PER_TABLE = 20
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A template that reads the take number (``{{ take }}``, ``{{ "%02d" % take }}``...).
+_USES_TAKE = re.compile(r"(\{\{|\{%)[^}]*\btake\b")
 #: The fields rules.mode_of decides the mode from.
 _MODE_FIELDS = ("model", *facts.IMAGE_FIELDS, "subject_reference", *facts.V2_JOB_LIST_FIELDS)
 _BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
@@ -138,6 +151,11 @@ def name_problem(name: str, *, max_bytes: int = NAME_MAX_BYTES) -> str | None:
     if name[0].isspace() or name[-1].isspace() or name[-1] == ".":
         return f"{name!r} starts or ends with a space or ends with a dot, which some file systems drop"
     return None
+
+
+def take_name(shot: str, take: int) -> str:
+    """The job name of take ``take`` of ``shot``: the shot's name for take 1, ``shot.takeN`` after."""
+    return shot if take == 1 else f"{shot}.take{take}"
 
 
 def output_parts(text: str) -> tuple[list[str], str | None]:
@@ -247,6 +265,12 @@ class _ImageCache:
         return ImageRef(source, path, hashlib.sha256(data).hexdigest(), formats[fmt]), None, path
 
     def _resolve(self, source: str, folder: Path) -> tuple[ImageRef | None, str | None, Path | None]:
+        if frames.is_frame(source):  # a chained shot: the frame exists once its source renders
+            try:
+                spec = frames.parse(source)
+            except ValueError as e:
+                return None, str(e), None
+            return ImageRef(spec.text, None, None, "image/png"), None, None
         if images.is_remote(source):
             return ImageRef(source, None, None, None), None, None
         if source.startswith("data:"):
@@ -455,10 +479,10 @@ class _Draft:
 
     __slots__ = (
         "b", "t", "row", "label", "values", "from_row", "variables", "failed",
-        "name", "mode", "api", "output_text", "output", "request", "identity",
+        "name", "mode", "api", "output_text", "output", "request", "identity", "take", "shot",
     )
 
-    def __init__(self, builder: "_Builder", t: _Table, row: rows_mod.Row):
+    def __init__(self, builder: "_Builder", t: _Table, row: rows_mod.Row, take: int = 1):
         self.b = builder
         self.t = t
         self.row = row
@@ -467,6 +491,9 @@ class _Draft:
         self.from_row: set[str] = set()
         self.failed = False
         self.variables = {**builder.base_vars, **row.values, "env": builder.templates.environ, "row": row.values}
+        self.take = take
+        self.variables[TAKE_VARIABLE] = take
+        self.shot: str | None = None  # the rendered name field; ``name`` adds the take (take_name)
         self.name: str | None = None
         self.mode = facts.Mode.T2V
         self.api = facts.Api.V1
@@ -540,6 +567,8 @@ class _Builder:
         self.templates = Templates(self.folder, session.environ)
         self.jobs: list[Job] = []
         self.names: dict[str, tuple[str, int | None]] = {}
+        #: each shot's outputs so far, by take: takes of one shot may not share a file
+        self.take_outputs: dict[str, dict[str, int]] = {}
         self.camera_cache: dict[str, list[str]] = {}
         limit = session.max_jobs if session.max_jobs is not None else data.get("max_jobs", DEFAULT_MAX_JOBS)
         self.max_jobs: int = limit
@@ -548,10 +577,17 @@ class _Builder:
         self.missing_images: dict[tuple[str, Path], list[tuple[_Draft, str, str]]] = {}
         self.base_vars: dict[str, Any] = {**self.templates.globals, **data.get("vars", {})}
         for key, value in session.overrides.items():
-            if not _VAR_NAME.match(key) or key in RESERVED_NAMES:
+            if not _VAR_NAME.match(key) or key in RESERVED_NAMES or key == TAKE_VARIABLE:
                 self.problems.add([self._problem(None, "--var", f"{key!r} cannot be a variable name (reserved or not an identifier)")])
                 continue
             self.base_vars[key] = value
+        if TAKE_VARIABLE in data.get("vars", {}):
+            self.problems.add([self._problem(
+                None, f"vars.{TAKE_VARIABLE}",
+                f"{TAKE_VARIABLE!r} is each job's take number (set by takes = N, or by a matrix or foreach key named "
+                f"{TAKE_VARIABLE}); rename this variable",
+                line=self.doc.line(("vars", TAKE_VARIABLE)),
+            )])
         #: The steps that turn one expanded row into a job, in order. A step returns the problems
         #: it found; after a problem from a step marked True, the later steps cannot run.
         self.steps: tuple[tuple[Callable[[_Draft], list[ManifestProblem]], bool], ...] = (
@@ -633,6 +669,8 @@ class _Builder:
                     )
                 )
         self.result.inputs |= self.templates.files_read
+        self._check_chains()
+        sequences = self._sequences()
         price_table = self.doc.data.get("prices")
         if price_table is not None:
             try:
@@ -641,9 +679,88 @@ class _Builder:
                 self.result.problems.extend(e.problems)
         if not self.result.problems:
             self.result.manifest = Manifest(
-                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table
+                self.doc.path, self.output_dir, self.jobs, self.result.warnings, self.result.inputs, prices=price_table, sequences=sequences
             )
         return self.result
+
+    def _sequences(self) -> list[ShotSequence]:
+        """The ``[[sequences]]`` tables: unique names, shots that name jobs (shots) of this
+        manifest, an output inside output_dir that no job writes."""
+        out: list[ShotSequence] = []
+        shots = list(dict.fromkeys(str(getattr(job, "shot", job.name)) for job in self.jobs))
+        job_outputs = {str(job.output): job.name for job in self.jobs}
+        seen: dict[str, int] = {}
+        for i, table in enumerate(self.doc.data.get("sequences") or []):
+            name = table["name"]
+            where = ("sequences", i)
+
+            def problem(field_name: str | None, message: str) -> None:
+                line = self.doc.line((*where, field_name)) if field_name else None
+                self.result.problems.append(self._problem(f"sequence {name}", field_name, message, line=line or self.doc.line(where)))
+
+            bad = self._text_problem(name) or name_problem(name)
+            if bad:
+                problem("name", bad)
+                continue
+            if name in seen:
+                problem("name", f"{name!r} is also the name of sequences[{seen[name]}]; sequence names must be unique")
+                continue
+            seen[name] = i
+            for ref in frames.unknown([frames.Reference(name, "shots", frames.FrameSpec(shot)) for shot in table["shots"]], shots):
+                problem("shots", ref[1].replace(f"{frames.PREFIX}{ref[0].spec.job}@last", repr(ref[0].spec.job)))
+            text = table.get("output", f"{name}.mp4")
+            parts, message = output_parts(text)
+            if message:
+                problem("output", message)
+                continue
+            output = Path(os.path.join(self.output_dir_str, *parts))
+            real_parent = self.s.realpath(str(output.parent))
+            if real_parent != self.real_output_dir and not real_parent.startswith(self.real_output_dir + os.sep):
+                problem("output", f"{text!r} would be written outside output_dir")
+                continue
+            if str(output) in job_outputs:
+                problem("output", f"{self.s.display(output)} is also the output of job {job_outputs[str(output)]}; give the sequence another name or output")
+                continue
+            out.append(ShotSequence(name, list(table["shots"]), output, self.doc.line(where)))
+        return out
+
+    def _check_chains(self) -> None:
+        """Chained shots (``frame:SHOT``): every reference names a job of this manifest, and no
+        job takes a frame from itself, directly or round about (the cycle is named)."""
+        references = [frames.Reference(job.name, name, spec) for job in self.jobs for name, spec in job.frame_sources()]
+        if not references:
+            return
+        by_name = {job.name: job for job in self.jobs}
+        shots: dict[str, str] = {}  # shot -> its first job (a shot of several takes has several)
+        for job in self.jobs:
+            shots.setdefault(str(getattr(job, "shot", job.name)), job.name)
+
+        def line(job: str, field_name: str | None) -> int | None:
+            entry = by_name[job].entry
+            base = (field_name or "").split("[")[0]
+            return (self.doc.line(("jobs", entry, base)) if base else None) or by_name[job].line
+
+        for ref, message in frames.unknown(references, list(shots)):
+            self.result.problems.append(self._problem(ref.job, ref.field, message, line=line(ref.job, ref.field)))
+        # the graph of shots: a shot takes a frame of another (whichever of its takes is chosen)
+        edges: dict[str, list[str]] = {}
+        first_job: dict[str, str] = {}
+        for ref in references:
+            shot = str(getattr(by_name[ref.job], "shot", ref.job))
+            first_job.setdefault(shot, ref.job)
+            edges.setdefault(shot, []).append(ref.spec.job)
+        for loop in frames.cycles(edges):
+            job_name = first_job[loop[0]]
+            fields = sorted({r.field for r in references if r.job == job_name and r.spec.job == loop[1]})
+            self.result.problems.append(
+                self._problem(
+                    job_name,
+                    fields[0] if fields else None,
+                    f"the chained shots form a cycle: {' -> '.join(loop)} (each takes a frame of the next); "
+                    "a shot cannot start from a frame of itself or of a shot that starts from it",
+                    line=line(job_name, fields[0] if fields else None),
+                )
+            )
 
     def _expand_table(self, k: int, table: dict[str, Any]) -> None:
         t = _Table(self, k, table)
@@ -690,11 +807,56 @@ class _Builder:
                     self._problem(schema.job_label(self.doc, k), None, self.templates.budget.exhausted, line=t.line)
                 )
                 break
-            self._job(t, row)
+            takes = self._takes(t, row)
+            if isinstance(takes, ManifestProblem):
+                self.problems.add([takes])
+                continue
+            self.jobs_left -= len(takes) - 1
+            if self.jobs_left < 0:
+                self.problems.add([self._problem(
+                    schema.job_label(self.doc, k), "takes",
+                    f"with their takes, the jobs would be more than {self.max_jobs:,} (at most that many per manifest). "
+                    "If you mean it, raise max_jobs at the top of the manifest",
+                    line=t.line,
+                )])
+                return
+            for take in takes:
+                self._job(t, row, take)
 
-    def _job(self, t: _Table, row: rows_mod.Row) -> None:
-        """One row of a table through every step; a job when none found a problem."""
-        draft = _Draft(self, t, row)
+    def _takes(self, t: _Table, row: rows_mod.Row) -> list[int] | ManifestProblem:
+        """The take numbers one row renders: 1..``takes`` (the job's, else the row's, else
+        [defaults]'), or the one take a matrix or foreach key named ``take`` gives it."""
+        def number(name: str, value: Any) -> int | ManifestProblem:
+            if row.from_text and isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TAKES:
+                file, line, _ = self._where(t.k, row, name, "row")
+                return self._problem(
+                    f"jobs[{t.k}] ({row.label})", name,
+                    f"must be a take number from 1 to {MAX_TAKES}, not {value!r} (from {row.label})", file=file, line=line,
+                )
+            return value
+
+        if TAKE_VARIABLE in row.values:
+            take = number(TAKE_VARIABLE, row.values[TAKE_VARIABLE])
+            if isinstance(take, int) and t.origin.get("takes") == "job" and t.values["takes"] != 1:
+                return self._problem(
+                    schema.job_label(self.doc, t.k), "takes",
+                    f"this job has takes = {t.values['takes']} and a {row.label.split(' ')[0] or 'row'} key named "
+                    f"{TAKE_VARIABLE}, which sets one take's number; keep one of them",
+                    line=self.doc.line(("jobs", t.k, "takes")),
+                )
+            return take if isinstance(take, ManifestProblem) else [take]
+        count: Any = t.values.get("takes", 1)
+        if "takes" in row.values and t.origin.get("takes") != "job" and row.values["takes"] != "":
+            count = number("takes", row.values["takes"])
+            if isinstance(count, ManifestProblem):
+                return count
+        return list(range(1, count + 1))
+
+    def _job(self, t: _Table, row: rows_mod.Row, take: int = 1) -> None:
+        """One take of one row of a table through every step; a job when none found a problem."""
+        draft = _Draft(self, t, row, take)
         for step, stops in self.steps:
             found = step(draft)
             if found:
@@ -712,11 +874,13 @@ class _Builder:
                 output=draft.output,
                 request=draft.request,
                 mode=draft.mode,
-                key=content_key(draft.identity),
+                key=content_key(draft.identity, draft.take),
                 warnings=self._warnings(draft, draft.request, draft.output_text),
                 entry=t.k,
                 origin=row.label,
                 line=t.line,
+                shot=draft.shot or draft.name,
+                take=draft.take,
             )
         )
 
@@ -748,6 +912,18 @@ class _Builder:
         bad = self._text_problem(name) or name_problem(name)
         if bad:
             return [d.problem("name", bad)]
+        # A name that reads the take number is already one name per take: each take is then a
+        # shot of its own, named as written; otherwise take N > 1 of the shot is NAME.takeN.
+        names_takes = bool(_USES_TAKE.search(str(d.values["name"])))
+        if names_takes and d.take == 2:  # once per table row group, not once per take
+            file, line, _ = self._where(d.t.k, d.row, "name", d.origin("name"))
+            self.result.warnings.append(ManifestProblem(
+                file,
+                f"the name uses {{{{ {TAKE_VARIABLE} }}}}, so each take is listed and picked as a shot of its own; "
+                f"leave {TAKE_VARIABLE} out of the name to list them as takes of one shot",
+                job=schema.job_label(self.doc, d.t.k), field="name", line=line,
+            ))
+        shot, name = name, (name if names_takes else take_name(name, d.take))
         if name in self.names:
             other, other_line = self.names[name]
             at = f" (line {other_line})" if other_line else ""
@@ -758,9 +934,10 @@ class _Builder:
                     "(put a matrix or foreach variable in the name)",
                 )
             ]
-        self.names[name] = (d.label, d.t.line)
+        self.names[name] = (d.label if d.take == 1 else f"take {d.take} of {shot} ({d.label})", d.t.line)
         d.name = name
-        d.variables["name"] = name
+        d.shot = shot
+        d.variables["name"] = shot
         return []
 
     def _step_mode(self, d: _Draft) -> list[ManifestProblem]:
@@ -878,13 +1055,23 @@ class _Builder:
         problems: list[ManifestProblem] = []
         assert d.name is not None  # the name step stops the job without one
         if d.t.output == DEFAULT_OUTPUT:
-            text = d.name + ".mp4"  # the common case, without a trip through Jinja
+            # the common case, without a trip through Jinja
+            text = d.name + ".mp4"  # take N > 1 of a shot: NAME.takeN.mp4
         else:
             text = d.render("output", d.t.output, problems)
         if isinstance(text, str):
             bad = self._text_problem(text)
             if bad:
                 return [d.problem("output", bad)]
+            shot_outputs = self.take_outputs.setdefault(d.shot or d.name, {})
+            other = shot_outputs.setdefault(text, d.take)
+            if other != d.take:
+                return [d.problem(
+                    "output",
+                    f"{text!r} is also take {other}'s output: every take of a shot needs its own file; put "
+                    f"{{{{ take }}}} in output (for example {d.t.output.replace('.mp4', '')}.take{{{{ take }}}}.mp4)"
+                    if isinstance(d.t.output, str) else f"{text!r} is also take {other}'s output",
+                )]
             d.output_text = text
             d.output = self._output(d, text, problems)
         return problems

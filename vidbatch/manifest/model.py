@@ -31,6 +31,10 @@ Two API generations (``Job.api``, a :class:`vidbatch.facts.Api`):
   :meth:`Job.api_request` is ``v2_body({})`` for a V2 job, so one call serves both APIs when
   nothing needs uploading. The key hashes media by content, however they travel
   (:mod:`vidbatch.identity`).
+
+A chained shot's image is a frame of another job's video (``frame:shot-02@last``, see
+:mod:`.frames`): loaded, it has no bytes yet (``sha256`` None, its identity the reference text);
+:mod:`vidbatch.chain` gives the job a copy whose ref points at the extracted PNG, with its hash.
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .. import facts, images, rules
 from ..errors import ManifestError, ManifestProblem
 from ..identity import image_identity
+from . import frames
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,15 @@ class ImageRef:
     _data_url: str | None = field(default=None, repr=False, compare=False)
 
     @property
+    def frame(self) -> frames.FrameSpec | None:
+        """The frame of another job this image is (``frame:...``), or None."""
+        return frames.parse(self.source) if frames.is_frame(self.source) else None
+
+    @property
     def kind(self) -> str:
-        """``"file"``, ``"data"`` or ``"url"``."""
+        """``"frame"``, ``"file"``, ``"data"`` or ``"url"``."""
+        if frames.is_frame(self.source):
+            return "frame"
         if self.path is not None:
             return "file"
         return "data" if self._data_url is not None else "url"
@@ -78,6 +90,8 @@ class ImageRef:
         Raises ManifestError when the file changed since the manifest was loaded: sending other
         bytes than the job's key was computed from would record the wrong identity.
         """
+        if self.path is None and frames.is_frame(self.source):
+            raise ManifestError([ManifestProblem(self.source, "the frame has not been extracted yet; its source must render first")])
         if self.path is not None:
             try:
                 data = self.path.read_bytes()
@@ -121,7 +135,12 @@ class ImageRef:
         return f"{(self.sha256 or 'upload')[:16]}.{ext}"
 
     def display(self) -> dict[str, str] | str:
-        """JSON-able and short: ``{"path", "sha256"}``, ``{"data_url", "sha256"}`` or the URL."""
+        """JSON-able and short: ``{"path", "sha256"}``, ``{"data_url", "sha256"}``, the URL, or
+        for a frame ``{"frame", "path", "sha256"}`` (``{"frame"}`` before it is extracted)."""
+        if frames.is_frame(self.source):
+            if self.path is None:
+                return {"frame": self.source}
+            return {"frame": self.source, "path": str(self.path), "sha256": self.sha256 or ""}
         if self.path is not None:
             return {"path": self.source, "sha256": self.sha256 or ""}
         if self._data_url is not None:
@@ -156,6 +175,23 @@ def map_images(request: Mapping[str, Any], fn: Callable[[ImageRef], Any]) -> dic
     return out
 
 
+def image_fields(request: Mapping[str, Any]) -> Iterator[tuple[str, ImageRef]]:
+    """(field, ref) of every image of ``request``; fields named like ``subject_reference[0].image[1]``."""
+    for name in facts.IMAGE_FIELDS:
+        value = request.get(name)
+        if isinstance(value, ImageRef):
+            yield name, value
+    for name in facts.V2_JOB_LIST_FIELDS:
+        for n, x in enumerate(request.get(name) or ()):
+            if isinstance(x, ImageRef):
+                yield f"{name}[{n}]", x
+    for i, subject in enumerate(request.get("subject_reference") or ()):
+        if isinstance(subject, dict) and isinstance(subject.get("image"), list):
+            for n, x in enumerate(subject["image"]):
+                if isinstance(x, ImageRef):
+                    yield f"subject_reference[{i}].image[{n}]", x
+
+
 def image_refs(request: Mapping[str, Any]) -> list[ImageRef]:
     found: list[ImageRef] = []
     map_images(request, lambda ref: found.append(ref))
@@ -179,11 +215,20 @@ class Job:
     output: Path  # absolute, always inside the manifest's output_dir
     request: dict[str, Any]  # the API request; images are ImageRef objects
     mode: facts.Mode
-    key: str  # identity.content_key(self.identity_request())
+    key: str  # identity.content_key(self.identity_request(), self.take)
     warnings: list[str] = field(default_factory=list)
     entry: int = 0  # which [[jobs]] table of the manifest it expanded from
     origin: str = ""  # the matrix/foreach row, e.g. "matrix season=winter"; "" for a plain job
     line: int | None = None  # line of its [[jobs]] table, when known
+    #: The shot this job is a take of: its rendered ``name`` field ("" at construction means
+    #: ``name``). A job without ``takes`` is the one take of its shot, and its name is the shot's.
+    shot: str = ""
+    #: Which take of the shot (1..identity.MAX_TAKES); part of the key, never sent to the API.
+    take: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.shot:
+            self.shot = self.name
 
     @property
     def prompt(self) -> str | None:
@@ -194,6 +239,16 @@ class Job:
         """Which API generation renders this job (its model's)."""
         model = facts.MODELS.get(str(self.request.get("model")))
         return model.api if model is not None else facts.Api.V1
+
+    def frame_sources(self) -> list[tuple[str, frames.FrameSpec]]:
+        """(field, frame) of each image that is a frame of another job (a chained shot)."""
+        return [(name, spec) for name, ref in image_fields(self.request) if (spec := ref.frame) is not None]
+
+    @property
+    def unresolved(self) -> bool:
+        """A chained shot whose frames are not extracted yet: its ``key`` stands for the request
+        with the references as text, never for a render (:mod:`vidbatch.chain`)."""
+        return any(ref.kind == "frame" and ref.sha256 is None for _, ref in image_fields(self.request))
 
     def identity_request(self) -> dict[str, Any]:
         """The request with images as content hashes (URLs as themselves): what the key hashes."""
@@ -265,6 +320,17 @@ class Job:
 
 
 @dataclass
+class ShotSequence:
+    """A ``[[sequences]]`` table: shots (job names) joined, in order, into the video ``output``
+    (absolute, inside the manifest's output_dir); see :mod:`vidbatch.cuts`."""
+
+    name: str
+    shots: list[str]
+    output: Path
+    line: int | None = None
+
+
+@dataclass
 class Manifest:
     path: Path  # absolute
     output_dir: Path  # absolute
@@ -280,6 +346,8 @@ class Manifest:
     #: status, report) work on a read-only copy; a command that will write outputs refuses with
     #: it before any create (see :meth:`output_dir_error`).
     output_dir_unwritable: str | None = None
+    #: The manifest's sequences of shots, each joined into one video (vidbatch.cuts).
+    sequences: list[ShotSequence] = field(default_factory=list)
 
     def output_dir_error(self) -> ManifestError | None:
         """The error (exit 2) a run or watch raises before creating anything, when outputs of this

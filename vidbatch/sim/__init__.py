@@ -1,7 +1,9 @@
 """A simulator of MiniMax's video generation API, for tests, demos and ``vidbatch run --sim``.
 
-It plays the contract in ``shared/minimax-api.md`` over real HTTP: create, query, retrieve and
-retrieve_content, signed expiring download URLs, base_resp error codes, RPM limits, and on demand
+It plays the contract in ``shared/minimax-api.md`` over real HTTP (or HTTPS, with a certificate
+it makes): create, query, retrieve and retrieve_content, Video Generation V2 (MiniMax-H3: create,
+query, list, cancel, file upload), signed expiring download URLs, base_resp error codes (and v2's
+HTTP error statuses), RPM limits, and on demand
 the faults a client must survive (HTTP 5xx/429, dropped connections, lost create answers,
 truncated downloads, expired URLs). Every video is a real, playable MP4 that names its task.
 
@@ -21,8 +23,20 @@ Usage::
         ...
 """
 
-from .server import SimServer, running_simulator
+from .server import SimServer, TlsFiles, make_tls, running_simulator
 from .state import CALLS, FAULTS, Reply, SimConfig, Simulator
-from .store import SimTask
+from .store import SimTask, V2Task
 
-__all__ = ["CALLS", "FAULTS", "Reply", "SimConfig", "SimServer", "SimTask", "Simulator", "running_simulator"]
+__all__ = [
+    "CALLS",
+    "FAULTS",
+    "Reply",
+    "SimConfig",
+    "SimServer",
+    "SimTask",
+    "Simulator",
+    "TlsFiles",
+    "V2Task",
+    "make_tls",
+    "running_simulator",
+]

@@ -19,12 +19,26 @@ Routes:
 ``GET /v1/files/retrieve``            file metadata with signed, expiring download URLs
 ``GET /v1/files/retrieve_content``    the file's bytes
 ``GET /account/query_balance``        the account's balance (``SimConfig.balance``)
+``POST /v1/files/upload``             upload a file (multipart); v2 requests name it ``mm_file://ID``
+``POST /v2/video_generation``         v2 create (MiniMax-H3)
+``GET /v2/query/video_generation/ID`` v2 query: ``{"task": TASK}``
+``GET /v2/query/video_generation``    v2 list (``page_num``, ``page_size``, ``filter.*``)
+``DELETE /v2/video_generation/ID``    v2 cancel (queued) or delete (finished)
 ``GET /_sim/download/<id>/<name>``    signed download URL (no Authorization needed)
 ``GET /_sim/backup/<id>/<name>``      signed backup download URL
+``GET /_sim/video/<id>/<name>``       signed download URL of a v2 task's ``content.url``
 ``GET /_sim/stats``                   ``Simulator.stats()`` as JSON (control: no auth)
 ``POST /_sim/advance``                ``{"seconds": N}`` moves the sim clock (control)
 ``POST /_sim/faults``                 ``{"call", "fault", "times", ...params}`` (control)
+``POST /_sim/second_client``          ``{"body": {...}}``: a v2 task made by a second client on
+                                      the same account (control; ``Simulator.second_client_create``)
 ====================================  ======================================================
+
+HTTPS: ``SimServer(..., tls=...)`` (a :class:`TlsFiles`, made by :func:`make_tls`) serves TLS
+with a certificate issued by a CA that ``trustme`` generates; its PEM file is what a client
+trusts (``REQUESTS_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``). The handshake happens in the
+connection's own thread, so a slow or broken client holds up no one else. Download URLs in
+answers follow the scheme the server speaks.
 
 One INFO line per API call goes to the ``vidbatch.sim`` logger: method, path (signed-URL query
 strings left out), HTTP status, base_resp code, fault and Trace-Id. Headers are never logged, so
@@ -34,18 +48,26 @@ the key cannot leak into a log.
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import http.client
 import json
 import logging
 import secrets
+import os
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
-from .. import facts
+from .. import facts, files
 from .state import Reply, SimConfig, Simulator
 
 log = logging.getLogger("vidbatch.sim")
@@ -59,12 +81,73 @@ _API_ROUTES = {
     ("GET", facts.PATH_RETRIEVE): "retrieve",
     ("GET", facts.PATH_RETRIEVE_CONTENT): "retrieve_content",
     ("GET", PATH_BALANCE): "query_balance",
+    ("POST", facts.PATH_FILE_UPLOAD): "upload",
+    ("POST", facts.V2_PATH_CREATE): "v2_create",
+    ("GET", facts.V2_PATH_QUERY): "v2_list",
 }
-_URL_ROUTES = {"download": "download", "backup": "backup_download"}
+#: Routes whose last path segment is a task id: ``(method, prefix) -> call``.
+_TASK_ROUTES = {
+    ("GET", facts.V2_PATH_QUERY + "/"): "v2_query",
+    ("DELETE", facts.V2_PATH_TASK + "/"): "v2_cancel",
+}
+#: Calls whose body is JSON (anything else is answered as 2013 by the simulator).
+_JSON_BODY_CALLS = frozenset({"create", "v2_create"})
+_URL_ROUTES = {"download": "download", "backup": "backup_download", "video": "v2_download"}
 #: Bodies larger than this are refused before reading (data-URL images are under 20 MB, base64 grows 4/3).
 _MAX_BODY = 64 * 1024 * 1024
 #: Idle keep-alive connections are closed after this many seconds.
 _IDLE_TIMEOUT = 60.0
+#: A TLS handshake that takes longer than this ends the connection.
+_HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server certificate for the simulator and the CA that issued it, as PEM files."""
+
+    ca_file: Path  # what a client trusts: REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE
+    cert_file: Path  # the server's certificate chain
+    key_file: Path  # its private key
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+#: Names every simulator certificate is valid for (a client on the same machine uses one of them).
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def make_tls(folder: Path, host: str = "127.0.0.1") -> TlsFiles:
+    """A CA (made with ``trustme``) and a certificate it issues for the loopback names and
+    ``host``, written to ``folder``. A CA already in the folder is kept, so a client that trusts
+    its file goes on trusting a simulator restarted on the same data folder."""
+    import trustme  # a few hundred ms (cryptography): only when HTTPS is asked for
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_file, ca_key = folder / "ca.pem", folder / "ca-key.pem"
+    if ca_file.exists() and ca_key.exists():
+        ca = trustme.CA.from_pem(ca_file.read_bytes(), ca_key.read_bytes())
+    else:
+        ca = trustme.CA(organization_name="vidbatch simulator")
+        _write_private(ca_key, ca.private_key_pem.bytes())
+        files.write_bytes(ca_file, ca.cert_pem.bytes())
+    names = list(_LOOPBACK_NAMES)
+    if host not in names and host not in ("", "0.0.0.0", "::"):
+        names.append(host)
+    cert = ca.issue_cert(*names)
+    cert_file, key_file = folder / "server.pem", folder / "server-key.pem"
+    _write_private(key_file, cert.private_key_pem.bytes())
+    files.write_bytes(cert_file, b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    return TlsFiles(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 class _Server(ThreadingHTTPServer):
@@ -76,8 +159,11 @@ class _Server(ThreadingHTTPServer):
     # once, and the kernel reset some of them (creates "sent, answer lost": uncertain).
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
+    def __init__(self, address: tuple[str, int], sim: Simulator, ssl_context: ssl.SSLContext | None = None) -> None:
         self.sim = sim
+        #: With a context, every connection speaks TLS (wrapped in its own thread).
+        self.ssl_context = ssl_context
+        self.scheme = "https" if ssl_context is not None else "http"
         self.open_connections: set[socket.socket] = set()
         self.handler_threads: set[threading.Thread] = set()
         self.connections_lock = threading.Lock()
@@ -99,6 +185,14 @@ class _Server(ThreadingHTTPServer):
 
     def _serve_connection(self, request: Any, client_address: Any) -> None:
         try:
+            if self.ssl_context is not None:
+                try:
+                    request.settimeout(_HANDSHAKE_TIMEOUT)
+                    request = self.ssl_context.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):  # a client that does not speak TLS, or went away
+                    log.debug("TLS handshake with %s failed", client_address, exc_info=True)
+                    self.shutdown_request(request)
+                    return
             self.process_request_thread(request, client_address)
         finally:
             with self.connections_lock:
@@ -160,6 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._route("HEAD")
 
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
     def _route(self, method: str) -> None:
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -178,16 +275,18 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._control(method, url.path, raw)
             return
-        call = _API_ROUTES.get((method, url.path))
+        call = _API_ROUTES.get((method, url.path)) or _task_route(method, url.path, params)
         if call is None:
             self._send(Reply(status=404, json={"error": f"no route {method} {url.path}"}))
             return
         body: Any = None
-        if call == "create":
+        if call in _JSON_BODY_CALLS:
             try:
                 body = json.loads(raw or b"null")
             except (UnicodeDecodeError, json.JSONDecodeError):
                 body = None  # answered as 2013 by the simulator
+        elif call == "upload":
+            body = _parse_upload(self.headers.get("Content-Type") or "", raw)
         log_path = url.path + (f"?{url.query}" if url.query else "")
         self._answer(call, method, log_path, params, body)
 
@@ -198,12 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _base_url(self) -> str:
+        scheme = self.server.scheme
         host = self.headers.get("Host")
         if host:
-            return f"http://{host}"
+            return f"{scheme}://{host}"
         address, port = self.server.server_address[:2]
         name = address.decode() if isinstance(address, bytes) else address
-        return f"http://{name}:{port}"
+        return f"{scheme}://{name}:{port}"
 
     def _answer(self, call: str, method: str, log_path: str, params: dict[str, str], body: Any) -> None:
         reply = self.server.sim.handle(
@@ -284,6 +384,11 @@ class _Handler(BaseHTTPRequestHandler):
                 call, fault, times = args.pop("call", ""), args.pop("fault", ""), int(args.pop("times", 1))
                 sim.inject(str(call), str(fault), times, **args)
                 answer = {"faults_pending": sim.stats()["faults_pending"]}
+            elif (method, path) == ("POST", "/_sim/second_client"):
+                body = args.get("body")
+                if body is not None and not isinstance(body, dict):
+                    raise ValueError("body must be a v2 create request (a JSON object)")
+                answer = {"task_id": sim.second_client_create(body)}
             else:
                 self._send(Reply(status=404, json={"error": f"no control endpoint {method} {path}"}))
                 return
@@ -296,13 +401,15 @@ class _Handler(BaseHTTPRequestHandler):
 class SimServer:
     """A simulator serving HTTP on a loopback port, in a background thread."""
 
-    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None) -> None:
         self.sim = sim
-        self._httpd = _Server((host, port), sim)
+        self.tls = tls
+        self._httpd = _Server((host, port), sim, tls.ssl_context() if tls is not None else None)
         bound_host, bound_port = self._httpd.server_address[:2]
         self.host = str(bound_host)
         self.port = int(bound_port)
-        self.base_url = f"http://{self.host}:{self.port}"
+        self.scheme = self._httpd.scheme
+        self.base_url = f"{self.scheme}://{self.host}:{self.port}"
         #: The key to send: the configured one, or (when the sim takes any) the one its store made up.
         self.key = sim.client_key
         self._thread = threading.Thread(
@@ -319,12 +426,17 @@ class SimServer:
         deadline = time.monotonic() + wait
         while True:
             try:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
+                conn: http.client.HTTPConnection
+                if self.tls is not None:
+                    trust = ssl.create_default_context(cafile=str(self.tls.ca_file))
+                    conn = http.client.HTTPSConnection(self.host, self.port, timeout=1, context=trust)
+                else:
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=1)
                 conn.request("GET", "/_sim/stats")
                 conn.getresponse().read()
                 conn.close()
                 return
-            except OSError:
+            except (OSError, ssl.SSLError):
                 if time.monotonic() > deadline:
                     self.stop()
                     raise
@@ -353,6 +465,11 @@ class SimServer:
             log.warning("simulator on port %d stopped with %d connection thread(s) still running", self.port, len(stuck))
         self._httpd.server_close()
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA file a client must trust (HTTPS only): REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS."""
+        return self.tls.ca_file if self.tls is not None else None
+
     def handler_threads(self) -> list[threading.Thread]:
         """The threads still serving a connection (none once ``stop()`` has returned)."""
         return self._httpd.live_handler_threads()
@@ -363,15 +480,29 @@ class SimServer:
 
 @contextlib.contextmanager
 def running_simulator(
-    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0, *, https: bool = False
 ) -> Iterator[SimServer]:
     """A simulator serving real HTTP on ``host:port`` (port 0: a free one) for the ``with`` block.
 
     With ``config.data_dir`` its tasks outlive the block: a later simulator on the same folder,
-    in this process or another, answers for them (see :mod:`vidbatch.sim.store`)."""
+    in this process or another, answers for them (see :mod:`vidbatch.sim.store`).
+
+    With ``https`` it serves TLS with a certificate from a CA it generates (``server.ca_file``):
+    kept in ``<data_dir>/tls`` when there is a data folder (a restarted simulator keeps its CA),
+    else in a temporary folder removed after the block."""
     sim = Simulator(config)
+    scratch: str | None = None
     try:
-        server = SimServer(sim, host, port)
+        tls = None
+        if https:
+            data_dir = sim.config.data_dir
+            if data_dir is not None:
+                folder = Path(data_dir) / "tls"
+            else:
+                scratch = tempfile.mkdtemp(prefix="vidbatch-sim-tls-")
+                folder = Path(scratch)
+            tls = make_tls(folder, host)
+        server = SimServer(sim, host, port, tls=tls)
         server.start()
         try:
             yield server
@@ -379,3 +510,37 @@ def running_simulator(
             server.stop()
     finally:
         sim.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+def _task_route(method: str, path: str, params: dict[str, str]) -> str | None:
+    """The call of a route that ends in a task id (``/v2/query/video_generation/ID``); the id
+    goes into ``params["task_id"]``."""
+    for (route_method, prefix), call in _TASK_ROUTES.items():
+        if method == route_method and path.startswith(prefix):
+            task_id = urllib.parse.unquote(path[len(prefix) :])
+            if task_id and "/" not in task_id:
+                params["task_id"] = task_id
+                return call
+    return None
+
+
+def _parse_upload(content_type: str, raw: bytes) -> dict[str, Any] | None:
+    """A multipart/form-data upload as ``{"filename", "purpose", "data"}``; None when it is not one."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1") + raw
+    )
+    if not message.is_multipart():
+        return None
+    form: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if name == "file" and isinstance(payload, bytes):
+            form["data"] = payload
+            form["filename"] = part.get_filename() or "file"
+        elif name == "purpose" and isinstance(payload, bytes):
+            form["purpose"] = payload.decode("utf-8", "replace")
+    return form

@@ -30,6 +30,17 @@ Design points:
   at once and delays only the answer, as a slow network would.
 - **Accounts.** A task belongs to the key that created it; any other key gets "not found". The
   key itself is never stored, only an HMAC of it.
+- **Video Generation V2.** ``/v2/video_generation`` (MiniMax-H3) tasks go ``queued`` (the first
+  half of the latency), ``running``, then ``succeeded`` or ``failed``; a DELETE cancels a queued
+  task (never billed), refuses a running one and deletes a finished one. ``content.url`` is a
+  signed URL that expires like v1's. The list call returns the account's tasks of the last 7
+  days, newest first, filtered and paged. Refusals come in either of the contract's two forms
+  (``SimConfig.v2_errors``): an HTTP error status with a JSON ``error`` body, or HTTP 200 with a
+  non-zero ``base_resp``. ``usage`` is what was billed (only a succeeded task is); with
+  ``SimConfig.v2_price`` each succeeded task is charged against ``SimConfig.balance``.
+- **A second client.** :meth:`Simulator.second_client_create` (and the ``second_client`` fault,
+  ``second_client_rate``) create v2 tasks on the same account as another client would, so that
+  a client's recovery from a lost create answer meets tasks it did not make.
 - **Thread safety.** One lock guards counters, the fault queues, the video cache and the random
   source; the store guards itself. Validation (which decodes images) and streaming happen
   outside the lock.
@@ -38,6 +49,7 @@ Design points:
 from __future__ import annotations
 
 import collections
+from decimal import Decimal
 import hashlib
 import hmac
 import math
@@ -49,15 +61,33 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import facts, rules
-from .store import SimTask, TaskStore, open_store
+from .store import SimTask, TaskStore, Upload, V2Task, open_store
 from .video import VideoFile, make_video
 
 #: Every call the simulator counts, by the name ``inject()`` and ``stats()`` use.
-CALLS = ("create", "query", "retrieve", "retrieve_content", "download", "backup_download", "query_balance")
+CALLS = (
+    "create",
+    "query",
+    "retrieve",
+    "retrieve_content",
+    "download",
+    "backup_download",
+    "query_balance",
+    "upload",
+    "v2_create",
+    "v2_query",
+    "v2_list",
+    "v2_cancel",
+    "v2_download",
+)
 #: Calls answered with the video's bytes.
-FILE_CALLS = frozenset({"retrieve_content", "download", "backup_download"})
+FILE_CALLS = frozenset({"retrieve_content", "download", "backup_download", "v2_download"})
 #: Calls that reach a signed download URL (no Authorization header, no base_resp).
-URL_CALLS = frozenset({"download", "backup_download"})
+URL_CALLS = frozenset({"download", "backup_download", "v2_download"})
+#: Video Generation V2's API calls: refused in the form ``SimConfig.v2_errors`` says.
+V2_CALLS = frozenset({"v2_create", "v2_query", "v2_list", "v2_cancel"})
+#: Calls that create a task.
+CREATE_CALLS = frozenset({"create", "v2_create"})
 
 #: Fault name -> the calls it applies to. ``code:NNNN`` (any call) is parsed separately.
 FAULTS: dict[str, frozenset[str]] = {
@@ -65,7 +95,8 @@ FAULTS: dict[str, frozenset[str]] = {
     "http503": frozenset(CALLS),
     "http429": frozenset(CALLS),
     "drop": frozenset(CALLS),
-    "drop_after_create": frozenset({"create"}),
+    "drop_after_create": CREATE_CALLS,
+    "second_client": frozenset({"v2_create"}),
     "slow": frozenset(CALLS),
     "truncate": FILE_CALLS,
     "expire": URL_CALLS,
@@ -108,6 +139,18 @@ class SimConfig:
     #: The region the simulator plays: whose prices apply to its renders (``global``: USD,
     #: ``mainland``: CNY). A loopback host cannot say; the CLI reads it here.
     region: str = "global"
+    #: How v2 calls refuse: ``"http"`` (an HTTP error status with a JSON ``error`` body) or
+    #: ``"base_resp"`` (HTTP 200 with a non-zero ``base_resp``); the contract allows both.
+    v2_errors: str = "http"
+    #: Fraction of creates (v1 and v2) whose task is made and whose answer is lost (the
+    #: connection is cut), as the ``drop_after_create`` fault does.
+    lost_create_rate: float = 0.0
+    #: Fraction of v2 creates just before which a second client makes a task on the same account.
+    second_client_rate: float = 0.0
+    #: What a succeeded v2 task costs, as a decimal string in the region's currency, given its
+    #: TASK answer (model, resolution, duration, ratio, task_type, usage); None: nothing is
+    #: charged. The simulator knows no prices itself: whoever starts it may pass them in.
+    v2_price: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 @dataclass
@@ -193,6 +236,8 @@ class Simulator:
         self._random = random.Random(self.config.seed)
         self._faults: dict[str, collections.deque[_Fault]] = {c: collections.deque() for c in CALLS}
         self._recent_creates: collections.deque[float] = collections.deque()
+        self._recent_v2_creates: collections.deque[float] = collections.deque()
+        self._v2_creates = 0
         self._creates = 0
         self._refused_creates = 0
         self._videos: collections.OrderedDict[int, VideoFile] = collections.OrderedDict()
@@ -223,7 +268,9 @@ class Simulator:
         """Answer the next ``times`` calls of ``call`` with ``fault`` (see the module docstring
         and ``FAULTS``). ``slow`` takes ``seconds=``; ``truncate`` takes an optional ``bytes=``
         (how many body bytes to send; default half). Any fault takes ``after=N``: the next N calls
-        go through untouched before the fault applies."""
+        go through untouched before the fault applies. On ``v2_create``, ``second_client=N`` makes
+        N tasks of a second client on the same account just before the create (the
+        ``second_client`` fault alone makes one and lets the create through)."""
         name = parse_fault(call, fault)
         if times < 1:
             raise ValueError(f"times must be at least 1, not {times}")
@@ -240,20 +287,23 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         """Counters of this simulator; ``tasks`` counts every task of the store (earlier processes
         on the same ``data_dir`` included), ``creates`` only the ones this simulator created."""
-        tasks = len(self.tasks)
+        tasks, v2_tasks = len(self.tasks), len(self.tasks.v2_tasks())
         with self._lock:
             return {
                 "calls": {c: self.calls[c] for c in CALLS},
                 "tasks": tasks,
                 "creates": self._creates,
                 "refused_creates": self._refused_creates,
+                "v2_tasks": v2_tasks,
+                "v2_creates": self._v2_creates,
                 "faults_pending": {c: sum(f.remaining for f in q) for c, q in self._faults.items() if q},
                 "clock": self.now(),
             }
 
     def creates_for(self, prompt_substring: str) -> int:
-        """How many tasks were created whose prompt contains ``prompt_substring``."""
-        return sum(prompt_substring in t.prompt for t in self.tasks.all_tasks())
+        """How many tasks (v1 and v2) were created whose prompt contains ``prompt_substring``."""
+        v1 = sum(prompt_substring in t.prompt for t in self.tasks.all_tasks())
+        return v1 + sum(prompt_substring in t.prompt for t in self.tasks.v2_tasks())
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -274,6 +324,11 @@ class Simulator:
             fault = self._take_fault(call)
         reply = self._fault_reply(call, fault) if fault else None
         if reply is None:
+            if fault and call == "v2_create":
+                # a second client's tasks land in the same window, just before this create's
+                others = int(fault.params.get("second_client", 1 if fault.name == "second_client" else 0))
+                for _ in range(others):
+                    self.second_client_create()
             if call == "create":
                 reply = self._create(body, authorization)
             elif call == "query":
@@ -284,6 +339,12 @@ class Simulator:
                 reply = self._retrieve_content(params, authorization)
             elif call == "query_balance":
                 reply = self._query_balance(authorization)
+            elif call == "upload":
+                reply = self._upload(body, authorization)
+            elif call in V2_CALLS:
+                reply = self._v2_call(call, params, body, authorization, base_url)
+            elif call == "v2_download":
+                reply = self._v2_download(params)
             elif call in URL_CALLS:
                 reply = self._download(call, params)
             else:
@@ -313,6 +374,9 @@ class Simulator:
         if self.config.error_rate > 0 and self._random.random() < self.config.error_rate:
             choices = _RANDOM_URL_FAULTS if call in URL_CALLS else _RANDOM_FAULTS
             return _Fault(self._random.choice(choices), {}, 1)
+        if call in CREATE_CALLS and self.config.lost_create_rate > 0:
+            if self._random.random() < self.config.lost_create_rate:
+                return _Fault("drop_after_create", {}, 1)
         return None
 
     def _fault_reply(self, call: str, fault: _Fault) -> Reply | None:
@@ -324,16 +388,17 @@ class Simulator:
             page = f"<html><head><title>{status} {phrase}</title></head><body><h1>{phrase}</h1></body></html>\n"
             reply = Reply(status=status, text=page, content_type="text/html")
         elif name == "http429":
-            reply = Reply(status=429, json={"base_resp": _base_resp(1002)}, headers={"Retry-After": "1"})
+            body = _v2_error_body(1002, None) if call in V2_CALLS else {"base_resp": _base_resp(1002)}
+            reply = Reply(status=429, json=body, headers={"Retry-After": "1"})
         elif name.startswith("code:"):
-            reply = error_reply(int(name[5:]))
+            reply = self._v2_error(int(name[5:])) if call in V2_CALLS else error_reply(int(name[5:]))
         elif name == "drop":
             reply = Reply(drop=True)
         elif name == "expire":
             reply = _xml_error(403, "AccessDenied", "Request has expired.")
         else:
             return None
-        if call == "create":
+        if call in CREATE_CALLS:
             with self._lock:
                 self._refused_creates += 1
         reply.fault = name
@@ -421,9 +486,9 @@ class Simulator:
         _, refusal = self._auth(authorization)
         if refusal:
             return refusal
-        if self.config.balance is None:
+        amount = self.balance()
+        if amount is None:
             return Reply(status=404, json={"error": "no route GET /account/query_balance"})
-        amount = self.config.balance
         return Reply(
             json={
                 "available_amount": amount,
@@ -471,7 +536,7 @@ class Simulator:
             return None
         return task, self._video(task)
 
-    def _video(self, task: SimTask) -> VideoFile:
+    def _video(self, task: SimTask | V2Task) -> VideoFile:
         """The task's video, from the cache or made again (the same bytes every time)."""
         with self._lock:
             video = self._videos.get(task.file_id)
@@ -479,7 +544,8 @@ class Simulator:
                 self._videos.move_to_end(task.file_id)
                 return video
         cache = None if self.config.data_dir is None else Path(self.config.data_dir) / "videos" / f"{task.file_id}.mp4"
-        video = make_video(self._metadata(task), self.config.video_bytes, cache=cache)
+        metadata = self._metadata(task) if isinstance(task, SimTask) else _v2_metadata(task)
+        video = make_video(metadata, self.config.video_bytes, cache=cache)
         with self._lock:
             self._videos[task.file_id] = video
             while len(self._videos) > VIDEO_CACHE_SIZE:
@@ -553,6 +619,295 @@ class Simulator:
             return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
         return _video_reply(found[1])
 
+    # --- Video Generation V2 ----------------------------------------------------------------------
+
+    def second_client_create(self, body: Mapping[str, Any] | None = None, key: str | None = None) -> str:
+        """Create a v2 task as a second client on the same account would (the account of ``key``,
+        by default the key this simulator hands its clients); its task id. No fault, no rate
+        limit, no check: the task is simply there, as one made by another program would be."""
+        if body is None:
+            body = {
+                "model": _V2_MODEL,
+                "content": [{"type": "text", "text": "a task made by a second client"}],
+                "ratio": "16:9",
+            }
+        account = self.tasks.account_of(key if key is not None else self.client_key)
+        return self._v2_new_task(body, account).task_id
+
+    def _v2_error(self, code: int, message: str | None = None, *, status: int | None = None) -> Reply:
+        """A v2 refusal in the form ``SimConfig.v2_errors`` says; ``status`` overrides the HTTP
+        status the code would get (404 for a task that is not there, 409 for a running one)."""
+        if self.config.v2_errors == "base_resp":
+            return error_reply(code, message)
+        http = status if status is not None else _V2_HTTP_STATUS.get(code, 400)
+        return Reply(status=http, json=_v2_error_body(code, message))
+
+    def _v2_ok(self, answer: dict[str, Any]) -> Reply:
+        """A v2 success: in the base_resp form with ``base_resp`` 0, in the HTTP form without."""
+        if self.config.v2_errors == "base_resp":
+            answer["base_resp"] = _base_resp(0, "success")
+        return Reply(json=answer)
+
+    def _v2_call(
+        self, call: str, params: Mapping[str, str], body: Any, authorization: str | None, base_url: str
+    ) -> Reply:
+        key, refusal = self._auth(authorization)
+        if refusal:
+            base = (refusal.json or {})["base_resp"]
+            if call == "v2_create":
+                with self._lock:
+                    self._refused_creates += 1
+            return self._v2_error(base["status_code"], base["status_msg"])
+        account = self.tasks.account_of(key)
+        if call == "v2_create":
+            return self._v2_create(body, account)
+        if call == "v2_list":
+            return self._v2_list(params, account, base_url)
+        task_id = str(params.get("task_id") or "")
+        task = self.tasks.v2_get(task_id)
+        if task is None or task.account != account or task.deleted_at is not None:
+            return self._v2_error(2013, f"invalid params, task_id: task {task_id!r} not found", status=404)
+        if call == "v2_query":
+            return self._v2_ok({"task": self._v2_task_json(task, base_url)})
+        return self._v2_cancel(task)
+
+    def _v2_refuse_create(self, code: int, message: str | None = None) -> Reply:
+        with self._lock:
+            self._refused_creates += 1
+        return self._v2_error(code, message)
+
+    def _v2_create(self, body: Any, account: str) -> Reply:
+        with self._lock:
+            if self.config.rpm is not None:
+                now = self.now()
+                while self._recent_v2_creates and self._recent_v2_creates[0] <= now - RPM_WINDOW:
+                    self._recent_v2_creates.popleft()
+                if len(self._recent_v2_creates) >= self.config.rpm:
+                    self._refused_creates += 1
+                    return self._v2_error(1002, "rate limit exceeded(RPM)")
+                self._recent_v2_creates.append(now)
+        if not isinstance(body, dict):
+            return self._v2_refuse_create(2013, "invalid params, the request body must be a JSON object")
+        problems = v2_problems(body) or self._mm_file_problems(body, account)
+        if problems:
+            return self._v2_refuse_create(2013, f"invalid params, {problems[0]}")
+        prompt = _v2_prompt(body)
+        if FLAG_INPUT in prompt:
+            return self._v2_refuse_create(1026, "input new_sensitive: the prompt or media was flagged")
+        charge = self._v2_charge(body)
+        if charge is not None and self.config.balance is not None:
+            if self._v2_available() - self._v2_committed() < charge:
+                return self._v2_refuse_create(1008, "insufficient balance")
+        with self._lock:
+            second = self.config.second_client_rate > 0 and self._random.random() < self.config.second_client_rate
+        if second:
+            self.second_client_create()
+        task = self._v2_new_task(body, account)
+        with self._lock:
+            self._creates += 1
+            self._v2_creates += 1
+        return self._v2_ok({"task_id": task.task_id})
+
+    def _v2_new_task(self, body: Mapping[str, Any], account: str) -> V2Task:
+        prompt = _v2_prompt(body)
+        final_status, error_code, error_message = facts.V2_STATUS_SUCCESS, None, None
+        if FLAG_OUTPUT in prompt:
+            final_status, error_code = facts.V2_STATUS_FAIL, "1027"
+            error_message = "output new_sensitive: the generated video was flagged"
+        elif FAIL_WORD in prompt:
+            final_status, error_code = facts.V2_STATUS_FAIL, "1000"
+            error_message = f"simulated render failure (the prompt contains {FAIL_WORD!r})"
+        elif self.config.fail_rate > 0:
+            with self._lock:
+                failed = self._random.random() < self.config.fail_rate
+            if failed:
+                final_status, error_code = facts.V2_STATUS_FAIL, "1000"
+                error_message = "video generation failed (simulated, fail_rate)"
+        charge = self._v2_charge(body)
+        created_at = self.now()
+
+        def build(task_id: str, file_id: int) -> V2Task:
+            return V2Task(
+                task_id=task_id,
+                file_id=file_id,
+                request=dict(body),
+                account=account,
+                created_at=created_at,
+                latency=self.config.latency,
+                final_status=final_status,
+                error_code=error_code,
+                error_message=error_message,
+                charge=None if charge is None else str(charge),
+            )
+
+        return self.tasks.v2_add(build)
+
+    def _mm_file_problems(self, body: Mapping[str, Any], account: str) -> list[str]:
+        """``mm_file://FILE_ID`` references that name no live upload of this account."""
+        problems = []
+        for i, item in enumerate(body.get("content") or []):
+            url = _v2_item_url(item)
+            if url is None or not url.startswith(facts.V2_FILE_URL_SCHEME):
+                continue
+            raw = url[len(facts.V2_FILE_URL_SCHEME) :]
+            upload = self.tasks.upload_get(int(raw)) if raw.isdigit() else None
+            if (
+                upload is None
+                or upload.account != account
+                or self.now() - upload.created_at > facts.V2_FILE_TTL_SECONDS
+            ):
+                problems.append(f"content[{i}]: file {raw!r} not found (uploaded files live 7 days)")
+        return problems
+
+    def _v2_charge(self, body: Mapping[str, Any]) -> Decimal | None:
+        """What a success of ``body`` costs, from ``SimConfig.v2_price``; None: not priced."""
+        if self.config.v2_price is None:
+            return None
+        shape = _v2_shape(body)
+        shape["usage"] = _v2_usage(body, billed=True)
+        price = self.config.v2_price(shape)
+        return None if price is None else Decimal(price)
+
+    def _v2_available(self) -> Decimal:
+        """The balance after every succeeded v2 task's charge (deleted ones too: they rendered)."""
+        now = self.now()
+        spent = sum(
+            (Decimal(t.charge) for t in self.tasks.v2_tasks() if t.charge and t.status_at(now) == facts.V2_STATUS_SUCCESS),
+            Decimal(0),
+        )
+        return Decimal(self.config.balance or "0") - spent
+
+    def _v2_committed(self) -> Decimal:
+        """What the tasks still queued or running will cost if they succeed."""
+        now = self.now()
+        return sum(
+            (
+                Decimal(t.charge)
+                for t in self.tasks.v2_tasks()
+                if t.charge and t.status_at(now) in facts.V2_STATUS_PROGRESSION
+            ),
+            Decimal(0),
+        )
+
+    def balance(self) -> str | None:
+        """What ``/account/query_balance`` answers as ``available_amount``: ``SimConfig.balance``
+        less every succeeded v2 task's charge (when ``v2_price`` is set)."""
+        if self.config.balance is None:
+            return None
+        if self.config.v2_price is None:
+            return self.config.balance
+        return f"{self._v2_available():.2f}"
+
+    def _v2_task_json(self, task: V2Task, base_url: str) -> dict[str, Any]:
+        """The contract's TASK for ``task`` as it is now."""
+        now = self.now()
+        status = task.status_at(now)
+        answer: dict[str, Any] = {
+            "id": task.task_id,
+            "model": task.request.get("model"),
+            "status": status,
+            "created_at": int(task.created_at),
+            "updated_at": int(task.updated_at(now)),
+            **_v2_shape(task.request),
+            "usage": _v2_usage(task.request, billed=status == facts.V2_STATUS_SUCCESS),
+        }
+        if status == facts.V2_STATUS_SUCCESS:
+            expires = math.ceil(now + self.config.url_ttl)
+            signature = self._signature(_V2_URL_KIND, task.file_id, expires)
+            url = f"{base_url}/_sim/{_V2_URL_KIND}/{task.file_id}/{V2_FILENAME}?Expires={expires}&Signature={signature}"
+            answer["content"] = {"url": url}
+        elif status == facts.V2_STATUS_FAIL:
+            answer["error"] = {"code": task.error_code or "1000", "message": task.error_message or "failed"}
+        return answer
+
+    def _v2_list(self, params: Mapping[str, str], account: str, base_url: str) -> Reply:
+        """The account's tasks of the last ``V2_LIST_DAYS`` days, newest first, filtered, paged."""
+        try:
+            page_num = int(params.get("page_num") or 1)
+            page_size = int(params.get("page_size") or facts.V2_LIST_PAGE_SIZE)
+        except ValueError:
+            return self._v2_error(2013, "invalid params, page_num and page_size must be integers")
+        if page_num < 1 or not 1 <= page_size <= V2_LIST_MAX_PAGE_SIZE:
+            return self._v2_error(
+                2013, f"invalid params, page_num must be 1 or more and page_size 1 to {V2_LIST_MAX_PAGE_SIZE}"
+            )
+        status = params.get("filter.status") or None
+        if status is not None and status not in facts.V2_TASK_STATUSES:
+            return self._v2_error(2013, f"invalid params, filter.status: unknown status {status!r}")
+        ids = {i.strip() for i in (params.get("filter.task_ids") or "").split(",") if i.strip()}
+        model = params.get("filter.model") or None
+        task_type = params.get("filter.task_type") or None
+        now = self.now()
+        since = now - facts.V2_LIST_DAYS * 86400
+        found = []
+        for task in reversed(self.tasks.v2_tasks(account)):
+            if task.deleted_at is not None or task.created_at < since:
+                continue
+            if ids and task.task_id not in ids:
+                continue
+            if model is not None and task.request.get("model") != model:
+                continue
+            if status is not None and task.status_at(now) != status:
+                continue
+            if task_type is not None and _v2_task_type(task.request) != task_type:
+                continue
+            found.append(task)
+        found.sort(key=lambda t: t.created_at, reverse=True)
+        page = found[(page_num - 1) * page_size : page_num * page_size]
+        return self._v2_ok(
+            {
+                "items": [self._v2_task_json(t, base_url) for t in page],
+                "page_num": page_num,
+                "page_size": page_size,
+                "total": len(found),
+                "has_more": page_num * page_size < len(found),
+            }
+        )
+
+    def _v2_cancel(self, task: V2Task) -> Reply:
+        """Queued: cancelled (never billed). Running: refused. Finished: deleted."""
+        now = self.now()
+        status = task.status_at(now)
+        if status in facts.V2_CANCELLABLE_STATUSES:
+            self.tasks.v2_mark(task.task_id, cancelled_at=now)
+            return self._v2_ok({"task_id": task.task_id, "status": facts.V2_STATUS_CANCELLED})
+        if facts.v2_task_state(status) is facts.TaskState.RUNNING:
+            return self._v2_error(
+                2013, f"invalid params, task {task.task_id} is {status} and cannot be cancelled", status=409
+            )
+        self.tasks.v2_mark(task.task_id, deleted_at=now)
+        return self._v2_ok({"task_id": task.task_id, "status": "deleted"})
+
+    def _v2_download(self, params: Mapping[str, str]) -> Reply:
+        try:
+            file_id, expires = int(params.get("file_id", "")), int(params.get("Expires", ""))
+        except ValueError:
+            return _xml_error(403, "AccessDenied", "Missing or malformed signature parameters.")
+        if not hmac.compare_digest(self._signature(_V2_URL_KIND, file_id, expires), str(params.get("Signature", ""))):
+            return _xml_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
+        if self.now() > expires:
+            return _xml_error(403, "AccessDenied", "Request has expired.")
+        task = self.tasks.v2_by_file(file_id)
+        if task is None or task.deleted_at is not None or task.status_at(self.now()) != facts.V2_STATUS_SUCCESS:
+            return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return _video_reply(self._video(task))
+
+    def _upload(self, form: Any, authorization: str | None) -> Reply:
+        """``POST /v1/files/upload`` (multipart: ``file`` and ``purpose``, parsed by the HTTP
+        layer into ``{"filename", "purpose", "data"}``): the file, to be named ``mm_file://ID``."""
+        key, refusal = self._auth(authorization)
+        if refusal:
+            return refusal
+        if not isinstance(form, dict) or not isinstance(form.get("data"), bytes):
+            return error_reply(2013, "invalid params, send multipart/form-data with a 'file' part and a 'purpose'")
+        purpose = str(form.get("purpose") or "")
+        if not purpose:
+            return error_reply(2013, "invalid params, purpose is required")
+        upload = self.tasks.upload_add(
+            self.tasks.account_of(key), str(form.get("filename") or "file"), purpose, self.now(), form["data"]
+        )
+        return Reply(json={"file": _upload_json(upload), "base_resp": _base_resp(0, "success")})
+
 
 def _video_reply(video: VideoFile) -> Reply:
     return Reply(
@@ -560,3 +915,136 @@ def _video_reply(video: VideoFile) -> Reply:
         content_type="video/mp4",
         headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'},
     )
+
+
+# --- Video Generation V2: module helpers --------------------------------------------------------
+
+#: The model a second client's default task uses: the first one Video Generation V2 serves.
+_V2_MODEL = next(name for name, spec in facts.MODELS.items() if spec.api is facts.Api.V2)
+#: The kind of signed URL a v2 task's ``content.url`` is (``/_sim/video/<file>/<name>``).
+_V2_URL_KIND = "video"
+V2_FILENAME = "output.mp4"
+#: The largest page the list call serves (the contract does not say; the CLI's default is 50).
+V2_LIST_MAX_PAGE_SIZE = 100
+#: HTTP statuses of v2 refusals in the "http" form. The contract says only "an HTTP error
+#: status with a JSON body"; these follow what MiniMax's CLI reads (401/403 credentials, 402
+#: balance, 408/504 timeouts, 429 limits). A task that is not there answers 404 and a running
+#: one that cannot be cancelled 409, both with code 2013 in the body.
+_V2_HTTP_STATUS: dict[int, int] = {
+    1000: 500,
+    1001: 408,
+    1002: 429,
+    1004: 401,
+    1008: 402,
+    1013: 500,
+    1024: 500,
+    1026: 422,
+    1027: 422,
+    1033: 500,
+    1039: 429,
+    1041: 429,
+    2013: 400,
+    2038: 403,
+    2049: 401,
+    2056: 429,
+}
+_V2_ERROR_TYPES: dict[int, str] = {
+    1002: "rate_limit_error",
+    1004: "authentication_error",
+    1008: "insufficient_balance_error",
+    1026: "unprocessable_entity_error",
+    1039: "rate_limit_error",
+    1041: "rate_limit_error",
+    2013: "invalid_request_error",
+    2049: "authentication_error",
+    2056: "rate_limit_error",
+}
+
+
+def _v2_error_body(code: int, message: str | None) -> dict[str, Any]:
+    """The JSON body of a v2 refusal in the "http" form."""
+    if message is None:
+        fact = facts.ERROR_CODES.get(code)
+        message = fact.meaning if fact else "unknown error"
+    return {"error": {"code": code, "message": message, "type": _V2_ERROR_TYPES.get(code, "api_error")}}
+
+
+def v2_problems(body: Mapping[str, Any]) -> list[str]:
+    """Every way a v2 create body breaks the contract's rules, data URLs decoded and checked."""
+    return [str(p) for p in rules.check_v2_request(body, check_media=True)]
+
+
+def _v2_prompt(body: Mapping[str, Any]) -> str:
+    for item in body.get("content") or []:
+        if isinstance(item, dict) and item.get("type") == "text":
+            return str(item.get("text") or "")
+    return ""
+
+
+def _v2_item_url(item: Any) -> str | None:
+    """The URL a media item of ``content`` carries (``{"type": "image_url", "image_url": {"url": ...}}``)."""
+    if not isinstance(item, dict):
+        return None
+    holder = item.get(str(item.get("type")))
+    url = holder.get("url") if isinstance(holder, dict) else None
+    return url if isinstance(url, str) else None
+
+
+#: The simulator's ``task_type`` of each V2 mode (the contract names the field, not its values).
+_V2_TASK_TYPES: dict[facts.Mode, str] = {
+    facts.Mode.T2V: "text_to_video",
+    facts.Mode.I2V: "image_to_video",
+    facts.Mode.FL2V: "first_last_frame_to_video",
+    facts.Mode.LF2V: "last_frame_to_video",
+    facts.Mode.R2V: "reference_to_video",
+}
+
+
+def _v2_task_type(body: Mapping[str, Any]) -> str:
+    return _V2_TASK_TYPES.get(rules.mode_of(body), "video_generation")
+
+
+def _v2_shape(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's resolution, duration, ratio and task type, defaults written out."""
+    roles = rules.v2_roles(body)
+    return {
+        "resolution": body.get("resolution", facts.V2_DEFAULT_RESOLUTION),
+        "duration": body.get("duration", facts.V2_DEFAULT_DURATION),
+        "ratio": body.get("ratio", facts.V2_RATIO_WITH_MEDIA if roles else None),
+        "task_type": _v2_task_type(body),
+    }
+
+
+def _v2_usage(body: Mapping[str, Any], *, billed: bool) -> dict[str, int]:
+    """``usage``: what was billed, all zeros for a task that was not (yet) billed. Output seconds
+    are the duration; the simulator cannot measure reference media, so input seconds are 0."""
+    if not billed:
+        return {name: 0 for name in facts.V2_USAGE_FIELDS}
+    output = int(body.get("duration", facts.V2_DEFAULT_DURATION))
+    images = sum(1 for role in rules.v2_roles(body) if facts.V2_MEDIA_ROLES.get(role) == "image_url")
+    return {"total_seconds": output, "input_seconds": 0, "output_seconds": output, "input_image_count": images}
+
+
+def _v2_metadata(task: V2Task) -> dict[str, Any]:
+    """What the task's video says about it (``vidbatch.mp4.read_sim_metadata``)."""
+    shape = _v2_shape(task.request)
+    return {
+        "task_id": task.task_id,
+        "file_id": str(task.file_id),
+        "model": task.request.get("model"),
+        "prompt": task.prompt,
+        "resolution": shape["resolution"],
+        "duration": shape["duration"],
+        "ratio": shape["ratio"],
+        "api": "v2",
+    }
+
+
+def _upload_json(upload: Upload) -> dict[str, Any]:
+    return {
+        "file_id": upload.file_id,
+        "bytes": len(upload.data),
+        "created_at": int(upload.created_at),
+        "filename": upload.filename,
+        "purpose": upload.purpose,
+    }

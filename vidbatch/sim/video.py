@@ -10,15 +10,18 @@ offset inside the clip changes and every player still plays it, while the file n
 benchmarks download large files; it is never held in memory, only streamed.
 
 The clip: with PyAV installed (a dependency of vidbatch; its wheels bundle FFmpeg and
-libx264, no ffmpeg on the machine needed) each task gets its own clip, 320x180, 2 s at 12 fps,
+libx264, no ffmpeg on the machine needed) each task gets its own clip, 640x360, 2 s at 12 fps,
 H.264 constrained baseline, yuv420p, faststart, a few KB: a background colour drawn from the
 task id, the task id's last digits, a frame counter and a bar that moves, so a chain of renders
-or a contact sheet shows which task and which frame is which. Encoding takes a few tens of
+or a contact sheet shows which task and which frame is which. 640x360 because a chained shot
+sends a frame of its source's video as an image, and MiniMax takes images whose short side is
+over 300 px (a 320x180 frame would be refused). Encoding takes a few tens of
 milliseconds, once per task: the simulator caches the result (in memory, and on disk in its data
 folder, so a file served again by a later process is byte for byte the one served before).
 
 Without PyAV (or if encoding fails) every task gets the one bundled clip (``assets/clip.mp4``:
-ffmpeg ``testsrc``, 320x180, 2 s, about 10 KB); files still differ per task by their metadata box.
+ffmpeg ``testsrc``, 320x180, 2 s, about 10 KB); files still differ per task by their metadata box,
+but their frames are too small to chain.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 _ZEROS = bytes(CHUNK)
 
-WIDTH, HEIGHT = 320, 180
+WIDTH, HEIGHT = 640, 360
+#: How much larger than the 320x180 design every drawing is.
+_SCALE = WIDTH // 320
 FPS, SECONDS = 12, 2
 
 #: 3x5 pixel digits, one string of five rows per digit.
@@ -173,16 +178,17 @@ def frames(task_id: str) -> Iterator[tuple[bytes, bytes, bytes]]:
     luma, cb, cr = _colour(task_id)
     ink = 235 if luma < 128 else 16
     background = bytearray([luma]) * (WIDTH * HEIGHT)
-    _draw_number(background, task_id[-6:].rjust(6, "0"), 12, HEIGHT - 12 - 5 * 6, 6, ink)
+    k = _SCALE
+    _draw_number(background, task_id[-6:].rjust(6, "0"), 12 * k, HEIGHT - 12 * k - 5 * 6 * k, 6 * k, ink)
     chroma_cb = bytes([cb]) * (WIDTH * HEIGHT // 4)
     chroma_cr = bytes([cr]) * (WIDTH * HEIGHT // 4)
-    bar = bytes([ink]) * 6
+    bar = bytes([ink]) * (6 * k)
     for index in range(FPS * SECONDS):
         plane = bytearray(background)
-        _draw_number(plane, f"{index:03d}", 12, 12, 10, ink)
-        left = 200 + index * (WIDTH - 200 - 6) // (FPS * SECONDS - 1)
-        for row in range(12, 12 + 5 * 10):
-            plane[row * WIDTH + left : row * WIDTH + left + 6] = bar
+        _draw_number(plane, f"{index:03d}", 12 * k, 12 * k, 10 * k, ink)
+        left = 200 * k + index * (WIDTH - 200 * k - 6 * k) // (FPS * SECONDS - 1)
+        for row in range(12 * k, 12 * k + 5 * 10 * k):
+            plane[row * WIDTH + left : row * WIDTH + left + 6 * k] = bar
         yield bytes(plane), chroma_cb, chroma_cr
 
 

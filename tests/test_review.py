@@ -1,0 +1,195 @@
+"""`vidbatch review`: the report served on loopback with pick and reject buttons (issue 14).
+
+A project with a three-take shot is rendered by the simulator over real HTTP; the review server
+runs on a free loopback port; requests are real HTTP (urllib) and, in the browser test, clicks in
+headless Chromium. The static report shows the picks too."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+import pytest
+
+from vidbatch import picks, project
+from vidbatch.review import ReviewServer
+
+from .helpers import cli, write
+from .test_report import _open, browser, parse  # noqa: F401  (browser is a fixture)
+
+FAST = ["--rpm", "60000", "--poll-interval", "0"]
+
+MANIFEST = """\
+output_dir = "renders"
+
+[defaults]
+model = "MiniMax-Hailuo-02"
+
+[[jobs]]
+name = "shot-01"
+prompt = "A fox in the snow"
+takes = 3
+
+[[jobs]]
+name = "shot-02"
+prompt = "A hare at dusk"
+"""
+
+
+@pytest.fixture
+def rendered(tmp_path, sim_env) -> Path:
+    path = write(tmp_path, "shots.toml", MANIFEST)
+    result = cli("run", path, *FAST)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture
+def server(rendered):
+    with ReviewServer(project.load([rendered])) as s:
+        yield s
+
+
+def post(server: ReviewServer, doc, *, token: str | None = "ok", host: str | None = None, content_type: str = "application/json"):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["X-Vidbatch-Token"] = server.token if token == "ok" else token
+    if host is not None:
+        headers["Host"] = host
+    conn.request("POST", "/decide", body=json.dumps(doc).encode(), headers=headers)
+    reply = conn.getresponse()
+    body = json.loads(reply.read() or b"{}")
+    conn.close()
+    return reply.status, body
+
+
+def get(server: ReviewServer, path: str, *, host: str | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", path, headers={"Host": host} if host else {})
+    reply = conn.getresponse()
+    data = reply.read()
+    conn.close()
+    return reply.status, data
+
+
+def decision(shot="shot-01", take=2, what="pick"):
+    return {"manifest": "shots.toml", "shot": shot, "take": take, "decision": what}
+
+
+def test_the_page_has_buttons_for_the_takes_of_a_shot_with_several(server):
+    status, body = get(server, "/")
+    assert status == 200
+    page = parse(body.decode())
+    cards = {(c.attrs["data-shot"], int(c.attrs["data-take"])): c for c in page.find_all("article", "card")}
+    assert set(cards) == {("shot-01", 1), ("shot-01", 2), ("shot-01", 3), ("shot-02", 1)}
+    assert [b.attrs["data-decide"] for b in cards[("shot-01", 2)].find_all("button")] == ["pick", "reject"]
+    assert cards[("shot-02", 1)].find_all("button") == []  # one take: nothing to pick
+    assert server.token in body.decode()
+
+
+def test_a_decision_with_the_token_writes_the_picks_file(server, rendered):
+    status, body = post(server, decision("shot-01", 2, "pick"))
+    assert status == 200, body
+    assert body == {"shot": "shot-01", "chosen": 2, "rejected": []}
+    assert post(server, decision("shot-01", 3, "reject"))[0] == 200
+    p = picks.load(rendered)
+    assert (p.picked("shot-01"), p.rejected("shot-01")) == (2, {3})
+    assert picks.picks_path(rendered).read_text().count("pick = 2") == 1
+
+
+@pytest.mark.parametrize("token, host, content_type, expected", [
+    (None, None, "application/json", 403),  # no token: a page that does not know it
+    ("guess", None, "application/json", 403),
+    ("ok", "evil.example:80", "application/json", 403),  # DNS rebinding: another name for us
+    ("ok", None, "text/plain", 415),  # a cross-site form cannot send JSON with a header anyway
+])
+def test_writes_without_this_sessions_token_are_refused(server, rendered, token, host, content_type, expected):
+    status, body = post(server, decision(), token=token, host=host, content_type=content_type)
+    assert status == expected and "error" in body
+    assert not picks.picks_path(rendered).exists()
+
+
+@pytest.mark.parametrize("doc, words", [
+    (decision("shot-9"), "no shot shot-9"),
+    (decision(take=7), "shot-01 has takes 1-3"),
+    (decision(what="delete"), "pick, reject or clear"),
+    ({**decision(), "manifest": "other.toml"}, "no manifest"),
+    ({"shot": 1}, "expected shot"),
+])
+def test_bad_decisions_are_400_and_change_nothing(server, rendered, doc, words):
+    status, body = post(server, doc)
+    assert status == 400 and words in body["error"]
+    assert not picks.picks_path(rendered).exists()
+
+
+def test_only_the_page_and_the_files_it_shows_are_served(server, rendered):
+    status, video = get(server, "/renders/shot-01.take2.mp4")
+    assert status == 200 and video == (rendered.parent / "renders" / "shot-01.take2.mp4").read_bytes()
+    for path in ("/shots.toml", "/renders/../shots.toml", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/.vidbatch/state.db"):
+        assert get(server, path)[0] == 404, path
+    assert get(server, "/", host="attacker.example")[0] == 403
+
+
+def test_the_server_listens_on_loopback_only(server):
+    assert server.httpd.server_address[0] == "127.0.0.1"
+    assert server.url == f"http://127.0.0.1:{server.port}/"
+
+
+def test_the_static_report_shows_the_picks(rendered):
+    picks.decide(rendered, project.load([rendered]).jobs, "shot-01", 3, picks.Decision.PICK)
+    picks.decide(rendered, project.load([rendered]).jobs, "shot-01", 1, picks.Decision.REJECT)
+    result = cli("report", rendered)
+    assert result.exit_code == 0, result.output
+    page = parse((rendered.parent / "renders" / "report.html").read_text())
+    cards = {c.attrs["id"]: c for c in page.find_all("article", "card")}
+    by_take = {int(c.attrs["data-take"]): c for c in cards.values() if c.attrs["data-shot"] == "shot-01"}
+    assert by_take[3].attrs.get("data-pick") == "picked" and by_take[1].attrs.get("data-pick") == "rejected"
+    assert "data-pick" not in by_take[2].attrs
+    assert "take 3 of 3" in by_take[3].find("p", "take").text()
+    assert not any("data-decide" in b.attrs for b in page.find_all("button"))  # buttons only under review
+
+
+def test_review_help_has_examples():
+    result = cli("review", "--help")
+    assert result.exit_code == 0 and "Examples:" in result.output and "127.0.0.1" in result.output
+
+
+@pytest.mark.browser
+def test_pick_and_reject_buttons_work_in_a_real_browser(server, rendered, browser):  # noqa: F811
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    take2 = 'article[data-shot="shot-01"][data-take="2"]'
+    take1 = 'article[data-shot="shot-01"][data-take="1"]'
+
+    with page.expect_navigation():  # the page reloads once the file is written
+        page.click(f"{take2} [data-decide=pick]")
+    assert picks.load(rendered).picked("shot-01") == 2
+    assert '["shot-01"]\npick = 2' in picks.picks_path(rendered).read_text()
+    page.reload()
+    assert page.get_attribute(take2, "data-pick") == "picked"
+    assert "picked" in page.locator(f"{take2} .take").inner_text().lower()
+    assert page.locator(f"{take2} [data-decide=pick]").count() == 0  # already the pick
+
+    with page.expect_navigation():
+        page.click(f"{take1} [data-decide=reject]")
+    assert picks.load(rendered).rejected("shot-01") == {1}
+    page.reload()
+    assert page.get_attribute(take1, "data-pick") == "rejected"
+
+    with page.expect_navigation():
+        page.click(f"{take2} [data-decide=clear]")
+    assert picks.load(rendered).picked("shot-01") is None
+    page.reload()
+    assert page.get_attribute(take2, "data-pick") is None
+
+    # the videos the page shows come from the server, and play
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1 || v.error)", timeout=15_000)
+    assert page.eval_on_selector_all("video", "vs => vs.filter(v => v.error || !v.videoWidth).length") == 0
+    assert errors == []
+    ctx.close()
+
