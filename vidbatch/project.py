@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import chain, cuts, picks
+from .events import Stop
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
@@ -183,7 +184,8 @@ def run(
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
         result = session.run(the_plan)
-        session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
+        if result.stopped is not Stop.INTERRUPTED:  # after Ctrl-C, leave at once
+            session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
         return result
 
 
