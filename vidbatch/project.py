@@ -63,7 +63,7 @@ class Workspace:
         """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
         from .runner import RunOptions
 
-        return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
+        return RunOptions(rpm=SIM_RPM, v2_rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
 
     def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
         """What a run would do for each job, and why (:func:`plan`). Writes nothing."""
@@ -84,6 +84,10 @@ class Workspace:
         :class:`~vidbatch.runner.RunEvent` (from worker threads); ``budget``
         (:class:`~vidbatch.costing.Budget`) refuses a plan over ``--max-cost``."""
         return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock, budget=budget)
+
+    def cancel(self, client: Any, *, names: Sequence[str] = ()) -> list[Any]:
+        """Cancel the queued MiniMax-H3 tasks of these jobs (:func:`cancel`)."""
+        return cancel(self, client, names=names)
 
     def status(self) -> list["JobStatus"]:
         """Every job's recorded state, output and error (:func:`status`)."""
@@ -313,6 +317,33 @@ class GcResult:
     deleted: list[str]
     skipped: list[tuple[str, str]]
     dry_run: bool = False
+
+
+def cancel(ws: Workspace, client: Any, *, names: Sequence[str] = ()) -> list[Any]:
+    """Cancel the queued MiniMax-H3 tasks of the workspace's jobs (only ``names`` when given;
+    UsageError for a name no job has): a list of :class:`~vidbatch.runner.CancelOutcome`. A
+    running task is not cancellable and is left to finish. When no run holds the state folder
+    each cancel is recorded now; else that run records it at its next poll."""
+    from .errors import StateLockedError
+    from .runner import cancel_jobs
+
+    jobs = ws.jobs
+    if names:
+        unknown = [n for n in dict.fromkeys(names) if n not in {j.name for j in jobs}]
+        if unknown:
+            raise UsageError(f"--job names no job of the manifests: {', '.join(unknown)}; nothing was cancelled")
+        jobs = [j for j in jobs if j.name in set(names)]
+    if not Store.exists(ws.state_dir):
+        return cancel_jobs(None, client, jobs, record=False)
+    store = Store(ws.state_dir)
+    try:
+        try:
+            with store.run_lock():
+                return cancel_jobs(store, client, jobs, record=True)
+        except StateLockedError:
+            return cancel_jobs(store, client, jobs, record=False)
+    finally:
+        store.close()
 
 
 def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, confirm: Callable[[GcResult], bool] | None = None) -> GcResult:
