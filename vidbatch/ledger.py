@@ -381,7 +381,7 @@ def record_usage(store: Store, task_id: str, usage: Mapping[str, int]) -> int:
     nothing = bool(usage) and not any(usage.values())
     try:
         with store.transaction():
-            cursor = store.db.conn.execute(
+            cursor = store.conn.execute(
                 "UPDATE spend SET usage = ?, billed_amount = CASE WHEN ? THEN '0' ELSE billed_amount END WHERE task_id = ?",
                 [json.dumps(dict(usage), sort_keys=True), nothing, task_id],
             )
