@@ -92,6 +92,8 @@ def test_a_chain_of_four_renders_in_dependency_order_in_one_run(tmp_path, sim_en
     order = [(e["event"], e["job"]) for e in json_events(result.output) if e["event"] in ("submit", "downloaded")]
     assert order == [(kind, f"shot-0{n}") for n in range(1, 5) for kind in ("submit", "downloaded")]
     assert prompts_created(sim_env) == ["A fox wakes up in a forest", "The fox, scene 02", "The fox, scene 03", "The fox, scene 04"]
+    spend = json.loads(cli(["spend", "--json", manifest]).output)["spent"]
+    assert (spend["creates"], spend["unpriced"]) == (4, 0), "a shot started mid-run was priced before its create"
 
 
 def test_each_shot_is_sent_exactly_the_last_frame_of_the_shot_before(tmp_path, sim_env):
@@ -356,3 +358,19 @@ def test_watch_renders_a_chain_in_order_and_joins_its_cut_again_after_an_edit(tm
             assert media.extract_frame(renders / "film.mp4", 6.0) == media.extract_frame(renders / "shot-04.mp4", last=False)
         finally:
             w.close()
+
+
+def test_an_account_stop_mid_chain_leaves_the_rest_unstarted_with_the_reason(tmp_path):
+    from vidbatch.errors import CallInfo, CredentialsError
+
+    manifest = write_chain(tmp_path)
+    client = small_clips(FakeClient(), size=(640, 360))
+    client.script("create", "task-1", CredentialsError("invalid api key", CallInfo("create", 401, 1004)))
+    events = []
+    result = project.load([manifest]).run(client, RunOptions(rpm=60000, poll_interval=0), on_event=events.append)
+    assert result.exit_code == 3 and client.count("create") == 2, "shot-01 created; shot-02's create refused; nothing after"
+    blocked = {e.job: e.message for e in events if e.kind == "blocked"}
+    assert set(blocked) == {"shot-03", "shot-04"}
+    assert "waits for shot-02, which did not finish in this run" in blocked["shot-03"]
+    assert {"shot-02", "shot-03", "shot-04"} <= set(result.unfinished)
+    assert len(client.requests) == 2 and images.decode_data_url(client.requests[1]["first_frame_image"])[1] == media.extract_frame(tmp_path / "renders" / "shot-01.mp4")

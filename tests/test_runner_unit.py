@@ -90,18 +90,18 @@ def three(tmp_path):
 # --- the table --------------------------------------------------------------------------------
 
 EXPECTED = """
-                create          poll            download        copy
-transient       retry           retry           retry           leave
-rate_limited    pause           pause           pause           leave
-maybe_submitted uncertain       retry           leave           leave
-job_failed      fail_job        fail_job        leave           leave
-gone            leave           gone            gone            leave
-account         stop_creating   stop_creating   stop_creating   leave
-config          stop_creating   stop_creating   stop_creating   leave
-download_error  leave           retry           retry           leave
-local_write     leave           leave           leave           leave
-other_api       leave           retry           leave           leave
-internal        raise           raise           raise           raise
+                create          poll            download        copy            reconcile
+transient       retry           retry           retry           leave           retry
+rate_limited    pause           pause           pause           leave           pause
+maybe_submitted uncertain       retry           leave           leave           retry
+job_failed      fail_job        fail_job        leave           leave           leave
+gone            leave           gone            gone            leave           leave
+account         stop_creating   stop_creating   stop_creating   leave           stop_creating
+config          stop_creating   stop_creating   stop_creating   leave           stop_creating
+download_error  leave           retry           retry           leave           leave
+local_write     leave           leave           leave           leave           leave
+other_api       leave           retry           leave           leave           leave
+internal        raise           raise           raise           raise           raise
 """
 
 

@@ -79,6 +79,7 @@ The library never prints; it logs to ``logging.getLogger(__name__)`` at DEBUG pe
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import hashlib
 import json
@@ -88,8 +89,8 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
-from urllib.parse import urlencode, urlsplit
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -181,6 +182,7 @@ class Call:
     params: Mapping[str, str] | None = None
     json_body: Any = field(default=None, repr=False)
     fold: frozenset[int] = frozenset()  # base_resp codes handed to the parser instead of raised
+    files: Any = field(default=None, repr=False)  # a multipart body (an upload) instead of JSON
     attempt: int = 1
     attempts: int = 1
 
@@ -255,6 +257,69 @@ class Download:
     path: Path
     bytes: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class V2Task:
+    """One task of Video Generation V2 (MiniMax-H3), as a query or the task list shows it.
+
+    ``created_at`` is the *server's* clock (Unix seconds), which is what the exactly-once window
+    is built from (see :mod:`vidbatch.runner`). ``state`` is :func:`facts.v2_task_state`;
+    ``cancelled`` and ``expired`` are failures. ``usage`` is what MiniMax billed (its
+    :data:`facts.V2_USAGE_FIELDS`), when the answer says. ``file_id`` is always None: a v2 success
+    carries ``video_url`` (``content.url``) and there is no retrieve step."""
+
+    task_id: str
+    status: str
+    state: facts.TaskState
+    model: str | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+    video_url: str | None = None
+    resolution: str | None = None
+    duration: int | None = None
+    ratio: str | None = None
+    task_type: str | None = None
+    usage: Mapping[str, int] | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    trace_id: str | None = None
+    #: as :class:`TaskStatus` has them; V2 names no file (its video is ``video_url``) nor size
+    file_id: None = None
+    video_width: None = None
+    video_height: None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (facts.TaskState.RUNNING, facts.TaskState.UNKNOWN)
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status.strip().lower() in facts.V2_CANCELLABLE_STATUSES
+
+    def raise_for_failure(self) -> None:
+        """Raise ``ContentFlaggedError`` (1026/1027) or ``RenderFailedError`` for a task that
+        failed, was cancelled or expired."""
+        if self.state is not facts.TaskState.FAILED:
+            return
+        info = CallInfo("query", status_code=self.error_code, status_msg=self.error_message, trace_id=self.trace_id)
+        if self.error_code in _FLAGGED_CODES:
+            fact = facts.ERROR_CODES[self.error_code]
+            raise ContentFlaggedError(f"task {self.task_id} failed: {fact.meaning}", info, hint=fact.hint)
+        raise RenderFailedError(
+            f"task {self.task_id} ended with status {self.status}: {self.error_message or 'no reason given'}",
+            info,
+            hint="the render did not finish on MiniMax's side; running the job again submits a new task",
+        )
+
+
+@dataclass(frozen=True)
+class V2Page:
+    """Tasks of the V2 task list (every page asked for), and the server's clock when it answered
+    (its ``Date`` header, Unix seconds; None without one)."""
+
+    tasks: list[V2Task]
+    server_time: float | None
 
 
 # --- pure rules (unit-tested on their own) ----------------------------------------------------
@@ -375,6 +440,7 @@ class _Secret:
 class _Answer:
     body: dict[str, Any]
     info: CallInfo
+    server_time: float | None = None  # the answer's Date header, Unix seconds
 
 
 class Client:
@@ -485,6 +551,161 @@ class Client:
             return None
         return prices.parse_balance(answer.body, region or prices.region_for_host(self.host))
 
+    # --- Video Generation V2 (MiniMax-H3) ------------------------------------------------------
+
+    def create_v2(self, body: dict[str, Any]) -> str:
+        """Create a V2 task (``POST /v2/video_generation``); returns its task id. Like
+        :meth:`create`: never resent once it may have arrived (``MaybeSubmittedError``); the
+        runner then asks the task list (:meth:`list_v2`) whether the task exists."""
+        call = self._api_call("create", "POST", facts.V2_PATH_CREATE, json_body=body)
+        return self._retried(call, lambda c: _parse_create(self._attempt(c)))
+
+    def query_v2(self, task_id: str) -> V2Task:
+        """One V2 task (``GET /v2/query/video_generation/{task_id}``). A failed, cancelled or
+        expired task is returned, not raised (:meth:`V2Task.raise_for_failure`)."""
+        call = self._api_call("query", "GET", f"{facts.V2_PATH_QUERY}/{quote(str(task_id), safe='')}")
+        return self._retried(call, lambda c: self._parse_v2_query(str(task_id), self._attempt(c), c))
+
+    def list_v2(
+        self,
+        *,
+        status: str | None = None,
+        task_ids: Sequence[str] = (),
+        model: str | None = None,
+        task_type: str | None = None,
+        created_after: float | None = None,
+        page_size: int = facts.V2_LIST_PAGE_SIZE,
+        max_pages: int = 400,
+    ) -> V2Page:
+        """The V2 task list (tasks of the last :data:`facts.V2_LIST_DAYS` days), every page, with
+        the contract's filters. ``created_after`` (server clock) lets paging stop early, but only
+        on evidence: a page sorted newest first whose oldest task is older than it (a list sorted
+        any other way is read to the end). More than ``max_pages`` pages raise ``ApiError``: too
+        many tasks to tell which are new."""
+        params: dict[str, str] = {"page_size": str(page_size)}
+        for name, value in (("status", status), ("model", model), ("task_type", task_type)):
+            if value:
+                params[f"filter.{name}"] = value
+        if task_ids:
+            params["filter.task_ids"] = ",".join(task_ids)
+        tasks: list[V2Task] = []
+        server_time: float | None = None
+        for page in range(1, max_pages + 1):
+            call = self._api_call("list", "GET", facts.V2_PATH_QUERY, params={**params, "page_num": str(page)})
+            answer = self._retried(call, self._attempt)
+            if server_time is None:
+                server_time = answer.server_time
+            items = answer.body.get("items")
+            if items is None:
+                items = (answer.body.get("data") or {}).get("items") if isinstance(answer.body.get("data"), dict) else None
+            if not isinstance(items, list):
+                raise TransientError(f"list answered without an items list{call.tries}", answer.info)
+            got = [self._v2_task(item, answer.info) for item in items if isinstance(item, dict)]
+            tasks.extend(got)
+            if not _more_pages(answer.body, page, page_size, len(items)):
+                break
+            stamps = [t.created_at for t in got]
+            if created_after is not None and stamps and None not in stamps:
+                newest_first = all(a >= b for a, b in zip(stamps, stamps[1:]))  # type: ignore[operator]
+                if newest_first and stamps[-1] < created_after:  # type: ignore[operator]
+                    break
+        else:
+            raise ApiError(
+                f"the task list has more than {max_pages} pages of {page_size}; too many tasks to tell which are new",
+                CallInfo("list"),
+                hint="check the task list on the MiniMax console",
+            )
+        return V2Page(tasks, server_time)
+
+    def cancel_v2(self, task_id: str) -> None:
+        """``DELETE /v2/video_generation/{task_id}``: a queued task is cancelled (and not
+        charged), a finished one deleted; a running one is refused (raised as the classifier
+        says; check the task's status first, see :func:`vidbatch.runner.cancel_tasks`)."""
+        call = self._api_call("cancel", "DELETE", f"{facts.V2_PATH_TASK}/{quote(str(task_id), safe='')}")
+        self._retried(call, self._attempt)
+
+    def upload_file(self, data: bytes, filename: str, *, purpose: str = "video_generation") -> str:
+        """Upload media once (``POST /v1/files/upload``, multipart ``file`` and ``purpose``) for a
+        V2 request too big to carry it inline; returns the file id, sent as ``mm_file://ID``. Safe
+        to repeat: an upload whose answer was lost only leaves an unused file (they live 7 days)."""
+        call = self._api_call("upload", "POST", facts.PATH_FILE_UPLOAD, files={"file": (filename, data), "purpose": (None, purpose)})
+        answer = self._retried(call, self._attempt)
+        file = answer.body.get("file")
+        file_id = file.get("file_id") if isinstance(file, dict) else answer.body.get("file_id")
+        if file_id in (None, ""):
+            raise TransientError(f"upload of {filename} answered without a file_id", answer.info)
+        return str(file_id)
+
+    def download_v2(self, task_id: str, dest: Path, *, url: str | None = None, expected_bytes: int | None = None) -> Download:
+        """Fetch a finished V2 video (``task.content.url``) into ``dest`` (a file the caller owns,
+        as :meth:`download`). Without ``url`` the task is queried for one; a URL that answers
+        403/404/410 (expired) is refreshed by querying the task again, once. The URL is signed:
+        it never gets the key."""
+        dest = Path(dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _write_error(dest, e, CallInfo("download")) from None
+        for fresh in (False, True):
+            if url is None or fresh:
+                task = self.query_v2(task_id)
+                if not task.video_url:
+                    raise DownloadError(
+                        f"task {task_id} has no video URL (status {task.status})",
+                        CallInfo("download", trace_id=task.trace_id),
+                        hint="run again later to download it without rendering again",
+                    )
+                url = task.video_url
+            call = Call("download", "GET", url, api_host=False)
+            try:
+                return self._retried(call, lambda c: self._download_once(c, dest, expected_bytes, None))
+            except _UrlExpired as e:
+                if fresh:
+                    raise DownloadError(
+                        f"the video URL of task {task_id} was refused even after a fresh query: {e}",
+                        e.info,
+                        hint="the render is done and paid for; run again later to download it without rendering again",
+                    ) from None
+                log.debug("download of task %s: URL expired, querying the task again", task_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _parse_v2_query(self, task_id: str, answer: _Answer, call: Call) -> V2Task:
+        task = answer.body.get("task")
+        if not isinstance(task, dict):
+            raise TransientError(f"query of task {task_id} answered without a task{call.tries}", answer.info)
+        parsed = self._v2_task(task, answer.info, task_id)
+        if parsed.state is facts.TaskState.SUCCESS and not parsed.video_url:
+            raise TransientError(f"query of task {task_id} answered {parsed.status} without content.url{call.tries}", answer.info)
+        return parsed
+
+    def _v2_task(self, task: Mapping[str, Any], info: CallInfo, task_id: str | None = None) -> V2Task:
+        status = str(task.get("status") or "")
+        state = facts.v2_task_state(status)
+        tid = str(task.get("id") or task.get("task_id") or task_id or "")
+        if state is facts.TaskState.UNKNOWN:
+            log.warning("task %s: unknown status %r, treated as still running", tid, status)
+        error: Mapping[str, Any] = task["error"] if isinstance(task.get("error"), dict) else {}
+        content: Mapping[str, Any] = task["content"] if isinstance(task.get("content"), dict) else {}
+        usage = task.get("usage")
+        message = error.get("message")
+        return V2Task(
+            task_id=tid,
+            status=status,
+            state=state,
+            model=task.get("model") or None,
+            created_at=_timestamp(task.get("created_at")),
+            updated_at=_timestamp(task.get("updated_at")),
+            video_url=content.get("url") or None,
+            resolution=task.get("resolution") or None,
+            duration=_int_or_none(task.get("duration")),
+            ratio=task.get("ratio") or None,
+            task_type=task.get("task_type") or None,
+            usage={k: v for k in facts.V2_USAGE_FIELDS if (v := _int_or_none(usage.get(k))) is not None} if isinstance(usage, dict) else None,
+            error_code=_int_or_none(error.get("code")) or None,
+            error_message=self._scrub(str(message)) if message else None,
+            trace_id=info.trace_id,
+        )
+
     def _api_call(
         self,
         name: str,
@@ -494,8 +715,9 @@ class Client:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         fold: frozenset[int] = frozenset(),
+        files: Any = None,
     ) -> Call:
-        return Call(name, method, self.host + path, api_host=True, params=params, json_body=json_body, fold=fold)
+        return Call(name, method, self.host + path, api_host=True, params=params, json_body=json_body, fold=fold, files=files)
 
     def _parse_query(self, task_id: str, answer: _Answer, call: Call | None = None) -> TaskStatus:
         body, info = answer.body, answer.info
@@ -645,7 +867,8 @@ class Client:
                 call.url,
                 params=call.params,
                 json=call.json_body,
-                headers=self._headers(auth=True),
+                files=call.files,
+                headers=self._headers(auth=True, json_body=call.files is None),
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
@@ -678,8 +901,11 @@ class Client:
             self._clock() - started,
             call.tries,
         )
+        server_time = _http_date(resp.headers.get("Date"))
         if info.status_code and info.status_code in call.fold:
-            return _Answer(body or {}, info)
+            return _Answer(body or {}, info, server_time)
+        if call.name == "cancel" and not info.status_code and resp.status_code in (202, 204):
+            return _Answer(body or {}, info, server_time)  # a DELETE may answer without a body
         if info.status_code or resp.status_code != 200:  # a non-zero code says more than the HTTP status
             raise self._error(call, info, resp)
         if body is None:
@@ -688,13 +914,20 @@ class Client:
                     f"create answered HTTP 200 with {parse_problem}; a task may exist", info, hint=_MAYBE_HINT
                 )
             raise TransientError(f"{call.name} answered HTTP 200 with {parse_problem}{call.tries}", info)
-        return _Answer(body, info)
+        return _Answer(body, info, server_time)
 
     def _read_base_resp(self, body: dict[str, Any] | None, info: CallInfo) -> None:
+        """The error code of an answer: ``base_resp`` (every call), else a top-level
+        ``error: {code, message}`` (V2 errors sent with an HTTP error status)."""
         base = body.get("base_resp") if isinstance(body, dict) else None
         if isinstance(base, dict):
             info.status_code = _int_or_none(base.get("status_code"))
             info.status_msg = self._scrub(str(base.get("status_msg") or "")) or None
+            return
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and _int_or_none(error.get("code")):
+            info.status_code = _int_or_none(error.get("code"))
+            info.status_msg = self._scrub(str(error.get("message") or "")) or None
 
     def _error(self, call: Call, info: CallInfo, resp: requests.Response) -> ApiError:
         """The one place an answer becomes an exception: :func:`classify` says what happened,
@@ -852,13 +1085,14 @@ class Client:
 
     # --- small helpers ------------------------------------------------------------------------
 
-    def _headers(self, *, auth: bool) -> dict[str, str]:
-        """Built per request and never bound to a name, so no frame's locals show the key."""
+    def _headers(self, *, auth: bool, json_body: bool = True) -> dict[str, str]:
+        """Built per request and never bound to a name, so no frame's locals show the key. A
+        multipart upload (``json_body`` False) lets requests set its own Content-Type."""
         if not auth:
             return {"User-Agent": USER_AGENT}
         return {
             "Authorization": f"Bearer {self._key.value}",
-            "Content-Type": "application/json",
+            **({"Content-Type": "application/json"} if json_body else {}),
             "User-Agent": USER_AGENT,
         }
 
@@ -929,6 +1163,46 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _timestamp(value: Any) -> float | None:
+    """A task time as Unix seconds: seconds or milliseconds (as number or digits), or ISO 8601."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        try:
+            when = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return when.timestamp()
+    return number / 1000.0 if number > 1e11 else number
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() if when is not None and when.tzinfo is not None else None
+
+
+def _more_pages(body: Mapping[str, Any], page: int, page_size: int, got: int) -> bool:
+    """Whether the task list has a page after ``page``: its own word (``has_more``, ``total``)
+    when it gives one, else a full page."""
+    if got == 0:
+        return False
+    if isinstance(body.get("has_more"), bool):
+        return bool(body["has_more"])
+    total = _int_or_none(body.get("total"))
+    if total is not None:
+        return page * page_size < total
+    return got >= page_size
 
 
 def _loggable_url(url: str) -> str:

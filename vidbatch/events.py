@@ -32,6 +32,7 @@ class EventKind(str, enum.Enum):
     FINISH = "finish"
     STATE_ERROR = "state_error"  # the state database could not be written: creating stopped
     UNSAVED = "unsaved"  # a task id the state could not keep: the user must note it
+    CANCELLED = "cancelled"  # a queued MiniMax-H3 task no job wants any more was cancelled (not charged)
     WAIT = "wait"  # a chained shot waits for its source to render in this run
     BLOCKED = "blocked"  # a chained shot cannot start in this run (its source failed, no pick...)
     JOINED = "joined"  # a sequence of shots was joined into its cut (local, no API call)

@@ -535,6 +535,9 @@ V2_MAX_IN_FLIGHT = 30
 
 #: The task list only returns tasks of the last 7 days.
 V2_LIST_DAYS = 7
+#: A task's ``created_at`` is whole seconds (MiniMax's CLI reads an integer; the simulator sends
+#: one). vidbatch spaces its own V2 creates by more than this, so its tasks never share a second.
+V2_CREATED_AT_RESOLUTION = 1.0
 V2_LIST_PAGE_SIZE = 50
 
 #: V2 task statuses. ``cancelled`` and ``expired`` are final and not a success; a queued task is

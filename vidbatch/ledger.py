@@ -368,3 +368,20 @@ def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "
     if so_far is not None and so_far.entries:
         text += f"; {so_far.spent.describe()} so far for these manifests"
     return text
+
+
+def record_usage(store: Store, task_id: str, usage: Mapping[str, int]) -> int:
+    """Keep what MiniMax says it billed for ``task_id`` (V2's ``usage``) on its spend entries;
+    returns how many entries carry it. The API reports seconds and images, not money, so
+    ``billed_amount`` is left as it is, except when ``usage`` says nothing was billed (every
+    figure zero: a queued task cancelled, a failed one): then the billed figure is ``0``."""
+    nothing = bool(usage) and not any(usage.values())
+    try:
+        with store.transaction():
+            cursor = store.db.conn.execute(
+                "UPDATE spend SET usage = ?, billed_amount = CASE WHEN ? THEN '0' ELSE billed_amount END WHERE task_id = ?",
+                [json.dumps(dict(usage), sort_keys=True), nothing, task_id],
+            )
+    except sqlite3.Error as e:
+        raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
+    return cursor.rowcount

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import chain, cuts, ledger, picks
 from .costing import Budget
+from .events import Stop
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .runner import RunEvent, RunOptions, RunResult
@@ -58,7 +59,7 @@ class Workspace:
 
     def default_options(self) -> RunOptions:
         """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
-        return RunOptions(rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
+        return RunOptions(rpm=SIM_RPM, v2_rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
 
     def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
         """What a run would do for each job, and why (:func:`plan`). Writes nothing."""
@@ -79,6 +80,10 @@ class Workspace:
         :class:`~vidbatch.runner.RunEvent` (from worker threads); ``budget``
         (:class:`~vidbatch.costing.Budget`) refuses a plan over ``--max-cost``."""
         return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock, budget=budget)
+
+    def cancel(self, client: Any, *, names: Sequence[str] = ()) -> list[Any]:
+        """Cancel the queued MiniMax-H3 tasks of these jobs (:func:`cancel`)."""
+        return cancel(self, client, names=names)
 
     def status(self) -> list["JobStatus"]:
         """Every job's recorded state, output and error (:func:`status`)."""
@@ -175,7 +180,8 @@ def run(
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now
             ws.cache.write()
         result = session.run(the_plan)
-        session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
+        if result.stopped is not Stop.INTERRUPTED:  # after Ctrl-C, leave at once
+            session.assemble(ws.manifests)  # the sequences whose shots are now in place: local, no call
         return result
 
 
@@ -301,6 +307,33 @@ class GcResult:
     deleted: list[str]
     skipped: list[tuple[str, str]]
     dry_run: bool = False
+
+
+def cancel(ws: Workspace, client: Any, *, names: Sequence[str] = ()) -> list[Any]:
+    """Cancel the queued MiniMax-H3 tasks of the workspace's jobs (only ``names`` when given;
+    UsageError for a name no job has): a list of :class:`~vidbatch.runner.CancelOutcome`. A
+    running task is not cancellable and is left to finish. When no run holds the state folder
+    each cancel is recorded now; else that run records it at its next poll."""
+    from .errors import StateLockedError
+    from .runner import cancel_jobs
+
+    jobs = ws.jobs
+    if names:
+        unknown = [n for n in dict.fromkeys(names) if n not in {j.name for j in jobs}]
+        if unknown:
+            raise UsageError(f"--job names no job of the manifests: {', '.join(unknown)}; nothing was cancelled")
+        jobs = [j for j in jobs if j.name in set(names)]
+    if not Store.exists(ws.state_dir):
+        return cancel_jobs(None, client, jobs, record=False)
+    store = Store(ws.state_dir)
+    try:
+        try:
+            with store.run_lock():
+                return cancel_jobs(store, client, jobs, record=True)
+        except StateLockedError:
+            return cancel_jobs(store, client, jobs, record=False)
+    finally:
+        store.close()
 
 
 def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, confirm: Callable[[GcResult], bool] | None = None) -> GcResult:

@@ -75,16 +75,31 @@ from . import errors, facts, mp4, outputs_index, rules
 from .events import EventKind, Stop
 from .files import into_place
 from .plan import Action, Plan, PlannedJob
-from .policy import Call, Decision, Limits, Verdict, decide, is_state_write_error
-from .state import ErrorInfo, RenderState, Store, VideoRecord
+from .policy import (
+    Call,
+    Decision,
+    Judgement,
+    Limits,
+    LostCreate,
+    Shape,
+    Verdict,
+    decide,
+    is_state_write_error,
+    judge_lost_create,
+    lost_create_window,
+    v2_shape,
+)
+from .state import ErrorInfo, RenderState, Store, V2Intent, VideoRecord
 
 if TYPE_CHECKING:
-    from .client import Download, TaskStatus
+    from .client import Download, TaskStatus, V2Page, V2Task
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ApiClient",
+    "CancelOutcome",
+    "Cancelled",
     "Clock",
     "JobPhase",
     "Progress",
@@ -110,6 +125,26 @@ class ApiClient(Protocol):
 
     def download(self, file_id: str | int, dest: Path) -> Download:
         """Fetch the finished video of ``file_id`` to ``dest``."""
+        ...
+
+    # Video Generation V2 (MiniMax-H3); only called for V2 jobs
+
+    def create_v2(self, body: dict[str, Any]) -> str:
+        ...
+
+    def upload_file(self, data: bytes, filename: str) -> str:
+        ...
+
+    def query_v2(self, task_id: str) -> V2Task:
+        ...
+
+    def list_v2(self, *, created_after: float | None = None) -> V2Page:
+        ...
+
+    def cancel_v2(self, task_id: str) -> None:
+        ...
+
+    def download_v2(self, task_id: str, dest: Path, *, url: str | None = None) -> Download:
         ...
 
 
@@ -150,6 +185,9 @@ class RunOptions:
     poll_rounds: int = 10
     #: rate limits one render's call may meet before it is left for the next run
     rate_limit_rounds: int = 30
+    #: Video Generation V2 (MiniMax-H3) creates per minute and renders in flight: its own limits
+    v2_rpm: float = facts.V2_RPM
+    v2_concurrency: int = facts.V2_MAX_IN_FLIGHT
     #: longest pause after a rate limit when the server does not say how long (a ``Retry-After``
     #: is followed exactly, short or long); without one the pause starts at one create slot
     rate_limit_pause: float = 30.0
@@ -324,10 +362,24 @@ class _Render:
     restore: VideoRecord | None = None
     #: failures so far per (call, verdict of the table): retries and pauses are bounded per render
     spent: Counter[tuple[Call, Verdict]] = field(default_factory=Counter)
+    #: which API generation serves it (V2: MiniMax-H3)
+    api: facts.Api = facts.Api.V1
+    #: V2: the video's signed URL from the last query (refreshed by querying again when expired)
+    video_url: str | None = None
+    #: V2: an edit made it obsolete while its task was in flight: cancel it if still queued,
+    #: else let it finish and keep the render in the state without writing any output
+    obsolete: bool = False
+    cancelled: bool = False
+
+    @property
+    def v2(self) -> bool:
+        return self.api is facts.Api.V2
 
     @property
     def name(self) -> str:
-        return self.targets[0].job.name
+        return self.targets[0].job.name if self.targets else self.key
+
+
 
 
 @dataclass(frozen=True)
@@ -468,6 +520,17 @@ class Runner:
         self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
+        #: V2: renders whose lost create the task list is being asked about, by key; while any
+        #: is, no V2 create is sent (see _v2_wire_busy)
+        self._reconciling: dict[str, _Render] = {}
+        self._next_v2_create_at = 0.0
+        #: no V2 create before this (monotonic): one created_at step after the last one answered
+        self._v2_wire_free_at = 0.0
+        self._v2_in_flight: set[str] = set()
+        #: V2 renders in flight by key: a replan may make one obsolete (then it is cancelled)
+        self._v2_renders: dict[str, _Render] = {}
+        #: V2 media uploaded in this run: sha256 -> file id (sent as mm_file://ID)
+        self._uploaded: dict[str, str] = {}
         #: chained shots waiting for a source rendered in this run, and the step that starts them
         self._dependents = dependents
         self._waiting: dict[JobId, PlannedJob] = {}
@@ -480,6 +543,7 @@ class Runner:
         taking new plans from :meth:`replan`, until :meth:`stop`."""
         self._keep_alive = keep_alive
         try:
+            self._take_open_intents()
             if plan is not None:
                 self._take_plan(plan)
             self._loop()
@@ -504,8 +568,10 @@ class Runner:
 
     def _take_plan(self, plan: Plan) -> None:
         self._supersede_queued(plan)
+        self._cancel_obsolete(plan)
         for manifest in {str(pj.job.manifest) for pj in plan.jobs}:
             self.progress.forget(manifest, {job_id(pj) for pj in plan.jobs})
+        self._attach_to_reconciling(plan)
         active = self._active_keys()
         fresh = [pj for pj in plan.jobs if pj.job.key not in active]
         plan = Plan(fresh, plan.orphans)
@@ -593,7 +659,7 @@ class Runner:
         return True
 
     def _active_keys(self) -> set[str]:
-        return self._in_flight | {r.key for r in self._creates}
+        return self._in_flight | {r.key for r in self._creates} | set(self._reconciling)
 
     def _supersede_queued(self, plan: Plan) -> None:
         """A new plan of a manifest replaces that manifest's jobs in renders still waiting to be
@@ -619,7 +685,7 @@ class Runner:
         for pj in plan.jobs:
             # a restore gives an output an earlier video of its key: a unit of work of its own
             group = pj.job.key if pj.restore is None else f"{pj.job.key}#{pj.restore.sha256}"
-            renders.setdefault(group, _Render(pj.job.key, [], restore=pj.restore)).targets.append(pj)
+            renders.setdefault(group, _Render(pj.job.key, [], restore=pj.restore, api=pj.job.api)).targets.append(pj)
         # the job that decides a render's fate is the one with the most work to do
         order = [Action.RESUME, Action.RESUBMIT, Action.SUBMIT, Action.DOWNLOAD, Action.REUSE, Action.UNCERTAIN, Action.GONE, Action.FAILED, Action.SKIP]
         for render in renders.values():
@@ -654,6 +720,9 @@ class Runner:
 
     def _start(self, render: _Render) -> None:
         lead = render.targets[0]
+        if render.v2 and lead.action is Action.UNCERTAIN and lead.record is not None and lead.record.state is RenderState.SUBMITTING:
+            self._mark(render, JobPhase.QUEUED, planning=True)  # its lost create is being looked for
+            return
         for pj in render.targets:
             if pj.action is Action.SKIP:
                 self._skip(pj)
@@ -794,31 +863,90 @@ class Runner:
         if self._timers:
             due.append(self._timers[0][0] - now)
         if self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
-            due.append(max(self._next_create_at, self._paused_until) - now)
+            due.append(self._create_due(now) - now)
         return max(0.0, min(due))
 
     def _dispatch_creates(self, now: float) -> None:
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
-            if now < max(self._next_create_at, self._paused_until):
+            index = self._next_create(now)
+            if index is None:
                 return
             if not self._state_in_place():
                 return
-            render = self._creates.popleft()
+            render = self._creates[index]
+            del self._creates[index]
+            job = render.targets[0].job
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
-                request = render.targets[0].job.api_request()
+                # (a V2 body is built by the worker, after any upload: see _create_v2)
+                request = None if render.v2 else job.api_request()
             except errors.VidbatchError as e:
                 self._mark(render, JobPhase.UNFINISHED)
                 self._emit(EventKind.ERROR, f"not submitted: {e}", render)
                 continue
-            self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
+            if render.v2:
+                self._next_v2_create_at = max(now, self._next_v2_create_at) + 60.0 / self.options.v2_rpm
+            else:
+                self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
-            if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason):
-                self._creates.appendleft(render)  # no intent saved, so no create sent: stays new
+            shape = v2_shape(job.request).to_json() if render.v2 else None
+            if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape):
+                self._creates.insert(index, render)  # no intent saved, so no create sent: stays new
                 return
             self._enter_flight(render)
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
-            self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+            if render.v2:
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job))
+            else:
+                assert request is not None
+                self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+
+    def _create_v2(self, job: Any) -> str:
+        """Worker side: upload the media the body cannot carry inline (once per content: file
+        ids are kept for the run), build the V2 body, create. Only one V2 create runs at a time,
+        so the upload map needs no lock. A failure before ``create_v2`` is never a lost create."""
+        for ref in job.v2_uploads(self._uploaded):
+            self._uploaded[ref.sha256] = self.client.upload_file(ref.content(), ref.upload_name())
+        return self.client.create_v2(job.v2_body(self._uploaded))
+
+    # --- V2 pacing: its own rate and in-flight limit, one create on the wire ------------------
+
+    def _v2_wire_busy(self) -> bool:
+        """A V2 create is on the wire, or a lost one is being looked for in the task list: the
+        next V2 create waits, so no two of vidbatch's own creates can be confused there."""
+        return bool(self._reconciling) or any(key in self._v2_in_flight for key in self._creating)
+
+    def _can_create(self, render: _Render, now: float) -> bool:
+        if now < self._paused_until:
+            return False
+        if not render.v2:
+            return now >= self._next_create_at
+        limit = min(self.options.concurrency, self.options.v2_concurrency)
+        return now >= max(self._next_v2_create_at, self._v2_wire_free_at) and len(self._v2_in_flight) < limit and not self._v2_wire_busy()
+
+    def _next_create(self, now: float) -> int | None:
+        """The position in the queue of the first render that may be created now: a V2 render
+        held by its own limits does not hold back the V1 renders behind it (nor the reverse)."""
+        seen: set[facts.Api] = set()
+        for index, render in enumerate(self._creates):
+            if render.api in seen:
+                continue
+            if self._can_create(render, now):
+                return index
+            seen.add(render.api)
+            if len(seen) == len(facts.Api):
+                break
+        return None
+
+    def _create_due(self, now: float) -> float:
+        """When the next create may go, as far as pacing says (a busy V2 wire wakes the loop
+        through its result)."""
+        apis = {render.api for render in self._creates}
+        due = [self._next_create_at] if facts.Api.V1 in apis else []
+        v2_limit = min(self.options.concurrency, self.options.v2_concurrency)
+        if facts.Api.V2 in apis and len(self._v2_in_flight) < v2_limit and not self._v2_wire_busy():
+            due.append(max(self._next_v2_create_at, self._v2_wire_free_at))
+        return max(min(due, default=now + 3600.0), self._paused_until)
 
     def _state_in_place(self) -> bool:
         """Before a create: is the state database still the file this run writes? One deleted
@@ -833,10 +961,15 @@ class Runner:
     def _dispatch_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, _, call, render = heapq.heappop(self._timers)
+            if render.cancelled:
+                continue
             if call is Call.POLL:
                 task_id = render.task_id
                 assert task_id is not None
-                self._pool.submit(Call.POLL, render, functools.partial(self.client.query, task_id))
+                query = self.client.query_v2 if render.v2 else self.client.query
+                self._pool.submit(Call.POLL, render, functools.partial(query, task_id))
+            elif call is Call.RECONCILE:
+                self._ask_task_list(render)
             else:
                 self._download(render)
 
@@ -850,12 +983,21 @@ class Runner:
         if isinstance(result.error, KeyboardInterrupt):
             raise result.error
         self._idle_announced = False
+        if result.render.cancelled:
+            return  # a poll of a task cancelled meanwhile: the state says so already
+        if result.call is Call.CANCEL:
+            if result.error is not None:
+                raise result.error  # cancel_task returns outcomes: an exception is a bug
+            self._on_cancel_answered(result.render, result.value)
+            return
         if result.error is not None:
             self._on_failure(result.call, result.render, result.error)
             return
         self._rate_limits_in_row[result.call] = 0
         if result.call is Call.CREATE:
             self._on_created(result.render, result.value)
+        elif result.call is Call.RECONCILE:
+            self._on_reconciled(result.render, result.value)
         elif result.call is Call.POLL:
             self._on_polled(result.render, result.value)
         elif result.call is Call.DOWNLOAD:
@@ -865,6 +1007,8 @@ class Runner:
 
     def _on_created(self, render: _Render, task_id: str) -> None:
         self._creating.discard(render.key)
+        if render.v2:
+            self._v2_wire_freed()
         render.task_id = task_id
         self._ids[render.key] = (task_id, None)
         self.progress.created_render(render.key)
@@ -873,17 +1017,28 @@ class Runner:
             self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
         self._emit(EventKind.SUBMITTED, f"task {task_id}", render, task_id=task_id)
         self._schedule(Call.POLL, render, self.options.poll_interval)
+        if render.obsolete:  # an edit made it obsolete while its create was on the wire
+            self._cancel(render)
 
-    def _on_polled(self, render: _Render, status: TaskStatus) -> None:
+    def _on_polled(self, render: _Render, status: TaskStatus | V2Task) -> None:
         render.spent = Counter({k: n for k, n in render.spent.items() if k[0] is not Call.POLL})  # in a row
         self._save(self.store.record_status, render.key, status.status, name=render.name)
+        if render.v2 and render.obsolete and status.status == facts.V2_STATUS_CANCELLED:
+            self._on_cancel_answered(render, (Cancelled.CANCELLED, f"task {render.task_id} cancelled before it started: MiniMax does not charge it"))
+            return  # our own cancel, seen by a poll before its answer
+        if render.v2 and not status.is_running:
+            self._on_v2_finished(render, status)  # type: ignore[arg-type]
         if status.state is facts.TaskState.SUCCESS:
-            file_id = status.file_id
+            file_id = render.task_id if render.v2 else status.file_id
             assert file_id is not None
             render.file_id = file_id
             self._ids[render.key] = (render.task_id, file_id)
             self._save(self.store.record_rendered, render.key, file_id, width=status.video_width, height=status.video_height, name=render.name)
             self._emit(EventKind.RENDERED, f"file {file_id}", render, file_id=file_id)
+            if render.obsolete:  # no job wants it now: kept in the state (rendered), no output written
+                self._leave_flight(render)
+                self._emit(EventKind.STATUS, "rendered after an edit made it obsolete: kept in the state, not downloaded", render, status=status.status)
+                return
             self._download(render)
         elif status.state is facts.TaskState.FAILED:
             try:
@@ -898,12 +1053,16 @@ class Runner:
         target = render.targets[0].job.output
         file_id = render.file_id
         assert file_id is not None
-        self._pool.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target))
+        if render.v2:  # a V2 render's file id is its task id: the video is the task's content.url
+            fetch = functools.partial(self.client.download_v2, file_id, url=render.video_url)
+        else:
+            fetch = functools.partial(self.client.download, file_id)
+        self._pool.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target, fetch))
 
-    def _fetch(self, file_id: str, target: Path) -> tuple[Path, int, str]:
+    def _fetch(self, file_id: str, target: Path, fetch: Callable[[Path], Download]) -> tuple[Path, int, str]:
         """Worker side: download to a staging file, verify, rename over the output."""
         with into_place(target) as staging:
-            got = self.client.download(file_id, staging)
+            got = fetch(staging)
             problems = mp4.check_mp4(staging)
             if problems:
                 raise errors.DownloadError(
@@ -962,16 +1121,190 @@ class Runner:
         except OSError as e:
             log.warning("could not update the outputs index beside %s: %s", path, e)
 
+    # --- V2: lost creates settled through the task list (exactly-once creates) ----------------
+    #
+    # A V2 create whose answer was lost (in this run, or cut off by a crash: its row stays
+    # ``submitting`` with the shape its task would show) is looked for in the task list before
+    # any other V2 create is sent. policy.judge_lost_create says what the list shows: no task of
+    # its shape in the window (create it again), exactly one new task and of its shape (adopt
+    # it: poll, download), anything else (uncertain, with the candidate task ids).
+
+    def _v2_wire_freed(self) -> None:
+        """A V2 create was answered or settled: the next one waits one ``created_at`` step, so
+        two of vidbatch's tasks never share a second (the window's bounds rely on it)."""
+        self._v2_wire_free_at = self.clock.now() + facts.V2_CREATED_AT_RESOLUTION
+
+    def _take_open_intents(self) -> None:
+        """At the start: every V2 create the state left unsettled is looked for first, and the
+        first V2 create waits one ``created_at`` step after the last task id recorded (by an
+        earlier process, perhaps killed a moment ago)."""
+        try:
+            last = self.store.last_submitted_at()
+            if last is not None:
+                wait = last + facts.V2_CREATED_AT_RESOLUTION - time.time()
+                self._v2_wire_free_at = self.clock.now() + max(0.0, min(wait, facts.V2_CREATED_AT_RESOLUTION))
+            intents = self.store.open_v2_intents()
+        except Exception as e:
+            if not is_state_write_error(e):
+                raise
+            self._state_failed(e)
+            return
+        for intent in intents:
+            if intent.key not in self._reconciling:
+                render = _Render(intent.key, [], api=facts.Api.V2)
+                self._reconciling[intent.key] = render
+                self._ask_task_list(render, intent)
+
+    def _attach_to_reconciling(self, plan: Plan) -> None:
+        """Jobs of a plan that want a render whose lost create is being looked for wait for it."""
+        for pj in plan.jobs:
+            render = self._reconciling.get(pj.job.key)
+            if render is None or pj.action not in (Action.UNCERTAIN, Action.SUBMIT, Action.RESUBMIT):
+                continue
+            render.targets = [t for t in render.targets if job_id(t) != job_id(pj)] + [pj]
+            render.targets.sort(key=lambda t: t.action is Action.UNCERTAIN)  # a create wish leads
+            self.progress.mark(job_id(pj), pj.job.key, JobPhase.QUEUED)
+
+    def _reconcile(self, render: _Render) -> None:
+        """A V2 create's answer was lost in this run: hold the V2 wire and ask the task list."""
+        self._reconciling[render.key] = render
+        self._ask_task_list(render)
+
+    def _ask_task_list(self, render: _Render, intent: V2Intent | None = None) -> None:
+        if intent is None:
+            intent = next((i for i in self.store.open_v2_intents() if i.key == render.key), None)
+        if intent is None:  # settled meanwhile (cannot happen while we hold the lock)
+            self._reconciling.pop(render.key, None)
+            return
+        recorded = self.store.recorded_task_ids()
+        unsaved = frozenset(self.result.unsaved)
+        self._pool.submit(Call.RECONCILE, render, functools.partial(self._judge_lost_create, intent, recorded, unsaved))
+
+    def _judge_lost_create(self, intent: V2Intent, recorded: list[tuple[int | None, str]], unsaved: frozenset[str]) -> tuple[V2Intent, Judgement]:
+        """Worker side: one read of the task list (paged), judged by the policy."""
+        page = self.client.list_v2(created_after=intent.at - 86400.0)  # a day of clock doubt
+        local_now = time.time()
+        created = {t.task_id: t.created_at for t in page.tasks}
+        before = [c for event, t in recorded if event is not None and event < intent.event_id and (c := created.get(t)) is not None]
+        after = [c for event, t in recorded if event is not None and event > intent.event_id and (c := created.get(t)) is not None]
+        window = lost_create_window(
+            intent_at=intent.at,
+            local_now=local_now,
+            server_now=page.server_time,
+            previous_created_at=max(before, default=None),
+            next_created_at=min(after, default=None),
+        )
+        reachable = local_now - intent.at < facts.V2_LIST_DAYS * 86400 - 3600
+        judgement = judge_lost_create(page.tasks, recorded={t for _, t in recorded} | unsaved, shape=Shape.from_json(intent.shape), window=window, reachable=reachable)
+        return intent, judgement
+
+    def _on_reconciled(self, render: _Render, value: tuple[V2Intent, Judgement]) -> None:
+        intent, judgement = value
+        self._reconciling.pop(render.key, None)
+        self._v2_wire_freed()
+        self._leave_flight(render)
+        name = render.name if render.targets else intent.name
+        data = {"outcome": str(judgement.outcome), "candidates": list(judgement.candidates)}
+        if judgement.outcome is LostCreate.NONE:
+            self._save(self.store.record_not_submitted, render.key, ErrorInfo(judgement.describe(), call="list"), name=name)
+            wants = bool(render.targets) and not render.obsolete  # jobs of this run want it (else a later run creates it)
+            self._emit(EventKind.RETRY, f"lost create settled: {judgement.describe()}; " + ("creating it again" if wants else "it stays new"), render, job_name=name, data=data)
+            busy = sorted({str(pj.job.output.parent) for pj in render.targets if not self._claim(pj.job.output.parent)})
+            if wants and busy:  # as _start: another state folder's run is creating into that folder
+                self._mark(render, JobPhase.UNFINISHED)
+                self._emit(EventKind.ERROR, f"not created: another vidbatch run (with another state folder) is writing to {', '.join(busy)}; run again when it has finished", render)
+            elif wants and render.spent[(Call.CREATE, Verdict.RECONCILE)] < self._limits.create_rounds:
+                self._requeue(render, front=True)
+            elif wants:
+                self._leave(render, Call.CREATE, errors.MaybeSubmittedError("create answers lost too many times", errors.CallInfo("create")))
+        elif judgement.outcome is LostCreate.ADOPT:
+            task = judgement.task
+            self._save(self.store.record_adopted_task, render.key, task.task_id, name=name, why=judgement.describe())
+            render.task_id = task.task_id
+            self._ids[render.key] = (task.task_id, None)
+            self.progress.created_render(render.key)
+            self._emit(EventKind.SUBMITTED, f"task {task.task_id} (adopted: {judgement.describe()})", render, job_name=name, task_id=task.task_id, data=data)
+            if render.targets:
+                self._enter_flight(render)
+                self._schedule(Call.POLL, render, 0.0)
+                if render.obsolete:
+                    self._cancel(render)
+        else:
+            message = f"create answer lost; {judgement.describe()}"
+            self._save(self.store.record_uncertain, render.key, ErrorInfo(message, call="list"), name=name, extra={"candidates": list(judgement.candidates)})
+            self._mark(render, JobPhase.UNCERTAIN)
+            self._emit(EventKind.UNCERTAIN, message, render, job_name=name, data=data)
+
+    def _reconcile_unresolved(self, render: _Render, error: BaseException, *, stop: bool) -> None:
+        """The task list could not be asked: the job is ``uncertain`` until the next run asks it."""
+        self._reconciling.pop(render.key, None)
+        self._v2_wire_freed()
+        self._leave_flight(render)
+        info = ErrorInfo.from_exception(error)
+        message = f"create answer lost and the task list could not be asked ({info.message}); the next run asks it again"
+        self._save(self.store.record_uncertain, render.key, ErrorInfo(message, info.code, info.trace_id, "list", info.http_status, info.status_msg, None), name=render.name, extra={"reconcile": "pending"})
+        self._mark(render, JobPhase.UNCERTAIN)
+        self._emit(EventKind.UNCERTAIN, message, render)
+        if stop:
+            self._account_stop(error)
+
+    def _cancel_obsolete(self, plan: Plan) -> None:
+        """A new plan of a manifest leaves a V2 render in flight that no job wants any more:
+        cancel its task if it is still queued (MiniMax does not charge a cancelled task); a
+        running one finishes and its render is kept in the state (see _on_polled)."""
+        manifests = {pj.job.manifest for pj in plan.jobs}
+        wanted = {pj.job.key for pj in plan.jobs}
+        for render in list(self._v2_renders.values()) + [r for r in self._reconciling.values() if r.targets]:
+            if render.obsolete or render.key in wanted or not render.targets:
+                continue
+            if any(pj.job.manifest not in manifests for pj in render.targets):
+                continue  # another manifest's job still wants it
+            render.obsolete = True
+            if render.task_id is not None and render.key in self._v2_renders:
+                self._cancel(render)
+
+    def _cancel(self, render: _Render) -> None:
+        task_id = render.task_id
+        assert task_id is not None
+        self._pool.submit(Call.CANCEL, render, functools.partial(cancel_task, self.client, task_id))
+
+    def _on_cancel_answered(self, render: _Render, value: tuple[Cancelled, str]) -> None:
+        result, message = value
+        if render.cancelled:
+            return  # recorded already (a poll saw it first)
+        if result is not Cancelled.CANCELLED:
+            self._emit(EventKind.STATUS, f"no longer wanted after an edit; {message}", render, cancel=str(result))
+            return
+        from . import ledger
+
+        task_id = render.task_id
+        assert task_id is not None
+        render.cancelled = True
+        self._leave_flight(render)
+        self._save(self.store.record_cancelled, render.key, task_id, name=render.name)
+        self._save(ledger.record_usage, self.store, task_id, dict.fromkeys(facts.V2_USAGE_FIELDS, 0))
+        self._emit(EventKind.CANCELLED, f"no longer wanted after an edit; {message}", render, task_id=task_id)
+
+    def _on_v2_finished(self, render: _Render, task: V2Task) -> None:
+        """A V2 task ended: keep its video URL and what MiniMax billed for it (``usage``)."""
+        render.video_url = task.video_url
+        if task.usage and render.task_id:
+            from . import ledger
+
+            self._save(ledger.record_usage, self.store, render.task_id, task.usage)
+
     # --- failures: the one place that reads the policy table -----------------------------
 
     def _on_failure(self, call: Call, render: _Render, error: BaseException) -> None:
-        decision = decide(call, error, spent=render.spent, limits=self._limits, rate_limited_in_row=self._rate_limits_in_row[call] + 1)
+        decision = decide(call, error, spent=render.spent, limits=self._limits, rate_limited_in_row=self._rate_limits_in_row[call] + 1, task_list=render.v2)
         render.spent[(call, decision.counted)] += 1
         if decision.verdict is Verdict.PAUSE:
             self._rate_limits_in_row[call] += 1
         if call is Call.CREATE:
             self._creating.discard(render.key)
-            if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB):  # those record their own state
+            if render.v2:
+                self._v2_wire_freed()
+            if decision.verdict not in (Verdict.UNCERTAIN, Verdict.FAIL_JOB, Verdict.RECONCILE):  # those record their own state
                 self._leave_flight(render)
                 # from_exception never stores repr() of an unknown error: it may hold the key
                 self._save(self.store.record_not_submitted, render.key, ErrorInfo.from_exception(error), name=render.name)
@@ -983,6 +1316,13 @@ class Runner:
         verdict = decision.verdict
         if verdict is Verdict.RAISE:
             raise error
+        if verdict is Verdict.RECONCILE:
+            self._emit(EventKind.RETRY, f"create answer lost; asking the task list whether MiniMax made the task: {error}", render)
+            self._reconcile(render)
+            return
+        if call is Call.RECONCILE and verdict not in (Verdict.RETRY, Verdict.PAUSE):
+            self._reconcile_unresolved(render, error, stop=verdict is Verdict.STOP_CREATING)
+            return
         if verdict is Verdict.RETRY:
             if call is Call.CREATE:
                 self._requeue(render, front=False)
@@ -1058,10 +1398,16 @@ class Runner:
 
     def _enter_flight(self, render: _Render, *, planning: bool = False) -> None:
         self._in_flight.add(render.key)
+        if render.v2:
+            self._v2_in_flight.add(render.key)
+            self._v2_renders[render.key] = render
         self._mark(render, JobPhase.RUNNING, planning=planning)
 
     def _leave_flight(self, render: _Render) -> None:
         self._in_flight.discard(render.key)
+        self._v2_in_flight.discard(render.key)
+        if self._v2_renders.get(render.key) is render:
+            del self._v2_renders[render.key]
 
     def _requeue(self, render: _Render, *, front: bool) -> None:
         self._mark(render, JobPhase.QUEUED)
@@ -1148,6 +1494,89 @@ class Runner:
         if render is not None:
             job_name, key = render.name, render.key
         self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
+
+
+# --- cancelling queued V2 tasks ---------------------------------------------------------------
+
+
+class Cancelled(str, enum.Enum):
+    """What became of a request to cancel a job's task."""
+
+    CANCELLED = "cancelled"  # it was queued: cancelled, and MiniMax does not charge it
+    RUNNING = "running"  # it is rendering: not cancellable; it finishes and its render is kept
+    FINISHED = "finished"  # it ended already (succeeded, failed...): nothing to cancel
+    NO_TASK = "no_task"  # the job has no task in flight
+    NOT_V2 = "not_v2"  # a v1 task: the v1 API has no cancel
+    ERROR = "error"  # the API could not be asked; the task is as it was
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    name: str
+    key: str
+    task_id: str | None
+    result: Cancelled
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.name, "key": self.key, "task_id": self.task_id, "result": str(self.result), "message": self.message}
+
+
+def cancel_task(client: ApiClient, task_id: str) -> tuple[Cancelled, str]:
+    """Cancel V2 task ``task_id`` if it is queued. The task is queried first, because the
+    contract's DELETE *deletes* a finished task (its video with it) and refuses a running one;
+    a task that starts between the query and the DELETE is reported running. Never raises a
+    VidbatchError: a failure is an ``ERROR`` outcome (the task runs on, nothing is lost)."""
+    try:
+        task = client.query_v2(task_id)
+        if not task.cancellable:
+            if task.is_running:
+                return Cancelled.RUNNING, f"task {task_id} is {task.status}: it cannot be cancelled; it finishes and its render is kept"
+            return Cancelled.FINISHED, f"task {task_id} has ended ({task.status}): nothing to cancel"
+        try:
+            client.cancel_v2(task_id)
+        except errors.JobFailedError:  # refused: it started meanwhile
+            return Cancelled.RUNNING, f"task {task_id} started before it could be cancelled; it finishes and its render is kept"
+    except errors.VidbatchError as e:
+        return Cancelled.ERROR, f"task {task_id} could not be cancelled: {e}"
+    return Cancelled.CANCELLED, f"task {task_id} cancelled before it started: MiniMax does not charge it"
+
+
+def cancel_jobs(store: Store | None, client: ApiClient, jobs: Iterable[Any], *, record: bool) -> list[CancelOutcome]:
+    """``vidbatch cancel``: cancel the queued V2 task of each of ``jobs`` (a key several jobs
+    share is cancelled once). With ``record`` (the caller holds the run lock) each cancel is
+    written to the state (the job becomes ``failed``: a plain run does not create it again) and
+    its spend entry says nothing was billed; without it, the run that holds the state records
+    the cancelled status at its next poll."""
+    from . import ledger
+
+    outcomes: list[CancelOutcome] = []
+    seen: dict[str, CancelOutcome] = {}
+    jobs = list(jobs)
+    records = store.get_many(job.key for job in jobs) if store is not None else {}
+    for job in jobs:
+        if job.key in seen:
+            first = seen[job.key]
+            outcomes.append(CancelOutcome(job.name, job.key, first.task_id, first.result, f"{first.message} (shared with {first.name})"))
+            continue
+        rec = records.get(job.key)
+        task_id = rec.task_id if rec is not None and rec.state is RenderState.RUNNING else None
+        if job.api is not facts.Api.V2:
+            outcome = CancelOutcome(job.name, job.key, task_id, Cancelled.NOT_V2, "not a MiniMax-H3 job: the v1 API cannot cancel a task")
+        elif task_id is None:
+            outcome = CancelOutcome(job.name, job.key, None, Cancelled.NO_TASK, f"no task in flight ({rec.state.value if rec else 'never run'})")
+        else:
+            result, message = cancel_task(client, task_id)
+            if result is Cancelled.CANCELLED and record and store is not None:
+                store.record_cancelled(job.key, task_id, name=job.name, on_request=True)
+                ledger.record_usage(store, task_id, dict.fromkeys(facts.V2_USAGE_FIELDS, 0))
+            outcome = CancelOutcome(job.name, job.key, task_id, result, message)
+        seen[job.key] = outcome
+        outcomes.append(outcome)
+    return outcomes
 
 
 def check_budget(plan: Plan, max_renders: int | None) -> None:

@@ -101,7 +101,7 @@ TRANSITIONS: dict[RenderState, frozenset[RenderState]] = {
     S.NEW: frozenset({S.SUBMITTING, S.DONE}),  # done: adopted from an outputs index (lost state)
     S.SUBMITTING: frozenset({S.RUNNING, S.NEW, S.FAILED, S.UNCERTAIN}),
     S.UNCERTAIN: frozenset({S.SUBMITTING, S.RUNNING, S.NEW}),
-    S.RUNNING: frozenset({S.RENDERED, S.FAILED, S.GONE}),
+    S.RUNNING: frozenset({S.RENDERED, S.FAILED, S.GONE, S.NEW}),  # new: a queued V2 task cancelled as obsolete
     S.RENDERED: frozenset({S.DONE, S.SUBMITTING, S.GONE}),  # submitting: the file can no longer be fetched
     S.DONE: frozenset({S.SUBMITTING, S.GONE}),  # --force; gone: a download found the file expired
     S.FAILED: frozenset({S.SUBMITTING}),  # --retry-failed
@@ -348,6 +348,27 @@ class CutRecord:
     mtime_ns: int
     reencoded: str | None  # why the clips were re-encoded; None when copied
     built_at: float
+
+
+@dataclass(frozen=True)
+class V2Intent:
+    """A V2 create whose answer never arrived (see :meth:`Store.open_v2_intents`): its render,
+    the history event of the intent (its id orders it among recorded tasks; ``at`` is local Unix
+    time) and the shape its task would show in the task list."""
+
+    key: str
+    name: str | None
+    state: "RenderState"
+    event_id: int
+    at: float
+    shape: dict[str, Any]
+
+
+@migrations()
+def m006_v2_usage(db: sqlite_utils.Database) -> None:
+    # Video Generation V2 (MiniMax-H3) says what it billed for a task (`usage`: seconds and
+    # reference images). Keep it on the task's spend entries, as JSON, for the money features.
+    db.table("spend").add_column("usage", str)
 
 
 @dataclass(frozen=True)
@@ -888,11 +909,16 @@ class Store:
             for render in renders:
                 self.record_seen(**render)
 
-    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None) -> RenderRecord:
-        """Written *before* a create is sent: a crash from here on leaves the render ``submitting``."""
+    def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None, v2_shape: Mapping[str, Any] | None = None) -> RenderRecord:
+        """Written *before* a create is sent: a crash from here on leaves the render ``submitting``.
+        A V2 create keeps the shape its task will show in the task list (``v2_shape``), so a
+        lost answer can be looked for there (:meth:`open_v2_intents`)."""
         current = self.get(key)
         attempts = (current.attempts if current else 0) + 1
-        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail={"reason": reason} if reason else None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
+        detail: dict[str, Any] = {"reason": reason} if reason else {}
+        if v2_shape is not None:
+            detail["v2_shape"] = dict(v2_shape)
+        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
 
     def record_submitted(self, key: str, task_id: str, *, name: str | None = None) -> RenderRecord:
         return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id}, task_id=task_id, submitted_at=now())
@@ -901,8 +927,10 @@ class Store:
         """The create certainly was not accepted (the server answered no): back to ``new``."""
         return self._transition(key, RenderState.NEW, "not_submitted", name=name, detail=_error_detail(error), **_error_values(error))
 
-    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
-        return self._transition(key, RenderState.UNCERTAIN, "uncertain", name=name, detail=_error_detail(error), **_error_values(error))
+    def record_uncertain(self, key: str, error: ErrorInfo, *, name: str | None = None, extra: Mapping[str, Any] | None = None) -> RenderRecord:
+        """``extra`` goes into the history (a V2 create: the candidate task ids, or that the task
+        list could not be asked yet: ``{"reconcile": "pending"}``)."""
+        return self._transition(key, RenderState.UNCERTAIN, "uncertain", name=name, detail={**_error_detail(error), **(extra or {})}, **_error_values(error))
 
     @_guarded
     def record_status(self, key: str, status: str, *, name: str | None = None) -> None:
@@ -1017,15 +1045,78 @@ class Store:
             self.db.table("outputs").update(str(path), {"mtime_ns": mtime_ns})
 
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
-        """Rows left ``submitting`` by a run that died mid-create become ``uncertain``.
-        Call only while holding the run lock."""
-        stale = self.renders_in(RenderState.SUBMITTING)
+        """Rows left ``submitting`` by a run that died mid-create become ``uncertain``, except
+        V2 creates (their intent kept a shape): the runner asks the task list about those
+        (:meth:`open_v2_intents`). Call only while holding the run lock."""
+        open_v2 = {intent.key for intent in self.open_v2_intents()}
+        stale = [r for r in self.renders_in(RenderState.SUBMITTING) if r.key not in open_v2]
         for record in stale:
             self.record_uncertain(
                 record.key,
                 ErrorInfo("the run stopped while this job's create call was in flight; MiniMax may or may not have accepted it"),
             )
         return stale
+
+    # --- V2 creates whose answer was lost (the runner's exactly-once creates) -----------------
+
+    @_guarded
+    def open_v2_intents(self) -> list["V2Intent"]:
+        """V2 creates the task list has not settled: rows ``submitting`` whose intent kept a
+        shape, and rows ``uncertain`` whose last word is ``{"reconcile": "pending"}`` (the task
+        list could not be asked). Oldest intent first."""
+        rows = self._rows(
+            "select r.key, r.name, r.state, e.id, e.at, e.detail from renders r "
+            "join events e on e.id = (select max(id) from events where key = r.key and event = 'submit') "
+            "where r.state in ('submitting', 'uncertain') order by e.id"
+        )
+        found = []
+        for row in rows:
+            shape = json.loads(row["detail"] or "{}").get("v2_shape")
+            if shape is None:
+                continue
+            if row["state"] == RenderState.UNCERTAIN.value:
+                last = self.events(row["key"], limit=1)
+                if not (last and last[0].event == "uncertain" and last[0].detail.get("reconcile") == "pending"):
+                    continue
+            found.append(V2Intent(row["key"], row["name"], RenderState(row["state"]), row["id"], row["at"], dict(shape)))
+        return found
+
+    @_guarded
+    def recorded_task_ids(self) -> list[tuple[int | None, str]]:
+        """Every task id this state was given, with the id of the history event that recorded
+        it (None for a row whose history was not kept), oldest first."""
+        rows = self.db.conn.execute(
+            "select id, json_extract(detail, '$.task_id') from events where event = 'submitted' "
+            "and json_extract(detail, '$.task_id') is not null order by id"
+        ).fetchall()
+        found: list[tuple[int | None, str]] = [(int(i), str(t)) for i, t in rows]
+        known = {t for _, t in found}
+        found += [(None, str(t)) for (t,) in self.db.conn.execute("select task_id from renders where task_id is not null") if str(t) not in known]
+        return found
+
+    @_guarded
+    def last_submitted_at(self) -> float | None:
+        """When the newest task id was recorded (Unix time), or None."""
+        row = self.db.conn.execute("select max(at) from events where event = 'submitted'").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def record_adopted_task(self, key: str, task_id: str, *, name: str | None = None, why: str = "") -> RenderRecord:
+        """A lost V2 create's task, found in the task list: the render is ``running`` with it,
+        recorded as ``submitted`` (so the spend ledger counts it once, as accepted)."""
+        return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id, "adopted": why or True}, task_id=task_id, submitted_at=now(), **_NO_ERROR)
+
+    def record_cancelled(self, key: str, task_id: str, *, name: str | None = None, on_request: bool = False) -> RenderRecord:
+        """A queued V2 task was cancelled (MiniMax does not charge it). Cancelled because no job
+        wants it any more: back to ``new`` (wanted again, it is created again). Cancelled on
+        request (``vidbatch cancel``): ``failed``, so a plain run does not pay for it again."""
+        if on_request:
+            error = ErrorInfo(
+                f"task {task_id} was cancelled on request before it started (not charged)",
+                call="cancel",
+                hint="`vidbatch run --retry-failed` (or --force NAME) creates it again",
+            )
+            return self._transition(key, RenderState.FAILED, "cancelled", name=name, detail={"task_id": task_id, **_error_detail(error)}, **_error_values(error))
+        return self._transition(key, RenderState.NEW, "cancelled", name=name, detail={"task_id": task_id, "why": "no job wants it any more"}, task_id=None, **_NO_ERROR)
 
     @_guarded
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:

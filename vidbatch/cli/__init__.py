@@ -28,6 +28,7 @@ COMMANDS = {
     "run": "vidbatch.cli.run_cmds:run",
     "status": "vidbatch.cli.run_cmds:status",
     "gc": "vidbatch.cli.run_cmds:gc",
+    "cancel": "vidbatch.cli.cancel_cmd:cancel",
     "watch": "vidbatch.cli.watch_cmd:watch",
     "report": "vidbatch.cli.report_cmd:report",
     "pick": "vidbatch.cli.pick_cmd:pick",

@@ -85,7 +85,7 @@ def run_options(f: F) -> F:
     options = [
         click.option("--api-host", help="API host [default: env MINIMAX_API_HOST, else the config file's api_host, else https://api.minimaxi.com]."),
         click.option("--concurrency", "-j", type=click.IntRange(1, 1000), default=20, show_default=True, help="Renders in flight at once."),
-        click.option("--rpm", type=click.FloatRange(0.1), help=f"Creates per minute [default: {DEFAULT_RPM}, MiniMax's documented limit (mainland paid accounts: 20); with --sim: {SIM_RPM}]."),
+        click.option("--rpm", type=click.FloatRange(0.1), help=f"Creates per minute [default: {DEFAULT_RPM}, MiniMax's documented limit (mainland paid accounts: 20), and MiniMax-H3's own 300; with --sim: {SIM_RPM}]. Given, it paces H3 jobs too."),
         click.option("--poll-interval", type=click.FloatRange(0), help=f"Seconds between polls of one task [default: {DEFAULT_POLL_INTERVAL:g}, as MiniMax recommends; with --sim: {SIM_POLL_INTERVAL:g}]."),
         click.option("--retry-failed", is_flag=True, help="Submit jobs that failed before again."),
         click.option("--force", multiple=True, metavar="NAME", help="Render this job again even if up to date (repeatable)."),
@@ -115,13 +115,14 @@ def make_run_options(
     **_ignored: Any,
 ) -> Any:
     """RunOptions from the options of ``run_options`` (shared by run and watch)."""
-    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM
+    from ..facts import DEFAULT_POLL_INTERVAL, DEFAULT_RPM, V2_RPM
     from ..project import SIM_POLL_INTERVAL, SIM_RPM
     from ..runner import RunOptions
 
     return RunOptions(
         concurrency=concurrency,
         rpm=rpm or (SIM_RPM if sim else DEFAULT_RPM),
+        v2_rpm=rpm or (SIM_RPM if sim else V2_RPM),  # MiniMax-H3's own limit, unless --rpm says
         poll_interval=poll_interval if poll_interval is not None else (SIM_POLL_INTERVAL if sim else DEFAULT_POLL_INTERVAL),
         retry_failed=retry_failed,
         force=tuple(force),
