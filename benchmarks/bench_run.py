@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,11 +35,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from vidbatch.sim import SimConfig, running_simulator  # noqa: E402
+from vidbatch.sim import video as sim_video  # noqa: E402
+
+# The simulator encodes a distinct H.264 clip for each task (PyAV, frames drawn in Python): that
+# is the server's work, which MiniMax does on its own machines, but here it would take the
+# client's cores. The benchmarks serve the bundled clip instead (still one file per task: each
+# carries its task's metadata box), so what is timed is vidbatch and the wire.
+sim_video.task_clip = lambda task_id: sim_video.clip_bytes()
 
 KEY = "bench-key"
 # Runs `vidbatch` in a child and reports the child's own peak RSS on stderr at exit.
@@ -64,9 +73,20 @@ def manifest(folder: Path, jobs: int) -> Path:
     return path
 
 
+#: Children run as an installed vidbatch would: with compiled bytecode (kept in a temporary
+#: folder, not beside the sources), even where the environment says not to write it.
+PYCACHE = tempfile.mkdtemp(prefix="vidbatch-bench-pycache-")
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPYCACHEPREFIX": PYCACHE}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_cli(args: list[str], env: dict[str, str], *, check: bool = True) -> tuple[float, int, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], env={**os.environ, **env}, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *args], env={**CHILD_ENV, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - start
     rss = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB")), -1)
     if check and proc.returncode != 0:
@@ -89,8 +109,15 @@ def minimal_noop(folder: Path) -> float:
     """The floor a no-op is compared with, as a subprocess: hash each request, read one SQLite
     table, stat each output. (Requests come from the state, so no manifest work counts.)"""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", MINIMAL_SCRIPT, str(folder / ".vidbatch" / "state.db")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", MINIMAL_SCRIPT, str(folder / ".vidbatch" / "state.db")], env=CHILD_ENV, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def timed(measure: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child processes) of ``measure()``."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    measure()
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def median(values: list[float]) -> float:
@@ -104,7 +131,7 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
             folder = Path(tmp)
             m = manifest(folder, jobs)
             env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
-            first = ["run", str(m), "--poll-interval", "0", "--rpm", "1000000", "--concurrency", "64"]
+            first = ["run", str(m), "--poll-interval", "0", "--rpm", "1000000", "--concurrency", "64", "--max-renders", str(jobs)]
             wall, _, proc = run_cli(first, env, check=False)
             if proc.returncode != 0:  # on a loaded machine a create can time out: finish the state
                 run_cli([*first, "--resubmit-uncertain", "--retry-failed"], env)
@@ -113,34 +140,49 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
             # The first run wrote the job cache; a miss is measured once with the cache removed.
             shutil.rmtree(folder / ".vidbatch" / "cache", ignore_errors=True)
             miss, _, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)  # loads, writes the cache
-            times: dict[str, list[float]] = {"run": [], "plan --check": [], "minimal": []}
-            rss = 0
-            for _ in range(rounds):  # alternated, so a slow spell of the machine hits all three
-                wall, rss, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)
-                times["run"].append(wall)
-                times["minimal"].append(minimal_noop(folder))
-                wall, _, _ = run_cli(["plan", "--check", str(m)], env)
-                times["plan --check"].append(wall)
+            run_cli(["run", str(m), "--poll-interval", "0"], env)  # warm: bytecode compiled, files cached
+            commands: dict[str, Callable[[], object]] = {
+                "run": lambda: run_cli(["run", str(m), "--poll-interval", "0"], env),
+                "plan --check": lambda: run_cli(["plan", "--check", str(m)], env),
+                "minimal": lambda: minimal_noop(folder),
+            }
+            walls: dict[str, list[float]] = {name: [] for name in commands}
+            cpus: dict[str, list[float]] = {name: [] for name in commands}
+            for k in range(rounds):  # alternated (and rotated), so a slow spell of the machine hits all three
+                names = list(commands)[k % 3 :] + list(commands)[: k % 3]
+                for name in names:
+                    wall, cpu = timed(commands[name])
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
             assert sum(server.sim.calls.values()) == calls_before, "a no-op run made API calls"
-            floor = median(times["minimal"])
+            floor, floor_cpu = median(walls["minimal"]), median(cpus["minimal"])
             r = {
                 "jobs": jobs,
                 "miss_run_s": round(miss, 3),
-                "run_s": round(median(times["run"]), 3),
-                "plan_check_s": round(median(times["plan --check"]), 3),
+                "run_s": round(median(walls["run"]), 3),
+                "plan_check_s": round(median(walls["plan --check"]), 3),
                 "minimal_s": round(floor, 3),
-                "run_ratio": round(median(times["run"]) / floor, 2),
-                "plan_check_ratio": round(median(times["plan --check"]) / floor, 2),
-                "run_peak_rss_mib": round(rss / 1024, 1),
+                "run_ratio": round(median(walls["run"]) / floor, 2),
+                "plan_check_ratio": round(median(walls["plan --check"]) / floor, 2),
+                "run_cpu_s": round(median(cpus["run"]), 3),
+                "plan_check_cpu_s": round(median(cpus["plan --check"]), 3),
+                "minimal_cpu_s": round(floor_cpu, 3),
+                "run_cpu_ratio": round(median(cpus["run"]) / floor_cpu, 2),
+                "plan_check_cpu_ratio": round(median(cpus["plan --check"]) / floor_cpu, 2),
+                "load_average": [round(x, 1) for x in os.getloadavg()],
             }
             print("  " + json.dumps(r), flush=True)
             results.append(r)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     print(f"bare interpreter start: {time.perf_counter() - start:.3f} s")
-    print(f"{'jobs':>6} {'run s':>7} {'plan --check s':>15} {'minimal s':>10} {'run/min':>8} {'check/min':>10} {'miss s':>7}")
+    print("medians; wall seconds, then CPU seconds (user + system) of each command's process")
+    print(f"{'jobs':>6} {'run s':>7} {'plan --check s':>15} {'minimal s':>10} {'run/min':>8} {'check/min':>10} {'miss s':>7}   {'cpu: run':>9} {'check':>6} {'min':>6} {'run/min':>8} {'check/min':>10}")
     for r in results:
-        print(f"{r['jobs']:>6} {r['run_s']:>7} {r['plan_check_s']:>15} {r['minimal_s']:>10} {r['run_ratio']:>7}x {r['plan_check_ratio']:>9}x {r['miss_run_s']:>7}")
+        print(
+            f"{r['jobs']:>6} {r['run_s']:>7} {r['plan_check_s']:>15} {r['minimal_s']:>10} {r['run_ratio']:>7}x {r['plan_check_ratio']:>9}x {r['miss_run_s']:>7}"
+            f"   {r['run_cpu_s']:>9} {r['plan_check_cpu_s']:>6} {r['minimal_cpu_s']:>6} {r['run_cpu_ratio']:>7}x {r['plan_check_cpu_ratio']:>9}x"
+        )
     return results
 
 
@@ -149,7 +191,7 @@ def bench_throughput(jobs: int, latency: float, concurrency: int, poll: float, v
         folder = Path(tmp)
         m = manifest(folder, jobs)
         env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
-        wall, rss, proc = run_cli(["run", str(m), "--poll-interval", str(poll), "--rpm", "1000000", "--concurrency", str(concurrency)], env)
+        wall, rss, proc = run_cli(["run", str(m), "--poll-interval", str(poll), "--rpm", "1000000", "--concurrency", str(concurrency), "--max-renders", str(jobs)], env)
         calls = dict(server.sim.calls)
         n = len(server.sim.tasks)
         ideal = math.ceil(jobs / concurrency) * latency
@@ -230,7 +272,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
             elif head.startswith("COMMIT") or head.startswith("RELEAS"):
                 statements["commit"] += 1
 
-        self.db.conn.set_trace_callback(trace)
+        self.conn.set_trace_callback(trace)
 
     Store.__init__ = init  # type: ignore[method-assign]
 
@@ -239,7 +281,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         events[kind] = events.get(kind, 0) + 1
 
     ws = project.load([manifest_path])
-    options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll)
+    options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll, max_renders=len(ws.jobs))
     profiler = cProfile.Profile() if profile else None
     with Client.from_env() as client:
         start = time.perf_counter()
@@ -250,6 +292,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
             profiler.disable()
         wall = time.perf_counter() - start
     jobs = len(ws.jobs)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     window_ms = sorted((committed[t] - answered[t]) * 1000 for t in answered if t in committed)
     q = statistics.quantiles(window_ms, n=100) if len(window_ms) > 1 else window_ms * 99
     out = {
@@ -262,6 +305,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         "sql_per_job": {k: round(v / jobs, 2) for k, v in statements.items()},
         "events_per_job": {k: round(v / jobs, 2) for k, v in sorted(events.items())},
         "result": str(getattr(result, "stop", "")),
+        "cpu_ms_per_job": round((usage.ru_utime + usage.ru_stime) * 1000 / jobs, 2),
     }
     if profiler:
         stats = pstats.Stats(profiler, stream=sys.stderr)
@@ -270,15 +314,21 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     print("FIRST_RUN " + json.dumps(out))
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process (the simulator's threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
         m = manifest(folder, jobs)
-        env = {**os.environ, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
+        env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
         args = [sys.executable, str(Path(__file__).resolve()), "first-run-child", str(m), str(concurrency), str(poll)]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
+        wall, sim_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         if proc.returncode != 0:
             sys.exit(f"first run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         if profile:
@@ -287,6 +337,8 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
         result = json.loads(line.split(" ", 1)[1])
         calls = dict(server.sim.calls)
         result["process_wall_s"] = round(wall, 2)
+        result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
+        result["load_average"] = os.getloadavg()
         result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
         result["latency_s"] = latency
         result["concurrency"] = concurrency

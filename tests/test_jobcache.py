@@ -286,7 +286,7 @@ def test_a_hit_imports_no_template_engine_validator_http_or_sqlite_utils(project
 
 
 def test_plan_check_on_a_hit_imports_no_template_engine_validator_or_http(project_dir):
-    """The whole command: sqlite_utils still comes with vidbatch.state (see the issue 15 report)."""
+    """The whole command (tests/test_perf.py checks run too)."""
     code = (
         "import atexit, sys\n"
         f"atexit.register(lambda: print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr))\n"
@@ -300,7 +300,7 @@ def test_plan_check_on_a_hit_imports_no_template_engine_validator_or_http(projec
     proc = subprocess.run([sys.executable, "-c", code], cwd=project_dir, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr  # up to date, from the cache run wrote
     heavy = next(line for line in proc.stderr.splitlines() if line.startswith("HEAVY"))
-    assert "jinja2" not in heavy and "jsonschema" not in heavy and "requests" not in heavy, heavy
+    assert heavy == "HEAVY []", heavy
 
 
 @pytest.mark.parametrize("include", ["{% include 'extra.j2' ignore missing %}", "{% include ['extra.j2', 'prompts/base.j2'] %}"])
@@ -313,3 +313,34 @@ def test_a_manifest_that_may_include_a_missing_file_is_not_cached(project_dir, l
     write(project_dir, "extra.j2", "EXTRA")
     after = load(project_dir)
     assert "EXTRA" not in before.jobs[4].prompt and "EXTRA" in after.jobs[4].prompt
+
+
+def test_the_config_file_is_an_input(project_dir, loads, monkeypatch):
+    """The loader refuses a job holding the API key, which may come from the config file: the
+    file appearing, or its key changing, misses."""
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    load(project_dir)
+    load(project_dir)
+    assert len(loads) == 1
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "vidbatch" / "config.toml"
+    write(config.parent, config.name, 'api_key = "sk-from-the-config-file"\n')
+    config.chmod(0o600)
+    load(project_dir)
+    assert len(loads) == 2, "a config file that appeared misses"
+    load(project_dir)
+    assert len(loads) == 2
+    config.write_text('api_key = "sk-another-key-altogether"\n')
+    load(project_dir)
+    assert len(loads) == 3, "a changed config file misses"
+
+
+def test_a_job_holding_the_config_files_key_is_refused(project_dir, monkeypatch):
+    from vidbatch.errors import ManifestError
+
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "vidbatch" / "config.toml"
+    write(config.parent, config.name, 'api_key = "sk-from-the-config-file"\n')
+    config.chmod(0o600)
+    with pytest.raises(ManifestError, match="key"):
+        load(project_dir, {"style": "sk-from-the-config-file"})
+    assert cache_files(project_dir) == []

@@ -29,9 +29,10 @@ Importing :mod:`vidbatch` is cheap: these names load on first use.
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import VidbatchError
 from .events import EventKind
@@ -107,14 +108,32 @@ def simulator(
 
 
 @contextlib.contextmanager
-def connect(ws: Workspace | None = None, *, api_host: str | None = None, sim_latency: float = 0.0) -> Iterator["Client"]:
+def connect(ws: Workspace | None = None, *, api_host: str | None = None, sim_latency: float = 0.0, lazy: bool = False) -> Iterator["Client"]:
     """The client a run of ``ws`` talks to, for the ``with`` block.
 
     For a simulated workspace (``load(..., sim=True)``, the CLI's ``--sim``) that is a simulator
     whose tasks and files live in the state folder (``<state>/server``), so runs resume across
     processes as against MiniMax. Otherwise MiniMax, with the key from MINIMAX_API_KEY or the
     config file and the host from ``api_host``, MINIMAX_API_HOST or the config file
-    (:class:`~vidbatch.errors.CredentialsError` when there is no key)."""
+    (:class:`~vidbatch.errors.CredentialsError` when there is no key).
+
+    ``lazy``: the key and host are checked now, but the client (the HTTP stack, or the
+    simulator) is made at its first call, so a run with nothing to do costs neither (issue 15)."""
+    if lazy:
+        with contextlib.ExitStack() as stack:
+            if ws is not None and ws.sim:
+                host = "http://127.0.0.1"  # the simulator's, whatever port it gets
+            else:
+                from . import config
+
+                found = config.credentials(api_host)
+                if not found.key:
+                    from .errors import ConfigError
+
+                    raise ConfigError(config.missing_key_message())
+                host = found.host
+            yield _LazyClient(lambda: stack.enter_context(connect(ws, api_host=api_host, sim_latency=sim_latency)), host)  # type: ignore[misc]
+        return
     from .client import Client
 
     if ws is not None and ws.sim:
@@ -125,3 +144,22 @@ def connect(ws: Workspace | None = None, *, api_host: str | None = None, sim_lat
     with Client.from_env(host=api_host) as client:
         yield client
 
+
+
+class _LazyClient:
+    """A client made at its first use (see :func:`connect`); ``host`` is known before."""
+
+    def __init__(self, make: Callable[[], "Client"], host: str):
+        self._make = make
+        self._client: "Client | None" = None
+        self._lock = threading.Lock()
+        self.host = host
+
+    def _real(self) -> "Client":
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)

@@ -20,7 +20,10 @@ The cache must never be wrong, so an entry is used only when all of these are as
   same timestamp tick could leave size and times unchanged);
 - the environment variables templates read, by name (an unset one too) and a salted hash of their
   values, never the values themselves (one could be a secret). Variables no template read do not
-  matter. ``HOME`` always counts (``~`` in paths).
+  matter. ``HOME`` always counts (``~`` in paths), and so do the variables that place the config
+  file;
+- the config file (its identity, or that there is none): the loader refuses a job that holds the
+  API key, which may come from there.
 
 Anything else (a missing file, a cache that does not parse, an older format) is a miss; a miss
 costs a normal load plus making the entry (:class:`Pending`), which ``run`` writes once it holds
@@ -51,12 +54,13 @@ from .manifest.model import ImageRef, Job, Manifest, ShotSequence
 log = logging.getLogger(__name__)
 
 #: Bump when the layout of a cache file changes: an older file is then a miss.
-FORMAT = 2  # 2: jobs carry their shot and take (issue 14)
+FORMAT = 3  # 2: jobs carry their shot and take (issue 14); 3: the config file is an input (issue 15)
 #: A file modified this close to the load (or later) has an ambiguous stat: its bytes are hashed.
 #: 2 s covers the coarsest common timestamps (FAT) and coarse kernel clocks everywhere else.
 AMBIGUOUS_NS = 2_000_000_000
-#: Environment variables that always count: paths may start with ``~``.
-ALWAYS_READ = ("HOME",)
+#: Environment variables that always count: paths may start with ``~``; the others place the
+#: config file, whose API key no job may hold.
+ALWAYS_READ = ("HOME", "VIDBATCH_CONFIG", "XDG_CONFIG_HOME")
 _IMAGE = "$image"
 #: An include, import or extends that may try a file that is missing (``ignore missing``, a list
 #: of names, a name computed from variables): if that file appeared later, the jobs would change,
@@ -161,10 +165,11 @@ def load(
     from .manifest import load_manifests
 
     started = clock()
+    config_file = _config_identity()  # before the load: a later edit is then seen as a change
     recording = RecordingEnviron(environ)
-    loaded = load_manifests(manifests, variables=variables, environ=recording)
+    loaded = load_manifests(manifests, variables=variables, environ=recording, read_config=True)
     try:
-        text = entry(loaded, manifests, variables, recording, started)
+        text = entry(loaded, manifests, variables, recording, started, config_file)
     except (OSError, TypeError, ValueError) as e:  # TypeError: a value JSON cannot hold (a TOML date)
         log.debug("job cache entry not made: %s", e)
         text = None
@@ -201,6 +206,8 @@ def _valid(entry: dict[str, Any], manifests: Sequence[Path], variables: Mapping[
     env = entry["env"]
     if env["digest"] != _env_digest(env["salt"], env["names"], environ):
         return False
+    if entry["config"] != _config_identity():
+        return False
     return all(_unchanged(i) for i in entry["inputs"])
 
 
@@ -224,6 +231,7 @@ def entry(
     variables: Mapping[str, str] | None,
     environ: RecordingEnviron,
     started_ns: int,
+    config_file: list[Any] | None = None,
 ) -> str | None:
     """The cache entry (JSON) for ``loaded``, the result of a load begun at ``started_ns``; None
     when an input changed after the load began, or a template may have tried a missing file or
@@ -256,9 +264,23 @@ def entry(
         "vars": _vars_hash(variables),
         "env": {"names": names, "salt": salt, "digest": _env_digest(salt, names, environ._environ)},
         "inputs": inputs,
+        "config": _config_identity() if config_file is None else config_file,
         "manifests": [_manifest_json(m) for m in loaded],
     }
     return json.dumps(data, separators=(",", ":"))
+
+
+def _config_identity() -> list[Any]:
+    """The config file's path and identity (size, times, inode), or its path alone when there is
+    none: an API key written there, or changed, is seen."""
+    from .config import config_path
+
+    path = str(config_path())
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path]
+    return [path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _sha256(path: str) -> str:

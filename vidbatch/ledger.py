@@ -169,15 +169,18 @@ def read_entries(
         "select s.*, r.state as outcome from spend s left join renders r on r.key = s.key "
         f"where {' and '.join(where)} order by s.at, s.id"
     )
-    try:
-        if "spend" not in store.db.table_names():
+    try:  # plain sqlite3: reading the ledger imports no sqlite-utils
+        if store.conn.execute("select 1 from sqlite_master where type = 'table' and name = 'spend'").fetchone() is None:
             return []
-        rows = [dict(r) for r in store.db.query(sql, args)]
+        cursor = store.conn.execute(sql, args)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor]
     except sqlite3.Error as e:
         raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
     if manifests is not None:
         wanted = {_resolved(m) for m in manifests}
-        rows = [r for r in rows if r["manifest"] is not None and _resolved(r["manifest"]) in wanted]
+        resolved = {m: _resolved(m) for m in {r["manifest"] for r in rows if r["manifest"] is not None}}  # once per manifest
+        rows = [r for r in rows if r["manifest"] is not None and resolved[r["manifest"]] in wanted]
     out = []
     for r in rows:
         amount, currency, when_read = _decimal(r["billed_amount"] or r["amount"]), r["currency"], False
@@ -378,7 +381,7 @@ def record_usage(store: Store, task_id: str, usage: Mapping[str, int]) -> int:
     nothing = bool(usage) and not any(usage.values())
     try:
         with store.transaction():
-            cursor = store.db.conn.execute(
+            cursor = store.conn.execute(
                 "UPDATE spend SET usage = ?, billed_amount = CASE WHEN ? THEN '0' ELSE billed_amount END WHERE task_id = ?",
                 [json.dumps(dict(usage), sort_keys=True), nothing, task_id],
             )

@@ -13,7 +13,11 @@ for every finished video again. So every folder vidbatch writes outputs to also 
   the state (download, copy, restore, adoption), after the video is in place, and adds the
   missing entries of up-to-date outputs it skips (outputs recorded before the index existed).
   The file is read, updated and replaced atomically (:mod:`vidbatch.files`); one process writes
-  it from one thread. Two processes writing one folder at once (two state folders, see below)
+  it from one thread. A run writes through a :class:`Writer`: rewriting a folder's whole index
+  for each of 10,000 outputs would cost the run more than its network (issue 15), so entries
+  are gathered and each folder's file is written at most once per :data:`FLUSH_INTERVAL`, when
+  the run goes idle and when it ends. A crash loses at most that interval's entries from the
+  index, never from the state, and the next run writes them back as it skips those outputs. Two processes writing one folder at once (two state folders, see below)
   may lose one entry to the other's write: readers tolerate that, and the next run that skips
   the file writes its entry again.
 - **Read tolerantly.** A missing, unreadable or half-valid index reads as the entries that are
@@ -38,7 +42,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import files
 
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = ".vidbatch-index.json"
 FORMAT = 1
+#: Seconds a :class:`Writer` may hold entries before writing them.
+FLUSH_INTERVAL = 1.0
 #: one writer of an index at a time in this process (the runner writes from one thread; watch
 #: mode and tests may run more than one runner)
 _WRITING = threading.Lock()
@@ -118,12 +124,85 @@ def record(path: Path, *, key: str, sha256: str, size: int, task_id: str | None,
     """Say in its folder's index that the file at ``path`` holds this video (atomic; raises
     OSError when the folder cannot be written)."""
     path = Path(path)
-    entry = IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())
+    _write(path.parent, {path.name: IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())})
+
+
+def _write(folder: Path, new: dict[str, IndexEntry]) -> None:
+    """Merge ``new`` entries (by file name) into ``folder``'s index, atomically."""
     with _WRITING:
-        entries = read_index(path.parent)
-        entries[path.name] = entry
-        text = json.dumps({"vidbatch_index": FORMAT, "files": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=1, sort_keys=True)
-        files.write_text(index_path(path.parent), text + "\n", durable=False)
+        lines = {name: _line(name, entry) for name, entry in read_index(folder).items()}
+        lines.update((name, _line(name, entry)) for name, entry in new.items())
+        files.write_text(index_path(folder), _text(lines), durable=False)
+
+
+def _line(name: str, entry: IndexEntry) -> str:
+    """One file's entry as a line of the index (the C encoder: ``indent`` would use Python's)."""
+    return f"{json.dumps(name)}: {json.dumps(asdict(entry), sort_keys=True)}"
+
+
+def _text(lines: dict[str, str]) -> str:
+    """The index file: one line per output file, in name order."""
+    body = ",\n".join(lines[name] for name in sorted(lines))
+    return f'{{"vidbatch_index": {FORMAT}, "files": {{\n{body}\n}}}}\n'
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Writer:
+    """The index writes of one run: :meth:`record` gathers entries, and each folder's file is
+    written once :data:`FLUSH_INTERVAL` has passed since the last write, or at :meth:`flush`.
+    The first entry is written at once. Each folder's entries are kept in memory once read (each
+    as its line of the file), and read again only when the file is not the one this writer last
+    wrote (another process wrote it). A folder that cannot be written is logged, never raised:
+    the index only ever saves money."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._pending: dict[Path, dict[str, IndexEntry]] = {}
+        #: per folder: the lines of its index as last written, and that file's identity
+        self._written: dict[Path, tuple[dict[str, str], tuple[int, int, int] | None]] = {}
+        self._written_at = -float("inf")
+
+    def record(self, path: Path, *, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None, state_dir: Path) -> None:
+        path = Path(path)
+        entry = IndexEntry(key, sha256, size, task_id, file_id, str(state_dir), time.time())
+        self._pending.setdefault(path.parent, {})[path.name] = entry
+        self.flush_due()
+
+    def flush_due(self) -> None:
+        """Write what is gathered if the interval has passed since the last write."""
+        if self._pending and self._clock() - self._written_at >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every folder's gathered entries now."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._written_at = self._clock()
+        for folder, entries in pending.items():
+            try:
+                self._flush(folder, entries)
+            except OSError as e:
+                self._written.pop(folder, None)
+                log.warning("could not update the outputs index in %s: %s", folder, e)
+
+    def _flush(self, folder: Path, new: dict[str, IndexEntry]) -> None:
+        target = index_path(folder)
+        with _WRITING:
+            lines, identity = self._written.get(folder, ({}, None))
+            if identity is None or _identity(target) != identity:
+                lines = {name: _line(name, entry) for name, entry in read_index(folder).items()}
+            lines.update((name, _line(name, entry)) for name, entry in new.items())
+            files.write_text(target, _text(lines), durable=False)
+            self._written[folder] = (lines, _identity(target))
 
 
 class Claim:

@@ -21,17 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from . import chain, cuts, ledger, picks
-from .costing import Budget
+from . import chain, cuts, picks
 from .events import Stop
 from .errors import UsageError
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
-from .runner import RunEvent, RunOptions, RunResult
-from .session import Session, check_force
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 if TYPE_CHECKING:
-    from . import jobcache
+    from . import jobcache, ledger
+    from .costing import Budget
+    from .runner import RunEvent, RunOptions, RunResult
+
+# The runner, the session, the costing and the ledger are imported by the calls that use them:
+# `plan --check` of a finished manifest loads none of them (issue 15).
 
 SIM_SUFFIX = "-sim"
 
@@ -59,6 +61,8 @@ class Workspace:
 
     def default_options(self) -> RunOptions:
         """MiniMax's documented rate and poll interval; quicker ones for a simulated workspace."""
+        from .runner import RunOptions
+
         return RunOptions(rpm=SIM_RPM, v2_rpm=SIM_RPM, poll_interval=SIM_POLL_INTERVAL) if self.sim else RunOptions()
 
     def plan(self, *, retry_failed: bool = False, force: Sequence[str] = (), resubmit_uncertain: bool = False) -> Plan:
@@ -154,7 +158,7 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
 def run(
     ws: Workspace,
     client: Any,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     *,
     on_event: Callable[[RunEvent], None] | None = None,
     confirm: Callable[[Plan], bool] | None = None,
@@ -169,6 +173,10 @@ def run(
     ``confirm``. ``budget`` (:class:`~vidbatch.costing.Budget`) refuses a plan over
     ``--max-cost`` and records the price of each create for the spend ledger.
     """
+    from .runner import RunOptions
+    from .session import Session
+
+    options = options or RunOptions()
     _check_force(ws, options.force)
     with Session(ws.state_dir, client, options, on_event, wait_for_lock=wait_for_lock, budget=budget) as session:
         the_plan = session.plan(ws.manifests)
@@ -268,6 +276,8 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     """Every job's recorded state: the manifest's jobs when given, else everything in the state.
     The caller closes the returned store."""
     store = Store.open_for_reading(state_dir)
+    from . import ledger
+
     costs = ledger.ledger(store).by_key() if store is not None else {}
     if ws is None:
         if store is None:
@@ -397,4 +407,8 @@ def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:
 
 
 def _check_force(ws: Workspace, force: Sequence[str]) -> None:
+    if not force:
+        return
+    from .session import check_force
+
     check_force(ws.jobs, force, "the manifest")

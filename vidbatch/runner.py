@@ -62,6 +62,7 @@ import enum
 import functools
 import heapq
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -405,16 +406,19 @@ _Control = Union[_Replan, _StopRequest]
 
 class _Inbox:
     """What wakes the scheduler: worker results and control messages, on separate channels,
-    behind one condition so one wait serves both."""
+    behind one condition so one wait serves both. The answers of creates come out first: a task
+    id is uncertain until it is saved, so it never waits behind other jobs' polls and downloads
+    (issue 15: the answer-to-commit window)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
+        self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
         with self._cond:
-            self._results.append(item)
+            (self._created if item.call is Call.CREATE else self._results).append(item)
             self._cond.notify()
 
     def put_control(self, item: _Control) -> None:
@@ -424,10 +428,12 @@ class _Inbox:
 
     def wait(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: bool(self._results or self._controls), max(0.0, timeout))
+            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
 
     def take_result(self) -> _Result | None:
         with self._cond:
+            if self._created:
+                return self._created.popleft()
             return self._results.popleft() if self._results else None
 
     def take_control(self) -> _Control | None:
@@ -436,7 +442,7 @@ class _Inbox:
 
     def empty(self) -> bool:
         with self._cond:
-            return not (self._results or self._controls)
+            return not (self._created or self._results or self._controls)
 
 
 class _Pool:
@@ -447,9 +453,14 @@ class _Pool:
         self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
         self._inbox = inbox
         self._inline = size == 0
+        self._size = size
+        self._started = 0
         self.busy = 0
-        for i in range(size):
-            threading.Thread(target=self._work, name=f"vidbatch-worker-{i}", daemon=True).start()
+
+    def _start_worker(self) -> None:
+        """Workers start as calls need them: a run with nothing to do starts none."""
+        threading.Thread(target=self._work, name=f"vidbatch-worker-{self._started}", daemon=True).start()
+        self._started += 1
 
     def _work(self) -> None:
         while True:
@@ -468,6 +479,8 @@ class _Pool:
         if self._inline:
             self._run(call, render, fn)
         else:
+            if self._started < min(self.busy, self._size):
+                self._start_worker()
             self._tasks.put((call, render, fn))
 
     def take(self) -> _Result | None:
@@ -516,8 +529,10 @@ class Runner:
         self._state_error: BaseException | None = None
         #: output folders this run creates renders for, claimed against runs of other state folders
         self._claims: dict[Path, Any] = {}
+        #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
+        self._indexes = outputs_index.Writer()
         #: the outputs indexes read while skipping up-to-date jobs, by folder
-        self._index_cache: dict[Path, dict[str, outputs_index.IndexEntry]] = {}
+        self._index_cache: dict[str, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
         self._ids: dict[str, tuple[str | None, str | None]] = {}
         #: V2: renders whose lost create the task list is being asked about, by key; while any
@@ -550,6 +565,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            self._indexes.flush()
             self._release_claims()
             self._finish()
         return self.result
@@ -820,10 +836,10 @@ class Runner:
         sha = out.sha256 if out is not None and out.key == job.key else (rec.video_sha256 if pj.adopt and rec else None)
         if sha is None:
             return
-        folder = job.output.parent
+        folder, name = os.path.split(job.output)  # strings: cheaper than Path keys, per skipped job
         if folder not in self._index_cache:
-            self._index_cache[folder] = outputs_index.read_index(folder)
-        entry = self._index_cache[folder].get(job.output.name)
+            self._index_cache[folder] = outputs_index.read_index(Path(folder))
+        entry = self._index_cache[folder].get(name)
         if entry is not None and entry.key == job.key and entry.sha256 == sha:
             return
         own = rec is not None and rec.video_sha256 == sha
@@ -845,6 +861,10 @@ class Runner:
                     continue
             if idle and not self._keep_alive:
                 return
+            if idle:
+                self._indexes.flush()
+            else:
+                self._indexes.flush_due()
             if idle and not self._idle_announced and self._inbox.empty():
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
@@ -1116,10 +1136,7 @@ class Runner:
     def _index(self, path: Path, key: str, sha: str, size: int, task_id: str | None, file_id: str | None) -> None:
         """Say in the output folder's index which video the file holds (see outputs_index): a
         lost state, or another state folder, then recognises it instead of paying again."""
-        try:
-            outputs_index.record(path, key=key, sha256=sha, size=size, task_id=task_id, file_id=file_id, state_dir=self.store.state_dir)
-        except OSError as e:
-            log.warning("could not update the outputs index beside %s: %s", path, e)
+        self._indexes.record(path, key=key, sha256=sha, size=size, task_id=task_id, file_id=file_id, state_dir=self.store.state_dir)
 
     # --- V2: lost creates settled through the task list (exactly-once creates) ----------------
     #

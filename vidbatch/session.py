@@ -221,7 +221,7 @@ class Session:
         written to the state for the spend ledger."""
         try:
             check_budget(plan, self.options.max_renders)
-            if self.budget is not None:
+            if self.budget is not None and plan.billable:  # nothing to pay for is under any cap
                 self.budget.check(plan)
         except UsageError as e:
             return Refusal(EventKind.REFUSED, str(e))

@@ -31,6 +31,10 @@ A render's state is a :class:`RenderState`; :data:`TRANSITIONS` is the one table
 and the store refuses any other. The write methods are intents (``record_submitted``,
 ``record_downloaded``...), each one transaction, so a crash leaves either the old row or the new.
 
+Speed (issue 15): a no-op imports no sqlite-utils, and the write path is prepared plain SQL, one
+statement per change (sqlite-utils asks SQLite about the schema again on every ``update``); a
+transition reads the row once and returns it updated in memory.
+
 Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and
 ``record_submitted`` the moment its task_id arrives. A row found in ``submitting`` when a run
 starts (the run lock guarantees no live run owns it) was cut off mid-create: whether MiniMax
@@ -40,7 +44,9 @@ Sharing the file:
 
 - Schema changes are migrations (``sqlite_utils.Migrations``), applied on open, one function per
   change, never edited once released. They run under the run lock, so two processes opening a
-  fresh folder at once cannot both create the tables.
+  fresh folder at once cannot both create the tables. Whether any is pending is one plain query
+  (:meth:`_MigrationSet.pending_names`): sqlite-utils is imported only to apply them, or when
+  someone reads :attr:`Store.db`.
 - A read-only store (``plan``, ``status``, ``report``) never writes: it opens the file with
   ``mode=ro`` (``immutable`` on a read-only folder), and when the file needs migrations it
   migrates a copy in memory; the next ``run`` upgrades the file itself.
@@ -66,13 +72,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterable, Iterator, Mapping, ParamSpec, Sequence, TypeVar
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from .errors import ApiError, CallInfo, StateError, StateLockedError, VidbatchError
 
 if TYPE_CHECKING:  # pragma: no cover
     import filelock
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,69 @@ def now() -> float:
     return time.time()
 
 
-migrations = Migrations("vidbatch")
+class _MigrationSet:
+    """The ``vidbatch`` set of sqlite-utils migrations, registered without importing sqlite-utils.
+
+    Registering (``@migrations()``) only lists the functions; :meth:`pending_names` asks the
+    database with one plain query which ones it has applied (sqlite-utils' own table,
+    ``_sqlite_migrations``). The real ``sqlite_utils.Migrations`` is made when first needed
+    (:meth:`apply`, :meth:`pending`, :meth:`applied`), so a store that needs none never imports it.
+    """
+
+    name = "vidbatch"
+    table = "_sqlite_migrations"
+
+    def __init__(self) -> None:
+        self._functions: list[tuple[Callable[[sqlite_utils.Database], None], dict[str, Any]]] = []
+        self._real: Any = None
+
+    def __call__(self, **options: Any) -> Callable[[Callable[[sqlite_utils.Database], None]], Callable[[sqlite_utils.Database], None]]:
+        """``@migrations()`` registers the function below it (sqlite-utils' options pass through)."""
+
+        def register(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+            if self._real is not None:
+                self._real(**options)(fn)
+            self._functions.append((fn, options))
+            return fn
+
+        return register
+
+    @property
+    def names(self) -> list[str]:
+        return [options.get("name") or fn.__name__ for fn, options in self._functions]
+
+    def pending_names(self, conn: sqlite3.Connection) -> list[str]:
+        """The names of the migrations ``conn``'s database has not applied (reads, never writes)."""
+        if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [self.table]).fetchone() is None:
+            return self.names
+        done = {row[0] for row in conn.execute(f"select name from {self.table} where migration_set = ?", [self.name])}
+        return [name for name in self.names if name not in done]
+
+    def _set(self) -> Any:
+        if self._real is None:
+            from sqlite_utils import Migrations
+
+            real = Migrations(self.name)
+            for fn, options in self._functions:
+                real(**options)(fn)
+            self._real = real
+        return self._real
+
+    def apply(self, db: sqlite_utils.Database, **options: Any) -> None:
+        self._set().apply(db, **options)
+
+    def pending(self, db: sqlite_utils.Database) -> list[Any]:
+        return list(self._set().pending(db))
+
+    def applied(self, db: sqlite_utils.Database) -> list[Any]:
+        return list(self._set().applied(db))
+
+    @property
+    def _migrations(self) -> list[Any]:
+        return list(self._set()._migrations)
+
+
+migrations = _MigrationSet()
 
 
 @migrations()
@@ -520,6 +586,16 @@ _RENDER_SELECT = "select " + ", ".join("request" if n == "request_json" else n f
 _OUTPUT_FIELDS = tuple(f.name for f in fields(OutputRecord))
 _ERROR_COLUMNS = ("error_code", "error_message", "trace_id", "error_call", "error_http_status", "error_status_msg", "error_hint")
 _NO_ERROR: dict[str, Any] = dict.fromkeys(_ERROR_COLUMNS)
+#: a renders column -> the RenderRecord attribute holding it, where the names differ
+_RENDER_ATTRIBUTE = {"request": "request_json"}
+_RENDER_COLUMNS = tuple("request" if n == "request_json" else n for n in _RENDER_FIELDS)
+_RENDER_INSERT = f"insert into renders ({', '.join(_RENDER_COLUMNS)}) values ({', '.join('?' * len(_RENDER_COLUMNS))})"
+
+
+@functools.lru_cache(maxsize=64)
+def _assignments(columns: tuple[str, ...]) -> str:
+    """``a = ?, b = ?`` for an update (the few column sets the store writes, made once each)."""
+    return ", ".join(f"{c} = ?" for c in columns)
 
 
 @dataclass
@@ -592,6 +668,59 @@ def _guarded(method: Callable[Concatenate["Store", _P], _R]) -> Callable[Concate
     return wrapper
 
 
+def _fcntl() -> Any:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return fcntl
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a lock file, re-entrant within its object, as ``filelock``'s
+    (whose import costs a no-op more than the rest of it, issue 15). The OS drops it when the
+    process dies. Two objects on one path exclude each other, in one process too."""
+
+    available = hasattr(os, "O_RDWR") and _fcntl() is not None
+
+    class Timeout(Exception):
+        pass
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+        self._depth = 0
+
+    def acquire(self, timeout: float = -1) -> None:
+        if self._fd is not None:
+            self._depth += 1
+            return
+        fcntl = _fcntl()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if timeout >= 0 else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise self.Timeout(self.path) from None
+                time.sleep(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd, self._depth = fd, 1
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor drops the flock
+
+
 class Store:
     """The state database of one state folder. Not thread-safe: one thread writes.
 
@@ -603,15 +732,24 @@ class Store:
         self.path = self.state_dir / DB_NAME
         self.readonly = readonly
         self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
-        self._lock: "filelock.BaseFileLock | None" = None
+        self._lock: "_FileLock | filelock.BaseFileLock | None" = None
         try:
             conn = self._connect_readonly() if readonly else self._connect()
         except sqlite3.Error as e:
             raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
         except OSError as e:
             raise state_error(self.path, e) from e
-        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self._savepoints = 0
         self._inode = self._file_identity()
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a ``sqlite_utils.Database``, for the few readers that want one (the
+        store itself writes plain SQL: this imports sqlite-utils on first use)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     # --- opening --------------------------------------------------------------------------
 
@@ -620,14 +758,13 @@ class Store:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout)
         try:
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            db = sqlite_utils.Database(conn)
-            if db.journal_mode != "wal" or migrations.pending(db):
+            if _journal_mode(conn) != "wal" or migrations.pending_names(conn):
                 # A fresh or older file: set it up under the run lock, so two processes opening
                 # it at once cannot both create tables (the second finds them made).
                 with self._setup_lock():
-                    db.enable_wal()
-                    if migrations.pending(db):
-                        migrations.apply(db)
+                    conn.execute("PRAGMA journal_mode=wal")
+                    if migrations.pending_names(conn):
+                        _apply_migrations(conn)
         except BaseException:
             conn.close()
             raise
@@ -635,19 +772,8 @@ class Store:
 
     @contextlib.contextmanager
     def _setup_lock(self) -> Iterator[None]:
-        import filelock
-
-        lock = self._file_lock()
-        try:
-            lock.acquire(timeout=self.busy_timeout)
-        except filelock.Timeout:
-            raise StateLockedError(self.state_dir / LOCK_NAME) from None
-        except OSError as e:  # a read-only folder: no lock file can be made
-            raise state_error(self.path, e) from e
-        try:
+        with self._holding(self.busy_timeout):
             yield
-        finally:
-            lock.release()
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """Open without writing a byte of the database; a file that needs migrations is migrated
@@ -664,7 +790,7 @@ class Store:
                 raise
             conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=self.busy_timeout)
         conn.execute("PRAGMA query_only=ON")
-        if not migrations.pending(sqlite_utils.Database(conn)):
+        if not migrations.pending_names(conn):
             return conn
         log.info("%s needs a schema upgrade: reading a migrated copy (the next run upgrades the file)", self.path)
         memory = sqlite3.connect(":memory:")
@@ -672,7 +798,7 @@ class Store:
             conn.backup(memory)
         finally:
             conn.close()
-        migrations.apply(sqlite_utils.Database(memory))
+        _apply_migrations(memory)
         memory.execute("PRAGMA query_only=ON")
         return memory
 
@@ -709,43 +835,53 @@ class Store:
         return cls(state_dir, readonly=True)
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     # --- locking --------------------------------------------------------------------------
 
-    def _file_lock(self) -> "filelock.BaseFileLock":
-        import filelock  # only when a run starts: keeps `vidbatch --help` light
-
+    def _file_lock(self) -> "_FileLock | filelock.BaseFileLock":
         if self._lock is None:
-            self._lock = filelock.FileLock(str(self.state_dir / LOCK_NAME))
+            path = str(self.state_dir / LOCK_NAME)
+            if _FileLock.available:
+                self._lock = _FileLock(path)
+            else:  # pragma: no cover - Windows: no flock
+                import filelock
+
+                self._lock = filelock.FileLock(path)
         return self._lock
 
     @contextlib.contextmanager
-    def run_lock(self, *, wait: bool = False) -> Iterator[None]:
-        """Hold the run lock of this state folder. The OS releases it if the process dies, so a
-        crash never leaves a stale lock. Without ``wait`` a held lock raises StateLockedError."""
-        import filelock
-
+    def _holding(self, timeout: float) -> Iterator[None]:
+        """Hold the lock file (``timeout`` seconds to wait for it; -1: as long as it takes)."""
         lock = self._file_lock()
         try:
-            lock.acquire(timeout=-1 if wait else 0)
-        except filelock.Timeout:
-            raise StateLockedError(self.state_dir / LOCK_NAME) from None
+            lock.acquire(timeout=timeout)
         except OSError as e:  # a read-only folder: no lock file can be made
             raise state_error(self.path, e) from e
+        except Exception as e:  # the lock's Timeout (filelock's has its own class)
+            if type(e).__name__ != "Timeout":
+                raise
+            raise StateLockedError(self.state_dir / LOCK_NAME) from None
         try:
             yield
         finally:
             lock.release()
 
     @contextlib.contextmanager
+    def run_lock(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the run lock of this state folder. The OS releases it if the process dies, so a
+        crash never leaves a stale lock. Without ``wait`` a held lock raises StateLockedError."""
+        with self._holding(-1 if wait else 0):
+            yield
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction (a savepoint when nested). It begins IMMEDIATE: the write lock
         is waited for (the busy timeout) before anything is read, so a read-then-write cannot
         fail halfway on a snapshot another connection made stale."""
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:
-            with self.db.atomic():
+            with self._savepoint():
                 yield
             return
         try:
@@ -765,15 +901,31 @@ class Store:
                 conn.execute("ROLLBACK")
             raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
 
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A nested transaction: its writes are undone alone when it fails, and the outer goes on."""
+        self._savepoints += 1
+        name = f"vidbatch_{self._savepoints}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            # an error such as a RAISE(ROLLBACK) trigger may have ended the whole transaction
+            if self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.conn.execute(f"RELEASE SAVEPOINT {name}")
+
     # --- reading --------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self.db.conn.execute(sql, params)
+        cursor = self.conn.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _records(self, where: str, params: Sequence[Any] = ()) -> list[RenderRecord]:
-        return [RenderRecord(*row) for row in self.db.conn.execute(f"{_RENDER_SELECT} {where}", params)]
+        return [RenderRecord(*row) for row in self.conn.execute(f"{_RENDER_SELECT} {where}", params)]
 
     @_guarded
     def get(self, key: str) -> RenderRecord | None:
@@ -797,7 +949,7 @@ class Store:
     @_guarded
     def render_summaries(self) -> list[tuple[str, str | None, str, str | None]]:
         """(key, name, state, manifest) of every render: the cheap listing orphans are found in."""
-        return self.db.conn.execute("select key, name, state, manifest from renders").fetchall()
+        return self.conn.execute("select key, name, state, manifest from renders").fetchall()
 
     @_guarded
     def renders_in(self, *states: RenderState) -> list[RenderRecord]:
@@ -824,46 +976,47 @@ class Store:
 
     @_guarded
     def events(self, key: str | None = None, *, limit: int | None = None) -> list[Event]:
-        where, args = ("key = ?", [key]) if key else (None, [])
-        rows = self.db.table("events").rows_where(where, args, order_by="id desc" if limit else "id", limit=limit)
-        out = [
-            Event(r["id"], r["key"], r["at"], r["event"], r["from_state"], r["to_state"], r["name"], json.loads(r["detail"] or "{}"))
-            for r in rows
-        ]
+        sql = "select id, key, at, event, from_state, to_state, name, detail from events"
+        args: list[Any] = []
+        if key:
+            sql, args = sql + " where key = ?", [key]
+        sql += " order by id desc" if limit else " order by id"
+        if limit:
+            sql, args = sql + " limit ?", [*args, limit]
+        out = [Event(i, k, at, event, a, b, name, json.loads(detail or "{}")) for i, k, at, event, a, b, name, detail in self.conn.execute(sql, args)]
         return list(reversed(out)) if limit else out
 
     @_guarded
     def counts(self) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in self.db.query("select state, count(*) as n from renders group by state")}
+        return dict(self.conn.execute("select state, count(*) from renders group by state").fetchall())
 
     # --- writing --------------------------------------------------------------------------
 
     def _event(self, key: str, event: str, from_state: RenderState | None, to_state: RenderState | None, name: str | None, detail: Mapping[str, Any] | None) -> None:
-        self.db.table("events").insert(
-            {
-                "key": key,
-                "at": now(),
-                "event": event,
-                "from_state": from_state.value if from_state else None,
-                "to_state": to_state.value if to_state else None,
-                "name": name,
-                "detail": json.dumps(dict(detail or {}), sort_keys=True),
-            }
+        self.conn.execute(
+            "insert into events (key, at, event, from_state, to_state, name, detail) values (?, ?, ?, ?, ?, ?, ?)",
+            [key, now(), event, from_state.value if from_state else None, to_state.value if to_state else None, name, json.dumps(dict(detail or {}), sort_keys=True)],
         )
+
+    def _update(self, key: str, values: Mapping[str, Any]) -> None:
+        """Set columns of the render ``key`` (names from this module, never from input)."""
+        self.conn.execute(f"update renders set {_assignments(tuple(values))} where key = ?", [*values.values(), key])
 
     @_guarded
     def _transition(self, /, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
         with self.transaction():
-            current = self.get(key)
-            if current is None:
+            record = self.get(key)
+            if record is None:
                 raise StateError(f"no render with key {key} in {self.path}")
-            if to is not current.state and to not in TRANSITIONS[current.state]:
-                raise StateError(f"job {name or key}: cannot go from {current.state.value} to {to.value}")
-            stamp = now()
-            self.db.table("renders").update(key, {"state": to.value, "updated_at": stamp, **values})
-            self._event(key, event, current.state, to, name, detail)
-        record = self.get(key)
-        assert record is not None
+            if to is not record.state and to not in TRANSITIONS[record.state]:
+                raise StateError(f"job {name or key}: cannot go from {record.state.value} to {to.value}")
+            changes = {"state": to.value, "updated_at": now(), **values}
+            self._update(key, changes)
+            self._event(key, event, record.state, to, name, detail)
+        # the row as written, without reading it again
+        for column, value in changes.items():
+            setattr(record, _RENDER_ATTRIBUTE.get(column, column), value)
+        record.state = to
         return record
 
     @_guarded
@@ -874,30 +1027,16 @@ class Store:
             existing = self.get(key)
             if existing is not None:
                 if (existing.name, existing.manifest) != (name, manifest):
-                    self.db.table("renders").update(key, {"name": name, "manifest": manifest})
+                    self._update(key, {"name": name, "manifest": manifest})
                     existing.name, existing.manifest = name, manifest
                 return existing
             stamp = now()
-            self.db.table("renders").insert(
-                {
-                    "key": key,
-                    "request": json.dumps(dict(request), sort_keys=True, ensure_ascii=False),
-                    "model": model,
-                    "mode": mode,
-                    "duration": duration,
-                    "resolution": resolution,
-                    "prompt": prompt,
-                    "name": name,
-                    "manifest": manifest,
-                    "state": RenderState.NEW.value,
-                    "attempts": 0,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
+            record = RenderRecord(
+                key, json.dumps(dict(request), sort_keys=True, ensure_ascii=False), model, mode, duration, resolution, prompt,
+                name, manifest, RenderState.NEW, None, None, 0, None, None, None, None, None, None, None, stamp, stamp, None, None, None,
             )
+            self.conn.execute(_RENDER_INSERT, [record.state.value if f == "state" else getattr(record, f) for f in _RENDER_FIELDS])
             self._event(key, "seen", None, RenderState.NEW, name, None)
-        record = self.get(key)
-        assert record is not None
         return record
 
     @_guarded
@@ -935,11 +1074,11 @@ class Store:
     @_guarded
     def record_status(self, key: str, status: str, *, name: str | None = None) -> None:
         """A poll answer; only a change of MiniMax status is kept in the history."""
-        last = self.events(key, limit=1)
-        if last and last[0].event == "status" and last[0].detail.get("status") == status:
+        last = self.conn.execute("select event, detail from events where key = ? order by id desc limit 1", [key]).fetchone()
+        if last is not None and last[0] == "status" and json.loads(last[1] or "{}").get("status") == status:
             return
         with self.transaction():
-            self.db.table("renders").update(key, {"updated_at": now()})
+            self._update(key, {"updated_at": now()})
             self._event(key, "status", None, None, name, {"status": status})
 
     def record_rendered(self, key: str, file_id: str, *, width: int | None = None, height: int | None = None, name: str | None = None) -> RenderRecord:
@@ -952,19 +1091,21 @@ class Store:
     def record_error(self, key: str, error: ErrorInfo, *, name: str | None = None, event: str = "error") -> None:
         """A problem that leaves the state as it is (a download that will be retried)."""
         with self.transaction():
-            self.db.table("renders").update(key, {"updated_at": now(), **_error_values(error)})
+            self._update(key, {"updated_at": now(), **_error_values(error)})
             self._event(key, event, None, None, name, _error_detail(error))
 
     def _video(self, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None) -> None:
-        self.db.execute(
+        self.conn.execute(
             "INSERT OR IGNORE INTO videos (key, task_id, file_id, sha256, bytes, at) VALUES (?, ?, ?, ?, ?, ?)",
             [key, task_id, file_id, sha256, size, now()],
         )
 
     def _output(self, path: Path, key: str, *, size: int, sha256: str, mtime_ns: int, name: str | None, manifest: str | None) -> None:
-        self.db.table("outputs").upsert(
-            {"path": str(path), "key": key, "name": name, "manifest": manifest, "size": size, "sha256": sha256, "mtime_ns": mtime_ns, "written_at": now()},
-            pk="path",
+        self.conn.execute(
+            "insert into outputs (path, key, name, manifest, size, sha256, mtime_ns, written_at) values (?, ?, ?, ?, ?, ?, ?, ?) "
+            "on conflict (path) do update set key = excluded.key, name = excluded.name, manifest = excluded.manifest, "
+            "size = excluded.size, sha256 = excluded.sha256, mtime_ns = excluded.mtime_ns, written_at = excluded.written_at",
+            [str(path), key, name, manifest, size, sha256, mtime_ns, now()],
         )
 
     @_guarded
@@ -1042,7 +1183,7 @@ class Store:
     def record_output_checked(self, path: Path, *, mtime_ns: int) -> None:
         """A file was re-hashed and found intact after its mtime changed (e.g. it was copied)."""
         with self.transaction():
-            self.db.table("outputs").update(str(path), {"mtime_ns": mtime_ns})
+            self.conn.execute("update outputs set mtime_ns = ? where path = ?", [mtime_ns, str(path)])
 
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
         """Rows left ``submitting`` by a run that died mid-create become ``uncertain``, except
@@ -1085,19 +1226,19 @@ class Store:
     def recorded_task_ids(self) -> list[tuple[int | None, str]]:
         """Every task id this state was given, with the id of the history event that recorded
         it (None for a row whose history was not kept), oldest first."""
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             "select id, json_extract(detail, '$.task_id') from events where event = 'submitted' "
             "and json_extract(detail, '$.task_id') is not null order by id"
         ).fetchall()
         found: list[tuple[int | None, str]] = [(int(i), str(t)) for i, t in rows]
         known = {t for _, t in found}
-        found += [(None, str(t)) for (t,) in self.db.conn.execute("select task_id from renders where task_id is not null") if str(t) not in known]
+        found += [(None, str(t)) for (t,) in self.conn.execute("select task_id from renders where task_id is not null") if str(t) not in known]
         return found
 
     @_guarded
     def last_submitted_at(self) -> float | None:
         """When the newest task id was recorded (Unix time), or None."""
-        row = self.db.conn.execute("select max(at) from events where event = 'submitted'").fetchone()
+        row = self.conn.execute("select max(at) from events where event = 'submitted'").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def record_adopted_task(self, key: str, task_id: str, *, name: str | None = None, why: str = "") -> RenderRecord:
@@ -1122,12 +1263,20 @@ class Store:
     def forget(self, keys: Iterable[str] = (), paths: Iterable[str] = ()) -> None:
         with self.transaction():
             for path in paths:
-                self.db.table("outputs").delete_where("path = ?", [str(path)])
+                self.conn.execute("delete from outputs where path = ?", [str(path)])
             for key in keys:
-                self.db.table("outputs").delete_where("key = ?", [key])
-                self.db.table("videos").delete_where("key = ?", [key])
-                self.db.table("events").delete_where("key = ?", [key])
-                self.db.table("renders").delete_where("key = ?", [key])
+                for table in ("outputs", "videos", "events", "renders"):
+                    self.conn.execute(f"delete from {table} where key = ?", [key])
+
+
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
+    import sqlite_utils
+
+    migrations.apply(sqlite_utils.Database(conn))
 
 
 def _error_values(error: ErrorInfo) -> dict[str, Any]:

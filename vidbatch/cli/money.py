@@ -90,6 +90,8 @@ def spend_line(ws: Any, started: float, what: str = "this run") -> str | None:
     if store is None:
         return None
     try:
+        if not ledger.read_entries(store, since=started):  # created nothing: read no more (the no-op, issue 15)
+            return None
         return ledger.run_spend(store, since=started, manifests=[m.path for m in ws.manifests]).line(what)
     finally:
         store.close()

@@ -160,7 +160,7 @@ def _client(sim: bool, sim_latency: float, api_host: str | None, state_dir: Path
 
 def _load(manifests: Sequence[Path], variables: Mapping[str, str], state_dir: Path | None, sim: bool = False) -> Any:
     """Load the manifests and show their warnings (an unknown camera command, say) on stderr."""
-    from ..api import load
+    from ..project import load  # not vidbatch.api: plan --check imports no runner
 
     ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
     warnings = [w for m in ws.manifests for w in m.warnings]
@@ -352,7 +352,7 @@ def run(
     def confirm(the_plan: Any) -> bool:
         return confirm_with_cost(the_plan, budget, client, max_renders=max_renders, yes=yes, sim=sim, as_json=as_json)
 
-    with connect(ws, api_host=api_host, sim_latency=sim_latency) as client:
+    with connect(ws, api_host=api_host, sim_latency=sim_latency, lazy=True) as client:  # made at its first call
         budget = money.budget(ws.manifests, client=client, sim=sim, region=region, max_cost=max_cost, unpriced_as=unpriced_as)
         on_event, writer = with_report(reporter, ws, report_path)
         started = time.time()

@@ -340,6 +340,7 @@ class _Session:
         variables: Mapping[str, str] | None,
         environ: Mapping[str, str] | None,
         max_jobs: int | None = None,
+        read_config: bool | None = None,
     ):
         self.overrides = dict(variables or {})
         self.environ = os.environ if environ is None else environ
@@ -349,7 +350,7 @@ class _Session:
         self._real: dict[str, str] = {}
         self._mounts: list[tuple[str, str]] | None = None
         #: The API key, when one is set: no job's request, name or output may contain it.
-        self.secret = _api_key(self.environ, read_config=environ is None)
+        self.secret = _api_key(self.environ, read_config=environ is None if read_config is None else read_config)
 
     def filesystem_type(self, path: str) -> str | None:
         """The type of the file system ``path`` is on (Linux: from /proc/self/mounts), or None."""
@@ -1303,12 +1304,14 @@ def check_manifests(
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     max_jobs: int | None = None,
+    read_config: bool | None = None,
 ) -> list[ManifestResult]:
     """Load and check every manifest; never raises ManifestError. A result with problems has no
     manifest. Also checks that no two jobs, in any of the manifests, write the same output.
     ``max_jobs``: most jobs each manifest may expand to, overriding its own ``max_jobs``
-    (default :data:`DEFAULT_MAX_JOBS`)."""
-    session = _Session(variables, environ, max_jobs)
+    (default :data:`DEFAULT_MAX_JOBS`). ``read_config``: look for the API key in the config file
+    too (default: only when ``environ`` is the process's own)."""
+    session = _Session(variables, environ, max_jobs, read_config)
     results: list[ManifestResult] = []
     seen_paths: set[Path] = set()
     for given in paths:
@@ -1421,10 +1424,11 @@ def load_manifests(
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     max_jobs: int | None = None,
+    read_config: bool | None = None,
 ) -> list[Manifest]:
     """Every manifest, loaded and checked together. Raises ManifestError with the problems of all
     of them (its ``inputs`` attribute: every local file that was read, for watch mode)."""
-    results = check_manifests(paths, variables=variables, environ=environ, max_jobs=max_jobs)
+    results = check_manifests(paths, variables=variables, environ=environ, max_jobs=max_jobs, read_config=read_config)
     problems = [p for r in results for p in r.problems]
     if problems:
         error = ManifestError(problems)

@@ -155,6 +155,9 @@ class _Server(ThreadingHTTPServer):
     # open; stop() still joins them, tracked here (ThreadingMixIn only tracks non-daemon ones).
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: socketserver's 5 overflowed when a run opened its 32+ connections at
+    # once, and the kernel reset some of them (creates "sent, answer lost": uncertain).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sim: Simulator, ssl_context: ssl.SSLContext | None = None) -> None:
         self.sim = sim
