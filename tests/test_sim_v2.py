@@ -127,10 +127,10 @@ def slow_sim():
         yield server
 
 
-def h3_price(task: Any) -> str:
+def h3_price(render: Any) -> str:
     """A price for the tests: 0.13 per output second, 0.04 per reference image past the 5th."""
-    images = max(0, task["usage"]["input_image_count"] - 5) if task["task_type"] == "reference_to_video" else 0
-    return str(Decimal("0.13") * task["duration"] + Decimal("0.04") * images)
+    assert render["usage"]["output_seconds"] == render["duration"] and render["mode"] in {m.value for m in facts.Mode}
+    return str(Decimal("0.13") * render["duration"] + Decimal("0.04") * max(0, render["reference_images"] - 5))
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
@@ -376,6 +376,19 @@ def test_a_create_the_balance_cannot_cover_is_refused_with_1008():
         assert r.status_code == 402 and r.json()["error"]["code"] == 1008
         assert r.json()["error"]["type"] == "insufficient_balance_error"
         assert api.create(body(duration=5)).status_code == 200  # 0.65 still fits
+
+
+def test_the_shipped_price_table_charges_the_balance_of_vidbatch_sim():
+    from vidbatch.api import sim_v2_price
+
+    price = sim_v2_price("global")
+    with running_simulator(SimConfig(key=TEST_KEY, v2_price=price, balance="10.00")) as server:
+        api = Api(server)
+        api.create_id(body(duration=10))  # 2K at 0.13 USD a second, as prices.toml says
+        api.create_id(MODES["reference_images"][0])  # 5 s, and 4 reference images past the 5th
+        assert api.balance() == Decimal("10.00") - Decimal("1.30") - Decimal("0.65") - Decimal("0.16")
+        assert api.create(body(model="MiniMax-Hailuo-02")).status_code == 400  # refused: nothing charged
+        assert api.balance() == Decimal("7.89")
 
 
 def test_reference_images_past_the_fifth_are_priced_by_the_given_price():

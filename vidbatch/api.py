@@ -32,7 +32,7 @@ import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from .errors import VidbatchError
 from .events import EventKind
@@ -103,8 +103,24 @@ def simulator(
     from .sim import SimConfig, running_simulator
 
     folder = Path(data_dir).expanduser() if data_dir is not None else None
-    with running_simulator(SimConfig(latency=latency, data_dir=folder), https=https) as server:
+    config = SimConfig(latency=latency, data_dir=folder, v2_price=sim_v2_price(SimConfig.region))
+    with running_simulator(config, https=https) as server:
         yield Simulator(server.base_url, server.key, folder, server, server.ca_file)
+
+
+def sim_v2_price(region: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """What the simulator charges a succeeded v2 render in ``region`` (``SimConfig.v2_price``):
+    its price from the price table (shipped prices under the config file's), so the simulated
+    balance falls as MiniMax's would; None for a render the table does not price."""
+    from . import prices
+
+    table, where = prices.load_table(), prices.Region(region)
+
+    def price(render: Mapping[str, Any]) -> str | None:
+        found = table.price_of(render, where)
+        return str(found.amount) if isinstance(found, prices.Price) else None
+
+    return price
 
 
 @contextlib.contextmanager

@@ -125,7 +125,10 @@ def sim(
     and a frame counter.
     With --data, tasks and their videos outlive the process, as MiniMax's do: stop and
     restart the simulator and every task is still there, still downloadable.
-    It serves Video Generation V2 (MiniMax-H3: create, query, list, cancel) beside v1.
+    It serves Video Generation V2 (MiniMax-H3: create, query, list, cancel) beside v1;
+    each succeeded H3 render is charged against --balance at the price table's
+    prices (a cancelled one never is), and a create the balance cannot cover is
+    refused with 1008.
 
     With --https it serves TLS with a certificate from a CA it makes (kept in
     <data>/tls with --data, so clients keep trusting it across restarts) and prints
@@ -174,6 +177,7 @@ def sim(
     import sys
     import threading
 
+    from ..api import sim_v2_price
     from ..sim import SimConfig, running_simulator
 
     config = SimConfig(
@@ -191,6 +195,7 @@ def sim(
         v2_errors=v2_errors,
         balance=balance,
         region=region,
+        v2_price=sim_v2_price(region),
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

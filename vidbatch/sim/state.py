@@ -147,9 +147,11 @@ class SimConfig:
     lost_create_rate: float = 0.0
     #: Fraction of v2 creates just before which a second client makes a task on the same account.
     second_client_rate: float = 0.0
-    #: What a succeeded v2 task costs, as a decimal string in the region's currency, given its
-    #: TASK answer (model, resolution, duration, ratio, task_type, usage); None: nothing is
-    #: charged. The simulator knows no prices itself: whoever starts it may pass them in.
+    #: What a succeeded v2 task costs, as a decimal string in the region's currency, given the
+    #: render (``model``, ``mode`` (a facts.Mode value), ``resolution``, ``duration``, ``ratio``,
+    #: ``task_type``, ``reference_images``, ``usage``); None: not charged. The simulator knows no
+    #: prices itself: whoever starts it passes them in (``vidbatch sim`` and
+    #: ``vidbatch.simulator()`` pass the price table's, see ``vidbatch.api.sim_v2_price``).
     v2_price: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
@@ -763,9 +765,14 @@ class Simulator:
         """What a success of ``body`` costs, from ``SimConfig.v2_price``; None: not priced."""
         if self.config.v2_price is None:
             return None
-        shape = _v2_shape(body)
-        shape["usage"] = _v2_usage(body, billed=True)
-        price = self.config.v2_price(shape)
+        render = {
+            "model": body.get("model"),
+            "mode": rules.mode_of(body).value,
+            **_v2_shape(body),
+            "reference_images": rules.v2_roles(body).count("reference_image"),
+            "usage": _v2_usage(body, billed=True),
+        }
+        price = self.config.v2_price(render)
         return None if price is None else Decimal(price)
 
     def _v2_available(self) -> Decimal:
