@@ -498,3 +498,13 @@ def test_cancel_takes_an_answer_without_a_body_and_a_running_task_is_refused():
     client, _ = v2_client([(409, b'{"error": {"code": 2013, "message": "task t1 is running and cannot be cancelled"}}', {})])
     with pytest.raises(errors.InvalidRequestError):
         client.cancel_v2("t1")
+
+
+def test_an_expired_content_url_is_refreshed_through_the_cli(tmp_path):
+    manifest = h3_manifest(tmp_path, {"a": "H3 expiring A"})
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        server.sim.inject("v2_download", "expire")
+        result = cli(["run", manifest, *RUN], env=sim_env(server))
+        assert result.exit_code == 0, result.output
+        assert server.sim.calls["v2_download"] == 2 and server.sim.calls["v2_create"] == 1
+        assert mp4.read_sim_metadata(tmp_path / "renders" / "a.mp4")["prompt"] == "H3 expiring A"

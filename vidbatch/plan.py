@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from . import outputs_index, rules
+from . import facts, outputs_index, rules
 from .outputs_index import IndexEntry
 from .state import OutputRecord, RenderRecord, RenderState, Store, VideoRecord
 
@@ -326,6 +326,8 @@ def _plan_one(
     if state in (RenderState.SUBMITTING, RenderState.UNCERTAIN):
         if resubmit_uncertain:
             return PlannedJob(job, Action.SUBMIT, "create was cut off; submitting again (--resubmit-uncertain)", rec)
+        if state is RenderState.SUBMITTING and job.api is facts.Api.V2:  # settled by the runner (runner.py)
+            return PlannedJob(job, Action.UNCERTAIN, "a create was cut off before its answer: the run asks MiniMax's task list whether it made the task", rec)
         return PlannedJob(job, Action.UNCERTAIN, "a create was cut off before its answer: MiniMax may have a task for it", rec)
 
     damage = ""

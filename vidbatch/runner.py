@@ -1054,7 +1054,7 @@ class Runner:
             render.file_id = file_id
             self._ids[render.key] = (render.task_id, file_id)
             self._save(self.store.record_rendered, render.key, file_id, width=status.video_width, height=status.video_height, name=render.name)
-            self._emit(EventKind.RENDERED, f"file {file_id}", render, file_id=file_id)
+            self._emit(EventKind.RENDERED, "video ready" if render.v2 else f"file {file_id}", render, file_id=file_id)
             if render.obsolete:  # no job wants it now: kept in the state (rendered), no output written
                 self._leave_flight(render)
                 self._emit(EventKind.STATUS, "rendered after an edit made it obsolete: kept in the state, not downloaded", render, status=status.status)
