@@ -61,6 +61,12 @@ def test_take_one_keeps_the_key_a_job_without_takes_always_had(tmp_path):
     assert three[1].key == content_key(one.identity_request(), 2) != one.key
 
 
+def test_render_json_names_each_jobs_shot_and_take(tmp_path):
+    path = manifest(tmp_path, '[[jobs]]\nname = "s"\nprompt = "x"\ntakes = 2\n')
+    doc = json.loads(cli("render", "--json", path).output)
+    assert [(j["name"], j["shot"], j["take"]) for j in doc["manifests"][0]["jobs"]] == [("s", "s", 1), ("s.take2", "s", 2)]
+
+
 def test_takes_in_defaults_apply_to_every_job_and_a_job_can_say_otherwise(tmp_path):
     path = write(tmp_path, "m.toml", BASE + 'takes = 2\n\n[[jobs]]\nname = "a"\nprompt = "x"\n\n[[jobs]]\nname = "b"\nprompt = "y"\ntakes = 1\n')
     assert [j.name for j in load_manifest(path).jobs] == ["a", "a.take2", "b"]

@@ -172,6 +172,8 @@ def render(manifests: tuple[Path, ...], variables: dict[str, str], as_json: bool
                     "jobs": [
                         {
                             "name": job.name,
+                            "shot": job.shot,
+                            "take": job.take,
                             "index": job.index,
                             "mode": job.mode.value,
                             "output": _rel(job.output),

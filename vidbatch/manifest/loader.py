@@ -443,6 +443,8 @@ class _Table:
                 self.origin[name] = "job"
         self.output = self.values.get("output", DEFAULT_OUTPUT)
         self.line = builder.doc.line(("jobs", k))
+        #: the name reads the take number: each take is then named (and is a shot) of its own
+        self.name_uses_take = bool(_USES_TAKE.search(str(self.values.get("name", ""))))
         #: mode-only fields this table gets from [defaults]: dropped for jobs of other modes
         self.mode_only_defaults = [
             (name, modes) for name, modes in facts.MODE_ONLY_FIELDS.items() if self.origin.get(name) == "defaults"
@@ -914,7 +916,7 @@ class _Builder:
             return [d.problem("name", bad)]
         # A name that reads the take number is already one name per take: each take is then a
         # shot of its own, named as written; otherwise take N > 1 of the shot is NAME.takeN.
-        names_takes = bool(_USES_TAKE.search(str(d.values["name"])))
+        names_takes = d.t.name_uses_take
         if names_takes and d.take == 2:  # once per table row group, not once per take
             file, line, _ = self._where(d.t.k, d.row, "name", d.origin("name"))
             self.result.warnings.append(ManifestProblem(
@@ -1063,8 +1065,8 @@ class _Builder:
             bad = self._text_problem(text)
             if bad:
                 return [d.problem("output", bad)]
-            shot_outputs = self.take_outputs.setdefault(d.shot or d.name, {})
-            other = shot_outputs.setdefault(text, d.take)
+            # the default output differs with the name; a template must tell takes apart itself
+            other = d.take if d.t.output == DEFAULT_OUTPUT else self.take_outputs.setdefault(d.shot or d.name, {}).setdefault(text, d.take)
             if other != d.take:
                 return [d.problem(
                     "output",
