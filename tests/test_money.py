@@ -209,12 +209,6 @@ def test_an_unreadable_balance_breaks_nothing(sim):
     assert costing.balance_warning(costing.PlanCost(prices.Region.GLOBAL, (), prices.Estimate.of([], prices.Region.GLOBAL), prices.Estimate.of([], None)), None) is None
 
 
-def test_the_simulator_serves_the_path_the_client_calls():
-    from vidbatch.sim import server
-
-    assert server.PATH_BALANCE == facts.PATH_BALANCE == prices.PATH_BALANCE
-
-
 # --- the ledger ----------------------------------------------------------------------------------
 
 

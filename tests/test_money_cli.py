@@ -183,6 +183,8 @@ def test_spend_shows_in_the_finish_event_status_and_report_and_adds_up(tmp_path,
     spend = json_events(first.output)[-1]["spend"]
     assert spend["this_run"] == {
         "spent": {"creates": 3, "totals": {"USD": "1.47"}, "unpriced": 0},
+        "billed": {"creates": 0, "totals": {}},  # v1 reports no bill: every amount is an estimate
+        "estimated": {"creates": 3, "totals": {"USD": "1.47"}, "unpriced": 0},
         "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0},
         "failed": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0},
     }
@@ -197,7 +199,7 @@ def test_spend_shows_in_the_finish_event_status_and_report_and_adds_up(tmp_path,
     spend = events[-1]["spend"]
     assert spend["this_run"]["spent"] == {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}
     assert spend["this_run"]["possible"]["creates"] == 0 and spend["this_run"]["failed"]["totals"] == {"USD": "0.49"}
-    so_far = {"spent": {"creates": 4, "totals": {"USD": "1.96"}, "unpriced": 0}, "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}, "failed": {"creates": 2, "totals": {"USD": "0.98"}, "unpriced": 0}}
+    so_far = {"spent": {"creates": 4, "totals": {"USD": "1.96"}, "unpriced": 0}, "billed": {"creates": 0, "totals": {}}, "estimated": {"creates": 4, "totals": {"USD": "1.96"}, "unpriced": 0}, "possible": {"creates": 1, "totals": {"USD": "0.49"}, "unpriced": 0}, "failed": {"creates": 2, "totals": {"USD": "0.98"}, "unpriced": 0}}
     assert spend["so_far"] == so_far
     assert "spent about 0.49 USD in this run (1 create accepted, 0.49 USD of it on renders that then failed); 1.96 USD so far for these manifests" in second.output
 

@@ -22,11 +22,16 @@ Reading (``vidbatch spend``, or plain SQLite)::
 
 ``kind`` is ``accepted`` (MiniMax has the task: money spent, as far as vidbatch can know) or
 ``possible`` (the create's answer was lost: MiniMax may or may not have it); ``amount`` is the
-estimate, a decimal string, NULL when no price was known; ``billed_amount`` the figure the API
-reported where it reports one; ``at`` is Unix time. The view ``spend_by_day`` sums it by UTC
+estimate, a decimal string, NULL when no price was known; ``billed_amount`` what the API reported
+it billed, as money, where it reports it (Video Generation V2's ``usage``, kept as JSON in
+``usage``: seconds and images, which :func:`record_usage` prices with the rates the quote kept in
+``price_origin``, so by the table in effect for that entry; NULL when that table had no price);
+``at`` is Unix time. The view ``spend_by_day`` sums it by UTC
 day, manifest, model, resolution, currency and kind::
 
     sqlite3 .vidbatch/state.db "select * from spend_by_day"
+
+Every sum says which of its amounts were billed and which are estimates (:class:`Tally`).
 
 Reuse costs nothing because it creates nothing: no ``submitted`` event, no entry. A create whose
 render later failed stays an entry (whether MiniMax charges for failed pay-as-you-go renders is
@@ -49,7 +54,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .prices import Price, PriceTable, Region, Render, Unpriced, money
+from .prices import Per, Price, PriceRow, PriceTable, Region, Render, Unpriced, money
 from .state import Store, now, state_error
 
 log = logging.getLogger(__name__)
@@ -75,7 +80,7 @@ def write_quotes(store: Store, quotes: Mapping[str, Price | Unpriced], region: R
             "currency": price.currency if isinstance(price, Price) else (region.currency if region else None),
             "region": region.value if region else None,
             "quoted_at": stamp,
-            "origin": json.dumps([c.row.origin.to_json() for c in price.charges]) if isinstance(price, Price) else None,
+            "origin": json.dumps(rates_of(price)) if isinstance(price, Price) else None,
         }
         for key, price in quotes.items()
     ]
@@ -87,6 +92,64 @@ def write_quotes(store: Store, quotes: Mapping[str, Price | Unpriced], region: R
     except sqlite3.Error as e:
         raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
     return len(rows)
+
+
+def rates_of(price: Price) -> list[dict[str, Any]]:
+    """What a quote keeps of a price (``price_quotes.origin``, copied to ``spend.price_origin``):
+    one item per row that priced it, the row's origin (layer, file, taken, source) with its rate
+    (``per``, ``unit_price``, ``quantity``; ``after`` for reference images). The row pricing
+    reference images is kept even when this render had none to charge, so that what the API
+    reports it billed (:func:`billed_amount`) is priced by the same table as the estimate."""
+
+    def item(row: PriceRow, quantity: int) -> dict[str, Any]:
+        rate: dict[str, Any] = {"per": row.per.value, "unit_price": str(row.price), "quantity": quantity}
+        if row.per is Per.REFERENCE_IMAGE:
+            rate["after"] = row.after
+        return {**row.origin.to_json(), **rate}
+
+    items = [item(c.row, c.quantity) for c in price.charges]
+    if price.image_rate is not None and all(c.row.per is not Per.REFERENCE_IMAGE for c in price.charges):
+        items.append(item(price.image_rate, 0))
+    return items
+
+
+def billed_amount(usage: Mapping[str, Any], rates: Any, duration: int | None = None) -> Decimal | None:
+    """What MiniMax billed for a task, as money: its ``usage`` (Video Generation V2: seconds and
+    images) priced with ``rates`` (:func:`rates_of`, the table in effect when the create was
+    quoted). Usage of all zeros (a queued task cancelled, a failed one) is ``0``: nothing was
+    billed. None when the rates cannot price it (no quote, a quote of an unpriced render, a
+    price per video of another duration than the one billed): unpriced, never free.
+
+    A price per second is charged for each ``output_seconds``; a price per video when the
+    output seconds are its ``duration``; a price per reference image for each of
+    ``input_image_count`` past its ``after``."""
+    if usage and not any(usage.values()):
+        return Decimal(0)
+    if not isinstance(rates, list):
+        return None
+    by_per: dict[str, dict[str, Any]] = {}
+    for r in rates:
+        if isinstance(r, dict) and isinstance(r.get("per"), str) and r["per"] not in by_per:
+            by_per[r["per"]] = r
+    output = usage.get("output_seconds")
+    base = by_per.get(Per.SECOND.value) or by_per.get(Per.VIDEO.value)
+    unit = _decimal(base.get("unit_price")) if base else None
+    if base is None or unit is None or not isinstance(output, int):
+        return None
+    if base["per"] == Per.SECOND.value:
+        amount = unit * output
+    elif duration is not None and output == duration:
+        amount = unit
+    else:
+        return None
+    images = by_per.get(Per.REFERENCE_IMAGE.value)
+    count = usage.get("input_image_count") or 0
+    if images is not None and isinstance(count, int):
+        image_unit, after = _decimal(images.get("unit_price")), images.get("after", 0)
+        if image_unit is None or not isinstance(after, int):
+            return None
+        amount += image_unit * max(0, count - after)
+    return amount
 
 
 @dataclass(frozen=True)
@@ -213,33 +276,69 @@ def read_entries(
 
 @dataclass(frozen=True)
 class Tally:
-    """Entries of one kind added up: how many, the priced total per currency, how many unpriced."""
+    """Entries of one kind added up: how many, the priced total per currency, how many unpriced;
+    and of them, those whose amount is what the API reported it billed (``billed_creates``,
+    ``billed``: per currency), the others being estimates from the price table."""
 
     creates: int = 0
     totals: Mapping[str, Decimal] = field(default_factory=dict)
     unpriced: int = 0
+    billed_creates: int = 0
+    billed: Mapping[str, Decimal] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entries: Iterable[SpendEntry]) -> Tally:
         totals: dict[str, Decimal] = {}
-        creates = unpriced = 0
+        billed: dict[str, Decimal] = {}
+        creates = unpriced = billed_creates = 0
         for e in entries:
             creates += 1
             if e.amount is None:
                 unpriced += 1
-            else:
-                totals[e.currency or "?"] = totals.get(e.currency or "?", Decimal(0)) + e.amount
-        return cls(creates, totals, unpriced)
+                continue
+            currency = e.currency or "?"
+            totals[currency] = totals.get(currency, Decimal(0)) + e.amount
+            if e.billed:
+                billed_creates += 1
+                billed[currency] = billed.get(currency, Decimal(0)) + e.amount
+        return cls(creates, totals, unpriced, billed_creates, billed)
+
+    @property
+    def estimated(self) -> Mapping[str, Decimal]:
+        """The priced total per currency of the entries that are estimates (not billed)."""
+        return {c: a - self.billed.get(c, Decimal(0)) for c, a in self.totals.items() if self.billed.get(c) is None or a != self.billed[c]}
+
+    @staticmethod
+    def _amounts(totals: Mapping[str, Decimal], unpriced: int = 0) -> str:
+        parts = [money(a, c) for c, a in sorted(totals.items())]
+        if unpriced:
+            parts.append(f"{unpriced} unpriced")
+        return " + ".join(parts) if parts else money(Decimal(0))
 
     def describe(self) -> str:
-        """``1.12 USD``, ``1.12 USD + 2 unpriced``, ``nothing``."""
-        parts = [money(a, c) for c, a in sorted(self.totals.items())]
-        if self.unpriced:
-            parts.append(f"{self.unpriced} unpriced")
-        return " + ".join(parts) if parts else money(Decimal(0))
+        """``1.12 USD``, ``1.12 USD + 2 unpriced``, ``nothing``: estimates from the price table;
+        with amounts the API reported it billed, says which: ``1.04 USD billed``, ``1.32 USD
+        (1.04 USD billed, 0.28 USD estimated)``."""
+        if not self.billed_creates:
+            return self._amounts(self.totals, self.unpriced)
+        if self.billed_creates == self.creates:
+            return f"{self._amounts(self.billed)} billed"
+        return f"{self._amounts(self.totals, self.unpriced)} ({self._amounts(self.billed)} billed, {self._amounts(self.estimated, self.unpriced)} estimated)"
 
     def to_json(self) -> dict[str, Any]:
         return {"creates": self.creates, "totals": {c: str(a) for c, a in sorted(self.totals.items())}, "unpriced": self.unpriced}
+
+    def split_json(self) -> dict[str, Any]:
+        """The same entries as ``billed`` (amounts the API reported) and ``estimated`` (priced
+        by the table; the unpriced are estimates that have no price)."""
+        return {
+            "billed": {"creates": self.billed_creates, "totals": {c: str(a) for c, a in sorted(self.billed.items())}},
+            "estimated": {
+                "creates": self.creates - self.billed_creates,
+                "totals": {c: str(a) for c, a in sorted(self.estimated.items())},
+                "unpriced": self.unpriced,
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -284,13 +383,15 @@ class Ledger:
         ]
 
     def totals_json(self) -> dict[str, Any]:
-        """The sums without the entries: ``spent``, ``possible`` and ``failed`` (a ``finish``
-        event, ``status --json``)."""
-        return {"spent": self.spent.to_json(), "possible": self.possible.to_json(), "failed": self.failed.to_json()}
+        """The sums without the entries: ``spent``, of it ``billed`` (what the API reported) and
+        ``estimated`` (priced by the table), ``possible`` and ``failed`` (a ``finish`` event,
+        ``status --json``)."""
+        return {"spent": self.spent.to_json(), **self.spent.split_json(), "possible": self.possible.to_json(), "failed": self.failed.to_json()}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "spent": self.spent.to_json(),
+            **self.spent.split_json(),
             "possible": self.possible.to_json(),
             "failed": self.failed.to_json(),
             "groups": [
@@ -365,7 +466,8 @@ def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "
     s, p = this_run.spent, this_run.possible
     failed = this_run.failed
     on_failed = f", {failed.describe()} of it on renders that then failed" if failed.creates else ""
-    text = f"spent about {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted{on_failed})"
+    about = "" if s.creates and s.billed_creates == s.creates else " about"  # every amount billed: no estimate in it
+    text = f"spent{about} {s.describe()} in {what} ({s.creates} create{'' if s.creates == 1 else 's'} accepted{on_failed})"
     if p.creates:
         text += f"; possibly {p.describe()} more ({p.creates} uncertain)"
     if so_far is not None and so_far.entries:
@@ -374,17 +476,24 @@ def run_spend_line(this_run: Ledger, so_far: Ledger | None = None, what: str = "
 
 
 def record_usage(store: Store, task_id: str, usage: Mapping[str, int]) -> int:
-    """Keep what MiniMax says it billed for ``task_id`` (V2's ``usage``) on its spend entries;
-    returns how many entries carry it. The API reports seconds and images, not money, so
-    ``billed_amount`` is left as it is, except when ``usage`` says nothing was billed (every
-    figure zero: a queued task cancelled, a failed one): then the billed figure is ``0``."""
-    nothing = bool(usage) and not any(usage.values())
+    """Keep what MiniMax says it billed for ``task_id`` (V2's ``usage``: seconds and images) on
+    its spend entries, and the money it comes to (``billed_amount``: :func:`billed_amount` with the
+    rates of each entry's quote, the table in effect when the create was quoted; left empty when
+    they cannot price it, so the entry stays the estimate, or unpriced). Returns how many entries
+    carry it."""
     try:
         with store.transaction():
-            cursor = store.conn.execute(
-                "UPDATE spend SET usage = ?, billed_amount = CASE WHEN ? THEN '0' ELSE billed_amount END WHERE task_id = ?",
-                [json.dumps(dict(usage), sort_keys=True), nothing, task_id],
-            )
+            rows = store.conn.execute("SELECT id, price_origin, duration FROM spend WHERE task_id = ?", [task_id]).fetchall()
+            for entry_id, origin, duration in rows:
+                try:
+                    rates = json.loads(origin) if origin else None
+                except ValueError:
+                    rates = None
+                amount = billed_amount(usage, rates, duration)
+                store.conn.execute(
+                    "UPDATE spend SET usage = ?, billed_amount = ? WHERE id = ?",
+                    [json.dumps(dict(usage), sort_keys=True), None if amount is None else str(amount), entry_id],
+                )
     except sqlite3.Error as e:
         raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
-    return cursor.rowcount
+    return len(rows)

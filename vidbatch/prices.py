@@ -534,6 +534,9 @@ class Price:
     render: Render
     region: Region
     charges: tuple[Charge, ...]
+    #: the row that prices reference images past its ``after`` for this render, charged or not
+    #: (the ledger keeps it, to price what the API reports it billed: :mod:`vidbatch.ledger`)
+    image_rate: PriceRow | None = None
 
     priced = True
 
@@ -715,7 +718,7 @@ class PriceTable:
         if extra is not None and render.reference_images > extra.after:
             count = render.reference_images - extra.after
             charges.append(Charge(extra, count, extra.price * count))
-        return Price(render, region, tuple(charges))
+        return Price(render, region, tuple(charges), extra)
 
     def estimate(self, renders: Iterable[Render | RenderLike | Mapping[str, Any]], region: Region | None) -> Estimate:
         """The cost of ``renders`` in ``region``: totals per currency, lines per model and

@@ -26,7 +26,11 @@ def spend(manifest: Path | None, since: str | None, state_dir: Path | None, sim:
     Each accepted create is an entry, priced by the table in effect when the run started (see
     `vidbatch prices`); reuse and skips create nothing and cost nothing. A create whose answer
     was lost (uncertain) is shown apart as possible spend: MiniMax may or may not have the task.
-    Amounts are estimates from the price table, not MiniMax's bill. Days are UTC.
+    Amounts are estimates from the price table, except where MiniMax reports what it billed
+    (MiniMax-H3: seconds and images in each task's usage, priced with the same table): those
+    are marked billed, and every total says how much of it is billed and how much estimated
+    (--json: "billed" and "estimated" beside "spent"). A cancelled queued task is billed 0; a
+    render with no price stays unpriced, never free. Days are UTC.
 
     With MANIFEST, only that manifest's creates (a folder: every manifest whose state is there).
 
@@ -40,6 +44,7 @@ def spend(manifest: Path | None, since: str | None, state_dir: Path | None, sim:
       vidbatch spend
       vidbatch spend shots.toml --since 2026-12-01
       vidbatch spend --json | jq '.spent'
+      vidbatch spend --json | jq '.billed.totals, .estimated.totals'
     """
     from .. import config, ledger, prices, project
     from ..errors import UsageError

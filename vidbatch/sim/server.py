@@ -72,15 +72,12 @@ from .state import Reply, SimConfig, Simulator
 
 log = logging.getLogger("vidbatch.sim")
 
-#: ``vidbatch.prices.PATH_BALANCE``, written again because the simulator may not import
-#: ``prices`` (it reads the user's config file); tests/test_money.py checks the two agree.
-PATH_BALANCE = "/account/query_balance"
 _API_ROUTES = {
     ("POST", facts.PATH_CREATE): "create",
     ("GET", facts.PATH_QUERY): "query",
     ("GET", facts.PATH_RETRIEVE): "retrieve",
     ("GET", facts.PATH_RETRIEVE_CONTENT): "retrieve_content",
-    ("GET", PATH_BALANCE): "query_balance",
+    ("GET", facts.PATH_BALANCE): "query_balance",
     ("POST", facts.PATH_FILE_UPLOAD): "upload",
     ("POST", facts.V2_PATH_CREATE): "v2_create",
     ("GET", facts.V2_PATH_QUERY): "v2_list",
