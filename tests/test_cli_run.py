@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
+import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -110,19 +109,18 @@ def test_the_display_starts_after_the_confirm_question(tmp_path, monkeypatch):
     assert order == ["question", "display"]
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
+def _read_until(fd: int, needle: bytes) -> bytes:
+    """Read the terminal until ``needle`` shows or the child closes it. No deadline: a blocking
+    read waits as long as the machine needs (pytest-timeout guards against a hang)."""
     out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+    while needle not in out:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
     return out
 
 
@@ -139,6 +137,9 @@ def test_the_confirm_question_shows_its_answers_on_a_terminal(tmp_path):
             asked = _read_until(fd, b"[y/N]")
             os.write(fd, b"n\n")
             rest = _read_until(fd, b"nothing was sent")
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)  # never leave the child waiting for an answer
+            raise
         finally:
             _, status = os.waitpid(pid, 0)
             os.close(fd)

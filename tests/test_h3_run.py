@@ -8,6 +8,7 @@ import io
 import json
 import signal
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -369,7 +370,10 @@ def run_until_submitted(manifest: Path, env: dict[str, str]) -> None:
 def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
     running = h3_manifest(tmp_path, {"b": "H3 running B"})
     queued = write(tmp_path, "c.toml", f'output_dir = "renders"\n\n[[jobs]]\nname = "c"\nmodel = "{H3}"\nprompt = "H3 queued C"\nratio = "1:1"\n')
-    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+    # The sim clock is frozen (wall_clock): a task stays queued, or running, until advance()
+    # moves it, however long the machine takes between the calls.
+    frozen = time.time()
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600, wall_clock=lambda: frozen)) as server:
         env = sim_env(server)
         run_until_submitted(running, env)
         server.sim.advance(2000)  # past the queued half of its latency: running

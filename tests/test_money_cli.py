@@ -97,7 +97,7 @@ def test_sim_serves_the_balance_and_region_it_is_given(tmp_path, monkeypatch):
         assert "spent about 2.00 CNY in this run (1 create accepted)" in out.output
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
 
 
@@ -115,7 +115,7 @@ def test_sim_without_a_balance_answers_none_and_a_bad_amount_is_refused():
             assert client.query_balance() is None
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=60)
     assert "global region (USD), balance not served" in err
     bad = cli("sim", "--port", "0", "--balance", "lots")
     assert bad.exit_code == 2 and "--balance" in bad.output and "must be an amount such as 12.50, or none; not 'lots'" in bad.output

@@ -162,7 +162,7 @@ def test_a_killed_simulator_process_loses_nothing_it_answered(tmp_path):
         ids = [create(remote, {"model": "T2V-01", "prompt": f"shot {i}"})["task_id"] for i in range(5)]
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=60)
     with running_simulator(on(data)) as after:
         assert list(after.sim.tasks) == ids
         assert [query(after, task_id)["status"] for task_id in ids] == ["Success"] * 5
@@ -181,7 +181,7 @@ def test_sim_command_reports_its_data_folder(tmp_path):
             assert lines[-1], lines
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=60)
     assert f"tasks kept in {tmp_path} (1 so far)\n" in lines and "Traceback" not in err
 
 

@@ -651,7 +651,7 @@ def test_the_sim_command_serves_https_and_says_where_the_ca_is(tmp_path):
         assert requests.get(base_url + "/_sim/stats", verify=str(ca_file), timeout=10).ok
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
 
 
 def test_vidbatch_renders_over_https_through_the_python_api(tmp_path):

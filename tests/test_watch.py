@@ -26,7 +26,9 @@ from vidbatch.watch import is_temporary
 from .conftest import TEST_KEY
 from .helpers import cli_subprocess, t2v_manifest, write_png
 
-TIMEOUT = 30.0
+# A guard against a hang, not a pass condition: generous, so a loaded machine never trips it
+# (pytest-timeout stops the test at 120 s; this fires first so the transcript is shown).
+TIMEOUT = 100.0
 FAST = ["--poll-interval", "0", "--rpm", "60000", "--debounce", "0.2"]
 PROMPTS = {"fox": "A red fox in spring", "owl": "An owl at dusk [Push in]", "bear": "A bear in the snow"}
 

@@ -119,7 +119,8 @@ def sim(
 ) -> None:
     """Serve a simulator of the MiniMax video API: no key, no cost, real HTTP.
 
-    Prints the base URL as the first line on stdout, then logs one line per call on stderr.
+    Prints its banner on stderr, then the base URL as the first line on stdout once it is
+    ready (read that line to wait for it), then logs one line per call on stderr.
     Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task;
     each task's frames show its own colour, its id
     and a frame counter.
@@ -212,8 +213,6 @@ def sim(
             except OSError as e:
                 message = f"cannot listen on {host}:{port}: {e.strerror or e}; try another --port (0: any free one)"
                 raise click.ClickException(message) from None
-            click.echo(server.base_url)
-            sys.stdout.flush()
             click.echo(
                 f"point vidbatch at it:  export MINIMAX_API_HOST={server.base_url} "
                 f"MINIMAX_API_KEY={key if key is not None else 'any'}",
@@ -234,6 +233,10 @@ def sim(
             if data_dir is not None:
                 click.echo(f"tasks kept in {data_dir} ({len(server.sim.tasks)} so far)", err=True)
             click.echo("Ctrl-C stops the simulator.", err=True)
+            # The URL is the readiness signal, so it comes last: whoever reads it and then sends
+            # Ctrl-C finds the banner already written.
+            click.echo(server.base_url)
+            sys.stdout.flush()
             try:
                 while not stop.wait(0.5):
                     pass
