@@ -118,3 +118,102 @@ def test_gc_keeps_the_render_an_edited_job_still_holds(tmp_path: Path, sim_env) 
     _manifest(manifest, {"b": "A fox in the snow"})  # undo the edit
     plan = json.loads(cli(["plan", "--json", manifest]).output)
     assert [j["action"] for j in plan["jobs"]] == ["skip"] and plan["summary"]["billable"] == 0
+
+
+# --- cached frames and posters (issue 14) ---------------------------------------------------------
+
+FILM = """output_dir = "renders"
+
+[defaults]
+model = "MiniMax-Hailuo-02"
+
+[[jobs]]
+name = "opening"
+prompt = "{opening}"
+
+[[jobs]]
+name = "follow"
+first_frame_image = "frame:opening"
+prompt = "The lighthouse, the camera moves on"
+{aside}
+[[sequences]]
+name = "film"
+shots = ["opening", "follow"]
+"""
+ASIDE = '\n[[jobs]]\nname = "aside"\nprompt = "A gull over the sea"\n'
+
+
+def _film(path: Path, opening: str = "A lighthouse at dawn", aside: bool = True) -> Path:
+    path.write_text(FILM.format(opening=opening, aside=ASIDE if aside else ""))
+    return path
+
+
+def _listing(*folders: Path) -> dict[str, int]:
+    """Each file under ``folders`` with its inode and mtime: a file deleted and made again differs."""
+    return {str(p): hash((p.stat().st_ino, p.stat().st_mtime_ns)) for f in folders if f.is_dir() for p in sorted(f.iterdir())}
+
+
+def test_gc_deletes_the_frames_and_posters_nothing_needs_and_keeps_the_rest(tmp_path: Path, sim_env) -> None:
+    from vidbatch import project, report
+
+    manifest = _film(tmp_path / "film.toml")
+    renders, frames, posters = tmp_path / "renders", tmp_path / "renders" / "frames", tmp_path / "renders" / "posters"
+
+    def run_and_report() -> None:
+        out = cli(["run", manifest, *FAST])
+        assert out.exit_code == 0, out.output
+        report.write_report(project.load([manifest]), renders / "report.html")
+
+    run_and_report()
+    first_frames, first_posters = set(_listing(frames)), set(_listing(posters))
+    assert len(first_frames) == 1 and len([p for p in first_posters if "sheet-" in p]) == 1
+    # the opening renders again (a new video: a new frame, follow again, the cut again); aside leaves
+    _film(manifest, opening="A lighthouse at dusk", aside=False)
+    run_and_report()
+    (frames / "notes.txt").write_text("mine")  # files not named as vidbatch names them stay
+    (posters / "logo.png").write_bytes(b"mine")
+    old = (first_frames | first_posters) - set(_listing(frames, posters))
+    assert not old, "run and report do not delete"
+    before = _listing(frames, posters)
+
+    dry = cli(["gc", "-n", manifest])
+    assert dry.exit_code == 0, dry.output
+    assert _listing(frames, posters) == before, "a dry run deletes nothing"
+    would = [line.split()[2] for line in dry.output.splitlines() if line.startswith("would delete ") and "(cached" in line]
+    # the old frame, the posters of the old opening, follow and cut, the old sheet, aside's poster
+    assert len(would) == 6, dry.output
+    assert any(Path(w).parent.name == "frames" for w in would) and "would delete 6 cached frame or poster files" in dry.output
+    assert "to do it: vidbatch gc" in dry.output
+
+    out = cli(["gc", manifest])
+    assert out.exit_code == 0, out.output
+    assert "6 cached frame or poster files deleted" in out.output and "1 orphan dropped" in out.output
+    after = _listing(frames, posters)
+    assert len(after) == len(before) - 6
+    assert str(frames / "notes.txt") in after and str(posters / "logo.png") in after
+    assert len([p for p in after if p.endswith(".png") and Path(p).parent == frames]) == 1
+
+    # nothing needed was deleted: the plan skips everything without taking the frame again, and
+    # the report makes no poster or sheet anew
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert {j["action"] for j in plan["jobs"]} == {"skip"} and plan["summary"]["billable"] == 0
+    run_and_report()
+    assert _listing(frames, posters) == after
+    again = cli(["gc", "-n", manifest])
+    assert "cached" not in again.output and "would drop 0 orphans" in again.output, again.output
+
+
+def test_gc_asks_before_deleting_cached_files_and_a_no_changes_nothing(tmp_path: Path, sim_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidbatch import project, report
+
+    manifest = _film(tmp_path / "film.toml", aside=False)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    report.write_report(project.load([manifest]), tmp_path / "renders" / "report.html")
+    _film(manifest, opening="A lighthouse at dusk", aside=False)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    before = _listing(tmp_path / "renders" / "frames", tmp_path / "renders" / "posters")
+    asked = _on_a_terminal(monkeypatch, answer=False)
+    out = cli(["gc", manifest])
+    assert out.exit_code == 2 and "cancelled; nothing was changed" in out.output, out.output
+    assert len(asked) == 1 and "cached frame or poster file" in asked[0], asked
+    assert _listing(tmp_path / "renders" / "frames", tmp_path / "renders" / "posters") == before

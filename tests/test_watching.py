@@ -124,7 +124,7 @@ def test_loaded_manifest_maps_its_inputs_and_outputs(folder):
     assert folder.readers(root / "other.png") == set()
     assert folder.wanted[root / "renders" / "fox.mp4"] == (m, "k1")
     assert folder.current == (m,)
-    assert folder.inputs(m.path) == {root / "images" / "x.png", root / "rows.csv", m.path}
+    assert folder.inputs(m.path) == {root / "images" / "x.png", root / "rows.csv", m.path, root / "a.picks.toml"}  # and its picks file
 
     # a reload that reads something else drops the old input
     m2 = fake_manifest(root / "a.toml", inputs=(root / "rows.csv",), outputs={"fox": "k2"})

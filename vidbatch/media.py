@@ -413,6 +413,18 @@ def _poster_frame(video: Path, info: VideoInfo) -> VideoFrame:
         return _first(video, container, stream)
 
 
+#: The folder beside a report that keeps poster frames and contact sheets, named by content
+#: (:mod:`vidbatch.report`); ``vidbatch gc`` deletes those no video or cut needs any more.
+POSTERS_FOLDER = "posters"
+
+
+def sheet_file_name(inputs: Sequence[str]) -> str:
+    """The file name of the contact sheet of the videos of these sha256s, in order."""
+    import json
+
+    return "sheet-" + hashlib.sha256(json.dumps(list(inputs)).encode()).hexdigest()[:32] + ".png"
+
+
 def poster_file(video: Path, cache_dir: Path, *, sha256: str | None = None) -> Path:
     """The poster of ``video`` as a PNG in ``cache_dir``, named by the video's SHA-256 (pass
     ``sha256`` when already known), extracted only the first time: a video's poster never changes."""

@@ -17,13 +17,15 @@ shares with watch mode (lock, recovery, budget and confirm, staging cleanup, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from . import chain, cuts, picks
+from . import chain, cuts, media, picks
 from .events import Stop
 from .errors import UsageError
+from .manifest.model import image_refs
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
@@ -311,12 +313,19 @@ class GcResult:
 
     ``deleted`` are the orphans' output files removed (or to remove) with ``delete_outputs``;
     ``skipped`` pairs each file gc would not delete with why: it no longer holds the video
-    vidbatch recorded there (edited, replaced, or written by someone else)."""
+    vidbatch recorded there (edited, replaced, or written by someone else). ``cached`` are files
+    vidbatch derived from videos and no longer needs (see :func:`gc`), removed (or to remove)."""
 
     orphans: list[Orphan]
     deleted: list[str]
     skipped: list[tuple[str, str]]
     dry_run: bool = False
+    cached: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        """Whether gc has anything to do (drop an orphan or delete a file)."""
+        return bool(self.orphans or self.cached)
 
 
 def cancel(ws: Workspace, client: Any, *, names: Sequence[str] = ()) -> list[Any]:
@@ -352,6 +361,13 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
     orphan's output file, but only while it still holds the recorded video (size and SHA-256
     match); any other file is kept and listed in ``skipped``.
 
+    Cached files derived from videos are deleted too once nothing needs them (``cached``, see
+    :func:`_unneeded_cache`): chained shots' frames (``frames/`` beside outputs) and the report's
+    posters and contact sheets (``posters/`` in an output folder, beside a manifest, or in the
+    review page's folder). One is kept while its video is still recorded at an output (a job's,
+    or another manifest's of the same state) or a cut, a job's request uses it, or a sequence's
+    cut or current takes need it. Only files named as vidbatch names them are considered.
+
     ``confirm`` is asked with what would be done before anything is; returning False (or
     ``dry_run``) changes nothing. The run lock is held throughout (exit 4 if a run holds it)."""
     if not Store.exists(ws.state_dir):
@@ -375,8 +391,9 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
                         skipped.append((o.path, why))
                     else:
                         deleted.append(o.path)
-            result = GcResult(orphans, deleted, skipped, dry_run)
-            if not orphans or dry_run:
+            cached = _unneeded_cache(manifests, store, recorded, orphans)
+            result = GcResult(orphans, deleted, skipped, dry_run, cached)
+            if not result.changes or dry_run:
                 return result
             if confirm is not None and not confirm(result):
                 result.dry_run = True  # declined: nothing was changed
@@ -385,12 +402,77 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
             # edited job) keeps its row: it is what makes undoing the edit free
             job_paths = {str(j.output) for m in manifests for j in m.jobs}
             in_use = {out.key for out in recorded.values() if out.path in job_paths}
-            store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
-            for p in deleted:
+            if orphans:
+                store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
+            for p in deleted + cached:
                 Path(p).unlink(missing_ok=True)
             return result
     finally:
         store.close()
+
+
+#: How vidbatch names what it derives from videos: a chained shot's frame
+#: (:func:`vidbatch.chain.frame_path`), a poster (:func:`vidbatch.media.poster_file`) and a
+#: contact sheet (:func:`vidbatch.media.sheet_file_name`). Any other file there is never touched.
+_FRAME_NAME = re.compile(r".+@.+\.([0-9a-f]{16})\.png")
+_POSTER_NAME = re.compile(r"([0-9a-f]{64})\.png")
+_SHEET_NAME = re.compile(r"sheet-[0-9a-f]{32}\.png")
+
+
+def _unneeded_cache(manifests: Sequence[Any], store: Store, recorded: Mapping[str, OutputRecord], orphans: Sequence[Orphan]) -> list[str]:
+    """The frames, posters and contact sheets (see :func:`gc`) that nothing needs once
+    ``orphans`` are dropped. ``manifests`` are resolved (:func:`vidbatch.chain.resolved`)."""
+    jobs = [j for m in manifests for j in m.jobs]
+    job_paths = {str(j.output) for j in jobs}
+    dropping = {o.path for o in orphans if o.path}
+    # the videos still recorded once the orphans are gone; a job's output always counts
+    videos = {rec.sha256 for path, rec in recorded.items() if (path not in dropping or path in job_paths) and rec.sha256}
+    sheets: set[str] = set()
+    for m in manifests:
+        if not m.sequences:
+            continue
+        takes: dict[str, dict[int, Any]] = {}
+        for job in m.jobs:
+            takes.setdefault(chain.shot_of(job), {})[chain.take_of(job)] = job
+        chosen = picks.load(m.path, [chain.Take(shot, take) for shot, of in takes.items() for take in of])
+        for sequence in m.sequences:
+            cut = store.cut(sequence.output)
+            if cut is not None:
+                videos.add(cut.sha256)
+                sheets.add(media.sheet_file_name(cut.inputs))
+            clips = [chain.source_of(shot, takes, chosen) for shot in sequence.shots]
+            held = [None if isinstance(c, str) else recorded.get(str(c.output)) for c in clips]
+            if all(h is not None and not isinstance(c, str) and h.key == c.key for c, h in zip(clips, held)):
+                sheets.add(media.sheet_file_name([h.sha256 for h in held if h is not None]))
+    used = {ref.path for j in jobs for ref in image_refs(j.request) if ref.path is not None}
+    frame_dirs = {Path(j.output).parent / chain.FRAMES_FOLDER for j in jobs} | {Path(p).parent / chain.FRAMES_FOLDER for p in dropping}
+    poster_dirs = {Path(m.output_dir) / media.POSTERS_FOLDER for m in manifests} | {Path(m.path).parent / media.POSTERS_FOLDER for m in manifests}
+    if manifests:  # the review page's folder (vidbatch.review): every output and manifest lies below it
+        import os
+
+        poster_dirs.add(Path(os.path.commonpath([str(m.output_dir) for m in manifests] + [str(Path(m.path).parent) for m in manifests])) / media.POSTERS_FOLDER)
+    short = {v[:16] for v in videos}
+    unneeded: list[str] = []
+    for path in _files_in(frame_dirs):
+        found = _FRAME_NAME.fullmatch(path.name)
+        if found and found.group(1) not in short and path not in used:
+            unneeded.append(str(path))
+    for path in _files_in(poster_dirs):
+        poster = _POSTER_NAME.fullmatch(path.name)
+        if (poster and poster.group(1) not in videos) or (_SHEET_NAME.fullmatch(path.name) and path.name not in sheets):
+            unneeded.append(str(path))
+    return unneeded
+
+
+def _files_in(folders: Iterable[Path]) -> list[Path]:
+    """The regular files (not links) directly in ``folders``, sorted, once each."""
+    found: set[Path] = set()
+    for folder in folders:
+        try:
+            found.update(p for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+        except OSError:  # no such folder (nothing derived there yet)
+            continue
+    return sorted(found)
 
 
 def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:

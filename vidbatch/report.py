@@ -360,10 +360,6 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
 
 # --- chained shots, posters, cuts (issue 14) -------------------------------------------------------
 
-#: The folder beside the report that keeps poster frames and contact sheets, named by content.
-POSTERS = "posters"
-
-
 def _chained(ws: "Workspace", store: Store | None, jobs: list[Any]) -> list[Any]:
     """``jobs`` with each chained shot whose source's frame is known replaced by its resolved
     copy, so its card shows the render of that frame (and the frame as its first image)."""
@@ -398,7 +394,7 @@ def _poster(video: Path, sha256: str | None, base: Path) -> str | None:
     if sha256 is None:
         return None
     try:
-        return relative_url(media.poster_file(video, base / POSTERS, sha256=sha256), base)
+        return relative_url(media.poster_file(video, base / media.POSTERS_FOLDER, sha256=sha256), base)
     except (MediaError, OSError) as e:
         log.info("no poster for %s: %s", video, e)
         return None
@@ -468,13 +464,11 @@ def _cuts(ws: "Workspace", store: Store | None, jobs: list[Any], outputs: dict[s
 
 def _contact_sheet(clips: list[Path], inputs: list[str], base: Path) -> str | None:
     """The contact sheet of ``clips`` (one frame per shot), made once per set of videos (cached
-    by their hashes, in order), as a URL relative to the report."""
-    import hashlib
-    import json
-
+    by their hashes, in order, in :data:`vidbatch.media.POSTERS_FOLDER`), as a URL relative to
+    the report."""
     from . import media
 
-    target = base / POSTERS / ("sheet-" + hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:32] + ".png")
+    target = base / media.POSTERS_FOLDER / media.sheet_file_name(inputs)
     if not target.is_file():
         try:
             files.write_bytes(target, media.contact_sheet(clips), durable=False)

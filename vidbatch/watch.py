@@ -2,6 +2,10 @@
 
 ``vidbatch watch DIR`` plans and runs every manifest in ``DIR`` at start, then re-plans a manifest
 whenever it, or any file it read (an included template, a CSV/JSON of rows, an image), changes.
+Its picks file (``shots.toml`` -> ``shots.picks.toml``, written by ``vidbatch pick``, the review
+page or by hand) counts as read: a new pick plans the manifest again, so the chained shots of the
+re-picked shot render from its frame and its cuts are joined again, while every other job plans to
+``skip``.
 
 Threads
 -------
@@ -49,7 +53,9 @@ outside ``DIR`` are watched through their own folders.
 
 Manifests are the ``.toml``/``.json`` files at the top of ``DIR`` whose top level has ``jobs``
 (:func:`~vidbatch.manifest.is_manifest_file`), plus those that mention ``jobs`` but do not parse
-(a manifest with a syntax error must show its error, not vanish). Other files are noted once.
+(a manifest with a syntax error must show its error, not vanish). A picks file
+(``*.picks.toml``) is never a manifest, even when a shot is named ``jobs``. Other files are noted
+once.
 
 What is ignored
 ---------------

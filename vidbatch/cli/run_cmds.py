@@ -550,6 +550,11 @@ def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path |
     while it still holds the video vidbatch recorded there (same size and SHA-256); files that
     changed since are kept and listed. On a terminal, gc lists what it will do and asks first.
 
+    gc also deletes the files vidbatch derived from videos that nothing needs any more: chained
+    shots' frames (frames/ beside the outputs) and the report's posters and contact sheets
+    (posters/). One is kept while its video is still recorded at an output or a cut, a job's
+    request uses it, or a sequence's cut or picked takes need it; they are remade when needed.
+
     \b
     Examples:
       vidbatch gc -n shots.toml                      # list, change nothing
@@ -566,14 +571,17 @@ def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path |
         if yes or not stdin_is_terminal():
             return True
         _print_gc(planned, would=True)
-        question = f"Drop {counted(len(planned.orphans), 'orphan')}" + (f" and delete {counted(len(planned.deleted), 'file')}" if planned.deleted else "") + "?"
+        parts = [f"drop {counted(len(planned.orphans), 'orphan')}"] if planned.orphans else []
+        parts += [f"delete {counted(len(planned.deleted), 'file')}"] if planned.deleted else []
+        parts += [f"delete {counted(len(planned.cached), 'cached frame or poster file')}"] if planned.cached else []
+        question = " and ".join(parts).capitalize() + "?"
         return click.confirm(question, default=False, err=True)
 
     result = project.gc(ws, delete_outputs=delete_outputs, dry_run=dry_run, confirm=confirm)
-    if result.dry_run and result.orphans and not dry_run:
+    if result.dry_run and result.changes and not dry_run:
         raise UsageError("cancelled; nothing was changed")
     _print_gc(result, would=result.dry_run)
-    if result.dry_run and result.orphans:
+    if result.dry_run and result.changes:
         click.echo(f"to do it: {resume_hint('gc', manifests, variables, state_dir, sim)}{' --delete-outputs' if delete_outputs else ''}")
 
 
@@ -593,3 +601,8 @@ def _print_gc(result: Any, *, would: bool) -> None:
         click.echo(f"{counted(len(result.orphans), 'orphan')} dropped" + (f", {files} deleted" if result.deleted else ""))
     if result.skipped:
         click.echo(f"{counted(len(result.skipped), 'file')} kept: not the video vidbatch recorded there (delete by hand if unwanted)")
+    for p in result.cached:
+        click.echo(f"{'would delete' if would else 'deleted'} {shown(Path(p))} (cached; no video, cut or job needs it)")
+    if result.cached:
+        cached = counted(len(result.cached), "cached frame or poster file")
+        click.echo(f"would delete {cached}" if would else f"{cached} deleted")

@@ -6,7 +6,10 @@ The dependency map
 ``file -> manifests that read it`` (and back), from :attr:`Manifest.inputs`, rebuilt for a
 manifest on each load. A manifest that fails to load keeps its last-known inputs, plus the files
 the failed load tried to read (an image that does not exist yet), so saving a fix, or adding the
-missing file, resumes it. A manifest always reads itself.
+missing file, resumes it. A manifest always reads itself, and its picks file
+(``shots.toml`` -> ``shots.picks.toml``, :func:`vidbatch.picks.picks_path`), whether or not it
+exists yet: a pick changes which take a chained shot takes its frame from and which take a cut
+joins, so a new pick plans the manifest again (its other jobs plan to ``skip``).
 
 Outputs
 -------
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ManifestProblem
+from ..picks import picks_path
 from .paths import is_temporary, looks_like_manifest
 
 
@@ -37,6 +41,11 @@ def output_collisions(manifest: Any, others: Sequence[Any]) -> list[ManifestProb
     results = [ManifestResult(m.path, m) for m in others] + [ManifestResult(manifest.path, manifest)]
     _check_outputs(_Session(None, None), results)
     return results[-1].problems
+
+
+def _own_files(manifest: Path) -> set[Path]:
+    """What a manifest always reads: itself and its picks file (which may not exist yet)."""
+    return {manifest, picks_path(manifest)}
 
 
 @dataclass
@@ -71,13 +80,13 @@ class WatchedFolder:
         """``manifest`` loaded: it is current, reads its inputs, wants its outputs."""
         self.broken.pop(manifest.path, None)
         self.manifests[manifest.path] = manifest
-        self._set_inputs(manifest.path, set(manifest.inputs) | {manifest.path})
+        self._set_inputs(manifest.path, set(manifest.inputs) | _own_files(manifest.path))
         self._rebuild()
 
     def failed(self, path: Path, error: str, tried: Iterable[Path] = ()) -> bool:
         """``path`` failed to load with ``error``, reading ``tried``. True when the error is the
         same as last time (a quiet retry need not say it again)."""
-        self._set_inputs(path, self._inputs.get(path, set()) | set(tried) | {path})
+        self._set_inputs(path, self._inputs.get(path, set()) | set(tried) | _own_files(path))
         same = self.broken.get(path) == error
         self.broken[path] = error
         return same

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 from ..files import STAGING_SUFFIX
+from ..picks import PICKS_SUFFIX
 
 MANIFEST_SUFFIXES = (".toml", ".json")
 #: A file whose name ends so is an editor's or a downloader's work in progress (or our own).
@@ -20,12 +21,20 @@ def is_temporary(name: str) -> bool:
     return name.startswith((".", "#")) or name.endswith(TEMPORARY_SUFFIXES) or name in TEMPORARY_NAMES
 
 
+def is_picks_file(path: Path) -> bool:
+    """A manifest's picks file (``shots.picks.toml``, :mod:`vidbatch.picks`): never a manifest,
+    even when a shot is literally named ``jobs`` (its table then reads as a top-level ``jobs``)."""
+    return path.name.lower().endswith(PICKS_SUFFIX) and len(path.name) > len(PICKS_SUFFIX)
+
+
 def looks_like_manifest(path: Path) -> bool:
     """A manifest (:func:`vidbatch.manifest.is_manifest_file`), or a .toml/.json file that
     mentions ``jobs`` but does not parse: a manifest with a syntax error, whose error must be
-    shown rather than the file ignored."""
+    shown rather than the file ignored. A picks file (:func:`is_picks_file`) is neither."""
     from ..manifest import is_manifest_file
 
+    if is_picks_file(path):
+        return False
     return is_manifest_file(path) or _unparsable_mentioning_jobs(path)
 
 
