@@ -35,7 +35,7 @@ from typing import Any
 
 from . import chain, media, picks
 from .manifest.model import Job, Manifest, ShotSequence
-from .plan import Action, Plan, PlannedJob, sha256_file
+from .plan import Action, Plan, PlannedJob, display_path, sha256_file
 from .state import CutRecord, Store
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ class PlannedCut:
             "manifest": str(self.manifest),
             "action": self.action.value,
             "reason": self.reason,
-            "output": _rel(self.sequence.output, cwd),
+            "output": display_path(self.sequence.output, cwd),
             "shots": list(self.sequence.shots),
-            "clips": [_rel(c, cwd) for c in self.clips],
+            "clips": [display_path(c, cwd) for c in self.clips],
         }
 
 
@@ -212,12 +212,3 @@ def build(cut: PlannedCut, store: Store) -> Built:
     )
     log.info("joined %s from %d clips (%s)", cut.sequence.output, len(cut.clips), result.reason or "copied")
     return Built(cut, result, sha)
-
-
-def _rel(path: Path, cwd: Path | None) -> str:
-    if cwd is None:
-        return str(path)
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)

@@ -110,13 +110,13 @@ class PlannedJob:
             "name": job.name,
             "shot": job.shot,
             "take": job.take,
-            "manifest": _rel(job.manifest, cwd),
+            "manifest": display_path(job.manifest, cwd),
             "action": self.action.value,
             "reason": self.reason,
             "model": job.request.get("model"),
             "mode": job.mode.value,
             "prompt": job.request.get("prompt"),
-            "output": _rel(job.output, cwd),
+            "output": display_path(job.output, cwd),
             "key": job.key,
             "changes": [{"field": c.field, "before": c.before, "after": c.after} for c in self.changes],
             "task_id": self.record.task_id if self.record else None,
@@ -146,7 +146,7 @@ class Orphan:
     path: str | None  # an output file recorded for it, if any
 
     def to_json(self, cwd: Path | None = None) -> dict[str, Any]:
-        return {"key": self.key, "name": self.name, "state": self.state, "path": _rel(Path(self.path), cwd) if self.path else None}
+        return {"key": self.key, "name": self.name, "state": self.state, "path": display_path(Path(self.path), cwd) if self.path else None}
 
 
 @dataclass
@@ -460,7 +460,8 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + '..."'
 
 
-def _rel(path: Path, cwd: Path | None) -> str:
+def display_path(path: Path, cwd: Path | None) -> str:
+    """``path`` relative to ``cwd`` when it lies under it (as plans and cuts print it), else whole."""
     if cwd is None:
         return str(path)
     try:
