@@ -48,7 +48,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from .. import facts
 from ..errors import StateError
@@ -216,6 +216,7 @@ class Upload:
 
 
 V2TaskFactory = Callable[[str, int], V2Task]
+_Task = TypeVar("_Task", SimTask, V2Task)
 
 
 def _new_ids() -> tuple[str, int]:
@@ -476,30 +477,36 @@ class DiskStore(TaskStore):
 
     # -- the rest --
 
-    def add(self, build: TaskFactory) -> SimTask:
+    def _insert_new(self, build: Callable[[str, int], _Task], sql: str, row: Callable[[_Task], tuple[Any, ...]]) -> _Task:
+        """Build a task from freshly drawn ids and insert it as ``row(task)``; an id already taken
+        (by another process, say) draws again."""
         while True:
             task = build(*_new_ids())
             try:
                 with self._write() as db:
-                    db.execute(
-                        f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            task.task_id,
-                            task.file_id,
-                            task.account,
-                            json.dumps(task.request, sort_keys=True, separators=(",", ":")),
-                            task.created_at,
-                            task.latency,
-                            task.final_status,
-                            task.final_code,
-                            task.error_message,
-                            task.width,
-                            task.height,
-                        ),
-                    )
+                    db.execute(sql, row(task))
                 return task
-            except sqlite3.IntegrityError:  # an id already taken (by another process, say): draw again
+            except sqlite3.IntegrityError:
                 continue
+
+    def add(self, build: TaskFactory) -> SimTask:
+        return self._insert_new(
+            build,
+            f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            lambda task: (
+                task.task_id,
+                task.file_id,
+                task.account,
+                json.dumps(task.request, sort_keys=True, separators=(",", ":")),
+                task.created_at,
+                task.latency,
+                task.final_status,
+                task.final_code,
+                task.error_message,
+                task.width,
+                task.height,
+            ),
+        )
 
     def by_file(self, file_id: int) -> SimTask | None:
         rows = self._read(f"SELECT {_COLUMNS} FROM tasks WHERE file_id = ?", (file_id,))
@@ -516,30 +523,24 @@ class DiskStore(TaskStore):
     # -- Video Generation V2 --
 
     def v2_add(self, build: V2TaskFactory) -> V2Task:
-        while True:
-            task = build(*_new_ids())
-            try:
-                with self._write() as db:
-                    db.execute(
-                        f"INSERT INTO v2_tasks ({_V2_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            task.task_id,
-                            task.file_id,
-                            task.account,
-                            json.dumps(task.request, sort_keys=True, separators=(",", ":")),
-                            task.created_at,
-                            task.latency,
-                            task.final_status,
-                            task.error_code,
-                            task.error_message,
-                            task.charge,
-                            task.cancelled_at,
-                            task.deleted_at,
-                        ),
-                    )
-                return task
-            except sqlite3.IntegrityError:  # an id already taken: draw again
-                continue
+        return self._insert_new(
+            build,
+            f"INSERT INTO v2_tasks ({_V2_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            lambda task: (
+                task.task_id,
+                task.file_id,
+                task.account,
+                json.dumps(task.request, sort_keys=True, separators=(",", ":")),
+                task.created_at,
+                task.latency,
+                task.final_status,
+                task.error_code,
+                task.error_message,
+                task.charge,
+                task.cancelled_at,
+                task.deleted_at,
+            ),
+        )
 
     def v2_get(self, task_id: str) -> V2Task | None:
         rows = self._read(f"SELECT {_V2_COLUMNS} FROM v2_tasks WHERE task_id = ?", (str(task_id),))
