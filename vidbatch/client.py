@@ -89,7 +89,7 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -207,6 +207,18 @@ class Call:
         return replace(self, attempt=self.attempt + 1)
 
 
+def _raise_task_failure(
+    task_id: str, status: str, code: int | None, message: str | None, trace_id: str | None, *, hint: str
+) -> NoReturn:
+    """The error for a task that ended without a video (v1 or V2 alike): ``ContentFlaggedError``
+    for 1026/1027, else ``RenderFailedError`` with ``hint``."""
+    info = CallInfo("query", status_code=code, status_msg=message, trace_id=trace_id)
+    if code in _FLAGGED_CODES:
+        fact = facts.ERROR_CODES[code]
+        raise ContentFlaggedError(f"task {task_id} failed: {fact.meaning}", info, hint=fact.hint)
+    raise RenderFailedError(f"task {task_id} ended with status {status}: {message or 'no reason given'}", info, hint=hint)
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """A query answer. ``state`` is :func:`facts.task_state` of ``status``: ``UNKNOWN`` (a status
@@ -229,17 +241,11 @@ class TaskStatus:
 
     def raise_for_failure(self) -> None:
         """Raise ``ContentFlaggedError`` (1026/1027) or ``RenderFailedError`` for a failed task."""
-        if self.state is not facts.TaskState.FAILED:
-            return
-        info = CallInfo("query", status_code=self.status_code, status_msg=self.error_message, trace_id=self.trace_id)
-        if self.status_code in _FLAGGED_CODES:
-            fact = facts.ERROR_CODES[self.status_code]
-            raise ContentFlaggedError(f"task {self.task_id} failed: {fact.meaning}", info, hint=fact.hint)
-        raise RenderFailedError(
-            f"task {self.task_id} ended with status {self.status}: {self.error_message or 'no reason given'}",
-            info,
-            hint="the render failed on MiniMax's side; running the job again submits a new task",
-        )
+        if self.state is facts.TaskState.FAILED:
+            _raise_task_failure(
+                self.task_id, self.status, self.status_code, self.error_message, self.trace_id,
+                hint="the render failed on MiniMax's side; running the job again submits a new task",
+            )
 
 
 @dataclass(frozen=True)
@@ -300,17 +306,11 @@ class V2Task:
     def raise_for_failure(self) -> None:
         """Raise ``ContentFlaggedError`` (1026/1027) or ``RenderFailedError`` for a task that
         failed, was cancelled or expired."""
-        if self.state is not facts.TaskState.FAILED:
-            return
-        info = CallInfo("query", status_code=self.error_code, status_msg=self.error_message, trace_id=self.trace_id)
-        if self.error_code in _FLAGGED_CODES:
-            fact = facts.ERROR_CODES[self.error_code]
-            raise ContentFlaggedError(f"task {self.task_id} failed: {fact.meaning}", info, hint=fact.hint)
-        raise RenderFailedError(
-            f"task {self.task_id} ended with status {self.status}: {self.error_message or 'no reason given'}",
-            info,
-            hint="the render did not finish on MiniMax's side; running the job again submits a new task",
-        )
+        if self.state is facts.TaskState.FAILED:
+            _raise_task_failure(
+                self.task_id, self.status, self.error_code, self.error_message, self.trace_id,
+                hint="the render did not finish on MiniMax's side; running the job again submits a new task",
+            )
 
 
 @dataclass(frozen=True)
