@@ -97,6 +97,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What :meth:`Runner._write` returns when the state refused the write.
+_UNSAVED: Any = object()
+
 __all__ = [
     "ApiClient",
     "CancelOutcome",
@@ -531,6 +534,7 @@ class Runner:
         self._claims: dict[Path, Any] = {}
         #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
         self._indexes = outputs_index.Writer()
+        self._journal = store.journal
         #: the outputs indexes read while skipping up-to-date jobs, by folder
         self._index_cache: dict[str, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
@@ -567,8 +571,14 @@ class Runner:
         finally:
             self._indexes.flush()
             self._release_claims()
+            self._settle_journal()
             self._finish()
         return self.result
+
+    def _settle_journal(self) -> None:
+        """Empty the task-id journal if every task id in it is committed; otherwise it is kept
+        (a write refused, a crash), and the next start replays it."""
+        self._journal.clear()
 
     def replan(self, make_plan: Callable[[Store], Plan]) -> None:
         """Thread-safe: have the scheduler call ``make_plan(store)`` and start what it adds.
@@ -863,6 +873,7 @@ class Runner:
                 return
             if idle:
                 self._indexes.flush()
+                self._settle_journal()  # watch: a long life of creates does not grow it
             else:
                 self._indexes.flush_due()
             if idle and not self._idle_announced and self._inbox.empty():
@@ -909,25 +920,35 @@ class Runner:
                 self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
             shape = v2_shape(job.request).to_json() if render.v2 else None
-            if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape):
+            intent = self._write(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape)
+            if intent is _UNSAVED:
                 self._creates.insert(index, render)  # no intent saved, so no create sent: stays new
                 return
             self._enter_flight(render)
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
             if render.v2:
-                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job))
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job, intent.attempts))
             else:
                 assert request is not None
-                self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v1, request, render.key, intent.attempts))
 
-    def _create_v2(self, job: Any) -> str:
+    def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
+        """Worker side: create, and journal the task id before handing it to the scheduler."""
+        task_id = self.client.create(request)
+        self._journal.note(key, attempt, task_id)
+        return task_id
+
+    def _create_v2(self, job: Any, attempt: int) -> str:
         """Worker side: upload the media the body cannot carry inline (once per content: file
-        ids are kept for the run), build the V2 body, create. Only one V2 create runs at a time,
-        so the upload map needs no lock. A failure before ``create_v2`` is never a lost create."""
+        ids are kept for the run), build the V2 body, create, journal the task id. Only one V2
+        create runs at a time, so the upload map needs no lock. A failure before ``create_v2``
+        is never a lost create."""
         for ref in job.v2_uploads(self._uploaded):
             self._uploaded[ref.sha256] = self.client.upload_file(ref.content(), ref.upload_name())
-        return self.client.create_v2(job.v2_body(self._uploaded))
+        task_id = self.client.create_v2(job.v2_body(self._uploaded))
+        self._journal.note(job.key, attempt, task_id)
+        return task_id
 
     # --- V2 pacing: its own rate and in-flight limit, one create on the wire ------------------
 
@@ -1439,16 +1460,20 @@ class Runner:
         self._emit(EventKind.ACCOUNT_STOP, f"stopping new renders: {error}; tasks already running are still collected")
 
     def _save(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """A state write. If the database refuses (full disk...), the run goes on from memory
-        without creating anything new; the task ids it could not save are reported."""
+        """A state write (see :meth:`_write`): whether it was saved."""
+        return self._write(write, *args, **kwargs) is not _UNSAVED
+
+    def _write(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A state write: what it returns, or ``_UNSAVED``. If the database refuses (full disk...),
+        the run goes on from memory without creating anything new; the task ids it could not
+        save are reported."""
         try:
-            write(*args, **kwargs)
-            return True
+            return write(*args, **kwargs)
         except Exception as e:
             if not is_state_write_error(e):
                 raise
             self._state_failed(e)
-            return False
+            return _UNSAVED
 
     def _state_failed(self, error: BaseException) -> None:
         log.warning("state write failed: %s", error)
