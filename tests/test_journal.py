@@ -13,7 +13,7 @@ import pytest
 from vidbatch.events import EventKind, Stop
 from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
 
-from .test_runner_unit import FailingStore, Harness, three  # noqa: F401 - a fixture
+from .test_runner_unit import FailingStore, Harness
 
 
 class Crash(BaseException):
@@ -101,7 +101,8 @@ def test_a_line_cut_off_by_the_crash_is_skipped_and_the_whole_ones_are_replayed(
     assert [r.key for r in marked] == ["k2"] and after.get("k2").state is RenderState.UNCERTAIN
 
 
-def test_after_a_normal_run_the_journal_is_empty_and_private(three):
+def test_after_a_normal_run_the_journal_is_empty_and_private(tmp_path):
+    three = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=1)
     result = three.run()
     assert result.exit_code == 0 and three.client.count("create") == 3
     path = three.tmp_path / ".vidbatch" / JOURNAL_NAME
