@@ -1098,15 +1098,19 @@ class Store:
     @_guarded
     def _transition(self, /, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
         with self.transaction():
-            record = self.get(key)
-            if record is None:
-                raise StateError(f"no render with key {key} in {self.path}")
-            if to is not record.state and to not in TRANSITIONS[record.state]:
-                raise StateError(f"job {name or key}: cannot go from {record.state.value} to {to.value}")
-            changes = {"state": to.value, "updated_at": now(), **values}
-            self._update(key, changes)
-            self._event(key, event, record.state, to, name, detail)
-        # the row as written, without reading it again
+            return self._move(self.get(key), key, to, event, name=name, detail=detail, **values)
+
+    def _move(self, /, record: RenderRecord | None, key: str, to: RenderState, event: str, *, name: str | None, detail: Mapping[str, Any] | None, **values: Any) -> RenderRecord:
+        """The body of a transition, inside the caller's transaction, from the row it read:
+        check the move, write the row and its event, and return the row as written (without
+        reading it again)."""
+        if record is None:
+            raise StateError(f"no render with key {key} in {self.path}")
+        if to is not record.state and to not in TRANSITIONS[record.state]:
+            raise StateError(f"job {name or key}: cannot go from {record.state.value} to {to.value}")
+        changes = {"state": to.value, "updated_at": now(), **values}
+        self._update(key, changes)
+        self._event(key, event, record.state, to, name, detail)
         for column, value in changes.items():
             setattr(record, _RENDER_ATTRIBUTE.get(column, column), value)
         record.state = to
@@ -1141,16 +1145,18 @@ class Store:
             for render in renders:
                 self.record_seen(**render)
 
+    @_guarded
     def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None, v2_shape: Mapping[str, Any] | None = None) -> RenderRecord:
         """Written *before* a create is sent: a crash from here on leaves the render ``submitting``.
         A V2 create keeps the shape its task will show in the task list (``v2_shape``), so a
         lost answer can be looked for there (:meth:`open_v2_intents`)."""
-        current = self.get(key)
-        attempts = (current.attempts if current else 0) + 1
         detail: dict[str, Any] = {"reason": reason} if reason else {}
         if v2_shape is not None:
             detail["v2_shape"] = dict(v2_shape)
-        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
+        with self.transaction():
+            current = self.get(key)
+            attempts = (current.attempts if current else 0) + 1
+            return self._move(current, key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
 
     def record_submitted(self, key: str, task_id: str, *, name: str | None = None, from_journal: bool = False) -> RenderRecord:
         """``from_journal``: the task id was found in the task-id journal at the next start."""
@@ -1242,7 +1248,8 @@ class Store:
             current = self.get(key)
             if current is not None:
                 self._video(key, sha256, size, current.task_id, current.file_id)
-            record = self._transition(
+            return self._move(
+                current,
                 key,
                 RenderState.DONE,
                 event,
@@ -1253,7 +1260,6 @@ class Store:
                 downloaded_at=now(),
                 **_NO_ERROR,
             )
-        return record
 
     @_guarded
     def cut(self, path: Path | str) -> CutRecord | None:
