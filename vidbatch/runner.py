@@ -420,44 +420,58 @@ _Control = Union[_Replan, _StopRequest]
 
 
 class _Inbox:
-    """What wakes the scheduler: worker results and control messages, on separate channels,
-    behind one condition so one wait serves both. The answers of creates come out first: a task
-    id is uncertain until it is saved, so it never waits behind other jobs' polls and downloads
-    (issue 15: the answer-to-commit window)."""
+    """What wakes the scheduler: worker results and control messages. Any thread puts them on
+    one ``queue.SimpleQueue`` (a C queue: no Python lock or condition per message, issue 15);
+    the scheduler alone sorts them into its channels. The answers of creates come out first:
+    a task id is only journaled until it is saved, so it never waits behind other jobs' polls
+    and downloads (the answer-to-commit window)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._queue: queue.SimpleQueue[_Result | _Control] = queue.SimpleQueue()
         self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
-        with self._cond:
-            (self._created if item.call is Call.CREATE else self._results).append(item)
-            self._cond.notify()
+        self._queue.put(item)
 
     def put_control(self, item: _Control) -> None:
-        with self._cond:
+        self._queue.put(item)
+
+    def _sort(self, item: _Result | _Control) -> None:
+        if isinstance(item, _Result):
+            (self._created if item.call is Call.CREATE else self._results).append(item)
+        else:
             self._controls.append(item)
-            self._cond.notify()
+
+    def _drain(self) -> bool:
+        """Sort what has arrived (scheduler only); whether anything is waiting to be taken."""
+        while not self._queue.empty():
+            self._sort(self._queue.get_nowait())
+        return bool(self._created or self._results or self._controls)
 
     def wait(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
+        if self._drain():
+            return True
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        self._sort(item)
+        return True
 
     def take_result(self) -> _Result | None:
-        with self._cond:
-            if self._created:
-                return self._created.popleft()
-            return self._results.popleft() if self._results else None
+        self._drain()
+        if self._created:
+            return self._created.popleft()
+        return self._results.popleft() if self._results else None
 
     def take_control(self) -> _Control | None:
-        with self._cond:
-            return self._controls.popleft() if self._controls else None
+        self._drain()
+        return self._controls.popleft() if self._controls else None
 
     def empty(self) -> bool:
-        with self._cond:
-            return not (self._created or self._results or self._controls)
+        return not self._drain()
 
 
 class _Pool:
@@ -465,7 +479,7 @@ class _Pool:
     With ``size`` 0 every call runs at once on the scheduler's thread (deterministic tests)."""
 
     def __init__(self, size: int, inbox: _Inbox):
-        self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
+        self._tasks: queue.SimpleQueue[tuple[Call, _Render, Callable[[], Any]]] = queue.SimpleQueue()
         self._inbox = inbox
         self._inline = size == 0
         self._size = size
