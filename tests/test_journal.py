@@ -6,13 +6,18 @@ SQLite), and the store alone."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import time
 
 import pytest
 
 from vidbatch.events import EventKind, Stop
+from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
 
+from .conftest import TEST_KEY
+from .helpers import cli, cli_subprocess, creates, t2v_manifest
 from .test_runner_unit import FailingStore, Harness
 
 
@@ -136,3 +141,58 @@ def test_task_ids_the_full_disk_kept_from_the_database_are_recovered_at_the_next
     assert h.run().exit_code == 0
     assert h.client.count("create") == 3, "a: never created again; b and c: created now"
     assert all(h.output(n).exists() for n in "abc")
+
+
+# --- a real process, killed between the journal line and the commit -------------------------------
+
+
+def _wait_for(check, what: str, seconds: float = 60.0) -> None:
+    """A hang guard, not a pass condition: the test's steps are ordered by what it observes."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def _state_of(db, name: str) -> str | None:
+    if not db.exists():
+        return None
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        row = conn.execute("select state from renders where name = ?", [name]).fetchone()
+    except sqlite3.OperationalError:  # tables not made yet
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def test_a_run_killed_before_it_could_commit_a_task_id_keeps_it_through_the_journal(tmp_path):
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text(t2v_manifest({"a": "A shot whose task id is only in the journal"}))
+    db, journal = tmp_path / ".vidbatch" / "state.db", tmp_path / ".vidbatch" / JOURNAL_NAME
+    args = ["run", manifest, "--poll-interval", "0", "--rpm", "60000"]
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+        server.sim.inject("create", "slow", seconds=1.0)  # the create stays on the wire a second
+        proc = cli_subprocess(args, env=env)
+        try:
+            _wait_for(lambda: _state_of(db, "a") == "submitting", "the intent")
+            locker = sqlite3.connect(db, timeout=30)
+            locker.execute("BEGIN IMMEDIATE")  # the run's commit of the task id must now wait
+            _wait_for(lambda: journal.exists() and journal.read_text().strip() != "", "the journal line")
+        finally:
+            proc.kill()
+            proc.communicate(timeout=60)
+        locker.rollback()
+        locker.close()
+        assert _state_of(db, "a") == "submitting", "the database alone never saw the task id"
+        assert creates(server) == 1
+
+        again = cli(args, env=env)
+        assert again.exit_code == 0, again.output
+        assert creates(server) == 1, "the journaled task is collected, not created again"
+        assert (tmp_path / "renders" / "a.mp4").exists()
+        assert _state_of(db, "a") == "done"
+        assert journal.read_text() == ""
