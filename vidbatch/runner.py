@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import gc
 import heapq
 import logging
 import os
@@ -630,6 +631,9 @@ class Runner:
         self._keep_alive = keep_alive
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
+        # The plan's objects live as long as the run: the cyclic collector need not walk them
+        # again (a full collection over 10,000 jobs' objects stalled every thread ~0.1 s).
+        gc.freeze()
         try:
             self._take_open_intents()
             if plan is not None:
@@ -643,6 +647,7 @@ class Runner:
             self._settle_journal()
             self._finish()
             sys.setswitchinterval(switch)
+            gc.unfreeze()
         return self.result
 
     def _settle_journal(self) -> None:
