@@ -554,7 +554,7 @@ class _Session(requests.Session):
             prep.prepare_cookies(self.cookies)
         prep.prepare_auth(auth, url)
         prep.hooks = {"response": []}
-        settings = self.merge_environment_settings(prep.url or "", None, stream, None, None)
+        settings = self.merge_environment_settings(prep.url or "", {}, stream, None, None)
         resp = self.get_adapter(prep.url or "").send(prep, timeout=timeout, **settings)
         if "Set-Cookie" in resp.headers:
             requests.cookies.extract_cookies_to_jar(self.cookies, prep, resp.raw)
