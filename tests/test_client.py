@@ -659,10 +659,14 @@ def test_the_own_session_sends_what_requests_sends(sim, tmp_path):
     assert own == plain
 
 
-def test_the_own_session_takes_the_lean_path(sim, tmp_path, monkeypatch):
+@pytest.mark.parametrize("made_by", ["Client", "vidbatch.simulator"])
+def test_the_own_session_takes_the_lean_path(made_by, tmp_path, monkeypatch):
     """The point of the client's own session (issue 15): no cookie and setting merges per call,
-    no ~/.netrc lookup, and the environment read once per host, not per call."""
+    no ~/.netrc lookup, and the environment read once per host, not per call. The simulator's
+    client (``run --sim``, the demo) has it too."""
     import requests.sessions
+
+    import vidbatch
 
     def refused(*args, **kwargs):
         raise AssertionError("requests' per-call path was taken")
@@ -672,9 +676,12 @@ def test_the_own_session_takes_the_lean_path(sim, tmp_path, monkeypatch):
     monkeypatch.setattr(requests.sessions, "get_environ_proxies", lambda url, **kw: reads.append(url) or real(url, **kw))
     monkeypatch.setattr(requests.Session, "prepare_request", refused)
     monkeypatch.setattr(requests.sessions, "get_netrc_auth", refused)
-    with Client(sim.key, sim.base_url, retry=FAST, sleep=Waits()) as client:
-        for n in range(3):
-            client.download(_render(client, sim, T2V), tmp_path / f"{n}.mp4")
+    with vidbatch.simulator() as sim:
+        server = sim.server
+        made = Client(sim.key, sim.url, retry=FAST, sleep=Waits()) if made_by == "Client" else sim.client()
+        with made as client:
+            for n in range(3):
+                client.download(_render(client, server, T2V), tmp_path / f"{n}.mp4")
     assert len(reads) == 2  # the API host; its download URLs (streamed): read once each
 
 

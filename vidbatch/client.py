@@ -568,11 +568,18 @@ class _Session(requests.Session):
         return resp
 
 
-def _session() -> requests.Session:
+def new_session(*, ca_file: str | Path | None = None) -> requests.Session:
+    """The session a :class:`Client` makes for itself (:class:`_Session`, pooled for the
+    runner's threads). With ``ca_file`` it trusts that CA and nothing else, and reads nothing
+    from the environment (``REQUESTS_CA_BUNDLE`` would otherwise win over it): the simulator's
+    HTTPS client (:meth:`vidbatch.api.Simulator.client`)."""
     session = _Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    if ca_file is not None:
+        session.trust_env = False
+        session.verify = str(ca_file)
     return session
 
 
@@ -621,7 +628,7 @@ class Client:
         self._clock = clock
         self._wall_clock = wall_clock
         self._owns_session = session is None
-        self._session = session if session is not None else _session()
+        self._session = session if session is not None else new_session()
         #: The API host has answered (any HTTP status) since this client was made: from then on
         #: a failure to connect is a hiccup, not a wrong host.
         self.host_answered = False
