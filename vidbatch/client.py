@@ -1,6 +1,7 @@
 """The HTTP client for MiniMax's video generation API.
 
-One :class:`Client` wraps one injectable :class:`requests.Session` and speaks the four calls of
+One :class:`Client` wraps one injectable :class:`requests.Session` (by default its own,
+:func:`new_session`, which spends less CPU per call: see :class:`_Session`) and speaks the four calls of
 the contract (``create``, ``query``, ``retrieve``, ``retrieve_content``) plus the download of a
 finished video. Every fact about the API (hosts, paths, statuses, what each ``base_resp`` code
 and HTTP status means) is read from :mod:`vidbatch.facts`; this module only turns answers into
@@ -68,8 +69,10 @@ non-retryable ``DownloadError`` carrying the OS message: other routes would fail
 *Time is injected*: ``sleep``, ``clock`` (monotonic, for durations) and ``wall_clock`` (for
 ``Retry-After`` dates), so tests never sleep.
 
-*The key stays secret.* It is sent per request (never set on the session, whose headers would
-follow the session to download hosts), kept out of ``repr``, and scrubbed from every text that
+*The key stays secret.* It is sent per request, as the explicit ``auth`` of each API-host call
+(:class:`_Bearer`; never set on the session, whose headers would follow the session to download
+hosts; explicit, so requests never swaps it for a ``~/.netrc`` entry), kept out of ``repr``, and
+scrubbed from every text that
 reaches a message or a log. Exceptions from requests are not chained into vidbatch errors,
 because they hold the prepared request and its ``Authorization`` header; their scrubbed text is
 quoted instead. Signed download URLs are logged without their query string.
