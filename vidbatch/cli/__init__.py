@@ -41,11 +41,11 @@ COMMANDS = {
 }
 
 
-def group() -> click.Group:
+def click_group() -> click.Group:
     """The click group of every command (imports click)."""
-    from .group import main as click_group
+    from .group import main as group
 
-    return click_group
+    return group
 
 
 class Main:
@@ -65,10 +65,10 @@ class Main:
             from .fast import answer
 
             answer(list(sys.argv[1:] if args is None else args))
-        return group().main(args, prog_name, **extra)
+        return click_group().main(args, prog_name, **extra)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(group(), name)
+        return getattr(click_group(), name)
 
 
 main = Main()
