@@ -263,6 +263,12 @@ def test_a_terminal_gets_the_live_display(finished, monkeypatch):
     assert fast.answer(["run", "shots.toml"]) is None, "returned: click runs"
 
 
+def test_a_stderr_that_is_not_utf8_goes_to_click(finished):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-c", CHILD, "run", "shots.toml"], cwd=finished, env=env, capture_output=True)
+    assert proc.returncode == 0 and proc.stderr.endswith(b"CLICK True\n"), proc.stderr
+
+
 @pytest.mark.parametrize("given", ["shots.toml", "./shots.toml", "sub/../shots.toml", ".//shots.toml", "SHOTS", "/abs/x.toml", "/a/./b//c.toml"])
 def test_paths_are_spelled_as_pathlib_spells_them(tmp_path, monkeypatch, given):
     monkeypatch.chdir(tmp_path)
@@ -275,6 +281,9 @@ def test_the_names_it_reads_are_the_librarys():
 
     assert (noop.DB_NAME, noop.LOCK_NAME, noop.STATE_DIR_NAME) == (state.DB_NAME, state.LOCK_NAME, state.STATE_DIR_NAME)
     assert noop.INDEX_NAME == outputs_index.INDEX_NAME and noop.STAGING_MARK == files.STAGING_SUFFIX
+    from vidbatch.errors import EXIT_INTERRUPTED
+
+    assert fast.EXIT_INTERRUPTED == EXIT_INTERRUPTED
 
 
 def _sql(folder: Path, statement: str) -> None:

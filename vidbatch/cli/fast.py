@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 from .. import noop
 
+#: vidbatch.errors.EXIT_INTERRUPTED (importing the exception tree would cost the no-op more than it does)
+EXIT_INTERRUPTED = 130
 #: ``--var`` names (vidbatch.cli.options.parse_vars, which refuses others: then click answers).
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
@@ -67,12 +69,17 @@ def answer(args: list[str]) -> None:
     if parsed is None:
         return
     command, manifests, variables = parsed
-    if command == "run" and sys.stderr.isatty():
-        return  # a terminal gets the live display
+    if command == "run" and (sys.stderr.isatty() or (sys.stderr.encoding or "").lower().replace("-", "") != "utf8"):
+        return  # a terminal gets the live display; click.echo handles other encodings
     try:
         finished = noop.check(manifests, variables, run=command == "run")
     except noop.Declined:
         return
+    except KeyboardInterrupt:  # as the click group's error boundary (vidbatch.cli.group)
+        if os.environ.get("VIDBATCH_DEBUG"):
+            raise
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
     if command == "run":
         sys.stderr.write("".join(line + "\n" for line in run_lines(finished, time.monotonic() - started)))
         sys.stderr.flush()
