@@ -57,7 +57,8 @@ def written(folder: Path) -> tuple:
     finally:
         conn.close()
     files = sorted(
-        (str(p.relative_to(folder)), p.stat().st_mtime_ns, p.stat().st_size)
+        # the task-id journal is emptied at every run's end, even an empty one: its size counts
+        (str(p.relative_to(folder)), p.stat().st_mtime_ns if p.name != "task-ids.journal" else 0, p.stat().st_size)
         for p in folder.rglob("*")
         if p.is_file() and not p.name.startswith("state.db") and p.name != "run.lock"
     )
@@ -216,6 +217,7 @@ def test_forms_it_does_not_read_go_to_click(finished, args):
         (lambda f, mp: (f / ".vidbatch" / "run.lock").unlink(), "no run lock"),
         (lambda f, mp: (f / "renders" / ".vidbatch-index.json").unlink(), "the outputs index beside it lacks its entry"),
         (lambda f, mp: write(f / "renders", ".a.mp4.x1y2.vidbatch-new", "half"), "staging files"),
+        (lambda f, mp: write(f / ".vidbatch", "task-ids.journal", '{"key":"k","attempt":1,"task_id":"1"}\n'), "journal has lines"),
         (lambda f, mp: _sql(f, "delete from _sqlite_migrations where name = 'm002_error_parts'"), "needs a migration"),
         (lambda f, mp: _sql(f, "update renders set state = 'submitting' where name = 'a'"), "unsettled"),
         (lambda f, mp: _sql(f, "update renders set name = 'c' where name = 'b'"), "names its render after another job"),
@@ -279,7 +281,7 @@ def test_paths_are_spelled_as_pathlib_spells_them(tmp_path, monkeypatch, given):
 def test_the_names_it_reads_are_the_librarys():
     from vidbatch import files, outputs_index, state
 
-    assert (noop.DB_NAME, noop.LOCK_NAME, noop.STATE_DIR_NAME) == (state.DB_NAME, state.LOCK_NAME, state.STATE_DIR_NAME)
+    assert (noop.DB_NAME, noop.LOCK_NAME, noop.JOURNAL_NAME, noop.STATE_DIR_NAME) == (state.DB_NAME, state.LOCK_NAME, state.JOURNAL_NAME, state.STATE_DIR_NAME)
     assert noop.INDEX_NAME == outputs_index.INDEX_NAME and noop.STAGING_MARK == files.STAGING_SUFFIX
     from vidbatch.errors import EXIT_INTERRUPTED
 

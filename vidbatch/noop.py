@@ -19,9 +19,9 @@ module did not exist. ``Finished`` holds only when every one of these holds:
 and for ``run`` also:
 
 - the run lock is free (it is held while checking, so no run changes the state meanwhile);
-- no render is ``submitting`` (recovery would mark it) or waits for its lost V2 create to be
-  looked for in the task list; the state row of each render names the job that plans it (else
-  the runner renames it);
+- the task-id journal is empty (the start replays its lines), no render is ``submitting``
+  (recovery would mark it) or waits for its lost V2 create to be looked for in the task list;
+  the state row of each render names the job that plans it (else the runner renames it);
 - each output folder's index (:mod:`vidbatch.outputs_index`) has the job's entry (else the runner
   writes it), and no staging file lies in it (else the session deletes it);
 - the API key comes from ``MINIMAX_API_KEY`` (plain printable ASCII), there is no config file,
@@ -47,9 +47,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: The state database and run lock in a state folder, and the state folder beside a manifest
-#: (vidbatch.state's DB_NAME, LOCK_NAME and STATE_DIR_NAME).
-DB_NAME, LOCK_NAME, STATE_DIR_NAME = "state.db", "run.lock", ".vidbatch"
+#: The state database, run lock and task-id journal in a state folder, and the state folder
+#: beside a manifest (vidbatch.state's DB_NAME, LOCK_NAME, JOURNAL_NAME and STATE_DIR_NAME).
+DB_NAME, LOCK_NAME, JOURNAL_NAME, STATE_DIR_NAME = "state.db", "run.lock", "task-ids.journal", ".vidbatch"
 #: The outputs index beside the outputs (vidbatch.outputs_index.INDEX_NAME).
 INDEX_NAME = ".vidbatch-index.json"
 #: What staging files beside the outputs carry in their names (vidbatch.files.STAGING_SUFFIX).
@@ -176,6 +176,8 @@ def _finished(state_dir: str, summary: dict[str, Any], *, run: bool) -> Finished
         raise Declined("no state database")
     if run and not (os.access(db, os.W_OK) and os.access(state_dir, os.W_OK)):
         raise Declined("the state cannot be written: the normal path says so")
+    if run and _size(os.path.join(state_dir, JOURNAL_NAME)):
+        raise Declined("the task-id journal has lines: the start replays them")
     try:
         conn = sqlite3.connect(_read_only_uri(db), uri=True)
     except sqlite3.Error as e:
@@ -235,6 +237,14 @@ def _read_state(conn: sqlite3.Connection, migrations: list[str], *, run: bool) -
         if conn.execute(_UNSETTLED).fetchone()[0]:
             raise Declined("a render's create is unsettled (submitting, or a V2 create to look for)")
     return {row[0]: row for row in conn.execute(_OUTPUTS)}
+
+
+def _size(path: str) -> int:
+    """The size of the file at ``path``; 0 when there is none."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_only_uri(path: str) -> str:
