@@ -12,11 +12,14 @@ time and peak RSS (ru_maxrss, read by the child itself at exit) are its own.
 script (hash each request, read one SQLite table, stat each output; a subprocess too, so both
 sides pay an interpreter start), alternated round by round, and reports medians and ratios. The
 first run writes the job cache (``vidbatch.jobcache``); one no-op with the cache removed is
-reported apart, as the cost of a miss.
+reported apart, as the cost of a miss. ``fast_path`` says whether each command was answered by
+the no-op fast path (``vidbatch.cli.fast``: click never imported) or went through click.
 
 ``first-run`` runs ``vidbatch run`` in a child process instrumented from outside the library: the
-client's ``create`` timestamps each answer, the store's ``record_submitted`` timestamps each
-commit, so answer-to-commit is the window in which a crash would leave a create uncertain. It also
+client's ``create`` timestamps each answer, the task-id journal's ``note`` each journal line
+(answer-to-journal is the window in which a crash would leave a create uncertain) and the store's
+``record_submitted`` each commit to the database (a crash before it is replayed from the journal
+at the next start). It also
 counts HTTP calls, store transactions and events per job, and with ``--profile`` prints where the
 child's time went.
 """
@@ -113,6 +116,14 @@ def minimal_noop(folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def fast_path_taken(args: list[str], env: dict[str, str]) -> bool:
+    """Whether ``vidbatch ARGS`` was answered by the no-op fast path (vidbatch.cli.fast), which
+    never imports click."""
+    probe = RSS_WRAPPER.replace("import atexit, resource, sys\n", "import atexit, resource, sys\natexit.register(lambda: print('CLICK', 'click' in sys.modules, file=sys.stderr))\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *args], env={**CHILD_ENV, **env}, capture_output=True, text=True, check=True)
+    return "CLICK False" in proc.stderr
+
+
 def timed(measure: Callable[[], object]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child processes) of ``measure()``."""
     cpu, start = _children_cpu(), time.perf_counter()
@@ -141,6 +152,7 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
             shutil.rmtree(folder / ".vidbatch" / "cache", ignore_errors=True)
             miss, _, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)  # loads, writes the cache
             run_cli(["run", str(m), "--poll-interval", "0"], env)  # warm: bytecode compiled, files cached
+            fast = {name: fast_path_taken(args, env) for name, args in (("run", ["run", str(m), "--poll-interval", "0"]), ("plan --check", ["plan", "--check", str(m)]))}
             commands: dict[str, Callable[[], object]] = {
                 "run": lambda: run_cli(["run", str(m), "--poll-interval", "0"], env),
                 "plan --check": lambda: run_cli(["plan", "--check", str(m)], env),
@@ -170,6 +182,7 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
                 "run_cpu_ratio": round(median(cpus["run"]) / floor_cpu, 2),
                 "plan_check_cpu_ratio": round(median(cpus["plan --check"]) / floor_cpu, 2),
                 "load_average": [round(x, 1) for x in os.getloadavg()],
+                "fast_path": fast,
             }
             print("  " + json.dumps(r), flush=True)
             results.append(r)
@@ -219,9 +232,10 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     from vidbatch import project
     from vidbatch.client import Client
     from vidbatch.runner import RunOptions
-    from vidbatch.state import Store
+    from vidbatch.state import Store, TaskIdJournal
 
     answered: dict[str, float] = {}
+    journaled: dict[str, float] = {}
     committed: dict[str, float] = {}
     lock = threading.Lock()
     store_calls: dict[str, list[float]] = {}
@@ -243,6 +257,14 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         committed[task_id] = time.perf_counter()
         return out
 
+    real_note = TaskIdJournal.note
+
+    def note(self: TaskIdJournal, key: str, attempt: int, task_id: str) -> bool:
+        out = real_note(self, key, attempt, task_id)
+        journaled[task_id] = time.perf_counter()
+        return out
+
+    TaskIdJournal.note = note  # type: ignore[method-assign]
     Client.create = create  # type: ignore[method-assign]
     Store.record_submitted = record_submitted  # type: ignore[method-assign]
 
@@ -293,13 +315,18 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         wall = time.perf_counter() - start
     jobs = len(ws.jobs)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    window_ms = sorted((committed[t] - answered[t]) * 1000 for t in answered if t in committed)
-    q = statistics.quantiles(window_ms, n=100) if len(window_ms) > 1 else window_ms * 99
+    def spread(ends: dict[str, float]) -> dict[str, float]:
+        ms = sorted((ends[t] - answered[t]) * 1000 for t in answered if t in ends)
+        q = statistics.quantiles(ms, n=100) if len(ms) > 1 else ms * 99
+        return {"median": round(statistics.median(ms), 3), "p99": round(q[98], 3), "max": round(ms[-1], 2), "n": len(ms)}
     out = {
         "jobs": jobs,
         "run_wall_s": round(wall, 2),
         "jobs_per_s": round(jobs / wall, 1),
-        "answer_to_commit_ms": {"median": round(statistics.median(window_ms), 2), "p99": round(q[98], 2), "max": round(window_ms[-1], 2), "n": len(window_ms)},
+        # the window in which a crash leaves a create uncertain: answer -> its journal line
+        "answer_to_journal_ms": spread(journaled),
+        # answer -> the scheduler's commit to the database (a crash in between is replayed)
+        "answer_to_commit_ms": spread(committed),
         "store_calls_per_job": {k: round(len(v) / jobs, 2) for k, v in sorted(store_calls.items())},
         "store_seconds": {k: round(sum(v), 2) for k, v in sorted(store_calls.items())},
         "sql_per_job": {k: round(v / jobs, 2) for k, v in statements.items()},

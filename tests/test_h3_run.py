@@ -512,3 +512,26 @@ def test_an_expired_content_url_is_refreshed_through_the_cli(tmp_path):
         assert result.exit_code == 0, result.output
         assert server.sim.calls["v2_download"] == 2 and server.sim.calls["v2_create"] == 1
         assert mp4.read_sim_metadata(tmp_path / "renders" / "a.mp4")["prompt"] == "H3 expiring A"
+
+
+def test_an_answered_create_whose_commit_a_crash_cut_off_is_taken_from_the_journal_without_asking_the_list(tmp_path):
+    h = Harness(tmp_path, {"a": "H3 shot A"})
+
+    class Crash(BaseException):
+        pass
+
+    def never_committed(*a, **kw):
+        raise Crash()  # the process dies after the journal line, before the commit
+
+    h.store.record_submitted = never_committed  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        h.run()
+    h.store.close()
+    h.store = Store(tmp_path / ".vidbatch")  # the next process
+    assert h.store.mark_interrupted_submissions() == []
+    assert h.state("a") is RenderState.RUNNING and h.store.open_v2_intents() == []
+    result = h.run()
+    assert result.exit_code == 0, [e.message for e in h.events]
+    assert h.client.count("list_v2") == 0, "the journal settled it: no task list lookup"
+    assert len(h.client.v2_tasks) == 1 and h.client.count("create_v2") == 1
+    assert h.state("a") is RenderState.DONE

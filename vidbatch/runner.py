@@ -24,14 +24,19 @@ failure (Fail status, 1026, 1027, 2013) is recorded and the others go on; an acc
 (1004, 1008, 2038, 2049, 2056, a wrong or unreachable host) stops new creates at once, while tasks
 already in flight are still polled and downloaded. Retries are bounded per render.
 
-Money and crashes: :meth:`Store.record_intent` is written before a create is sent and
-:meth:`Store.record_submitted` the moment its task_id arrives. If the process dies in between, the
-job is ``uncertain`` on the next start (the API has no idempotency key and no way to list tasks):
-it is reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create
+Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the worker
+that gets the answer writes its task id to the task-id journal (:class:`TaskIdJournal`) before
+handing it over, and the scheduler commits it with :meth:`Store.record_submitted`; the next start
+replays a journal line a crash left uncommitted. While a run lasts the interpreter switches
+threads every :data:`SWITCH_INTERVAL` (1 ms, not Python's 5), so neither write waits long for a
+busy thread. If the process dies before the journal line, the job is ``uncertain`` on the next
+start (v1 has no idempotency key and no task list): it is reported and NOT created again unless
+the user passes ``--resubmit-uncertain``. A create
 whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way. If the
 state database stops accepting writes (a full disk), nothing new is created, renders in flight
 are still collected from memory, and every task id the state could not keep is reported
-(``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently.
+(``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently; those
+the journal kept are committed at the next start.
 
 Ctrl-C: the first interrupt stops creating, waits only for creates already on the wire (so their
 task ids are saved), and returns; running tasks stay ``running`` in the state and the next
@@ -65,12 +70,13 @@ import logging
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, Union
 
 from . import errors, facts, mp4, outputs_index, rules
 from .events import EventKind, Stop
@@ -96,6 +102,15 @@ if TYPE_CHECKING:
     from .client import Download, TaskStatus, V2Page, V2Task
 
 log = logging.getLogger(__name__)
+
+#: The interpreter's thread switch interval while a run lasts (seconds; Python's default is 5 ms).
+#: A worker holding a create's answer, or the scheduler about to commit it, waits at most this
+#: long for a thread busy with Python code to let go: with the default, the p99 from answer to
+#: journal line was 3-16 ms at 140 jobs/s, with 1 ms 2.7 ms (issue 15).
+SWITCH_INTERVAL = 0.001
+
+#: What :meth:`Runner._write` returns when the state refused the write.
+_UNSAVED: Any = object()
 
 __all__ = [
     "ApiClient",
@@ -405,44 +420,99 @@ _Control = Union[_Replan, _StopRequest]
 
 
 class _Inbox:
-    """What wakes the scheduler: worker results and control messages, on separate channels,
-    behind one condition so one wait serves both. The answers of creates come out first: a task
-    id is uncertain until it is saved, so it never waits behind other jobs' polls and downloads
-    (issue 15: the answer-to-commit window)."""
+    """What wakes the scheduler: worker results and control messages. Any thread puts them on
+    one ``queue.SimpleQueue`` (a C queue: no Python lock or condition per message, issue 15);
+    the scheduler alone sorts them into its channels. The answers of creates come out first:
+    a task id is only journaled until it is saved, so it never waits behind other jobs' polls
+    and downloads (the answer-to-commit window)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._queue: queue.SimpleQueue[_Result | _Control] = queue.SimpleQueue()
         self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
-        with self._cond:
-            (self._created if item.call is Call.CREATE else self._results).append(item)
-            self._cond.notify()
+        self._queue.put(item)
 
     def put_control(self, item: _Control) -> None:
-        with self._cond:
+        self._queue.put(item)
+
+    def _sort(self, item: _Result | _Control) -> None:
+        if isinstance(item, _Result):
+            (self._created if item.call is Call.CREATE else self._results).append(item)
+        else:
             self._controls.append(item)
-            self._cond.notify()
+
+    def _drain(self) -> bool:
+        """Sort what has arrived (scheduler only); whether anything is waiting to be taken."""
+        while not self._queue.empty():
+            self._sort(self._queue.get_nowait())
+        return bool(self._created or self._results or self._controls)
 
     def wait(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
+        if self._drain():
+            return True
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        self._sort(item)
+        return True
 
     def take_result(self) -> _Result | None:
-        with self._cond:
-            if self._created:
-                return self._created.popleft()
-            return self._results.popleft() if self._results else None
+        self._drain()
+        if self._created:
+            return self._created.popleft()
+        return self._results.popleft() if self._results else None
 
     def take_control(self) -> _Control | None:
-        with self._cond:
-            return self._controls.popleft() if self._controls else None
+        self._drain()
+        return self._controls.popleft() if self._controls else None
 
     def empty(self) -> bool:
-        with self._cond:
-            return not (self._created or self._results or self._controls)
+        return not self._drain()
+
+
+class _CreateQueue:
+    """Renders waiting for their create: one FIFO per API, so a V2 render held by its own limits
+    does not hold back the V1 renders behind it (nor the reverse), and finding the next create
+    looks at two heads, not the whole queue (issue 15: scanning it on every turn of the loop
+    made a first run of 10,000 jobs quadratic). Across APIs, renders keep the order they were
+    queued in (a render put back at the front goes before all)."""
+
+    def __init__(self) -> None:
+        self._fifos: dict[facts.Api, deque[tuple[int, _Render]]] = {api: deque() for api in facts.Api}
+        self._last = 0
+        self._first = 0
+
+    def append(self, render: _Render) -> None:
+        self._last += 1
+        self._fifos[render.api].append((self._last, render))
+
+    def appendleft(self, render: _Render) -> None:
+        self._first -= 1
+        self._fifos[render.api].appendleft((self._first, render))
+
+    def heads(self) -> list[_Render]:
+        """The first render of each API, in queue order."""
+        return [render for _, render in sorted(fifo[0] for fifo in self._fifos.values() if fifo)]
+
+    def popleft(self, api: facts.Api) -> _Render:
+        return self._fifos[api].popleft()[1]
+
+    def remove(self, render: _Render) -> None:
+        fifo = self._fifos[render.api]
+        del fifo[next(i for i, (_, r) in enumerate(fifo) if r is render)]
+
+    def apis(self) -> set[facts.Api]:
+        return {api for api, fifo in self._fifos.items() if fifo}
+
+    def __iter__(self) -> Iterator[_Render]:
+        return (render for _, render in heapq.merge(*self._fifos.values()))
+
+    def __len__(self) -> int:
+        return sum(len(fifo) for fifo in self._fifos.values())
 
 
 class _Pool:
@@ -450,7 +520,7 @@ class _Pool:
     With ``size`` 0 every call runs at once on the scheduler's thread (deterministic tests)."""
 
     def __init__(self, size: int, inbox: _Inbox):
-        self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
+        self._tasks: queue.SimpleQueue[tuple[Call, _Render, Callable[[], Any]]] = queue.SimpleQueue()
         self._inbox = inbox
         self._inline = size == 0
         self._size = size
@@ -515,7 +585,7 @@ class Runner:
         self._limits = options.limits()
         self._inbox = _Inbox()
         self._pool = _Pool(max(4, min(options.concurrency, 32)) if workers is None else workers, self._inbox)
-        self._creates: deque[_Render] = deque()
+        self._creates = _CreateQueue()
         self._timers: list[tuple[float, int, Call, _Render]] = []  # heap of (due, seq, call, render)
         self._seq = 0
         self._in_flight: set[str] = set()  # keys created (or being created) and not yet downloaded
@@ -531,6 +601,7 @@ class Runner:
         self._claims: dict[Path, Any] = {}
         #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
         self._indexes = outputs_index.Writer()
+        self._journal = store.journal
         #: the outputs indexes read while skipping up-to-date jobs, by folder
         self._index_cache: dict[str, dict[str, outputs_index.IndexEntry]] = {}
         #: (task_id, file_id) of renders this run created or polled to the end, by key
@@ -557,6 +628,8 @@ class Runner:
         """Carry out ``plan``. With ``keep_alive`` (watch mode) the runner stays up when idle,
         taking new plans from :meth:`replan`, until :meth:`stop`."""
         self._keep_alive = keep_alive
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
         try:
             self._take_open_intents()
             if plan is not None:
@@ -567,8 +640,15 @@ class Runner:
         finally:
             self._indexes.flush()
             self._release_claims()
+            self._settle_journal()
             self._finish()
+            sys.setswitchinterval(switch)
         return self.result
+
+    def _settle_journal(self) -> None:
+        """Empty the task-id journal if every task id in it is committed; otherwise it is kept
+        (a write refused, a crash), and the next start replays it."""
+        self._journal.clear()
 
     def replan(self, make_plan: Callable[[Store], Plan]) -> None:
         """Thread-safe: have the scheduler call ``make_plan(store)`` and start what it adds.
@@ -863,6 +943,7 @@ class Runner:
                 return
             if idle:
                 self._indexes.flush()
+                self._settle_journal()  # watch: a long life of creates does not grow it
             else:
                 self._indexes.flush_due()
             if idle and not self._idle_announced and self._inbox.empty():
@@ -888,13 +969,12 @@ class Runner:
 
     def _dispatch_creates(self, now: float) -> None:
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
-            index = self._next_create(now)
-            if index is None:
+            render = self._next_create(now)
+            if render is None:
                 return
             if not self._state_in_place():
                 return
-            render = self._creates[index]
-            del self._creates[index]
+            self._creates.popleft(render.api)
             job = render.targets[0].job
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
                 # (a V2 body is built by the worker, after any upload: see _create_v2)
@@ -909,25 +989,35 @@ class Runner:
                 self._next_create_at = max(now, self._next_create_at) + 60.0 / self.options.rpm
             reason = render.targets[0].reason
             shape = v2_shape(job.request).to_json() if render.v2 else None
-            if not self._save(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape):
-                self._creates.insert(index, render)  # no intent saved, so no create sent: stays new
+            intent = self._write(self.store.record_intent, render.key, name=render.name, reason=reason, v2_shape=shape)
+            if intent is _UNSAVED:
+                self._creates.appendleft(render)  # no intent saved, so no create sent: stays new
                 return
             self._enter_flight(render)
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
             if render.v2:
-                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job))
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job, intent.attempts))
             else:
                 assert request is not None
-                self._pool.submit(Call.CREATE, render, functools.partial(self.client.create, request))
+                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v1, request, render.key, intent.attempts))
 
-    def _create_v2(self, job: Any) -> str:
+    def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
+        """Worker side: create, and journal the task id before handing it to the scheduler."""
+        task_id = self.client.create(request)
+        self._journal.note(key, attempt, task_id)
+        return task_id
+
+    def _create_v2(self, job: Any, attempt: int) -> str:
         """Worker side: upload the media the body cannot carry inline (once per content: file
-        ids are kept for the run), build the V2 body, create. Only one V2 create runs at a time,
-        so the upload map needs no lock. A failure before ``create_v2`` is never a lost create."""
+        ids are kept for the run), build the V2 body, create, journal the task id. Only one V2
+        create runs at a time, so the upload map needs no lock. A failure before ``create_v2``
+        is never a lost create."""
         for ref in job.v2_uploads(self._uploaded):
             self._uploaded[ref.sha256] = self.client.upload_file(ref.content(), ref.upload_name())
-        return self.client.create_v2(job.v2_body(self._uploaded))
+        task_id = self.client.create_v2(job.v2_body(self._uploaded))
+        self._journal.note(job.key, attempt, task_id)
+        return task_id
 
     # --- V2 pacing: its own rate and in-flight limit, one create on the wire ------------------
 
@@ -944,24 +1034,14 @@ class Runner:
         limit = min(self.options.concurrency, self.options.v2_concurrency)
         return now >= max(self._next_v2_create_at, self._v2_wire_free_at) and len(self._v2_in_flight) < limit and not self._v2_wire_busy()
 
-    def _next_create(self, now: float) -> int | None:
-        """The position in the queue of the first render that may be created now: a V2 render
-        held by its own limits does not hold back the V1 renders behind it (nor the reverse)."""
-        seen: set[facts.Api] = set()
-        for index, render in enumerate(self._creates):
-            if render.api in seen:
-                continue
-            if self._can_create(render, now):
-                return index
-            seen.add(render.api)
-            if len(seen) == len(facts.Api):
-                break
-        return None
+    def _next_create(self, now: float) -> _Render | None:
+        """The first render that may be created now (the head of its API's queue)."""
+        return next((render for render in self._creates.heads() if self._can_create(render, now)), None)
 
     def _create_due(self, now: float) -> float:
         """When the next create may go, as far as pacing says (a busy V2 wire wakes the loop
         through its result)."""
-        apis = {render.api for render in self._creates}
+        apis = self._creates.apis()
         due = [self._next_create_at] if facts.Api.V1 in apis else []
         v2_limit = min(self.options.concurrency, self.options.v2_concurrency)
         if facts.Api.V2 in apis and len(self._v2_in_flight) < v2_limit and not self._v2_wire_busy():
@@ -1439,16 +1519,20 @@ class Runner:
         self._emit(EventKind.ACCOUNT_STOP, f"stopping new renders: {error}; tasks already running are still collected")
 
     def _save(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """A state write. If the database refuses (full disk...), the run goes on from memory
-        without creating anything new; the task ids it could not save are reported."""
+        """A state write (see :meth:`_write`): whether it was saved."""
+        return self._write(write, *args, **kwargs) is not _UNSAVED
+
+    def _write(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A state write: what it returns, or ``_UNSAVED``. If the database refuses (full disk...),
+        the run goes on from memory without creating anything new; the task ids it could not
+        save are reported."""
         try:
-            write(*args, **kwargs)
-            return True
+            return write(*args, **kwargs)
         except Exception as e:
             if not is_state_write_error(e):
                 raise
             self._state_failed(e)
-            return False
+            return _UNSAVED
 
     def _state_failed(self, error: BaseException) -> None:
         log.warning("state write failed: %s", error)

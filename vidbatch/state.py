@@ -35,10 +35,16 @@ Speed (issue 15): a no-op imports no sqlite-utils, and the write path is prepare
 statement per change (sqlite-utils asks SQLite about the schema again on every ``update``); a
 transition reads the row once and returns it updated in memory.
 
-Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and
-``record_submitted`` the moment its task_id arrives. A row found in ``submitting`` when a run
-starts (the run lock guarantees no live run owns it) was cut off mid-create: whether MiniMax
-accepted it is unknowable, so it becomes ``uncertain`` and is never re-created silently.
+Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and the task id
+the moment it arrives. The worker thread that got the answer appends it to the task-id journal
+(:class:`TaskIdJournal`, ``task-ids.journal`` beside the database: one ``write`` to a file open
+for appending, no lock shared with the scheduler), and the scheduler commits it with
+``record_submitted`` when it takes the answer. A crash between the two loses nothing: the next
+start replays the journal first (:meth:`Store.replay_journal`). A row still found in
+``submitting`` after that (the run lock guarantees no live run owns it) was cut off mid-create:
+whether MiniMax accepted it is unknowable, so it becomes ``uncertain`` and is never re-created
+silently. The journal's write reaches the operating system at once, as a WAL commit with
+``synchronous=NORMAL`` does: both survive the process dying, neither a power cut.
 
 Sharing the file:
 
@@ -66,6 +72,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, fields
@@ -83,6 +90,7 @@ log = logging.getLogger(__name__)
 STATE_DIR_NAME = ".vidbatch"
 DB_NAME = "state.db"
 LOCK_NAME = "run.lock"
+JOURNAL_NAME = "task-ids.journal"
 #: Seconds a statement waits for another connection's write lock before the store gives up with a
 #: StateError (tests pass a short ``busy_timeout`` to Store instead).
 BUSY_TIMEOUT = 20.0
@@ -721,6 +729,88 @@ class _FileLock:
             os.close(fd)  # closing the descriptor drops the flock
 
 
+class TaskIdJournal:
+    """Task ids written the moment their create is answered, by the worker thread that got the
+    answer, before the scheduler commits them to the database (issue 15: at thousands of
+    creates a minute the scheduler may be busy for milliseconds, and a crash then would leave
+    a paid task ``uncertain``). One JSON line per answer, ``{"key", "attempt", "task_id"}``:
+    ``attempt`` is the render's ``attempts`` after its intent, so an older create of the same
+    key is never taken for the one cut off. Thread-safe. A line that cannot be written (a full
+    disk) is logged, and the database commit still follows, as before the journal.
+
+    The journal is emptied only when every task id written to it by this object is committed
+    (:meth:`committed`, called by :meth:`Store.record_submitted`): otherwise the next start
+    replays it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._uncommitted: set[str] = set()
+        self._dirty = True  # what an earlier process left is unknown until the first clear
+
+    def note(self, key: str, attempt: int, task_id: str) -> bool:
+        line = (json.dumps({"key": key, "attempt": attempt, "task_id": task_id}, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            self._uncommitted.add(task_id)
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.write(self._fd, line)
+                self._dirty = True
+            except OSError as e:
+                log.warning("could not journal task %s: %s (the state database still records it)", task_id, e)
+                return False
+        return True
+
+    def committed(self, task_id: str) -> None:
+        with self._lock:
+            self._uncommitted.discard(task_id)
+
+    def entries(self) -> list[tuple[str, int, str]]:
+        """(key, attempt, task_id) of every whole line, oldest first (a line cut off by a crash,
+        or anything else that does not parse, is skipped)."""
+        try:
+            with open(self.path, "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        found = []
+        for raw in lines:
+            try:
+                entry = json.loads(raw)
+                found.append((str(entry["key"]), int(entry["attempt"]), str(entry["task_id"])))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def clear(self) -> bool:
+        """Empty the journal if every task id this object wrote is committed; whether it is empty."""
+        with self._lock:
+            if self._uncommitted:
+                return False
+            if not self._dirty:
+                return True
+            try:
+                if self._fd is not None:
+                    os.ftruncate(self._fd, 0)
+                else:
+                    os.truncate(self.path, 0)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("could not empty %s: %s (its lines are replayed harmlessly next time)", self.path, e)
+                return False
+            self._dirty = False
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
 class Store:
     """The state database of one state folder. Not thread-safe: one thread writes.
 
@@ -742,6 +832,8 @@ class Store:
         self.conn = conn
         self._savepoints = 0
         self._inode = self._file_identity()
+        #: task ids written by the worker that got them, before they are committed here
+        self.journal = TaskIdJournal(self.state_dir / JOURNAL_NAME)
 
     @functools.cached_property
     def db(self) -> sqlite_utils.Database:
@@ -835,6 +927,7 @@ class Store:
         return cls(state_dir, readonly=True)
 
     def close(self) -> None:
+        self.journal.close()
         self.conn.close()
 
     # --- locking --------------------------------------------------------------------------
@@ -1005,15 +1098,19 @@ class Store:
     @_guarded
     def _transition(self, /, key: str, to: RenderState, event: str, *, name: str | None = None, detail: Mapping[str, Any] | None = None, **values: Any) -> RenderRecord:
         with self.transaction():
-            record = self.get(key)
-            if record is None:
-                raise StateError(f"no render with key {key} in {self.path}")
-            if to is not record.state and to not in TRANSITIONS[record.state]:
-                raise StateError(f"job {name or key}: cannot go from {record.state.value} to {to.value}")
-            changes = {"state": to.value, "updated_at": now(), **values}
-            self._update(key, changes)
-            self._event(key, event, record.state, to, name, detail)
-        # the row as written, without reading it again
+            return self._move(self.get(key), key, to, event, name=name, detail=detail, **values)
+
+    def _move(self, /, record: RenderRecord | None, key: str, to: RenderState, event: str, *, name: str | None, detail: Mapping[str, Any] | None, **values: Any) -> RenderRecord:
+        """The body of a transition, inside the caller's transaction, from the row it read:
+        check the move, write the row and its event, and return the row as written (without
+        reading it again)."""
+        if record is None:
+            raise StateError(f"no render with key {key} in {self.path}")
+        if to is not record.state and to not in TRANSITIONS[record.state]:
+            raise StateError(f"job {name or key}: cannot go from {record.state.value} to {to.value}")
+        changes = {"state": to.value, "updated_at": now(), **values}
+        self._update(key, changes)
+        self._event(key, event, record.state, to, name, detail)
         for column, value in changes.items():
             setattr(record, _RENDER_ATTRIBUTE.get(column, column), value)
         record.state = to
@@ -1048,19 +1145,25 @@ class Store:
             for render in renders:
                 self.record_seen(**render)
 
+    @_guarded
     def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None, v2_shape: Mapping[str, Any] | None = None) -> RenderRecord:
         """Written *before* a create is sent: a crash from here on leaves the render ``submitting``.
         A V2 create keeps the shape its task will show in the task list (``v2_shape``), so a
         lost answer can be looked for there (:meth:`open_v2_intents`)."""
-        current = self.get(key)
-        attempts = (current.attempts if current else 0) + 1
         detail: dict[str, Any] = {"reason": reason} if reason else {}
         if v2_shape is not None:
             detail["v2_shape"] = dict(v2_shape)
-        return self._transition(key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
+        with self.transaction():
+            current = self.get(key)
+            attempts = (current.attempts if current else 0) + 1
+            return self._move(current, key, RenderState.SUBMITTING, "submit", name=name, detail=detail or None, attempts=attempts, task_id=None, file_id=None, **_NO_ERROR)
 
-    def record_submitted(self, key: str, task_id: str, *, name: str | None = None) -> RenderRecord:
-        return self._transition(key, RenderState.RUNNING, "submitted", name=name, detail={"task_id": task_id}, task_id=task_id, submitted_at=now())
+    def record_submitted(self, key: str, task_id: str, *, name: str | None = None, from_journal: bool = False) -> RenderRecord:
+        """``from_journal``: the task id was found in the task-id journal at the next start."""
+        detail = {"task_id": task_id, "from": "journal"} if from_journal else {"task_id": task_id}
+        record = self._transition(key, RenderState.RUNNING, "submitted", name=name, detail=detail, task_id=task_id, submitted_at=now())
+        self.journal.committed(task_id)
+        return record
 
     def record_not_submitted(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
         """The create certainly was not accepted (the server answered no): back to ``new``."""
@@ -1145,7 +1248,8 @@ class Store:
             current = self.get(key)
             if current is not None:
                 self._video(key, sha256, size, current.task_id, current.file_id)
-            record = self._transition(
+            return self._move(
+                current,
                 key,
                 RenderState.DONE,
                 event,
@@ -1156,7 +1260,6 @@ class Store:
                 downloaded_at=now(),
                 **_NO_ERROR,
             )
-        return record
 
     @_guarded
     def cut(self, path: Path | str) -> CutRecord | None:
@@ -1185,10 +1288,26 @@ class Store:
         with self.transaction():
             self.conn.execute("update outputs set mtime_ns = ? where path = ?", [mtime_ns, str(path)])
 
+    def replay_journal(self) -> list[RenderRecord]:
+        """Commit the task ids a run journaled but did not live to commit: rows still
+        ``submitting`` at the journaled attempt become ``running`` with their task. Then the
+        journal is emptied. Call only while holding the run lock."""
+        recovered = []
+        for key, attempt, task_id in self.journal.entries():
+            record = self.get(key)
+            if record is None or record.state is not RenderState.SUBMITTING or record.attempts != attempt:
+                continue  # committed already, or an older create of this key
+            recovered.append(self.record_submitted(key, task_id, name=record.name, from_journal=True))
+        self.journal.clear()
+        return recovered
+
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
         """Rows left ``submitting`` by a run that died mid-create become ``uncertain``, except
-        V2 creates (their intent kept a shape): the runner asks the task list about those
+        those whose task id the journal kept (:meth:`replay_journal`, done first) and V2
+        creates (their intent kept a shape): the runner asks the task list about those
         (:meth:`open_v2_intents`). Call only while holding the run lock."""
+        for record in self.replay_journal():
+            log.info("job %s: task %s of a create cut off by a crash was found in the journal", record.name or record.key, record.task_id)
         open_v2 = {intent.key for intent in self.open_v2_intents()}
         stale = [r for r in self.renders_in(RenderState.SUBMITTING) if r.key not in open_v2]
         for record in stale:

@@ -1,0 +1,198 @@
+"""The task-id journal (issue 15): a create's task id is written by the worker that got the answer,
+before the scheduler commits it, so a crash in between leaves the render ``running``, not
+``uncertain``, and nothing is paid twice. In-process runner (fake client, inline workers, real
+SQLite), and the store alone."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+
+import pytest
+
+from vidbatch.events import EventKind, Stop
+from vidbatch.sim import SimConfig, running_simulator
+from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
+
+from .conftest import TEST_KEY
+from .helpers import cli, cli_subprocess, creates, t2v_manifest
+from .test_runner_unit import FailingStore, Harness
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs, no handler takes it."""
+
+
+class CrashingStore(Store):
+    """Dies in the middle of committing a task id (after the journal line, before the commit)."""
+
+    def record_submitted(self, *a, **kw):
+        raise Crash()
+
+
+def journal_lines(h: Harness) -> list[str]:
+    path = h.tmp_path / ".vidbatch" / JOURNAL_NAME
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_task_id_answered_but_not_committed_is_running_at_the_next_start_and_not_paid_again(tmp_path):
+    h = Harness(tmp_path, {"a": "A red fox"})
+    store = CrashingStore(tmp_path / ".vidbatch")
+    with pytest.raises(Crash):
+        h.run(store)
+    assert h.client.count("create") == 1
+    assert store.get(h.plan().jobs[0].job.key).state is RenderState.SUBMITTING  # the database alone would say "uncertain"
+    assert len(journal_lines(h)) == 1
+    store.close()
+
+    after = Store(tmp_path / ".vidbatch")  # the next process
+    recovered_from_crash = after.mark_interrupted_submissions()
+    assert recovered_from_crash == [], "nothing is left uncertain"
+    record = after.get(h.plan().jobs[0].job.key)
+    assert record.state is RenderState.RUNNING and record.task_id == "task-1"
+    assert after.events(record.key)[-1].detail == {"task_id": "task-1", "from": "journal"}
+    assert journal_lines(h) == [], "a replayed journal is emptied"
+
+    h.store = after
+    result = h.run()
+    assert result.exit_code == 0
+    assert h.client.count("create") == 1, "the journaled task is polled and downloaded, never created again"
+    assert h.output("a").exists()
+
+
+def test_without_a_journal_line_the_cut_off_create_stays_uncertain(tmp_path):
+    h = Harness(tmp_path, {"a": "A red fox"})
+    store = CrashingStore(tmp_path / ".vidbatch")
+    with pytest.raises(Crash):
+        h.run(store)
+    (tmp_path / ".vidbatch" / JOURNAL_NAME).unlink()  # as if the process died before the line was written
+    store.close()
+    after = Store(tmp_path / ".vidbatch")
+    assert [r.key for r in after.mark_interrupted_submissions()] == [h.plan().jobs[0].job.key]
+    assert after.get(h.plan().jobs[0].job.key).state is RenderState.UNCERTAIN
+
+
+def test_an_older_create_of_the_same_key_in_the_journal_is_not_taken_for_the_one_cut_off(tmp_path):
+    store = Store(tmp_path / ".vidbatch")
+    store.record_seen("k1", {"prompt": "p"}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt="p", name="a")
+    first = store.record_intent("k1", name="a")
+    store.journal.note("k1", first.attempts, "task-old")
+    store.record_submitted("k1", "task-old", name="a")
+    store.record_failed("k1", ErrorInfo("the render failed"), name="a")
+    store.record_intent("k1", name="a")  # a second create of the key, cut off before any answer
+    store.close()
+
+    after = Store(tmp_path / ".vidbatch")
+    marked = after.mark_interrupted_submissions()
+    assert [r.key for r in marked] == ["k1"]
+    assert after.get("k1").state is RenderState.UNCERTAIN and after.get("k1").task_id is None
+
+
+def test_a_line_cut_off_by_the_crash_is_skipped_and_the_whole_ones_are_replayed(tmp_path):
+    store = Store(tmp_path / ".vidbatch")
+    for key in ("k1", "k2"):
+        store.record_seen(key, {"prompt": key}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt=key, name=key)
+        store.record_intent(key, name=key)
+    store.journal.note("k1", 1, "task-1")
+    store.close()
+    with open(tmp_path / ".vidbatch" / JOURNAL_NAME, "ab") as f:
+        f.write(b'{"key":"k2","attempt":1,"task_')  # the write the crash cut short
+
+    after = Store(tmp_path / ".vidbatch")
+    marked = after.mark_interrupted_submissions()
+    assert after.get("k1").state is RenderState.RUNNING and after.get("k1").task_id == "task-1"
+    assert [r.key for r in marked] == ["k2"] and after.get("k2").state is RenderState.UNCERTAIN
+
+
+def test_after_a_normal_run_the_journal_is_empty_and_private(tmp_path):
+    three = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=1)
+    result = three.run()
+    assert result.exit_code == 0 and three.client.count("create") == 3
+    path = three.tmp_path / ".vidbatch" / JOURNAL_NAME
+    assert path.read_bytes() == b""
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_task_ids_the_full_disk_kept_from_the_database_are_recovered_at_the_next_start(tmp_path):
+    h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=2)
+    store = FailingStore(tmp_path / ".vidbatch")
+    store.failing = set()
+
+    def on_event(e):
+        h.events.append(e)
+        if e.kind == EventKind.SUBMIT and not store.failing:
+            store.failing = {"record_submitted", "record_status", "record_rendered", "record_downloaded"}
+
+    runner = h.make_runner(store)
+    runner.on_event = on_event
+    result = runner.run(h.plan())
+    assert result.stopped is Stop.STATE and result.unsaved == {"task-1": "a"}
+    assert len(journal_lines(h)) == 1, "a task id the database refused stays in the journal"
+    store.close()
+
+    after = Store(tmp_path / ".vidbatch")  # the disk was freed; the next run
+    after.mark_interrupted_submissions()
+    key = h.plan().jobs[0].job.key
+    assert after.get(key).task_id == "task-1"
+    h.store = after
+    h.events.clear()
+    assert h.run().exit_code == 0
+    assert h.client.count("create") == 3, "a: never created again; b and c: created now"
+    assert all(h.output(n).exists() for n in "abc")
+
+
+# --- a real process, killed between the journal line and the commit -------------------------------
+
+
+def _wait_for(check, what: str, seconds: float = 60.0) -> None:
+    """A hang guard, not a pass condition: the test's steps are ordered by what it observes."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def _state_of(db, name: str) -> str | None:
+    if not db.exists():
+        return None
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        row = conn.execute("select state from renders where name = ?", [name]).fetchone()
+    except sqlite3.OperationalError:  # tables not made yet
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def test_a_run_killed_before_it_could_commit_a_task_id_keeps_it_through_the_journal(tmp_path):
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text(t2v_manifest({"a": "A shot whose task id is only in the journal"}))
+    db, journal = tmp_path / ".vidbatch" / "state.db", tmp_path / ".vidbatch" / JOURNAL_NAME
+    args = ["run", manifest, "--poll-interval", "0", "--rpm", "60000"]
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        env = {"MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+        server.sim.inject("create", "slow", seconds=1.0)  # the create stays on the wire a second
+        proc = cli_subprocess(args, env=env)
+        try:
+            _wait_for(lambda: _state_of(db, "a") == "submitting", "the intent")
+            locker = sqlite3.connect(db, timeout=30)
+            locker.execute("BEGIN IMMEDIATE")  # the run's commit of the task id must now wait
+            _wait_for(lambda: journal.exists() and journal.read_text().strip() != "", "the journal line")
+        finally:
+            proc.kill()
+            proc.communicate(timeout=60)
+        locker.rollback()
+        locker.close()
+        assert _state_of(db, "a") == "submitting", "the database alone never saw the task id"
+        assert creates(server) == 1
+
+        again = cli(args, env=env)
+        assert again.exit_code == 0, again.output
+        assert creates(server) == 1, "the journaled task is collected, not created again"
+        assert (tmp_path / "renders" / "a.mp4").exists()
+        assert _state_of(db, "a") == "done"
+        assert journal.read_text() == ""
