@@ -12,7 +12,8 @@ time and peak RSS (ru_maxrss, read by the child itself at exit) are its own.
 script (hash each request, read one SQLite table, stat each output; a subprocess too, so both
 sides pay an interpreter start), alternated round by round, and reports medians and ratios. The
 first run writes the job cache (``vidbatch.jobcache``); one no-op with the cache removed is
-reported apart, as the cost of a miss.
+reported apart, as the cost of a miss. ``fast_path`` says whether each command was answered by
+the no-op fast path (``vidbatch.cli.fast``: click never imported) or went through click.
 
 ``first-run`` runs ``vidbatch run`` in a child process instrumented from outside the library: the
 client's ``create`` timestamps each answer, the task-id journal's ``note`` each journal line
@@ -115,6 +116,14 @@ def minimal_noop(folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def fast_path_taken(args: list[str], env: dict[str, str]) -> bool:
+    """Whether ``vidbatch ARGS`` was answered by the no-op fast path (vidbatch.cli.fast), which
+    never imports click."""
+    probe = RSS_WRAPPER.replace("import atexit, resource, sys\n", "import atexit, resource, sys\natexit.register(lambda: print('CLICK', 'click' in sys.modules, file=sys.stderr))\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *args], env={**CHILD_ENV, **env}, capture_output=True, text=True, check=True)
+    return "CLICK False" in proc.stderr
+
+
 def timed(measure: Callable[[], object]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child processes) of ``measure()``."""
     cpu, start = _children_cpu(), time.perf_counter()
@@ -143,6 +152,7 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
             shutil.rmtree(folder / ".vidbatch" / "cache", ignore_errors=True)
             miss, _, _ = run_cli(["run", str(m), "--poll-interval", "0"], env)  # loads, writes the cache
             run_cli(["run", str(m), "--poll-interval", "0"], env)  # warm: bytecode compiled, files cached
+            fast = {name: fast_path_taken(args, env) for name, args in (("run", ["run", str(m), "--poll-interval", "0"]), ("plan --check", ["plan", "--check", str(m)]))}
             commands: dict[str, Callable[[], object]] = {
                 "run": lambda: run_cli(["run", str(m), "--poll-interval", "0"], env),
                 "plan --check": lambda: run_cli(["plan", "--check", str(m)], env),
@@ -172,6 +182,7 @@ def bench_noop(sizes: list[int], rounds: int) -> list[dict]:
                 "run_cpu_ratio": round(median(cpus["run"]) / floor_cpu, 2),
                 "plan_check_cpu_ratio": round(median(cpus["plan --check"]) / floor_cpu, 2),
                 "load_average": [round(x, 1) for x in os.getloadavg()],
+                "fast_path": fast,
             }
             print("  " + json.dumps(r), flush=True)
             results.append(r)

@@ -58,11 +58,34 @@ def sent() -> list[requests.PreparedRequest]:
     return []
 
 
-@pytest.fixture
-def client(sim, waits, sent):
-    """A client on ``sim`` whose session records every request it sends (a response hook)."""
-    session = requests.Session()
-    session.hooks["response"].append(lambda r, *a, **kw: sent.append(r.request))
+class Recording(requests.adapters.HTTPAdapter):
+    """requests' adapter, noting each request it sends (both of the client's ways to a request
+    end here: its own session's lean path and requests' full one)."""
+
+    def __init__(self, sent: list[requests.PreparedRequest]) -> None:
+        super().__init__(pool_maxsize=4)
+        self.sent = sent
+
+    def send(self, request, *args, **kwargs):  # type: ignore[override]
+        self.sent.append(request)
+        return super().send(request, *args, **kwargs)
+
+
+def _recorded(session: requests.Session, sent: list[requests.PreparedRequest]) -> requests.Session:
+    session.mount("http://", Recording(sent))
+    return session
+
+
+@pytest.fixture(params=["own session", "requests.Session"])
+def client(request, sim, waits, sent):
+    """A client on ``sim`` whose session records every request it sends: the session the client
+    makes for itself (what a run uses), or a plain ``requests.Session`` handed to it."""
+    if request.param == "own session":
+        with Client(sim.key, sim.base_url, retry=FAST, sleep=waits) as c:
+            _recorded(c._session, sent)
+            yield c
+        return
+    session = _recorded(requests.Session(), sent)
     with Client(sim.key, sim.base_url, session=session, retry=FAST, sleep=waits) as c:
         yield c
     session.close()
@@ -593,3 +616,96 @@ def test_retrieve_content_answering_a_json_error_is_read_by_the_same_classifier(
     text = str(info.value)
     assert "retrieve_content: retrieve_content refused: unknown error (1000)" in text
     assert info.value.retryable and info.value.code == 1000 and waits == []
+
+
+# --- the wire: what each session sends, and what it reads from the environment ----------------------
+
+
+def test_a_netrc_entry_for_the_api_host_does_not_replace_the_key(client, sim, sent, tmp_path):
+    """requests reads ~/.netrc for a request without an explicit auth, and its entry for the
+    API host replaced the ``Authorization: Bearer`` header with Basic credentials: every call
+    was refused (1004) with a hint to check a key that was right. Nor may it go to download hosts."""
+    netrc = Path.home() / ".netrc"  # HOME is a temporary folder (conftest)
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    client.download(_render(client, sim, T2V), tmp_path / "v.mp4")
+    signed = [r for r in sent if r.path_url.startswith("/_sim/")]
+    assert signed and len(sent) > len(signed)
+    for r in sent:
+        assert r.headers.get("Authorization") == (None if r in signed else f"Bearer {TEST_KEY}")
+
+
+def _wire(session_kind: str, sim, folder: Path) -> list[tuple[str, str, list[tuple[str, str]], bytes | str | None]]:
+    sent: list[requests.PreparedRequest] = []
+    session = None if session_kind == "own" else _recorded(requests.Session(), sent)
+    with Client(sim.key, sim.base_url, session=session, retry=FAST, sleep=Waits()) as client:
+        if session is None:
+            _recorded(client._session, sent)
+        client.download(_render(client, sim, T2V), folder / f"{session_kind}.mp4")
+    path = [(r.path_url or "").split("?")[0] for r in sent]
+    return [(r.method or "", "/_sim/download" if p.startswith("/_sim/download/") else p, sorted(r.headers.items()), r.body) for r, p in zip(sent, path)]
+
+
+def test_the_own_session_sends_what_requests_sends(sim, tmp_path):
+    """The session the client makes for itself skips requests' per-call merges, not anything on
+    the wire: each call's method, path, headers and body are what ``requests.Session`` sends."""
+    own, plain = _wire("own", sim, tmp_path), _wire("requests", sim, tmp_path)
+    assert [c[:2] for c in own] == [
+        ("POST", facts.PATH_CREATE),
+        ("GET", facts.PATH_QUERY),
+        ("GET", facts.PATH_RETRIEVE),
+        ("GET", "/_sim/download"),  # the signed URL
+    ]
+    assert own == plain
+
+
+@pytest.mark.parametrize("made_by", ["Client", "vidbatch.simulator"])
+def test_the_own_session_takes_the_lean_path(made_by, tmp_path, monkeypatch):
+    """The point of the client's own session (issue 15): no cookie and setting merges per call,
+    no ~/.netrc lookup, and the environment read once per host, not per call. The simulator's
+    client (``run --sim``, the demo) has it too."""
+    import requests.sessions
+
+    import vidbatch
+
+    def refused(*args, **kwargs):
+        raise AssertionError("requests' per-call path was taken")
+
+    reads: list[str] = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", lambda url, **kw: reads.append(url) or real(url, **kw))
+    monkeypatch.setattr(requests.Session, "prepare_request", refused)
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", refused)
+    with vidbatch.simulator() as sim:
+        server = sim.server
+        made = Client(sim.key, sim.url, retry=FAST, sleep=Waits()) if made_by == "Client" else sim.client()
+        with made as client:
+            for n in range(3):
+                client.download(_render(client, server, T2V), tmp_path / f"{n}.mp4")
+    assert len(reads) == 2  # the API host; its download URLs (streamed): read once each
+
+
+def test_a_signed_url_that_redirects_is_followed(client, sim, sent, tmp_path):
+    from .test_client_unit import _http, _server
+
+    file_id = _render(client, sim, T2V)
+    signed = client.retrieve(file_id).download_url
+    before = len(sent)
+    with _server(_http("302 Found", b"", f"Location: {signed}")) as hop:
+        got = client.download_v2("t", tmp_path / "v.mp4", url=f"{hop}/v.mp4")
+    assert [r.url for r in sent[before:]] == [f"{hop}/v.mp4", signed]
+    assert all("Authorization" not in r.headers for r in sent[before:])
+    assert got.bytes == client.retrieve(file_id).bytes and (tmp_path / "v.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_the_ca_bundle_from_the_environment_is_trusted(monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with running_simulator(SimConfig(key=TEST_KEY), https=True) as server:
+        with Client(TEST_KEY, server.base_url, sleep=Waits()) as client, pytest.raises(
+            HostUnreachableError, match="TLS certificate"
+        ):
+            client.create(T2V)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
+        with Client(TEST_KEY, server.base_url, sleep=Waits()) as client:
+            assert client.query(client.create(T2V)).state is facts.TaskState.SUCCESS

@@ -95,10 +95,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(answer: bytes | None) -> Iterator[str]:
+def _server(answer: bytes | None, seen: list[bytes] | None = None) -> Iterator[str]:
     """A raw HTTP server on loopback. ``answer=None`` never accepts (the kernel still completes
     the handshake from the backlog, so the client waits for an answer that never comes);
-    otherwise it reads each request, writes ``answer`` (``b""``: nothing) and closes."""
+    otherwise it reads each request (noting it in ``seen``), writes ``answer`` (``b""``:
+    nothing) and closes."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -112,7 +113,9 @@ def _server(answer: bytes | None) -> Iterator[str]:
             except OSError:
                 continue
             with conn:
-                conn.recv(65536)
+                got = conn.recv(65536)
+                if seen is not None:
+                    seen.append(got)
                 conn.sendall(answer or b"")
                 conn.shutdown(socket.SHUT_RDWR)
 
@@ -498,3 +501,57 @@ def test_retry_after_dates_are_read_with_the_injected_wall_clock():
     with pytest.raises(RateLimitedError) as info:
         client.query("t1")
     assert info.value.retry_after == pytest.approx(45.0) and len(session.seen) == 1
+
+
+# --- the wire: proxies and cookies, as requests does them -------------------------------------------
+
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+CREATED = _http("200 OK", OK_CREATE[1], "Content-Type: application/json")
+
+
+def _clients(host: str) -> list[Client]:
+    """A client with the session it makes for itself (what a run uses), and one given a plain
+    ``requests.Session``: both must behave as requests does."""
+    return [Client(TEST_KEY, host, sleep=Waits()), Client(TEST_KEY, host, session=requests.Session(), sleep=Waits())]
+
+
+@pytest.fixture
+def no_proxies(monkeypatch):
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_proxy_from_the_environment_is_used(no_proxies, monkeypatch):
+    seen: list[bytes] = []
+    with _server(CREATED, seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        for client in _clients("http://api.minimax.invalid"):
+            with client:
+                assert client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"}) == "t1"
+    assert len(seen) == 2
+    for request in seen:
+        assert request.startswith(b"POST http://api.minimax.invalid/v1/video_generation HTTP/1.1\r\n")
+        assert f"Authorization: Bearer {TEST_KEY}".encode() in request
+
+
+def test_no_proxy_from_the_environment_is_honoured(no_proxies, monkeypatch):
+    seen: list[bytes] = []
+    with _server(CREATED, seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        for client in _clients(f"http://127.0.0.1:{_free_port()}"):
+            with client, pytest.raises(HostUnreachableError, match="refused"):
+                client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
+    assert seen == []  # straight to the (closed) API port, not through the proxy
+
+
+def test_cookies_are_kept_and_sent_back_as_requests_does(no_proxies):
+    seen: list[bytes] = []
+    answer = _http("200 OK", OK_CREATE[1], "Content-Type: application/json", "Set-Cookie: lb=node-7; Path=/")
+    with _server(answer, seen) as url:
+        for client in _clients(url):
+            with client:
+                client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
+                client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
+    assert len(seen) == 4
+    assert [b"Cookie: lb=node-7" in r for r in seen] == [False, True, False, True]

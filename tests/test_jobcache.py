@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vidbatch import jobcache, project
+from vidbatch import fingerprint, jobcache, project
 from vidbatch.manifest import loader
 
 from .helpers import png, write
@@ -87,6 +87,11 @@ def cache_files(folder: Path) -> list[Path]:
     return sorted((folder / ".vidbatch" / "cache").glob("*.json"))
 
 
+def header(path: Path) -> dict:
+    """The first line of an entry: the fingerprint of the load (and the no-op summary)."""
+    return json.loads(path.read_text().split("\n", 1)[0])
+
+
 def test_an_unchanged_input_hits_and_rebuilds_exactly_what_a_load_gives(project_dir, loads):
     first = load(project_dir)
     assert len(loads) == 1 and len(cache_files(project_dir)) == 1
@@ -144,24 +149,24 @@ def test_an_image_swapped_in_place_with_the_same_size_and_mtime_misses(project_d
 
 def test_an_ambiguous_stat_is_backed_by_a_content_hash_and_an_old_one_is_not(project_dir, monkeypatch):
     load(project_dir)
-    entry = json.loads(cache_files(project_dir)[0].read_text())
+    entry = header(cache_files(project_dir)[0])
     assert all(sha for *_, sha in entry["inputs"]), "files written just now are hashed"
     cache_files(project_dir)[0].unlink()
     real = jobcache.clock
-    monkeypatch.setattr(jobcache, "clock", lambda: real() + 10 * jobcache.AMBIGUOUS_NS)
+    monkeypatch.setattr(jobcache, "clock", lambda: real() + 10 * fingerprint.AMBIGUOUS_NS)
     load(project_dir)
-    entry = json.loads(cache_files(project_dir)[0].read_text())
+    entry = header(cache_files(project_dir)[0])
     hashed = {Path(path).name for path, *_, sha in entry["inputs"] if sha}
     assert hashed == {"shots.toml"}, "only the manifest's bytes are always hashed"
 
 
 def test_a_stat_change_alone_misses_without_hashing(project_dir, loads, monkeypatch):
     real = jobcache.clock
-    monkeypatch.setattr(jobcache, "clock", lambda: real() + 10 * jobcache.AMBIGUOUS_NS)
+    monkeypatch.setattr(jobcache, "clock", lambda: real() + 10 * fingerprint.AMBIGUOUS_NS)
     load(project_dir)
-    real_sha256 = jobcache._sha256
+    real_sha256 = fingerprint.sha256_file
     hashed = []
-    monkeypatch.setattr(jobcache, "_sha256", lambda path: hashed.append(Path(path).name) or real_sha256(path))
+    monkeypatch.setattr(fingerprint, "sha256_file", lambda path: hashed.append(Path(path).name) or real_sha256(path))
     (project_dir / "rows.csv").write_text("id,action\n1,runs\n2,sleeping\n")
     load(project_dir)
     assert len(loads) == 2
@@ -202,7 +207,7 @@ def test_a_vidbatch_version_or_source_change_misses(project_dir, loads, monkeypa
     monkeypatch.setattr(vidbatch, "__version__", vidbatch.__version__ + ".post1")
     load(project_dir)
     assert len(loads) == 2
-    monkeypatch.setattr(jobcache, "source_hash", lambda: "facts-or-schema-changed")
+    monkeypatch.setattr(fingerprint, "source_hash", lambda: "facts-or-schema-changed")
     load(project_dir)
     assert len(loads) == 3
     load(project_dir)
@@ -210,10 +215,10 @@ def test_a_vidbatch_version_or_source_change_misses(project_dir, loads, monkeypa
 
 
 def test_the_source_hash_covers_the_facts_the_rules_and_the_schema():
-    jobcache.source_hash.cache_clear()
-    assert len(jobcache.source_hash()) == 64
-    covered = set(jobcache._CODE)
-    assert {"facts.py", "rules.py", "schemas/manifest.schema.json"} <= covered
+    fingerprint.source_hash.cache_clear()
+    assert len(fingerprint.source_hash()) == 64
+    covered = set(fingerprint._CODE)
+    assert {"facts.py", "rules.py", "schemas/manifest.schema.json", "state.py"} <= covered, "state.py: the migrations the no-op summary names"
 
 
 def test_a_working_folder_change_misses(project_dir, loads, monkeypatch, tmp_path):
@@ -225,10 +230,11 @@ def test_a_working_folder_change_misses(project_dir, loads, monkeypatch, tmp_pat
 
 def test_a_damaged_or_foreign_cache_file_is_a_miss(project_dir, loads):
     first = load(project_dir)
-    for text in ["", "{", "[]", '{"format": 1}', json.dumps({"format": 1, "code": jobcache.code_hash(), "cwd": os.getcwd()})]:
+    good = header(cache_files(project_dir)[0])
+    for text in ["", "{", "[]", '{"format": 1}', json.dumps({"format": 1, "code": fingerprint.code_hash(), "cwd": os.getcwd()}), json.dumps(good), json.dumps(good) + "\n[{}]", json.dumps({**good, "inputs": 3}) + "\n[]"]:
         cache_files(project_dir)[0].write_text(text)
         assert load(project_dir).manifests == first.manifests
-    assert len(loads) == 6
+    assert len(loads) == 9
 
 
 def test_a_manifest_with_problems_is_never_cached(project_dir):
@@ -242,7 +248,7 @@ def test_a_manifest_with_problems_is_never_cached(project_dir):
 
 def test_an_input_changed_during_the_load_is_not_cached(project_dir, monkeypatch):
     real = jobcache.clock
-    monkeypatch.setattr(jobcache, "clock", lambda: real() - 10 * jobcache.AMBIGUOUS_NS)
+    monkeypatch.setattr(jobcache, "clock", lambda: real() - 10 * fingerprint.AMBIGUOUS_NS)
     load(project_dir)
     assert cache_files(project_dir) == []
 

@@ -1,6 +1,7 @@
 """Issue 15, the parts that are correctness, not speed: what the fast paths must still guarantee.
 
-- A no-op imports no HTTP stack, template engine, schema validator, sqlite-utils or filelock.
+- A no-op imports no HTTP stack, template engine, schema validator, sqlite-utils or filelock, nor
+  click: the fast path (vidbatch.cli.fast, tests/test_noop.py) answers it before click loads.
 - A task id is committed (visible to another connection) by the time the runner says it was
   submitted, and create answers are never queued behind other results.
 - The store's plain-SQL writes return what a fresh read gives.
@@ -31,8 +32,9 @@ from .helpers import cli, t2v_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What a no-op must not import: the HTTP stack, the template engine, the schema validator,
-#: sqlite-utils (only migrations need it) and filelock (the run lock is a plain flock).
-HEAVY = ("requests", "urllib3", "jinja2", "jsonschema", "sqlite_utils", "filelock")
+#: sqlite-utils (only migrations need it), filelock (the run lock is a plain flock), and click and
+#: the library's plan and store (the no-op fast path reads the job cache and the state itself).
+HEAVY = ("requests", "urllib3", "jinja2", "jsonschema", "sqlite_utils", "filelock", "click", "vidbatch.plan", "vidbatch.state")
 
 
 def _imported_by(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, list[str], str]:

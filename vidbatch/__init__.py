@@ -19,11 +19,14 @@ Importing vidbatch is cheap: the names below load their modules on first use (``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# Not typing.TYPE_CHECKING: typing is not imported by the no-op fast path (issue 15); type
+# checkers read any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import (
         EventKind,
         JobStatus,

@@ -77,15 +77,9 @@ class Simulator:
     def client(self) -> "Client":
         """A client of this simulator (a context manager; close it when done); over HTTPS it
         trusts the simulator's CA and nothing else."""
-        import requests
+        from .client import Client, new_session
 
-        from .client import Client
-
-        session = requests.Session()
-        if self.ca_file is not None:
-            # Not from the environment: REQUESTS_CA_BUNDLE would take precedence over `verify`.
-            session.trust_env = False
-            session.verify = str(self.ca_file)
+        session = new_session(ca_file=self.ca_file)
         return Client(self.key, self.url, host_source="the --sim simulator", session=session)
 
 

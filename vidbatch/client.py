@@ -1,6 +1,7 @@
 """The HTTP client for MiniMax's video generation API.
 
-One :class:`Client` wraps one injectable :class:`requests.Session` and speaks the four calls of
+One :class:`Client` wraps one injectable :class:`requests.Session` (by default its own,
+:func:`new_session`, which spends less CPU per call: see :class:`_Session`) and speaks the four calls of
 the contract (``create``, ``query``, ``retrieve``, ``retrieve_content``) plus the download of a
 finished video. Every fact about the API (hosts, paths, statuses, what each ``base_resp`` code
 and HTTP status means) is read from :mod:`vidbatch.facts`; this module only turns answers into
@@ -68,8 +69,10 @@ non-retryable ``DownloadError`` carrying the OS message: other routes would fail
 *Time is injected*: ``sleep``, ``clock`` (monotonic, for durations) and ``wall_clock`` (for
 ``Retry-After`` dates), so tests never sleep.
 
-*The key stays secret.* It is sent per request (never set on the session, whose headers would
-follow the session to download hosts), kept out of ``repr``, and scrubbed from every text that
+*The key stays secret.* It is sent per request, as the explicit ``auth`` of each API-host call
+(:class:`_Bearer`; never set on the session, whose headers would follow the session to download
+hosts; explicit, so requests never swaps it for a ``~/.netrc`` entry), kept out of ``repr``, and
+scrubbed from every text that
 reaches a message or a log. Exceptions from requests are not chained into vidbatch errors,
 because they hold the prepared request and its ``Authorization`` header; their scrubbed text is
 quoted instead. Signed download URLs are logged without their query string.
@@ -448,12 +451,57 @@ class _Answer:
 POOL_SIZE = 64
 
 
+class _Bearer(requests.auth.AuthBase):
+    """The key, as the ``Authorization: Bearer`` header of the one request it is given to
+    (requests drops that header on a redirect to another host). Being an explicit ``auth``, it
+    also keeps requests from reading ``~/.netrc``, whose entry for the API host would otherwise
+    *replace* the header with Basic credentials. Its repr never shows the key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: _Secret):
+        self._key = key
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._key.value}"
+        return r
+
+    def __repr__(self) -> str:
+        return "<bearer>"
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """No credentials (a signed URL is its own), and no ``~/.netrc`` lookup either."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+_NO_AUTH = _NoAuth()
+
+
 class _Session(requests.Session):
-    """A ``requests.Session`` that reads the environment's settings (proxies, ``NO_PROXY``, CA
-    bundle) once per scheme and host, not on every call: requests walks ``os.environ`` twice per
-    request for them, a tenth of the client's work on a first run of small calls (issue 15).
-    The environment is read when the client first calls a host; a change made after that is
-    not seen by this client."""
+    """The ``requests.Session`` a client makes for itself: requests' own steps, minus the work
+    that a call of this client never needs, which was most of the client's CPU per call on a
+    first run of small calls (issue 15; ``benchmarks/bench_client.py``).
+
+    :meth:`request` with an explicit ``auth`` (the client always gives one: :class:`_Bearer` or
+    :class:`_NoAuth`) and a JSON body or none is prepared with the same
+    :class:`requests.PreparedRequest` steps :meth:`requests.Session.request` takes (URL, headers
+    over the session's, body, auth) and sent through the same adapter (connection pool, proxy,
+    TLS, timeouts, and requests' exceptions). What it skips:
+
+    - the environment (proxies, ``NO_PROXY``, the CA bundle) is read once per scheme and host,
+      not twice per call: a change made after the client first calls a host is not seen;
+    - the session's cookie jar is not copied per call: its cookies are sent and a
+      ``Set-Cookie`` is kept as requests would, at no cost while there are none (MiniMax sets
+      none);
+    - no response hooks (this session has none) and no ``elapsed``;
+    - a redirect (followed for downloads only) goes through requests' own
+      :meth:`~requests.Session.resolve_redirects`.
+
+    Anything else (a multipart upload, ``data``, per-call cookies, proxies or hooks, no
+    ``auth``) takes requests' full path, :meth:`requests.Session.request`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -469,12 +517,75 @@ class _Session(requests.Session):
             settings = self._environment[key] = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
         return {**settings, "proxies": dict(settings["proxies"])}
 
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        params: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        proxies: Any = None,
+        hooks: Any = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        cert: Any = None,
+        json: Any = None,
+    ) -> requests.Response:
+        if (
+            auth is None
+            or any(x is not None for x in (data, files, cookies, proxies, hooks, verify, cert))
+            or self.auth is not None
+            or self.params
+            or any(self.hooks.values())
+        ):
+            return super().request(
+                method, url, params=params, data=data, headers=headers, cookies=cookies, files=files, auth=auth,
+                timeout=timeout, allow_redirects=allow_redirects, proxies=proxies, hooks=hooks, stream=stream,
+                verify=verify, cert=cert, json=json,
+            )  # fmt: skip
+        prep = requests.PreparedRequest()
+        prep.prepare_method(method)
+        if isinstance(params, dict) and "?" not in url and all(isinstance(x, str) for kv in params.items() for x in kv):
+            # as requests encodes a dict of strings, minus its type checks (a tenth of a GET's preparing)
+            url, params = f"{url}?{urlencode(params)}", ""
+        prep.prepare_url(url, params)
+        prep.prepare_headers({**self.headers, **(headers or {})})
+        prep.prepare_body(None, None, json)
+        if self.cookies:
+            prep.prepare_cookies(self.cookies)
+        prep.prepare_auth(auth, url)
+        prep.hooks = {"response": []}
+        settings = self.merge_environment_settings(prep.url or "", {}, stream, None, None)
+        resp = self.get_adapter(prep.url or "").send(prep, timeout=timeout, **settings)
+        if "Set-Cookie" in resp.headers:
+            requests.cookies.extract_cookies_to_jar(self.cookies, prep, resp.raw)
+        if allow_redirects and resp.is_redirect:
+            prep.prepare_cookies(self.cookies)  # resolve_redirects carries cookies across the hops
+            hops = [resp, *self.resolve_redirects(resp, prep, timeout=timeout, **settings)]
+            resp = hops.pop()
+            resp.history = hops
+        if not settings["stream"]:
+            resp.content  # noqa: B018  read now, as requests does: a broken body fails the call itself
+        return resp
 
-def _session() -> requests.Session:
+
+def new_session(*, ca_file: str | Path | None = None) -> requests.Session:
+    """The session a :class:`Client` makes for itself (:class:`_Session`, pooled for the
+    runner's threads). With ``ca_file`` it trusts that CA and nothing else, and reads nothing
+    from the environment (``REQUESTS_CA_BUNDLE`` would otherwise win over it): the simulator's
+    HTTPS client (:meth:`vidbatch.api.Simulator.client`)."""
     session = _Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    if ca_file is not None:
+        session.trust_env = False
+        session.verify = str(ca_file)
     return session
 
 
@@ -514,6 +625,7 @@ class Client:
                 f"{facts.HOST_MAINLAND} (--api-host or {ENV_HOST})"
             )
         self._key = _Secret(api_key)
+        self._bearer = _Bearer(self._key)
         self.host = host
         self.host_source = host_source
         self.retry = retry
@@ -522,7 +634,7 @@ class Client:
         self._clock = clock
         self._wall_clock = wall_clock
         self._owns_session = session is None
-        self._session = session if session is not None else _session()
+        self._session = session if session is not None else new_session()
         #: The API host has answered (any HTTP status) since this client was made: from then on
         #: a failure to connect is a hiccup, not a wrong host.
         self.host_answered = False
@@ -903,7 +1015,8 @@ class Client:
                 params=call.params,
                 json=call.json_body,
                 files=call.files,
-                headers=self._headers(auth=True, json_body=call.files is None),
+                headers=self._headers(json_body=call.files is None),
+                auth=self._bearer,
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
@@ -1070,7 +1183,8 @@ class Client:
         with self._session.request(
             call.method,
             call.url,
-            headers=self._headers(auth=call.api_host),
+            headers=self._headers(json_body=call.api_host),
+            auth=self._bearer if call.api_host else _NO_AUTH,
             stream=True,
             timeout=(self.timeouts.connect, self.timeouts.download_read),
         ) as resp:
@@ -1120,16 +1234,10 @@ class Client:
 
     # --- small helpers ------------------------------------------------------------------------
 
-    def _headers(self, *, auth: bool, json_body: bool = True) -> dict[str, str]:
-        """Built per request and never bound to a name, so no frame's locals show the key. A
-        multipart upload (``json_body`` False) lets requests set its own Content-Type."""
-        if not auth:
-            return {"User-Agent": USER_AGENT}
-        return {
-            "Authorization": f"Bearer {self._key.value}",
-            **({"Content-Type": "application/json"} if json_body else {}),
-            "User-Agent": USER_AGENT,
-        }
+    def _headers(self, *, json_body: bool = True) -> dict[str, str]:
+        """The headers of a request, but the key (which :class:`_Bearer` adds to API-host calls).
+        A multipart upload (``json_body`` False) lets requests set its own Content-Type."""
+        return {"Content-Type": "application/json", "User-Agent": USER_AGENT} if json_body else {"User-Agent": USER_AGENT}
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key.value, "<key>") if self._key.value else text

@@ -8,59 +8,38 @@ result is the same, so :func:`load` keeps it in the state folder
 atomically through :mod:`vidbatch.files`, never a pickle) and rebuilds the jobs from it, importing
 only :mod:`vidbatch.manifest.model` (no Jinja, no JSON Schema, no HTTP, no sqlite-utils).
 
-The cache must never be wrong, so an entry is used only when all of these are as they were:
-
-- the vidbatch version and the source of what decides a job (facts, rules, identity, images, the
-  manifest package, the JSON Schema): :func:`code_hash`;
-- the working folder (problems name files relative to it) and the manifest paths and ``--var``
-  values (they also name the file);
-- every file the load read (manifests, included templates, foreach files, images): path, size,
-  mtime, ctime and inode; the manifests' bytes always, and any file's bytes when its stat is
-  ambiguous, i.e. it was modified within :data:`AMBIGUOUS_NS` of the load (a later edit in the
-  same timestamp tick could leave size and times unchanged);
-- the environment variables templates read, by name (an unset one too) and a salted hash of their
-  values, never the values themselves (one could be a secret). Variables no template read do not
-  matter. ``HOME`` always counts (``~`` in paths), and so do the variables that place the config
-  file;
-- the config file (its identity, or that there is none): the loader refuses a job that holds the
-  API key, which may come from there.
+An entry is two lines: the header, a fingerprint of every input of the load
+(:mod:`vidbatch.fingerprint` says what it covers and checks it: the cache must never be wrong),
+then the jobs. The header also carries the *no-op summary* the fast path of ``run`` and
+``plan --check`` reads (:mod:`vidbatch.noop`): each job's name, key and output path, and the
+state migrations this code expects; it is null for manifests that path does not answer
+(warnings to show, sequences, chained shots, a ``[prices]`` table).
 
 Anything else (a missing file, a cache that does not parse, an older format) is a miss; a miss
 costs a normal load plus making the entry (:class:`Pending`), which ``run`` writes once it holds
 the state folder: ``plan`` writes nothing, so ``plan --check`` is fast after a ``run``. A load
-with problems is never cached, nor one an edit raced (an input changed after the load began).
+with problems is never cached, nor one an edit raced (an input changed after the load began), nor
+one whose templates may have tried a file that is not there or listed the environment.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import facts
+from . import facts, fingerprint
 from .errors import ManifestProblem
 from .manifest.model import ImageRef, Job, Manifest, ShotSequence
 
 log = logging.getLogger(__name__)
 
-#: Bump when the layout of a cache file changes: an older file is then a miss.
-FORMAT = 3  # 2: jobs carry their shot and take (issue 14); 3: the config file is an input (issue 15)
-#: A file modified this close to the load (or later) has an ambiguous stat: its bytes are hashed.
-#: 2 s covers the coarsest common timestamps (FAT) and coarse kernel clocks everywhere else.
-AMBIGUOUS_NS = 2_000_000_000
-#: Environment variables that always count: paths may start with ``~``; the others place the
-#: config file, whose API key no job may hold.
-ALWAYS_READ = ("HOME", "VIDBATCH_CONFIG", "XDG_CONFIG_HOME")
 _IMAGE = "$image"
 #: An include, import or extends that may try a file that is missing (``ignore missing``, a list
 #: of names, a name computed from variables): if that file appeared later, the jobs would change,
@@ -69,32 +48,8 @@ _MAY_TRY_MISSING = re.compile(
     rb"ignore\s+missing"
     rb"|\{%-?\s*(?:include|import|extends|from)\s+(?!'[^'\\]*'|\"[^\"\\]*\")"
 )
-#: The wall clock the ambiguity of a stat is judged by (tests move it).
+#: The wall clock a load is timed by, to judge which stats are ambiguous (tests move it).
 clock = time.time_ns
-#: The modules and data whose source decides what a manifest expands to, and this cache itself
-#: (paths inside vidbatch/).
-_CODE = ("__init__.py", "facts.py", "rules.py", "identity.py", "images.py", "jobcache.py", "schemas/manifest.schema.json")
-_CODE_FOLDERS = ("manifest",)
-
-
-def code_hash() -> str:
-    """sha256 of the vidbatch version and of the source of everything that decides a job."""
-    from . import __version__
-
-    return hashlib.sha256(f"{__version__}\0{source_hash()}".encode()).hexdigest()
-
-
-@functools.cache
-def source_hash() -> str:
-    """sha256 of the facts table, the rules, the manifest package and the JSON Schema, as shipped."""
-    root = Path(__file__).parent
-    files = [root / name for name in _CODE]
-    for folder in _CODE_FOLDERS:
-        files.extend(sorted((root / folder).glob("*.py")))
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 class RecordingEnviron(Mapping[str, str]):
@@ -102,7 +57,7 @@ class RecordingEnviron(Mapping[str, str]):
 
     def __init__(self, environ: Mapping[str, str]):
         self._environ = environ
-        self.read: set[str] = set(ALWAYS_READ)
+        self.read: set[str] = set(fingerprint.ALWAYS_READ)
         #: Whether anything listed the whole environment: then no cache can say what mattered.
         self.listed = False
 
@@ -125,18 +80,17 @@ class RecordingEnviron(Mapping[str, str]):
 
 
 def cache_file(state_dir: Path, manifests: Sequence[Path], variables: Mapping[str, str] | None) -> Path:
-    """Where the entry for these manifests (resolved paths) and ``--var`` values lives."""
-    named = json.dumps([[str(p) for p in manifests], sorted((variables or {}).items())])
-    return state_dir / "cache" / (hashlib.sha256(named.encode()).hexdigest()[:32] + ".json")
+    """Where the entry for these manifests (absolute paths) and ``--var`` values lives."""
+    return Path(fingerprint.cache_file(str(state_dir), [str(p) for p in manifests], variables))
 
 
-@dataclass
 class Pending:
     """An entry made at a miss, written by ``run`` once it holds the state folder (``plan``
     writes nothing). Made at load time: ``run --sim`` moves outputs after the load."""
 
-    target: Path
-    text: str
+    def __init__(self, target: Path, text: str):
+        self.target = target
+        self.text = text
 
     def write(self) -> None:
         from . import files
@@ -155,7 +109,7 @@ def load(
     environ: Mapping[str, str] | None = None,
 ) -> tuple[list[Manifest], Pending | None]:
     """The manifests, from the cache when it is valid (then no Pending), else loaded
-    (ManifestError as ever) with the entry to write. ``manifests`` are resolved paths of
+    (ManifestError as ever) with the entry to write. ``manifests`` are absolute paths of
     manifest files."""
     environ = os.environ if environ is None else environ
     target = cache_file(state_dir, manifests, variables)
@@ -176,53 +130,21 @@ def load(
     return loaded, (Pending(target, text) if text is not None else None)
 
 
-# --- checking an entry ----------------------------------------------------------------------------
-
-
 def read(
     target: Path, manifests: Sequence[Path], variables: Mapping[str, str] | None, environ: Mapping[str, str]
 ) -> list[Manifest] | None:
     """The cached manifests when every input is as it was, else None."""
-    try:
-        entry = json.loads(target.read_bytes())
-    except (OSError, ValueError):
+    found = fingerprint.read(str(target))
+    if found is None:
         return None
-    if not isinstance(entry, dict):
+    header, body = found
+    if not fingerprint.holds(header, [str(p) for p in manifests], variables, environ):
         return None
     try:
-        if not _valid(entry, manifests, variables, environ):
-            return None
-        return [_manifest(m) for m in entry["manifests"]]
+        return [_manifest(m) for m in json.loads(body)]
     except (KeyError, TypeError, ValueError, IndexError) as e:  # a damaged or foreign file
         log.debug("job cache %s unreadable: %s", target, e)
         return None
-
-
-def _valid(entry: dict[str, Any], manifests: Sequence[Path], variables: Mapping[str, str] | None, environ: Mapping[str, str]) -> bool:
-    if entry.get("format") != FORMAT or entry["code"] != code_hash() or entry["cwd"] != os.getcwd():
-        return False
-    if entry["paths"] != [str(p) for p in manifests] or entry["vars"] != _vars_hash(variables):
-        return False
-    env = entry["env"]
-    if env["digest"] != _env_digest(env["salt"], env["names"], environ):
-        return False
-    if entry["config"] != _config_identity():
-        return False
-    return all(_unchanged(i) for i in entry["inputs"])
-
-
-def _unchanged(identity: list[Any]) -> bool:
-    path, size, mtime_ns, ctime_ns, ino, sha256 = identity
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (size, mtime_ns, ctime_ns, ino):
-        return False
-    return sha256 is None or _sha256(path) == sha256
-
-
-# --- writing an entry -----------------------------------------------------------------------------
 
 
 def entry(
@@ -233,68 +155,51 @@ def entry(
     started_ns: int,
     config_file: list[Any] | None = None,
 ) -> str | None:
-    """The cache entry (JSON) for ``loaded``, the result of a load begun at ``started_ns``; None
-    when an input changed after the load began, or a template may have tried a missing file or
-    listed the environment."""
+    """The cache entry (two lines of JSON) for ``loaded``, the result of a load begun at
+    ``started_ns``; None when an input changed after the load began, or a template may have tried
+    a missing file or listed the environment."""
     if environ.listed:
         return None
-    for path in {str(p) for m in loaded for p in m.inputs} | {str(p) for p in manifests}:
+    named = [str(p) for p in manifests]
+    paths = {str(p) for m in loaded for p in m.inputs} | set(named)
+    for path in paths:
         with open(path, "rb") as f:
             if _MAY_TRY_MISSING.search(f.read()):
                 log.debug("job cache not written: %s may include a file that is not there", path)
                 return None
-    named = {str(p) for p in manifests}
-    paths = sorted({str(p) for m in loaded for p in m.inputs} | named)
-    inputs = []
-    for path in paths:
-        st = os.stat(path)
-        if st.st_mtime_ns > started_ns or st.st_ctime_ns > started_ns:
-            log.debug("job cache not written: %s changed during the load", path)
-            return None
-        ambiguous = max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns - AMBIGUOUS_NS
-        sha256 = _sha256(path) if ambiguous or path in named else None
-        inputs.append([path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256])
-    salt = secrets.token_hex(16)
-    names = sorted(environ.read)
-    data = {
-        "format": FORMAT,
-        "code": code_hash(),
-        "cwd": os.getcwd(),
-        "paths": [str(p) for p in manifests],
-        "vars": _vars_hash(variables),
-        "env": {"names": names, "salt": salt, "digest": _env_digest(salt, names, environ._environ)},
-        "inputs": inputs,
-        "config": _config_identity() if config_file is None else config_file,
-        "manifests": [_manifest_json(m) for m in loaded],
-    }
-    return json.dumps(data, separators=(",", ":"))
+    inputs = fingerprint.inputs(paths, named, started_ns)
+    if inputs is None:
+        log.debug("job cache not written: an input changed during the load")
+        return None
+    config = _config_identity() if config_file is None else config_file
+    head = fingerprint.header(named, variables, environ.read, environ._environ, inputs, config, noop_summary(loaded))
+    body = [_manifest_json(m) for m in loaded]
+    return json.dumps(head, separators=(",", ":")) + "\n" + json.dumps(body, separators=(",", ":"))
 
 
 def _config_identity() -> list[Any]:
-    """The config file's path and identity (size, times, inode), or its path alone when there is
-    none: an API key written there, or changed, is seen."""
+    """The config file's path and identity, or its path alone when there is none: an API key
+    written there, or changed, is seen."""
     from .config import config_path
 
-    path = str(config_path())
-    try:
-        st = os.stat(path)
-    except OSError:
-        return [path]
-    return [path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return fingerprint.identity(str(config_path()))
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def noop_summary(loaded: Sequence[Manifest]) -> dict[str, Any] | None:
+    """What the no-op fast path (:mod:`vidbatch.noop`) needs of these manifests: each manifest's
+    path and output folder, each job's manifest (index), name, key and output path in plan order,
+    and the names of the state migrations this code applies. None when that path must not answer
+    for them: warnings to show, sequences to join, chained shots, a ``[prices]`` table."""
+    from .state import migrations
 
-
-def _vars_hash(variables: Mapping[str, str] | None) -> str:
-    return hashlib.sha256(json.dumps(sorted((variables or {}).items())).encode()).hexdigest()
-
-
-def _env_digest(salt: str, names: Sequence[str], environ: Mapping[str, str]) -> str:
-    values = [[name, environ.get(name)] for name in names]
-    return hashlib.sha256((salt + json.dumps(values)).encode()).hexdigest()
+    for m in loaded:
+        if m.warnings or m.sequences or m.prices or any(j.warnings or j.frame_sources() for j in m.jobs):
+            return None
+    return {
+        "migrations": migrations.names,
+        "manifests": [[str(m.path), str(m.output_dir)] for m in loaded],
+        "jobs": [[i, j.name, j.key, str(j.output)] for i, m in enumerate(loaded) for j in m.jobs],
+    }
 
 
 # --- jobs to JSON and back ------------------------------------------------------------------------

@@ -4,21 +4,23 @@ Each command lives in a module of this package and is imported only when it runs
 ``--help`` lists it), so ``vidbatch --help`` loads click and nothing heavy. Commands parse options,
 make one library call and render the result.
 
-This module is the one error boundary: a :class:`~vidbatch.errors.VidbatchError` becomes a clean
-``error: ...`` line and the exit code its class names. Anything else is a bug and keeps its
-traceback. ``VIDBATCH_DEBUG=1`` shows the traceback of every error.
+:data:`main` is the entry point (the console script, ``python -m vidbatch``, click's test
+runner). Before click and the library are loaded it hands the arguments to the no-op fast path
+(:mod:`vidbatch.cli.fast`): a ``run`` or ``plan --check`` with nothing to do is answered there,
+printing and exiting exactly as the command would (issue 15). Everything else goes to the click
+group (:mod:`vidbatch.cli.group`), which is the one error boundary.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-import click
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-from .. import __version__
+    import click
 
 #: command name -> "module:attribute", in the order ``--help`` lists them.
 COMMANDS = {
@@ -39,49 +41,34 @@ COMMANDS = {
 }
 
 
-class VidbatchGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+def click_group() -> click.Group:
+    """The click group of every command (imports click)."""
+    from .group import main as group
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from ..errors import EXIT_INTERRUPTED, VidbatchError
-
-        try:
-            return super().invoke(ctx)
-        except VidbatchError as e:
-            if os.environ.get("VIDBATCH_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            if os.environ.get("VIDBATCH_DEBUG"):
-                raise
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+    return group
 
 
-@click.group(cls=VidbatchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="vidbatch")
-def main() -> None:
-    """Render many MiniMax Hailuo videos from a manifest, make-style.
+class Main:
+    """The ``vidbatch`` command: the no-op fast path, then the click group.
 
-    \b
-    vidbatch plan shots.toml        what would be rendered, and why
-    vidbatch run shots.toml         render what is new or changed, resume what is running
-    vidbatch run --sim shots.toml   the same against the bundled simulator: no key, no cost
-
-    \b
-    Exit codes: 0 done; 1 some jobs failed (or plan --check: not up to date);
-    2 invalid manifest or usage; 3 account or credentials problem; 4 state in use; 130 interrupted.
-
-    The API key is read from MINIMAX_API_KEY, else from ~/.config/vidbatch/config.toml
-    (api_key = "...", chmod 600); the host from --api-host, MINIMAX_API_HOST or that file.
+    Called (or its :meth:`main` called, as click's ``CliRunner`` does) in click's standalone mode,
+    it first offers the arguments to :func:`vidbatch.cli.fast.answer`, which exits when it can
+    answer; otherwise the click group runs. Any other attribute is the click group's, so ``main``
+    stands for the group wherever one is expected (``main.get_command``, ``CliRunner.invoke``).
     """
+
+    def __call__(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        return self.main(args, prog_name, **extra)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        if not extra:  # standalone mode: what a command prints and its exit code are its answer
+            from .fast import answer
+
+            answer(list(sys.argv[1:] if args is None else args))
+        return click_group().main(args, prog_name, **extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(click_group(), name)
+
+
+main = Main()
