@@ -65,9 +65,10 @@ def test_a_task_clip_is_the_same_bytes_every_time():
 
 
 def test_without_pyav_or_when_encoding_fails_the_bundled_clip_is_served(monkeypatch, tmp_path):
-    monkeypatch.setattr(sim_video, "_pyav", lambda: None)
-    assert sim_video.task_clip("1") == sim_video.clip_bytes()
-    monkeypatch.undo()
+    # monkeypatch.context(), not undo(): undo would also drop conftest's isolated HOME
+    with monkeypatch.context() as patch:
+        patch.setattr(sim_video, "_pyav", lambda: None)
+        assert sim_video.task_clip("1") == sim_video.clip_bytes()
 
     def broken(task_id: str) -> bytes:
         raise av.error.ValueError(22, "simulated encoder failure")
@@ -89,11 +90,10 @@ def test_a_persisted_video_is_served_again_from_the_data_folder(monkeypatch, tmp
     def must_not_encode(task_id: str) -> bytes:
         raise AssertionError("served again from the cache, not encoded again")
 
-    monkeypatch.setattr(sim_video, "_encode", must_not_encode)
-    with running_simulator(SimConfig(key=TEST_KEY, data_dir=data_dir)) as second:
+    with monkeypatch.context() as patch, running_simulator(SimConfig(key=TEST_KEY, data_dir=data_dir)) as second:
+        patch.setattr(sim_video, "_encode", must_not_encode)
         file = retrieve(second, file_id)["file"]
         assert requests.get(file["download_url"], timeout=10).content == original
-    monkeypatch.undo()
 
     cached.write_bytes(b"")  # a damaged cache file is made again, never served
     with running_simulator(SimConfig(key=TEST_KEY, data_dir=data_dir)) as third:
