@@ -106,6 +106,22 @@ def test_a_no_op_prints_and_exits_exactly_as_the_normal_path(finished, args):
         assert "0 renders created in this run" in err
 
 
+def test_clicks_test_runner_goes_through_the_fast_path_too(finished, monkeypatch):
+    """``CliRunner().invoke(main, ...)`` calls ``main.main``: in-process tests see the fast path."""
+    from click.testing import CliRunner
+
+    from vidbatch.cli import click_group
+
+    answered = []
+    real = noop.check
+    monkeypatch.setattr(noop, "check", lambda *a, **kw: answered.append(real(*a, **kw)) or answered[-1])
+    fast_result = cli("run", "shots.toml", *RUN)
+    assert len(answered) == 1 and answered[0].jobs == 3
+    normal = CliRunner().invoke(click_group(), ["run", "shots.toml", *RUN])
+    assert len(answered) == 1, "the click group alone never asks"
+    assert (fast_result.exit_code, fast_result.stdout, fast_result.stderr) == (normal.exit_code, normal.stdout, normal.stderr)
+
+
 def test_the_run_lines_name_every_job_and_folder(finished):
     _, _, err = same_both_ways(["run", str(finished / "shots.toml"), "more.toml", *RUN], finished)
     assert err.splitlines() == [

@@ -171,6 +171,8 @@ def _summary(state_dir: str, paths: list[str], variables: Mapping[str, str] | No
 
 
 def _finished(state_dir: str, summary: dict[str, Any], *, run: bool) -> Finished:
+    """The state's side of :func:`check`: every job of ``summary`` done, in place, as recorded
+    (for ``run``, held under the run lock, with nothing the runner would write)."""
     db = os.path.join(state_dir, DB_NAME)
     if not os.path.isfile(db):
         raise Declined("no state database")
