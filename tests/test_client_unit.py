@@ -555,3 +555,11 @@ def test_cookies_are_kept_and_sent_back_as_requests_does(no_proxies):
                 client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
     assert len(seen) == 4
     assert [b"Cookie: lb=node-7" in r for r in seen] == [False, True, False, True]
+
+
+def test_the_auth_that_carries_the_key_never_shows_it():
+    client = Client(TEST_KEY, HOST)
+    bearer = client._bearer
+    assert TEST_KEY not in repr(bearer) and TEST_KEY not in str(bearer) and TEST_KEY not in repr(vars(client))
+    prepared = bearer(requests.Request("GET", HOST + facts.PATH_QUERY).prepare())
+    assert prepared.headers["Authorization"] == f"Bearer {TEST_KEY}"  # and only there
