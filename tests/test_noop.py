@@ -24,6 +24,7 @@ import pytest
 from vidbatch import noop
 from vidbatch.cli import fast
 
+from .conftest import TEST_KEY
 from .helpers import cli, t2v_manifest, write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,22 @@ def test_a_no_op_prints_and_exits_exactly_as_the_normal_path(finished, args):
         assert "0 renders created in this run" in err
 
 
+def test_clicks_test_runner_goes_through_the_fast_path_too(finished, monkeypatch):
+    """``CliRunner().invoke(main, ...)`` calls ``main.main``: in-process tests see the fast path."""
+    from click.testing import CliRunner
+
+    from vidbatch.cli import click_group
+
+    answered = []
+    real = noop.check
+    monkeypatch.setattr(noop, "check", lambda *a, **kw: answered.append(real(*a, **kw)) or answered[-1])
+    fast_result = cli("run", "shots.toml", *RUN)
+    assert len(answered) == 1 and answered[0].jobs == 3
+    normal = CliRunner().invoke(click_group(), ["run", "shots.toml", *RUN])
+    assert len(answered) == 1, "the click group alone never asks"
+    assert (fast_result.exit_code, fast_result.stdout, fast_result.stderr) == (normal.exit_code, normal.stdout, normal.stderr)
+
+
 def test_the_run_lines_name_every_job_and_folder(finished):
     _, _, err = same_both_ways(["run", str(finished / "shots.toml"), "more.toml", *RUN], finished)
     assert err.splitlines() == [
@@ -114,6 +131,16 @@ def test_the_run_lines_name_every_job_and_folder(finished):
         "vidbatch: 0 renders created in this run",
         f"vidbatch: all 5 jobs done; outputs in {finished.parent / 'elsewhere'}, renders",
     ]
+
+
+def test_a_key_from_the_config_file_is_answered_too(finished, monkeypatch):
+    """The config file is read by vidbatch.config itself; the job cache counts it as an input, so
+    the first run after it appeared is a miss (and writes the entry)."""
+    _config(f'api_key = "{TEST_KEY}"\napi_host = "{os.environ["MINIMAX_API_HOST"]}"\n')
+    monkeypatch.delenv("MINIMAX_API_KEY")
+    monkeypatch.delenv("MINIMAX_API_HOST")
+    assert cli("run", "shots.toml", *RUN).exit_code == 0
+    same_both_ways(["run", "shots.toml", *RUN], finished)
 
 
 def test_a_var_is_part_of_the_answer(finished):
@@ -211,8 +238,11 @@ def test_forms_it_does_not_read_go_to_click(finished, args):
         (lambda f, mp: mp.delenv("MINIMAX_API_KEY"), "no plain API key"),
         (lambda f, mp: mp.setenv("MINIMAX_API_KEY", "key\u00e9"), "no plain API key"),
         (lambda f, mp: mp.setenv("MINIMAX_API_HOST", "http://[::1"), "not a plain URL"),
-        (lambda f, mp: mp.setenv("VIDBATCH_CONFIG", str(f / "c.toml")), "VIDBATCH_CONFIG"),
-        (lambda f, mp: write(Path(os.environ["XDG_CONFIG_HOME"]) / "vidbatch", "config.toml", 'api_host = "x"\n'), "a config file"),
+        (lambda f, mp: mp.setenv("VIDBATCH_CONFIG", str(f / "c.toml")), "the config file: VIDBATCH_CONFIG names"),
+        (lambda f, mp: write(Path(os.environ["XDG_CONFIG_HOME"]) / "vidbatch", "config.toml", 'api_host = "x"\n'), "others can read it"),
+        (lambda f, mp: _config('[[prices.global]]\nmodel = "T2V-01"\nduration = 6\nprice = "0.20"\n'), "the config file has prices"),
+        (lambda f, mp: (mp.delenv("MINIMAX_API_HOST"), _config('api_host = "http://[::1"\n')), "not a plain URL"),
+        (lambda f, mp: (mp.delenv("MINIMAX_API_KEY"), _config('api_host = "http://127.0.0.1:1"\n')), "no plain API key"),
         (lambda f, mp: (f / ".vidbatch" / "state.db").unlink(), "no state database"),
         (lambda f, mp: (f / ".vidbatch" / "run.lock").unlink(), "no run lock"),
         (lambda f, mp: (f / "renders" / ".vidbatch-index.json").unlink(), "the outputs index beside it lacks its entry"),
@@ -286,6 +316,13 @@ def test_the_names_it_reads_are_the_librarys():
     from vidbatch.errors import EXIT_INTERRUPTED
 
     assert fast.EXIT_INTERRUPTED == EXIT_INTERRUPTED
+
+
+def _config(text: str) -> Path:
+    """A config file (mode 0600) where vidbatch.config looks for it."""
+    path = write(Path(os.environ["XDG_CONFIG_HOME"]) / "vidbatch", "config.toml", text)
+    path.chmod(0o600)
+    return path
 
 
 def _sql(folder: Path, statement: str) -> None:

@@ -24,9 +24,10 @@ and for ``run`` also:
   the state row of each render names the job that plans it (else the runner renames it);
 - each output folder's index (:mod:`vidbatch.outputs_index`) has the job's entry (else the runner
   writes it), and no staging file lies in it (else the session deletes it);
-- the API key comes from ``MINIMAX_API_KEY`` (plain printable ASCII), there is no config file,
-  and ``MINIMAX_API_HOST``, if set, is a plain URL: then finding the key, the host and the price
-  table cannot fail.
+- the API key (``MINIMAX_API_KEY``, else the config file's) is plain printable ASCII, the host
+  (``MINIMAX_API_HOST``, else the config file's), if set, is a plain URL, and the config file, if
+  any, is one :mod:`vidbatch.config` reads without an error and holds no ``[prices]``: then
+  finding the key, the host and the price table cannot fail.
 
 The state is read with plain ``sqlite3`` (read-only), with the few queries below: importing the
 store costs more than the rest of a no-op of 100 jobs. ``tests/test_noop.py`` runs each case
@@ -122,24 +123,44 @@ def check(manifests: Sequence[str], variables: Mapping[str, str] | None, *, run:
 
 def _check_credentials(environ: Mapping[str, str]) -> None:
     """The key and host ``run`` finds (vidbatch.config.credentials) and the price table it loads
-    (vidbatch.prices.load_table) come without a doubt from the environment alone."""
-    key = (environ.get("MINIMAX_API_KEY") or "").strip()
+    (vidbatch.prices.load_table) come without a doubt: from the environment alone when there is
+    no config file; else the config file is read by :mod:`vidbatch.config` itself (its rules are
+    its own; importing it costs about 20 ms) and must hold no ``[prices]``."""
+    if environ.get("VIDBATCH_CONFIG") or _config_file_may_exist(environ):
+        key, host = _from_config_file()
+    else:
+        key, host = (environ.get("MINIMAX_API_KEY") or "").strip(), environ.get("MINIMAX_API_HOST")
     if not key or not all(" " <= c <= "~" for c in key):
-        raise Declined("no plain API key in MINIMAX_API_KEY")
-    if environ.get("VIDBATCH_CONFIG"):
-        raise Declined("VIDBATCH_CONFIG names a config file")
+        raise Declined("no plain API key")
+    if host and not _PLAIN_HOST.fullmatch(host.strip()):
+        raise Declined("the API host is not a plain URL")
+
+
+def _config_file_may_exist(environ: Mapping[str, str]) -> bool:
+    """Whether vidbatch.config.config_path() may name a file (without its import: vidbatch.config
+    decides whenever this is true)."""
     base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     try:
         os.stat(os.path.join(base, "vidbatch", "config.toml"))
     except FileNotFoundError:
-        pass  # none: what vidbatch.config.read_config reads as no settings
-    except OSError as e:
-        raise Declined(f"the config file cannot be looked for ({e.strerror})") from None
-    else:
-        raise Declined("a config file may hold a key, a host and prices")
-    host = environ.get("MINIMAX_API_HOST")
-    if host and not _PLAIN_HOST.fullmatch(host.strip()):
-        raise Declined("MINIMAX_API_HOST is not a plain URL")
+        return False  # none: what vidbatch.config.read_config reads as no settings
+    except OSError:
+        return True
+    return True
+
+
+def _from_config_file() -> tuple[str | None, str | None]:
+    """(key, host) as ``run`` finds them with a config file (or VIDBATCH_CONFIG) in play."""
+    from . import config
+    from .errors import VidbatchError
+
+    try:
+        if "prices" in config.read_config():
+            raise Declined("the config file has prices")
+        found = config.credentials()
+    except VidbatchError as e:
+        raise Declined(f"the config file: {e}") from None
+    return found.key, found.host
 
 
 def _absolute(given: str) -> str:
@@ -171,6 +192,8 @@ def _summary(state_dir: str, paths: list[str], variables: Mapping[str, str] | No
 
 
 def _finished(state_dir: str, summary: dict[str, Any], *, run: bool) -> Finished:
+    """The state's side of :func:`check`: every job of ``summary`` done, in place, as recorded
+    (for ``run``, held under the run lock, with nothing the runner would write)."""
     db = os.path.join(state_dir, DB_NAME)
     if not os.path.isfile(db):
         raise Declined("no state database")
