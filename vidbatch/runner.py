@@ -27,12 +27,10 @@ already in flight are still polled and downloaded. Retries are bounded per rende
 Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the worker
 that gets the answer writes its task id to the task-id journal (:class:`TaskIdJournal`) before
 handing it over, and the scheduler commits it with :meth:`Store.record_submitted`; the next start
-replays a journal line a crash left uncommitted. While a run lasts the interpreter switches
-threads every :data:`SWITCH_INTERVAL` (1 ms, not Python's 5), so neither write waits long for a
-busy thread. If the process dies before the journal line, the job is ``uncertain`` on the next
-start (v1 has no idempotency key and no task list): it is reported and NOT created again unless
-the user passes ``--resubmit-uncertain``. A create
-whose answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way. If the
+replays a journal line a crash left uncommitted. If the process dies before the journal line,
+the job is ``uncertain`` on the next start (v1 has no idempotency key and no task list): it is
+reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create whose
+answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way. If the
 state database stops accepting writes (a full disk), nothing new is created, renders in flight
 are still collected from memory, and every task id the state could not keep is reported
 (``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently; those
@@ -71,7 +69,6 @@ import logging
 import os
 import queue
 import shutil
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -103,12 +100,6 @@ if TYPE_CHECKING:
     from .client import Download, TaskStatus, V2Page, V2Task
 
 log = logging.getLogger(__name__)
-
-#: The interpreter's thread switch interval while a run lasts (seconds; Python's default is 5 ms).
-#: A worker holding a create's answer, or the scheduler about to commit it, waits at most this
-#: long for a thread busy with Python code to let go: with the default, the p99 from answer to
-#: journal line was 3-16 ms at 140 jobs/s, with 1 ms 2.7 ms (issue 15).
-SWITCH_INTERVAL = 0.001
 
 #: What :meth:`Runner._write` returns when the state refused the write.
 _UNSAVED: Any = object()
@@ -421,58 +412,46 @@ _Control = Union[_Replan, _StopRequest]
 
 
 class _Inbox:
-    """What wakes the scheduler: worker results and control messages. Any thread puts them on
-    one ``queue.SimpleQueue`` (a C queue: no Python lock or condition per message, issue 15);
-    the scheduler alone sorts them into its channels. The answers of creates come out first:
-    a task id is only journaled until it is saved, so it never waits behind other jobs' polls
-    and downloads (the answer-to-commit window)."""
+    """What wakes the scheduler: worker results and control messages, on separate channels,
+    behind one condition so one wait serves both. The answers of creates come out first: a task
+    id is only in the journal until it is saved, so it never waits behind other jobs' polls and
+    downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
+    workers' tasks cost no less CPU and made that window 2-5 times longer (workers woke faster
+    and kept the scheduler from the interpreter)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Result | _Control] = queue.SimpleQueue()
+        self._cond = threading.Condition()
         self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
-        self._queue.put(item)
+        with self._cond:
+            (self._created if item.call is Call.CREATE else self._results).append(item)
+            self._cond.notify()
 
     def put_control(self, item: _Control) -> None:
-        self._queue.put(item)
-
-    def _sort(self, item: _Result | _Control) -> None:
-        if isinstance(item, _Result):
-            (self._created if item.call is Call.CREATE else self._results).append(item)
-        else:
+        with self._cond:
             self._controls.append(item)
-
-    def _drain(self) -> bool:
-        """Sort what has arrived (scheduler only); whether anything is waiting to be taken."""
-        while not self._queue.empty():
-            self._sort(self._queue.get_nowait())
-        return bool(self._created or self._results or self._controls)
+            self._cond.notify()
 
     def wait(self, timeout: float) -> bool:
-        if self._drain():
-            return True
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return False
-        self._sort(item)
-        return True
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
 
     def take_result(self) -> _Result | None:
-        self._drain()
-        if self._created:
-            return self._created.popleft()
-        return self._results.popleft() if self._results else None
+        with self._cond:
+            if self._created:
+                return self._created.popleft()
+            return self._results.popleft() if self._results else None
 
     def take_control(self) -> _Control | None:
-        self._drain()
-        return self._controls.popleft() if self._controls else None
+        with self._cond:
+            return self._controls.popleft() if self._controls else None
 
     def empty(self) -> bool:
-        return not self._drain()
+        with self._cond:
+            return not (self._created or self._results or self._controls)
 
 
 class _CreateQueue:
@@ -521,7 +500,7 @@ class _Pool:
     With ``size`` 0 every call runs at once on the scheduler's thread (deterministic tests)."""
 
     def __init__(self, size: int, inbox: _Inbox):
-        self._tasks: queue.SimpleQueue[tuple[Call, _Render, Callable[[], Any]]] = queue.SimpleQueue()
+        self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
         self._inbox = inbox
         self._inline = size == 0
         self._size = size
@@ -629,8 +608,6 @@ class Runner:
         """Carry out ``plan``. With ``keep_alive`` (watch mode) the runner stays up when idle,
         taking new plans from :meth:`replan`, until :meth:`stop`."""
         self._keep_alive = keep_alive
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
         # The plan's objects live as long as the run: the cyclic collector need not walk them
         # again (a full collection over 10,000 jobs' objects stalled every thread ~0.1 s).
         gc.freeze()
@@ -646,7 +623,6 @@ class Runner:
             self._release_claims()
             self._settle_journal()
             self._finish()
-            sys.setswitchinterval(switch)
             gc.unfreeze()
         return self.result
 
