@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 import time
 
 import pytest
@@ -196,3 +197,26 @@ def test_a_run_killed_before_it_could_commit_a_task_id_keeps_it_through_the_jour
         assert (tmp_path / "renders" / "a.mp4").exists()
         assert _state_of(db, "a") == "done"
         assert journal.read_text() == ""
+
+
+# --- checkpoints off the scheduler's thread ------------------------------------------------------
+
+
+def test_during_a_run_the_log_is_checkpointed_by_a_thread_of_its_own_and_sqlites_own_resume_after(tmp_path):
+    store = Store(tmp_path / ".vidbatch")
+    db = store.path
+    autocheckpoint = lambda: store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]  # noqa: E731
+    assert autocheckpoint() == 1000
+    with store.checkpoints_elsewhere(interval=0.01):
+        assert autocheckpoint() == 0, "no commit of the run waits for a checkpoint"
+        before = db.stat().st_size
+        with store.transaction():
+            for i in range(500):
+                key = f"k{i}"
+                store.record_seen(key, {"prompt": "x" * 2000 + key}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt=key, name=key)
+        # the pages reach the database file only through the checkpointing thread
+        _wait_for(lambda: db.stat().st_size > before, "a background checkpoint")
+    assert autocheckpoint() == 1000
+    assert not [t for t in threading.enumerate() if t.name == "vidbatch-checkpoint"]
+    store.close()
+    assert len(Store(tmp_path / ".vidbatch").all_renders()) == 500

@@ -612,10 +612,11 @@ class Runner:
         # again (a full collection over 10,000 jobs' objects stalled every thread ~0.1 s).
         gc.freeze()
         try:
-            self._take_open_intents()
-            if plan is not None:
-                self._take_plan(plan)
-            self._loop()
+            with self.store.checkpoints_elsewhere():  # no commit of the scheduler waits for a checkpoint
+                self._take_open_intents()
+                if plan is not None:
+                    self._take_plan(plan)
+                self._loop()
         except KeyboardInterrupt:
             self._interrupt()
         finally:

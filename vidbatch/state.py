@@ -94,6 +94,10 @@ JOURNAL_NAME = "task-ids.journal"
 #: Seconds a statement waits for another connection's write lock before the store gives up with a
 #: StateError (tests pass a short ``busy_timeout`` to Store instead).
 BUSY_TIMEOUT = 20.0
+#: Seconds between a run's checkpoints of the write-ahead log (:meth:`Store.checkpoints_elsewhere`).
+CHECKPOINT_INTERVAL = 1.0
+#: SQLite's own checkpoint threshold (pages), restored after a run.
+_AUTOCHECKPOINT = 1000
 
 
 class RenderState(str, enum.Enum):
@@ -929,6 +933,53 @@ class Store:
     def close(self) -> None:
         self.journal.close()
         self.conn.close()
+
+    @contextlib.contextmanager
+    def checkpoints_elsewhere(self, interval: float = CHECKPOINT_INTERVAL) -> Iterator[None]:
+        """While the block runs, the write-ahead log is copied into the database file by a thread
+        of its own (``wal_checkpoint(PASSIVE)`` on its own connection, every ``interval``
+        seconds), not by whichever commit crosses SQLite's 1,000-page mark: that commit waits for
+        the database file's fsync, which a busy disk stretched to 2.6 s on the run's one
+        scheduling thread (issue 15). A passive checkpoint never blocks a writer; one that fails
+        is logged and tried again. SQLite's own checkpoints resume after the block."""
+        if self.readonly:
+            yield
+            return
+        stop = threading.Event()
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=rw"  # never makes a file
+
+        def checkpoint() -> None:
+            try:
+                conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+            except sqlite3.Error as e:
+                log.info("no background checkpoints of %s: %s", self.path, e)
+                return
+            try:
+                while not stop.wait(interval):
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as e:
+                        log.info("a background checkpoint of %s failed: %s", self.path, e)
+            finally:
+                conn.close()
+
+        try:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as e:
+            log.info("keeping SQLite's own checkpoints of %s: %s", self.path, e)
+            yield
+            return
+        worker = threading.Thread(target=checkpoint, name="vidbatch-checkpoint", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=self.busy_timeout)
+            try:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+            except sqlite3.Error as e:
+                log.info("could not restore SQLite's checkpoints of %s: %s", self.path, e)
 
     # --- locking --------------------------------------------------------------------------
 
