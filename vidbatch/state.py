@@ -33,7 +33,9 @@ and the store refuses any other. The write methods are intents (``record_submitt
 
 Speed (issue 15): a no-op imports no sqlite-utils, and the write path is prepared plain SQL, one
 statement per change (sqlite-utils asks SQLite about the schema again on every ``update``); a
-transition reads the row once and returns it updated in memory.
+transition reads the row once and returns it updated in memory. During a run the write-ahead log
+is checkpointed by a thread of its own (:meth:`Store.checkpoints_elsewhere`), so no commit of the
+scheduler waits for the database file's fsync.
 
 Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and the task id
 the moment it arrives. The worker thread that got the answer appends it to the task-id journal
