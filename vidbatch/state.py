@@ -949,13 +949,14 @@ class Store:
             return
         stop = threading.Event()
         uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=rw"  # never makes a file
+        try:  # opened here, used only by the thread: without it SQLite keeps its own checkpoints
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, check_same_thread=False)
+        except sqlite3.Error as e:
+            log.info("keeping SQLite's own checkpoints of %s: %s", self.path, e)
+            yield
+            return
 
         def checkpoint() -> None:
-            try:
-                conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
-            except sqlite3.Error as e:
-                log.info("no background checkpoints of %s: %s", self.path, e)
-                return
             try:
                 while not stop.wait(interval):
                     try:
@@ -968,6 +969,7 @@ class Store:
         try:
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as e:
+            conn.close()
             log.info("keeping SQLite's own checkpoints of %s: %s", self.path, e)
             yield
             return
