@@ -5,6 +5,7 @@ SQLite), and the store alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -190,6 +191,11 @@ def test_a_run_killed_before_it_could_commit_a_task_id_keeps_it_through_the_jour
         locker.close()
         assert _state_of(db, "a") == "submitting", "the database alone never saw the task id"
         assert creates(server) == 1
+        task_id = json.loads(journal.read_text())["task_id"]
+        planned = json.loads(cli(["plan", manifest, "--json"], env=env).output)  # reads the journal, writes nothing
+        assert [(j["name"], j["action"], j["task_id"]) for j in planned["jobs"]] == [("a", "resume", task_id)]
+        assert planned["summary"]["billable"] == 0
+        assert _state_of(db, "a") == "submitting" and journal.read_text() != ""
 
         again = cli(args, env=env)
         assert again.exit_code == 0, again.output
@@ -229,3 +235,17 @@ def test_when_no_second_connection_can_open_the_database_sqlite_keeps_its_own_ch
         assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         assert not store.path.exists(), "the checkpointer never makes a database file"
     store.close()
+
+
+def test_a_runner_given_a_plan_made_before_any_replay_collects_the_journaled_task(tmp_path):
+    h = Harness(tmp_path, {"a": "A red fox"})
+    store = CrashingStore(tmp_path / ".vidbatch")
+    with pytest.raises(Crash):
+        h.run(store)
+    store.close()
+    h.store = Store(tmp_path / ".vidbatch")  # no session: nothing replayed before the plan
+    plan = h.plan(resubmit_uncertain=True)
+    assert [(pj.action.value, pj.record.task_id) for pj in plan.jobs] == [("resume", "task-1")]
+    result = h.make_runner().run(plan)
+    assert result.exit_code == 0
+    assert h.client.count("create") == 1 and h.output("a").exists()

@@ -37,7 +37,7 @@ import difflib
 import enum
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -283,6 +283,12 @@ def plan_jobs(
     jobs = [job for m in manifests for job in m.jobs]
     force = set(force)
     records = store.get_many(j.key for j in jobs) if store else {}
+    if store and any(r.state is RenderState.SUBMITTING for r in records.values()):
+        # a create answered before a crash, its task id kept in the journal: the start of the
+        # next run commits it (Store.replay_journal), so it is collected, never created again
+        for key, (_, task_id) in store.journaled().items():
+            if key in records:
+                records[key] = replace(records[key], state=RenderState.RUNNING, task_id=task_id)
     outputs = store.all_outputs() if store else {}
     outputs_by_key: dict[str, list[OutputRecord]] = {}
     for rec in outputs.values():

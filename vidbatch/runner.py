@@ -613,6 +613,7 @@ class Runner:
         gc.freeze()
         try:
             with self.store.checkpoints_elsewhere():  # no commit of the scheduler waits for a checkpoint
+                self._write(self.store.replay_journal)  # done by the session already; a plan may count on it
                 self._take_open_intents()
                 if plan is not None:
                     self._take_plan(plan)

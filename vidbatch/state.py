@@ -1348,13 +1348,22 @@ class Store:
         ``submitting`` at the journaled attempt become ``running`` with their task. Then the
         journal is emptied. Call only while holding the run lock."""
         recovered = []
-        for key, attempt, task_id in self.journal.entries():
-            record = self.get(key)
-            if record is None or record.state is not RenderState.SUBMITTING or record.attempts != attempt:
-                continue  # committed already, or an older create of this key
-            recovered.append(self.record_submitted(key, task_id, name=record.name, from_journal=True))
+        for record, task_id in self.journaled().values():
+            recovered.append(self.record_submitted(record.key, task_id, name=record.name, from_journal=True))
         self.journal.clear()
         return recovered
+
+    @_guarded
+    def journaled(self) -> dict[str, tuple[RenderRecord, str]]:
+        """By key: the rows still ``submitting`` whose task id the journal holds for their current
+        attempt, with that task id (what :meth:`replay_journal` commits; this only reads). Lines
+        of rows committed already, or of an older create of the key, are left out."""
+        found = {}
+        for key, attempt, task_id in self.journal.entries():
+            record = self.get(key)
+            if record is not None and record.state is RenderState.SUBMITTING and record.attempts == attempt:
+                found[key] = (record, task_id)
+        return found
 
     def mark_interrupted_submissions(self) -> list[RenderRecord]:
         """Rows left ``submitting`` by a run that died mid-create become ``uncertain``, except
