@@ -259,10 +259,9 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
 
     real_note = TaskIdJournal.note
 
-    def note(self: TaskIdJournal, key: str, attempt: int, task_id: str) -> bool:
-        out = real_note(self, key, attempt, task_id)
+    def note(self: TaskIdJournal, key: str, attempt: int, task_id: str) -> None:
+        real_note(self, key, attempt, task_id)
         journaled[task_id] = time.perf_counter()
-        return out
 
     TaskIdJournal.note = note  # type: ignore[method-assign]
     Client.create = create  # type: ignore[method-assign]

@@ -755,7 +755,7 @@ class TaskIdJournal:
         self._uncommitted: set[str] = set()
         self._dirty = True  # what an earlier process left is unknown until the first clear
 
-    def note(self, key: str, attempt: int, task_id: str) -> bool:
+    def note(self, key: str, attempt: int, task_id: str) -> None:
         line = (json.dumps({"key": key, "attempt": attempt, "task_id": task_id}, separators=(",", ":")) + "\n").encode()
         with self._lock:
             self._uncommitted.add(task_id)
@@ -766,8 +766,6 @@ class TaskIdJournal:
                 self._dirty = True
             except OSError as e:
                 log.warning("could not journal task %s: %s (the state database still records it)", task_id, e)
-                return False
-        return True
 
     def committed(self, task_id: str) -> None:
         with self._lock:
@@ -790,13 +788,11 @@ class TaskIdJournal:
                 continue
         return found
 
-    def clear(self) -> bool:
-        """Empty the journal if every task id this object wrote is committed; whether it is empty."""
+    def clear(self) -> None:
+        """Empty the journal if every task id this object wrote is committed."""
         with self._lock:
-            if self._uncommitted:
-                return False
-            if not self._dirty:
-                return True
+            if self._uncommitted or not self._dirty:
+                return
             try:
                 if self._fd is not None:
                     os.ftruncate(self._fd, 0)
@@ -806,9 +802,8 @@ class TaskIdJournal:
                 pass
             except OSError as e:
                 log.warning("could not empty %s: %s (its lines are replayed harmlessly next time)", self.path, e)
-                return False
+                return
             self._dirty = False
-            return True
 
     def close(self) -> None:
         with self._lock:
