@@ -14,13 +14,13 @@ import time
 
 import pytest
 
-from vidbatch.events import EventKind, Stop
+from vidbatch.events import Stop
 from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
 
 from .conftest import TEST_KEY
 from .helpers import cli, cli_subprocess, creates, t2v_manifest
-from .test_runner_unit import FailingStore, Harness
+from .test_runner_unit import Harness, run_until_the_disk_fills
 
 
 class Crash(BaseException):
@@ -118,18 +118,7 @@ def test_after_a_normal_run_the_journal_is_empty_and_private(tmp_path):
 
 
 def test_task_ids_the_full_disk_kept_from_the_database_are_recovered_at_the_next_start(tmp_path):
-    h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=2)
-    store = FailingStore(tmp_path / ".vidbatch")
-    store.failing = set()
-
-    def on_event(e):
-        h.events.append(e)
-        if e.kind == EventKind.SUBMIT and not store.failing:
-            store.failing = {"record_submitted", "record_status", "record_rendered", "record_downloaded"}
-
-    runner = h.make_runner(store)
-    runner.on_event = on_event
-    result = runner.run(h.plan())
+    h, store, result = run_until_the_disk_fills(tmp_path)
     assert result.stopped is Stop.STATE and result.unsaved == {"task-1": "a"}
     assert len(journal_lines(h)) == 1, "a task id the database refused stays in the journal"
     store.close()

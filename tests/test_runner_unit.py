@@ -15,7 +15,7 @@ from vidbatch import project as project_mod
 from vidbatch.events import EventKind, Stop
 from vidbatch.plan import plan_jobs
 from vidbatch.policy import Call, ErrorKind, Limits, Verdict
-from vidbatch.runner import RunEvent, RunOptions, Runner
+from vidbatch.runner import RunEvent, RunOptions, Runner, RunResult
 from vidbatch.state import Store
 
 from .fakes import FakeClient, FakeClock, mp4_bytes, status
@@ -638,7 +638,9 @@ class FailingStore(Store):
         return super().record_seen_many(*a, **kw)
 
 
-def test_a_full_disk_for_the_state_stops_creating_keeps_collecting_and_reports_every_unsaved_task_id(tmp_path):
+def run_until_the_disk_fills(tmp_path: Path) -> tuple[Harness, FailingStore, RunResult]:
+    """Three jobs, two at a time; the state's writes start failing once the first create is sent
+    (its task id and everything after it cannot be saved)."""
     h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=2)
     store = FailingStore(tmp_path / ".vidbatch")
     store.failing = set()
@@ -650,7 +652,11 @@ def test_a_full_disk_for_the_state_stops_creating_keeps_collecting_and_reports_e
 
     runner = h.make_runner(store)
     runner.on_event = on_event
-    result = runner.run(h.plan())  # no traceback
+    return h, store, runner.run(h.plan())  # no traceback
+
+
+def test_a_full_disk_for_the_state_stops_creating_keeps_collecting_and_reports_every_unsaved_task_id(tmp_path):
+    h, _, result = run_until_the_disk_fills(tmp_path)
     assert h.client.count("create") == 1, "nothing new is created once the state cannot be written"
     assert result.unsaved == {"task-1": "a"}
     unsaved = h.of(EventKind.UNSAVED)
