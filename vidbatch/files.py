@@ -33,18 +33,31 @@ def is_staging(name: str) -> bool:
 @contextlib.contextmanager
 def into_place(target: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a staging path beside ``target`` for the block to write and check; rename it over
-    ``target`` only when the block succeeds, remove it in every case."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_path(target)
+    ``target`` only when the block succeeds, remove it in every case. (A writer that cannot hold a
+    ``with`` block across its steps, the runner's downloads on an event loop, uses the same two
+    steps: :func:`new_staging`, then :func:`put_in_place`, removing the staging file itself.)"""
+    staging = new_staging(target)
     try:
         yield staging
-        if durable and staging.exists():
-            _fsync_file(staging)
-        os.replace(staging, target)
-        if durable:
-            fsync_dir(target.parent)
+        put_in_place(staging, target, durable=durable)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def new_staging(target: Path) -> Path:
+    """The staging path of a new writer of ``target``, its folder made."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return staging_path(target)
+
+
+def put_in_place(staging: Path, target: Path, *, durable: bool = True) -> None:
+    """Rename a written and checked ``staging`` file over ``target``; ``durable``: fsync the file
+    before the rename and the folder after it. It blocks on the disk: off any event loop."""
+    if durable and staging.exists():
+        _fsync_file(staging)
+    os.replace(staging, target)
+    if durable:
+        fsync_dir(target.parent)
 
 
 @contextlib.contextmanager
