@@ -2,12 +2,15 @@
 
 Design
 ------
-One scheduler (the calling thread) owns the state database and decides what happens next; a small
-pool of daemon worker threads makes the calls of an :class:`ApiClient` and hands results back.
-Results and control messages (:meth:`Runner.replan`, :meth:`Runner.stop`) arrive on separate
-channels of one inbox, so one wait serves both. Daemon workers let Ctrl-C end the process promptly
-even in the middle of a long download. Time is a :class:`Clock` (monotonic ``now`` and a wait
-that ends when something arrives): tests pass one that jumps, and ``workers=0`` runs every call on
+One scheduler (the calling thread) owns the state database and decides what happens next; the
+*wire* (:class:`_Wire`) makes the calls and hands results back: one daemon thread running an
+asyncio event loop, where every call is a coroutine (the client's :class:`AsyncApiClient`, from
+``Client.open_async()``; or a sync :class:`ApiClient`'s calls run on daemon threads beside the
+loop), and where blocking local work (fsync, copies) is offloaded to those threads. Results and
+control messages (:meth:`Runner.replan`, :meth:`Runner.stop`) arrive on separate channels of one
+inbox, so one wait serves both. Daemon threads let Ctrl-C end the process promptly even in the
+middle of a long download. Time is a :class:`Clock` (monotonic ``now`` and a wait that ends when
+something arrives): tests pass one that jumps, and ``workers=0`` drives every call to its end on
 the scheduler's thread, so a run is deterministic and never sleeps.
 
 The unit of work is a *render*: one content key, with every job (output path) that wants it. Two
@@ -24,8 +27,8 @@ failure (Fail status, 1026, 1027, 2013) is recorded and the others go on; an acc
 (1004, 1008, 2038, 2049, 2056, a wrong or unreachable host) stops new creates at once, while tasks
 already in flight are still polled and downloaded. Retries are bounded per render.
 
-Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the worker
-that gets the answer writes its task id to the task-id journal (:class:`TaskIdJournal`) before
+Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the wire,
+as it gets the answer, writes its task id to the task-id journal (:class:`TaskIdJournal`) before
 handing it over, and the scheduler commits it with :meth:`Store.record_submitted`; the next start
 replays a journal line a crash left uncommitted. If the process dies before the journal line,
 the job is ``uncertain`` on the next start (v1 has no idempotency key and no task list): it is
@@ -61,6 +64,8 @@ The runner never prints: it reports :class:`RunEvent` objects to a callback.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import enum
 import functools
 import gc
@@ -74,11 +79,11 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, ParamSpec, Protocol, TypeVar, Union
 
 from . import errors, facts, mp4, outputs_index, rules
 from .events import EventKind, Stop
-from .files import into_place
+from .files import into_place, new_staging, put_in_place
 from .plan import Action, Plan, PlannedJob
 from .policy import (
     Call,
@@ -101,11 +106,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+P = ParamSpec("P")
+
 #: What :meth:`Runner._write` returns when the state refused the write.
 _UNSAVED: Any = object()
 
 __all__ = [
     "ApiClient",
+    "AsyncApiClient",
     "CancelOutcome",
     "Cancelled",
     "Clock",
@@ -122,7 +131,8 @@ __all__ = [
 
 class ApiClient(Protocol):
     """The calls the runner makes; :class:`vidbatch.client.Client` is one, a test's fake another.
-    Each may be called from a worker thread, several at once."""
+    The runner calls them on daemon threads, several at once (:class:`_BlockingCalls`), unless
+    the client also has ``open_async()`` (see :class:`AsyncApiClient`)."""
 
     def create(self, request: dict[str, Any]) -> str:
         """Create a task; return its task_id."""
@@ -153,6 +163,44 @@ class ApiClient(Protocol):
         ...
 
     def download_v2(self, task_id: str, dest: Path, *, url: str | None = None) -> Download:
+        ...
+
+
+class AsyncApiClient(Protocol):
+    """The runner's calls as coroutines, all on the wire's one event loop: what
+    ``Client.open_async()`` returns (called on that loop's thread), or :class:`_BlockingCalls`
+    around an :class:`ApiClient` without it. Same arguments, results and exceptions as the
+    :class:`ApiClient` calls of the same names."""
+
+    async def create(self, request: dict[str, Any]) -> str:
+        ...
+
+    async def query(self, task_id: str) -> TaskStatus:
+        ...
+
+    async def download(self, file_id: str | int, dest: Path) -> Download:
+        ...
+
+    async def create_v2(self, body: dict[str, Any]) -> str:
+        ...
+
+    async def upload_file(self, data: bytes, filename: str) -> str:
+        ...
+
+    async def query_v2(self, task_id: str) -> V2Task:
+        ...
+
+    async def list_v2(self, *, created_after: float | None = None) -> V2Page:
+        ...
+
+    async def cancel_v2(self, task_id: str) -> None:
+        ...
+
+    async def download_v2(self, task_id: str, dest: Path, *, url: str | None = None) -> Download:
+        ...
+
+    async def aclose(self) -> None:
+        """Close its connections; awaited on the loop at the end of a run."""
         ...
 
 
@@ -412,7 +460,7 @@ _Control = Union[_Replan, _StopRequest]
 
 
 class _Inbox:
-    """What wakes the scheduler: worker results and control messages, on separate channels,
+    """What wakes the scheduler: the wire's results and control messages, on separate channels,
     behind one condition so one wait serves both. The answers of creates come out first: a task
     id is only in the journal until it is saved, so it never waits behind other jobs' polls and
     downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
@@ -495,49 +543,280 @@ class _CreateQueue:
         return sum(len(fifo) for fifo in self._fifos.values())
 
 
-class _Pool:
-    """Daemon worker threads: a stuck HTTP call never keeps the process alive after Ctrl-C.
-    With ``size`` 0 every call runs at once on the scheduler's thread (deterministic tests)."""
+#: A call handed to the wire: makes the coroutine (or other awaitable) that does the call.
+_Work = Callable[[], Awaitable[Any]]
 
-    def __init__(self, size: int, inbox: _Inbox):
-        self._tasks: queue.Queue[tuple[Call, _Render, Callable[[], Any]]] = queue.Queue()
+
+class _SuspendedInline(RuntimeError):
+    """A coroutine driven inline (``workers=0``) waited for something: a bug of the caller."""
+
+
+def _run_inline(awaitable: Awaitable[T]) -> T:
+    """Drive ``awaitable`` to its end on this thread, without an event loop. It must not suspend:
+    every call it awaits has to answer at once (a sync client's calls, :meth:`_Wire.offload`
+    inline), which is what makes ``workers=0`` deterministic."""
+    steps = awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    close = getattr(steps, "close", None)
+    if close is not None:
+        close()
+    raise _SuspendedInline(
+        f"{awaitable!r} suspended while driven inline (workers=0): something it awaits is asynchronous; "
+        "inline mode needs a client whose calls answer at once, or workers > 0"
+    )
+
+
+class _DaemonThreads(concurrent.futures.Executor):
+    """Blocking work off the event loop (a sync client's calls, fsync, copies) on up to ``size``
+    daemon threads, started as work needs them. Not a ``ThreadPoolExecutor``: since Python 3.9
+    its threads are joined at interpreter exit, so one stuck blocking download would keep the
+    process alive after Ctrl-C. ``submit`` is called from the loop's thread only."""
+
+    def __init__(self, size: int):
+        self._size = max(1, size)
+        self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._started = 0
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._work.put((future, functools.partial(fn, *args, **kwargs)))
+        if not self._idle.acquire(blocking=False) and self._started < self._size:
+            self._started += 1
+            threading.Thread(target=self._serve, name=f"vidbatch-blocking-{self._started}", daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, fn = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                    future.set_exception(e)
+            del item, future, fn  # no reference to a result outlives its call
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Let idle threads end; a thread stuck in a call ends with the process (daemon)."""
+        for _ in range(self._started):
+            self._work.put(None)
+        self._started = 0
+
+
+class _BlockingCalls:
+    """An :class:`AsyncApiClient` made of a sync :class:`ApiClient` (a test's fake, or a client
+    without ``open_async``): each call runs through ``offload``, on a daemon thread when the wire
+    runs (the loop is never blocked), at once when it is inline."""
+
+    def __init__(self, client: ApiClient, offload: Callable[..., Awaitable[Any]]):
+        self._client = client
+        self._offload = offload
+
+    async def create(self, request: dict[str, Any]) -> str:
+        task_id: str = await self._offload(self._client.create, request)
+        return task_id
+
+    async def query(self, task_id: str) -> TaskStatus:
+        status: TaskStatus = await self._offload(self._client.query, task_id)
+        return status
+
+    async def download(self, file_id: str | int, dest: Path) -> Download:
+        got: Download = await self._offload(self._client.download, file_id, dest)
+        return got
+
+    async def create_v2(self, body: dict[str, Any]) -> str:
+        task_id: str = await self._offload(self._client.create_v2, body)
+        return task_id
+
+    async def upload_file(self, data: bytes, filename: str) -> str:
+        file_id: str = await self._offload(self._client.upload_file, data, filename)
+        return file_id
+
+    async def query_v2(self, task_id: str) -> V2Task:
+        task: V2Task = await self._offload(self._client.query_v2, task_id)
+        return task
+
+    async def list_v2(self, *, created_after: float | None = None) -> V2Page:
+        page: V2Page = await self._offload(functools.partial(self._client.list_v2, created_after=created_after))
+        return page
+
+    async def cancel_v2(self, task_id: str) -> None:
+        await self._offload(self._client.cancel_v2, task_id)
+
+    async def download_v2(self, task_id: str, dest: Path, *, url: str | None = None) -> Download:
+        got: Download = await self._offload(functools.partial(self._client.download_v2, task_id, dest, url=url))
+        return got
+
+    async def aclose(self) -> None:
+        """Nothing: the sync client belongs to whoever made it (and closes it)."""
+
+
+async def _call_now(fn: Callable[..., T], *args: Any) -> T:
+    """An ``offload`` that runs ``fn`` at once, on the caller's thread (inline)."""
+    return fn(*args)
+
+
+class _Wire:
+    """Where the runner's calls run: coroutines on ONE event loop, in a daemon thread started at
+    the first call, with daemon threads beside it for blocking work (:meth:`offload`). One loop
+    costs a quarter of the CPU per job of a thread per blocking call, and leaves the interpreter
+    to the scheduler instead of 32 threads waking to fight for it (issue 15).
+
+    The scheduler hands calls over with :meth:`submit` and takes results from the inbox
+    (:meth:`take`) as before. Submissions wait in a deque; one wakeup of the loop
+    (``call_soon_threadsafe``, a write to its self-pipe) drains all those queued meanwhile, so a
+    turn of the scheduler that starts 50 calls wakes the loop once, not 50 times.
+
+    With ``size`` 0 every call is driven at once on the scheduler's thread (deterministic tests);
+    it must not suspend (:func:`_run_inline`). Daemon threads let Ctrl-C end the process promptly
+    even in the middle of a long download."""
+
+    def __init__(self, size: int, inbox: _Inbox, client: ApiClient):
         self._inbox = inbox
+        self._client = client
         self._inline = size == 0
         self._size = size
-        self._started = 0
         self.busy = 0
+        self._queued: deque[tuple[Call, _Render, _Work]] = deque()
+        self._drain_due = False  # a drain is scheduled on the loop and has not started yet
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._threads: _DaemonThreads | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._calls: AsyncApiClient | None = _BlockingCalls(client, _call_now) if self._inline else None
 
-    def _start_worker(self) -> None:
-        """Workers start as calls need them: a run with nothing to do starts none."""
-        threading.Thread(target=self._work, name=f"vidbatch-worker-{self._started}", daemon=True).start()
-        self._started += 1
+    @property
+    def calls(self) -> AsyncApiClient:
+        """The client's calls as coroutines; for the coroutines the wire runs."""
+        assert self._calls is not None, "the wire is not running"
+        return self._calls
 
-    def _work(self) -> None:
-        while True:
-            self._run(*self._tasks.get())
+    # --- the scheduler's side ------------------------------------------------------------
 
-    def _run(self, call: Call, render: _Render, fn: Callable[[], Any]) -> None:
-        try:
-            result: Any = fn()
-            error: BaseException | None = None
-        except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
-            result, error = None, e
-        self._inbox.put_result(_Result(call, render, result, error))
-
-    def submit(self, call: Call, render: _Render, fn: Callable[[], Any]) -> None:
+    def submit(self, call: Call, render: _Render, fn: _Work) -> None:
+        """Run ``fn()`` (a coroutine) on the wire; its result or exception reaches the inbox."""
         self.busy += 1
         if self._inline:
-            self._run(call, render, fn)
-        else:
-            if self._started < min(self.busy, self._size):
-                self._start_worker()
-            self._tasks.put((call, render, fn))
+            self._inbox.put_result(self._drive_inline(call, render, fn))
+            return
+        loop = self._loop or self._start()
+        self._queued.append((call, render, fn))
+        # The drain clears the flag before it empties the deque: a call appended after the
+        # flag was seen set is still taken by that drain (at worst one drain too many).
+        if not self._drain_due:
+            self._drain_due = True
+            loop.call_soon_threadsafe(self._drain)
 
     def take(self) -> _Result | None:
         item = self._inbox.take_result()
         if item is not None:
             self.busy -= 1
         return item
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` on a daemon thread and await it (inline: run it now)."""
+        if self._inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End of a run: cancel calls still on the wire (their tasks stay as the state says;
+        nobody waits for them), await the calls' ``aclose`` on the loop, stop the loop's thread.
+        Bounded by ``timeout``: a stuck call is left to its daemon thread."""
+        if self._inline:
+            _run_inline(self.calls.aclose())
+            return
+        loop, thread, threads, calls = self._loop, self._thread, self._threads, self._calls
+        if loop is None or thread is None or threads is None or calls is None:
+            return
+        self._loop = self._thread = self._threads = self._calls = None
+        try:
+            asyncio.run_coroutine_threadsafe(self._wind_down(calls), loop).result(timeout)
+        except Exception as e:  # noqa: BLE001 - a close that fails loses nothing the run made
+            log.warning("could not close the API client's connections: %r", e)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            threads.shutdown(wait=False)
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        """Start the loop's thread and open the calls on it (``open_async`` must be called on
+        the thread of the running loop); what opening raises is raised here."""
+        loop = asyncio.new_event_loop()
+        threads = _DaemonThreads(self._size)
+        opened: concurrent.futures.Future[AsyncApiClient] = concurrent.futures.Future()
+
+        def open_calls() -> None:
+            try:
+                open_async: Callable[[], AsyncApiClient] | None = getattr(self._client, "open_async", None)
+                opened.set_result(open_async() if open_async is not None else _BlockingCalls(self._client, self.offload))
+            except BaseException as e:  # noqa: BLE001 - raised on the scheduler's thread
+                opened.set_exception(e)
+
+        self._threads = threads  # before the loop runs: offload reads it
+        loop.call_soon(open_calls)
+        thread = threading.Thread(target=self._serve, args=(loop,), name="vidbatch-wire", daemon=True)
+        thread.start()
+        try:
+            self._calls = opened.result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            self._threads = None
+            raise
+        self._loop, self._thread = loop, thread
+        return loop
+
+    # --- the loop's side -----------------------------------------------------------------
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def _drain(self) -> None:
+        self._drain_due = False
+        loop = asyncio.get_running_loop()
+        while self._queued:
+            call, render, fn = self._queued.popleft()
+            task = loop.create_task(self._carry(call, render, fn))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _carry(self, call: Call, render: _Render, fn: _Work) -> None:
+        try:
+            value: Any = await fn()
+            error: BaseException | None = None
+        except asyncio.CancelledError:
+            raise  # the wire is closing: nobody waits for this result
+        except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
+            value, error = None, e
+        self._inbox.put_result(_Result(call, render, value, error))
+
+    async def _wind_down(self, calls: AsyncApiClient) -> None:
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=1.0)
+        await calls.aclose()
+
+    @staticmethod
+    def _drive_inline(call: Call, render: _Render, fn: _Work) -> _Result:
+        try:
+            value = _run_inline(fn())
+        except _SuspendedInline:
+            raise  # a bug, not a failure of the call: the policy must not judge it
+        except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
+            return _Result(call, render, None, e)
+        return _Result(call, render, value, None)
 
 
 class Runner:
@@ -552,8 +831,8 @@ class Runner:
         workers: int | None = None,
         dependents: Callable[[Store, list[PlannedJob]], Plan] | None = None,
     ):
-        """``clock`` defaults to the system's; ``workers`` to ``concurrency`` (4..32), and 0 runs
-        every call on the scheduler's thread. ``dependents`` is the dependency step of chained
+        """``clock`` defaults to the system's; ``workers`` (the wire's threads for blocking work)
+        to ``concurrency`` (4..32), and 0 runs every call on the scheduler's thread. ``dependents`` is the dependency step of chained
         shots (see the module docstring); without it, ``wait`` jobs are left unfinished."""
         self.store = store
         self.client = client
@@ -564,7 +843,7 @@ class Runner:
         self.result = RunResult(self.progress)
         self._limits = options.limits()
         self._inbox = _Inbox()
-        self._pool = _Pool(max(4, min(options.concurrency, 32)) if workers is None else workers, self._inbox)
+        self._wire = _Wire(max(4, min(options.concurrency, 32)) if workers is None else workers, self._inbox, client)
         self._creates = _CreateQueue()
         self._timers: list[tuple[float, int, Call, _Render]] = []  # heap of (due, seq, call, render)
         self._seq = 0
@@ -626,6 +905,7 @@ class Runner:
             self._settle_journal()
             self._finish()
             gc.unfreeze()
+            self._wire.close()
         return self.result
 
     def _settle_journal(self) -> None:
@@ -840,7 +1120,7 @@ class Runner:
             src = lead.source
             assert src is not None
             self._mark(render, JobPhase.RUNNING, planning=True)
-            self._pool.submit(Call.COPY, render, functools.partial(self._copy_to, list(render.targets), Path(src.path), src.size, src.sha256))
+            self._wire.submit(Call.COPY, render, functools.partial(self._copy_to, list(render.targets), Path(src.path), src.size, src.sha256))
         elif action is Action.FAILED:
             self._mark(render, JobPhase.FAILED, planning=True)
             rec = lead.record
@@ -918,7 +1198,7 @@ class Runner:
             now = self.clock.now()
             self._dispatch_creates(now)
             self._dispatch_timers(now)
-            idle = not (self._creates and not self._stop_creates) and not self._timers and self._pool.busy == 0
+            idle = not (self._creates and not self._stop_creates) and not self._timers and self._wire.busy == 0
             if idle and self._waiting and self._inbox.empty():
                 if self._start_dependents(final=True):
                     continue
@@ -933,7 +1213,7 @@ class Runner:
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
             self.clock.wait(self._inbox.wait, self._wait_time(self.clock.now()))
-            while (result := self._pool.take()) is not None:
+            while (result := self._wire.take()) is not None:
                 self._handle(result)
             while (control := self._inbox.take_control()) is not None:
                 if isinstance(control, _StopRequest):
@@ -960,7 +1240,7 @@ class Runner:
             self._creates.popleft(render.api)
             job = render.targets[0].job
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
-                # (a V2 body is built by the worker, after any upload: see _create_v2)
+                # (a V2 body is built on the wire, after any upload: see _create_v2)
                 request = None if render.v2 else job.api_request()
             except errors.VidbatchError as e:
                 self._mark(render, JobPhase.UNFINISHED)
@@ -980,25 +1260,27 @@ class Runner:
             self._creating.add(render.key)
             self._emit(EventKind.SUBMIT, reason, render)
             if render.v2:
-                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v2, job, intent.attempts))
+                self._wire.submit(Call.CREATE, render, functools.partial(self._create_v2, job, intent.attempts))
             else:
                 assert request is not None
-                self._pool.submit(Call.CREATE, render, functools.partial(self._create_v1, request, render.key, intent.attempts))
+                self._wire.submit(Call.CREATE, render, functools.partial(self._create_v1, request, render.key, intent.attempts))
 
-    def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
-        """Worker side: create, and journal the task id before handing it to the scheduler."""
-        task_id = self.client.create(request)
+    async def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
+        """Wire side: create, and journal the task id before handing it to the scheduler (on the
+        loop's thread, right after the answer: no other step comes between them)."""
+        task_id = await self._wire.calls.create(request)
         self._journal.note(key, attempt, task_id)
         return task_id
 
-    def _create_v2(self, job: Any, attempt: int) -> str:
-        """Worker side: upload the media the body cannot carry inline (once per content: file
-        ids are kept for the run), build the V2 body, create, journal the task id. Only one V2
+    async def _create_v2(self, job: Any, attempt: int) -> str:
+        """Wire side: upload the media the body cannot carry inline (once per content: file ids
+        are kept for the run), build the V2 body, create, journal the task id. Only one V2
         create runs at a time, so the upload map needs no lock. A failure before ``create_v2``
-        is never a lost create."""
-        for ref in job.v2_uploads(self._uploaded):
-            self._uploaded[ref.sha256] = self.client.upload_file(ref.content(), ref.upload_name())
-        task_id = self.client.create_v2(job.v2_body(self._uploaded))
+        is never a lost create. Reading the media (files, base64) is blocking work: offloaded."""
+        calls, offload = self._wire.calls, self._wire.offload
+        for ref in await offload(job.v2_uploads, self._uploaded):
+            self._uploaded[ref.sha256] = await calls.upload_file(await offload(ref.content), ref.upload_name())
+        task_id = await calls.create_v2(await offload(job.v2_body, self._uploaded))
         self._journal.note(job.key, attempt, task_id)
         return task_id
 
@@ -1049,12 +1331,15 @@ class Runner:
             if call is Call.POLL:
                 task_id = render.task_id
                 assert task_id is not None
-                query = self.client.query_v2 if render.v2 else self.client.query
-                self._pool.submit(Call.POLL, render, functools.partial(query, task_id))
+                self._wire.submit(Call.POLL, render, functools.partial(self._poll, task_id, render.v2))
             elif call is Call.RECONCILE:
                 self._ask_task_list(render)
             else:
                 self._download(render)
+
+    async def _poll(self, task_id: str, v2: bool) -> TaskStatus | V2Task:
+        calls = self._wire.calls
+        return await (calls.query_v2(task_id) if v2 else calls.query(task_id))
 
     def _schedule(self, call: Call, render: _Render, delay: float) -> None:
         self._seq += 1
@@ -1136,38 +1421,49 @@ class Runner:
         target = render.targets[0].job.output
         file_id = render.file_id
         assert file_id is not None
-        if render.v2:  # a V2 render's file id is its task id: the video is the task's content.url
-            fetch = functools.partial(self.client.download_v2, file_id, url=render.video_url)
-        else:
-            fetch = functools.partial(self.client.download, file_id)
-        self._pool.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target, fetch))
+        # a V2 render's file id is its task id: the video is the task's content.url
+        url = render.video_url if render.v2 else None
+        self._wire.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target, render.v2, url))
 
-    def _fetch(self, file_id: str, target: Path, fetch: Callable[[Path], Download]) -> tuple[Path, int, str]:
-        """Worker side: download to a staging file, verify, rename over the output."""
-        with into_place(target) as staging:
-            got = fetch(staging)
-            problems = mp4.check_mp4(staging)
-            if problems:
-                raise errors.DownloadError(
-                    "downloaded file is not a valid MP4: " + "; ".join(problems),
-                    errors.CallInfo("download", detail={"file_id": file_id}),
-                )
+    async def _fetch(self, file_id: str, target: Path, v2: bool, url: str | None) -> tuple[Path, int, str]:
+        """Wire side: download to a staging file, then verify it and rename it over the output
+        (:func:`vidbatch.files.into_place`'s steps; the placing fsyncs, so it is offloaded). The
+        staging file is removed in every case, a cancelled download's too."""
+        calls = self._wire.calls
+        staging = await self._wire.offload(new_staging, target)
+        try:
+            got = await (calls.download_v2(file_id, staging, url=url) if v2 else calls.download(file_id, staging))
+            await self._wire.offload(self._place_video, file_id, staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
         return target, got.bytes, got.sha256
+
+    @staticmethod
+    def _place_video(file_id: str, staging: Path, target: Path) -> None:
+        """Blocking: check a downloaded video's MP4 structure, then put it in place durably."""
+        problems = mp4.check_mp4(staging)
+        if problems:
+            raise errors.DownloadError(
+                "downloaded file is not a valid MP4: " + "; ".join(problems),
+                errors.CallInfo("download", detail={"file_id": file_id}),
+            )
+        put_in_place(staging, target)
 
     def _on_downloaded(self, render: _Render, result: tuple[Path, int, str]) -> None:
         path, size, sha = result
         self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED, render.restore)
         for pj in render.targets[1:]:
-            self._pool.submit(Call.COPY, _Render(render.key, [pj], restore=render.restore), functools.partial(self._copy_to, [pj], path, size, sha))
+            self._wire.submit(Call.COPY, _Render(render.key, [pj], restore=render.restore), functools.partial(self._copy_to, [pj], path, size, sha))
         if render.restore is None:
             self._leave_flight(render)
 
-    def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
-        """Worker side: copy a verified video to the outputs of ``targets``."""
-        return [(pj, self._copy(source, pj.job.output, size, sha)) for pj in targets]
+    async def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
+        """Wire side: copy a verified video to the outputs of ``targets`` (blocking: offloaded)."""
+        return await self._wire.offload(lambda: [(pj, self._copy(source, pj.job.output, size, sha)) for pj in targets])
 
-    def _copy(self, source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
-        """Worker side: copy a verified video to another output, atomically."""
+    @staticmethod
+    def _copy(source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
+        """Blocking: copy a verified video to another output, atomically."""
         with into_place(target) as staging:
             shutil.copyfile(source, staging)
             if staging.stat().st_size != size:
@@ -1258,11 +1554,11 @@ class Runner:
             return
         recorded = self.store.recorded_task_ids()
         unsaved = frozenset(self.result.unsaved)
-        self._pool.submit(Call.RECONCILE, render, functools.partial(self._judge_lost_create, intent, recorded, unsaved))
+        self._wire.submit(Call.RECONCILE, render, functools.partial(self._judge_lost_create, intent, recorded, unsaved))
 
-    def _judge_lost_create(self, intent: V2Intent, recorded: list[tuple[int | None, str]], unsaved: frozenset[str]) -> tuple[V2Intent, Judgement]:
-        """Worker side: one read of the task list (paged), judged by the policy."""
-        page = self.client.list_v2(created_after=intent.at - 86400.0)  # a day of clock doubt
+    async def _judge_lost_create(self, intent: V2Intent, recorded: list[tuple[int | None, str]], unsaved: frozenset[str]) -> tuple[V2Intent, Judgement]:
+        """Wire side: one read of the task list (paged), judged by the policy."""
+        page = await self._wire.calls.list_v2(created_after=intent.at - 86400.0)  # a day of clock doubt
         local_now = time.time()
         created = {t.task_id: t.created_at for t in page.tasks}
         before = [c for event, t in recorded if event is not None and event < intent.event_id and (c := created.get(t)) is not None]
@@ -1346,7 +1642,7 @@ class Runner:
     def _cancel(self, render: _Render) -> None:
         task_id = render.task_id
         assert task_id is not None
-        self._pool.submit(Call.CANCEL, render, functools.partial(cancel_task, self.client, task_id))
+        self._wire.submit(Call.CANCEL, render, lambda: _cancel_task(self._wire.calls, task_id))
 
     def _on_cancel_answered(self, render: _Render, value: tuple[Cancelled, str]) -> None:
         result, message = value
@@ -1537,7 +1833,7 @@ class Runner:
         try:
             while self._creating and self.clock.now() < deadline:
                 self.clock.wait(self._inbox.wait, 0.2)
-                while (result := self._pool.take()) is not None:
+                while (result := self._wire.take()) is not None:
                     if result.call is Call.CREATE or (result.call in (Call.DOWNLOAD, Call.COPY) and result.error is None):
                         self._handle(result)  # a task id to save, or a file in place to record
                     # polls are dropped: their tasks stay "running" in the state and are resumed
@@ -1613,15 +1909,26 @@ def cancel_task(client: ApiClient, task_id: str) -> tuple[Cancelled, str]:
     """Cancel V2 task ``task_id`` if it is queued. The task is queried first, because the
     contract's DELETE *deletes* a finished task (its video with it) and refuses a running one;
     a task that starts between the query and the DELETE is reported running. Never raises a
-    VidbatchError: a failure is an ``ERROR`` outcome (the task runs on, nothing is lost)."""
+    VidbatchError: a failure is an ``ERROR`` outcome (the task runs on, nothing is lost).
+
+    The CLI's form (``vidbatch cancel``, sync). The runner cancels on its wire with the same
+    logic, :func:`_cancel_task`: here that coroutine is driven inline over the sync client, whose
+    calls answer at once, so there is one copy of the decisions and each side keeps its own
+    client (offloading this function instead would make the runner's cancels, alone of its
+    calls, go through the sync HTTP stack)."""
+    return _run_inline(_cancel_task(_BlockingCalls(client, _call_now), task_id))
+
+
+async def _cancel_task(calls: AsyncApiClient, task_id: str) -> tuple[Cancelled, str]:
+    """:func:`cancel_task` over the runner's calls (see there)."""
     try:
-        task = client.query_v2(task_id)
+        task = await calls.query_v2(task_id)
         if not task.cancellable:
             if task.is_running:
                 return Cancelled.RUNNING, f"task {task_id} is {task.status}: it cannot be cancelled; it finishes and its render is kept"
             return Cancelled.FINISHED, f"task {task_id} has ended ({task.status}): nothing to cancel"
         try:
-            client.cancel_v2(task_id)
+            await calls.cancel_v2(task_id)
         except errors.JobFailedError:  # refused: it started meanwhile
             return Cancelled.RUNNING, f"task {task_id} started before it could be cancelled; it finishes and its render is kept"
     except errors.VidbatchError as e:

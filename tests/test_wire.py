@@ -1,0 +1,319 @@
+"""The runner's wire (issue 15): its calls are coroutines on ONE event-loop thread, blocking work
+goes to daemon threads beside it, and ``workers=0`` drives each coroutine at once on the
+scheduler's thread. Nothing here depends on timing: a wait that could hang has a generous guard,
+and concurrency is proved by calls that can only finish when all of them are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidbatch import errors, project
+from vidbatch.events import EventKind
+from vidbatch.plan import plan_jobs
+from vidbatch.policy import Call
+from vidbatch.runner import RunEvent, RunOptions, Runner, _BlockingCalls, _Inbox, _Render, _Result, _Wire
+from vidbatch.state import Store
+
+from .fakes import FakeClient, FakeClock
+from .helpers import t2v_manifest
+
+GUARD = 30.0  # seconds: only reached when the code under test is broken (it would hang)
+FAST = RunOptions(poll_interval=0, rpm=60000)
+
+
+def results(wire: _Wire, inbox: _Inbox, n: int) -> list[_Result]:
+    """The next ``n`` results, waiting for them (bounded by GUARD)."""
+    got: list[_Result] = []
+    while len(got) < n:
+        assert inbox.wait(GUARD), f"only {len(got)} of {n} results arrived"
+        while (item := wire.take()) is not None:
+            got.append(item)
+    return got
+
+
+def wire_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vidbatch-wire" and t.is_alive()]
+
+
+@pytest.fixture
+def wire():
+    inbox = _Inbox()
+    w = _Wire(4, inbox, FakeClient())
+    yield w, inbox
+    w.close()
+
+
+# --- inline (workers=0) ----------------------------------------------------------------------
+
+
+def test_inline_drives_a_coroutine_at_once_on_the_callers_thread():
+    inbox = _Inbox()
+    w = _Wire(0, inbox, FakeClient())
+
+    async def call() -> tuple[int, str]:
+        thread = await w.offload(threading.get_ident)  # runs now, here
+        return thread, await w.calls.create({"prompt": "x"})
+
+    w.submit(Call.CREATE, _Render("k", []), call)
+    assert w.busy == 1
+    result = w.take()  # no wait: the result is in the inbox already
+    assert result is not None and result.error is None
+    assert result.value == (threading.get_ident(), "task-1")
+    assert w.busy == 0 and wire_threads() == []
+
+
+def test_inline_says_clearly_when_a_coroutine_suspends_and_closes_it():
+    inbox = _Inbox()
+    w = _Wire(0, inbox, FakeClient())
+    closed = []
+
+    async def suspends() -> None:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append(True)
+
+    with pytest.raises(RuntimeError, match="suspended while driven inline"):
+        w.submit(Call.POLL, _Render("k", []), suspends)
+    assert closed == [True], "the suspended coroutine is closed, not left pending"
+    assert inbox.empty(), "a bug is raised, never handed to the failure policy as a call's error"
+
+
+def test_inline_hands_a_calls_exception_to_the_scheduler():
+    inbox = _Inbox()
+    w = _Wire(0, inbox, FakeClient())
+
+    async def fails() -> None:
+        raise errors.TransientError("HTTP 503", errors.CallInfo("query"))
+
+    w.submit(Call.POLL, _Render("k", []), fails)
+    result = w.take()
+    assert result is not None and isinstance(result.error, errors.TransientError) and result.value is None
+
+
+# --- the wire: one loop, many calls in flight -------------------------------------------------
+
+
+def test_many_calls_are_in_flight_at_once_on_one_loop_thread(wire):
+    w, inbox = wire
+    n = 50
+    everyone_in = asyncio.Event()
+    entered: list[int] = []
+    in_flight = 0
+    most = 0
+
+    def make(i: int) -> Any:
+        async def call() -> int:
+            nonlocal in_flight, most
+            entered.append(threading.get_ident())
+            in_flight += 1
+            most = max(most, in_flight)
+            if len(entered) == n:
+                everyone_in.set()
+            await everyone_in.wait()  # finishes only once all n calls have started
+            in_flight -= 1
+            return i
+
+        return call
+
+    for i in range(n):
+        w.submit(Call.POLL, _Render(f"k{i}", []), make(i))
+    got = results(w, inbox, n)
+    assert sorted(r.value for r in got) == list(range(n))
+    assert most == n, "all the calls were waiting at once"
+    assert len(set(entered)) == 1, "every call ran on the one loop thread"
+    assert entered[0] != threading.get_ident() and entered[0] == wire_threads()[0].ident
+    assert w.busy == 0
+
+
+def test_calls_submitted_in_one_turn_wake_the_loop_once(wire):
+    w, inbox = wire
+    entered, release = threading.Event(), threading.Event()
+
+    async def hold_the_loop() -> None:
+        entered.set()
+        release.wait(GUARD)  # blocks the loop on purpose: the next submissions queue up
+
+    w.submit(Call.POLL, _Render("first", []), hold_the_loop)
+    assert entered.wait(GUARD)
+    loop = w._loop
+    assert loop is not None
+    wakeups = []
+    real = loop.call_soon_threadsafe
+    loop.call_soon_threadsafe = lambda *a, **kw: (wakeups.append(a), real(*a, **kw))[1]  # type: ignore[method-assign]
+
+    async def answer() -> str:
+        return "ok"
+
+    for i in range(49):
+        w.submit(Call.POLL, _Render(f"k{i}", []), answer)
+    release.set()
+    assert len(results(w, inbox, 50)) == 50
+    assert len(wakeups) == 1, "49 submissions in one turn cost one wakeup of the loop"
+
+
+def test_a_sync_clients_calls_run_off_the_loop_thread(wire):
+    w, inbox = wire
+    seen: dict[str, int] = {}
+
+    class Recording(FakeClient):
+        def create(self, request: dict[str, Any]) -> str:
+            seen["create"] = threading.get_ident()
+            return super().create(request)
+
+    calls = _BlockingCalls(Recording(), w.offload)
+
+    async def call() -> str:
+        seen["loop"] = threading.get_ident()
+        return await calls.create({"prompt": "x"})
+
+    w.submit(Call.CREATE, _Render("k", []), call)
+    (result,) = results(w, inbox, 1)
+    assert result.value == "task-1"
+    assert seen["create"] not in (seen["loop"], threading.get_ident()), "the blocking call ran on a thread of its own"
+
+
+def test_closing_the_wire_cancels_calls_still_on_it_and_ends_its_thread(wire):
+    w, inbox = wire
+    started, cancelled = threading.Event(), []
+
+    async def never_answers() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    w.submit(Call.DOWNLOAD, _Render("k", []), never_answers)
+    assert started.wait(GUARD)
+    thread = wire_threads()[0]
+    w.close()
+    assert cancelled == [True]
+    assert not thread.is_alive()
+    assert inbox.empty(), "a call cancelled by the close reports nothing"
+
+
+# --- the runner on the wire --------------------------------------------------------------------
+
+
+class AsyncFake:
+    """What ``Client.open_async()`` returns, over a FakeClient's scripts: each call lets the loop
+    run (a real suspension), then answers; records the threads it ran on and its close."""
+
+    def __init__(self, fake: FakeClient):
+        self.fake = fake
+        self.threads: set[int] = set()
+        self.closed_on: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        sync = getattr(self.fake, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            self.threads.add(threading.get_ident())
+            return sync(*args, **kwargs)
+
+        return call
+
+    async def aclose(self) -> None:
+        await asyncio.sleep(0)
+        self.closed_on = threading.get_ident()
+
+
+class OpensAsync(FakeClient):
+    """A FakeClient that has ``open_async``, as the real Client will."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[AsyncFake] = []
+        self.opened_on: list[tuple[int, bool]] = []
+
+    def open_async(self) -> AsyncFake:
+        running = asyncio.get_running_loop() is not None  # raises off a running loop
+        self.opened_on.append((threading.get_ident(), running))
+        self.opened.append(AsyncFake(self))
+        return self.opened[-1]
+
+
+def make_plan(tmp_path: Path, prompts: dict[str, str]) -> tuple[Store, Any]:
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text(t2v_manifest(prompts))
+    ws = project.load([manifest])
+    store = Store(ws.state_dir)
+    return store, plan_jobs(ws.manifests, store)
+
+
+def test_the_runner_uses_open_async_on_the_loop_thread_and_awaits_aclose_at_the_end(tmp_path):
+    store, plan = make_plan(tmp_path, {f"s{i}": f"Shot {i}" for i in range(8)})
+    client = OpensAsync()
+    result = Runner(store, client, FAST, workers=4).run(plan)
+    assert result.exit_code == 0 and result.progress.done == 8
+    (calls,) = client.opened
+    ((opened_on, running),) = client.opened_on
+    assert running and calls.threads == {opened_on}, "opened on the loop's thread, and every call ran there"
+    assert opened_on != threading.get_ident()
+    assert calls.closed_on == opened_on, "aclose was awaited on the loop at the end of the run"
+    assert wire_threads() == [], "the loop's thread ended with the run"
+
+
+def test_inline_runs_ignore_open_async(tmp_path):
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    client = OpensAsync()
+    assert Runner(store, client, FAST, clock=FakeClock(), workers=0).run(plan).exit_code == 0
+    assert client.opened == [] and client.count("create") == 1
+
+
+def test_the_journal_line_is_written_before_the_scheduler_sees_the_task_id(tmp_path):
+    store, plan = make_plan(tmp_path, {f"s{i}": f"Shot {i}" for i in range(20)})
+    order: list[tuple[str, str, str]] = []
+    runner = Runner(store, FakeClient(), FAST, workers=4)
+    note, put = runner._journal.note, runner._inbox.put_result
+
+    def noting(key: str, attempt: int, task_id: str) -> None:
+        note(key, attempt, task_id)
+        order.append(("journal", task_id, threading.current_thread().name))
+
+    def putting(item: _Result) -> None:
+        if item.call is Call.CREATE:
+            order.append(("inbox", item.value, threading.current_thread().name))
+        put(item)
+
+    runner._journal.note = noting  # type: ignore[method-assign]
+    runner._inbox.put_result = putting  # type: ignore[method-assign]
+    assert runner.run(plan).exit_code == 0
+    assert len(order) == 40
+    for task_id in {t for _, t, _ in order}:
+        steps = [(what, thread) for what, t, thread in order if t == task_id]
+        assert steps == [("journal", "vidbatch-wire"), ("inbox", "vidbatch-wire")], task_id
+
+
+def test_a_failed_call_on_the_wire_reaches_the_scheduler_as_before(tmp_path):
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    client = FakeClient().script("create", errors.TransientError("HTTP 503", errors.CallInfo("create")))
+    events: list[RunEvent] = []
+    result = Runner(store, client, FAST, events.append, workers=4).run(plan)
+    assert result.exit_code == 0 and client.count("create") == 2
+    assert [e.kind for e in events if e.kind in (EventKind.RETRY, EventKind.DOWNLOADED)] == [EventKind.RETRY, EventKind.DOWNLOADED]
+
+
+def test_a_bug_in_a_call_on_the_wire_is_raised_by_the_run_and_the_wire_closes(tmp_path):
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    client = OpensAsync().script("query", ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        Runner(store, client, FAST, workers=4).run(plan)
+    assert client.opened[0].closed_on is not None and wire_threads() == []
+
+
+def test_a_bad_download_on_the_wire_leaves_no_staging_file(tmp_path):
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    client = FakeClient().script("download", b"not a video", b"not a video", b"not a video")
+    result = Runner(store, client, FAST, workers=4).run(plan)
+    assert result.unfinished == ["a"]
+    assert client.count("download") == 3
+    assert list((tmp_path / "renders").iterdir()) == []
