@@ -1430,7 +1430,7 @@ class Runner:
         (:func:`vidbatch.files.into_place`'s steps; the placing fsyncs, so it is offloaded). The
         staging file is removed in every case, a cancelled download's too."""
         calls = self._wire.calls
-        staging = await self._wire.offload(new_staging, target)
+        staging = new_staging(target)  # on the loop: a mkdir of a folder that exists (no fsync) costs less than a hop
         try:
             got = await (calls.download_v2(file_id, staging, url=url) if v2 else calls.download(file_id, staging))
             await self._wire.offload(self._place_video, file_id, staging, target)
