@@ -5,19 +5,22 @@ No sleeping: retry waits go to a recording ``sleep``, render time passes with ``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import resource
 import signal
 import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from vidbatch import facts, rules
-from vidbatch.client import Client, RetryPolicy, Timeouts
+from vidbatch.client import AsyncCalls, Client, RetryPolicy, Timeouts
 from vidbatch.errors import (
     AccountError,
     ConnectFailedError,
@@ -76,10 +79,65 @@ def _recorded(session: requests.Session, sent: list[requests.PreparedRequest]) -
     return session
 
 
-@pytest.fixture(params=["own session", "requests.Session"])
-def client(request, sim, waits, sent):
-    """A client on ``sim`` whose session records every request it sends: the session the client
-    makes for itself (what a run uses), or a plain ``requests.Session`` handed to it."""
+class Traced:
+    """What a test reads of a request aiohttp sent (as of a ``requests.PreparedRequest``)."""
+
+    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
+        self.method, self.url, self.headers, self.body = method, url, headers, None
+        parts = urlsplit(url)
+        self.path_url = parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class OnLoop:
+    """A client whose calls run as :class:`AsyncCalls` (aiohttp) on an event loop of their own,
+    as the runner's wire runs them, behind the client's own methods: every test of the
+    ``client`` fixture drives this transport too. Calls ``AsyncCalls`` lacks go to the client."""
+
+    def __init__(self, client: Client, sent: list, monkeypatch) -> None:
+        import aiohttp
+
+        async def on_start(session, context, params) -> None:
+            sent.append(Traced(params.method, str(params.url), dict(params.headers)))
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(on_start)
+        real_init = aiohttp.ClientSession.__init__
+        monkeypatch.setattr(aiohttp.ClientSession, "__init__", lambda s, *a, **kw: real_init(s, *a, **{**kw, "trace_configs": [*kw.get("trace_configs", ()), trace]}))
+        self.client = client
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.calls = self._on_loop(self._open())
+
+    async def _open(self) -> AsyncCalls:
+        return self.client.open_async()
+
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not hasattr(AsyncCalls, name):
+            return getattr(self.client, name)
+        return lambda *args, **kw: self._on_loop(getattr(self.calls, name)(*args, **kw))
+
+    def close(self) -> None:
+        self._on_loop(self.calls.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+        self.client.close()
+
+
+@pytest.fixture(params=["own session", "requests.Session", "aiohttp"])
+def client(request, sim, waits, sent, monkeypatch):
+    """A client on ``sim`` whose transport records every request it sends: the session the
+    client makes for itself, a plain ``requests.Session`` handed to it, or its calls as
+    coroutines on an event loop (aiohttp: what a run uses)."""
+    if request.param == "aiohttp":
+        on_loop = OnLoop(Client(sim.key, sim.base_url, retry=FAST, sleep=waits), sent, monkeypatch)
+        yield on_loop
+        on_loop.close()
+        return
     if request.param == "own session":
         with Client(sim.key, sim.base_url, retry=FAST, sleep=waits) as c:
             _recorded(c._session, sent)
@@ -242,11 +300,15 @@ def test_rate_limits_are_raised_at_once_with_the_servers_wish(client, sim, waits
 @pytest.mark.parametrize("call", ["query", "retrieve"])
 def test_dropped_connection_on_a_read_is_handed_to_the_runner(client, sim, waits, call):
     file_id = _render(client, sim, T2V)
-    sim.sim.inject(call, "drop")
+    # aiohttp sends a read (GET) once more, at once, when a kept-alive connection dies before its
+    # answer (the server may have closed it as idle); a second drop is handed over as requests'
+    # first is. A create (POST) is never resent: see the create tests below.
+    resent = 1 if isinstance(client, OnLoop) else 0
+    sim.sim.inject(call, "drop", times=1 + resent)
     with pytest.raises(TransientError, match="lost the connection") as info:
         client.query(next(iter(sim.sim.tasks))) if call == "query" else client.retrieve(file_id)
     assert type(info.value) is TransientError and waits == []
-    assert sim.sim.calls[call] == {"query": 2, "retrieve": 1}[call]  # _render queried once
+    assert sim.sim.calls[call] == {"query": 2, "retrieve": 1}[call] + resent  # _render queried once
 
 
 def test_read_timeout_on_query_is_handed_to_the_runner(sim, waits):
@@ -535,10 +597,14 @@ def test_interrupted_download_leaves_only_dest(client, sim, tmp_path):
 
     out = tmp_path / "out"
 
-    def interrupt(done: int, total: int | None) -> None:
-        raise KeyboardInterrupt
+    # Ctrl-C reaches the main thread, never the wire's loop (where a KeyboardInterrupt would end
+    # the loop itself): there, any exception out of the middle of a download stands for it.
+    stop = RuntimeError if isinstance(client, OnLoop) else KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    def interrupt(done: int, total: int | None) -> None:
+        raise stop
+
+    with pytest.raises(stop):
         client.download(file_id, out / "v.mp4", on_progress=interrupt)
     assert [p.name for p in out.iterdir()] == ["v.mp4"]  # no temporary file of the client's
 
@@ -709,3 +775,34 @@ def test_the_ca_bundle_from_the_environment_is_trusted(monkeypatch):
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
         with Client(TEST_KEY, server.base_url, sleep=Waits()) as client:
             assert client.query(client.create(T2V)).state is facts.TaskState.SUCCESS
+
+
+@pytest.mark.parametrize("trust", ["REQUESTS_CA_BUNDLE", "a session with the CA file"])
+def test_the_calls_on_a_loop_trust_what_requests_trusts(trust, monkeypatch, tmp_path):
+    """aiohttp reads no environment of its own here: the wire takes the CA (and proxies) that
+    requests would take for the same host, from the client's session."""
+    from vidbatch.client import new_session
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with running_simulator(SimConfig(key=TEST_KEY), https=True) as server:
+        untrusting = OnLoop(Client(TEST_KEY, server.base_url, sleep=Waits()), [], monkeypatch)
+        try:
+            with pytest.raises(HostUnreachableError, match="TLS certificate"):
+                untrusting.create(T2V)
+        finally:
+            untrusting.close()
+        session = None
+        if trust == "REQUESTS_CA_BUNDLE":
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
+        else:
+            session = new_session(ca_file=server.ca_file)
+        sent: list = []
+        client = OnLoop(Client(TEST_KEY, server.base_url, session=session, sleep=Waits()), sent, monkeypatch)
+        try:
+            file_id = _render(client, server, T2V)
+            got = client.download(file_id, tmp_path / "v.mp4")
+        finally:
+            client.close()
+        assert got.bytes == (tmp_path / "v.mp4").stat().st_size > 0
+        assert all(r.url.startswith("https://") for r in sent) and len(sent) == 4

@@ -82,18 +82,22 @@ The library never prints; it logs to ``logging.getLogger(__name__)`` at DEBUG pe
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email.utils
 import hashlib
 import json
 import logging
+import os
 import random
+import socket
 import ssl
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, Callable, Generator, Iterator, Mapping, NoReturn, Sequence, TypeVar, Union
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -397,6 +401,9 @@ def request_never_sent(exc: BaseException) -> bool:
     connection closed or reset, broken body) is False: the server may have the request."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
+    aiohttp = sys.modules.get("aiohttp")  # imported by AsyncCalls only: without it, no such error
+    if aiohttp is not None and isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return True  # no connection was made (DNS, refused, TLS refused, connect timeout, proxy)
     for e in _causes(exc):
         # NewConnectionError (and NameResolutionError) subclass ConnectTimeoutError in urllib3.
         if isinstance(e, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ClosedPoolError)):
@@ -409,17 +416,117 @@ def request_never_sent(exc: BaseException) -> bool:
 def why_unreachable(exc: BaseException) -> str:
     """A few words on why no connection was made, for a message."""
     causes = list(_causes(exc))
-    if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in causes):
+    if any(isinstance(e, (urllib3.exceptions.NameResolutionError, socket.gaierror)) for e in causes):
         return "its name does not resolve (DNS lookup failed)"
     if any(isinstance(e, ConnectionRefusedError) for e in causes):
         return "the connection was refused (nothing listens on that port)"
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
         return "its TLS certificate was refused"
-    if isinstance(exc, requests.exceptions.ConnectTimeout) or any(
-        type(e) is urllib3.exceptions.ConnectTimeoutError for e in causes
+    aiohttp = sys.modules.get("aiohttp")
+    if (
+        isinstance(exc, requests.exceptions.ConnectTimeout)
+        or any(type(e) is urllib3.exceptions.ConnectTimeoutError for e in causes)
+        or (aiohttp is not None and isinstance(exc, aiohttp.ConnectionTimeoutError))
     ):
         return "the connection timed out"
     return "no connection could be made"
+
+
+# --- the steps of a call, and what carries them out --------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Send:
+    """Step: send one request of an API call; answered with its :class:`_Answer`, or raises
+    what the answer (or its absence) means."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Step: GET a video into ``dest``; answered with the :class:`Download`."""
+
+    call: Call
+    dest: Path
+    expected: int | None
+    on_progress: Callable[[int, int | None], None] | None
+
+
+@dataclass(frozen=True)
+class _Pause:
+    """Step: wait before trying again (the client's brief retries)."""
+
+    seconds: float
+
+
+#: A call written once as the steps it takes (its requests, downloads and pauses), returning its
+#: result: :meth:`Client._drive` carries them out with requests, :class:`AsyncCalls` with aiohttp.
+Steps = Generator[Union[_Send, _Stream, _Pause], Any, T]
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """One HTTP answer, from either transport: status, reason, headers (read case-insensitively)
+    and the body (empty while a download's body is still to be streamed)."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def _download_needs_body(call: Call, reply: _Reply) -> bool:
+    """A 200 from the API host in JSON is an error report, not a video: read before judging."""
+    return reply.status == 200 and call.api_host and "json" in reply.headers.get("Content-Type", "")
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 30  # as requests
+
+
+class _Sink:
+    """A download's bytes into its file (truncated first): written, hashed, counted, reported,
+    and checked whole at the end."""
+
+    def __init__(self, fetch: _Stream, info: CallInfo, content_length: int | None, clock: Callable[[], float]):
+        self._fetch = fetch
+        self._info = info
+        self._clock = clock
+        self.total = fetch.expected if fetch.expected is not None else content_length
+        self._digest = hashlib.sha256()
+        self.size = 0
+        try:
+            self._out = open(fetch.dest, "wb")
+        except OSError as e:
+            raise _write_error(fetch.dest, e, info) from None
+
+    def __enter__(self) -> "_Sink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._out.close()
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._out.write(chunk)
+        except OSError as e:
+            raise _write_error(self._fetch.dest, e, self._info) from None
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        if self._fetch.on_progress is not None:
+            self._fetch.on_progress(self.size, self.total)
+
+    def done(self, started: float) -> Download:
+        call, dest = self._fetch.call, self._fetch.dest
+        if self.total is not None and self.size != self.total:
+            raise TransientError(f"{call.name} of {dest.name} stopped at {self.size} of {self.total} bytes{call.tries}", self._info)
+        try:
+            self._out.flush()
+        except OSError as e:
+            raise _write_error(dest, e, self._info) from None
+        log.debug("%s: %s written, %d bytes in %.2fs", call.name, dest, self.size, self._clock() - started)
+        return Download(path=dest, bytes=self.size, sha256=self._digest.hexdigest())
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -667,51 +774,43 @@ class Client:
         self.close()
 
     # --- the four calls -----------------------------------------------------------------------
+    #
+    # Each call is written once, as *steps* (a generator of the requests, downloads and pauses it
+    # needs, see :data:`Steps`); :meth:`_drive` carries them out with requests, one at a time on
+    # the caller's thread, and :class:`AsyncCalls` with aiohttp on an event loop (the runner's
+    # wire). What an answer means, the retries and the download routes are the same for both.
 
     def create(self, request: dict[str, Any]) -> str:
         """Submit a render; returns MiniMax's task id. Raises ``MaybeSubmittedError`` when the
         request may have been accepted but the answer was lost (never retried)."""
-        call = self._api_call("create", "POST", facts.PATH_CREATE, json_body=request)
-        return self._retried(call, lambda c: _parse_create(self._attempt(c)))
+        return self._drive(self._create(request))
 
     def query(self, task_id: str) -> TaskStatus:
         """The task's status. A failed task is returned, not raised (see :meth:`TaskStatus.raise_for_failure`);
         so is an answer with ``base_resp`` 1026/1027 (output flagged), as a failed status."""
-        call = self._api_call("query", "GET", facts.PATH_QUERY, params={"task_id": task_id}, fold=_FLAGGED_CODES)
-        return self._retried(call, lambda c: self._parse_query(task_id, self._attempt(c), c))
+        return self._drive(self._query(task_id))
 
     def retrieve(self, file_id: str | int) -> FileInfo:
         """File metadata, with a fresh signed ``download_url``."""
-        call = self._api_call("retrieve", "GET", facts.PATH_RETRIEVE, params={"file_id": str(file_id)})
-        return self._retried(call, lambda c: _parse_retrieve(str(file_id), self._attempt(c), c))
+        return self._drive(self._retrieve(file_id))
 
     def query_balance(self, region: prices.Region | None = None) -> prices.Balance | None:
         """The account's balance (``GET /account/query_balance``), in ``region``'s currency (the
         host's by default); None when it cannot be read. Optional by design: one try, and any
         error (a key or host without the call, a timeout) means "no balance", never an
         exception, so a run never depends on it."""
-        call = self._api_call("query_balance", "GET", prices.PATH_BALANCE)
-        try:
-            answer = self._attempt(call)
-        except VidbatchError as e:
-            log.info("account balance not available: %s", e)
-            return None
-        return prices.parse_balance(answer.body, region or prices.region_for_host(self.host))
-
-    # --- Video Generation V2 (MiniMax-H3) ------------------------------------------------------
+        return self._drive(self._query_balance(region))
 
     def create_v2(self, body: dict[str, Any]) -> str:
         """Create a V2 task (``POST /v2/video_generation``); returns its task id. Like
         :meth:`create`: never resent once it may have arrived (``MaybeSubmittedError``); the
         runner then asks the task list (:meth:`list_v2`) whether the task exists."""
-        call = self._api_call("create", "POST", facts.V2_PATH_CREATE, json_body=body)
-        return self._retried(call, lambda c: _parse_create(self._attempt(c)))
+        return self._drive(self._create_v2(body))
 
     def query_v2(self, task_id: str) -> V2Task:
         """One V2 task (``GET /v2/query/video_generation/{task_id}``). A failed, cancelled or
         expired task is returned, not raised (:meth:`V2Task.raise_for_failure`)."""
-        call = self._api_call("query", "GET", f"{facts.V2_PATH_QUERY}/{quote(str(task_id), safe='')}")
-        return self._retried(call, lambda c: self._parse_v2_query(str(task_id), self._attempt(c), c))
+        return self._drive(self._query_v2(task_id))
 
     def list_v2(
         self,
@@ -729,6 +828,100 @@ class Client:
         on evidence: a page sorted newest first whose oldest task is older than it (a list sorted
         any other way is read to the end). More than ``max_pages`` pages raise ``ApiError``: too
         many tasks to tell which are new."""
+        return self._drive(
+            self._list_v2(status=status, task_ids=task_ids, model=model, task_type=task_type,
+                          created_after=created_after, page_size=page_size, max_pages=max_pages)
+        )  # fmt: skip
+
+    def cancel_v2(self, task_id: str) -> None:
+        """``DELETE /v2/video_generation/{task_id}``: a queued task is cancelled (and not
+        charged), a finished one deleted; a running one is refused (raised as the classifier
+        says; check the task's status first, see :func:`vidbatch.runner.cancel_tasks`)."""
+        self._drive(self._cancel_v2(task_id))
+
+    def upload_file(self, data: bytes, filename: str, *, purpose: str = "video_generation") -> str:
+        """Upload media once (``POST /v1/files/upload``, multipart ``file`` and ``purpose``) for a
+        V2 request too big to carry it inline; returns the file id, sent as ``mm_file://ID``. Safe
+        to repeat: an upload whose answer was lost only leaves an unused file (they live 7 days)."""
+        return self._drive(self._upload_file(data, filename, purpose))
+
+    def download_v2(self, task_id: str, dest: Path, *, url: str | None = None, expected_bytes: int | None = None) -> Download:
+        """Fetch a finished V2 video (``task.content.url``) into ``dest`` (a file the caller owns,
+        as :meth:`download`). Without ``url`` the task is queried for one; a URL that answers
+        403/404/410 (expired) is refreshed by querying the task again, once. The URL is signed:
+        it never gets the key."""
+        return self._drive(self._download_v2(task_id, Path(dest), url, expected_bytes))
+
+    def download(
+        self,
+        file_id: str | int,
+        dest: Path,
+        *,
+        expected_bytes: int | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Download:
+        """Fetch a finished video into ``dest``.
+
+        ``dest`` is a file the caller owns; it is written whole or the call raises. Each try
+        truncates and rewrites it, so after a failure it may hold part of a video: stage it and
+        rename it into place yourself (:func:`vidbatch.files.into_place`).
+
+        ``expected_bytes`` defaults to the metadata's ``file.bytes``. ``on_progress(done, total)``
+        is called as bytes arrive; it restarts from 0 when a try starts over. Routes are tried in
+        the order the module docstring gives; ``DownloadError`` lists why each one failed. A rate
+        limit is raised at once (``RateLimitedError``); so are account, credential and host errors
+        of ``retrieve``, and a local write failure.
+        """
+        return self._drive(self._download(str(file_id), Path(dest), expected_bytes, on_progress))
+
+    def open_async(self) -> "AsyncCalls":
+        """The calls above as coroutines on the running event loop, over one aiohttp session of
+        their own (close it with :meth:`AsyncCalls.aclose` on that loop). The runner's wire uses
+        them: many calls in flight on one thread cost a fraction of a thread each (issue 15)."""
+        return AsyncCalls(self)
+
+    # --- the steps of each call -----------------------------------------------------------------
+
+    def _create(self, request: dict[str, Any]) -> Steps[str]:
+        call = self._api_call("create", "POST", facts.PATH_CREATE, json_body=request)
+        return (yield from self._retried(call, lambda c: self._ask(c, lambda a, _: _parse_create(a))))
+
+    def _query(self, task_id: str) -> Steps[TaskStatus]:
+        call = self._api_call("query", "GET", facts.PATH_QUERY, params={"task_id": task_id}, fold=_FLAGGED_CODES)
+        return (yield from self._retried(call, lambda c: self._ask(c, lambda a, c: self._parse_query(task_id, a, c))))
+
+    def _retrieve(self, file_id: str | int) -> Steps[FileInfo]:
+        call = self._api_call("retrieve", "GET", facts.PATH_RETRIEVE, params={"file_id": str(file_id)})
+        return (yield from self._retried(call, lambda c: self._ask(c, lambda a, c: _parse_retrieve(str(file_id), a, c))))
+
+    def _query_balance(self, region: prices.Region | None) -> Steps[prices.Balance | None]:
+        call = self._api_call("query_balance", "GET", prices.PATH_BALANCE)
+        try:
+            answer: _Answer = yield _Send(call)
+        except VidbatchError as e:
+            log.info("account balance not available: %s", e)
+            return None
+        return prices.parse_balance(answer.body, region or prices.region_for_host(self.host))
+
+    def _create_v2(self, body: dict[str, Any]) -> Steps[str]:
+        call = self._api_call("create", "POST", facts.V2_PATH_CREATE, json_body=body)
+        return (yield from self._retried(call, lambda c: self._ask(c, lambda a, _: _parse_create(a))))
+
+    def _query_v2(self, task_id: str) -> Steps[V2Task]:
+        call = self._api_call("query", "GET", f"{facts.V2_PATH_QUERY}/{quote(str(task_id), safe='')}")
+        return (yield from self._retried(call, lambda c: self._ask(c, lambda a, c: self._parse_v2_query(str(task_id), a, c))))
+
+    def _list_v2(
+        self,
+        *,
+        status: str | None,
+        task_ids: Sequence[str],
+        model: str | None,
+        task_type: str | None,
+        created_after: float | None,
+        page_size: int,
+        max_pages: int,
+    ) -> Steps[V2Page]:
         params: dict[str, str] = {"page_size": str(page_size)}
         for name, value in (("status", status), ("model", model), ("task_type", task_type)):
             if value:
@@ -739,7 +932,7 @@ class Client:
         server_time: float | None = None
         for page in range(1, max_pages + 1):
             call = self._api_call("list", "GET", facts.V2_PATH_QUERY, params={**params, "page_num": str(page)})
-            answer = self._retried(call, self._attempt)
+            answer = yield from self._retried(call, lambda c: self._ask(c, lambda a, _: a))
             if server_time is None:
                 server_time = answer.server_time
             items = answer.body.get("items")
@@ -764,38 +957,27 @@ class Client:
             )
         return V2Page(tasks, server_time)
 
-    def cancel_v2(self, task_id: str) -> None:
-        """``DELETE /v2/video_generation/{task_id}``: a queued task is cancelled (and not
-        charged), a finished one deleted; a running one is refused (raised as the classifier
-        says; check the task's status first, see :func:`vidbatch.runner.cancel_tasks`)."""
+    def _cancel_v2(self, task_id: str) -> Steps[None]:
         call = self._api_call("cancel", "DELETE", f"{facts.V2_PATH_TASK}/{quote(str(task_id), safe='')}")
-        self._retried(call, self._attempt)
+        yield from self._retried(call, lambda c: self._ask(c, lambda a, _: a))
 
-    def upload_file(self, data: bytes, filename: str, *, purpose: str = "video_generation") -> str:
-        """Upload media once (``POST /v1/files/upload``, multipart ``file`` and ``purpose``) for a
-        V2 request too big to carry it inline; returns the file id, sent as ``mm_file://ID``. Safe
-        to repeat: an upload whose answer was lost only leaves an unused file (they live 7 days)."""
+    def _upload_file(self, data: bytes, filename: str, purpose: str) -> Steps[str]:
         call = self._api_call("upload", "POST", facts.PATH_FILE_UPLOAD, files={"file": (filename, data), "purpose": (None, purpose)})
-        answer = self._retried(call, self._attempt)
+        answer = yield from self._retried(call, lambda c: self._ask(c, lambda a, _: a))
         file = answer.body.get("file")
         file_id = file.get("file_id") if isinstance(file, dict) else answer.body.get("file_id")
         if file_id in (None, ""):
             raise TransientError(f"upload of {filename} answered without a file_id", answer.info)
         return str(file_id)
 
-    def download_v2(self, task_id: str, dest: Path, *, url: str | None = None, expected_bytes: int | None = None) -> Download:
-        """Fetch a finished V2 video (``task.content.url``) into ``dest`` (a file the caller owns,
-        as :meth:`download`). Without ``url`` the task is queried for one; a URL that answers
-        403/404/410 (expired) is refreshed by querying the task again, once. The URL is signed:
-        it never gets the key."""
-        dest = Path(dest)
+    def _download_v2(self, task_id: str, dest: Path, url: str | None, expected_bytes: int | None) -> Steps[Download]:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _write_error(dest, e, CallInfo("download")) from None
         for fresh in (False, True):
             if url is None or fresh:
-                task = self.query_v2(task_id)
+                task = yield from self._query_v2(task_id)
                 if not task.video_url:
                     raise DownloadError(
                         f"task {task_id} has no video URL (status {task.status})",
@@ -805,7 +987,7 @@ class Client:
                 url = task.video_url
             call = Call("download", "GET", url, api_host=False)
             try:
-                return self._retried(call, lambda c: self._download_once(c, dest, expected_bytes, None))
+                return (yield from self._retried(call, lambda c: self._fetch(c, dest, expected_bytes, None)))
             except _UrlExpired as e:
                 if fresh:
                     raise DownloadError(
@@ -815,6 +997,68 @@ class Client:
                     ) from None
                 log.debug("download of task %s: URL expired, querying the task again", task_id)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _download(
+        self, file_id: str, dest: Path, expected_bytes: int | None, on_progress: Callable[[int, int | None], None] | None
+    ) -> Steps[Download]:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _write_error(dest, e, CallInfo("download")) from None
+        failures: list[tuple[str, ApiError]] = []
+        meta = yield from self._metadata(file_id, failures)
+        expected = expected_bytes if expected_bytes is not None else (meta.bytes if meta else None)
+
+        def via(route: str) -> Steps[Download | None]:
+            if route == "retrieve_content":
+                url: str | None = f"{self.host}{facts.PATH_RETRIEVE_CONTENT}?{urlencode({'file_id': file_id})}"
+            elif meta is None:
+                return None
+            else:
+                url = meta.download_url if route == "download" else meta.backup_download_url
+            if not url:
+                return None
+            # Only the API host gets the key; signed URLs never do.
+            call = Call(route, "GET", url, api_host=route == "retrieve_content")
+            try:
+                return (yield from self._retried(call, lambda c: self._fetch(c, dest, expected, on_progress)))
+            except RateLimitedError:
+                raise  # the runner pauses every worker; another route would be rate limited too
+            except (TransientError, DownloadError, JobFailedError) as e:
+                if isinstance(e, DownloadError) and not e.retryable:
+                    raise  # a local write failure: no other route can help
+                failures.append((route, e))
+                return None
+
+        got = yield from via("download")
+        if got is None and failures and isinstance(failures[-1][1], _UrlExpired):
+            log.debug("download of file %s: URL expired, fetching fresh metadata", file_id)
+            fresh = yield from self._metadata(file_id, failures)
+            if fresh is not None:  # else the fresh retrieve failed: go on with the other routes
+                meta = fresh
+                got = yield from via("download")
+        for route in ("backup_download", "retrieve_content"):
+            if got is None:
+                got = yield from via(route)
+        if got is not None:
+            return got
+        raise DownloadError(
+            f"could not download file {file_id} to {dest}; every route failed:"
+            + "".join(f"\n    {route}: {e}" for route, e in failures),
+            failures[-1][1].info if failures else CallInfo("download"),
+            hint="the render is done and paid for; run again later to download it without rendering again",
+        )
+
+    def _metadata(self, file_id: str, failures: list[tuple[str, ApiError]]) -> Steps[FileInfo | None]:
+        """``retrieve`` for a download; a transient failure is noted and leaves ``retrieve_content``
+        (which needs no metadata) to try. Rate limits, account, key and host errors propagate."""
+        try:
+            return (yield from self._retrieve(file_id))
+        except RateLimitedError:
+            raise
+        except TransientError as e:
+            failures.append(("retrieve", e))
+            return None
 
     def _parse_v2_query(self, task_id: str, answer: _Answer, call: Call) -> V2Task:
         task = answer.body.get("task")
@@ -899,98 +1143,20 @@ class Client:
             status_code=code or None,
         )
 
-    def download(
-        self,
-        file_id: str | int,
-        dest: Path,
-        *,
-        expected_bytes: int | None = None,
-        on_progress: Callable[[int, int | None], None] | None = None,
-    ) -> Download:
-        """Fetch a finished video into ``dest``.
-
-        ``dest`` is a file the caller owns; it is written whole or the call raises. Each try
-        truncates and rewrites it, so after a failure it may hold part of a video: stage it and
-        rename it into place yourself (:func:`vidbatch.files.into_place`).
-
-        ``expected_bytes`` defaults to the metadata's ``file.bytes``. ``on_progress(done, total)``
-        is called as bytes arrive; it restarts from 0 when a try starts over. Routes are tried in
-        the order the module docstring gives; ``DownloadError`` lists why each one failed. A rate
-        limit is raised at once (``RateLimitedError``); so are account, credential and host errors
-        of ``retrieve``, and a local write failure.
-        """
-        file_id, dest = str(file_id), Path(dest)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise _write_error(dest, e, CallInfo("download")) from None
-        failures: list[tuple[str, ApiError]] = []
-        meta = self._metadata(file_id, failures)
-        expected = expected_bytes if expected_bytes is not None else (meta.bytes if meta else None)
-
-        def via(route: str) -> Download | None:
-            if route == "retrieve_content":
-                url: str | None = f"{self.host}{facts.PATH_RETRIEVE_CONTENT}?{urlencode({'file_id': file_id})}"
-            elif meta is None:
-                return None
-            else:
-                url = meta.download_url if route == "download" else meta.backup_download_url
-            if not url:
-                return None
-            # Only the API host gets the key; signed URLs never do.
-            call = Call(route, "GET", url, api_host=route == "retrieve_content")
-            try:
-                return self._retried(call, lambda c: self._download_once(c, dest, expected, on_progress))
-            except RateLimitedError:
-                raise  # the runner pauses every worker; another route would be rate limited too
-            except (TransientError, DownloadError, JobFailedError) as e:
-                if isinstance(e, DownloadError) and not e.retryable:
-                    raise  # a local write failure: no other route can help
-                failures.append((route, e))
-                return None
-
-        got = via("download")
-        if got is None and failures and isinstance(failures[-1][1], _UrlExpired):
-            log.debug("download of file %s: URL expired, fetching fresh metadata", file_id)
-            fresh = self._metadata(file_id, failures)
-            if fresh is not None:  # else the fresh retrieve failed: go on with the other routes
-                meta = fresh
-                got = via("download")
-        got = got or via("backup_download") or via("retrieve_content")
-        if got is not None:
-            return got
-        raise DownloadError(
-            f"could not download file {file_id} to {dest}; every route failed:"
-            + "".join(f"\n    {route}: {e}" for route, e in failures),
-            failures[-1][1].info if failures else CallInfo("download"),
-            hint="the render is done and paid for; run again later to download it without rendering again",
-        )
-
-    def _metadata(self, file_id: str, failures: list[tuple[str, ApiError]]) -> FileInfo | None:
-        """``retrieve`` for a download; a transient failure is noted and leaves ``retrieve_content``
-        (which needs no metadata) to try. Rate limits, account, key and host errors propagate."""
-        try:
-            return self.retrieve(file_id)
-        except RateLimitedError:
-            raise
-        except TransientError as e:
-            failures.append(("retrieve", e))
-            return None
-
     # --- one request, with the client's few retries -------------------------------------------
 
-    def _retried(self, call: Call, once: Callable[[Call], T]) -> T:
-        """Run ``once`` for ``call``, trying again only as the module docstring allows."""
+    def _retried(self, call: Call, once: Callable[[Call], Steps[T]]) -> Steps[T]:
+        """The steps of ``once`` for ``call``, tried again only as the module docstring allows."""
         call = replace(call, attempt=1, attempts=self.retry.attempts)
         while True:
             try:
-                return once(call)
+                return (yield from once(call))
             except TransientError as e:
                 wait = self._brief_wait(call, e)
                 if wait is None:
                     raise
                 log.debug("%s: retrying in %.3fs after: %s", call.name, wait, e)
-            self._sleep(wait)
+            yield _Pause(wait)
             call = call.next_attempt()
 
     def _brief_wait(self, call: Call, error: TransientError) -> float | None:
@@ -1005,7 +1171,42 @@ class Client:
             return None  # the server asks for a long pause: the runner's to take, not a worker's
         return backoff_delay(self.retry, call.attempt, retry_after=error.retry_after)
 
-    def _attempt(self, call: Call) -> _Answer:
+    @staticmethod
+    def _ask(call: Call, parse: Callable[[_Answer, Call], T]) -> Steps[T]:
+        """One request of an API call, its answer parsed."""
+        answer: _Answer = yield _Send(call)
+        return parse(answer, call)
+
+    @staticmethod
+    def _fetch(
+        call: Call, dest: Path, expected: int | None, on_progress: Callable[[int, int | None], None] | None
+    ) -> Steps[Download]:
+        """One GET of a video streamed into ``dest``."""
+        got: Download = yield _Stream(call, dest, expected, on_progress)
+        return got
+
+    def _drive(self, steps: Steps[T]) -> T:
+        """Carry out ``steps`` here and now, with requests: each request, download and pause in
+        turn; what one raises is raised into the steps at that point, as if they had made it."""
+        value: Any = None
+        failure: Exception | None = None
+        while True:
+            try:
+                effect = steps.send(value) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            value, failure = None, None
+            try:
+                if isinstance(effect, _Send):
+                    value = self._send(effect.call)
+                elif isinstance(effect, _Stream):
+                    value = self._stream(effect)
+                else:
+                    self._sleep(effect.seconds)
+            except Exception as e:  # noqa: BLE001 - handed to the steps, which decide
+                failure = e
+
+    def _send(self, call: Call) -> _Answer:
         """Send one request of an API call and judge its answer."""
         started = self._clock()
         try:
@@ -1020,42 +1221,44 @@ class Client:
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
+            reply = _Reply(resp.status_code, resp.reason or "", resp.headers, resp.content)
         except requests.exceptions.InvalidURL as e:
-            failure: Exception = ConfigError(
-                f"{call.name}: bad API URL ({self._scrub(str(e))}); check the host {self.host} (from {self.host_source})"
-            )
+            failure: Exception = self._bad_url(call, e)
         except requests.RequestException as e:
             failure = self._transport_error(call, e)
         else:
-            return self._judge(call, resp, started)
+            return self._judge(call, reply, started)
         # Raised outside the except block so the requests exception (which holds the prepared
         # request, Authorization header included) is neither the cause nor the context.
         raise failure
 
-    def _judge(self, call: Call, resp: requests.Response, started: float) -> _Answer:
+    def _bad_url(self, call: Call, exc: Exception) -> ConfigError:
+        return ConfigError(f"{call.name}: bad API URL ({self._scrub(str(exc))}); check the host {self.host} (from {self.host_source})")
+
+    def _judge(self, call: Call, reply: _Reply, started: float) -> _Answer:
         """Turn one HTTP answer into a parsed body or the exception it calls for."""
         self.host_answered = True
-        info = CallInfo(call.name, http_status=resp.status_code, trace_id=self._trace_id(resp))
-        body, parse_problem = _json_object(resp)
+        info = CallInfo(call.name, http_status=reply.status, trace_id=self._trace_id(reply))
+        body, parse_problem = _json_object(reply.content)
         self._read_base_resp(body, info)
         log.debug(
             "%s: %s %s -> HTTP %s status_code=%s trace_id=%s (%.2fs)%s",
             call.name,
             call.method,
             call.loggable_url,
-            resp.status_code,
+            reply.status,
             info.status_code,
             info.trace_id,
             self._clock() - started,
             call.tries,
         )
-        server_time = _http_date(resp.headers.get("Date"))
+        server_time = _http_date(reply.headers.get("Date"))
         if info.status_code and info.status_code in call.fold:
             return _Answer(body or {}, info, server_time)
-        if call.name == "cancel" and not info.status_code and resp.status_code in (202, 204):
+        if call.name == "cancel" and not info.status_code and reply.status in (202, 204):
             return _Answer(body or {}, info, server_time)  # a DELETE may answer without a body
-        if info.status_code or resp.status_code != 200:  # a non-zero code says more than the HTTP status
-            raise self._error(call, info, resp)
+        if info.status_code or reply.status != 200:  # a non-zero code says more than the HTTP status
+            raise self._error(call, info, reply)
         if body is None:
             if call.is_create:
                 raise MaybeSubmittedError(
@@ -1077,10 +1280,10 @@ class Client:
             info.status_code = _int_or_none(error.get("code"))
             info.status_msg = self._scrub(str(error.get("message") or "")) or None
 
-    def _error(self, call: Call, info: CallInfo, resp: requests.Response) -> ApiError:
+    def _error(self, call: Call, info: CallInfo, resp: _Reply) -> ApiError:
         """The one place an answer becomes an exception: :func:`classify` says what happened,
         :data:`ERROR_CLASSES` which class says it."""
-        kind = classify(call, resp.status_code, info.status_code)
+        kind = classify(call, resp.status, info.status_code)
         code = info.status_code
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self._wall_clock())
         if code:
@@ -1088,7 +1291,7 @@ class Client:
             message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
             hint = fact.hint if fact else ""
         else:
-            message = f"{call.name} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+            message = f"{call.name} answered HTTP {resp.status} {resp.reason or ''}".rstrip()
             hint = {
                 Kind.RATE_LIMITED: "lower --rpm",
                 Kind.CREDENTIALS: f"check {ENV_KEY} and that it belongs to {self.host} (from {self.host_source})",
@@ -1115,7 +1318,7 @@ class Client:
             err.retry_after = retry_after
         return err
 
-    def _transport_error(self, call: Call, exc: requests.RequestException) -> ApiError:
+    def _transport_error(self, call: Call, exc: Exception) -> ApiError:
         """No answer at all: which of "never sent", "host unreachable", "maybe submitted" or a
         dropped connection it was."""
         what = f"{type(exc).__name__}: {self._scrub(str(exc))}"
@@ -1135,7 +1338,7 @@ class Client:
             return MaybeSubmittedError(
                 f"create was sent but its answer was lost ({what}); a task may exist", info, hint=_MAYBE_HINT
             )
-        kind = "timed out" if isinstance(exc, requests.Timeout) else "lost the connection"
+        kind = "timed out" if isinstance(exc, (requests.Timeout, asyncio.TimeoutError)) else "lost the connection"
         return TransientError(f"{call.name} {kind}{call.tries}: {what}", info)
 
     def _host_fix(self) -> str:
@@ -1156,81 +1359,50 @@ class Client:
 
     # --- downloads ----------------------------------------------------------------------------
 
-    def _download_once(
-        self,
-        call: Call,
-        dest: Path,
-        expected: int | None,
-        on_progress: Callable[[int, int | None], None] | None,
-    ) -> Download:
+    def _stream(self, fetch: _Stream) -> Download:
+        """One GET streamed into ``fetch.dest`` (truncated first) and checked, with requests."""
+        call = fetch.call
         info = CallInfo(call.name)
+        started = self._clock()
         try:
-            return self._stream(call, dest, expected, on_progress, info)
+            with self._session.request(
+                call.method,
+                call.url,
+                headers=self._headers(json_body=call.api_host),
+                auth=self._bearer if call.api_host else _NO_AUTH,
+                stream=True,
+                timeout=(self.timeouts.connect, self.timeouts.download_read),
+            ) as resp:
+                head = _Reply(resp.status_code, resp.reason or "", resp.headers, b"")
+                if _download_needs_body(call, head):
+                    head = replace(head, content=resp.content)
+                self._check_download_answer(call, head, info)
+                with _Sink(fetch, info, _int_or_none(resp.headers.get("Content-Length")), self._clock) as sink:
+                    for chunk in resp.iter_content(_CHUNK):
+                        sink.write(chunk)
+                    return sink.done(started)
         except requests.RequestException as e:
             failure = self._transport_error(call, e)
-        raise failure  # outside the except block: see _attempt
+        raise failure  # outside the except block: see _send
 
-    def _stream(
-        self,
-        call: Call,
-        dest: Path,
-        expected: int | None,
-        on_progress: Callable[[int, int | None], None] | None,
-        info: CallInfo,
-    ) -> Download:
-        """One GET streamed into ``dest`` (truncated first) and checked."""
-        started = self._clock()
-        with self._session.request(
-            call.method,
-            call.url,
-            headers=self._headers(json_body=call.api_host),
-            auth=self._bearer if call.api_host else _NO_AUTH,
-            stream=True,
-            timeout=(self.timeouts.connect, self.timeouts.download_read),
-        ) as resp:
-            if call.api_host:
-                self.host_answered = True
-            info.http_status = resp.status_code
-            info.trace_id = self._trace_id(resp)
-            log.debug("%s: GET %s -> HTTP %s%s", call.name, call.loggable_url, resp.status_code, call.tries)
-            self._check_download_answer(call, resp, info)
-            total = expected if expected is not None else _int_or_none(resp.headers.get("Content-Length"))
-            digest = hashlib.sha256()
-            done = 0
-            try:
-                out = open(dest, "wb")
-            except OSError as e:
-                raise _write_error(dest, e, info) from None
-            with out:
-                for chunk in resp.iter_content(_CHUNK):
-                    try:
-                        out.write(chunk)
-                    except OSError as e:
-                        raise _write_error(dest, e, info) from None
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if on_progress is not None:
-                        on_progress(done, total)
-                if total is not None and done != total:
-                    raise TransientError(f"{call.name} of {dest.name} stopped at {done} of {total} bytes{call.tries}", info)
-                try:
-                    out.flush()
-                except OSError as e:
-                    raise _write_error(dest, e, info) from None
-        log.debug("%s: %s written, %d bytes in %.2fs", call.name, dest, done, self._clock() - started)
-        return Download(path=dest, bytes=done, sha256=digest.hexdigest())
-
-    def _check_download_answer(self, call: Call, resp: requests.Response, info: CallInfo) -> None:
-        if resp.status_code == 200:
-            if call.api_host and "json" in resp.headers.get("Content-Type", ""):
+    def _check_download_answer(self, call: Call, reply: _Reply, info: CallInfo) -> None:
+        """Whether a download's answer is the video (its body not read yet, unless
+        :func:`_download_needs_body` says it is the API host's JSON)."""
+        if call.api_host:
+            self.host_answered = True
+        info.http_status = reply.status
+        info.trace_id = self._trace_id(reply)
+        log.debug("%s: GET %s -> HTTP %s%s", call.name, call.loggable_url, reply.status, call.tries)
+        if reply.status == 200:
+            if _download_needs_body(call, reply):
                 # The API host reports errors as JSON with a base_resp, even on HTTP 200.
-                body, problem = _json_object(resp)
+                body, problem = _json_object(reply.content)
                 self._read_base_resp(body, info)
                 if info.status_code:
-                    raise self._error(call, info, resp)
+                    raise self._error(call, info, reply)
                 raise DownloadError(f"{call.name} answered JSON instead of the video ({problem or 'no error code'})", info)
             return
-        raise self._error(call, info, resp)
+        raise self._error(call, info, reply)
 
     # --- small helpers ------------------------------------------------------------------------
 
@@ -1242,9 +1414,214 @@ class Client:
     def _scrub(self, text: str) -> str:
         return text.replace(self._key.value, "<key>") if self._key.value else text
 
-    def _trace_id(self, resp: requests.Response) -> str | None:
-        value = resp.headers.get("Trace-Id")
+    def _trace_id(self, reply: _Reply) -> str | None:
+        value = reply.headers.get("Trace-Id")
         return self._scrub(value) if value else None
+
+
+class AsyncCalls:
+    """:class:`Client`'s calls as coroutines on one event loop (the runner's wire): the client's
+    own steps, carried out with aiohttp instead of requests. What an answer means, the retries,
+    the download routes and the key's handling are the client's; only the transport differs.
+
+    Made by :meth:`Client.open_async` on the loop's thread; every call and :meth:`aclose` run on
+    that loop. The environment is read as requests reads it, through the client's session
+    (proxies, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, a session's own ``verify`` and ``cert``), once
+    per scheme and host. It keeps no cookies (MiniMax sets none) and never reads ``~/.netrc``.
+    Redirects of downloads are followed here, the key going to the API host only."""
+
+    def __init__(self, client: Client):
+        import aiohttp  # here, not at the top: 0.3 s to import, and only a run needs it
+
+        self._client = client
+        self._aiohttp = aiohttp
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),  # the runner bounds its calls in flight
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        self._environment: dict[tuple[str, str], tuple[str | None, ssl.SSLContext | bool]] = {}
+        self._api_origin = urlsplit(client.host)[:2]
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def create(self, request: dict[str, Any]) -> str:
+        return await self._run(self._client._create(request))
+
+    async def query(self, task_id: str) -> TaskStatus:
+        return await self._run(self._client._query(task_id))
+
+    async def retrieve(self, file_id: str | int) -> FileInfo:
+        return await self._run(self._client._retrieve(file_id))
+
+    async def create_v2(self, body: dict[str, Any]) -> str:
+        return await self._run(self._client._create_v2(body))
+
+    async def query_v2(self, task_id: str) -> V2Task:
+        return await self._run(self._client._query_v2(task_id))
+
+    async def list_v2(
+        self,
+        *,
+        status: str | None = None,
+        task_ids: Sequence[str] = (),
+        model: str | None = None,
+        task_type: str | None = None,
+        created_after: float | None = None,
+        page_size: int = facts.V2_LIST_PAGE_SIZE,
+        max_pages: int = 400,
+    ) -> V2Page:
+        return await self._run(
+            self._client._list_v2(status=status, task_ids=task_ids, model=model, task_type=task_type,
+                                  created_after=created_after, page_size=page_size, max_pages=max_pages)
+        )  # fmt: skip
+
+    async def cancel_v2(self, task_id: str) -> None:
+        await self._run(self._client._cancel_v2(task_id))
+
+    async def upload_file(self, data: bytes, filename: str, *, purpose: str = "video_generation") -> str:
+        return await self._run(self._client._upload_file(data, filename, purpose))
+
+    async def download(
+        self,
+        file_id: str | int,
+        dest: Path,
+        *,
+        expected_bytes: int | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Download:
+        return await self._run(self._client._download(str(file_id), Path(dest), expected_bytes, on_progress))
+
+    async def download_v2(self, task_id: str, dest: Path, *, url: str | None = None, expected_bytes: int | None = None) -> Download:
+        return await self._run(self._client._download_v2(task_id, Path(dest), url, expected_bytes))
+
+    # --- carrying out the steps ---------------------------------------------------------------
+
+    async def _run(self, steps: Steps[T]) -> T:
+        """As :meth:`Client._drive`, each step awaited."""
+        value: Any = None
+        failure: Exception | None = None
+        while True:
+            try:
+                effect = steps.send(value) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            value, failure = None, None
+            try:
+                if isinstance(effect, _Send):
+                    value = await self._send(effect.call)
+                elif isinstance(effect, _Stream):
+                    value = await self._stream(effect)
+                elif self._client._sleep is time.sleep:
+                    await asyncio.sleep(effect.seconds)
+                else:
+                    self._client._sleep(effect.seconds)  # an injected sleep (a test's) returns at once
+            except Exception as e:  # noqa: BLE001 - handed to the steps, which decide
+                failure = e
+
+    async def _send(self, call: Call) -> _Answer:
+        client, aiohttp = self._client, self._aiohttp
+        started = client._clock()
+        url = call.url
+        if call.params:
+            url += ("&" if "?" in url else "?") + urlencode(call.params)
+        try:
+            async with self._session.request(
+                call.method, self._url(url), allow_redirects=False, **self._options(call, url, client.timeouts.read)
+            ) as resp:
+                reply = _Reply(resp.status, resp.reason or "", resp.headers, await resp.read())
+        except aiohttp.InvalidURL as e:
+            failure: Exception = client._bad_url(call, e)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            failure = client._transport_error(call, e)
+        else:
+            return client._judge(call, reply, started)
+        raise failure  # outside the except block: see Client._send
+
+    async def _stream(self, fetch: _Stream) -> Download:
+        client, aiohttp, call = self._client, self._aiohttp, fetch.call
+        info = CallInfo(call.name)
+        started = client._clock()
+        url = call.url
+        try:
+            for hop in range(_MAX_REDIRECTS + 1):
+                resp = await self._session.request("GET", self._url(url), allow_redirects=False, **self._options(call, url, client.timeouts.download_read))
+                location = resp.headers.get("Location")
+                if resp.status not in _REDIRECTS or not location or hop == _MAX_REDIRECTS:
+                    break
+                resp.release()
+                url = urljoin(url, location)
+            try:
+                head = _Reply(resp.status, resp.reason or "", resp.headers, b"")
+                if _download_needs_body(call, head):
+                    head = replace(head, content=await resp.read())
+                client._check_download_answer(call, head, info)
+                with _Sink(fetch, info, _int_or_none(resp.headers.get("Content-Length")), client._clock) as sink:
+                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                        sink.write(chunk)
+                    return sink.done(started)
+            finally:
+                resp.release()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            failure = client._transport_error(call, e)
+        raise failure  # outside the except block: see Client._send
+
+    def _url(self, url: str) -> Any:
+        """``url`` as sent: already encoded (our own URLs are built encoded, and a signed URL's
+        signature must reach its host byte for byte)."""
+        import yarl
+
+        return yarl.URL(url, encoded=True)
+
+    def _options(self, call: Call, url: str, read_timeout: float) -> dict[str, Any]:
+        client, aiohttp = self._client, self._aiohttp
+        proxy, tls = self._transport(url)
+        headers = client._headers(json_body=call.api_host if call.is_download else call.files is None)
+        if call.api_host and urlsplit(url)[:2] == self._api_origin:
+            headers["Authorization"] = f"Bearer {client._key.value}"
+        options: dict[str, Any] = {
+            "headers": headers,
+            "proxy": proxy,
+            "ssl": tls,
+            "timeout": aiohttp.ClientTimeout(total=None, sock_connect=client.timeouts.connect, sock_read=read_timeout),
+        }
+        if call.files is not None:
+            form = aiohttp.FormData()
+            for name, (filename, content) in call.files.items():
+                if filename:
+                    form.add_field(name, content, filename=filename)
+                else:
+                    form.add_field(name, content)
+            options["data"] = form
+        elif call.json_body is not None:
+            options["data"] = json.dumps(call.json_body, allow_nan=False).encode()
+        return options
+
+    def _transport(self, url: str) -> tuple[str | None, ssl.SSLContext | bool]:
+        """The proxy and TLS settings of ``url``'s host, as requests would choose them."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        found = self._environment.get(key)
+        if found is None:
+            settings = self._client._session.merge_environment_settings(url, {}, None, None, None)
+            proxy = requests.utils.select_proxy(url, settings.get("proxies") or {})
+            tls: ssl.SSLContext | bool = True
+            if parts.scheme == "https":
+                tls = _tls_context(settings.get("verify", True), settings.get("cert"))
+            found = self._environment[key] = (proxy, tls)
+        return found
+
+
+def _tls_context(verify: Any, cert: Any) -> ssl.SSLContext | bool:
+    """requests' ``verify`` and ``cert`` as an SSL context (``False``: not verified)."""
+    if verify is False:
+        return False
+    where = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True or verify is None else str(verify)
+    context = ssl.create_default_context(capath=where) if os.path.isdir(where) else ssl.create_default_context(cafile=where)
+    if cert:
+        context.load_cert_chain(*(cert if isinstance(cert, (tuple, list)) else (cert,)))
+    return context
 
 
 _MAYBE_HINT = (
@@ -1286,14 +1663,12 @@ def _write_error(dest: Path, exc: OSError, info: CallInfo) -> DownloadError:
     return err
 
 
-def _json_object(resp: requests.Response) -> tuple[dict[str, Any] | None, str]:
-    """The body as a JSON object, or ``None`` and what was wrong with it. Reading a broken body
-    can raise requests' ``ChunkedEncodingError``/``ConnectionError``: callers treat those as
-    transport failures."""
+def _json_object(content: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The body as a JSON object, or ``None`` and what was wrong with it."""
     try:
-        body = json.loads(resp.content or b"")
+        body = json.loads(content or b"")
     except ValueError:
-        return None, f"a body that is not JSON ({len(resp.content or b'')} bytes)"
+        return None, f"a body that is not JSON ({len(content or b'')} bytes)"
     if not isinstance(body, dict):
         return None, "a JSON body that is not an object"
     return body, ""
