@@ -24,11 +24,13 @@ from vidbatch.client import (
     Client,
     RetryPolicy,
     TaskStatus,
+    Timeouts,
     _Answer,
     backoff_delay,
     classify,
     parse_retry_after,
     request_never_sent,
+    why_unreachable,
 )
 from vidbatch.errors import (
     AccountError,
@@ -160,6 +162,62 @@ def test_connection_closed_without_answer_may_have_been_sent():
         exc = _raised(url)
     assert type(exc) is requests.ConnectionError  # ('Connection aborted.', RemoteDisconnected(...))
     assert not request_never_sent(exc)
+
+
+def _aio_raised(url: str, read: float = 0.2) -> Exception:
+    """What aiohttp (the runner's transport, :class:`vidbatch.client.AsyncCalls`) raises for a
+    create to ``url``."""
+    import asyncio
+
+    import aiohttp
+
+    async def post() -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=1.0, sock_read=read)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.post(url + facts.PATH_CREATE, json={}) as resp:
+                await resp.read()
+
+    with pytest.raises(Exception) as info:
+        asyncio.run(post())
+    return info.value
+
+
+def test_on_aiohttp_a_refused_connection_was_never_sent():
+    exc = _aio_raised(f"http://127.0.0.1:{_free_port()}")
+    assert request_never_sent(exc)
+    assert "refused" in why_unreachable(exc)
+
+
+@pytest.mark.parametrize("answer", [None, b""], ids=["no answer in time", "closed without an answer"])
+def test_on_aiohttp_a_request_that_got_no_answer_may_have_been_sent(answer):
+    with _server(answer) as url:
+        exc = _aio_raised(url)
+    assert not request_never_sent(exc)
+
+
+@pytest.mark.parametrize("answer, error", [(None, "MaybeSubmittedError"), (b"", "MaybeSubmittedError"), (_http("503 Busy", b"{}"), "TransientError")])
+def test_on_aiohttp_a_create_is_judged_as_on_requests(answer, error):
+    """The same steps over both transports: a create whose answer was lost is maybe submitted
+    (never resent), on the wire as in a plain call."""
+    import asyncio
+
+    with _server(answer) as url:
+        client = Client(TEST_KEY, url, retry=FAST, sleep=lambda s: None, timeouts=Timeouts(read=0.2))
+
+        async def create() -> Exception:
+            calls = client.open_async()
+            try:
+                with pytest.raises(Exception) as info:
+                    await calls.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
+            finally:
+                await calls.aclose()
+            return info.value
+
+        on_loop = asyncio.run(create())
+        with pytest.raises(Exception) as plain:
+            client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
+    assert type(on_loop).__name__ == type(plain.value).__name__ == error
+    assert TEST_KEY not in str(on_loop)
 
 
 URL = "/v1/video_generation"

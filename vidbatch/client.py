@@ -82,7 +82,6 @@ The library never prints; it logs to ``logging.getLogger(__name__)`` at DEBUG pe
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import email.utils
 import hashlib
@@ -1338,7 +1337,7 @@ class Client:
             return MaybeSubmittedError(
                 f"create was sent but its answer was lost ({what}); a task may exist", info, hint=_MAYBE_HINT
             )
-        kind = "timed out" if isinstance(exc, (requests.Timeout, asyncio.TimeoutError)) else "lost the connection"
+        kind = "timed out" if isinstance(exc, (requests.Timeout, TimeoutError)) else "lost the connection"
         return TransientError(f"{call.name} {kind}{call.tries}: {what}", info)
 
     def _host_fix(self) -> str:
@@ -1431,9 +1430,12 @@ class AsyncCalls:
     Redirects of downloads are followed here, the key going to the API host only."""
 
     def __init__(self, client: Client):
-        import aiohttp  # here, not at the top: 0.3 s to import, and only a run needs it
+        import asyncio  # here, not at the top: with aiohttp 0.4 s to import, and only a run needs them
+
+        import aiohttp
 
         self._client = client
+        self._asyncio = asyncio
         self._aiohttp = aiohttp
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the runner bounds its calls in flight
@@ -1514,7 +1516,7 @@ class AsyncCalls:
                 elif isinstance(effect, _Stream):
                     value = await self._stream(effect)
                 elif self._client._sleep is time.sleep:
-                    await asyncio.sleep(effect.seconds)
+                    await self._asyncio.sleep(effect.seconds)
                 else:
                     self._client._sleep(effect.seconds)  # an injected sleep (a test's) returns at once
             except Exception as e:  # noqa: BLE001 - handed to the steps, which decide
@@ -1533,7 +1535,7 @@ class AsyncCalls:
                 reply = _Reply(resp.status, resp.reason or "", resp.headers, await resp.read())
         except aiohttp.InvalidURL as e:
             failure: Exception = client._bad_url(call, e)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:  # asyncio's TimeoutError is the builtin
             failure = client._transport_error(call, e)
         else:
             return client._judge(call, reply, started)
@@ -1563,7 +1565,7 @@ class AsyncCalls:
                     return sink.done(started)
             finally:
                 resp.release()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:  # asyncio's TimeoutError is the builtin
             failure = client._transport_error(call, e)
         raise failure  # outside the except block: see Client._send
 
