@@ -3,7 +3,10 @@
 One :class:`Client` wraps one injectable :class:`requests.Session` (by default its own,
 :func:`new_session`, which spends less CPU per call: see :class:`_Session`) and speaks the four calls of
 the contract (``create``, ``query``, ``retrieve``, ``retrieve_content``) plus the download of a
-finished video. Every fact about the API (hosts, paths, statuses, what each ``base_resp`` code
+finished video, and Video Generation V2's calls. Each call is written once, as steps
+(:data:`Steps`), and carried out by requests (:meth:`Client._drive`, the sync methods) or by
+aiohttp on an event loop (:class:`AsyncCalls`, from :meth:`Client.open_async`: the runner's wire,
+where many calls in flight share one thread). Every fact about the API (hosts, paths, statuses, what each ``base_resp`` code
 and HTTP status means) is read from :mod:`vidbatch.facts`; this module only turns answers into
 values and exceptions.
 
