@@ -5,6 +5,7 @@ manifest tests."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import json
@@ -13,12 +14,16 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import zlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 from click.testing import CliRunner, Result
+
+from vidbatch.client import AsyncCalls, Client
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -125,3 +130,64 @@ def all_bytes_under(folder: Path) -> bytes:
         if p.is_file():
             out += p.read_bytes()
     return out
+
+
+class Traced:
+    """What a test reads of a request aiohttp sent (as of a ``requests.PreparedRequest``)."""
+
+    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
+        self.method, self.url, self.headers, self.body = method, url, headers, None
+        parts = urlsplit(url)
+        self.path_url = parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class OnLoop:
+    """A client whose calls run as :class:`AsyncCalls` (aiohttp) on an event loop of their own,
+    as the runner's wire runs them, behind the client's own methods: every test of the
+    ``client`` fixture drives this transport too. Calls ``AsyncCalls`` lacks go to the client."""
+
+    def __init__(self, client: Client, sent: list | None = None, monkeypatch=None) -> None:
+        import aiohttp
+
+        if monkeypatch is not None:  # each request aiohttp sends is noted in ``sent``
+
+            async def on_start(session, context, params) -> None:
+                sent.append(Traced(params.method, str(params.url), dict(params.headers)))
+
+            trace = aiohttp.TraceConfig()
+            trace.on_request_start.append(on_start)
+            real_init = aiohttp.ClientSession.__init__
+            monkeypatch.setattr(
+                aiohttp.ClientSession,
+                "__init__",
+                lambda s, *a, **kw: real_init(s, *a, **{**kw, "trace_configs": [*kw.get("trace_configs", ()), trace]}),
+            )
+        self.client = client
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.calls = self._on_loop(self._open())
+
+    async def _open(self) -> AsyncCalls:
+        return self.client.open_async()
+
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not hasattr(AsyncCalls, name):
+            return getattr(self.client, name)
+        return lambda *args, **kw: self._on_loop(getattr(self.calls, name)(*args, **kw))
+
+    def __enter__(self) -> "OnLoop":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._on_loop(self.calls.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+        self.client.close()

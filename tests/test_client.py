@@ -5,22 +5,19 @@ No sleeping: retry waits go to a recording ``sleep``, render time passes with ``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import resource
 import signal
 import socket
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from vidbatch import facts, rules
-from vidbatch.client import AsyncCalls, Client, RetryPolicy, Timeouts
+from vidbatch.client import Client, RetryPolicy, Timeouts
 from vidbatch.errors import (
     AccountError,
     ConnectFailedError,
@@ -38,7 +35,7 @@ from vidbatch.images import to_data_url
 from vidbatch.sim import SimConfig, running_simulator
 
 from .conftest import TEST_KEY
-from .helpers import write_png
+from .helpers import OnLoop, write_png
 
 FAST = RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=5.0)
 T2V = {"model": "MiniMax-Hailuo-02", "prompt": "a lighthouse at dusk [Push in]"}
@@ -77,55 +74,6 @@ class Recording(requests.adapters.HTTPAdapter):
 def _recorded(session: requests.Session, sent: list[requests.PreparedRequest]) -> requests.Session:
     session.mount("http://", Recording(sent))
     return session
-
-
-class Traced:
-    """What a test reads of a request aiohttp sent (as of a ``requests.PreparedRequest``)."""
-
-    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
-        self.method, self.url, self.headers, self.body = method, url, headers, None
-        parts = urlsplit(url)
-        self.path_url = parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-class OnLoop:
-    """A client whose calls run as :class:`AsyncCalls` (aiohttp) on an event loop of their own,
-    as the runner's wire runs them, behind the client's own methods: every test of the
-    ``client`` fixture drives this transport too. Calls ``AsyncCalls`` lacks go to the client."""
-
-    def __init__(self, client: Client, sent: list, monkeypatch) -> None:
-        import aiohttp
-
-        async def on_start(session, context, params) -> None:
-            sent.append(Traced(params.method, str(params.url), dict(params.headers)))
-
-        trace = aiohttp.TraceConfig()
-        trace.on_request_start.append(on_start)
-        real_init = aiohttp.ClientSession.__init__
-        monkeypatch.setattr(aiohttp.ClientSession, "__init__", lambda s, *a, **kw: real_init(s, *a, **{**kw, "trace_configs": [*kw.get("trace_configs", ()), trace]}))
-        self.client = client
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.calls = self._on_loop(self._open())
-
-    async def _open(self) -> AsyncCalls:
-        return self.client.open_async()
-
-    def _on_loop(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def __getattr__(self, name: str):
-        if name.startswith("_") or not hasattr(AsyncCalls, name):
-            return getattr(self.client, name)
-        return lambda *args, **kw: self._on_loop(getattr(self.calls, name)(*args, **kw))
-
-    def close(self) -> None:
-        self._on_loop(self.calls.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-        self.client.close()
 
 
 @pytest.fixture(params=["own session", "requests.Session", "aiohttp"])

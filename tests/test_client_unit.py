@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -49,6 +49,7 @@ from vidbatch.errors import (
 )
 
 from .conftest import TEST_KEY
+from .helpers import OnLoop
 
 # --- waits --------------------------------------------------------------------------------------
 
@@ -567,10 +568,15 @@ PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PRO
 CREATED = _http("200 OK", OK_CREATE[1], "Content-Type: application/json")
 
 
-def _clients(host: str) -> list[Client]:
-    """A client with the session it makes for itself (what a run uses), and one given a plain
-    ``requests.Session``: both must behave as requests does."""
-    return [Client(TEST_KEY, host, sleep=Waits()), Client(TEST_KEY, host, session=requests.Session(), sleep=Waits())]
+def _clients(host: str) -> list[Any]:
+    """A client with the session it makes for itself, one given a plain ``requests.Session``,
+    and one whose calls run on an event loop (aiohttp: what a run uses): all must behave as
+    requests does."""
+    return [
+        Client(TEST_KEY, host, sleep=Waits()),
+        Client(TEST_KEY, host, session=requests.Session(), sleep=Waits()),
+        OnLoop(Client(TEST_KEY, host, sleep=Waits())),
+    ]
 
 
 @pytest.fixture
@@ -586,7 +592,7 @@ def test_a_proxy_from_the_environment_is_used(no_proxies, monkeypatch):
         for client in _clients("http://api.minimax.invalid"):
             with client:
                 assert client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"}) == "t1"
-    assert len(seen) == 2
+    assert len(seen) == 3
     for request in seen:
         assert request.startswith(b"POST http://api.minimax.invalid/v1/video_generation HTTP/1.1\r\n")
         assert f"Authorization: Bearer {TEST_KEY}".encode() in request
@@ -611,8 +617,8 @@ def test_cookies_are_kept_and_sent_back_as_requests_does(no_proxies):
             with client:
                 client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
                 client.create({"model": "MiniMax-Hailuo-02", "prompt": "p"})
-    assert len(seen) == 4
-    assert [b"Cookie: lb=node-7" in r for r in seen] == [False, True, False, True]
+    assert len(seen) == 6
+    assert [b"Cookie: lb=node-7" in r for r in seen] == [False, True] * 3
 
 
 def test_the_auth_that_carries_the_key_never_shows_it():

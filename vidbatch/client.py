@@ -1429,7 +1429,8 @@ class AsyncCalls:
     Made by :meth:`Client.open_async` on the loop's thread; every call and :meth:`aclose` run on
     that loop. The environment is read as requests reads it, through the client's session
     (proxies, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, a session's own ``verify`` and ``cert``), once
-    per scheme and host. It keeps no cookies (MiniMax sets none) and never reads ``~/.netrc``.
+    per scheme and host. Cookies are kept and sent back as requests does (in a jar of its own); it
+    never reads ``~/.netrc``.
     Redirects of downloads are followed here, the key going to the API host only."""
 
     def __init__(self, client: Client):
@@ -1442,7 +1443,7 @@ class AsyncCalls:
         self._aiohttp = aiohttp
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the runner bounds its calls in flight
-            cookie_jar=aiohttp.DummyCookieJar(),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # kept and sent back as requests does, IP hosts too
             trust_env=False,
         )
         self._environment: dict[tuple[str, str], tuple[str | None, ssl.SSLContext | bool]] = {}
