@@ -98,7 +98,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator, Mapping, NoReturn, Sequence, TypeVar, Union
+from typing import Any, Callable, Generator, Generic, Iterator, Mapping, NoReturn, Sequence, TypeVar, Union
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
@@ -465,6 +465,34 @@ class _Pause:
 #: A call written once as the steps it takes (its requests, downloads and pauses), returning its
 #: result: :meth:`Client._drive` carries them out with requests, :class:`AsyncCalls` with aiohttp.
 Steps = Generator[Union[_Send, _Stream, _Pause], Any, T]
+
+
+class _Stepper(Generic[T]):
+    """Steps being carried out, by either transport: :meth:`next` is the next step to take (None
+    once the steps have returned, their result in :attr:`result`); what taking it gave is handed
+    back with :meth:`gave`, what it raised with :meth:`failed`, and raised into the steps at that
+    point, as if they had made it (outside any ``except`` block of the transport, so the
+    transport's own exception is neither its cause nor its context)."""
+
+    def __init__(self, steps: Steps[T]):
+        self._steps = steps
+        self._value: Any = None
+        self._failure: Exception | None = None
+
+    def next(self) -> _Send | _Stream | _Pause | None:
+        try:
+            effect = self._steps.send(self._value) if self._failure is None else self._steps.throw(self._failure)
+        except StopIteration as done:
+            self.result: T = done.value
+            return None
+        self._value = self._failure = None
+        return effect
+
+    def gave(self, value: Any) -> None:
+        self._value = value
+
+    def failed(self, error: Exception) -> None:
+        self._failure = error
 
 
 @dataclass(frozen=True)
@@ -1189,24 +1217,19 @@ class Client:
 
     def _drive(self, steps: Steps[T]) -> T:
         """Carry out ``steps`` here and now, with requests: each request, download and pause in
-        turn; what one raises is raised into the steps at that point, as if they had made it."""
-        value: Any = None
-        failure: Exception | None = None
-        while True:
-            try:
-                effect = steps.send(value) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            value, failure = None, None
+        turn (see :class:`_Stepper`)."""
+        stepper = _Stepper(steps)
+        while (effect := stepper.next()) is not None:
             try:
                 if isinstance(effect, _Send):
-                    value = self._send(effect.call)
+                    stepper.gave(self._send(effect.call))
                 elif isinstance(effect, _Stream):
-                    value = self._stream(effect)
+                    stepper.gave(self._stream(effect))
                 else:
                     self._sleep(effect.seconds)
             except Exception as e:  # noqa: BLE001 - handed to the steps, which decide
-                failure = e
+                stepper.failed(e)
+        return stepper.result
 
     def _send(self, call: Call) -> _Answer:
         """Send one request of an API call and judge its answer."""
@@ -1506,25 +1529,20 @@ class AsyncCalls:
 
     async def _run(self, steps: Steps[T]) -> T:
         """As :meth:`Client._drive`, each step awaited."""
-        value: Any = None
-        failure: Exception | None = None
-        while True:
-            try:
-                effect = steps.send(value) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            value, failure = None, None
+        stepper = _Stepper(steps)
+        while (effect := stepper.next()) is not None:
             try:
                 if isinstance(effect, _Send):
-                    value = await self._send(effect.call)
+                    stepper.gave(await self._send(effect.call))
                 elif isinstance(effect, _Stream):
-                    value = await self._stream(effect)
+                    stepper.gave(await self._stream(effect))
                 elif self._client._sleep is time.sleep:
                     await self._asyncio.sleep(effect.seconds)
                 else:
                     self._client._sleep(effect.seconds)  # an injected sleep (a test's) returns at once
             except Exception as e:  # noqa: BLE001 - handed to the steps, which decide
-                failure = e
+                stepper.failed(e)
+        return stepper.result
 
     async def _send(self, call: Call) -> _Answer:
         client, aiohttp = self._client, self._aiohttp
