@@ -364,7 +364,8 @@ def run_until_submitted(manifest: Path, env: dict[str, str]) -> None:
         if line.startswith("{") and json.loads(line)["event"] == "submitted":
             break
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    code = proc.wait(timeout=60)
+    assert code == 130, proc.stderr.read() if proc.stderr else code  # the reason, if it ever fails
 
 
 def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
