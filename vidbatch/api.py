@@ -21,7 +21,8 @@ renders the result)::
 Errors are :class:`VidbatchError` subclasses carrying ``exit_code`` (manifest problems,
 :class:`~vidbatch.errors.ManifestError`, list every problem with its file, line, job and field).
 ``on_event`` receives :class:`RunEvent` values (``kind`` is an :class:`EventKind`); the runner
-calls it from its worker threads, so keep it quick and thread-safe. The library never prints.
+calls it on its scheduler's thread (the one that called ``run``; under ``watch``, the session's
+thread), so keep it quick: the scheduler does nothing else meanwhile. The library never prints.
 
 Importing :mod:`vidbatch` is cheap: these names load on first use.
 """

@@ -583,8 +583,9 @@ class _Answer:
     server_time: float | None = None  # the answer's Date header, Unix seconds
 
 
-#: Connections kept open per host: at least the runner's most worker threads (32), so each keeps
-#: its connection (with requests' default of 10 the others connected anew for every call).
+#: Connections the requests session keeps open per host: enough for threads sharing one client
+#: (with requests' default of 10 the others connected anew for every call). The runner's calls
+#: go through :class:`AsyncCalls` instead, whose aiohttp pool is unbounded (the runner bounds them).
 POOL_SIZE = 64
 
 
@@ -729,7 +730,7 @@ def new_session(*, ca_file: str | Path | None = None) -> requests.Session:
 class Client:
     """MiniMax video API client.
 
-    It keeps no per-call state, so worker threads may share one client; what they then share is
+    It keeps no per-call state, so threads may share one client; what they then share is
     the session's connection pool, which urllib3 makes thread-safe, and one flag that the API host
     has answered (set once, never cleared).
 

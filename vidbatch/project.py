@@ -83,7 +83,7 @@ class Workspace:
     ) -> RunResult:
         """Render what is new or changed through ``client`` and return the result (:func:`run`).
         ``options`` default to :meth:`default_options`; ``on_event`` gets every
-        :class:`~vidbatch.runner.RunEvent` (from worker threads); ``budget``
+        :class:`~vidbatch.runner.RunEvent` (on the calling thread); ``budget``
         (:class:`~vidbatch.costing.Budget`) refuses a plan over ``--max-cost``."""
         return run(self, client, options or self.default_options(), on_event=on_event, confirm=confirm, wait_for_lock=wait_for_lock, budget=budget)
 

@@ -38,9 +38,9 @@ is checkpointed by a thread of its own (:meth:`Store.checkpoints_elsewhere`), so
 scheduler waits for the database file's fsync.
 
 Crash safety rests on two writes: ``record_intent`` *before* a create is sent, and the task id
-the moment it arrives. The worker thread that got the answer appends it to the task-id journal
-(:class:`TaskIdJournal`, ``task-ids.journal`` beside the database: one ``write`` to a file open
-for appending, no lock shared with the scheduler), and the scheduler commits it with
+the moment it arrives. The coroutine that got the answer (on the runner's wire) appends it to the
+task-id journal (:class:`TaskIdJournal`, ``task-ids.journal`` beside the database: one ``write``
+to a file open for appending, under the journal's own lock), and the scheduler commits it with
 ``record_submitted`` when it takes the answer. A crash between the two loses nothing: the next
 start replays the journal first (:meth:`Store.replay_journal`). A row still found in
 ``submitting`` after that (the run lock guarantees no live run owns it) was cut off mid-create:
@@ -736,8 +736,8 @@ class _FileLock:
 
 
 class TaskIdJournal:
-    """Task ids written the moment their create is answered, by the worker thread that got the
-    answer, before the scheduler commits them to the database (issue 15: at thousands of
+    """Task ids written the moment their create is answered, by the coroutine that got the
+    answer (on the runner's wire), before the scheduler commits them to the database (issue 15: at thousands of
     creates a minute the scheduler may be busy for milliseconds, and a crash then would leave
     a paid task ``uncertain``). One JSON line per answer, ``{"key", "attempt", "task_id"}``:
     ``attempt`` is the render's ``attempts`` after its intent, so an older create of the same
