@@ -99,7 +99,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Generator, Generic, Iterator, Mapping, NoReturn, Sequence, TypeVar, Union
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -1461,10 +1461,12 @@ class AsyncCalls:
         import asyncio  # here, not at the top: with aiohttp 0.4 s to import, and only a run needs them
 
         import aiohttp
+        import yarl  # aiohttp's URLs
 
         self._client = client
         self._asyncio = asyncio
         self._aiohttp = aiohttp
+        self._yarl = yarl
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),  # the runner bounds its calls in flight
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # kept and sent back as requests does, IP hosts too
@@ -1595,15 +1597,14 @@ class AsyncCalls:
     def _url(self, url: str) -> Any:
         """``url`` as sent: already encoded (our own URLs are built encoded, and a signed URL's
         signature must reach its host byte for byte)."""
-        import yarl
-
-        return yarl.URL(url, encoded=True)
+        return self._yarl.URL(url, encoded=True)
 
     def _options(self, call: Call, url: str, read_timeout: float) -> dict[str, Any]:
         client, aiohttp = self._client, self._aiohttp
-        proxy, tls = self._transport(url)
+        parts = urlsplit(url)
+        proxy, tls = self._transport(url, parts)
         headers = client._headers(json_body=call.api_host if call.is_download else call.files is None)
-        if call.api_host and urlsplit(url)[:2] == self._api_origin:
+        if call.api_host and parts[:2] == self._api_origin:
             headers["Authorization"] = f"Bearer {client._key.value}"
         options: dict[str, Any] = {
             "headers": headers,
@@ -1623,9 +1624,9 @@ class AsyncCalls:
             options["data"] = json.dumps(call.json_body, allow_nan=False).encode()
         return options
 
-    def _transport(self, url: str) -> tuple[str | None, ssl.SSLContext | bool]:
-        """The proxy and TLS settings of ``url``'s host, as requests would choose them."""
-        parts = urlsplit(url)
+    def _transport(self, url: str, parts: SplitResult) -> tuple[str | None, ssl.SSLContext | bool]:
+        """The proxy and TLS settings of ``url``'s host (``parts``: the URL split), as requests
+        would choose them."""
         key = (parts.scheme, parts.netloc)
         found = self._environment.get(key)
         if found is None:
