@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from vidbatch.events import Stop
+from vidbatch import errors
+from vidbatch.events import EventKind, Stop
 from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
 
@@ -238,3 +239,119 @@ def test_a_runner_given_a_plan_made_before_any_replay_collects_the_journaled_tas
     result = h.make_runner().run(plan)
     assert result.exit_code == 0
     assert h.client.count("create") == 1 and h.output("a").exists()
+
+
+# --- one commit per scheduler turn (the writes of a turn are grouped) ----------------------------
+
+
+class RefusingCommits:
+    """A connection whose COMMITs fail (a full disk) once ``refuse`` is set; the rest is SQLite's."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+        self.refuse = False
+        self.commits = 0
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            self.commits += 1
+            if self.refuse:
+                raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def refusing_store(path) -> Store:
+    store = Store(path)
+    store.conn = RefusingCommits(store.conn)  # type: ignore[assignment]
+    return store
+
+
+def test_a_task_id_written_in_a_group_stays_in_the_journal_until_the_group_is_committed(tmp_path):
+    store = Store(tmp_path / ".vidbatch")
+    store.record_seen("k1", {"prompt": "k1"}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt="k1", name="k1")
+    store.record_intent("k1", name="k1")
+    store.journal.note("k1", 1, "task-1")
+    assert store.begin_group()
+    store.record_submitted("k1", "task-1", name="k1")
+    store.journal.clear()
+    assert len(store.journal.entries()) == 1, "not committed yet: a crash now must find the task id in the journal"
+    store.end_group()
+    store.journal.clear()
+    assert store.journal.entries() == []
+    assert Store(tmp_path / ".vidbatch").get("k1").task_id == "task-1"
+
+
+def test_a_group_whose_commit_fails_is_rolled_back_and_keeps_its_task_ids_in_the_journal(tmp_path):
+    store = refusing_store(tmp_path / ".vidbatch")
+    store.record_seen("k1", {"prompt": "k1"}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt="k1", name="k1")
+    store.record_intent("k1", name="k1")
+    store.journal.note("k1", 1, "task-1")
+    store.begin_group()
+    store.record_submitted("k1", "task-1", name="k1")
+    store.conn.refuse = True
+    with pytest.raises(errors.StateError, match="is full"):
+        store.end_group()
+    store.conn.refuse = False
+    assert not store.conn.in_transaction
+    assert store.get("k1").state is RenderState.SUBMITTING
+    store.journal.clear()
+    assert [e[2] for e in store.journal.entries()] == ["task-1"]
+
+
+def test_the_writes_of_a_scheduler_turn_are_one_commit(tmp_path):
+    h = Harness(tmp_path, {n: f"Shot {n}" for n in "abcdef"}, concurrency=6)
+    store = refusing_store(tmp_path / ".vidbatch")
+    result = h.run(store)
+    assert result.exit_code == 0 and h.client.count("create") == 6
+    # per job: intent, task id, status, rendered, downloaded: 30 commits if each were its own
+    assert store.conn.commits < 20, store.conn.commits
+
+
+def test_a_turn_whose_commit_fails_reports_its_task_ids_unsaved_and_the_next_start_recovers_them(tmp_path):
+    h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=2)
+    store = refusing_store(tmp_path / ".vidbatch")
+    real_submitted = store.record_submitted
+
+    def record_submitted(*a, **kw):
+        record = real_submitted(*a, **kw)
+        store.conn.refuse = True  # the disk fills while the turn that wrote the task id is open
+        return record
+
+    store.record_submitted = record_submitted  # type: ignore[method-assign]
+    result = h.run(store)
+    assert result.stopped is Stop.STATE
+    created = {e.data["task_id"]: e.job for e in h.of(EventKind.SUBMITTED)}
+    assert created and len(created) == h.client.count("create") < 3, "nothing new once the state fails"
+    assert result.unsaved == created
+    assert {e.data["task_id"] for e in h.of(EventKind.UNSAVED)} == set(created)
+    assert all(h.output(name).exists() for name in created.values()), "collected from memory"
+    assert {json.loads(line)["task_id"] for line in journal_lines(h)} == set(created)
+    store.close()
+
+    after = Store(tmp_path / ".vidbatch")  # the disk was freed; the next run
+    after.mark_interrupted_submissions()
+    h.store = after
+    h.events.clear()
+    assert h.run().exit_code == 0
+    assert h.client.count("create") == 3, "the renders created before: never created again; the rest: created now"
+
+
+def test_intents_whose_commit_fails_are_never_sent_and_stay_new(tmp_path):
+    h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B"}, concurrency=2)
+    store = refusing_store(tmp_path / ".vidbatch")
+    real_intent = store.record_intent
+
+    def record_intent(*a, **kw):
+        record = real_intent(*a, **kw)
+        store.conn.refuse = True  # the commit of the turn's intents will fail
+        return record
+
+    store.record_intent = record_intent  # type: ignore[method-assign]
+    result = h.run(store)
+    assert h.client.count("create") == 0
+    assert result.stopped is Stop.STATE and sorted(result.unfinished) == ["a", "b"]
+    store.conn.refuse = False
+    assert {store.get(pj.job.key).state for pj in h.plan().jobs} == {RenderState.NEW}

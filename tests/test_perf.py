@@ -25,7 +25,7 @@ from vidbatch.plan import plan_jobs
 from vidbatch.policy import Call
 from vidbatch.runner import RunOptions, Runner, _Inbox, _Render, _Result
 from vidbatch.errors import StateError
-from vidbatch.state import ErrorInfo, RenderState, Store
+from vidbatch.state import JOURNAL_NAME, ErrorInfo, RenderState, Store
 
 from .fakes import FakeClient, FakeClock
 from .helpers import cli, t2v_manifest
@@ -96,9 +96,10 @@ def test_create_answers_leave_the_inbox_before_results_that_came_first():
     assert inbox.empty()
 
 
-def test_a_task_id_is_committed_when_the_runner_says_it_was_submitted(tmp_path):
-    """A crash right after an accepted create finds its task id: at the SUBMITTED event (right
-    after the write) another connection, as the next run would be, already reads it."""
+def test_a_task_id_is_durable_when_the_runner_says_it_was_submitted(tmp_path):
+    """A crash right after an accepted create finds its task id: at the SUBMITTED event the next
+    run would read it, committed or in the task-id journal (the commit of the scheduler's turn
+    may come after the event; the journal line came before it)."""
     manifest = tmp_path / "shots.toml"
     manifest.write_text(t2v_manifest({"a": "Shot A", "b": "Shot B", "c": "Shot C"}))
     store = Store(tmp_path / ".vidbatch")
@@ -111,7 +112,9 @@ def test_a_task_id_is_committed_when_the_runner_says_it_was_submitted(tmp_path):
                 row = other.execute("select task_id, state from renders where key = ?", [e.key]).fetchone()
             finally:
                 other.close()
-            seen[e.data["task_id"]] = row[0] if row and row[1] == "running" else None
+            journaled = {json.loads(line)["task_id"] for line in (tmp_path / ".vidbatch" / JOURNAL_NAME).read_text().splitlines()}
+            committed = row[0] if row and row[1] == "running" else None
+            seen[e.data["task_id"]] = committed or (e.data["task_id"] if e.data["task_id"] in journaled else None)
 
     clock = FakeClock()
     client = FakeClient(clock).script("query", "Processing")
@@ -119,6 +122,7 @@ def test_a_task_id_is_committed_when_the_runner_says_it_was_submitted(tmp_path):
     runner = Runner(store, client, RunOptions(poll_interval=5.0, rpm=60.0, concurrency=3), on_event, clock=clock, workers=0)
     assert runner.run(plan_jobs(ws.manifests, store)).exit_code == 0
     assert seen == {"task-1": "task-1", "task-2": "task-2", "task-3": "task-3"}
+    assert {store.get(pj.job.key).task_id for pj in plan_jobs(ws.manifests, store).jobs} == set(seen), "and committed by the end"
 
 
 # --- the store's write path ---------------------------------------------------------------------

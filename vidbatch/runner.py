@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import enum
 import functools
 import gc
@@ -457,6 +458,20 @@ class _StopRequest:
 
 
 _Control = Union[_Replan, _StopRequest]
+
+
+@dataclass
+class _Group:
+    """The state writes of one scheduler turn, committed together (see Runner._grouped)."""
+
+    #: task ids recorded in the group: if its commit fails, they are reported unsaved
+    task_ids: list[tuple[_Render, str]] = field(default_factory=list)
+    #: its transaction is open (begun by its first write: a turn that writes nothing costs nothing)
+    begun: bool = False
+    #: the commit failed: nothing written in the group was kept
+    failed: bool = False
+    #: the events of the turn, delivered once its writes are committed (see Runner._emit)
+    events: list[RunEvent] = field(default_factory=list)
 
 
 class _Inbox:
@@ -856,6 +871,8 @@ class Runner:
         self._keep_alive = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
         self._state_error: BaseException | None = None
+        #: the state writes of this scheduler turn, while they are being made (see _grouped)
+        self._open_group: _Group | None = None
         #: output folders this run creates renders for, claimed against runs of other state folders
         self._claims: dict[Path, Any] = {}
         #: the outputs index entries of this run, written in batches (see outputs_index.Writer)
@@ -1213,8 +1230,9 @@ class Runner:
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
             self.clock.wait(self._inbox.wait, self._wait_time(self.clock.now()))
-            while (result := self._wire.take()) is not None:
-                self._handle(result)
+            with self._grouped():
+                while (result := self._wire.take()) is not None:
+                    self._handle(result)
             while (control := self._inbox.take_control()) is not None:
                 if isinstance(control, _StopRequest):
                     self._interrupt()
@@ -1231,6 +1249,23 @@ class Runner:
         return max(0.0, min(due))
 
     def _dispatch_creates(self, now: float) -> None:
+        """Send the creates that are due: their intents are committed together first (one
+        transaction for the turn), and no create is sent before its intent is committed."""
+        assert self._open_group is None, "intents are committed before their creates are sent"
+        sends: list[tuple[_Render, _Work]] = []
+        with self._grouped() as group:
+            self._record_intents(now, sends)
+        if group.failed:  # no intent was kept, so no create may go: they stay new, in order
+            for render, _ in reversed(sends):
+                self._leave_flight(render)
+                self._creating.discard(render.key)
+                self._requeue(render, front=True)
+            return
+        for render, work in sends:
+            self._emit(EventKind.SUBMIT, render.targets[0].reason, render)
+            self._wire.submit(Call.CREATE, render, work)
+
+    def _record_intents(self, now: float, sends: list[tuple[_Render, _Work]]) -> None:
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
             render = self._next_create(now)
             if render is None:
@@ -1258,12 +1293,11 @@ class Runner:
                 return
             self._enter_flight(render)
             self._creating.add(render.key)
-            self._emit(EventKind.SUBMIT, reason, render)
             if render.v2:
-                self._wire.submit(Call.CREATE, render, functools.partial(self._create_v2, job, intent.attempts))
+                sends.append((render, functools.partial(self._create_v2, job, intent.attempts)))
             else:
                 assert request is not None
-                self._wire.submit(Call.CREATE, render, functools.partial(self._create_v1, request, render.key, intent.attempts))
+                sends.append((render, functools.partial(self._create_v1, request, render.key, intent.attempts)))
 
     async def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
         """Wire side: create, and journal the task id before handing it to the scheduler (on the
@@ -1381,8 +1415,9 @@ class Runner:
         self._ids[render.key] = (task_id, None)
         self.progress.created_render(render.key)
         if not self._save(self.store.record_submitted, render.key, task_id, name=render.name):
-            self.result.unsaved[task_id] = render.name
-            self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
+            self._unsaved(render, task_id)
+        elif self._open_group is not None:
+            self._open_group.task_ids.append((render, task_id))  # saved once the group is committed
         self._emit(EventKind.SUBMITTED, f"task {task_id}", render, task_id=task_id)
         self._schedule(Call.POLL, render, self.options.poll_interval)
         if render.obsolete:  # an edit made it obsolete while its create was on the wire
@@ -1797,6 +1832,59 @@ class Runner:
         self.result.stop_message = str(error)
         self._emit(EventKind.ACCOUNT_STOP, f"stopping new renders: {error}; tasks already running are still collected")
 
+    def _unsaved(self, render: _Render, task_id: str) -> None:
+        self.result.unsaved[task_id] = render.name
+        self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
+
+    @contextlib.contextmanager
+    def _grouped(self) -> Iterator[_Group]:
+        """The state writes made inside, one scheduler turn's, in one transaction (issue 15:
+        six transactions per job cost more than the job's calls), begun by the first of them
+        (:meth:`_write`). Each write is still all or nothing (:meth:`Store.begin_group`). The
+        task ids of creates are journaled before any of this, so a crash before the commit
+        loses none. If the commit fails, the run goes on as after any refused write
+        (:meth:`_state_failed`), the group's task ids are reported unsaved, and the group
+        says it ``failed``. Nested, the inner group is the outer one's."""
+        if self._open_group is not None:
+            yield self._open_group
+            return
+        group = self._open_group = _Group()
+        try:
+            yield group
+        except BaseException:
+            self._open_group = None
+            if group.begun:
+                try:  # what was written is whole: keep it, and let the exception go on
+                    self.store.end_group()
+                except errors.StateError as e:
+                    log.warning("state write failed: %s", e)  # the task ids stay in the journal
+            self._deliver(group.events)
+            raise
+        self._open_group = None
+        try:
+            if group.begun:
+                self.store.end_group()
+        except Exception as e:
+            if not is_state_write_error(e):
+                raise
+            group.failed = True
+            self._deliver(group.events)
+            self._state_failed(e)
+            for render, task_id in group.task_ids:
+                self._unsaved(render, task_id)
+        else:
+            self._deliver(group.events)
+
+    def _begin_group(self, group: _Group) -> None:
+        """Open the turn's transaction before its first write (if it cannot be, each write goes
+        alone, as each can)."""
+        try:
+            group.begun = self.store.begin_group()
+        except Exception as e:
+            if not is_state_write_error(e):
+                raise
+            self._state_failed(e)
+
     def _save(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """A state write (see :meth:`_write`): whether it was saved."""
         return self._write(write, *args, **kwargs) is not _UNSAVED
@@ -1805,6 +1893,9 @@ class Runner:
         """A state write: what it returns, or ``_UNSAVED``. If the database refuses (full disk...),
         the run goes on from memory without creating anything new; the task ids it could not
         save are reported."""
+        group = self._open_group
+        if group is not None and not group.begun and self._state_error is None:
+            self._begin_group(group)
         try:
             return write(*args, **kwargs)
         except Exception as e:
@@ -1871,9 +1962,19 @@ class Runner:
     # --- events -------------------------------------------------------------------------
 
     def _emit(self, kind: EventKind, message: str, render: _Render | None = None, *, job_name: str | None = None, key: str | None = None, data: dict[str, Any] | None = None, **extra: Any) -> None:
+        """Tell ``on_event``. Inside a scheduler turn's group of writes the event waits for their
+        commit: whoever reads the state on an event finds what the event says."""
         if render is not None:
             job_name, key = render.name, render.key
-        self.on_event(RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress))
+        event = RunEvent(kind, message, job_name, key, {**(data or {}), **extra}, progress=self.progress)
+        if self._open_group is not None:
+            self._open_group.events.append(event)
+        else:
+            self.on_event(event)
+
+    def _deliver(self, events: list[RunEvent]) -> None:
+        for event in events:
+            self.on_event(event)
 
 
 # --- cancelling queued V2 tasks ---------------------------------------------------------------

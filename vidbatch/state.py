@@ -832,6 +832,8 @@ class Store:
             raise state_error(self.path, e) from e
         self.conn = conn
         self._savepoints = 0
+        #: what to do once the open transaction is committed (dropped if it is rolled back)
+        self._after_commit: list[Callable[[], None]] = []
         self._inode = self._file_identity()
         #: task ids written by the worker that got them, before they are committed here
         self.journal = TaskIdJournal(self.state_dir / JOURNAL_NAME)
@@ -1034,15 +1036,56 @@ class Store:
         try:
             yield
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._roll_back()
             raise
+        self._commit()
+
+    def begin_group(self) -> bool:
+        """Begin a group of writes to commit together, once, with :meth:`end_group`: the
+        runner's writes of one scheduler turn (issue 15: a transaction per write cost a run
+        more than its network). Each write inside is still a savepoint, all or nothing on its
+        own, so the group may be committed whatever stopped it early (an exception, a Ctrl-C).
+        False, and nothing begun, inside a transaction. Raises StateError if it cannot begin."""
+        if self.conn.in_transaction:
+            return False
         try:
-            conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        return True
+
+    def end_group(self) -> None:
+        """Commit the group :meth:`begin_group` began. Raises StateError, with the group rolled
+        back, if the commit fails or SQLite ended the group early (a write that failed inside
+        it took the group's earlier writes with it)."""
+        if not self.conn.in_transaction:
+            self._after_commit.clear()
+            raise StateError(f"the state database {self.path} dropped a group of writes (a write failed inside it); run again, and report this if it persists")
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the open transaction, then do what waited for it; roll back if it fails."""
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._roll_back()
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        done, self._after_commit = self._after_commit, []
+        for action in done:
+            action()
+
+    def _roll_back(self) -> None:
+        self._after_commit.clear()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def when_committed(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once what was written so far is committed: at once outside a
+        transaction; never if the transaction is rolled back."""
+        if self.conn.in_transaction:
+            self._after_commit.append(action)
+        else:
+            action()
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -1057,6 +1100,8 @@ class Store:
             if self.conn.in_transaction:
                 self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            else:
+                self._after_commit.clear()  # the writes they waited for are gone
             raise
         self.conn.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -1212,7 +1257,7 @@ class Store:
         """``from_journal``: the task id was found in the task-id journal at the next start."""
         detail = {"task_id": task_id, "from": "journal"} if from_journal else {"task_id": task_id}
         record = self._transition(key, RenderState.RUNNING, "submitted", name=name, detail=detail, task_id=task_id, submitted_at=now())
-        self.journal.committed(task_id)
+        self.when_committed(functools.partial(self.journal.committed, task_id))  # in a group: at its commit
         return record
 
     def record_not_submitted(self, key: str, error: ErrorInfo, *, name: str | None = None) -> RenderRecord:
