@@ -17,9 +17,9 @@ the no-op fast path (``vidbatch.cli.fast``: click never imported) or went throug
 
 ``first-run`` runs ``vidbatch run`` in a child process instrumented from outside the library: the
 client's ``create`` (on the runner's event loop, ``AsyncCalls``) timestamps each answer, the task-id journal's ``note`` each journal line
-(answer-to-journal is the window in which a crash would leave a create uncertain) and the store's
-``record_submitted`` each commit to the database (a crash before it is replayed from the journal
-at the next start). It also
+(answer-to-journal is the window in which a crash would leave a create uncertain) and the journal's
+``committed`` each commit of a task id to the database (the commit of the scheduler's turn that
+wrote it; a crash before it is replayed from the journal at the next start). It also
 counts HTTP calls, store transactions and events per job, and with ``--profile`` prints where the
 child's time went.
 """
@@ -250,12 +250,11 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
             answered[task_id] = time.perf_counter()
         return task_id
 
-    real_submitted = Store.record_submitted
+    real_committed = TaskIdJournal.committed
 
-    def record_submitted(self: Store, key: str, task_id: str, **kw: object) -> object:
-        out = real_submitted(self, key, task_id, **kw)  # type: ignore[arg-type]
+    def journal_committed(self: TaskIdJournal, task_id: str) -> None:  # called once the task id's commit is done
+        real_committed(self, task_id)
         committed[task_id] = time.perf_counter()
-        return out
 
     real_note = TaskIdJournal.note
 
@@ -265,7 +264,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
 
     TaskIdJournal.note = note  # type: ignore[method-assign]
     AsyncCalls.create = create  # type: ignore[method-assign]
-    Store.record_submitted = record_submitted  # type: ignore[method-assign]
+    TaskIdJournal.committed = journal_committed  # type: ignore[method-assign]
 
     def timed(name: str, fn: object) -> object:
         def wrapper(*args: object, **kw: object) -> object:
@@ -324,7 +323,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         "jobs_per_s": round(jobs / wall, 1),
         # the window in which a crash leaves a create uncertain: answer -> its journal line
         "answer_to_journal_ms": spread(journaled),
-        # answer -> the scheduler's commit to the database (a crash in between is replayed)
+        # answer -> the commit of the scheduler's turn that wrote it (a crash in between is replayed)
         "answer_to_commit_ms": spread(committed),
         "store_calls_per_job": {k: round(len(v) / jobs, 2) for k, v in sorted(store_calls.items())},
         "store_seconds": {k: round(sum(v), 2) for k, v in sorted(store_calls.items())},

@@ -35,6 +35,29 @@ def test_full_lifecycle_is_recorded_as_history(tmp_path):
     assert store.output(tmp_path / "x.mp4").sha256 == "f" * 64
 
 
+def statuses(store: Store) -> list[str]:
+    return [e.detail["status"] for e in store.events(KEY) if e.event == "status"]
+
+
+def test_an_unchanged_status_is_not_repeated_by_another_store_nor_lost_to_a_rollback(tmp_path):
+    first = Store(tmp_path)
+    seen(first)
+    first.record_intent(KEY, name="job")
+    first.record_submitted(KEY, "123", name="job")
+    first.record_status(KEY, "Queueing")
+    first.close()
+    store = Store(tmp_path)  # remembers nothing: reads the last event
+    store.record_status(KEY, "Queueing")
+    assert statuses(store) == ["Queueing"]
+    assert store.begin_group()
+    store.record_status(KEY, "Processing")
+    store.conn.execute("ROLLBACK")  # what a failed commit leaves
+    with pytest.raises(StateError):
+        store.end_group()
+    store.record_status(KEY, "Processing")
+    assert statuses(store) == ["Queueing", "Processing"], "the status the rollback lost is written again"
+
+
 @pytest.mark.parametrize("state", list(RenderState))
 def test_every_illegal_transition_is_refused(tmp_path, state):
     store = Store(tmp_path)

@@ -606,6 +606,10 @@ _RENDER_COLUMNS = tuple("request" if n == "request_json" else n for n in _RENDER
 _RENDER_INSERT = f"insert into renders ({', '.join(_RENDER_COLUMNS)}) values ({', '.join('?' * len(_RENDER_COLUMNS))})"
 
 
+#: the encoder of an event's detail (made once: ``json.dumps`` with options makes one per call)
+_DETAIL_JSON = json.JSONEncoder(sort_keys=True)
+
+
 @functools.lru_cache(maxsize=64)
 def _assignments(columns: tuple[str, ...]) -> str:
     """``a = ?, b = ?`` for an update (the few column sets the store writes, made once each)."""
@@ -834,6 +838,9 @@ class Store:
         self._savepoints = 0
         #: what to do once the open transaction is committed (dropped if it is rolled back)
         self._after_commit: list[Callable[[], None]] = []
+        #: by key, the MiniMax status of the last event this store wrote (None: not a status), so
+        #: a poll that changes nothing costs no read (see record_status); forgotten on a rollback
+        self._last_status: dict[str, str | None] = {}
         self._inode = self._file_identity()
         #: task ids written by the worker that got them, before they are committed here
         self.journal = TaskIdJournal(self.state_dir / JOURNAL_NAME)
@@ -1059,7 +1066,7 @@ class Store:
         back, if the commit fails or SQLite ended the group early (a write that failed inside
         it took the group's earlier writes with it)."""
         if not self.conn.in_transaction:
-            self._after_commit.clear()
+            self._forget_uncommitted()
             raise StateError(f"the state database {self.path} dropped a group of writes (a write failed inside it); run again, and report this if it persists")
         self._commit()
 
@@ -1075,9 +1082,14 @@ class Store:
             action()
 
     def _roll_back(self) -> None:
-        self._after_commit.clear()
+        self._forget_uncommitted()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    def _forget_uncommitted(self) -> None:
+        """The open transaction is gone: nothing waits for its commit, and what it wrote is not so."""
+        self._after_commit.clear()
+        self._last_status.clear()
 
     def when_committed(self, action: Callable[[], None]) -> None:
         """Call ``action`` once what was written so far is committed: at once outside a
@@ -1101,7 +1113,8 @@ class Store:
                 self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 self.conn.execute(f"RELEASE SAVEPOINT {name}")
             else:
-                self._after_commit.clear()  # the writes they waited for are gone
+                self._forget_uncommitted()
+            self._last_status.clear()  # this write's status may be undone
             raise
         self.conn.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -1183,8 +1196,9 @@ class Store:
     def _event(self, key: str, event: str, from_state: RenderState | None, to_state: RenderState | None, name: str | None, detail: Mapping[str, Any] | None) -> None:
         self.conn.execute(
             "insert into events (key, at, event, from_state, to_state, name, detail) values (?, ?, ?, ?, ?, ?, ?)",
-            [key, now(), event, from_state.value if from_state else None, to_state.value if to_state else None, name, json.dumps(dict(detail or {}), sort_keys=True)],
+            [key, now(), event, from_state.value if from_state else None, to_state.value if to_state else None, name, _DETAIL_JSON.encode(dict(detail or {}))],
         )
+        self._last_status[key] = detail.get("status") if event == "status" and detail else None
 
     def _update(self, key: str, values: Mapping[str, Any]) -> None:
         """Set columns of the render ``key`` (names from this module, never from input)."""
@@ -1272,8 +1286,12 @@ class Store:
     @_guarded
     def record_status(self, key: str, status: str, *, name: str | None = None) -> None:
         """A poll answer; only a change of MiniMax status is kept in the history."""
-        last = self.conn.execute("select event, detail from events where key = ? order by id desc limit 1", [key]).fetchone()
-        if last is not None and last[0] == "status" and json.loads(last[1] or "{}").get("status") == status:
+        if key in self._last_status:
+            last = self._last_status[key]
+        else:
+            row = self.conn.execute("select event, detail from events where key = ? order by id desc limit 1", [key]).fetchone()
+            last = json.loads(row[1] or "{}").get("status") if row is not None and row[0] == "status" else None
+        if last == status:
             return
         with self.transaction():
             self._update(key, {"updated_at": now()})
@@ -1488,6 +1506,7 @@ class Store:
             for path in paths:
                 self.conn.execute("delete from outputs where path = ?", [str(path)])
             for key in keys:
+                self._last_status.pop(key, None)
                 for table in ("outputs", "videos", "events", "renders"):
                     self.conn.execute(f"delete from {table} where key = ?", [key])
 
