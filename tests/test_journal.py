@@ -355,3 +355,23 @@ def test_intents_whose_commit_fails_are_never_sent_and_stay_new(tmp_path):
     assert result.stopped is Stop.STATE and sorted(result.unfinished) == ["a", "b"]
     store.conn.refuse = False
     assert {store.get(pj.job.key).state for pj in h.plan().jobs} == {RenderState.NEW}
+
+
+def test_a_ctrl_c_after_an_intent_is_written_and_before_its_create_is_sent_keeps_the_intent_out(tmp_path):
+    h = Harness(tmp_path, {"a": "Shot A", "b": "Shot B", "c": "Shot C"}, concurrency=3)
+    store = Store(tmp_path / ".vidbatch")
+    real_intent = store.record_intent
+    intents = []
+
+    def record_intent(*a, **kw):
+        intents.append(real_intent(*a, **kw))
+        if len(intents) == 2:
+            raise KeyboardInterrupt  # b's intent is written in its turn's group; its create is not sent
+        return intents[-1]
+
+    store.record_intent = record_intent  # type: ignore[method-assign]
+    result = h.run(store)
+    assert len(intents) == 2 and h.client.count("create") == 1
+    assert result.stopped is Stop.INTERRUPTED
+    assert h.states() == {"a": "running", "b": "new", "c": "new"}, "no intent kept without its create"
+    assert store.mark_interrupted_submissions() == [], "so the next start finds nothing uncertain"

@@ -489,8 +489,13 @@ class _Inbox:
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
+        self.put_results([item])
+
+    def put_results(self, items: Iterable[_Result]) -> None:
+        """Hand over results with one wakeup of the scheduler."""
         with self._cond:
-            (self._created if item.call is Call.CREATE else self._results).append(item)
+            for item in items:
+                (self._created if item.call is Call.CREATE else self._results).append(item)
             self._cond.notify()
 
     def put_control(self, item: _Control) -> None:
@@ -703,6 +708,8 @@ class _Wire:
         self._thread: threading.Thread | None = None
         self._threads: _DaemonThreads | None = None
         self._running: set[asyncio.Task[None]] = set()
+        #: results of this turn of the loop, handed to the scheduler together at the next (see _carry)
+        self._done: list[_Result] = []
         self._calls: AsyncApiClient | None = _BlockingCalls(client, _call_now) if self._inline else None
 
     @property
@@ -813,7 +820,16 @@ class _Wire:
             raise  # the wire is closing: nobody waits for this result
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
             value, error = None, e
-        self._inbox.put_result(_Result(call, render, value, error))
+        # The results finished in one turn of the loop wake the scheduler once, at the start of
+        # the next: it then writes them in one transaction (Runner._grouped), where a wakeup
+        # per result made as many turns. A create's task id is journaled already (_create_v1).
+        if not self._done:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._done.append(_Result(call, render, value, error))
+
+    def _hand_over(self) -> None:
+        done, self._done = self._done, []
+        self._inbox.put_results(done)
 
     async def _wind_down(self, calls: AsyncApiClient) -> None:
         running = list(self._running)
@@ -1253,17 +1269,25 @@ class Runner:
         transaction for the turn), and no create is sent before its intent is committed."""
         assert self._open_group is None, "intents are committed before their creates are sent"
         sends: list[tuple[_Render, _Work]] = []
-        with self._grouped() as group:
-            self._record_intents(now, sends)
-        if group.failed:  # no intent was kept, so no create may go: they stay new, in order
-            for render, _ in reversed(sends):
-                self._leave_flight(render)
-                self._creating.discard(render.key)
-                self._requeue(render, front=True)
+        try:
+            with self._grouped(keep_on_error=False) as group:
+                self._record_intents(now, sends)
+        except BaseException:  # a Ctrl-C: the intents are rolled back, and nothing was sent
+            self._unsend(sends)
+            raise
+        if group.failed:  # no intent was kept, so no create may go
+            self._unsend(sends)
             return
         for render, work in sends:
             self._emit(EventKind.SUBMIT, render.targets[0].reason, render)
             self._wire.submit(Call.CREATE, render, work)
+
+    def _unsend(self, sends: list[tuple[_Render, _Work]]) -> None:
+        """Creates whose intents were not kept go back to the queue, in order: they stay new."""
+        for render, _ in reversed(sends):
+            self._leave_flight(render)
+            self._creating.discard(render.key)
+            self._requeue(render, front=True)
 
     def _record_intents(self, now: float, sends: list[tuple[_Render, _Work]]) -> None:
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
@@ -1837,14 +1861,16 @@ class Runner:
         self._emit(EventKind.UNSAVED, f"task {task_id} was created but could not be saved; note it", render, task_id=task_id)
 
     @contextlib.contextmanager
-    def _grouped(self) -> Iterator[_Group]:
+    def _grouped(self, *, keep_on_error: bool = True) -> Iterator[_Group]:
         """The state writes made inside, one scheduler turn's, in one transaction (issue 15:
         six transactions per job cost more than the job's calls), begun by the first of them
         (:meth:`_write`). Each write is still all or nothing (:meth:`Store.begin_group`). The
         task ids of creates are journaled before any of this, so a crash before the commit
         loses none. If the commit fails, the run goes on as after any refused write
         (:meth:`_state_failed`), the group's task ids are reported unsaved, and the group
-        says it ``failed``. Nested, the inner group is the outer one's."""
+        says it ``failed``. An exception (a Ctrl-C) inside commits what was written, each
+        write being whole, unless not ``keep_on_error`` (intents whose creates were not sent).
+        Nested, the inner group is the outer one's."""
         if self._open_group is not None:
             yield self._open_group
             return
@@ -1853,7 +1879,9 @@ class Runner:
             yield group
         except BaseException:
             self._open_group = None
-            if group.begun:
+            if group.begun and not keep_on_error:
+                self.store.roll_back_group()
+            elif group.begun:
                 try:  # what was written is whole: keep it, and let the exception go on
                     self.store.end_group()
                 except errors.StateError as e:

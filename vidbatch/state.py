@@ -1070,6 +1070,10 @@ class Store:
             raise StateError(f"the state database {self.path} dropped a group of writes (a write failed inside it); run again, and report this if it persists")
         self._commit()
 
+    def roll_back_group(self) -> None:
+        """Undo the group :meth:`begin_group` began: nothing written in it is kept."""
+        self._roll_back()
+
     def _commit(self) -> None:
         """Commit the open transaction, then do what waited for it; roll back if it fails."""
         try:
