@@ -229,6 +229,25 @@ def test_the_index_writer_writes_the_first_entry_at_once_then_once_per_interval(
     assert outputs_index.read_index(tmp_path)["b.mp4"].key == "kb"
 
 
+def test_the_index_writer_waits_longer_when_its_writes_take_long(tmp_path):
+    clock = Ticks()
+    writer = outputs_index.Writer(interval=1.0, clock=clock)
+    real_write = writer._write
+
+    def slow_write(pending):
+        real_write(pending)
+        clock.now += 0.2  # a big index: each write takes 0.2 s
+
+    writer._write = slow_write  # type: ignore[method-assign]
+    _record(writer, tmp_path / "a.mp4", "ka")  # written at once, at 0 (done at 0.2)
+    clock.now = 2.0
+    _record(writer, tmp_path / "b.mp4", "kb")
+    assert set(outputs_index.read_index(tmp_path)) == {"a.mp4"}, "20 x 0.2 s: not before 4 s"
+    clock.now = 4.0
+    writer.flush_due()
+    assert set(outputs_index.read_index(tmp_path)) == {"a.mp4", "b.mp4"}
+
+
 def test_the_index_writer_keeps_what_another_writer_added_meanwhile(tmp_path):
     clock = Ticks()
     writer = outputs_index.Writer(interval=1.0, clock=clock)

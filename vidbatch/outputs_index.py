@@ -15,8 +15,9 @@ for every finished video again. So every folder vidbatch writes outputs to also 
   The file is read, updated and replaced atomically (:mod:`vidbatch.files`); one process writes
   it from one thread. A run writes through a :class:`Writer`: rewriting a folder's whole index
   for each of 10,000 outputs would cost the run more than its network (issue 15), so entries
-  are gathered and each folder's file is written at most once per :data:`FLUSH_INTERVAL`, when
-  the run goes idle and when it ends. A crash loses at most that interval's entries from the
+  are gathered and each folder's file is written at most once per :data:`FLUSH_INTERVAL` (or
+  20 times as long as the last write took, for a big index), when the run goes idle and when it
+  ends. A crash loses at most that interval's entries from the
   index, never from the state, and the next run writes them back as it skips those outputs. Two processes writing one folder at once (two state folders, see below)
   may lose one entry to the other's write: readers tolerate that, and the next run that skips
   the file writes its entry again.
@@ -156,7 +157,8 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 class Writer:
     """The index writes of one run: :meth:`record` gathers entries, and each folder's file is
-    written once :data:`FLUSH_INTERVAL` has passed since the last write, or at :meth:`flush`.
+    written once :data:`FLUSH_INTERVAL` has passed since the last write (longer for a big index:
+    see :meth:`flush_due`), or at :meth:`flush`.
     The first entry is written at once. Each folder's entries are kept in memory once read (each
     as its line of the file), and read again only when the file is not the one this writer last
     wrote (another process wrote it). A folder that cannot be written is logged, never raised:
@@ -169,6 +171,7 @@ class Writer:
         #: per folder: the lines of its index as last written, and that file's identity
         self._written: dict[Path, tuple[dict[str, str], tuple[int, int, int] | None]] = {}
         self._written_at = -float("inf")
+        self._took = 0.0  # seconds the last write took
 
     def record(self, path: Path, *, key: str, sha256: str, size: int, task_id: str | None, file_id: str | None, state_dir: Path) -> None:
         path = Path(path)
@@ -177,8 +180,11 @@ class Writer:
         self.flush_due()
 
     def flush_due(self) -> None:
-        """Write what is gathered if the interval has passed since the last write."""
-        if self._pending and self._clock() - self._written_at >= self._interval:
+        """Write what is gathered if the interval has passed since the last write: the interval,
+        or 20 times what the last write took, whichever is longer. A folder's whole index is
+        written each time, so at ten thousand outputs a write every second would cost the run
+        more and more; this keeps the index's share of a run's time under 5%."""
+        if self._pending and self._clock() - self._written_at >= max(self._interval, 20 * self._took):
             self.flush()
 
     def flush(self) -> None:
@@ -186,7 +192,13 @@ class Writer:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        self._written_at = self._clock()
+        self._written_at = started = self._clock()
+        try:
+            self._write(pending)
+        finally:
+            self._took = self._clock() - started
+
+    def _write(self, pending: dict[Path, dict[str, IndexEntry]]) -> None:
         for folder, entries in pending.items():
             try:
                 self._flush(folder, entries)

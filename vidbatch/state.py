@@ -816,6 +816,48 @@ class TaskIdJournal:
                 self._fd = None
 
 
+class _Transaction:
+    """:meth:`Store.transaction` (a class, not a generator: every write of a run enters one,
+    and a generator-based context manager cost several times more)."""
+
+    __slots__ = ("store", "savepoint")
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self.savepoint: str | None = None
+
+    def __enter__(self) -> None:
+        store = self.store
+        if store.conn.in_transaction:
+            store._savepoints += 1
+            self.savepoint = f"vidbatch_{store._savepoints}"
+            store.conn.execute(f"SAVEPOINT {self.savepoint}")
+            return
+        try:
+            store.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise state_error(store.path, e, busy_timeout=store.busy_timeout) from e
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        store, name = self.store, self.savepoint
+        if name is None:
+            if kind is not None:
+                store._roll_back()
+            else:
+                store._commit()
+            return
+        if kind is None:
+            store.conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        # an error such as a RAISE(ROLLBACK) trigger may have ended the whole transaction
+        if store.conn.in_transaction:
+            store.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            store.conn.execute(f"RELEASE SAVEPOINT {name}")
+        else:
+            store._forget_uncommitted()
+        store._last_status.clear()  # this write's status may be undone
+
+
 class Store:
     """The state database of one state folder. Not thread-safe: one thread writes.
 
@@ -1026,26 +1068,12 @@ class Store:
         with self._holding(-1 if wait else 0):
             yield
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction (a savepoint when nested). It begins IMMEDIATE: the write lock
-        is waited for (the busy timeout) before anything is read, so a read-then-write cannot
-        fail halfway on a snapshot another connection made stale."""
-        conn = self.conn
-        if conn.in_transaction:
-            with self._savepoint():
-                yield
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
-        try:
-            yield
-        except BaseException:
-            self._roll_back()
-            raise
-        self._commit()
+    def transaction(self) -> "_Transaction":
+        """One write transaction (a savepoint when nested: its writes are undone alone when it
+        fails, and the outer goes on). It begins IMMEDIATE: the write lock is waited for (the
+        busy timeout) before anything is read, so a read-then-write cannot fail halfway on a
+        snapshot another connection made stale."""
+        return _Transaction(self)
 
     def begin_group(self) -> bool:
         """Begin a group of writes to commit together, once, with :meth:`end_group`: the
@@ -1102,25 +1130,6 @@ class Store:
             self._after_commit.append(action)
         else:
             action()
-
-    @contextlib.contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        """A nested transaction: its writes are undone alone when it fails, and the outer goes on."""
-        self._savepoints += 1
-        name = f"vidbatch_{self._savepoints}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            # an error such as a RAISE(ROLLBACK) trigger may have ended the whole transaction
-            if self.conn.in_transaction:
-                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                self.conn.execute(f"RELEASE SAVEPOINT {name}")
-            else:
-                self._forget_uncommitted()
-            self._last_status.clear()  # this write's status may be undone
-            raise
-        self.conn.execute(f"RELEASE SAVEPOINT {name}")
 
     # --- reading --------------------------------------------------------------------------
 
