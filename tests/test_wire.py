@@ -273,20 +273,19 @@ def test_the_journal_line_is_written_before_the_scheduler_sees_the_task_id(tmp_p
     store, plan = make_plan(tmp_path, {f"s{i}": f"Shot {i}" for i in range(20)})
     order: list[tuple[str, str, str]] = []
     runner = Runner(store, FakeClient(), FAST, workers=4)
-    note, put = runner._journal.note, runner._inbox.put_results
+    note, put = runner._journal.note, runner._inbox.put_result
 
     def noting(key: str, attempt: int, task_id: str) -> None:
         note(key, attempt, task_id)
         order.append(("journal", task_id, threading.current_thread().name))
 
-    def putting(items: list[_Result]) -> None:
-        for item in items:
-            if item.call is Call.CREATE:
-                order.append(("inbox", item.value, threading.current_thread().name))
-        put(items)
+    def putting(item: _Result) -> None:
+        if item.call is Call.CREATE:
+            order.append(("inbox", item.value, threading.current_thread().name))
+        put(item)
 
     runner._journal.note = noting  # type: ignore[method-assign]
-    runner._inbox.put_results = putting  # type: ignore[method-assign]
+    runner._inbox.put_result = putting  # type: ignore[method-assign]
     assert runner.run(plan).exit_code == 0
     assert len(order) == 40
     for task_id in {t for _, t, _ in order}:

@@ -472,6 +472,8 @@ class _Group:
     failed: bool = False
     #: the events of the turn, delivered once its writes are committed (see Runner._emit)
     events: list[RunEvent] = field(default_factory=list)
+    #: an exception (a Ctrl-C, a bug) left a write in it half made: it cannot be committed
+    torn: bool = False
 
 
 class _Inbox:
@@ -489,13 +491,8 @@ class _Inbox:
         self._controls: deque[_Control] = deque()
 
     def put_result(self, item: _Result) -> None:
-        self.put_results([item])
-
-    def put_results(self, items: Iterable[_Result]) -> None:
-        """Hand over results with one wakeup of the scheduler."""
         with self._cond:
-            for item in items:
-                (self._created if item.call is Call.CREATE else self._results).append(item)
+            (self._created if item.call is Call.CREATE else self._results).append(item)
             self._cond.notify()
 
     def put_control(self, item: _Control) -> None:
@@ -507,11 +504,12 @@ class _Inbox:
         with self._cond:
             return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
 
-    def take_result(self) -> _Result | None:
+    def take_result(self, *, created: bool | None = None) -> _Result | None:
+        """See :meth:`_Wire.take`."""
         with self._cond:
             if self._created:
-                return self._created.popleft()
-            return self._results.popleft() if self._results else None
+                return None if created is False else self._created.popleft()
+            return self._results.popleft() if self._results and not created else None
 
     def take_control(self) -> _Control | None:
         with self._cond:
@@ -520,6 +518,10 @@ class _Inbox:
     def empty(self) -> bool:
         with self._cond:
             return not (self._created or self._results or self._controls)
+
+    def has_results(self) -> bool:
+        with self._cond:
+            return bool(self._created or self._results)
 
 
 class _CreateQueue:
@@ -713,8 +715,6 @@ class _Wire:
         self._thread: threading.Thread | None = None
         self._threads: _DaemonThreads | None = None
         self._running: set[asyncio.Task[None]] = set()
-        #: results of this turn of the loop, handed to the scheduler together at the next (see _carry)
-        self._done: list[_Result] = []
         self._calls: AsyncApiClient | None = _BlockingCalls(client, _call_now) if self._inline else None
 
     @property
@@ -739,8 +739,10 @@ class _Wire:
             self._drain_due = True
             loop.call_soon_threadsafe(self._drain)
 
-    def take(self) -> _Result | None:
-        item = self._inbox.take_result()
+    def take(self, *, created: bool | None = None) -> _Result | None:
+        """The next result, the answers of creates first; with ``created``, only those; with
+        ``created=False``, only the others, and none while a create's answer waits."""
+        item = self._inbox.take_result(created=created)
         if item is not None:
             self.busy -= 1
         return item
@@ -825,16 +827,7 @@ class _Wire:
             raise  # the wire is closing: nobody waits for this result
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
             value, error = None, e
-        # The results finished in one turn of the loop wake the scheduler once, at the start of
-        # the next: it then writes them in one transaction (Runner._grouped), where a wakeup
-        # per result made as many turns. A create's task id is journaled already (_create_v1).
-        if not self._done:
-            asyncio.get_running_loop().call_soon(self._hand_over)
-        self._done.append(_Result(call, render, value, error))
-
-    def _hand_over(self) -> None:
-        done, self._done = self._done, []
-        self._inbox.put_results(done)
+        self._inbox.put_result(_Result(call, render, value, error))
 
     async def _wind_down(self, calls: AsyncApiClient) -> None:
         running = list(self._running)
@@ -1251,15 +1244,27 @@ class Runner:
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
             self.clock.wait(self._inbox.wait, self._wait_time(self.clock.now()))
-            with self._grouped():
-                while (result := self._wire.take()) is not None:
-                    self._handle(result)
+            self._handle_results()
             while (control := self._inbox.take_control()) is not None:
                 if isinstance(control, _StopRequest):
                     self._interrupt()
                     return
                 self._idle_announced = False
                 self._take_plan(control.make_plan(self.store))
+
+    def _handle_results(self) -> None:
+        """Take in what the wire finished, a group of writes at a time (:meth:`_grouped`): the
+        answers of creates first, committed together; then the rest, until another create is
+        answered (its task id is not kept waiting behind other jobs' writes: answer-to-commit)."""
+        while True:
+            with self._grouped():
+                while (result := self._wire.take(created=True)) is not None:
+                    self._handle(result)
+            with self._grouped():
+                while (result := self._wire.take(created=False)) is not None:
+                    self._handle(result)
+            if not self._inbox.has_results():
+                return
 
     def _wait_time(self, now: float) -> float:
         due = [1.0]
@@ -1445,7 +1450,7 @@ class Runner:
         self.progress.created_render(render.key)
         if not self._save(self.store.record_submitted, render.key, task_id, name=render.name):
             self._unsaved(render, task_id)
-        elif self._open_group is not None:
+        elif self._open_group is not None and self._open_group.begun:
             self._open_group.task_ids.append((render, task_id))  # saved once the group is committed
         self._emit(EventKind.SUBMITTED, f"task {task_id}", render, task_id=task_id)
         self._schedule(Call.POLL, render, self.options.poll_interval)
@@ -1869,13 +1874,15 @@ class Runner:
     def _grouped(self, *, keep_on_error: bool = True) -> Iterator[_Group]:
         """The state writes made inside, one scheduler turn's, in one transaction (issue 15:
         six transactions per job cost more than the job's calls), begun by the first of them
-        (:meth:`_write`). Each write is still all or nothing (:meth:`Store.begin_group`). The
-        task ids of creates are journaled before any of this, so a crash before the commit
-        loses none. If the commit fails, the run goes on as after any refused write
-        (:meth:`_state_failed`), the group's task ids are reported unsaved, and the group
-        says it ``failed``. An exception (a Ctrl-C) inside commits what was written, each
-        write being whole, unless not ``keep_on_error`` (intents whose creates were not sent).
-        Nested, the inner group is the outer one's."""
+        (:meth:`_write`), and all or nothing (:meth:`Store.begin_group`). The task ids of
+        creates are journaled before any of this, and marked committed in the journal only
+        when the group is, so a crash or a rollback loses none. If a write in it fails, or its
+        commit, the group is rolled back and the run goes on as after any refused write
+        (:meth:`_group_failed`). An exception inside (a Ctrl-C, a bug) commits the writes
+        made before it, unless it came in the middle of one (``torn``) or not
+        ``keep_on_error`` (intents whose creates were not sent): then it rolls them back. The
+        turn's events are delivered at the end, after the commit. Nested, the inner group is
+        the outer one's."""
         if self._open_group is not None:
             yield self._open_group
             return
@@ -1884,29 +1891,33 @@ class Runner:
             yield group
         except BaseException:
             self._open_group = None
-            if group.begun and not keep_on_error:
-                self.store.roll_back_group()
-            elif group.begun:
-                try:  # what was written is whole: keep it, and let the exception go on
+            if group.begun and keep_on_error and not group.torn:
+                try:  # the writes before the exception are whole: keep them, and let it go on
                     self.store.end_group()
                 except errors.StateError as e:
                     log.warning("state write failed: %s", e)  # the task ids stay in the journal
+            elif group.begun:
+                self.store.roll_back_group()
             self._deliver(group.events)
             raise
         self._open_group = None
-        try:
-            if group.begun:
+        if group.begun:
+            try:
                 self.store.end_group()
-        except Exception as e:
-            if not is_state_write_error(e):
-                raise
-            group.failed = True
-            self._deliver(group.events)
-            self._state_failed(e)
-            for render, task_id in group.task_ids:
-                self._unsaved(render, task_id)
-        else:
-            self._deliver(group.events)
+            except Exception as e:
+                if not is_state_write_error(e):
+                    raise
+                self._group_failed(group, e)
+        self._deliver(group.events)
+
+    def _group_failed(self, group: _Group, error: BaseException) -> None:
+        """A turn's group of writes was rolled back: nothing in it was kept. No new creates
+        (:meth:`_state_failed`); its task ids are reported unsaved (the journal keeps them)."""
+        group.begun, group.failed = False, True
+        self._state_failed(error)
+        for render, task_id in group.task_ids:
+            self._unsaved(render, task_id)
+        group.task_ids.clear()
 
     def _begin_group(self, group: _Group) -> None:
         """Open the turn's transaction before its first write (if it cannot be, each write goes
@@ -1931,10 +1942,16 @@ class Runner:
             self._begin_group(group)
         try:
             return write(*args, **kwargs)
-        except Exception as e:
+        except BaseException as e:
             if not is_state_write_error(e):
+                if group is not None:
+                    group.torn = True
                 raise
-            self._state_failed(e)
+            if group is not None and group.begun:  # the turn's writes go with it
+                self.store.roll_back_group()
+                self._group_failed(group, e)
+            else:
+                self._state_failed(e)
             return _UNSAVED
 
     def _state_failed(self, error: BaseException) -> None:

@@ -828,6 +828,8 @@ class _Transaction:
 
     def __enter__(self) -> None:
         store = self.store
+        if store._grouping:
+            return  # the group is all or nothing: its owner rolls it back if a write fails
         if store.conn.in_transaction:
             store._savepoints += 1
             self.savepoint = f"vidbatch_{store._savepoints}"
@@ -840,6 +842,8 @@ class _Transaction:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         store, name = self.store, self.savepoint
+        if store._grouping:
+            return
         if name is None:
             if kind is not None:
                 store._roll_back()
@@ -880,6 +884,8 @@ class Store:
         self._savepoints = 0
         #: what to do once the open transaction is committed (dropped if it is rolled back)
         self._after_commit: list[Callable[[], None]] = []
+        #: a group of writes is open (begin_group): its writes take no savepoints
+        self._grouping = False
         #: by key, the MiniMax status of the last event this store wrote (None: not a status), so
         #: a poll that changes nothing costs no read (see record_status); forgotten on a rollback
         self._last_status: dict[str, str | None] = {}
@@ -1078,21 +1084,23 @@ class Store:
     def begin_group(self) -> bool:
         """Begin a group of writes to commit together, once, with :meth:`end_group`: the
         runner's writes of one scheduler turn (issue 15: a transaction per write cost a run
-        more than its network). Each write inside is still a savepoint, all or nothing on its
-        own, so the group may be committed whatever stopped it early (an exception, a Ctrl-C).
-        False, and nothing begun, inside a transaction. Raises StateError if it cannot begin."""
+        more than its network). The group is all or nothing: its writes take no savepoints of
+        their own, so whoever began it rolls it back (:meth:`roll_back_group`) if any write in
+        it fails or anything else stops it. False, and nothing begun, inside a transaction.
+        Raises StateError if it cannot begin."""
         if self.conn.in_transaction:
             return False
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        self._grouping = True
         return True
 
     def end_group(self) -> None:
         """Commit the group :meth:`begin_group` began. Raises StateError, with the group rolled
-        back, if the commit fails or SQLite ended the group early (a write that failed inside
-        it took the group's earlier writes with it)."""
+        back, if the commit fails or SQLite ended the group early."""
+        self._grouping = False
         if not self.conn.in_transaction:
             self._forget_uncommitted()
             raise StateError(f"the state database {self.path} dropped a group of writes (a write failed inside it); run again, and report this if it persists")
@@ -1100,6 +1108,7 @@ class Store:
 
     def roll_back_group(self) -> None:
         """Undo the group :meth:`begin_group` began: nothing written in it is kept."""
+        self._grouping = False
         self._roll_back()
 
     def _commit(self) -> None:
