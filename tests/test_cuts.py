@@ -240,6 +240,13 @@ def test_the_cut_plays_in_headless_chromium(tmp_path, sim_env, browser):  # noqa
     page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1 || v.error)", timeout=15_000)
     cut = page.eval_on_selector(".cuts video", "v => ({error: v.error && v.error.code, w: v.videoWidth, d: v.duration})")
     assert cut["error"] is None and cut["w"] == 640 and abs(cut["d"] - 6.0) < 0.1
+    # the sheets load lazily: bring each into view, then wait for it to load or fail
+    for sheet in page.locator(".cuts img.sheet").all():
+        sheet.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "[...document.querySelectorAll('.cuts img.sheet')].every(i => i.complete)",
+        timeout=15_000,
+    )
     sheets = page.eval_on_selector_all(".cuts img.sheet", "is => is.map(i => i.naturalWidth)")
     assert sheets == [720, 480]
     posters = page.eval_on_selector_all(".card video", "vs => vs.map(v => v.poster)")
