@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from typing import Any
 import time
 from pathlib import Path
 from typing import Callable
@@ -246,9 +247,11 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     real_create = AsyncCalls.create
 
     async def create(self: AsyncCalls, request: dict) -> str:  # the runner's creates, on its event loop
+        start = time.perf_counter()
         task_id = await real_create(self, request)
         with lock:
             answered[task_id] = time.perf_counter()
+        call_ms.setdefault("create", []).append((answered[task_id] - start) * 1000)
         return task_id
 
     real_committed = TaskIdJournal.committed
@@ -263,6 +266,20 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         real_note(self, key, attempt, task_id)
         journaled[task_id] = time.perf_counter()
 
+    call_ms: dict[str, list[float]] = {}
+
+    def clocked(name: str, fn: Any) -> Any:
+        async def wrapper(self: AsyncCalls, *args: Any, **kw: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await fn(self, *args, **kw)
+            finally:
+                call_ms.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+
+        return wrapper
+
+    for name in ("query", "retrieve", "download"):
+        setattr(AsyncCalls, name, clocked(name, getattr(AsyncCalls, name)))
     TaskIdJournal.note = note  # type: ignore[method-assign]
     AsyncCalls.create = create  # type: ignore[method-assign]
     TaskIdJournal.committed = journal_committed  # type: ignore[method-assign]
@@ -301,6 +318,8 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         kind = str(getattr(e, "kind", type(e).__name__))
         events[kind] = events.get(kind, 0) + 1
 
+    if os.environ.get("VB_SWITCH"):
+        sys.setswitchinterval(float(os.environ["VB_SWITCH"]))
     ws = project.load([manifest_path])
     options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll, max_renders=len(ws.jobs))
     profiler = cProfile.Profile() if profile else None
@@ -326,6 +345,8 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         "answer_to_journal_ms": spread(journaled),
         # answer -> the commit of the scheduler's turn that wrote it (a crash in between is replayed)
         "answer_to_commit_ms": spread(committed),
+        # each HTTP call, from the runner's await to its answer (as seen on the event loop)
+        "call_ms": {k: {"median": round(statistics.median(v), 1), "p90": round(statistics.quantiles(v, n=10)[8], 1)} for k, v in sorted(call_ms.items()) if len(v) > 1},
         "store_calls_per_job": {k: round(len(v) / jobs, 2) for k, v in sorted(store_calls.items())},
         "store_seconds": {k: round(sum(v), 2) for k, v in sorted(store_calls.items())},
         "sql_per_job": {k: round(v / jobs, 2) for k, v in statements.items()},
@@ -348,6 +369,8 @@ def _cpu_seconds() -> float:
 
 
 def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool) -> dict:
+    if os.environ.get("VB_SIM_SWITCH"):
+        sys.setswitchinterval(float(os.environ["VB_SIM_SWITCH"]))
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
         env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}

@@ -1,11 +1,12 @@
-"""The runner's wire (issue 15): its calls are coroutines on ONE event-loop thread, blocking work
-goes to daemon threads beside it, and ``workers=0`` drives each coroutine at once on the
-scheduler's thread. Nothing here depends on timing: a wait that could hang has a generous guard,
+"""The runner's wire (issue 15): its calls are coroutines on ONE event loop, run by the
+scheduler's own thread while it waits, blocking work goes to daemon threads beside it, and
+``workers=0`` drives each coroutine at once on the scheduler's thread. Nothing here depends on timing: a wait that could hang has a generous guard,
 and concurrency is proved by calls that can only finish when all of them are in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from vidbatch import errors, project
 from vidbatch.events import EventKind
 from vidbatch.plan import plan_jobs
 from vidbatch.policy import Call
-from vidbatch.runner import RunEvent, RunOptions, Runner, _BlockingCalls, _Inbox, _Render, _Result, _Wire
+from vidbatch.runner import RunEvent, RunOptions, Runner, _BlockingCalls, _Inbox, _Render, _Result, _StopRequest, _Wire
 from vidbatch.state import Store
 
 from .fakes import FakeClient, FakeClock
@@ -30,14 +31,16 @@ def results(wire: _Wire, inbox: _Inbox, n: int) -> list[_Result]:
     """The next ``n`` results, waiting for them (bounded by GUARD)."""
     got: list[_Result] = []
     while len(got) < n:
-        assert inbox.wait(GUARD), f"only {len(got)} of {n} results arrived"
+        assert wire.wait(GUARD), f"only {len(got)} of {n} results arrived"
         while (item := wire.take()) is not None:
             got.append(item)
     return got
 
 
-def wire_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "vidbatch-wire" and t.is_alive()]
+def other_threads() -> list[threading.Thread]:
+    """Threads of this process other than the test's and the wire's daemon threads (none: the
+    loop runs on the scheduler's thread)."""
+    return [t for t in threading.enumerate() if t is not threading.current_thread() and not t.name.startswith("vidbatch-blocking")]
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def test_inline_drives_a_coroutine_at_once_on_the_callers_thread():
     result = w.take()  # no wait: the result is in the inbox already
     assert result is not None and result.error is None
     assert result.value == (threading.get_ident(), "task-1")
-    assert w.busy == 0 and wire_threads() == []
+    assert w.busy == 0 and w._loop is None
 
 
 def test_inline_says_clearly_when_a_coroutine_suspends_and_closes_it():
@@ -99,7 +102,7 @@ def test_inline_hands_a_calls_exception_to_the_scheduler():
 # --- the wire: one loop, many calls in flight -------------------------------------------------
 
 
-def test_many_calls_are_in_flight_at_once_on_one_loop_thread(wire):
+def test_many_calls_are_in_flight_at_once_on_the_schedulers_thread(wire):
     w, inbox = wire
     n = 50
     everyone_in = asyncio.Event()
@@ -126,35 +129,65 @@ def test_many_calls_are_in_flight_at_once_on_one_loop_thread(wire):
     got = results(w, inbox, n)
     assert sorted(r.value for r in got) == list(range(n))
     assert most == n, "all the calls were waiting at once"
-    assert len(set(entered)) == 1, "every call ran on the one loop thread"
-    assert entered[0] != threading.get_ident() and entered[0] == wire_threads()[0].ident
+    assert set(entered) == {threading.get_ident()}, "every call ran on the thread that waits for them"
+    assert other_threads() == [], "no thread of its own for the loop"
     assert w.busy == 0
 
 
-def test_calls_submitted_in_one_turn_wake_the_loop_once(wire):
+def test_calls_submitted_between_waits_start_together_without_waking_anything(wire):
     w, inbox = wire
-    entered, release = threading.Event(), threading.Event()
 
-    async def hold_the_loop() -> None:
-        entered.set()
-        release.wait(GUARD)  # blocks the loop on purpose: the next submissions queue up
+    async def answer() -> str:
+        return "ok"
 
-    w.submit(Call.POLL, _Render("first", []), hold_the_loop)
-    assert entered.wait(GUARD)
+    w.submit(Call.POLL, _Render("first", []), answer)  # makes the loop
+    assert len(results(w, inbox, 1)) == 1
     loop = w._loop
     assert loop is not None
     wakeups = []
     real = loop.call_soon_threadsafe
     loop.call_soon_threadsafe = lambda *a, **kw: (wakeups.append(a), real(*a, **kw))[1]  # type: ignore[method-assign]
-
-    async def answer() -> str:
-        return "ok"
-
     for i in range(49):
         w.submit(Call.POLL, _Render(f"k{i}", []), answer)
-    release.set()
-    assert len(results(w, inbox, 50)) == 50
-    assert len(wakeups) == 1, "49 submissions in one turn cost one wakeup of the loop"
+    assert inbox.empty(), "nothing runs until the scheduler waits"
+    assert len(results(w, inbox, 49)) == 49
+    assert wakeups == [], "49 submissions cost no wakeup of the loop: the next wait starts them"
+
+
+def test_a_control_from_another_thread_ends_a_wait(wire):
+    w, inbox = wire
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        threading.Thread(target=inbox.put_control, args=(_StopRequest(),)).start()  # put while the loop runs
+        await never.wait()
+
+    w.submit(Call.POLL, _Render("k", []), hangs)
+    assert w.wait(GUARD), "the control woke the wait (without the wakeup it would wait out GUARD)"
+    assert isinstance(inbox.take_control(), _StopRequest)
+
+
+def test_ctrl_c_during_a_wait_is_raised_by_the_wait_not_inside_the_loop(wire):
+    w, inbox = wire
+    go_on = asyncio.Event()
+    steps: list[str] = []
+
+    async def interrupted() -> str:
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the loop runs a call
+        steps.append("after the signal")  # the call itself goes on
+        await go_on.wait()
+        return "answered"
+
+    w.submit(Call.CREATE, _Render("k", []), interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        w.wait(GUARD)
+    assert steps == ["after the signal"], "the Ctrl-C never landed inside the call"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's own handler is back"
+    loop = w._loop
+    assert loop is not None
+    loop.call_soon(go_on.set)
+    (result,) = results(w, inbox, 1)  # the call still answers: a create in flight is not lost
+    assert result.value == "answered" and result.error is None
 
 
 def test_a_sync_clients_calls_run_off_the_loop_thread(wire):
@@ -175,10 +208,11 @@ def test_a_sync_clients_calls_run_off_the_loop_thread(wire):
     w.submit(Call.CREATE, _Render("k", []), call)
     (result,) = results(w, inbox, 1)
     assert result.value == "task-1"
-    assert seen["create"] not in (seen["loop"], threading.get_ident()), "the blocking call ran on a thread of its own"
+    assert seen["loop"] == threading.get_ident(), "the loop ran on the thread that waited"
+    assert seen["create"] != seen["loop"], "the blocking call ran on a thread of its own"
 
 
-def test_closing_the_wire_cancels_calls_still_on_it_and_ends_its_thread(wire):
+def test_closing_the_wire_cancels_calls_still_on_it_and_closes_its_loop(wire):
     w, inbox = wire
     started, cancelled = threading.Event(), []
 
@@ -191,11 +225,12 @@ def test_closing_the_wire_cancels_calls_still_on_it_and_ends_its_thread(wire):
             raise
 
     w.submit(Call.DOWNLOAD, _Render("k", []), never_answers)
-    assert started.wait(GUARD)
-    thread = wire_threads()[0]
+    assert not w.wait(0) and started.is_set()  # the wait started it; it never answers
+    loop = w._loop
+    assert loop is not None
     w.close()
     assert cancelled == [True]
-    assert not thread.is_alive()
+    assert loop.is_closed() and w._loop is None
     assert inbox.empty(), "a call cancelled by the close reports nothing"
 
 
@@ -249,17 +284,17 @@ def make_plan(tmp_path: Path, prompts: dict[str, str]) -> tuple[Store, Any]:
     return store, plan_jobs(ws.manifests, store)
 
 
-def test_the_runner_uses_open_async_on_the_loop_thread_and_awaits_aclose_at_the_end(tmp_path):
+def test_the_runner_uses_open_async_on_its_loop_and_awaits_aclose_at_the_end(tmp_path):
     store, plan = make_plan(tmp_path, {f"s{i}": f"Shot {i}" for i in range(8)})
     client = OpensAsync()
     result = Runner(store, client, FAST, workers=4).run(plan)
     assert result.exit_code == 0 and result.progress.done == 8
     (calls,) = client.opened
     ((opened_on, running),) = client.opened_on
-    assert running and calls.threads == {opened_on}, "opened on the loop's thread, and every call ran there"
-    assert opened_on != threading.get_ident()
+    assert running and calls.threads == {opened_on}, "opened with the loop running, and every call ran there"
+    assert opened_on == threading.get_ident(), "the loop ran on the scheduler's thread"
     assert calls.closed_on == opened_on, "aclose was awaited on the loop at the end of the run"
-    assert wire_threads() == [], "the loop's thread ended with the run"
+    assert other_threads() == []
 
 
 def test_inline_runs_ignore_open_async(tmp_path):
@@ -290,7 +325,8 @@ def test_the_journal_line_is_written_before_the_scheduler_sees_the_task_id(tmp_p
     assert len(order) == 40
     for task_id in {t for _, t, _ in order}:
         steps = [(what, thread) for what, t, thread in order if t == task_id]
-        assert steps == [("journal", "vidbatch-wire"), ("inbox", "vidbatch-wire")], task_id
+        me = threading.current_thread().name
+        assert steps == [("journal", me), ("inbox", me)], task_id
 
 
 def test_a_failed_call_on_the_wire_reaches_the_scheduler_as_before(tmp_path):
@@ -305,9 +341,10 @@ def test_a_failed_call_on_the_wire_reaches_the_scheduler_as_before(tmp_path):
 def test_a_bug_in_a_call_on_the_wire_is_raised_by_the_run_and_the_wire_closes(tmp_path):
     store, plan = make_plan(tmp_path, {"a": "Shot A"})
     client = OpensAsync().script("query", ValueError("a bug"))
+    runner = Runner(store, client, FAST, workers=4)
     with pytest.raises(ValueError, match="a bug"):
-        Runner(store, client, FAST, workers=4).run(plan)
-    assert client.opened[0].closed_on is not None and wire_threads() == []
+        runner.run(plan)
+    assert client.opened[0].closed_on is not None and runner._wire._loop is None
 
 
 def test_a_bad_download_on_the_wire_leaves_no_staging_file(tmp_path):
@@ -317,3 +354,18 @@ def test_a_bad_download_on_the_wire_leaves_no_staging_file(tmp_path):
     assert result.unfinished == ["a"]
     assert client.count("download") == 3
     assert list((tmp_path / "renders").iterdir()) == []
+
+
+def test_a_run_started_inside_a_running_event_loop_works(tmp_path):
+    """A notebook's cell (or any coroutine) calling the blocking API: the caller's loop is set
+    aside while the run's own loop runs, and is running again afterwards."""
+    store, plan = make_plan(tmp_path, {f"s{i}": f"Shot {i}" for i in range(4)})
+
+    async def cell() -> tuple[int, bool]:
+        outer = asyncio.get_running_loop()
+        result = Runner(store, FakeClient(), FAST, workers=4).run(plan)
+        await asyncio.sleep(0)  # the caller's loop goes on
+        return result.exit_code, asyncio.get_running_loop() is outer
+
+    assert asyncio.run(cell()) == (0, True)
+    assert store.get(plan.jobs[0].job.key).state.value == "done"

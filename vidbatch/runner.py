@@ -75,6 +75,7 @@ import logging
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -489,6 +490,8 @@ class _Inbox:
         self._created: deque[_Result] = deque()
         self._results: deque[_Result] = deque()
         self._controls: deque[_Control] = deque()
+        #: set by the wire while its loop runs: ends a wait of the scheduler from any thread
+        self.wake: Callable[[], None] | None = None
 
     def put_result(self, item: _Result) -> None:
         with self._cond:
@@ -499,6 +502,9 @@ class _Inbox:
         with self._cond:
             self._controls.append(item)
             self._cond.notify()
+            wake = self.wake
+        if wake is not None:
+            wake()
 
     def wait(self, timeout: float) -> bool:
         with self._cond:
@@ -688,20 +694,38 @@ async def _call_now(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
+def _run_until_complete(loop: asyncio.AbstractEventLoop, aw: Awaitable[T]) -> T:
+    """``loop.run_until_complete(aw)``, also when the caller is itself inside a running loop (a
+    run started from a notebook's cell or a coroutine): that loop is blocked by this call anyway,
+    so it is set aside while ours runs (the event-loop implementers' API) and put back after."""
+    outer = asyncio._get_running_loop()
+    if outer is None:
+        return loop.run_until_complete(aw)
+    asyncio._set_running_loop(None)
+    try:
+        return loop.run_until_complete(aw)
+    finally:
+        asyncio._set_running_loop(outer)
+
+
 class _Wire:
-    """Where the runner's calls run: coroutines on ONE event loop, in a daemon thread started at
-    the first call, with daemon threads beside it for blocking work (:meth:`offload`). One loop
-    costs a quarter of the CPU per job of a thread per blocking call, and leaves the interpreter
-    to the scheduler instead of 32 threads waking to fight for it (issue 15).
+    """Where the runner's calls run: coroutines on ONE event loop, driven by the scheduler's own
+    thread while it waits (:meth:`wait`), with daemon threads beside it for blocking work
+    (:meth:`offload`). The loop and the scheduler never run at the same time, so they never
+    fight over the interpreter: with the loop on a thread of its own, every SQLite statement of
+    the scheduler (each releases the GIL) handed the interpreter to the loop and waited up to a
+    switch interval to get it back, and a first run made half the progress it makes now (issue
+    15). One loop also costs a quarter of the CPU per job of a thread per blocking call.
 
     The scheduler hands calls over with :meth:`submit` and takes results from the inbox
-    (:meth:`take`) as before. Submissions wait in a deque; one wakeup of the loop
-    (``call_soon_threadsafe``, a write to its self-pipe) drains all those queued meanwhile, so a
-    turn of the scheduler that starts 50 calls wakes the loop once, not 50 times.
+    (:meth:`take`). Calls submitted in one turn are started together by the next wait. Controls
+    from other threads (:meth:`Runner.replan`, :meth:`Runner.stop`) wake a wait through the
+    loop's self-pipe. On the main thread, a Ctrl-C during a wait ends it and is raised from it,
+    as from any other wait of the scheduler; it never lands inside the loop's own callbacks.
 
     With ``size`` 0 every call is driven at once on the scheduler's thread (deterministic tests);
     it must not suspend (:func:`_run_inline`). Daemon threads let Ctrl-C end the process promptly
-    even in the middle of a long download."""
+    even in the middle of a long fsync."""
 
     def __init__(self, size: int, inbox: _Inbox, client: ApiClient):
         self._inbox = inbox
@@ -710,12 +734,13 @@ class _Wire:
         self._size = size
         self.busy = 0
         self._queued: deque[tuple[Call, _Render, _Work]] = deque()
-        self._drain_due = False  # a drain is scheduled on the loop and has not started yet
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._threads: _DaemonThreads | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._calls: AsyncApiClient | None = _BlockingCalls(client, _call_now) if self._inline else None
+        #: the future a wait awaits: set by a result, a control or a Ctrl-C
+        self._waiter: asyncio.Future[None] | None = None
+        self._interrupted = False
 
     @property
     def calls(self) -> AsyncApiClient:
@@ -731,13 +756,9 @@ class _Wire:
         if self._inline:
             self._inbox.put_result(self._drive_inline(call, render, fn))
             return
-        loop = self._loop or self._start()
+        if self._loop is None:
+            self._start()
         self._queued.append((call, render, fn))
-        # The drain clears the flag before it empties the deque: a call appended after the
-        # flag was seen set is still taken by that drain (at worst one drain too many).
-        if not self._drain_due:
-            self._drain_due = True
-            loop.call_soon_threadsafe(self._drain)
 
     def take(self, *, created: bool | None = None) -> _Result | None:
         """The next result, the answers of creates first; with ``created``, only those; with
@@ -747,6 +768,24 @@ class _Wire:
             self.busy -= 1
         return item
 
+    def wait(self, timeout: float) -> bool:
+        """Run the calls until a result or a control arrives, or ``timeout`` passes; whether
+        something arrived. Calls submitted since the last wait start first."""
+        loop = self._loop
+        if loop is None:  # nothing on the wire (or inline): only a control can come
+            return self._inbox.wait(timeout)
+        self._start_queued()
+        handler = self._catch_ctrl_c(loop)
+        try:
+            _run_until_complete(loop, self._until_woken(max(0.0, timeout)))
+        finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
+        if self._interrupted:
+            self._interrupted = False
+            raise KeyboardInterrupt
+        return not self._inbox.empty()
+
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` on a daemon thread and await it (inline: run it now)."""
         if self._inline:
@@ -755,69 +794,96 @@ class _Wire:
 
     def close(self, timeout: float = 5.0) -> None:
         """End of a run: cancel calls still on the wire (their tasks stay as the state says;
-        nobody waits for them), await the calls' ``aclose`` on the loop, stop the loop's thread.
-        Bounded by ``timeout``: a stuck call is left to its daemon thread."""
+        nobody waits for them), await the calls' ``aclose``, close the loop. Bounded by
+        ``timeout``: a stuck call is left to its daemon thread."""
         if self._inline:
             _run_inline(self.calls.aclose())
             return
-        loop, thread, threads, calls = self._loop, self._thread, self._threads, self._calls
-        if loop is None or thread is None or threads is None or calls is None:
+        loop, threads, calls = self._loop, self._threads, self._calls
+        if loop is None or threads is None or calls is None:
             return
-        self._loop = self._thread = self._threads = self._calls = None
+        self._loop = self._threads = self._calls = None
+        self._inbox.wake = None
+        self._queued.clear()
         try:
-            asyncio.run_coroutine_threadsafe(self._wind_down(calls), loop).result(timeout)
+            _run_until_complete(loop, asyncio.wait_for(self._wind_down(calls), timeout))
         except Exception as e:  # noqa: BLE001 - a close that fails loses nothing the run made
             log.warning("could not close the API client's connections: %r", e)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+            loop.close()
             threads.shutdown(wait=False)
 
-    def _start(self) -> asyncio.AbstractEventLoop:
-        """Start the loop's thread and open the calls on it (``open_async`` must be called on
-        the thread of the running loop); what opening raises is raised here."""
+    def _start(self) -> None:
+        """Make the loop and open the calls on it (``open_async`` must be called with the loop
+        running); what opening raises is raised here."""
         loop = asyncio.new_event_loop()
-        threads = _DaemonThreads(self._size)
-        opened: concurrent.futures.Future[AsyncApiClient] = concurrent.futures.Future()
+        self._threads = _DaemonThreads(self._size)
 
-        def open_calls() -> None:
-            try:
-                open_async: Callable[[], AsyncApiClient] | None = getattr(self._client, "open_async", None)
-                opened.set_result(open_async() if open_async is not None else _BlockingCalls(self._client, self.offload))
-            except BaseException as e:  # noqa: BLE001 - raised on the scheduler's thread
-                opened.set_exception(e)
+        async def open_calls() -> AsyncApiClient:
+            open_async: Callable[[], AsyncApiClient] | None = getattr(self._client, "open_async", None)
+            return open_async() if open_async is not None else _BlockingCalls(self._client, self.offload)
 
-        self._threads = threads  # before the loop runs: offload reads it
-        loop.call_soon(open_calls)
-        thread = threading.Thread(target=self._serve, args=(loop,), name="vidbatch-wire", daemon=True)
-        thread.start()
         try:
-            self._calls = opened.result()
+            self._calls = _run_until_complete(loop, open_calls())
         except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
+            loop.close()
+            self._threads.shutdown(wait=False)
             self._threads = None
             raise
-        self._loop, self._thread = loop, thread
-        return loop
+        self._loop = loop
+        self._inbox.wake = functools.partial(self._wake_from, loop)
 
     # --- the loop's side -----------------------------------------------------------------
 
-    @staticmethod
-    def _serve(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    def _drain(self) -> None:
-        self._drain_due = False
-        loop = asyncio.get_running_loop()
+    def _start_queued(self) -> None:
+        loop = self._loop
+        assert loop is not None
         while self._queued:
             call, render, fn = self._queued.popleft()
             task = loop.create_task(self._carry(call, render, fn))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    async def _until_woken(self, timeout: float) -> None:
+        """Until :meth:`_wake` or ``timeout``; with something in the inbox already, one turn
+        of the loop (the calls just started take their first step)."""
+        loop = asyncio.get_running_loop()
+        if not self._inbox.empty():
+            return
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        """On the loop: end the current wait, if any."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _wake_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From any thread (a control): end the current wait, or the next (which finds the
+        control first anyway)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            loop.call_soon_threadsafe(self._wake)
+
+    def _catch_ctrl_c(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """On the main thread with Python's own SIGINT handler: while the loop runs, a Ctrl-C
+        ends the wait instead of raising inside the loop; the handler to restore, or None."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+
+        def on_ctrl_c(signum: int, frame: object) -> None:
+            self._interrupted = True
+            loop.call_soon_threadsafe(self._wake)
+
+        signal.signal(signal.SIGINT, on_ctrl_c)
+        return previous
 
     async def _carry(self, call: Call, render: _Render, fn: _Work) -> None:
         try:
@@ -828,6 +894,7 @@ class _Wire:
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
             value, error = None, e
         self._inbox.put_result(_Result(call, render, value, error))
+        self._wake()
 
     async def _wind_down(self, calls: AsyncApiClient) -> None:
         running = list(self._running)
@@ -1243,7 +1310,7 @@ class Runner:
             if idle and not self._idle_announced and self._inbox.empty():
                 self._idle_announced = True
                 self._emit(EventKind.IDLE, "nothing queued or in flight")
-            self.clock.wait(self._inbox.wait, self._wait_time(self.clock.now()))
+            self.clock.wait(self._wire.wait, self._wait_time(self.clock.now()))
             self._handle_results()
             while (control := self._inbox.take_control()) is not None:
                 if isinstance(control, _StopRequest):
@@ -1973,7 +2040,7 @@ class Runner:
         deadline = self.clock.now() + 15.0
         try:
             while self._creating and self.clock.now() < deadline:
-                self.clock.wait(self._inbox.wait, 0.2)
+                self.clock.wait(self._wire.wait, 0.2)
                 while (result := self._wire.take()) is not None:
                     if result.call is Call.CREATE or (result.call in (Call.DOWNLOAD, Call.COPY) and result.error is None):
                         self._handle(result)  # a task id to save, or a file in place to record
