@@ -20,8 +20,9 @@ client's ``create`` (on the runner's event loop, ``AsyncCalls``) timestamps each
 (answer-to-journal is the window in which a crash would leave a create uncertain) and the journal's
 ``committed`` each commit of a task id to the database (the commit of the scheduler's turn that
 wrote it; a crash before it is replayed from the journal at the next start). It also
-counts HTTP calls, store transactions and events per job, and with ``--profile`` prints where the
-child's time went.
+counts HTTP calls, store transactions and events per job, times each kind of call from the
+runner's await to its answer (``call_ms``: how long an answer waits to be read, not only the
+wire), and with ``--profile`` prints where the child's time went.
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     statements = {"begin": 0, "commit": 0, "all": 0}
     events: dict[str, int] = {}
 
+    call_ms: dict[str, list[float]] = {}
     real_create = AsyncCalls.create
 
     async def create(self: AsyncCalls, request: dict) -> str:  # the runner's creates, on its event loop
@@ -265,8 +267,6 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     def note(self: TaskIdJournal, key: str, attempt: int, task_id: str) -> None:
         real_note(self, key, attempt, task_id)
         journaled[task_id] = time.perf_counter()
-
-    call_ms: dict[str, list[float]] = {}
 
     def clocked(name: str, fn: Any) -> Any:
         async def wrapper(self: AsyncCalls, *args: Any, **kw: Any) -> Any:
@@ -318,8 +318,6 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         kind = str(getattr(e, "kind", type(e).__name__))
         events[kind] = events.get(kind, 0) + 1
 
-    if os.environ.get("VB_SWITCH"):
-        sys.setswitchinterval(float(os.environ["VB_SWITCH"]))
     ws = project.load([manifest_path])
     options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll, max_renders=len(ws.jobs))
     profiler = cProfile.Profile() if profile else None
@@ -369,8 +367,6 @@ def _cpu_seconds() -> float:
 
 
 def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool) -> dict:
-    if os.environ.get("VB_SIM_SWITCH"):
-        sys.setswitchinterval(float(os.environ["VB_SIM_SWITCH"]))
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
         env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}

@@ -20,11 +20,16 @@ def seen(store: Store, key: str = KEY):
     return store.record_seen(key, {"model": "MiniMax-Hailuo-02", "prompt": "p"}, model="MiniMax-Hailuo-02", mode="t2v", duration=6, resolution="768P", prompt="p", name="job")
 
 
-def test_full_lifecycle_is_recorded_as_history(tmp_path):
-    store = Store(tmp_path)
+def submitted(store: Store) -> None:
+    """Seen, its create intended and accepted as task 123."""
     seen(store)
     store.record_intent(KEY, name="job")
     store.record_submitted(KEY, "123", name="job")
+
+
+def test_full_lifecycle_is_recorded_as_history(tmp_path):
+    store = Store(tmp_path)
+    submitted(store)
     store.record_status(KEY, "Queueing")
     store.record_status(KEY, "Queueing")  # unchanged status: not repeated
     store.record_status(KEY, "Processing")
@@ -41,9 +46,7 @@ def statuses(store: Store) -> list[str]:
 
 def test_an_unchanged_status_is_not_repeated_by_another_store_nor_lost_to_a_rollback(tmp_path):
     first = Store(tmp_path)
-    seen(first)
-    first.record_intent(KEY, name="job")
-    first.record_submitted(KEY, "123", name="job")
+    submitted(first)
     first.record_status(KEY, "Queueing")
     first.close()
     store = Store(tmp_path)  # remembers nothing: reads the last event
