@@ -3,13 +3,13 @@
 Design
 ------
 One scheduler (the calling thread) owns the state database and decides what happens next; the
-*wire* (:class:`_Wire`) makes the calls and hands results back: one daemon thread running an
-asyncio event loop, where every call is a coroutine (the client's :class:`AsyncApiClient`, from
-``Client.open_async()``; or a sync :class:`ApiClient`'s calls run on daemon threads beside the
-loop), and where blocking local work (fsync, copies) is offloaded to those threads. Results and
-control messages (:meth:`Runner.replan`, :meth:`Runner.stop`) arrive on separate channels of one
-inbox, so one wait serves both. Daemon threads let Ctrl-C end the process promptly even in the
-middle of a long download. Time is a :class:`Clock` (monotonic ``now`` and a wait that ends when
+*wire* (:class:`_Wire`) makes the calls and hands results back: one asyncio event loop, run by
+the scheduler's own thread while it waits, where every call is a coroutine (the client's
+:class:`AsyncApiClient`, from ``Client.open_async()``; or a sync :class:`ApiClient`'s calls run on
+daemon threads beside the loop), and where blocking local work (fsync, copies) is offloaded to
+those threads. Results and control messages (:meth:`Runner.replan`, :meth:`Runner.stop`, from
+any thread) arrive on separate channels of one inbox, so one wait serves both. Daemon threads let
+Ctrl-C end the process promptly even in the middle of a long fsync. Time is a :class:`Clock` (monotonic ``now`` and a wait that ends when
 something arrives): tests pass one that jumps, and ``workers=0`` drives every call to its end on
 the scheduler's thread, so a run is deterministic and never sleeps.
 
@@ -170,7 +170,7 @@ class ApiClient(Protocol):
 
 class AsyncApiClient(Protocol):
     """The runner's calls as coroutines, all on the wire's one event loop: what
-    ``Client.open_async()`` returns (called on that loop's thread), or :class:`_BlockingCalls`
+    ``Client.open_async()`` returns (called with that loop running), or :class:`_BlockingCalls`
     around an :class:`ApiClient` without it. Same arguments, results and exceptions as the
     :class:`ApiClient` calls of the same names."""
 
@@ -1402,7 +1402,7 @@ class Runner:
 
     async def _create_v1(self, request: dict[str, Any], key: str, attempt: int) -> str:
         """Wire side: create, and journal the task id before handing it to the scheduler (on the
-        loop's thread, right after the answer: no other step comes between them)."""
+        loop, right after the answer: no other step comes between them)."""
         task_id = await self._wire.calls.create(request)
         self._journal.note(key, attempt, task_id)
         return task_id
