@@ -369,3 +369,35 @@ def test_a_run_started_inside_a_running_event_loop_works(tmp_path):
 
     assert asyncio.run(cell()) == (0, True)
     assert store.get(plan.jobs[0].job.key).state.value == "done"
+
+
+def test_a_wait_left_by_a_ctrl_c_from_another_handler_does_not_end_a_later_wait(wire):
+    """With a SIGINT handler of the application's (not Python's), the wait leaves it alone and
+    the KeyboardInterrupt escapes the loop; the wait it cut short must not end the next one
+    when its own timer fires (it would return early with nothing, a busy loop)."""
+    w, inbox = wire
+
+    def raising(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    async def interrupted() -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    async def answers_later() -> str:
+        await asyncio.sleep(0.2)  # after the first wait's timer (0.05 s, set earlier on the same loop)
+        return "answered"
+
+    previous = signal.signal(signal.SIGINT, raising)
+    try:
+        w.submit(Call.POLL, _Render("k", []), interrupted)
+        assert w._loop is not None
+        w._loop.set_exception_handler(lambda loop, context: None)  # the interrupted call's task, when collected
+        with pytest.raises(KeyboardInterrupt):
+            w.wait(0.05)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    w.busy -= 1  # the interrupted call never reports
+    w.submit(Call.POLL, _Render("k2", []), answers_later)
+    assert w.wait(GUARD), "the later wait ended at the first one's timer, with nothing to take"
+    (result,) = results(w, inbox, 1)
+    assert result.value == "answered"

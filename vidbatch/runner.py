@@ -708,6 +708,11 @@ def _run_until_complete(loop: asyncio.AbstractEventLoop, aw: Awaitable[T]) -> T:
         asyncio._set_running_loop(outer)
 
 
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Wire:
     """Where the runner's calls run: coroutines on ONE event loop, driven by the scheduler's own
     thread while it waits (:meth:`wait`), with daemon threads beside it for blocking work
@@ -851,17 +856,18 @@ class _Wire:
         if not self._inbox.empty():
             return
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, self._wake)
+        timer = loop.call_later(timeout, _settle, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
-            self._waiter = None
+            if self._waiter is waiter:  # not a later wait's (after a Ctrl-C left this one behind)
+                self._waiter = None
 
     def _wake(self) -> None:
         """On the loop: end the current wait, if any."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     def _wake_from(self, loop: asyncio.AbstractEventLoop) -> None:
         """From any thread (a control): end the current wait, or the next (which finds the
@@ -891,6 +897,8 @@ class _Wire:
             error: BaseException | None = None
         except asyncio.CancelledError:
             raise  # the wire is closing: nobody waits for this result
+        except (KeyboardInterrupt, SystemExit):
+            raise  # not a failure of the call (a SIGINT handler of the application's): out of the wait
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
             value, error = None, e
         self._inbox.put_result(_Result(call, render, value, error))
