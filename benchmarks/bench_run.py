@@ -2,7 +2,8 @@
 
     python benchmarks/bench_run.py noop       [--jobs 100 1000 10000 --rounds 7]
     python benchmarks/bench_run.py throughput [--jobs 1000 --latency 2 --concurrency 50 --poll 0.5]
-    python benchmarks/bench_run.py first-run  [--jobs 10000 --latency 0.05 --concurrency 64 --profile]
+    python benchmarks/bench_run.py first-run  [--jobs 10000 --latency 0.05 --concurrency 64 --profile
+                                               --rounds 1 --against CHECKOUT]
     python benchmarks/bench_run.py memory     # peak RSS vs number of jobs and video size
 
 The simulator runs in this process; every measured `vidbatch` command is a subprocess, so its wall
@@ -22,7 +23,9 @@ client's ``create`` (on the runner's event loop, ``AsyncCalls``) timestamps each
 wrote it; a crash before it is replayed from the journal at the next start). It also
 counts HTTP calls, store transactions and events per job, times each kind of call from the
 runner's await to its answer (``call_ms``: how long an answer waits to be read, not only the
-wire), and with ``--profile`` prints where the child's time went.
+wire), and with ``--profile`` prints where the child's time went. ``--against`` a checkout of
+another version (``git worktree add /tmp/old REV``) runs it alternately with this one, round by
+round against the same simulator, and prints the medians of each (``--rounds``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from pathlib import Path
 from typing import Callable
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+#: the checkout whose vidbatch this process runs: this one, or (a child of ``first-run
+#: --against``) the other one
+TREE = Path(os.environ.get("VIDBATCH_BENCH_TREE") or HERE.parent)
+sys.path.insert(0, str(TREE))
 
 from vidbatch.sim import SimConfig, running_simulator  # noqa: E402
 from vidbatch.sim import video as sim_video  # noqa: E402
@@ -336,6 +342,7 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         q = statistics.quantiles(ms, n=100) if len(ms) > 1 else ms * 99
         return {"median": round(statistics.median(ms), 3), "p99": round(q[98], 3), "max": round(ms[-1], 2), "n": len(ms)}
     out = {
+        "vidbatch": str(Path(project.__file__).parent),  # which checkout ran
         "jobs": jobs,
         "run_wall_s": round(wall, 2),
         "jobs_per_s": round(jobs / wall, 1),
@@ -366,37 +373,60 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool) -> dict:
+def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool, rounds: int = 1, against: Path | None = None) -> list[dict]:
+    """``rounds`` first runs of this tree's vidbatch (and, with ``against``, of that checkout's,
+    alternated run by run against the same simulator); each run's figures, then medians."""
+    trees = [("this", HERE.parent)] + ([("against", against.resolve())] if against else [])
+    results: dict[str, list[dict]] = {label: [] for label, _ in trees}
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
-        env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "PYTHONPATH": str(HERE.parent)}
         child = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
-        # A first, small run compiles what a run imports (aiohttp on its first call) into this
-        # benchmark's own bytecode cache, as installing the package does: otherwise the
-        # measured run would spend seconds compiling inside its timed window.
-        warm = manifest(folder / "warm-up", 20)
-        subprocess.run([*child, str(warm), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
-        m = manifest(folder, jobs)
-        args = [*child, str(m), str(concurrency), str(poll)]
-        calls_before = dict(server.sim.calls)
-        start, cpu = time.perf_counter(), _cpu_seconds()
-        proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
-        wall, sim_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-        if proc.returncode != 0:
-            sys.exit(f"first run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        if profile:
-            print(proc.stderr)
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN "))
-        result = json.loads(line.split(" ", 1)[1])
-        calls = {k: v - calls_before.get(k, 0) for k, v in server.sim.calls.items()}
-        result["process_wall_s"] = round(wall, 2)
-        result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
-        result["load_average"] = os.getloadavg()
-        result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
-        result["latency_s"] = latency
-        result["concurrency"] = concurrency
-        print(json.dumps(result, indent=2))
-        return result
+        for label, tree in trees:
+            # A first, small run compiles what a run imports (aiohttp on its first call) into
+            # this benchmark's own bytecode cache, as installing the package does: otherwise the
+            # measured run would spend seconds compiling inside its timed window.
+            env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)}
+            warm = manifest(folder / f"warm-up-{label}", 20)
+            subprocess.run([*child, str(warm), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
+        for round_ in range(rounds):
+            for label, tree in trees:
+                env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)}
+                run_folder = folder / f"{label}-{round_}"
+                m = manifest(run_folder, jobs)
+                args = [*child, str(m), str(concurrency), str(poll)]
+                calls_before = dict(server.sim.calls)
+                start, cpu = time.perf_counter(), _cpu_seconds()
+                proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
+                wall, sim_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+                if proc.returncode != 0:
+                    sys.exit(f"first run of {tree} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                if profile:
+                    print(proc.stderr)
+                line = next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN "))
+                result = json.loads(line.split(" ", 1)[1])
+                calls = {k: v - calls_before.get(k, 0) for k, v in server.sim.calls.items()}
+                result["tree"] = str(tree)
+                result["process_wall_s"] = round(wall, 2)
+                result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
+                result["load_average"] = os.getloadavg()
+                result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
+                result["latency_s"] = latency
+                result["concurrency"] = concurrency
+                print(json.dumps(result, indent=2), flush=True)
+                results[label].append(result)
+                shutil.rmtree(run_folder, ignore_errors=True)  # 10,000 videos: a gigabyte a run
+    if rounds > 1 or against:
+        print("medians (jobs/s, CPU ms per job, answer-to-commit median and p99 ms):")
+        for label, tree in trees:
+            runs = results[label]
+            figures = [
+                statistics.median(r["jobs_per_s"] for r in runs),
+                statistics.median(r["cpu_ms_per_job"] for r in runs),
+                statistics.median(r["answer_to_commit_ms"]["median"] for r in runs),
+                statistics.median(r["answer_to_commit_ms"]["p99"] for r in runs),
+            ]
+            print(f"  {label:<8} {tree}: " + "  ".join(f"{x:.2f}" for x in figures) + f"  ({len(runs)} runs)")
+    return [r for label, _ in trees for r in results[label]]
 
 
 def bench_memory() -> None:
@@ -427,6 +457,8 @@ def main() -> None:
     fr.add_argument("--concurrency", type=int, default=64)
     fr.add_argument("--poll", type=float, default=0.05)
     fr.add_argument("--profile", action="store_true")
+    fr.add_argument("--rounds", type=int, default=1)
+    fr.add_argument("--against", type=Path, help="a checkout of another version, run alternately with this one")
     sub.add_parser("memory")
     args = parser.parse_args()
     if args.which == "noop":
@@ -434,7 +466,7 @@ def main() -> None:
     elif args.which == "throughput":
         bench_throughput(args.jobs, args.latency, args.concurrency, args.poll)
     elif args.which == "first-run":
-        bench_first_run(args.jobs, args.latency, args.concurrency, args.poll, args.profile)
+        bench_first_run(args.jobs, args.latency, args.concurrency, args.poll, args.profile, args.rounds, args.against)
     else:
         bench_memory()
 
