@@ -40,10 +40,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Any
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 #: the checkout whose vidbatch this process runs: this one, or (a child of ``first-run
@@ -255,11 +254,9 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     real_create = AsyncCalls.create
 
     async def create(self: AsyncCalls, request: dict) -> str:  # the runner's creates, on its event loop
-        start = time.perf_counter()
         task_id = await real_create(self, request)
         with lock:
             answered[task_id] = time.perf_counter()
-        call_ms.setdefault("create", []).append((answered[task_id] - start) * 1000)
         return task_id
 
     real_committed = TaskIdJournal.committed
@@ -284,10 +281,10 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
 
         return wrapper
 
-    for name in ("query", "retrieve", "download"):
+    AsyncCalls.create = create  # type: ignore[method-assign]
+    for name in ("create", "query", "retrieve", "download"):
         setattr(AsyncCalls, name, clocked(name, getattr(AsyncCalls, name)))
     TaskIdJournal.note = note  # type: ignore[method-assign]
-    AsyncCalls.create = create  # type: ignore[method-assign]
     TaskIdJournal.committed = journal_committed  # type: ignore[method-assign]
 
     def timed(name: str, fn: object) -> object:
@@ -381,16 +378,16 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
         child = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
-        for label, tree in trees:
+        envs = {label: {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)} for label, tree in trees}
+        for label, _ in trees:
             # A first, small run compiles what a run imports (aiohttp on its first call) into
             # this benchmark's own bytecode cache, as installing the package does: otherwise the
             # measured run would spend seconds compiling inside its timed window.
-            env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)}
             warm = manifest(folder / f"warm-up-{label}", 20)
-            subprocess.run([*child, str(warm), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
+            subprocess.run([*child, str(warm), str(concurrency), str(poll)], env=envs[label], capture_output=True, check=True)
         for round_ in range(rounds):
             for label, tree in trees:
-                env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)}
+                env = envs[label]
                 run_folder = folder / f"{label}-{round_}"
                 m = manifest(run_folder, jobs)
                 args = [*child, str(m), str(concurrency), str(poll)]
