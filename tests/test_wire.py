@@ -476,3 +476,31 @@ def test_a_wait_left_by_a_ctrl_c_from_another_handler_does_not_end_a_later_wait(
     assert w.wait(GUARD), "the later wait ended at the first one's timer, with nothing to take"
     (result,) = results(w, inbox, 1)
     assert result.value == "answered"
+
+
+def test_a_wait_cut_short_by_an_escaping_ctrl_c_leaves_no_pending_task_when_the_wire_closes(wire):
+    """The wait's own task, left behind by a KeyboardInterrupt that escaped the loop (an
+    application's SIGINT handler), is cancelled: closing the wire before its timer fires does
+    not destroy it pending (asyncio reports that as an error when it is collected)."""
+    w, inbox = wire
+
+    def raising(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    async def interrupted() -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, raising)
+    try:
+        w.submit(Call.POLL, _Render("k", []), interrupted)
+        loop = w._loop
+        assert loop is not None
+        loop.set_exception_handler(lambda loop, context: None)  # the interrupted call's task, when collected
+        with pytest.raises(KeyboardInterrupt):
+            w.wait(GUARD)  # its timer would fire long after the close
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    left = [t for t in asyncio.all_tasks(loop) if "_until_woken" in repr(t.get_coro())]
+    assert len(left) == 1
+    w.close()
+    assert left[0].done(), "the wait's task was left pending when the loop closed"

@@ -30,7 +30,8 @@ already in flight are still polled and downloaded. Retries are bounded per rende
 
 Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the wire,
 as it gets the answer, writes its task id to the task-id journal (:class:`TaskIdJournal`) before
-handing it over, and the scheduler commits it with :meth:`Store.record_submitted`; the next start
+handing it over, and the scheduler commits it with :meth:`Store.record_submitted` in that same
+step of the loop (:meth:`Runner._take_answer`); the next start
 replays a journal line a crash left uncommitted. If the process dies before the journal line,
 the job is ``uncertain`` on the next start (v1 has no idempotency key and no task list): it is
 reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create whose
@@ -481,9 +482,10 @@ class _Group:
 class _Inbox:
     """What wakes the scheduler: the wire's results and control messages, on separate channels
     of one inbox, so one wait serves both (the wire's loop while it runs, through :attr:`wake`
-    for controls from other threads; this condition before its first call). The answers of creates come out first: a task
-    id is only in the journal until it is saved, so it never waits behind other jobs' polls and
-    downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
+    for controls from other threads; this condition before its first call). The answers of creates
+    (those driven inline; on the loop they skip the inbox, :attr:`_Wire.on_create`) come out
+    first: a task id is only in the journal until it is saved, so it never waits behind other
+    jobs' polls and downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
     workers' tasks cost no less CPU and made that window 2-5 times longer (workers woke faster
     and kept the scheduler from the interpreter)."""
 
@@ -726,7 +728,8 @@ class _Wire:
     a thread per blocking call.
 
     The scheduler hands calls over with :meth:`submit` and takes results from the inbox
-    (:meth:`take`). Calls submitted in one turn are started together by the next wait. Controls
+    (:meth:`take`), except creates' answers: :attr:`on_create` takes each in the step of the loop
+    that read it. Calls submitted in one turn are started together by the next wait. Controls
     from other threads (:meth:`Runner.replan`, :meth:`Runner.stop`) wake a wait through the
     loop's self-pipe. On the main thread, a Ctrl-C during a wait ends it and is raised from it,
     as from any other wait of the scheduler; it never lands inside the loop's own callbacks.
@@ -792,8 +795,12 @@ class _Wire:
         self._start_queued()
         self._answered = False
         handler = self._catch_ctrl_c(loop)
+        waiting = loop.create_task(self._until_woken(max(0.0, timeout)))
         try:
-            _run_until_complete(loop, self._until_woken(max(0.0, timeout)))
+            _run_until_complete(loop, waiting)
+        except BaseException:
+            waiting.cancel()  # cut short (a KeyboardInterrupt out of the loop): ends at the next run of the loop
+            raise
         finally:
             if handler is not None:
                 signal.signal(signal.SIGINT, handler)
