@@ -23,7 +23,8 @@ client's ``create`` (on the runner's event loop, ``AsyncCalls``) timestamps each
 wrote it; a crash before it is replayed from the journal at the next start). It also
 counts HTTP calls, store transactions and events per job, times each kind of call from the
 runner's await to its answer (``call_ms``: how long an answer waits to be read, not only the
-wire), and with ``--profile`` prints where the child's time went. ``--against`` a checkout of
+wire), the CPU time of the scheduler's thread (which also runs the loop: its reciprocal is the
+run's ceiling in jobs per second, steadier than jobs per second on a shared machine), and with ``--profile`` prints where the child's time went. ``--against`` a checkout of
 another version (``git worktree add /tmp/old REV``) runs it alternately with this one, round by
 round against the same simulator, and prints the medians of each (``--rounds``).
 """
@@ -325,13 +326,13 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     options = RunOptions(concurrency=concurrency, rpm=1_000_000, poll_interval=poll, max_renders=len(ws.jobs))
     profiler = cProfile.Profile() if profile else None
     with Client.from_env() as client:
-        start = time.perf_counter()
+        start, thread_start = time.perf_counter(), time.thread_time()
         if profiler:
             profiler.enable()
         result = project.run(ws, client, options, on_event=on_event)
         if profiler:
             profiler.disable()
-        wall = time.perf_counter() - start
+        wall, thread_cpu = time.perf_counter() - start, time.thread_time() - thread_start
     jobs = len(ws.jobs)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     def spread(ends: dict[str, float]) -> dict[str, float]:
@@ -356,6 +357,10 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
         "result": str(getattr(result, "stop", "")),
         "cpu_ms_per_job": round((usage.ru_utime + usage.ru_stime) * 1000 / jobs, 2),
         "cpu_ms_per_job_in_kernel": round(usage.ru_stime * 1000 / jobs, 2),
+        # the scheduler's thread alone (it also runs the loop): 1000 / this is the run's ceiling in
+        # jobs/s, and it moves less with the machine's other load than jobs/s does
+        "scheduler_thread_cpu_ms_per_job": round(thread_cpu * 1000 / jobs, 2),
+        "scheduler_thread_busy": round(thread_cpu / wall, 2),
     }
     if profiler:
         stats = pstats.Stats(profiler, stream=sys.stderr)
@@ -413,12 +418,13 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
                 results[label].append(result)
                 shutil.rmtree(run_folder, ignore_errors=True)  # 10,000 videos: a gigabyte a run
     if rounds > 1 or against:
-        print("medians (jobs/s, CPU ms per job, answer-to-commit median and p99 ms):")
+        print("medians (jobs/s, CPU ms per job, the scheduler thread's CPU ms per job, answer-to-commit median and p99 ms):")
         for label, tree in trees:
             runs = results[label]
             figures = [
                 statistics.median(r["jobs_per_s"] for r in runs),
                 statistics.median(r["cpu_ms_per_job"] for r in runs),
+                statistics.median(r["scheduler_thread_cpu_ms_per_job"] for r in runs),
                 statistics.median(r["answer_to_commit_ms"]["median"] for r in runs),
                 statistics.median(r["answer_to_commit_ms"]["p99"] for r in runs),
             ]
