@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from vidbatch import errors, project
+from vidbatch import runner as runner_module
 from vidbatch.events import EventKind
 from vidbatch.plan import plan_jobs
 from vidbatch.policy import Call
@@ -504,3 +506,36 @@ def test_a_wait_cut_short_by_an_escaping_ctrl_c_leaves_no_pending_task_when_the_
     assert len(left) == 1
     w.close()
     assert left[0].done(), "the wait's task was left pending when the loop closed"
+
+
+def test_a_sync_clients_calls_get_every_thread_and_async_calls_a_few_for_local_work():
+    """A sync client's calls each hold a thread while they wait on the network: they get all the
+    wire's threads (8 calls, each waiting for the other 7, all finish). With async calls the
+    threads only do local work (fsync, rename, copies): LOCAL_WORK_THREADS of them (issue 15:
+    32 idle threads cost CPU at every download)."""
+    inbox = _Inbox()
+    w = _Wire(8, inbox, FakeClient())
+    barrier = threading.Barrier(8)
+
+    def blocking() -> bool:
+        barrier.wait(timeout=GUARD)  # reached only when 8 threads run at once
+        return True
+
+    try:
+        for i in range(8):
+            w.submit(Call.COPY, _Render(f"k{i}", []), functools.partial(w.offload, blocking))
+        got = results(w, inbox, 8)
+    finally:
+        w.close()
+    assert [r.error for r in got] == [None] * 8
+
+    w = _Wire(8, _Inbox(), OpensAsync())
+    w.submit(Call.COPY, _Render("k", []), functools.partial(w.offload, blocking_nothing))
+    try:
+        assert w._threads is not None and w._threads._size == runner_module.LOCAL_WORK_THREADS < 8
+    finally:
+        w.close()
+
+
+def blocking_nothing() -> None:
+    pass
