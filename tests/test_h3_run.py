@@ -357,15 +357,18 @@ def test_media_the_body_cannot_carry_are_uploaded_once_and_sent_as_mm_file(tmp_p
 
 
 def run_until_submitted(manifest: Path, env: dict[str, str]) -> None:
-    """``vidbatch run`` until its task is created, then Ctrl-C: the task stays in flight."""
+    """``vidbatch run`` until its task is created, then Ctrl-C: the task stays in flight. Its
+    output is read to the end: the run goes on polling (``--poll-interval 0``, a status line per
+    poll) until the Ctrl-C lands, and with nobody reading, a full pipe blocked it for good (a CI
+    failure on a loaded machine; reproduced by sleeping 3 s before the Ctrl-C)."""
     proc = cli_subprocess(["run", manifest, "--json", *RUN], env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("{") and json.loads(line)["event"] == "submitted":
             break
     proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=60)
-    assert code == 130, proc.stderr.read() if proc.stderr else code  # the reason, if it ever fails
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err  # the reason, if it ever fails
 
 
 def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
