@@ -359,8 +359,8 @@ def test_media_the_body_cannot_carry_are_uploaded_once_and_sent_as_mm_file(tmp_p
 def run_until_submitted(manifest: Path, env: dict[str, str]) -> None:
     """``vidbatch run`` until its task is created, then Ctrl-C: the task stays in flight. Its
     output is read to the end: the run goes on polling (``--poll-interval 0``, a status line per
-    poll) until the Ctrl-C lands, and with nobody reading, a full pipe blocked it for good (a CI
-    failure on a loaded machine; reproduced by sleeping 3 s before the Ctrl-C)."""
+    poll) until the Ctrl-C lands, and with nobody reading, a full pipe blocked it for good
+    (reproduced by sleeping 3 s before the Ctrl-C)."""
     proc = cli_subprocess(["run", manifest, "--json", *RUN], env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
