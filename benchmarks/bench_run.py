@@ -24,7 +24,8 @@ wrote it; a crash before it is replayed from the journal at the next start). It 
 counts HTTP calls, store transactions and events per job, times each kind of call from the
 runner's await to its answer (``call_ms``: how long an answer waits to be read, not only the
 wire), the CPU time of the scheduler's thread (which also runs the loop: its reciprocal is the
-run's ceiling in jobs per second, steadier than jobs per second on a shared machine), and with ``--profile`` prints where the child's time went. ``--against`` a checkout of
+run's ceiling in jobs per second, steadier than jobs per second on a shared machine), and with
+``--profile`` prints where the child's time went. ``--against`` a checkout of
 another version (``git worktree add /tmp/old REV``) runs it alternately with this one, round by
 round against the same simulator, and prints the medians of each (``--rounds``).
 """

@@ -481,9 +481,9 @@ class _Group:
 class _Inbox:
     """What wakes the scheduler: the wire's results and control messages, on separate channels
     of one inbox, so one wait serves both (the wire's loop while it runs, through :attr:`wake`
-    for controls from other threads; this condition before its first call). The answers of creates come out first: a task
-    id is only in the journal until it is saved, so it never waits behind other jobs' polls and
-    downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
+    for controls from other threads; this condition before its first call). The answers of
+    creates come out first: a task id is only in the journal until it is saved, so it never
+    waits behind other jobs' polls and downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
     workers' tasks cost no less CPU and made that window 2-5 times longer (workers woke faster
     and kept the scheduler from the interpreter)."""
 
