@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vidbatch import errors, project
-from vidbatch.events import EventKind
+from vidbatch.events import EventKind, Stop
 from vidbatch.plan import plan_jobs
 from vidbatch.policy import Call
 from vidbatch.runner import RunEvent, RunOptions, Runner, _BlockingCalls, _Inbox, _Render, _Result, _StopRequest, _Wire
@@ -179,7 +181,7 @@ def test_ctrl_c_during_a_wait_is_raised_by_the_wait_not_inside_the_loop(wire):
         return "answered"
 
     w.submit(Call.CREATE, _Render("k", []), interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with w.catching_ctrl_c(), pytest.raises(KeyboardInterrupt):
         w.wait(GUARD)
     assert steps == ["after the signal"], "the Ctrl-C never landed inside the call"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's own handler is back"
@@ -188,6 +190,36 @@ def test_ctrl_c_during_a_wait_is_raised_by_the_wait_not_inside_the_loop(wire):
     loop.call_soon(go_on.set)
     (result,) = results(w, inbox, 1)  # the call still answers: a create in flight is not lost
     assert result.value == "answered" and result.error is None
+
+
+def test_a_ctrl_c_between_waits_is_raised_by_the_next_wait_and_a_second_by_the_one_after(wire):
+    w, inbox = wire
+    with w.catching_ctrl_c():
+        signal.raise_signal(signal.SIGINT)  # in a scheduler turn: nothing is raised here
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            w.wait(GUARD)
+        with pytest.raises(KeyboardInterrupt):  # the second Ctrl-C: "leave now"
+            w.wait(GUARD)
+        async def answers() -> str:
+            return "answered"
+
+        w.submit(Call.POLL, _Render("k", []), answers)
+        assert w.wait(GUARD), "no third Ctrl-C: the wait is a wait again"
+        assert [r.value for r in results(w, inbox, 1)] == ["answered"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_ends_a_wait_with_nothing_on_the_wire_at_once():
+    """Before the first call (or inline) a wait is on the inbox's condition, not the loop."""
+    inbox = _Inbox()
+    w = _Wire(0, inbox, FakeClient())
+    main = threading.get_ident()
+    threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT)).start()
+    started = time.monotonic()
+    with w.catching_ctrl_c(), pytest.raises(KeyboardInterrupt):
+        w.wait(GUARD)
+    assert time.monotonic() - started < GUARD / 2, "the Ctrl-C did not end the wait"
 
 
 def test_a_sync_clients_calls_run_off_the_loop_thread(wire):
@@ -401,3 +433,27 @@ def test_a_wait_left_by_a_ctrl_c_from_another_handler_does_not_end_a_later_wait(
     assert w.wait(GUARD), "the later wait ended at the first one's timer, with nothing to take"
     (result,) = results(w, inbox, 1)
     assert result.value == "answered"
+
+
+def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_run(tmp_path):
+    """Python's own SIGINT handler raises KeyboardInterrupt wherever the interpreter happens to
+    be, and one raised inside a weakref callback or a ``__del__`` is printed and dropped: a first
+    Ctrl-C was lost that way (a freed asyncio task's WeakSet callback, issue 15; the run polled
+    on). For the whole run the runner takes SIGINT itself, and its next wait raises it."""
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    refs: list[weakref.ref[Any]] = []
+
+    class Freed:
+        pass
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind is EventKind.SUBMITTED:  # in a scheduler turn, not in a wait
+            freed = Freed()
+            refs.append(weakref.ref(freed, lambda ref: signal.raise_signal(signal.SIGINT)))
+            del freed  # the callback runs now, and the Ctrl-C lands inside it
+
+    result = Runner(store, OpensAsync(), FAST, on_event, workers=4).run(plan)
+    assert result.stopped is Stop.INTERRUPTED and result.exit_code == 130
+    assert store.get(plan.jobs[0].job.key).task_id is not None, "the task id is saved"
+    assert result.progress.done == 0, "the run stopped at its next wait"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's own handler is back"

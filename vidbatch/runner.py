@@ -508,9 +508,20 @@ class _Inbox:
         if wake is not None:
             wake()
 
-    def wait(self, timeout: float) -> bool:
+    def poke(self) -> None:
+        """From a signal handler (on the scheduler's own thread, between two of its bytecodes):
+        end the current wait, whichever it is, to look at ``stop`` (see :meth:`wait`). The
+        condition's lock is reentrant, so this is safe while the scheduler holds it."""
         with self._cond:
-            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls), max(0.0, timeout))
+            self._cond.notify()
+            wake = self.wake
+        if wake is not None:
+            wake()
+
+    def wait(self, timeout: float, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Until something arrives, ``stop()`` is true, or ``timeout``; whether either happened."""
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._created or self._results or self._controls) or stop(), max(0.0, timeout))
 
     def take_result(self, *, created: bool | None = None) -> _Result | None:
         """See :meth:`_Wire.take`."""
@@ -728,8 +739,9 @@ class _Wire:
     The scheduler hands calls over with :meth:`submit` and takes results from the inbox
     (:meth:`take`). Calls submitted in one turn are started together by the next wait. Controls
     from other threads (:meth:`Runner.replan`, :meth:`Runner.stop`) wake a wait through the
-    loop's self-pipe. On the main thread, a Ctrl-C during a wait ends it and is raised from it,
-    as from any other wait of the scheduler; it never lands inside the loop's own callbacks.
+    loop's self-pipe. On the main thread, for the whole run (:meth:`catching_ctrl_c`), a Ctrl-C
+    is taken by a handler of the wire's and raised by the scheduler's current or next wait, so
+    it never lands inside the loop's callbacks, nor anywhere Python would drop it.
 
     With ``size`` 0 every call is driven at once on the scheduler's thread (deterministic tests);
     it must not suspend (:func:`_run_inline`). Daemon threads let Ctrl-C end the process promptly
@@ -748,7 +760,9 @@ class _Wire:
         self._calls: AsyncApiClient | None = _BlockingCalls(client, _call_now) if self._inline else None
         #: the future a wait awaits: set by a result, a control or a Ctrl-C
         self._waiter: asyncio.Future[None] | None = None
-        self._interrupted = False
+        #: one item per Ctrl-C not yet raised by a wait (appended by the signal handler: a
+        #: deque's append and popleft are single steps, which the handler cannot split)
+        self._ctrl_cs: deque[None] = deque()
 
     @property
     def calls(self) -> AsyncApiClient:
@@ -778,21 +792,44 @@ class _Wire:
 
     def wait(self, timeout: float) -> bool:
         """Run the calls until a result or a control arrives, or ``timeout`` passes; whether
-        something arrived. Calls submitted since the last wait start first."""
+        something arrived. Calls submitted since the last wait start first. A Ctrl-C taken by
+        :meth:`catching_ctrl_c` since the last wait, or during this one, is raised here (one per
+        wait: a second Ctrl-C is raised by the next)."""
+        self._raise_ctrl_c()
         loop = self._loop
-        if loop is None:  # nothing on the wire (or inline): only a control can come
-            return self._inbox.wait(timeout)
-        self._start_queued()
-        handler = self._catch_ctrl_c(loop)
-        try:
+        if loop is None:  # nothing on the wire (or inline): only a control or a Ctrl-C can come
+            arrived = self._inbox.wait(timeout, stop=lambda: bool(self._ctrl_cs))
+        else:
+            self._start_queued()
             _run_until_complete(loop, self._until_woken(max(0.0, timeout)))
+            arrived = not self._inbox.empty()
+        self._raise_ctrl_c()
+        return arrived
+
+    @contextlib.contextmanager
+    def catching_ctrl_c(self) -> Iterator[None]:
+        """On the main thread with Python's own SIGINT handler, for the block (a run): a Ctrl-C
+        is noted and ends the current wait, which raises it. Python's handler raises
+        KeyboardInterrupt wherever the interpreter is, and one raised inside a weakref callback
+        or a ``__del__`` is printed and dropped: a freed asyncio task lost a first Ctrl-C that
+        way (issue 15). An application's own handler is left alone."""
+        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._on_ctrl_c)
+        try:
+            yield
         finally:
-            if handler is not None:
-                signal.signal(signal.SIGINT, handler)
-        if self._interrupted:
-            self._interrupted = False
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_ctrl_c(self, signum: int, frame: object) -> None:
+        self._ctrl_cs.append(None)
+        self._inbox.poke()
+
+    def _raise_ctrl_c(self) -> None:
+        if self._ctrl_cs:
+            self._ctrl_cs.popleft()
             raise KeyboardInterrupt
-        return not self._inbox.empty()
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` on a daemon thread and await it (inline: run it now)."""
@@ -856,7 +893,7 @@ class _Wire:
         """Until :meth:`_wake` or ``timeout``; with something in the inbox already, one turn
         of the loop (the calls just started take their first step)."""
         loop = asyncio.get_running_loop()
-        if not self._inbox.empty():
+        if self._ctrl_cs or not self._inbox.empty():  # a Ctrl-C may have come before this step
             return
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(timeout, _settle, waiter)
@@ -877,22 +914,6 @@ class _Wire:
         control first anyway)."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
             loop.call_soon_threadsafe(self._wake)
-
-    def _catch_ctrl_c(self, loop: asyncio.AbstractEventLoop) -> Any:
-        """On the main thread with Python's own SIGINT handler: while the loop runs, a Ctrl-C
-        ends the wait instead of raising inside the loop; the handler to restore, or None."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            return None
-
-        def on_ctrl_c(signum: int, frame: object) -> None:
-            self._interrupted = True
-            loop.call_soon_threadsafe(self._wake)
-
-        signal.signal(signal.SIGINT, on_ctrl_c)
-        return previous
 
     async def _carry(self, call: Call, render: _Render, fn: _Work) -> None:
         try:
@@ -1000,14 +1021,16 @@ class Runner:
         # again (a full collection over 10,000 jobs' objects stalled every thread ~0.1 s).
         gc.freeze()
         try:
-            with self.store.checkpoints_elsewhere():  # no commit of the scheduler waits for a checkpoint
-                self._write(self.store.replay_journal)  # done by the session already; a plan may count on it
-                self._take_open_intents()
-                if plan is not None:
-                    self._take_plan(plan)
-                self._loop()
-        except KeyboardInterrupt:
-            self._interrupt()
+            with self._wire.catching_ctrl_c():  # a Ctrl-C is raised by a wait, never elsewhere
+                try:
+                    with self.store.checkpoints_elsewhere():  # no commit of the scheduler waits for a checkpoint
+                        self._write(self.store.replay_journal)  # done by the session already; a plan may count on it
+                        self._take_open_intents()
+                        if plan is not None:
+                            self._take_plan(plan)
+                        self._loop()
+                except KeyboardInterrupt:
+                    self._interrupt()
         finally:
             self._indexes.flush()
             self._release_claims()
