@@ -30,7 +30,8 @@ already in flight are still polled and downloaded. Retries are bounded per rende
 
 Money and crashes: :meth:`Store.record_intent` is written before a create is sent; the wire,
 as it gets the answer, writes its task id to the task-id journal (:class:`TaskIdJournal`) before
-handing it over, and the scheduler commits it with :meth:`Store.record_submitted`; the next start
+handing it over, and the scheduler commits it with :meth:`Store.record_submitted` in that same
+step of the loop (:meth:`Runner._take_answer`); the next start
 replays a journal line a crash left uncommitted. If the process dies before the journal line,
 the job is ``uncertain`` on the next start (v1 has no idempotency key and no task list): it is
 reported and NOT created again unless the user passes ``--resubmit-uncertain``. A create whose
@@ -481,9 +482,10 @@ class _Group:
 class _Inbox:
     """What wakes the scheduler: the wire's results and control messages, on separate channels
     of one inbox, so one wait serves both (the wire's loop while it runs, through :attr:`wake`
-    for controls from other threads; this condition before its first call). The answers of
-    creates come out first: a task id is only in the journal until it is saved, so it never
-    waits behind other jobs' polls and downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
+    for controls from other threads; this condition before its first call). The answers of creates
+    (those driven inline; on the loop they skip the inbox, :attr:`_Wire.on_create`) come out
+    first: a task id is only in the journal until it is saved, so it never waits behind other
+    jobs' polls and downloads (issue 15: the answer-to-commit window). A ``queue.SimpleQueue`` here and for the
     workers' tasks cost no less CPU and made that window 2-5 times longer (workers woke faster
     and kept the scheduler from the interpreter)."""
 
@@ -721,6 +723,12 @@ def _run_until_complete(loop: asyncio.AbstractEventLoop, aw: Awaitable[T]) -> T:
         asyncio._set_running_loop(outer)
 
 
+#: Threads for the local work of a run whose calls are async (see _Wire._start). Issue 15,
+#: 5,000-10,000 jobs alternated with 32 threads, 9 pairs: every pair faster (121-177 jobs/s
+#: against 100-166), about 0.5 ms less CPU per job (32 idle threads: a thread woken per download).
+LOCAL_WORK_THREADS = 4
+
+
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -737,7 +745,8 @@ class _Wire:
     a thread per blocking call.
 
     The scheduler hands calls over with :meth:`submit` and takes results from the inbox
-    (:meth:`take`). Calls submitted in one turn are started together by the next wait. Controls
+    (:meth:`take`), except creates' answers: :attr:`on_create` takes each in the step of the loop
+    that read it. Calls submitted in one turn are started together by the next wait. Controls
     from other threads (:meth:`Runner.replan`, :meth:`Runner.stop`) wake a wait through the
     loop's self-pipe. On the main thread, for the whole run (:meth:`catching_ctrl_c`), a Ctrl-C
     is taken by a handler of the wire's and raised by the scheduler's current or next wait, so
@@ -763,6 +772,13 @@ class _Wire:
         #: one item per Ctrl-C not yet raised by a wait (appended by the signal handler: a
         #: deque's append and popleft are single steps, which the handler cannot split)
         self._ctrl_cs: deque[None] = deque()
+        #: set by the runner: takes the result of a create on the loop, as it arrives (see
+        #: :meth:`_carry`); None: it goes to the inbox with the others
+        self.on_create: Callable[[_Result], None] | None = None
+        #: what ``on_create`` raised, raised by the wait it happened in
+        self._failure: BaseException | None = None
+        #: ``on_create`` took a result during the current wait
+        self._answered = False
 
     @property
     def calls(self) -> AsyncApiClient:
@@ -801,8 +817,17 @@ class _Wire:
             arrived = self._inbox.wait(timeout, stop=lambda: bool(self._ctrl_cs))
         else:
             self._start_queued()
-            _run_until_complete(loop, self._until_woken(max(0.0, timeout)))
-            arrived = not self._inbox.empty()
+            self._answered = False
+            waiting = loop.create_task(self._until_woken(max(0.0, timeout)))
+            try:
+                _run_until_complete(loop, waiting)
+            except BaseException:
+                waiting.cancel()  # cut short (a KeyboardInterrupt of an application's handler): ends at the next run of the loop
+                raise
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            arrived = self._answered or not self._inbox.empty()
         self._raise_ctrl_c()
         return arrived
 
@@ -849,6 +874,7 @@ class _Wire:
             return
         self._loop = self._threads = self._calls = None
         self._inbox.wake = None
+        self.on_create = None  # a create answering while the wire closes: nobody takes it now (the journal has it)
         self._queued.clear()
         try:
             _run_until_complete(loop, asyncio.wait_for(self._wind_down(calls), timeout))
@@ -862,10 +888,13 @@ class _Wire:
         """Make the loop and open the calls on it (``open_async`` must be called with the loop
         running); what opening raises is raised here."""
         loop = asyncio.new_event_loop()
-        self._threads = _DaemonThreads(self._size)
+        open_async: Callable[[], AsyncApiClient] | None = getattr(self._client, "open_async", None)
+        # With async calls the threads only do local work (fsync and rename, copies, reading
+        # media): a few are enough, and with fewer, each wakes less often. A sync client's calls
+        # each hold a thread for as long as they take, so they get all ``size``.
+        self._threads = _DaemonThreads(min(self._size, LOCAL_WORK_THREADS) if open_async is not None else self._size)
 
         async def open_calls() -> AsyncApiClient:
-            open_async: Callable[[], AsyncApiClient] | None = getattr(self._client, "open_async", None)
             return open_async() if open_async is not None else _BlockingCalls(self._client, self.offload)
 
         try:
@@ -925,7 +954,19 @@ class _Wire:
             raise  # not a failure of the call (a SIGINT handler of the application's): out of the wait
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which decides
             value, error = None, e
-        self._inbox.put_result(_Result(call, render, value, error))
+        result = _Result(call, render, value, error)
+        if call is Call.CREATE and self.on_create is not None:
+            # Taken now, in this step of the loop: the scheduler is parked in its wait, and the
+            # task id is committed before the loop runs anything else (issue 15: through the
+            # inbox it waited for the rest of the loop's turn, up to 11 ms at p99 under load).
+            self.busy -= 1
+            self._answered = True
+            try:
+                self.on_create(result)
+            except BaseException as e:  # noqa: BLE001 - raised by the wait, on the scheduler's side
+                self._failure = self._failure or e
+        else:
+            self._inbox.put_result(result)
         self._wake()
 
     async def _wind_down(self, calls: AsyncApiClient) -> None:
@@ -959,8 +1000,9 @@ class Runner:
         workers: int | None = None,
         dependents: Callable[[Store, list[PlannedJob]], Plan] | None = None,
     ):
-        """``clock`` defaults to the system's; ``workers`` (the wire's threads for blocking work)
-        to ``concurrency`` (4..32), and 0 runs every call on the scheduler's thread. ``dependents`` is the dependency step of chained
+        """``clock`` defaults to the system's; ``workers`` (the wire's threads for blocking work:
+        a sync client's calls, fsyncs, copies) to ``concurrency`` (4..32), of which a client with
+        async calls uses :data:`LOCAL_WORK_THREADS` at most; 0 runs every call on the scheduler's thread. ``dependents`` is the dependency step of chained
         shots (see the module docstring); without it, ``wait`` jobs are left unfinished."""
         self.store = store
         self.client = client
@@ -972,6 +1014,7 @@ class Runner:
         self._limits = options.limits()
         self._inbox = _Inbox()
         self._wire = _Wire(max(4, min(options.concurrency, 32)) if workers is None else workers, self._inbox, client)
+        self._wire.on_create = self._take_answer
         self._creates = _CreateQueue()
         self._timers: list[tuple[float, int, Call, _Render]] = []  # heap of (due, seq, call, render)
         self._seq = 0
@@ -1353,10 +1396,20 @@ class Runner:
                 self._idle_announced = False
                 self._take_plan(control.make_plan(self.store))
 
+    def _take_answer(self, result: _Result) -> None:
+        """A create's answer, taken on the wire's loop as it arrives (the scheduler is parked in
+        its wait: nothing of its own is half done): handled at once, in a group of its own, so
+        its task id is committed before the loop goes on with other calls (answer-to-commit)."""
+        assert self._open_group is None, "a wait is never inside a group of writes"
+        with self._grouped():
+            self._handle(result)
+
     def _handle_results(self) -> None:
         """Take in what the wire finished, a group of writes at a time (:meth:`_grouped`): the
         answers of creates first, committed together; then the rest, until another create is
-        answered (its task id is not kept waiting behind other jobs' writes: answer-to-commit)."""
+        answered (its task id is not kept waiting behind other jobs' writes: answer-to-commit).
+        On the loop, creates' answers do not come here: :meth:`_take_answer` takes them as they
+        arrive; driven inline (``workers=0``) they all do."""
         while True:
             with self._grouped():
                 while (result := self._wire.take(created=True)) is not None:
