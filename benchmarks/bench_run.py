@@ -24,7 +24,9 @@ wrote it; a crash before it is replayed from the journal at the next start). It 
 counts HTTP calls, store transactions and events per job, times each kind of call from the
 runner's await to its answer (``call_ms``: how long an answer waits to be read, not only the
 wire), the CPU time of the scheduler's thread (which also runs the loop: its reciprocal is the
-run's ceiling in jobs per second, steadier than jobs per second on a shared machine), and with
+run's ceiling in jobs per second, steadier than jobs per second on a shared machine; with the
+simulator's CPU, ``ceiling_jobs_per_s`` also gives what all the machine's cores would allow, the
+most any split into threads or processes could reach at today's CPU per job), and with
 ``--profile`` prints where the child's time went. ``--against`` a checkout of
 another version (``git worktree add /tmp/old REV``) runs it alternately with this one, round by
 round against the same simulator, and prints the medians of each (``--rounds``).
@@ -411,6 +413,13 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
                 result["tree"] = str(tree)
                 result["process_wall_s"] = round(wall, 2)
                 result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
+                # What the CPU per job allows: one thread runs the scheduler and its loop; all
+                # the cores, shared with the simulator, run everything (the most any split of
+                # the work into threads or processes could reach with today's CPU per job).
+                result["ceiling_jobs_per_s"] = {
+                    "scheduler_thread": round(1000 / result["scheduler_thread_cpu_ms_per_job"], 1),
+                    "all_cores": round(len(os.sched_getaffinity(0)) * 1000 / (result["cpu_ms_per_job"] + result["simulator_cpu_ms_per_job"]), 1),
+                }
                 result["load_average"] = os.getloadavg()
                 result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
                 result["latency_s"] = latency
@@ -419,7 +428,7 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
                 results[label].append(result)
                 shutil.rmtree(run_folder, ignore_errors=True)  # 10,000 videos: a gigabyte a run
     if rounds > 1 or against:
-        print("medians (jobs/s, CPU ms per job, the scheduler thread's CPU ms per job, answer-to-commit median and p99 ms):")
+        print("medians (jobs/s, CPU ms per job, the scheduler thread's CPU ms per job, answer-to-commit median and p99 ms, ceiling of all cores in jobs/s):")
         for label, tree in trees:
             runs = results[label]
             figures = [
@@ -428,6 +437,7 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
                 statistics.median(r["scheduler_thread_cpu_ms_per_job"] for r in runs),
                 statistics.median(r["answer_to_commit_ms"]["median"] for r in runs),
                 statistics.median(r["answer_to_commit_ms"]["p99"] for r in runs),
+                statistics.median(r["ceiling_jobs_per_s"]["all_cores"] for r in runs),
             ]
             print(f"  {label:<8} {tree}: " + "  ".join(f"{x:.2f}" for x in figures) + f"  ({len(runs)} runs)")
     return [r for label, _ in trees for r in results[label]]
