@@ -524,14 +524,14 @@ def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_run(tmp_path)
         pass
 
     def on_event(event: RunEvent) -> None:
-        if event.kind is EventKind.SUBMITTED:  # in a scheduler turn, not in a wait
+        if event.kind is EventKind.SUBMIT:  # in a scheduler turn, as its create goes on the wire
             freed = Freed()
             refs.append(weakref.ref(freed, lambda ref: signal.raise_signal(signal.SIGINT)))
             del freed  # the callback runs now, and the Ctrl-C lands inside it
 
     result = Runner(store, OpensAsync(), FAST, on_event, workers=4).run(plan)
     assert result.stopped is Stop.INTERRUPTED and result.exit_code == 130
-    assert store.get(plan.jobs[0].job.key).task_id is not None, "the task id is saved"
+    assert store.get(plan.jobs[0].job.key).task_id is not None, "the create went, and its task id is saved"
     assert result.progress.done == 0, "the run stopped at its next wait"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Python's own handler is back"
 
