@@ -5,6 +5,8 @@ each kind of change, each runner event and each way a session ends."""
 from __future__ import annotations
 
 import os
+import signal
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -355,6 +357,36 @@ def test_ctrl_c_while_starting_is_an_interrupt_and_a_second_one_leaves_at_once(f
     h.session.stop = interrupted  # type: ignore[method-assign]
     result = h.watcher.run()
     assert result.stopped == "interrupted" and result.exit_code == 130
+
+
+def test_a_ctrl_c_between_steps_ends_the_session_even_where_python_would_drop_it(folder):
+    """While the loop runs, a Ctrl-C is an item of the queue: one that lands in a weakref
+    callback (where Python's own handler's KeyboardInterrupt is printed and dropped) still ends
+    the session as interrupted; Python's handler is back after."""
+    (folder / "shots.toml").write_text(t2v_manifest(PROMPTS))
+    h = Harness(folder)
+    refs: list[weakref.ref[Any]] = []
+    waits: list[float | None] = []
+    wait_time = h.watcher._debouncer.wait_time
+
+    class Freed:
+        pass
+
+    def ctrl_c_then_wait() -> float | None:
+        waits.append(wait_time())
+        if len(waits) == 1:
+            freed = Freed()
+            refs.append(weakref.ref(freed, lambda ref: signal.raise_signal(signal.SIGINT)))
+            del freed  # the callback runs now, and the Ctrl-C lands inside it
+        else:
+            h.watcher.stop()  # the Ctrl-C was lost: end the test instead of waiting forever
+        return 5.0
+
+    h.watcher._debouncer.wait_time = ctrl_c_then_wait  # type: ignore[method-assign]
+    result = h.watcher.run()
+    assert result.stopped == "interrupted" and result.exit_code == 130
+    assert len(waits) == 1 and h.session.stopped
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 class FsEvent(SimpleNamespace):

@@ -77,7 +77,6 @@ import logging
 import os
 import queue
 import shutil
-import signal
 import threading
 import time
 from collections import Counter, deque
@@ -85,7 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, ParamSpec, Protocol, TypeVar, Union
 
-from . import errors, facts, mp4, outputs_index, rules
+from . import errors, facts, interrupts, mp4, outputs_index, rules
 from .events import EventKind, Stop
 from .files import into_place, new_staging, put_in_place
 from .plan import Action, Plan, PlannedJob
@@ -831,23 +830,13 @@ class _Wire:
         self._raise_ctrl_c()
         return arrived
 
-    @contextlib.contextmanager
-    def catching_ctrl_c(self) -> Iterator[None]:
-        """On the main thread with Python's own SIGINT handler, for the block (a run): a Ctrl-C
-        is noted and ends the current wait, which raises it. Python's handler raises
-        KeyboardInterrupt wherever the interpreter is, and one raised inside a weakref callback
-        or a ``__del__`` is printed and dropped: a freed asyncio task lost a first Ctrl-C that
-        way (issue 15). An application's own handler is left alone."""
-        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self._on_ctrl_c)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def catching_ctrl_c(self) -> contextlib.AbstractContextManager[bool]:
+        """For the block (a run), on the main thread with Python's own SIGINT handler: a Ctrl-C
+        is noted and ends the current wait, which raises it (:func:`interrupts.noted`: raised
+        anywhere else, it could be dropped). An application's own handler is left alone."""
+        return interrupts.noted(self._note_ctrl_c)
 
-    def _on_ctrl_c(self, signum: int, frame: object) -> None:
+    def _note_ctrl_c(self) -> None:
         self._ctrl_cs.append(None)
         self._inbox.poke()
 

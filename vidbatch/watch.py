@@ -83,7 +83,7 @@ from typing import Any, Callable, Mapping
 
 from watchdog.events import FileSystemEventHandler
 
-from . import project
+from . import interrupts, project
 from .costing import Budget
 from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_OK, ManifestError
 from .events import EventKind, Stop
@@ -183,7 +183,9 @@ class Watcher:
         self._on_event = on_event or (lambda e: None)
         self._observer_factory = observer_factory
         self._emit_lock = threading.Lock()
-        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        #: what the loop takes, from any thread and from the SIGINT handler (a SimpleQueue's put is
+        #: reentrant: safe in a signal handler, even while the loop is inside get)
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._session = session_thread(Session(self.state_dir, client, options, self._on_run_event, wait_for_lock=wait_for_lock, budget=budget))
         self._folder = WatchedFolder(self.folder, self.state_dir)
         self._debouncer = Debouncer(debounce, clock)
@@ -203,8 +205,12 @@ class Watcher:
         stopped = Stop.STOPPED
         try:
             self.start()
-            while (ended := self.step(self._next())) is None:
-                pass
+            # A Ctrl-C from here on is an item of the queue, taken between two steps (during
+            # start, a wait for the lock among them, it raises as usual); after the loop, as
+            # the session stops, a second one raises again: leave now.
+            with interrupts.noted(lambda: self._queue.put(("interrupt",))):
+                while (ended := self.step(self._next())) is None:
+                    pass
             stopped = ended
         except KeyboardInterrupt:
             stopped = Stop.INTERRUPTED
@@ -241,6 +247,8 @@ class Watcher:
         kind, *args = item or (None,)
         if kind == "stop":
             return Stop.STOPPED
+        if kind == "interrupt":
+            return Stop.INTERRUPTED
         if kind == "fs":
             self._debouncer.add(p for p in args if self._folder.interesting(p))
         elif kind == "account":
