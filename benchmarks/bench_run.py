@@ -4,6 +4,7 @@
     python benchmarks/bench_run.py throughput [--jobs 1000 --latency 2 --concurrency 50 --poll 0.5]
     python benchmarks/bench_run.py first-run  [--jobs 10000 --latency 0.05 --concurrency 64 --profile
                                                --rounds 1 --against CHECKOUT]
+    python benchmarks/bench_run.py wire-floor [--jobs 10000 --latency 0.05 --concurrency 64 --rounds 2]
     python benchmarks/bench_run.py memory     # peak RSS vs number of jobs and video size
 
 The simulator runs in this process; every measured `vidbatch` command is a subprocess, so its wall
@@ -30,6 +31,11 @@ most any split into threads or processes could reach at today's CPU per job), an
 ``--profile`` prints where the child's time went. ``--against`` a checkout of
 another version (``git worktree add /tmp/old REV``) runs it alternately with this one, round by
 round against the same simulator, and prints the medians of each (``--rounds``).
+
+``wire-floor`` runs a minimal script that does a first run's work with the same libraries and
+nothing else (``WIRE_FLOOR_SCRIPT``: an intent row, the task id committed, polls, the file's URL,
+the video streamed, hashed, fsynced and renamed), alternated with vidbatch's first run: the
+floor under "as fast as the wire" on this machine, in jobs per second and CPU per job.
 """
 
 from __future__ import annotations
@@ -372,6 +378,102 @@ def first_run_child(manifest_path: str, concurrency: int, poll: float, profile: 
     print("FIRST_RUN " + json.dumps(out))
 
 
+#: The floor under a first run (``wire-floor``): what a minimal, still safe script does per
+#: job with the same libraries (aiohttp, sqlite3), written for speed and nothing else: an intent
+#: row committed before the create, the task id committed on its answer, polls after the poll
+#: interval, the file's URL, the video streamed into a staging file and hashed, fsynced and
+#: renamed on four threads, the job marked done. No retries, no judging of answers, no events,
+#: no outputs index, no job cache. Prints one JSON line: jobs, wall seconds and its CPU seconds.
+WIRE_FLOOR_SCRIPT = """
+import asyncio, concurrent.futures, hashlib, json, os, resource, sqlite3, sys, time
+import aiohttp
+host, key, folder, jobs, concurrency, poll = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+os.makedirs(folder, exist_ok=True)
+db = sqlite3.connect(os.path.join(folder, "state.db"), isolation_level=None)
+db.execute("pragma journal_mode=wal"); db.execute("pragma synchronous=normal")
+db.execute("create table jobs (key text primary key, state text, task_id text, sha256 text)")
+threads = concurrent.futures.ThreadPoolExecutor(4)
+auth = {"Authorization": "Bearer " + key}
+def place(staging, target):
+    with open(staging, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(staging, target)
+    fd = os.open(folder, os.O_RDONLY); os.fsync(fd); os.close(fd)
+async def job(session, i, slots):
+    async with slots:
+        k = "job-%d" % i
+        db.execute("insert into jobs values (?, 'submitting', null, null)", (k,))
+        body = {"model": "MiniMax-Hailuo-02", "prompt": "Benchmark shot %d" % i}
+        async with session.post(host + "/v1/video_generation", json=body, headers=auth) as r:
+            task_id = (await r.json())["task_id"]
+        db.execute("update jobs set state = 'running', task_id = ? where key = ?", (task_id, k))
+        while True:
+            await asyncio.sleep(poll)
+            async with session.get(host + "/v1/query/video_generation", params={"task_id": task_id}, headers=auth) as r:
+                q = await r.json()
+            if q["status"] == "Success":
+                break
+        async with session.get(host + "/v1/files/retrieve", params={"file_id": q["file_id"]}, headers=auth) as r:
+            url = (await r.json())["file"]["download_url"]
+        target = os.path.join(folder, k + ".mp4"); staging = target + ".part"
+        digest = hashlib.sha256()
+        async with session.get(url) as r:
+            with open(staging, "wb") as out:
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    out.write(chunk); digest.update(chunk)
+        await asyncio.get_running_loop().run_in_executor(threads, place, staging, target)
+        db.execute("update jobs set state = 'done', sha256 = ? where key = ?", (digest.hexdigest(), k))
+async def main():
+    slots = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await asyncio.gather(*(job(session, i, slots) for i in range(jobs)))
+start = time.perf_counter()
+asyncio.run(main())
+wall = time.perf_counter() - start
+u = resource.getrusage(resource.RUSAGE_SELF)
+print("WIRE_FLOOR " + json.dumps({"jobs": jobs, "wall_s": wall, "cpu_s": u.ru_utime + u.ru_stime}))
+"""
+
+
+def bench_wire_floor(jobs: int, latency: float, concurrency: int, poll: float, rounds: int) -> None:
+    """The minimal script above against the simulator, then a first run of vidbatch, alternated
+    round by round: jobs per second, CPU per job of each and of the simulator, and the ceiling
+    the floor's CPU would allow on this machine's cores."""
+    cores = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
+        figures: dict[str, list[dict[str, float]]] = {"floor": [], "vidbatch": []}
+        child = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
+        env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
+        subprocess.run([*child, str(manifest(Path(tmp) / "warm-up", 20)), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
+        for round_ in range(rounds):
+            folder = Path(tmp) / f"floor-{round_}"
+            cpu = _cpu_seconds()
+            proc = subprocess.run([sys.executable, "-c", WIRE_FLOOR_SCRIPT, server.base_url, KEY, str(folder), str(jobs), str(concurrency), str(poll)], env=CHILD_ENV, capture_output=True, text=True)
+            sim_cpu = _cpu_seconds() - cpu
+            if proc.returncode != 0:
+                sys.exit(f"the floor script failed:\n{proc.stderr[-3000:]}")
+            got = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("WIRE_FLOOR ")).split(" ", 1)[1])
+            figures["floor"].append({"jobs_per_s": jobs / got["wall_s"], "cpu_ms_per_job": got["cpu_s"] * 1000 / jobs, "simulator_cpu_ms_per_job": sim_cpu * 1000 / jobs})
+            shutil.rmtree(folder, ignore_errors=True)
+            run_folder = Path(tmp) / f"vidbatch-{round_}"
+            cpu = _cpu_seconds()
+            proc = subprocess.run([*child, str(manifest(run_folder, jobs)), str(concurrency), str(poll)], env=env, capture_output=True, text=True)
+            sim_cpu = _cpu_seconds() - cpu
+            if proc.returncode != 0:
+                sys.exit(f"the first run failed:\n{proc.stderr[-3000:]}")
+            got = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN ")).split(" ", 1)[1])
+            figures["vidbatch"].append({"jobs_per_s": got["jobs_per_s"], "cpu_ms_per_job": got["cpu_ms_per_job"], "simulator_cpu_ms_per_job": sim_cpu * 1000 / jobs})
+            shutil.rmtree(run_folder, ignore_errors=True)
+            for label in figures:
+                last = figures[label][-1]
+                print(f"round {round_ + 1} {label:<8}: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items()), flush=True)
+        print(f"medians of {rounds} rounds ({jobs} jobs, latency {latency} s, {cores} cores):")
+        for label, runs in figures.items():
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            ceiling = cores * 1000 / (med["cpu_ms_per_job"] + med["simulator_cpu_ms_per_job"])
+            print(f"  {label:<8} " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + f", ceiling of all cores {ceiling:.0f} jobs/s")
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process (the simulator's threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -473,6 +575,12 @@ def main() -> None:
     fr.add_argument("--profile", action="store_true")
     fr.add_argument("--rounds", type=int, default=1)
     fr.add_argument("--against", type=Path, help="a checkout of another version, run alternately with this one")
+    wf = sub.add_parser("wire-floor")
+    wf.add_argument("--jobs", type=int, default=10_000)
+    wf.add_argument("--latency", type=float, default=0.05)
+    wf.add_argument("--concurrency", type=int, default=64)
+    wf.add_argument("--poll", type=float, default=0.05)
+    wf.add_argument("--rounds", type=int, default=2)
     sub.add_parser("memory")
     args = parser.parse_args()
     if args.which == "noop":
@@ -481,6 +589,8 @@ def main() -> None:
         bench_throughput(args.jobs, args.latency, args.concurrency, args.poll)
     elif args.which == "first-run":
         bench_first_run(args.jobs, args.latency, args.concurrency, args.poll, args.profile, args.rounds, args.against)
+    elif args.which == "wire-floor":
+        bench_wire_floor(args.jobs, args.latency, args.concurrency, args.poll, args.rounds)
     else:
         bench_memory()
 
