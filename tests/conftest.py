@@ -7,7 +7,16 @@ simulator on a free loopback port (``sim``), serving real HTTP.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# The tests play a user at a terminal, whose Ctrl-C interrupts. Started from a background job of
+# a non-interactive shell, this process (and every `vidbatch` it starts) would inherit SIGINT
+# ignored, which vidbatch rightly leaves alone, and the Ctrl-C tests would fail or hang. Python's
+# own handler here gives the children SIGINT's default back at exec, as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ENV_VARS = ("MINIMAX_API_KEY", "MINIMAX_API_HOST", "VIDBATCH_STATE", "VIDBATCH_DEBUG", "VIDBATCH_CONFIG")
 
