@@ -16,18 +16,18 @@ from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def noted(on_ctrl_c: Callable[[], None]) -> Iterator[bool]:
+def noted(on_ctrl_c: Callable[[], None]) -> Iterator[None]:
     """For the block, on the main thread with Python's own SIGINT handler in place: a Ctrl-C
     calls ``on_ctrl_c()`` instead of raising. It runs in the signal handler, between two
     bytecodes of the main thread, so it must only note the Ctrl-C and wake a wait, never take a
     lock the main thread may hold (a reentrant lock, or ``queue.SimpleQueue.put``, are safe).
     Python's handler is back after the block. Elsewhere (another thread, or an application's own
-    handler in place) nothing changes. Yields whether SIGINT was taken."""
+    handler in place) nothing changes."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield False
+        yield
         return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: on_ctrl_c())
     try:
-        yield True
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)

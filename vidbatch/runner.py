@@ -504,15 +504,14 @@ class _Inbox:
     def put_control(self, item: _Control) -> None:
         with self._cond:
             self._controls.append(item)
-            self._cond.notify()
-            wake = self.wake
-        if wake is not None:
-            wake()
+        self.poke()
 
     def poke(self) -> None:
-        """From a signal handler (on the scheduler's own thread, between two of its bytecodes):
-        end the current wait, whichever it is, to look at ``stop`` (see :meth:`wait`). The
-        condition's lock is reentrant, so this is safe while the scheduler holds it."""
+        """End the current wait, whichever it is (this condition's, or the loop's through
+        :attr:`wake`): a control came, or a Ctrl-C (then from a signal handler, on the
+        scheduler's own thread between two of its bytecodes, to look at ``stop``, see
+        :meth:`wait`; the condition's lock is reentrant, so that is safe while the scheduler
+        holds it)."""
         with self._cond:
             self._cond.notify()
             wake = self.wake
@@ -830,7 +829,7 @@ class _Wire:
         self._raise_ctrl_c()
         return arrived
 
-    def catching_ctrl_c(self) -> contextlib.AbstractContextManager[bool]:
+    def catching_ctrl_c(self) -> contextlib.AbstractContextManager[None]:
         """For the block (a run), on the main thread with Python's own SIGINT handler: a Ctrl-C
         is noted and ends the current wait, which raises it (:func:`interrupts.noted`: raised
         anywhere else, it could be dropped). An application's own handler is left alone."""
