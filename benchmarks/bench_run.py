@@ -441,12 +441,10 @@ def bench_wire_floor(jobs: int, latency: float, concurrency: int, poll: float, r
     """The minimal script above against the simulator, then a first run of vidbatch, alternated
     round by round: jobs per second, CPU per job of each and of the simulator, and the ceiling
     the floor's CPU would allow on this machine's cores."""
-    cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         figures: dict[str, list[dict[str, float]]] = {"floor": [], "vidbatch": []}
-        child = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
-        env = {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY}
-        subprocess.run([*child, str(manifest(Path(tmp) / "warm-up", 20)), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
+        env = _first_run_env(server, HERE.parent)
+        _warm_up(env, Path(tmp) / "warm-up", concurrency, poll)
         for round_ in range(rounds):
             folder = Path(tmp) / f"floor-{round_}"
             cpu = _cpu_seconds()
@@ -454,25 +452,18 @@ def bench_wire_floor(jobs: int, latency: float, concurrency: int, poll: float, r
             sim_cpu = _cpu_seconds() - cpu
             if proc.returncode != 0:
                 sys.exit(f"the floor script failed:\n{proc.stderr[-3000:]}")
-            got = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("WIRE_FLOOR ")).split(" ", 1)[1])
+            got = _tagged_json(proc.stdout, "WIRE_FLOOR")
             figures["floor"].append({"jobs_per_s": jobs / got["wall_s"], "cpu_ms_per_job": got["cpu_s"] * 1000 / jobs, "simulator_cpu_ms_per_job": sim_cpu * 1000 / jobs})
             shutil.rmtree(folder, ignore_errors=True)
-            run_folder = Path(tmp) / f"vidbatch-{round_}"
-            cpu = _cpu_seconds()
-            proc = subprocess.run([*child, str(manifest(run_folder, jobs)), str(concurrency), str(poll)], env=env, capture_output=True, text=True)
-            sim_cpu = _cpu_seconds() - cpu
-            if proc.returncode != 0:
-                sys.exit(f"the first run failed:\n{proc.stderr[-3000:]}")
-            got = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN ")).split(" ", 1)[1])
-            figures["vidbatch"].append({"jobs_per_s": got["jobs_per_s"], "cpu_ms_per_job": got["cpu_ms_per_job"], "simulator_cpu_ms_per_job": sim_cpu * 1000 / jobs})
-            shutil.rmtree(run_folder, ignore_errors=True)
+            got = _first_run(server, env, Path(tmp) / f"vidbatch-{round_}", jobs, concurrency, poll)
+            figures["vidbatch"].append({k: got[k] for k in ("jobs_per_s", "cpu_ms_per_job", "simulator_cpu_ms_per_job")})
             for label in figures:
                 last = figures[label][-1]
                 print(f"round {round_ + 1} {label:<8}: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items()), flush=True)
-        print(f"medians of {rounds} rounds ({jobs} jobs, latency {latency} s, {cores} cores):")
+        print(f"medians of {rounds} rounds ({jobs} jobs, latency {latency} s, {len(os.sched_getaffinity(0))} cores):")
         for label, runs in figures.items():
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            ceiling = cores * 1000 / (med["cpu_ms_per_job"] + med["simulator_cpu_ms_per_job"])
+            ceiling = _all_cores_ceiling(med["cpu_ms_per_job"], med["simulator_cpu_ms_per_job"])
             print(f"  {label:<8} " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + f", ceiling of all cores {ceiling:.0f} jobs/s")
 
 
@@ -482,6 +473,60 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+FIRST_RUN_CHILD = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
+
+
+def _first_run_env(server: Any, tree: Path) -> dict[str, str]:
+    """The environment of a first run of ``tree``'s vidbatch against ``server``."""
+    return {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)}
+
+
+def _warm_up(env: dict[str, str], folder: Path, concurrency: int, poll: float) -> None:
+    """A first, small run compiles what a run imports (aiohttp on its first call) into this
+    benchmark's own bytecode cache, as installing the package does: otherwise the measured run
+    would spend seconds compiling inside its timed window."""
+    subprocess.run([*FIRST_RUN_CHILD, str(manifest(folder, 20)), str(concurrency), str(poll)], env=env, capture_output=True, check=True)
+
+
+def _tagged_json(stdout: str, tag: str) -> dict[str, Any]:
+    """The JSON of a child's line that starts with ``tag``."""
+    return json.loads(next(x for x in stdout.splitlines() if x.startswith(tag + " ")).split(" ", 1)[1])
+
+
+def _all_cores_ceiling(cpu_ms_per_job: float, simulator_cpu_ms_per_job: float) -> float:
+    """Jobs per second that all this machine's cores allow at these CPU costs per job: the most
+    any split of the work into threads or processes could reach."""
+    return len(os.sched_getaffinity(0)) * 1000 / (cpu_ms_per_job + simulator_cpu_ms_per_job)
+
+
+def _first_run(server: Any, env: dict[str, str], folder: Path, jobs: int, concurrency: int, poll: float, profile: bool = False) -> dict[str, Any]:
+    """One measured first run of ``jobs`` jobs in ``folder`` (removed after): the child's
+    figures, with the simulator's CPU, the ceilings, the load and the HTTP calls per job."""
+    m = manifest(folder, jobs)
+    calls_before = dict(server.sim.calls)
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    proc = subprocess.run([*FIRST_RUN_CHILD, str(m), str(concurrency), str(poll)] + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
+    wall, sim_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    if proc.returncode != 0:
+        sys.exit(f"first run of {env['VIDBATCH_BENCH_TREE']} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    if profile:
+        print(proc.stderr)
+    result = _tagged_json(proc.stdout, "FIRST_RUN")
+    calls = {k: v - calls_before.get(k, 0) for k, v in server.sim.calls.items()}
+    result["process_wall_s"] = round(wall, 2)
+    result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
+    # What the CPU per job allows: one thread runs the scheduler and its loop; all the cores,
+    # shared with the simulator, run everything.
+    result["ceiling_jobs_per_s"] = {
+        "scheduler_thread": round(1000 / result["scheduler_thread_cpu_ms_per_job"], 1),
+        "all_cores": round(_all_cores_ceiling(result["cpu_ms_per_job"], result["simulator_cpu_ms_per_job"]), 1),
+    }
+    result["load_average"] = os.getloadavg()
+    result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
+    shutil.rmtree(folder, ignore_errors=True)  # 10,000 videos: a gigabyte a run
+    return result
+
+
 def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, profile: bool, rounds: int = 1, against: Path | None = None) -> list[dict]:
     """``rounds`` first runs of this tree's vidbatch (and, with ``against``, of that checkout's,
     alternated run by run against the same simulator); each run's figures, then medians."""
@@ -489,48 +534,17 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
     results: dict[str, list[dict]] = {label: [] for label, _ in trees}
     with tempfile.TemporaryDirectory() as tmp, running_simulator(SimConfig(key=KEY, latency=latency)) as server:
         folder = Path(tmp)
-        child = [sys.executable, str(Path(__file__).resolve()), "first-run-child"]
-        envs = {label: {**CHILD_ENV, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": KEY, "VIDBATCH_BENCH_TREE": str(tree)} for label, tree in trees}
+        envs = {label: _first_run_env(server, tree) for label, tree in trees}
         for label, _ in trees:
-            # A first, small run compiles what a run imports (aiohttp on its first call) into
-            # this benchmark's own bytecode cache, as installing the package does: otherwise the
-            # measured run would spend seconds compiling inside its timed window.
-            warm = manifest(folder / f"warm-up-{label}", 20)
-            subprocess.run([*child, str(warm), str(concurrency), str(poll)], env=envs[label], capture_output=True, check=True)
+            _warm_up(envs[label], folder / f"warm-up-{label}", concurrency, poll)
         for round_ in range(rounds):
             for label, tree in trees:
-                env = envs[label]
-                run_folder = folder / f"{label}-{round_}"
-                m = manifest(run_folder, jobs)
-                args = [*child, str(m), str(concurrency), str(poll)]
-                calls_before = dict(server.sim.calls)
-                start, cpu = time.perf_counter(), _cpu_seconds()
-                proc = subprocess.run(args + (["--profile"] if profile else []), env=env, capture_output=True, text=True)
-                wall, sim_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-                if proc.returncode != 0:
-                    sys.exit(f"first run of {tree} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-                if profile:
-                    print(proc.stderr)
-                line = next(x for x in proc.stdout.splitlines() if x.startswith("FIRST_RUN "))
-                result = json.loads(line.split(" ", 1)[1])
-                calls = {k: v - calls_before.get(k, 0) for k, v in server.sim.calls.items()}
+                result = _first_run(server, envs[label], folder / f"{label}-{round_}", jobs, concurrency, poll, profile)
                 result["tree"] = str(tree)
-                result["process_wall_s"] = round(wall, 2)
-                result["simulator_cpu_ms_per_job"] = round(sim_cpu * 1000 / jobs, 2)
-                # What the CPU per job allows: one thread runs the scheduler and its loop; all
-                # the cores, shared with the simulator, run everything (the most any split of
-                # the work into threads or processes could reach with today's CPU per job).
-                result["ceiling_jobs_per_s"] = {
-                    "scheduler_thread": round(1000 / result["scheduler_thread_cpu_ms_per_job"], 1),
-                    "all_cores": round(len(os.sched_getaffinity(0)) * 1000 / (result["cpu_ms_per_job"] + result["simulator_cpu_ms_per_job"]), 1),
-                }
-                result["load_average"] = os.getloadavg()
-                result["http_calls_per_job"] = {k: round(v / jobs, 2) for k, v in calls.items() if v}
                 result["latency_s"] = latency
                 result["concurrency"] = concurrency
                 print(json.dumps(result, indent=2), flush=True)
                 results[label].append(result)
-                shutil.rmtree(run_folder, ignore_errors=True)  # 10,000 videos: a gigabyte a run
     if rounds > 1 or against:
         print("medians (jobs/s, CPU ms per job, the scheduler thread's CPU ms per job, answer-to-commit median and p99 ms, ceiling of all cores in jobs/s):")
         for label, tree in trees:
