@@ -82,7 +82,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, ParamSpec, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, NamedTuple, ParamSpec, Protocol, TypeVar, Union
 
 from . import errors, facts, interrupts, mp4, outputs_index, rules
 from .events import EventKind, Stop
@@ -439,6 +439,16 @@ class _Render:
         return self.targets[0].job.name if self.targets else self.key
 
 
+
+
+class _Placed(NamedTuple):
+    """A video put in place at an output by the wire's threads: its size, SHA-256 and the mtime
+    the file had right after the rename (stat there, not on the scheduler's thread)."""
+
+    path: Path
+    size: int
+    sha256: str
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -1442,12 +1452,14 @@ class Runner:
             self._requeue(render, front=True)
 
     def _record_intents(self, now: float, sends: list[tuple[_Render, _Work]]) -> None:
+        checked = False  # the state database is checked once a turn: its intents commit together, before any create goes
         while self._creates and not self._stop_creates and len(self._in_flight) < self.options.concurrency:
             render = self._next_create(now)
             if render is None:
                 return
-            if not self._state_in_place():
+            if not checked and not self._state_in_place():
                 return
+            checked = True
             self._creates.popleft(render.api)
             job = render.targets[0].job
             try:  # reads the images: before the intent, so a failure here cannot look like a lost create
@@ -1636,21 +1648,21 @@ class Runner:
         url = render.video_url if render.v2 else None
         self._wire.submit(Call.DOWNLOAD, render, functools.partial(self._fetch, file_id, target, render.v2, url))
 
-    async def _fetch(self, file_id: str, target: Path, v2: bool, url: str | None) -> tuple[Path, int, str]:
+    async def _fetch(self, file_id: str, target: Path, v2: bool, url: str | None) -> _Placed:
         """Wire side: download to a staging file, then verify it and rename it over the output
         (:func:`vidbatch.files.into_place`'s steps; the placing fsyncs, so it is offloaded). The
-        staging file is removed in every case, a cancelled download's too."""
+        staging file is removed in every case it was not renamed, a cancelled download's too."""
         calls = self._wire.calls
         staging = new_staging(target)  # on the loop: a mkdir of a folder that exists (no fsync) costs less than a hop
         try:
             got = await (calls.download_v2(file_id, staging, url=url) if v2 else calls.download(file_id, staging))
-            await self._wire.offload(self._place_video, file_id, staging, target)
-        finally:
+            return await self._wire.offload(self._place_video, file_id, staging, target, got.bytes, got.sha256)
+        except BaseException:  # renamed, there is nothing left to remove (an unlink of nothing cost a call per job)
             staging.unlink(missing_ok=True)
-        return target, got.bytes, got.sha256
+            raise
 
     @staticmethod
-    def _place_video(file_id: str, staging: Path, target: Path) -> None:
+    def _place_video(file_id: str, staging: Path, target: Path, size: int, sha: str) -> _Placed:
         """Blocking: check a downloaded video's MP4 structure, then put it in place durably."""
         problems = mp4.check_mp4(staging)
         if problems:
@@ -1659,40 +1671,41 @@ class Runner:
                 errors.CallInfo("download", detail={"file_id": file_id}),
             )
         put_in_place(staging, target)
+        return _Placed(target, size, sha, target.stat().st_mtime_ns)
 
-    def _on_downloaded(self, render: _Render, result: tuple[Path, int, str]) -> None:
-        path, size, sha = result
-        self._record_output(render.targets[0], render.key, path, size, sha, EventKind.DOWNLOADED, render.restore)
+    def _on_downloaded(self, render: _Render, placed: _Placed) -> None:
+        self._record_output(render.targets[0], render.key, placed, EventKind.DOWNLOADED, render.restore)
+        path, size, sha = placed.path, placed.size, placed.sha256
         for pj in render.targets[1:]:
             self._wire.submit(Call.COPY, _Render(render.key, [pj], restore=render.restore), functools.partial(self._copy_to, [pj], path, size, sha))
         if render.restore is None:
             self._leave_flight(render)
 
-    async def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, tuple[Path, int, str]]]:
+    async def _copy_to(self, targets: list[PlannedJob], source: Path, size: int, sha: str) -> list[tuple[PlannedJob, _Placed]]:
         """Wire side: copy a verified video to the outputs of ``targets`` (blocking: offloaded)."""
         return await self._wire.offload(lambda: [(pj, self._copy(source, pj.job.output, size, sha)) for pj in targets])
 
     @staticmethod
-    def _copy(source: Path, target: Path, size: int, sha: str) -> tuple[Path, int, str]:
+    def _copy(source: Path, target: Path, size: int, sha: str) -> _Placed:
         """Blocking: copy a verified video to another output, atomically."""
         with into_place(target) as staging:
             shutil.copyfile(source, staging)
             if staging.stat().st_size != size:
                 raise errors.DownloadError(f"copy of {source} is incomplete", errors.CallInfo("copy"))
-        return target, size, sha
+        return _Placed(target, size, sha, target.stat().st_mtime_ns)
 
-    def _on_copied(self, render: _Render, pairs: list[tuple[PlannedJob, tuple[Path, int, str]]]) -> None:
-        for pj, (path, size, sha) in pairs:
-            self._record_output(pj, render.key, path, size, sha, EventKind.REUSED, render.restore)
+    def _on_copied(self, render: _Render, pairs: list[tuple[PlannedJob, _Placed]]) -> None:
+        for pj, placed in pairs:
+            self._record_output(pj, render.key, placed, EventKind.REUSED, render.restore)
 
-    def _record_output(self, pj: PlannedJob, key: str, path: Path, size: int, sha: str, kind: EventKind, restore: VideoRecord | None = None) -> None:
+    def _record_output(self, pj: PlannedJob, key: str, placed: _Placed, kind: EventKind, restore: VideoRecord | None = None) -> None:
         job = pj.job
-        st = path.stat()
+        path, size, sha, mtime_ns = placed
         if restore is not None:  # the output's own earlier video: the render's record stays as it is
-            self._save(self.store.record_restored, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest))
+            self._save(self.store.record_restored, job.key, path, size=size, sha256=sha, mtime_ns=mtime_ns, name=job.name, manifest=str(job.manifest))
             task_id, file_id = restore.task_id, restore.file_id
         else:
-            self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=st.st_mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
+            self._save(self.store.record_downloaded, job.key, path, size=size, sha256=sha, mtime_ns=mtime_ns, name=job.name, manifest=str(job.manifest), event=str(kind))
             rec = pj.record
             task_id, file_id = self._ids.get(job.key, (rec.task_id if rec else None, rec.file_id if rec else None))
         self._index(path, job.key, sha, size, task_id, file_id)
