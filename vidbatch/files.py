@@ -50,6 +50,14 @@ def new_staging(target: Path) -> Path:
     return staging_path(target)
 
 
+def create_staging(target: Path) -> Path:
+    """:func:`new_staging`, the file made too (empty, exclusively: ``O_EXCL``, mode 0o666 less the
+    umask), for a writer that opens it later. Blocking: off any event loop."""
+    staging = new_staging(target)
+    os.close(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return staging
+
+
 def put_in_place(staging: Path, target: Path, *, durable: bool = True) -> None:
     """Rename a written and checked ``staging`` file over ``target``; ``durable``: fsync the file
     before the rename and the folder after it. It blocks on the disk: off any event loop."""
