@@ -61,6 +61,24 @@ def test_an_unchanged_status_is_not_repeated_by_another_store_nor_lost_to_a_roll
     assert statuses(store) == ["Queueing", "Processing"], "the status the rollback lost is written again"
 
 
+def test_many_renders_are_seen_with_a_read_per_500_not_per_render(tmp_path):
+    store = Store(tmp_path)
+    seen(store, "vb1:" + "0" * 64)  # one that exists already, under another job's name
+    renders = [
+        {"key": f"vb1:{i:064d}", "request": {"model": "MiniMax-Hailuo-02", "prompt": f"p{i}"}, "model": "MiniMax-Hailuo-02",
+         "mode": "t2v", "duration": 6, "resolution": "768P", "prompt": f"p{i}", "name": f"job-{i}", "manifest": "m.toml"}
+        for i in range(1200)
+    ]
+    reads: list[str] = []
+    store.conn.set_trace_callback(lambda sql: reads.append(sql) if sql.lstrip().lower().startswith("select") else None)
+    store.record_seen_many([*renders, renders[5]])  # a key twice: seen once
+    store.conn.set_trace_callback(None)
+    assert len(reads) == 3  # 1,200 keys, 500 at a time
+    assert store.counts() == {"new": 1200}
+    assert store.get("vb1:" + "0" * 64).name == "job-0"  # brought up to date
+    assert [e.event for e in store.events(renders[5]["key"])] == ["seen"]
+
+
 @pytest.mark.parametrize("state", list(RenderState))
 def test_every_illegal_transition_is_refused(tmp_path, state):
     store = Store(tmp_path)

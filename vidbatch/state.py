@@ -1252,29 +1252,34 @@ class Store:
         """Make sure a row exists for ``key`` (state ``new`` when first seen); keep the name of
         the job that asks for it current."""
         with self.transaction():
-            existing = self.get(key)
-            if existing is not None:
-                if (existing.name, existing.manifest) != (name, manifest):
-                    self._update(key, {"name": name, "manifest": manifest})
-                    existing.name, existing.manifest = name, manifest
-                return existing
-            stamp = now()
-            record = RenderRecord(
-                key, json.dumps(dict(request), sort_keys=True, ensure_ascii=False), model, mode, duration, resolution, prompt,
-                name, manifest, RenderState.NEW, None, None, 0, None, None, None, None, None, None, None, stamp, stamp, None, None, None,
-            )
-            self.conn.execute(_RENDER_INSERT, [record.state.value if f == "state" else getattr(record, f) for f in _RENDER_FIELDS])
-            self._event(key, "seen", None, RenderState.NEW, name, None)
-        return record
+            return self._seen(self.get(key), key, request, model=model, mode=mode, duration=duration, resolution=resolution, prompt=prompt, name=name, manifest=manifest)
 
     @_guarded
     def record_seen_many(self, renders: Sequence[Mapping[str, Any]]) -> None:
         """``record_seen`` for many renders in one transaction: each mapping holds the keyword
         arguments of :meth:`record_seen` plus ``key`` and ``request``. Existing rows only get
-        their name and manifest brought up to date."""
+        their name and manifest brought up to date. The rows are read 500 at a time."""
         with self.transaction():
+            rows = self.get_many(render["key"] for render in renders)
             for render in renders:
-                self.record_seen(**render)
+                key = render["key"]
+                rows[key] = self._seen(rows.get(key), **render)
+
+    def _seen(self, existing: RenderRecord | None, key: str, request: Mapping[str, Any], *, model: str | None, mode: str | None, duration: int | None, resolution: str | None, prompt: str | None, name: str | None = None, manifest: str | None = None) -> RenderRecord:
+        """The body of :meth:`record_seen`, from the row it read (``existing``)."""
+        if existing is not None:
+            if (existing.name, existing.manifest) != (name, manifest):
+                self._update(key, {"name": name, "manifest": manifest})
+                existing.name, existing.manifest = name, manifest
+            return existing
+        stamp = now()
+        record = RenderRecord(
+            key, json.dumps(dict(request), sort_keys=True, ensure_ascii=False), model, mode, duration, resolution, prompt,
+            name, manifest, RenderState.NEW, None, None, 0, None, None, None, None, None, None, None, stamp, stamp, None, None, None,
+        )
+        self.conn.execute(_RENDER_INSERT, [record.state.value if f == "state" else getattr(record, f) for f in _RENDER_FIELDS])
+        self._event(key, "seen", None, RenderState.NEW, name, None)
+        return record
 
     @_guarded
     def record_intent(self, key: str, *, name: str | None = None, reason: str | None = None, v2_shape: Mapping[str, Any] | None = None) -> RenderRecord:
