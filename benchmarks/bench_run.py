@@ -560,6 +560,18 @@ def bench_first_run(jobs: int, latency: float, concurrency: int, poll: float, pr
                 statistics.median(r["ceiling_jobs_per_s"]["all_cores"] for r in runs),
             ]
             print(f"  {label:<8} {tree}: " + "  ".join(f"{x:.2f}" for x in figures) + f"  ({len(runs)} runs)")
+    if against:
+        # Each round's two runs are neighbours in time: their difference is freer of the
+        # machine's drift (10-20% from one minute to the next here) than the medians are.
+        print("this minus against, round by round (median [lowest, highest]):")
+        for name, pick in (
+            ("jobs/s", lambda r: r["jobs_per_s"]),
+            ("CPU ms per job", lambda r: r["cpu_ms_per_job"]),
+            ("scheduler thread CPU ms per job", lambda r: r["scheduler_thread_cpu_ms_per_job"]),
+            ("simulator CPU ms per job", lambda r: r["simulator_cpu_ms_per_job"]),
+        ):
+            diffs = [pick(a) - pick(b) for a, b in zip(results["this"], results["against"])]
+            print(f"  {name}: {statistics.median(diffs):+.2f} [{min(diffs):+.2f}, {max(diffs):+.2f}]")
     return [r for label, _ in trees for r in results[label]]
 
 
