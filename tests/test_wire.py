@@ -465,6 +465,41 @@ def test_a_bad_download_on_the_wire_leaves_no_staging_file(tmp_path):
     assert list((tmp_path / "renders").iterdir()) == []
 
 
+def test_a_download_stopped_while_its_staging_file_is_made_leaves_no_staging_file(tmp_path, monkeypatch):
+    """The staging file is made by a wire thread; a run that ends while the thread works (the
+    download's coroutine cancelled at the wire's close) must not leave the file the thread makes
+    after it."""
+    store, plan = make_plan(tmp_path, {"a": "Shot A"})
+    runner = Runner(store, FakeClient(), FAST, workers=4)
+    closed, made = threading.Event(), threading.Event()
+    real_close, real_make, real_create = _Wire.close, runner_module.create_staging, runner_module._Staging.create
+
+    def close(self: _Wire, *args: Any, **kwargs: Any) -> None:
+        try:
+            real_close(self, *args, **kwargs)
+        finally:
+            closed.set()
+
+    def make_after_the_run(target: Path) -> Path:
+        runner.stop()  # the run ends while this thread works
+        assert closed.wait(30)
+        return real_make(target)
+
+    def create(self: Any, target: Path) -> Path:
+        try:
+            return real_create(self, target)
+        finally:
+            made.set()
+
+    monkeypatch.setattr(_Wire, "close", close)
+    monkeypatch.setattr(runner_module, "create_staging", make_after_the_run)
+    monkeypatch.setattr(runner_module._Staging, "create", create)
+    runner.run(plan)
+    assert made.wait(30)
+    assert list((tmp_path / "renders").iterdir()) == []
+    assert store.get(plan.jobs[0].job.key).state.value == "rendered"  # the next run downloads it
+
+
 def test_a_run_started_inside_a_running_event_loop_works(tmp_path):
     """A notebook's cell (or any coroutine) calling the blocking API: the caller's loop is set
     aside while the run's own loop runs, and is running again afterwards."""

@@ -441,6 +441,35 @@ class _Render:
 
 
 
+class _Staging:
+    """A download's staging file, made by a wire thread (:func:`files.create_staging`) and
+    removed if the download is abandoned: at once if it is made, else by the thread as soon as
+    it has made it, so a download cancelled while the thread works leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: Path | None = None
+        self._abandoned = False
+
+    def create(self, target: Path) -> Path:
+        """Blocking (on a wire thread): make the staging file of ``target``."""
+        staging = create_staging(target)
+        with self._lock:
+            if not self._abandoned:
+                self._path = staging
+                return staging
+        staging.unlink(missing_ok=True)
+        return staging
+
+    def abandon(self) -> None:
+        """The download failed or was cancelled: its staging file goes, now or once made."""
+        with self._lock:
+            self._abandoned = True
+            path, self._path = self._path, None
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
 class _Placed(NamedTuple):
     """A video put in place at an output by the wire's threads: its size, SHA-256 and the mtime
     the file had right after the rename (stat there, not on the scheduler's thread)."""
@@ -1653,14 +1682,15 @@ class Runner:
         (:func:`vidbatch.files.into_place`'s steps; the placing fsyncs, so it is offloaded). The
         staging file is removed in every case it was not renamed, a cancelled download's too."""
         calls = self._wire.calls
-        # made by a thread: creating a file in a folder the threads fsync cost the scheduler's
-        # thread 0.1-0.6 ms of CPU per job on the loop (issue 15), and a slow disk would stall it
-        staging = await self._wire.offload(create_staging, target)
+        made = _Staging()
         try:
+            # made by a thread: creating a file here cost the scheduler's thread 0.1-0.8 ms of
+            # CPU per job on the loop (issue 15: ext4's journal), and a slow disk would stall it
+            staging = await self._wire.offload(made.create, target)
             got = await (calls.download_v2(file_id, staging, url=url) if v2 else calls.download(file_id, staging))
             return await self._wire.offload(self._place_video, file_id, staging, target, got.bytes, got.sha256)
         except BaseException:  # renamed, there is nothing left to remove (an unlink of nothing cost a call per job)
-            staging.unlink(missing_ok=True)
+            made.abandon()
             raise
 
     @staticmethod
