@@ -439,8 +439,6 @@ class _Render:
         return self.targets[0].job.name if self.targets else self.key
 
 
-
-
 class _Staging:
     """A download's staging file, made by a wire thread (:func:`files.create_staging`) and
     removed if the download is abandoned: at once if it is made, else by the thread as soon as
