@@ -529,7 +529,7 @@ class _Sink:
         self._digest = hashlib.sha256()
         self.size = 0
         try:
-            fd = os.open(fetch.dest, os.O_WRONLY | os.O_CREAT, 0o666)
+            fd = os.open(fetch.dest, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)  # O_BINARY: Windows
         except OSError as e:
             raise _write_error(fetch.dest, e, info) from None
         self._out = os.fdopen(fd, "wb")

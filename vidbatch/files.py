@@ -73,8 +73,9 @@ def open_into_place(target: Path, mode: str = "wb", *, encoding: str | None = No
     """Open a new staging file for writing; it replaces ``target`` when the block succeeds.
     The file is created with ``O_EXCL`` and mode 0o666 less the umask, like any file a user makes."""
     with into_place(target, durable=durable) as staging:
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         binary = "b" in mode
+        # O_BINARY: on Windows a descriptor is opened in text mode otherwise, and would write CRLF
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else (encoding or "utf-8"), newline=None if binary else "\n") as f:
             yield f
             f.flush()
