@@ -54,8 +54,15 @@ def create_staging(target: Path) -> Path:
     """:func:`new_staging`, the file made too (empty, exclusively: ``O_EXCL``, mode 0o666 less the
     umask), for a writer that opens it later. Blocking: off any event loop."""
     staging = new_staging(target)
-    os.close(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    os.close(_create_new(staging))
     return staging
+
+
+def _create_new(path: Path) -> int:
+    """A descriptor for writing the new file ``path``, created exclusively (``O_EXCL``) with mode
+    0o666 less the umask, like any file a user makes. ``O_BINARY``: on Windows a descriptor opens
+    in text mode otherwise, and would write CRLF."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
 
 
 def put_in_place(staging: Path, target: Path, *, durable: bool = True) -> None:
@@ -73,9 +80,8 @@ def open_into_place(target: Path, mode: str = "wb", *, encoding: str | None = No
     """Open a new staging file for writing; it replaces ``target`` when the block succeeds.
     The file is created with ``O_EXCL`` and mode 0o666 less the umask, like any file a user makes."""
     with into_place(target, durable=durable) as staging:
+        fd = _create_new(staging)
         binary = "b" in mode
-        # O_BINARY: on Windows a descriptor is opened in text mode otherwise, and would write CRLF
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else (encoding or "utf-8"), newline=None if binary else "\n") as f:
             yield f
             f.flush()
