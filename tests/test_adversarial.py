@@ -165,6 +165,22 @@ CASES = [
     Case("image-outside", "first_frame_image", {"shots.toml": job("x", extra=I2V.format(img="../../../../etc/hostname"))}),
     Case("foreach-absolute", "foreach", {"shots.toml": HEADER + '[[jobs]]\nname = "s{{ id }}"\nprompt = "x"\nforeach = "/etc/passwd"\n'}),
     Case("image-symlink-outside", "first_frame_image", {"shots.toml": job("x", extra=I2V.format(img="host.png"))}, _link("host.png", "/etc/hostname")),
+    # --- values that multiply their arguments: refused before they are built (each would take
+    # gigabytes, MemoryError under this test's address-space limit) ---
+    Case("indent-many-lines", "too costly", {"shots.toml": job("{{ ('x\\n' * 50000)|indent(100000) }}")}),
+    Case("replace-filter-huge", "too costly", {"shots.toml": job("{{ ('x' * 90000)|replace('x', 'y' * 90000) }}")}),
+    Case("join-filter-separator", "too costly", {"shots.toml": job("{{ range(100000)|join('x' * 99999) }}")}),
+    Case("wordwrap-wrapstring", "too costly", {"shots.toml": job("{{ ('x ' * 49999)|wordwrap(1, wrapstring='y' * 99999) }}")}),
+    Case("str-join-separator", "too costly", {"shots.toml": job("{{ ('y' * 99999).join('x' * 99999) }}")}),
+    Case("str-replace-huge", "too costly", {"shots.toml": job("{{ ('x' * 99999).replace('x', 'y' * 99999) }}")}),
+    Case("str-expandtabs", "too costly", {"shots.toml": job("{{ ('\\t' * 99999).expandtabs(99999) }}")}),
+    Case("str-format-fields", "too costly", {"shots.toml": job("{{ ('{a}' * 20000).format(a='x' * 99999) }}")}),
+    Case("percent-dict", "too costly", {"shots.toml": job("{{ ('%(a)s' * 20000) % dict(a='x' * 99999) }}")}),
+    Case("str-translate", "too costly", {"shots.toml": job("{{ ('x' * 99999).translate({120: 'y' * 99999}) }}")}),
+    Case("set-block-loop", "too costly", {"shots.toml": job("{% set b = 'x' * 99999 %}{% set y %}{% for i in range(90000) %}{{ b }}{% endfor %}{% endset %}{{ y|length }}")}),
+    Case("macro-loop", "too costly", {"shots.toml": job("{% set b = 'x' * 99999 %}{% macro m() %}{% for i in range(90000) %}{{ b }}{% endfor %}{% endmacro %}{{ m()|length }}")}),
+    Case("map-then-list", "too costly", {"shots.toml": job("{{ range(33333)|map('center', 99999)|list|length }}")}),
+    Case("nested-list-printed", "too costly", {"shots.toml": job("{{ [['x' * 99999]] * 99999 }}")}),
 ]
 
 

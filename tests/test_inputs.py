@@ -48,6 +48,18 @@ def test_ordinary_templates_still_render_within_the_budget(tmp_path):
     ]
 
 
+def test_ordinary_uses_of_what_can_multiply_its_arguments_still_render(tmp_path):
+    m = write(tmp_path, "m.toml", HEADER + """
+        [[jobs]]
+        name = "a"
+        prompt = \"\"\"{{ '{} and {b}'.format(1, b='two') }} {{ '%s-%s' % (1, 2) }} {{ '%(a)s' % dict(a=3) }} \
+{{ 'a b'.replace(' ', '_') }} {{ ', '.join(['x', 'y']) }} {{ 'l1\\nl2'|indent(2) }} {{ 'aaa bbb'|wordwrap(3, wrapstring='/') }} \
+{{ range(3)|map('string')|join('-') }} {% set z %}{% for i in range(3) %}{{ i }}{% endfor %}{% endset %}{{ z }} {{ [[1], [2]] }}\"\"\"
+    """)
+    (job,) = load_manifest(m).jobs
+    assert job.request["prompt"] == "1 and two 1-2 3 a_b x, y l1\n  l2 aaa/bbb 0-1-2 012 [[1], [2]]"
+
+
 def test_a_costly_template_is_refused_naming_file_line_job_and_field(tmp_path):
     m = write(tmp_path, "m.toml", HEADER + '[[jobs]]\nname = "a"\nprompt = "{{ \'x\'|center(2000000000) }}"\n')
     (problem,) = messages(m)

@@ -15,7 +15,10 @@
 Templates are the user's code, so their cost is bounded (:class:`Budget`): every intermediate
 string, list or number a template builds (``*``, ``**``, ``+``, ``%``, ``~``, filters, method
 calls, ``range``, ``lipsum``) is checked *before* it is built against :data:`MAX_CHARS` and
-:data:`MAX_INT_BITS`; every loop iteration and call is a step, at most :data:`MAX_STEPS` per
+:data:`MAX_INT_BITS` (sizes count through nested lists; the filters and string methods that
+multiply their arguments, ``join``, ``replace``, ``indent``, ``wordwrap``, ``format``,
+``expandtabs``, ``translate``, are sized from them first; what a block renders into a value, what
+a filter yields lazily and every ``{{ value }}`` are bounded as they are joined); every loop iteration and call is a step, at most :data:`MAX_STEPS` per
 rendered value and :data:`EXPANSION_MAX_STEPS` per manifest; and a wall-clock deadline
 (:data:`MAX_SECONDS` per value, :data:`EXPANSION_MAX_SECONDS` per manifest, in CPU time of the
 rendering thread) is checked at each step. This is the design Jinja's sandbox documentation suggests (``intercepted_binops`` and
@@ -45,7 +48,7 @@ import posixpath
 import re
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 
 from .source import read_problem, read_regular
@@ -238,15 +242,65 @@ class Budget:
             raise TooCostly(f"would compute a number of about {bits:,} bits; at most {MAX_INT_BITS:,}")
 
 
-def _size(value: Any) -> int:
-    """Characters or items ``value`` holds, counting the strings of a list one level down (so a
-    list of long strings cannot be multiplied into a huge join)."""
+def _size(value: Any, limit: int = MAX_CHARS) -> int:
+    """Characters or items ``value`` holds, counting through the lists, tuples and dicts it holds
+    (so a list of long strings, or of lists, cannot be multiplied into a huge join or output);
+    counting stops once past ``limit``."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, (list, tuple)):
-        return len(value) + sum(len(x) for x in value if isinstance(x, str))
-    if isinstance(value, (dict, set, frozenset)):
-        return len(value)
+    if isinstance(value, dict):
+        items: Any = [*value, *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = value
+    else:
+        return 0
+    total = len(items)
+    for x in items:
+        if total > limit:
+            break
+        if isinstance(x, str):
+            total += len(x)
+        elif isinstance(x, (list, tuple, dict, set, frozenset)):
+            total += _size(x, limit - total)
+    return total
+
+
+def _largest(values: Iterable[Any]) -> int:
+    """The most characters one of ``values`` can put into a string built from them."""
+    return max((_size(v) if isinstance(v, (str, list, tuple, dict)) else len(str(v)) for v in values), default=0)
+
+
+def _built_size(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    """An upper bound of the characters a call of the string method or filter ``name`` builds from
+    ``args`` (the string or value first), for the calls whose result can be far larger than their
+    arguments; 0 for the others."""
+    if not args:
+        return 0
+    s = args[0]
+    arg = args[1] if len(args) > 1 else None
+    if name == "join" and isinstance(s, str) and isinstance(arg, Sized):  # str.join
+        return len(s) * len(arg) + _size(arg)
+    if name == "join" and isinstance(s, Sized):  # the join filter
+        sep = kwargs.get("d", arg if arg is not None else "")
+        return len(str(sep)) * len(s) + _size(s) + len(s)
+    if not isinstance(s, str):
+        return 0
+    if name == "replace" and len(args) >= 3:
+        old, new = str(args[1]), str(args[2])
+        return len(s) + (len(s) // max(len(old), 1) + 1) * len(new)
+    if name == "expandtabs":
+        tab = kwargs.get("tabsize", arg if arg is not None else 8)
+        return len(s) + s.count("\t") * tab if isinstance(tab, int) else 0
+    if name in ("format", "format_map"):
+        return len(s) + (s.count("{") + s.count("%")) * _largest([*args[1:], *kwargs.values()])
+    if name == "translate" and isinstance(arg, Mapping):
+        return len(s) * max(1, _largest(arg.values()))
+    if name == "indent":
+        width = kwargs.get("width", arg if arg is not None else 4)
+        return len(s) + (s.count("\n") + 1) * (len(width) if isinstance(width, str) else width if isinstance(width, int) else 0)
+    if name == "wordwrap":
+        wrap = kwargs.get("wrapstring", args[3] if len(args) > 3 else None)
+        return len(s) * (1 + len(str(wrap))) if wrap is not None else 0
     return 0
 
 
@@ -264,7 +318,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
 
     def __init__(self, budget: Budget, **options: Any):
-        super().__init__(**options)
+        super().__init__(finalize=self.bounded_output, **options)
         self.budget = budget
         self.filters = {name: self._guard_filter(name, f) for name, f in self.filters.items()}
         self.globals["range"] = self._range
@@ -296,9 +350,37 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def bounded_concat(self, *parts: Any) -> str:
         self.budget.step()
+        for p in parts:
+            self.budget.check_size(_size(p))
         texts = [str(p) for p in parts]
         self.budget.check_size(sum(map(len, texts)), "a string")
         return "".join(texts)
+
+    def concat(self, pieces: Iterable[str]) -> str:
+        """What a block renders into a value (``{% set %}...{% endset %}``, a macro, a ``{% filter
+        %}`` block, ``caller()``), joined only while it stays within :data:`MAX_CHARS`."""
+        out: list[str] = []
+        length = 0
+        for piece in pieces:
+            length += len(piece)
+            if length > MAX_CHARS:
+                raise TooCostly(f"would build a string of more than {MAX_CHARS:,} characters")
+            out.append(piece)
+        return "".join(out)
+
+    def bounded_output(self, value: Any) -> Any:
+        """Every ``{{ value }}`` before it is turned into text (a list of lists can hold far more
+        than it took to build)."""
+        self.budget.check_size(_size(value))
+        return value
+
+    def bounded_items(self, items: Iterator[Any]) -> Iterator[Any]:
+        """What a filter yields lazily (``map``, ``select``...), within :data:`MAX_CHARS` in all."""
+        size = 0
+        for item in items:
+            size += _size(item) + 1
+            self.budget.check_size(size)
+            yield item
 
     # -- intercepts -----------------------------------------------------------------------------
 
@@ -317,17 +399,27 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
                 b.check_size(_size(right) * left)
         elif operator == "+" and not ints:
             b.check_size(_size(left) + _size(right))
-        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
-            raise TooCostly("uses a format width or precision of millions of characters")
+        elif operator == "%" and isinstance(left, str):
+            if _WIDE_FORMAT.search(left):
+                raise TooCostly("uses a format width or precision of millions of characters")
+            values = right.values() if isinstance(right, Mapping) else right if isinstance(right, tuple) else (right,)
+            b.check_size(len(left) + left.count("%") * _largest(values), "a string")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         b = __self.budget
         b.step()
-        if isinstance(__obj, _BUILTIN_METHODS):  # 'x'.center(10**9), ljust, zfill, expandtabs...
+        for arg in (*args, *kwargs.values()):
+            b.check_size(_size(arg))
+        method = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped by the sandbox
+        if isinstance(method, _BUILTIN_METHODS):  # 'x'.center(10**9), ljust, zfill, expandtabs...
+            name = getattr(method, "__name__", "a method")
             for arg in (*args, *kwargs.values()):
                 if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_CHARS:
-                    raise TooCostly(f"calls {getattr(__obj, '__name__', 'a method')} with {arg:,}; at most {MAX_CHARS:,}")
+                    raise TooCostly(f"calls {name} with {arg:,}; at most {MAX_CHARS:,}")
+            if name == "join" and args and not isinstance(args[0], Sized):
+                args = (list(args[0]), *args[1:])
+            b.check_size(_built_size(name, (getattr(method, "__self__", None), *args), kwargs), "a string")
         result = super().call(__context, __obj, *args, **kwargs)
         b.check_size(_size(result))
         return result
@@ -339,6 +431,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def _guard_filter(self, name: str, f: Callable[..., Any]) -> Callable[..., Any]:
         sizing = name in _SIZING_FILTERS
+        skip = 0 if _PassArg.from_obj(f) is None else 1  # the context, environment or eval context Jinja passes first
 
         @functools.wraps(f)  # keeps Jinja's pass_context / pass_environment marks
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -347,18 +440,20 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
                 raise TooCostly("not at compile time")  # Jinja then leaves it to run time
             b.step()
             if sizing:
-                for arg in (*args[1:], *kwargs.values()):
+                for arg in (*args[skip + 1 :], *kwargs.values()):
                     if isinstance(arg, (int, float)) and not isinstance(arg, bool) and abs(arg) > MAX_CHARS:
                         raise TooCostly(f"passes {arg:,} to the {name} filter; at most {MAX_CHARS:,}")
             if name == "format" and args and isinstance(args[0], str) and _WIDE_FORMAT.search(args[0]):
                 raise TooCostly("uses a format width or precision of millions of characters")
-            if name == "replace" and len(args) >= 3 and isinstance(args[0], str):
-                old, new = str(args[1]), str(args[2])
-                if len(new) > len(old):
-                    b.check_size(len(args[0]) + (len(args[0]) // max(len(old), 1) + 1) * len(new), "a string")
+            for arg in (*args[skip:], *kwargs.values()):
+                b.check_size(_size(arg))
+            if name == "join" and len(args) > skip and not isinstance(args[skip], Sized):
+                args = (*args[:skip], list(args[skip]), *args[skip + 1 :])
+            b.check_size(_built_size(name, args[skip:], kwargs), "a string")
             result = f(*args, **kwargs)
-            if not isinstance(result, Iterator):
-                b.check_size(_size(result))
+            if isinstance(result, Iterator):
+                return self.bounded_items(result)
+            b.check_size(_size(result))
             return result
 
         return guarded
