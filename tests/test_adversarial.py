@@ -181,6 +181,10 @@ CASES = [
     Case("macro-loop", "too costly", {"shots.toml": job("{% set b = 'x' * 99999 %}{% macro m() %}{% for i in range(90000) %}{{ b }}{% endfor %}{% endmacro %}{{ m()|length }}")}),
     Case("map-then-list", "too costly", {"shots.toml": job("{{ range(33333)|map('center', 99999)|list|length }}")}),
     Case("nested-list-printed", "too costly", {"shots.toml": job("{{ [['x' * 99999]] * 99999 }}")}),
+    # --- filters and globals failing with what Jinja raises beside its own errors ---
+    Case("truncate-end-too-long", "template error", {"shots.toml": job("{{ 'x'|truncate(5, end='yyyyyyy') }}")}),
+    Case("dictsort-of-a-number", "template error", {"shots.toml": job("{{ 1|dictsort }}")}),
+    Case("cycler-of-nothing", "template error", {"shots.toml": job("{{ cycler() }}")}),
 ]
 
 

@@ -603,7 +603,10 @@ class Templates:
             raise TemplateProblem(
                 "template error: it calls itself without end (a macro or an include that recurses)"
             ) from None
-        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as e:
+        except (
+            jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, MemoryError,
+            AssertionError, AttributeError, RuntimeError,  # truncate's asserts, dictsort of a number, cycler()
+        ) as e:
             # The template is the user's code: its failures are manifest problems, located by the
             # caller, not crashes of vidbatch.
             raise TemplateProblem(f"template error: {type(e).__name__}: {str(e)[:300]}") from None
