@@ -320,6 +320,25 @@ def test_csv_text_becomes_typed_fields(tmp_path):
     assert "duration" not in requests[1]
 
 
+def test_a_csv_row_is_one_row_whatever_its_cells_hold_and_is_named_by_its_first_line(tmp_path):
+    # U+2028 and a form feed are line ends to str.splitlines, not to CSV; a quoted cell spans lines
+    write(tmp_path, "rows.csv", 'id,action\n1,runs\u2028fast\n2,"sleeps\nlong"\n3,hops\x0chigh\n')
+    path = t2v(tmp_path, '[[jobs]]\nname = "s{{ id }}"\nprompt = "A fox {{ action }}"\nforeach = "rows.csv"\n')
+    jobs = load_manifest(path).jobs
+    assert [(j.name, j.prompt, j.origin) for j in jobs] == [
+        ("s1", "A fox runs\u2028fast", "rows.csv line 2"),
+        ("s2", "A fox sleeps\nlong", "rows.csv line 3"),
+        ("s3", "A fox hops\x0chigh", "rows.csv line 5"),
+    ]
+
+
+def test_a_csv_quote_left_open_is_an_error_not_the_rest_of_the_file_in_one_cell(tmp_path):
+    write(tmp_path, "rows.csv", 'id,action\n1,runs\n2,"sleeps\n3,hops\n4,eats\n')
+    path = t2v(tmp_path, '[[jobs]]\nname = "s{{ id }}"\nprompt = "A fox {{ action }}"\nforeach = "rows.csv"\n')
+    (problem,) = problems_of(path)
+    assert "rows.csv:3:" in problem and "a quoted cell is never closed" in problem
+
+
 def test_row_values_are_data_not_templates(tmp_path):
     write(tmp_path, "rows.csv", "id,prompt\n1,{{ secret }}\n")
     path = t2v(tmp_path, '[[jobs]]\nname = "s{{ id }}"\nforeach = "rows.csv"\n')

@@ -15,6 +15,7 @@ nothing, so optional columns work.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -199,13 +200,16 @@ def _check_names(row: Row, file: Path | None) -> None:
 
 
 def _read_csv(text: str, path: Path, delimiter: str) -> list[Row]:
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    # Lines end at \n, \r\n or \r only (str.splitlines also ends one at U+2028, a form feed...,
+    # which split a cell holding one into two rows); strict: a quote left open is an error, not the
+    # rest of the file read into one cell.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return []
     except csv.Error as e:
-        raise RowsProblem(f"{path.name}: {e}", field="foreach", file=path, line=1) from None
+        raise RowsProblem(f"{path.name}: {_csv_error(e)}", field="foreach", file=path, line=1) from None
     header = [h.strip() for h in header]
     if any(not h for h in header):
         raise RowsProblem(f"{path.name} has a column without a name in its header", field="foreach", file=path, line=1)
@@ -213,10 +217,11 @@ def _read_csv(text: str, path: Path, delimiter: str) -> list[Row]:
     if dupes:
         raise RowsProblem(f"{path.name} has column {dupes[0]!r} twice", field="foreach", file=path, line=1)
     rows = []
+    line = reader.line_num + 1  # where the next row starts (a quoted cell may span lines)
     try:
         for cells in reader:
-            line = reader.line_num
             if not cells or all(not c.strip() for c in cells):
+                line = reader.line_num + 1
                 continue  # blank line
             if len(cells) != len(header):
                 raise RowsProblem(
@@ -226,9 +231,16 @@ def _read_csv(text: str, path: Path, delimiter: str) -> list[Row]:
                     line=line,
                 )
             rows.append(Row(dict(zip(header, cells)), f"{path.name} line {line}", path, line, True))
+            line = reader.line_num + 1
     except csv.Error as e:
-        raise RowsProblem(f"{path.name}: {e}", field="foreach", file=path, line=reader.line_num) from None
+        raise RowsProblem(f"{path.name} line {line}: {_csv_error(e)}", field="foreach", file=path, line=line) from None
     return rows
+
+
+def _csv_error(e: csv.Error) -> str:
+    if str(e) == "unexpected end of data":
+        return 'a quoted cell is never closed (a " without its closing ")'
+    return str(e)
 
 
 def _read_json(text: str, path: Path) -> list[Row]:
