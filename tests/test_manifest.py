@@ -668,6 +668,23 @@ def test_duplicate_outputs_across_manifests(tmp_path):
     assert len(load_manifests([a, a])) == 1
 
 
+def test_an_output_that_is_a_folder_of_another_output_is_refused(tmp_path):
+    # paid for, then never placed: one of the two renders could not be written
+    path = t2v(
+        tmp_path,
+        '[[jobs]]\nname = "a"\nprompt = "p"\noutput = "x"\n'
+        '[[jobs]]\nname = "b"\nprompt = "q"\noutput = "x/y/b.mp4"\n'
+        '[[jobs]]\nname = "c"\nprompt = "r"\noutput = "z/c.mp4"\n'
+        '[[jobs]]\nname = "d"\nprompt = "s"\noutput = "z"\n'
+        '[[jobs]]\nname = "e"\nprompt = "t"\noutput = "x2/e.mp4"\n'
+        '[[jobs]]\nname = "f"\nprompt = "u"\noutput = "x2/f.mp4"\n',
+    )
+    b, d = problems_of(path)
+    assert "job b: field output: output " in b and "renders/x/y/b.mp4 would go into " in b
+    assert b.endswith("renders/x, which job a writes as a file; give one of them another name or output")
+    assert "job d: field output: output " in d and "renders/z is a folder job c writes " in d and "renders/z/c.mp4 into" in d
+
+
 def test_outputs_differing_only_in_case_warn(tmp_path):
     path = t2v(tmp_path, '[[jobs]]\nname = "{{ n }}"\nprompt = "p {{ n }}"\nmatrix = { n = ["Fox", "fox"] }\n')
     [result] = check_manifests([path])

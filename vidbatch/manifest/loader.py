@@ -1329,19 +1329,22 @@ def check_manifests(
 @dataclass(frozen=True)
 class _Collision:
     """Job ``job`` of ``manifest`` writes the file ``other`` of ``other_manifest`` already writes:
-    the same file (``case_only`` False), or one whose path differs only in letter case."""
+    the same file (``case_only`` False), or one whose path differs only in letter case; or
+    (``nested``) one of the two outputs is a folder the other is written into."""
 
     manifest: Manifest
     job: Job
     other_manifest: Manifest
     other: Job
     case_only: bool
+    nested: bool = False
 
 
 def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -> Iterator[_Collision]:
     """Every job that writes an output an earlier job (of any of ``manifests``) already writes,
     by real path (symbolic links followed), in order; then, once per path, case-only clashes."""
     writers: dict[str, tuple[Manifest, Job]] = {}
+    folders: dict[str, tuple[Manifest, Job]] = {}  # every folder outputs are written into: its first job
     folded: dict[str, tuple[Manifest, Job]] = {}
     for manifest in manifests:
         for job in manifest.jobs:
@@ -1349,6 +1352,17 @@ def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -
             real = os.path.join(realpath(parent), file_name)
             if real in writers:
                 yield _Collision(manifest, job, *writers[real], case_only=False)
+                continue
+            outer = folders.get(real)  # an earlier job writes into this output, as a folder
+            up = os.path.dirname(real)
+            while outer is None and up not in folders:  # or this job writes into an earlier one's output
+                outer = writers.get(up)
+                folders[up] = (manifest, job)
+                up, last = os.path.dirname(up), up
+                if up == last:
+                    break
+            if outer is not None:
+                yield _Collision(manifest, job, *outer, case_only=False, nested=True)
                 continue
             writers[real] = (manifest, job)
             fold = real.casefold()
@@ -1359,9 +1373,21 @@ def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -
 
 def _collision_problem(c: _Collision, display: Callable[[Path | str], str]) -> ManifestProblem:
     where = f"job {c.other.name}" if c.other_manifest is c.manifest else f"job {c.other.name} of {display(c.other.manifest)}"
+    if c.nested and Path(c.other.output).is_relative_to(c.job.output):
+        message = (
+            f"output {display(c.job.output)} is a folder {where} writes {display(c.other.output)} into, so it "
+            "cannot be written as a file; give one of them another name or output"
+        )
+    elif c.nested:
+        message = (
+            f"output {display(c.job.output)} would go into {display(c.other.output)}, which {where} writes as a "
+            "file; give one of them another name or output"
+        )
+    else:
+        message = f"output {display(c.job.output)} is also written by {where}; give one of them another name or output"
     return ManifestProblem(
         display(c.job.manifest),
-        f"output {display(c.job.output)} is also written by {where}; give one of them another name or output",
+        message,
         job=c.job.name,
         field="output",
         line=c.job.line,
