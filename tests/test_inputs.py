@@ -137,6 +137,17 @@ def test_max_jobs_in_the_manifest_or_from_the_caller_allows_more(tmp_path):
     assert "at most 100 jobs" in problem
 
 
+def test_a_manifests_own_max_jobs_has_a_ceiling_and_is_never_advised_past_it(tmp_path):
+    # max_jobs = 10000000000, as the message used to advise, expanded until memory ran out
+    axes = ", ".join(f"v{i} = {list(range(100))}" for i in range(5))
+    body = HEADER + '[[jobs]]\nname = "s{{ v0 }}-{{ v1 }}-{{ v2 }}-{{ v3 }}-{{ v4 }}"\nprompt = "x"\nmatrix = { ' + axes + " }\n"
+    (problem,) = messages(write(tmp_path, "m.toml", body))
+    assert "expands to 10,000,000,000 jobs" in problem and "max_jobs = 10000000000" not in problem
+    assert "at most 1,000,000 jobs; split it" in problem
+    (problem,) = messages(write(tmp_path, "m.toml", "max_jobs = 10000000000\n" + body))
+    assert "m.toml:1: field max_jobs: 10000000000 is greater than the maximum of 1000000" in problem
+
+
 def test_the_cap_counts_every_table_of_a_manifest(tmp_path):
     tables = "".join(f'[[jobs]]\nname = "t{k}-{{{{ n }}}}"\nprompt = "x"\nmatrix = {{ n = {list(range(6))} }}\n' for k in range(3))
     m = write(tmp_path, "m.toml", "max_jobs = 15\n" + HEADER + tables)

@@ -91,6 +91,9 @@ WINDOWS_RESERVED = frozenset(
 )
 #: Most jobs one manifest may expand to, unless its ``max_jobs`` (or the caller's) says otherwise.
 DEFAULT_MAX_JOBS = 10_000
+#: The most a manifest's own ``max_jobs`` may allow (the schema's maximum): a million jobs take a
+#: minute and 1-2 GB to expand; ten million would exhaust the machine's memory.
+MAX_JOBS_CEILING = 1_000_000
 #: Characters a name (and each folder of an output path) may not contain: path separators, and
 #: what Windows and macOS refuse in file names, so a render folder can be copied anywhere.
 NAME_FORBIDDEN = '/\\<>:"|?*'
@@ -787,11 +790,14 @@ class _Builder:
         except rows_mod.TooManyRows as e:
             needed = self.max_jobs - self.jobs_left + e.count
             self.jobs_left = -1
+            if needed <= MAX_JOBS_CEILING:
+                advice = f"If you mean it, set max_jobs = {needed} at the top of the manifest"
+            else:
+                advice = f"A manifest may expand to at most {MAX_JOBS_CEILING:,} jobs; split it into several"
             self.problems.add([self._problem(
                 schema.job_label(self.doc, k),
                 e.field,
-                f"{e.message}: at most {self.max_jobs:,} jobs per manifest. If you mean it, set "
-                f"max_jobs = {needed} at the top of the manifest",
+                f"{e.message}: at most {self.max_jobs:,} jobs per manifest. {advice}",
                 line=self.doc.line(("jobs", k, e.field)),
             )])
             return
