@@ -425,6 +425,16 @@ def test_include_reads_from_the_manifest_folder_and_is_an_input(tmp_path):
     assert tmp_path / "prompts" / "base.j2" in manifest.inputs
 
 
+def test_a_variable_an_imported_macro_cannot_see_is_explained_not_suggested_as_itself(tmp_path):
+    write(tmp_path, "m.j2", "{% macro hi() %}hello {{ who }}{% endmacro %}")
+    path = t2v(tmp_path, '[vars]\nwho = "fox"\n[[jobs]]\nname = "a"\nprompt = "{% import \'m.j2\' as m %}{{ m.hi() }}"\n')
+    (problem,) = problems_of(path)
+    assert "did you mean 'who'" not in problem
+    assert "undefined variable 'who' in an imported template" in problem and "with context" in problem
+    path = t2v(tmp_path, '[vars]\nwho = "fox"\n[[jobs]]\nname = "a"\nprompt = "{% import \'m.j2\' as m with context %}{{ m.hi() }}"\n')
+    assert load_manifest(path).jobs[0].prompt == "hello fox"
+
+
 def test_include_through_a_symlink_out_of_the_folder_fails(tmp_path):
     outside = write(tmp_path, "outside/secret.j2", "SECRET")
     (tmp_path / "m").mkdir()

@@ -669,6 +669,11 @@ def _undefined_message(text: str, variables: Mapping[str, Any]) -> str:
     if not m:
         return f"template error: {text}"
     name = m.group(1)
+    if name in variables:  # defined for the job, so undefined where it was used: a template imported without its context
+        return (
+            f"undefined variable {name!r} in an imported template: {{% import %}} does not pass the job's variables; "
+            f"write {{% import '...' as x with context %}}, or pass {name} to the macro"
+        )
     known = sorted(k for k in variables if k not in RESERVED_NAMES and k not in _JINJA_GLOBALS)
     near = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {near[0]!r}? " if near else ""
