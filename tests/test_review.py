@@ -132,6 +132,33 @@ def test_only_the_page_and_the_files_it_shows_are_served(server, rendered):
     assert get(server, "/", host="attacker.example")[0] == 403
 
 
+CHAINED = MANIFEST + """
+[[jobs]]
+name = "shot-03"
+first_frame_image = "frame:shot-02"
+prompt = "The hare runs on"
+
+[[sequences]]
+name = "film"
+shots = ["shot-02", "shot-03"]
+"""
+
+
+def test_the_cut_posters_contact_sheet_and_chained_frames_the_page_shows_are_served(tmp_path, sim_env):
+    path = write(tmp_path, "shots.toml", CHAINED)
+    result = cli("run", path, *FAST)
+    assert result.exit_code == 0, result.output
+    with ReviewServer(project.load([path])) as server:
+        status, body = get(server, "/")
+        assert status == 200
+        page = parse(body.decode())
+        shown = [e.attrs[a] for e in page.find_all("video") + page.find_all("img") for a in ("src", "poster") if e.attrs.get(a)]
+        assert any("film.mp4" in s for s in shown) and any("sheet-" in s for s in shown) and any("frames/" in s for s in shown)
+        for src in shown:
+            assert get(server, "/" + src)[0] == 200, src
+        assert get(server, "/posters/" + "0" * 64 + ".png")[0] == 404  # only what the page shows
+
+
 def test_the_server_listens_on_loopback_only(server):
     assert server.httpd.server_address[0] == "127.0.0.1"
     assert server.url == f"http://127.0.0.1:{server.port}/"

@@ -14,8 +14,9 @@ not reach the server at all.
 - Every write carries the session token (random, made at start, only in the served page) in an
   ``X-Vidbatch-Token`` header with a JSON body: a cross-site form cannot set the header, and a
   cross-site ``fetch`` with it needs a CORS preflight this server never grants.
-- It serves only the page and the files the page shows (the jobs' outputs and local input
-  images), never anything else from the disk.
+- It serves only the page and the files the page shows (the jobs' outputs, local input images,
+  and what the last page built links to: cuts, posters, contact sheets, chained shots' frames),
+  never anything else from the disk.
 
 Each page load builds the report afresh (state, picks and files as they are now); the manifests
 are those loaded at start (restart to pick up manifest edits). The library never prints; the CLI
@@ -65,6 +66,9 @@ class ReviewServer:
         self.httpd = ThreadingHTTPServer((HOST, port), _handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        #: the files the page last served links to (cuts, posters, contact sheets, chained
+        #: shots' frames: what the jobs' outputs and images alone do not name)
+        self._shown: frozenset[str] = frozenset()
 
     @property
     def port(self) -> int:
@@ -85,6 +89,7 @@ class ReviewServer:
             if store is not None:
                 store.close()
         built.review_token = self.token
+        self._shown = _linked_files(built, self.base)
         return report.render_html(built)
 
     def served_file(self, url_path: str) -> Path | None:
@@ -95,6 +100,7 @@ class ReviewServer:
         wanted = os.path.normpath(self.base / relative)
         allowed = {os.path.normpath(j.output) for j in self.ws.jobs}
         allowed |= {os.path.normpath(ref.path) for j in self.ws.jobs for ref in image_refs(j.request) if ref.path is not None}
+        allowed |= self._shown
         return Path(wanted) if wanted in allowed and os.path.isfile(wanted) else None
 
     def decide(self, doc: Any) -> dict[str, Any]:
@@ -134,6 +140,14 @@ class ReviewServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _linked_files(built: "report.Report", base: Path) -> frozenset[str]:
+    """The local files ``built`` links to (videos, posters, contact sheets, input images and
+    chained shots' frames), as normalized paths; URLs with a scheme (https, data) are not files."""
+    urls = [u for j in built.jobs for u in (j.video_src, j.poster_src, *(i.src for i in j.images))]
+    urls += [u for c in built.cuts for u in (c.video_src, c.poster_src, c.sheet_src)]
+    return frozenset(os.path.normpath(base / urllib.parse.unquote(u)) for u in urls if u and not urllib.parse.urlsplit(u).scheme)
 
 
 def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
