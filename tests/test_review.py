@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -157,6 +160,18 @@ def test_the_cut_posters_contact_sheet_and_chained_frames_the_page_shows_are_ser
         for src in shown:
             assert get(server, "/" + src)[0] == 200, src
         assert get(server, "/posters/" + "0" * 64 + ".png")[0] == 404  # only what the page shows
+
+
+def test_a_client_that_goes_away_mid_answer_prints_no_traceback(server, rendered, capfd):
+    for path in ("/", "/renders/shot-01.take2.mp4"):  # a browser aborts video loads all the time
+        conn = socket.create_connection(("127.0.0.1", server.port))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        conn.close()
+    time.sleep(1.5)  # the page takes a moment to build: the answer then meets the reset
+    assert get(server, "/")[0] == 200  # still serving
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
 
 
 def test_the_server_listens_on_loopback_only(server):

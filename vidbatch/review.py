@@ -30,6 +30,7 @@ import logging
 import mimetypes
 import os
 import secrets
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,7 +64,7 @@ class ReviewServer:
         folders = [str(m.output_dir) for m in ws.manifests] + [str(Path(m.path).parent) for m in ws.manifests]
         #: the folder the page's links are relative to: every output and manifest lies below it
         self.base = Path(os.path.commonpath(folders))
-        self.httpd = ThreadingHTTPServer((HOST, port), _handler(self))
+        self.httpd = _Server((HOST, port), _handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         #: the files the page last served links to (cuts, posters, contact sheets, chained
@@ -140,6 +141,17 @@ class ReviewServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """The base class prints a traceback to stderr; a browser dropping a video load (or any
+        client going away mid-answer) is routine, and anything else is one line."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("review: connection from %s ended with an error", client_address, exc_info=True)
+        else:
+            log.error("review: a request from %s failed: %r", client_address, error, exc_info=log.isEnabledFor(logging.DEBUG))
 
 
 def _linked_files(built: "report.Report", base: Path) -> frozenset[str]:
