@@ -174,6 +174,12 @@ def test_a_client_that_goes_away_mid_answer_prints_no_traceback(server, rendered
     assert "Traceback" not in err and "Exception occurred" not in err, err
 
 
+def test_a_port_in_use_is_a_clear_usage_error(server, rendered):
+    result = cli("review", rendered, "--port", server.port)
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{server.port}" in result.output and "--port" in result.output
+
+
 def test_the_server_listens_on_loopback_only(server):
     assert server.httpd.server_address[0] == "127.0.0.1"
     assert server.url == f"http://127.0.0.1:{server.port}/"

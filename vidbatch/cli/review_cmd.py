@@ -36,10 +36,14 @@ def review(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
       vidbatch review --sim examples/t2v-matrix.toml --port 8800
     """
     from ..api import load
+    from ..errors import UsageError
     from ..review import ReviewServer
 
     ws = load(manifests, variables=variables, state_dir=state_dir, sim=sim)
-    server = ReviewServer(ws, port=port)
+    try:
+        server = ReviewServer(ws, port=port)
+    except OSError as e:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}; try another --port (0: any free one)") from None
     names = ", ".join(shown(Path(m.path)) for m in ws.manifests)
     click.echo(f"reviewing {names} at {server.url} (Ctrl-C to stop)")
     if open_browser:
