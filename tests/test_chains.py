@@ -332,6 +332,14 @@ def test_a_shot_of_several_takes_waits_for_a_pick_and_re_picking_renders_downstr
     assert {n: (renders / f"shot-0{n}.mp4").read_bytes() for n in (3, 4)} == first_cut
 
 
+def test_a_pick_left_from_when_the_shot_had_more_takes_does_not_block_its_only_take(tmp_path, sim_env):
+    manifest = write_chain(tmp_path, TAKES.replace("takes = 2", "takes = 1"))
+    (tmp_path / "chain.picks.toml").write_text('["shot-02"]\npick = 2\n')  # picked while it had 2 takes
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    actions = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}
+    assert actions["shot-03"][0] == "wait", "a shot with one take needs no pick: " + actions["shot-03"][1]
+
+
 # --- watch mode --------------------------------------------------------------------------------------
 
 

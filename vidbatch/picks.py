@@ -133,7 +133,7 @@ class Picks:
         pick = self.picked(shot)
         if pick is not None and pick in takes:
             return pick
-        if pick is None and len(takes) == 1:
+        if len(takes) == 1:  # one take: nothing to choose, even under a pick left from more takes
             return takes[0]
         return None
 
