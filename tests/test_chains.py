@@ -340,6 +340,15 @@ def test_a_pick_left_from_when_the_shot_had_more_takes_does_not_block_its_only_t
     assert actions["shot-03"][0] == "wait", "a shot with one take needs no pick: " + actions["shot-03"][1]
 
 
+def test_a_pick_of_a_take_the_shot_no_longer_has_is_named_in_the_reason(tmp_path, sim_env):
+    manifest = write_chain(tmp_path, TAKES.replace("takes = 2", "takes = 3"))
+    (tmp_path / "chain.picks.toml").write_text('["shot-02"]\npick = 4\n')  # picked while it had 4 takes
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    action, reason = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}["shot-03"]
+    assert action == "blocked" and "picked take 4" in reason and "takes 1-3" in reason, reason
+    assert "vidbatch pick chain.toml shot-02 TAKE" in reason
+
+
 # --- watch mode --------------------------------------------------------------------------------------
 
 

@@ -83,7 +83,12 @@ def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.P
     take = chosen.chosen(shot)
     if take is None or take not in of_shot:
         manifest = next(iter(of_shot.values())).manifest.name if of_shot else "MANIFEST"
-        return f"{shot} has {len(of_shot)} takes and no pick; pick one with `vidbatch pick {manifest} {shot} TAKE`, then run again"
+        stale = chosen.picked(shot)
+        if stale is not None and stale not in of_shot:  # picked when the shot had more takes
+            why = f"{shot}'s picked take {stale} is gone (it has takes {picks.describe_takes(of_shot)})"
+        else:
+            why = f"{shot} has {len(of_shot)} takes and no pick"
+        return f"{why}; pick one with `vidbatch pick {manifest} {shot} TAKE`, then run again"
     return of_shot[take]
 
 
