@@ -39,6 +39,15 @@ def test_max_cost_below_the_estimate_exits_2_with_no_call_and_above_it_runs(tmp_
     assert spend["spent"] == {"creates": 2, "totals": {"USD": "0.56"}, "unpriced": 0}
 
 
+def test_max_cost_in_another_currency_than_the_regions_is_refused_with_no_call(tmp_path, sim_env):
+    path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))
+    refused = cli("run", path, "--max-cost", "2 CNY", "--poll-interval", "0", "--rpm", "60000")  # 0.56 USD is about 4 CNY
+    assert refused.exit_code == 2 and "CNY" in refused.output and "USD" in refused.output, refused.output
+    assert api_calls(sim_env) == 0
+    ran = cli("run", path, "--max-cost", "0.56 usd", "--poll-interval", "0", "--rpm", "60000")
+    assert ran.exit_code == 0 and sim_env.sim.calls["create"] == 2
+
+
 def test_a_plan_over_the_balance_says_so_before_it_starts(tmp_path, sim_env):
     sim_env.sim.config.balance = "0.30"
     path = write(tmp_path, "shots.toml", t2v_manifest({"fox": "A fox", "owl": "An owl"}))

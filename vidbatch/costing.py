@@ -260,8 +260,9 @@ def plan_cost(plan: Plan, region: Region | None, tables: Mapping[str, PriceTable
 # --- caps and balance -------------------------------------------------------------------------
 
 
-def parse_amount(text: str | Decimal | int | None, option: str = "--max-cost") -> Decimal | None:
-    """An amount the user typed (``2.50``, ``2.50 USD``); None for None. Raises UsageError."""
+def parse_amount(text: str | Decimal | int | None, option: str = "--max-cost", region: Region | None = None) -> Decimal | None:
+    """An amount the user typed (``2.50``, ``2.50 USD``); None for None. Raises UsageError, also
+    when a currency is written and it is not ``region``'s (an amount is never converted)."""
     if text is None:
         return None
     if isinstance(text, Decimal):
@@ -269,6 +270,11 @@ def parse_amount(text: str | Decimal | int | None, option: str = "--max-cost") -
     else:
         words = str(text).split()
         amount = read_amount(words[0]) if len(words) in (1, 2) else None
+        if amount is not None and len(words) == 2 and region is not None and words[1].upper() != region.currency:
+            raise UsageError(
+                f"{option} {text} is not in {region.currency}, the currency of the {region.value} region these renders are priced in; "
+                f"give the amount in {region.currency} (or choose the region with --region)"
+            )
     if amount is None or amount < 0:
         raise UsageError(f"{option} must be an amount such as 2.50 (in the region's currency), not {text!r}")
     return amount
@@ -351,8 +357,8 @@ class Budget:
         return cls(
             region=chosen,
             tables=manifest_tables(manifests, base),
-            max_cost=parse_amount(max_cost, "--max-cost"),
-            unpriced_as=parse_amount(unpriced_as, "--unpriced-as"),
+            max_cost=parse_amount(max_cost, "--max-cost", chosen),
+            unpriced_as=parse_amount(unpriced_as, "--unpriced-as", chosen),
             balance=balance,
             base=base,
         )
