@@ -336,6 +336,17 @@ def test_bad_manifest_prices_are_manifest_problems_with_file_and_field(tmp_path)
     assert "did you mean 'currency'?" in str(err.value) and "2 problems; nothing was sent or written." in str(err.value)
 
 
+def test_any_amount_prints_without_a_traceback(tmp_path, sim_env):
+    assert [p.money(Decimal(a)) for a in ("0.28", "0.5", "100", "1.234", "1E-7", "1e30")] == ["0.28", "0.50", "100.00", "1.234", "0.0000001", "1" + "0" * 30 + ".00"]
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text('output_dir = "out"\n[[prices.global]]\nmodel = "MiniMax-Hailuo-02"\nduration = 6\nprice = "1e30"\n'
+                        '[[jobs]]\nname = "a"\nmodel = "MiniMax-Hailuo-02"\nprompt = "x"\n[[jobs]]\nname = "b"\nmodel = "T2V-01"\nprompt = "x"\n')
+    result = cli(["plan", manifest])
+    assert result.exit_code == 0 and "Total: 1000000000000000000000000000000.00 USD + 1 unpriced render" in result.output, result.output
+    result = cli(["run", manifest, "--max-cost", "5", "--unpriced-as", "1e400"])
+    assert result.exit_code == 2 and "more than --max-cost 5.00 USD" in result.output, result.output
+
+
 def test_a_bad_config_file_is_a_clean_error_from_the_cli_not_a_traceback(config_file):
     path = config_file('[[prices.global]]\nmodel = "T2V-01"\nduration = 6\nprice = "-0.10"\n')
     result = cli(["prices", "--region", "global"])

@@ -232,8 +232,9 @@ def _ordinal(n: int) -> str:
 def money(amount: Decimal, currency: str | None = None) -> str:
     """``0.28 USD``: at least two decimals, more only when the amount has them."""
     exponent = amount.as_tuple().exponent
-    shown = amount if isinstance(exponent, int) and exponent < -2 else amount.quantize(Decimal("0.01"))
-    return f"{shown} {currency}" if currency else str(shown)
+    # formatted, not quantized: quantize raises past the context's 28 digits, and str() writes 1E-7
+    shown = f"{amount:f}" if isinstance(exponent, int) and exponent < -2 else f"{amount:.2f}"
+    return f"{shown} {currency}" if currency else shown
 
 
 # --- reading [prices] tables ------------------------------------------------------------------
