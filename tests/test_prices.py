@@ -300,6 +300,7 @@ def test_within_a_layer_the_most_specific_row_wins_and_across_layers_the_higher_
         ('model = "T2V-01"\nper = "minute"\nprice = "0.10"', "prices.global[0].per", "must be one of video, second, reference_image"),
         ('model = "T2V-01"\nmode = "text"\nduration = 6\nprice = "0.10"', "prices.global[0].mode", "must be one of any, t2v"),
         ('duration = 6\nprice = "0.10"', "prices.global[0].model", "is required"),
+        ('model = "Minimax-Hailuo-02"\nduration = 6\nprice = "0.10"', "prices.global[0].model", "unknown model 'Minimax-Hailuo-02'; did you mean 'MiniMax-Hailuo-02'?"),
         ('model = "T2V-01"\nduration = 6\nprice = "0.10"\ntaken = "yesterday"', "prices.global[0].taken", "must be a date"),
     ],
 )

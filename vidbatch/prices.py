@@ -297,6 +297,10 @@ def _parse_row(entry: Any, where: str, region: Region, defaults: Origin, problem
     model = entry.get("model")
     if not isinstance(model, str) or not model.strip():
         problems.append(PriceProblem(f"{where}.model", "is required: the model's name, as in a manifest"))
+    elif model.strip() not in facts.MODELS:  # a row no render can match: a typo would leave a price unused
+        near = difflib.get_close_matches(model.strip(), list(facts.MODELS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; vidbatch renders {', '.join(facts.MODELS)}"
+        problems.append(PriceProblem(f"{where}.model", f"unknown model {model!r}{hint}"))
     mode = entry.get("mode", ANY)
     if not isinstance(mode, str) or mode.lower() not in MODES:
         problems.append(PriceProblem(f"{where}.mode", f"must be one of {', '.join(MODES)}, not {mode!r}"))
