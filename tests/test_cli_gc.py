@@ -39,6 +39,24 @@ def test_gc_takes_sim_and_deletes_only_the_orphans_recorded_video(tmp_path: Path
     assert plan["orphans"] == [] and [j["action"] for j in plan["jobs"]] == ["skip"]
 
 
+def test_gc_never_deletes_the_picked_take_of_a_shot_whose_takes_were_lowered(tmp_path: Path, sim_env) -> None:
+    manifest = tmp_path / "ad.toml"
+    manifest.write_text('output_dir = "renders"\n[[jobs]]\nname = "a"\nmodel = "MiniMax-Hailuo-02"\nprompt = "A fox"\ntakes = 3\n')
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert cli(["pick", manifest, "a", "3"]).exit_code == 0
+    picked = (tmp_path / "renders" / "a.take3.mp4").read_bytes()
+    manifest.write_text(manifest.read_text().replace("takes = 3", "takes = 1"))
+    out = cli(["gc", manifest, "--delete-outputs", "-y"])
+    assert out.exit_code == 0, out.output
+    assert not (tmp_path / "renders" / "a.take2.mp4").exists(), "an unpicked extra take goes"
+    assert (tmp_path / "renders" / "a.take3.mp4").read_bytes() == picked, "the picked take is a person's choice: kept"
+    assert "a.take3.mp4 kept: the picked take of a in ad.picks.toml" in out.output
+    manifest.write_text(manifest.read_text().replace("takes = 1", "takes = 3"))
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert sim_env.sim.calls["create"] == 4, "raising takes again renders take 2 only: the picked take is still there"
+    assert (tmp_path / "renders" / "a.take3.mp4").read_bytes() == picked
+
+
 def test_gc_never_drops_a_wanted_key_whatever_the_paths(tmp_path: Path, sim_env) -> None:
     manifest = _manifest(tmp_path / "ad.toml", SHOTS)
     assert cli(["run", "--sim", manifest, *FAST]).exit_code == 0

@@ -313,7 +313,8 @@ class GcResult:
 
     ``deleted`` are the orphans' output files removed (or to remove) with ``delete_outputs``;
     ``skipped`` pairs each file gc would not delete with why: it no longer holds the video
-    vidbatch recorded there (edited, replaced, or written by someone else). ``cached`` are files
+    vidbatch recorded there (edited, replaced, or written by someone else), or it is a take a
+    person picked. ``cached`` are files
     vidbatch derived from videos and no longer needs (see :func:`gc`), removed (or to remove)."""
 
     orphans: list[Orphan]
@@ -383,10 +384,11 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
             skipped: list[tuple[str, str]] = []
             recorded = store.all_outputs()
             if delete_outputs:
+                picked = _picked_takes(manifests)
                 for o in orphans:
                     if not o.path or not Path(o.path).exists():
                         continue
-                    why = _not_the_recorded_video(Path(o.path), recorded.get(o.path))
+                    why = picked.get(o.name or "") or _not_the_recorded_video(Path(o.path), recorded.get(o.path))
                     if why:
                         skipped.append((o.path, why))
                     else:
@@ -473,6 +475,20 @@ def _files_in(folders: Iterable[Path]) -> list[Path]:
         except OSError:  # no such folder (nothing derived there yet)
             continue
     return sorted(found)
+
+
+def _picked_takes(manifests: Sequence[Any]) -> dict[str, str]:
+    """Why gc keeps the file of a take a person picked, by the take's job name (``shot`` or
+    ``shot.takeN``): a shot whose takes were lowered leaves its extra takes orphans, and the
+    picked one among them is a person's choice that raising takes again should find."""
+    kept: dict[str, str] = {}
+    for m in manifests:
+        chosen = picks.load(m.path)
+        for shot, entry in chosen.shots.items():
+            if entry.pick is not None:
+                name = shot if entry.pick == 1 else f"{shot}.take{entry.pick}"
+                kept[name] = f"the picked take of {shot} in {chosen.path.name} (clear the pick to let gc delete it)"
+    return kept
 
 
 def _not_the_recorded_video(path: Path, out: OutputRecord | None) -> str:

@@ -548,7 +548,8 @@ def gc(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path |
     file lies (a moved output_dir, another --state): gc never drops it or deletes its file.
     Output files stay unless --delete-outputs is given, and even then a file is deleted only
     while it still holds the video vidbatch recorded there (same size and SHA-256); files that
-    changed since are kept and listed. On a terminal, gc lists what it will do and asks first.
+    changed since are kept and listed, and so is the picked take (NAME.picks.toml) of a shot whose
+    takes were lowered. On a terminal, gc lists what it will do and asks first.
 
     gc also deletes the files vidbatch derived from videos that nothing needs any more: chained
     shots' frames (frames/ beside the outputs) and the report's posters and contact sheets
@@ -600,7 +601,7 @@ def _print_gc(result: Any, *, would: bool) -> None:
     else:
         click.echo(f"{counted(len(result.orphans), 'orphan')} dropped" + (f", {files} deleted" if result.deleted else ""))
     if result.skipped:
-        click.echo(f"{counted(len(result.skipped), 'file')} kept: not the video vidbatch recorded there (delete by hand if unwanted)")
+        click.echo(f"{counted(len(result.skipped), 'file')} kept, for the reason given above (delete by hand if unwanted)")
     for p in result.cached:
         click.echo(f"{'would delete' if would else 'deleted'} {shown(Path(p))} (cached; no video, cut or job needs it)")
     if result.cached:
