@@ -10,6 +10,7 @@ import http.client
 import json
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -178,6 +179,21 @@ def test_a_port_in_use_is_a_clear_usage_error(server, rendered):
     result = cli("review", rendered, "--port", server.port)
     assert result.exit_code == 2, result.output
     assert f"cannot listen on 127.0.0.1:{server.port}" in result.output and "--port" in result.output
+
+
+def test_decisions_posted_at_once_are_all_kept(tmp_path):
+    shots = [f"s{i}" for i in range(1, 11)]
+    path = write(tmp_path, "shots.toml", MANIFEST.replace('name = "shot-01"', 'name = "s{{ i }}"\nmatrix = { i = [%s] }' % ", ".join(s[1:] for s in shots)))
+    statuses: list[int] = []
+    with ReviewServer(project.load([path])) as server:
+        threads = [threading.Thread(target=lambda shot=shot: statuses.append(post(server, decision(shot, 2))[0])) for shot in shots]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert statuses == [200] * len(shots)
+    chosen = picks.load(path)
+    assert [s for s in shots if chosen.picked(s) != 2] == [], "each click read the file before another's write landed"
 
 
 def test_the_server_listens_on_loopback_only(server):

@@ -70,6 +70,9 @@ class ReviewServer:
         #: the files the page last served links to (cuts, posters, contact sheets, chained
         #: shots' frames: what the jobs' outputs and images alone do not name)
         self._shown: frozenset[str] = frozenset()
+        #: one decision at a time: each reads the picks file, changes it and writes it back, so
+        #: two at once (two clicks, two tabs) would each write the file without the other's change
+        self._deciding = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -119,7 +122,8 @@ class ReviewServer:
         manifest = next((m for m in self.ws.manifests if report._relative_display(Path(m.path), self.base) == shown), None)
         if manifest is None:
             raise ValueError(f"no manifest {shown!r} in this review")
-        saved = picks.decide(manifest.path, manifest.jobs, shot, take, what)
+        with self._deciding:
+            saved = picks.decide(manifest.path, manifest.jobs, shot, take, what)
         log.info("review: %s take %s of %s (%s)", what.value, take, shot, saved.path)
         return {"shot": shot, "chosen": saved.chosen(shot), "rejected": sorted(saved.rejected(shot))}
 
