@@ -196,7 +196,7 @@ def test_on_aiohttp_a_request_that_got_no_answer_may_have_been_sent(answer):
     assert not request_never_sent(exc)
 
 
-@pytest.mark.parametrize("answer, error", [(None, "MaybeSubmittedError"), (b"", "MaybeSubmittedError"), (_http("503 Busy", b"{}"), "TransientError")])
+@pytest.mark.parametrize("answer, error", [(None, "MaybeSubmittedError"), (b"", "MaybeSubmittedError"), (_http("503 Busy", b"{}"), "TransientError"), (_http("504 Gateway Time-out", b"<html></html>"), "MaybeSubmittedError")])
 def test_on_aiohttp_a_create_is_judged_as_on_requests(answer, error):
     """The same steps over both transports: a create whose answer was lost is maybe submitted
     (never resent), on the wire as in a plain call."""
@@ -535,6 +535,20 @@ def test_unreachable_after_an_answer_ends_connect_failed():
     with pytest.raises(ConnectFailedError, match="attempt 3 of 3") as info:
         client.create({"prompt": "b"})
     assert info.value.retryable and len(waits) == 2
+
+
+@pytest.mark.parametrize("path", ["/v1/video_generation", "/v2/video_generation"])
+def test_a_gateway_timeout_on_create_is_maybe_submitted_not_requeued(path):
+    """504: the gateway forwarded the create and gave up waiting for the API, which may have made
+    the task; creating again could pay twice, as after a read timeout of our own."""
+    session, waits = ScriptedSession([(504, b"<html>Gateway Time-out</html>", {})]), Waits()
+    client = Client(TEST_KEY, HOST, session=session, sleep=waits)
+    with pytest.raises(MaybeSubmittedError) as info:
+        if path.startswith("/v2"):
+            client.create_v2({"model": "MiniMax-H3", "content": [{"type": "text", "text": "x"}], "ratio": "16:9"})
+        else:
+            client.create({"model": "T2V-01", "prompt": "x"})
+    assert info.value.info.http_status == 504 and len(session.seen) == 1 and waits == []
 
 
 def test_gateway_retry_after_within_reach_is_waited_for():

@@ -53,7 +53,7 @@ is :class:`~vidbatch.errors.WrongHostError`: whatever answered is not MiniMax's 
 
 *create has no idempotency key.* Beyond the never-sent case above, a create is never resent. When
 the request may have arrived but the answer was lost (read timeout, connection closed or reset
-before a complete answer, an unreadable 200 answer) the client raises ``MaybeSubmittedError``: a
+before a complete answer, an unreadable 200 answer, a gateway's 504) the client raises ``MaybeSubmittedError``: a
 second create could pay twice. On the wire a connection closed before any answer looks the same
 whether or not the server acted on the request, so it is "maybe submitted" too.
 
@@ -1298,6 +1298,9 @@ class Client:
             return _Answer(body or {}, info, date)
         if call.name == "cancel" and not info.status_code and reply.status in (202, 204):
             return _Answer(body or {}, info, date)  # a DELETE may answer without a body
+        if call.is_create and not info.status_code and reply.status == 504:
+            # the gateway forwarded the create and gave up waiting: the API may have made the task
+            raise MaybeSubmittedError("create answered HTTP 504 (a gateway timed out waiting for the API); a task may exist", info, hint=_MAYBE_HINT)
         if info.status_code or reply.status != 200:  # a non-zero code says more than the HTTP status
             raise self._error(call, info, reply)
         if body is None:
