@@ -9,6 +9,7 @@ timing.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 
@@ -112,3 +113,35 @@ def test_ctrl_c_saves_running_tasks_and_the_next_run_resumes_them(tmp_path):
         assert len(server.sim.tasks) == 2, "resumed, not recreated"
         for name in ("a", "b"):
             assert mp4.check_mp4(tmp_path / "renders" / f"{name}.mp4") == []
+
+
+# A Ctrl-C the moment a command starts: Python's own handler is in place while the command line
+# imports click and the command (a tenth of a second or more). This sitecustomize sends the
+# process a real SIGINT when that import begins.
+CTRL_C_AT_IMPORT = """
+import os, signal, sys
+
+class CtrlCAt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCAt())
+"""
+
+
+@pytest.mark.parametrize("module", ["json", "click"])
+def test_a_ctrl_c_while_the_command_starts_up_exits_130_without_a_traceback(tmp_path, module):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CTRL_C_AT_IMPORT.format(module=module))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Never started"}))
+    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    proc = cli_subprocess(["run", manifest], env=env)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "interrupted\n"
+    assert not (tmp_path / ".vidbatch").exists()

@@ -13,6 +13,7 @@ group (:mod:`vidbatch.cli.group`), which is the one error boundary.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     import click
+
+#: vidbatch.errors.EXIT_INTERRUPTED (the exception tree is not imported before the no-op fast path)
+EXIT_INTERRUPTED = 130
 
 #: command name -> "module:attribute", in the order ``--help`` lists them.
 COMMANDS = {
@@ -61,11 +65,20 @@ class Main:
         return self.main(args, prog_name, **extra)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
-        if not extra:  # standalone mode: what a command prints and its exit code are its answer
+        if extra:
+            return click_group().main(args, prog_name, **extra)
+        # standalone mode: what a command prints and its exit code are its answer
+        try:
             from .fast import answer
 
             answer(list(sys.argv[1:] if args is None else args))
-        return click_group().main(args, prog_name, **extra)
+            group = click_group()
+        except KeyboardInterrupt:  # a Ctrl-C while starting up, before the group's error boundary
+            if os.environ.get("VIDBATCH_DEBUG"):
+                raise
+            sys.stderr.write("interrupted\n")
+            sys.exit(EXIT_INTERRUPTED)
+        return group.main(args, prog_name, **extra)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(click_group(), name)
