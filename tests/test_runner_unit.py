@@ -5,6 +5,7 @@ failure policy (vidbatch.policy) has a test here, call by call."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -550,6 +551,27 @@ def test_stop_saves_what_is_on_the_wire_and_leaves_the_rest_resumable(three):
 def test_ctrl_c_in_a_call_interrupts_the_run(one):
     one.client.script("query", KeyboardInterrupt())
     result = one.run()
+    assert result.stopped is Stop.INTERRUPTED and one.states() == {"a": "running"}
+    assert one.kinds()[-2:] == ["interrupted", "finish"]
+
+
+def test_a_second_ctrl_c_during_the_clean_up_does_not_cut_it_short(one, monkeypatch):
+    """A second Ctrl-C soon after the first lands in the run's clean-up (the index flush, the
+    journal, the finish, closing the wire). Raised there by Python's own handler, it cut the
+    clean-up short: no finish event or summary, the wire's loop left with tasks pending (printed
+    at exit as "Task was destroyed but it is pending!")."""
+    settle = Runner._settle_journal
+
+    def second_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal, to whatever handler is in place
+        settle(self)
+
+    monkeypatch.setattr(Runner, "_settle_journal", second_ctrl_c)
+    one.client.script("query", KeyboardInterrupt())
+    try:
+        result = one.run()
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C was raised in the clean-up")
     assert result.stopped is Stop.INTERRUPTED and one.states() == {"a": "running"}
     assert one.kinds()[-2:] == ["interrupted", "finish"]
 

@@ -1088,8 +1088,10 @@ class Runner:
         # The plan's objects live as long as the run: the cyclic collector need not walk them
         # again (a full collection over 10,000 jobs' objects stalled every thread ~0.1 s).
         gc.freeze()
-        try:
-            with self._wire.catching_ctrl_c():  # a Ctrl-C is raised by a wait, never elsewhere
+        # a Ctrl-C is raised by a wait, never elsewhere; one during the clean-up (a second Ctrl-C
+        # soon after the first) is noted and not raised, so the clean-up is never cut short
+        with self._wire.catching_ctrl_c():
+            try:
                 try:
                     with self.store.checkpoints_elsewhere():  # no commit of the scheduler waits for a checkpoint
                         self._write(self.store.replay_journal)  # done by the session already; a plan may count on it
@@ -1099,13 +1101,13 @@ class Runner:
                         self._loop()
                 except KeyboardInterrupt:
                     self._interrupt()
-        finally:
-            self._indexes.flush()
-            self._release_claims()
-            self._settle_journal()
-            self._finish()
-            gc.unfreeze()
-            self._wire.close()
+            finally:
+                self._indexes.flush()
+                self._release_claims()
+                self._settle_journal()
+                self._finish()
+                gc.unfreeze()
+                self._wire.close()
         return self.result
 
     def _settle_journal(self) -> None:
