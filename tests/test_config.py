@@ -80,6 +80,19 @@ def test_no_key_anywhere_says_both_ways_to_set_one(tmp_path):
     assert "export MINIMAX_API_KEY=" in result.output and "config.toml (chmod 600)" in result.output and "--sim" in result.output
 
 
+def test_a_key_with_a_space_in_the_config_file_is_blamed_on_that_file(tmp_path, monkeypatch, sim):
+    """A key pasted with a space ("Bearer sk-..." or two halves) used to be refused with "check
+    MINIMAX_API_KEY" although that variable was not set: the message sent people to the wrong place."""
+    cfg = write_config(tmp_path / "c.toml", f'api_key = "Bearer {TEST_KEY}"\napi_host = "{sim.base_url}"\n')
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond"}))
+    result = cli(["run", manifest, "--force", "a"])
+    assert result.exit_code == 2
+    assert f"the API key in {cfg} contains a space" in result.output
+    assert "MINIMAX_API_KEY" not in result.output.split("error:")[-1] and TEST_KEY not in result.output
+    assert len(sim.sim.tasks) == 0
+
 # --- where the host came from, and a host that is wrong -------------------------------------------
 
 

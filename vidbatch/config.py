@@ -140,10 +140,16 @@ def key_problem(key: str) -> str | None:
     The key travels in an HTTP header (``Authorization: Bearer KEY``), which holds Latin-1 text
     without control characters: a key with anything else is a copy-and-paste accident (a
     character from another alphabet, a line break) that would crash the first request or, with
-    CR/LF, inject a header."""
+    CR/LF, inject a header. A key has no spaces either: one with a space is "Bearer KEY" or a
+    key pasted in two pieces."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
         return (
             "contains a line break or another control character; copy it again from your MiniMax "
+            "account's API keys page"
+        )
+    if any(c.isspace() for c in key):
+        return (
+            "contains a space (the key alone goes there, without \"Bearer\"); copy it again from your MiniMax "
             "account's API keys page"
         )
     try:

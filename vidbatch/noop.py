@@ -24,7 +24,7 @@ and for ``run`` also:
   the state row of each render names the job that plans it (else the runner renames it);
 - each output folder's index (:mod:`vidbatch.outputs_index`) has the job's entry (else the runner
   writes it), and no staging file lies in it (else the session deletes it);
-- the API key (``MINIMAX_API_KEY``, else the config file's) is plain printable ASCII, the host
+- the API key (``MINIMAX_API_KEY``, else the config file's) is printable ASCII without a space, the host
   (``MINIMAX_API_HOST``, else the config file's), if set, is a plain URL, and the config file, if
   any, is one :mod:`vidbatch.config` reads without an error and holds no ``[prices]``: then
   finding the key, the host and the price table cannot fail.
@@ -130,7 +130,7 @@ def _check_credentials(environ: Mapping[str, str]) -> None:
         key, host = _from_config_file()
     else:
         key, host = (environ.get("MINIMAX_API_KEY") or "").strip(), environ.get("MINIMAX_API_HOST")
-    if not key or not all(" " <= c <= "~" for c in key):
+    if not key or not all(" " < c <= "~" for c in key):
         raise Declined("no plain API key")
     if host and not _PLAIN_HOST.fullmatch(host.strip()):
         raise Declined("the API host is not a plain URL")
