@@ -308,6 +308,17 @@ def test_http_statuses_that_are_not_retried(answer, cls, words):
         assert url in str(info.value) and info.value.host == url
 
 
+def test_a_reason_phrase_that_echoes_the_key_is_scrubbed():
+    """The reason phrase of the status line is the server's text like a status_msg: a gateway
+    that echoes the Authorization header there used to put the key in the message (and the state,
+    status and the report, which keep it)."""
+    with _server(_http(f"401 Unauthorized: Bearer {TEST_KEY}", b"")) as url, _client(url) as client:
+        with pytest.raises(CredentialsError) as info:
+            client.create({"model": "T2V-01", "prompt": "x"})
+    assert "HTTP 401 Unauthorized: Bearer <key>" in str(info.value)
+    assert TEST_KEY not in str(info.value) and TEST_KEY not in repr(vars(info.value))
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 

@@ -1335,7 +1335,7 @@ class Client:
             message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
             hint = fact.hint if fact else ""
         else:
-            message = f"{call.name} answered HTTP {resp.status} {resp.reason or ''}".rstrip()
+            message = f"{call.name} answered HTTP {resp.status} {self._scrub(resp.reason)}".rstrip()
             hint = {
                 Kind.RATE_LIMITED: "lower --rpm",
                 Kind.CREDENTIALS: f"check {ENV_KEY} and that it belongs to {self.host} (from {self.host_source})",
