@@ -102,6 +102,19 @@ def test_the_key_from_a_row_is_refused_without_echoing_it(tmp_path, monkeypatch)
     assert "contains the API key" in problem and TEST_KEY not in problem
 
 
+def test_the_key_in_a_matrix_is_refused_without_echoing_it(tmp_path, monkeypatch):
+    """A matrix row's label shows its values ("matrix token=..."): the problem that refused the
+    key used to print it there, and a job whose templates left the value unused kept it in its
+    origin (``render --json``, the job cache)."""
+    monkeypatch.setenv("MINIMAX_API_KEY", TEST_KEY)
+    m = write(tmp_path, "m.toml", HEADER + f'[[jobs]]\nname = "s-{{{{ token }}}}"\nprompt = "x"\nmatrix = {{ token = ["{TEST_KEY}"] }}\n')
+    (problem,) = messages(m)
+    assert "contains the API key" in problem and "token=<API key>" in problem and TEST_KEY not in problem
+    m = write(tmp_path, "m.toml", HEADER + f'[[jobs]]\nname = "s"\nprompt = "x"\nmatrix = {{ unused = ["{TEST_KEY}"] }}\n')
+    (job,) = load_manifest(m).jobs
+    assert job.origin == "matrix unused=<API key>"
+
+
 # --- files (item 7) -----------------------------------------------------------------------------
 
 

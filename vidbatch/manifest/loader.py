@@ -785,7 +785,12 @@ class _Builder:
         self.problems.add(literal)
         try:
             rows = rows_mod.expand(
-                table.get("matrix"), table.get("foreach"), self.folder, self.result.inputs, max_rows=self.jobs_left
+                table.get("matrix"),
+                table.get("foreach"),
+                self.folder,
+                self.result.inputs,
+                max_rows=self.jobs_left,
+                secret=self.s.secret,
             )
         except rows_mod.TooManyRows as e:
             needed = self.max_jobs - self.jobs_left + e.count

@@ -79,9 +79,11 @@ def expand(
     folder: Path,
     files_read: set[Path],
     max_rows: int | None = None,
+    secret: str | None = None,
 ) -> list[Row]:
     """The rows of one job table. Raises :class:`RowsProblem`, and :class:`TooManyRows` (counted
-    before any row is built) when there would be more than ``max_rows``."""
+    before any row is built) when there would be more than ``max_rows``. ``secret`` (the API key)
+    is never shown in a label."""
     rows = read_foreach(foreach, folder, files_read) if foreach is not None else SINGLE
     if max_rows is not None:
         sizes = [len(v) for v in (matrix or {}).values()]
@@ -97,7 +99,7 @@ def expand(
             )
     if not matrix:
         return rows
-    combos = matrix_rows(matrix)
+    combos = matrix_rows(matrix, secret)
     if foreach is None:
         return [Row(values, label) for values, label in combos]
     out: list[Row] = []
@@ -124,19 +126,23 @@ def expand(
     return out
 
 
-def matrix_rows(matrix: Mapping[str, Sequence[Any]]) -> list[tuple[dict[str, Any], str]]:
-    """(variables, label) of every combination, the last key varying fastest."""
+def matrix_rows(matrix: Mapping[str, Sequence[Any]], secret: str | None = None) -> list[tuple[dict[str, Any], str]]:
+    """(variables, label) of every combination, the last key varying fastest; ``secret`` (the
+    API key) reads ``<API key>`` in the labels, which messages, ``render --json`` and the job
+    cache show."""
     keys = list(matrix)
     # labels are built from per-value pieces made once, not formatted per combination
-    pieces = [[f"{k}={_short(v)}" for v in matrix[k]] for k in keys]
+    pieces = [[f"{k}={_short(v, secret)}" for v in matrix[k]] for k in keys]
     return [
         (dict(zip(keys, combo)), "matrix " + ", ".join(label))
         for combo, label in zip(itertools.product(*(matrix[k] for k in keys)), itertools.product(*pieces))
     ]
 
 
-def _short(value: Any, limit: int = 30) -> str:
+def _short(value: Any, secret: str | None = None, limit: int = 30) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if secret:
+        text = text.replace(secret, "<API key>")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
