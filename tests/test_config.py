@@ -93,6 +93,23 @@ def test_a_key_with_a_space_in_the_config_file_is_blamed_on_that_file(tmp_path, 
     assert "MINIMAX_API_KEY" not in result.output.split("error:")[-1] and TEST_KEY not in result.output
     assert len(sim.sim.tasks) == 0
 
+
+def test_a_refused_key_from_the_config_file_is_looked_for_there(tmp_path, monkeypatch, sim):
+    """The hints of a refused key said "check MINIMAX_API_KEY" even when the key came from the
+    config file and that variable was not set."""
+    cfg = write_config(tmp_path / "c.toml", f'api_key = "{TEST_KEY}"\napi_host = "{sim.base_url}"\n')
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond"}))
+    sim.sim.inject("create", "code:1004")
+    result = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"])
+    assert result.exit_code == 3
+    assert f"hint: check api_key in {cfg}" in result.output and "MINIMAX_API_KEY" not in result.output
+    monkeypatch.setenv("MINIMAX_API_KEY", TEST_KEY)  # the variable, when it is the source
+    sim.sim.inject("create", "code:1004")
+    result = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"])
+    assert result.exit_code == 3 and "hint: check MINIMAX_API_KEY" in result.output
+
 # --- where the host came from, and a host that is wrong -------------------------------------------
 
 

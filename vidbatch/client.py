@@ -750,7 +750,9 @@ class Client:
     has answered (set once, never cleared).
 
     ``host_source`` says where ``host`` came from, in words for a message ("--api-host", "the
-    MINIMAX_API_HOST environment variable", "the config file <path>", "the default").
+    MINIMAX_API_HOST environment variable", "the config file <path>", "the default"), and
+    ``key_source`` where the key came from (``MINIMAX_API_KEY``, the default, or the config file's
+    path), so that a refused key is looked for where it is.
     """
 
     def __init__(
@@ -759,6 +761,7 @@ class Client:
         host: str = facts.DEFAULT_HOST,
         *,
         host_source: str | None = None,
+        key_source: str | None = None,
         session: requests.Session | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeouts: Timeouts = Timeouts(),
@@ -781,6 +784,8 @@ class Client:
         self._bearer = _Bearer(self._key)
         self.host = host
         self.host_source = host_source
+        #: Where to check the key, in words for a hint: the variable, or the config file's api_key.
+        self.key_where = ENV_KEY if key_source in (None, ENV_KEY) else f"api_key in {key_source}"
         self.retry = retry
         self.timeouts = timeouts
         self._sleep = sleep
@@ -803,7 +808,7 @@ class Client:
         found = config.credentials(host, host_given_by=host_given_by)
         if not found.key:
             raise ConfigError(config.missing_key_message())
-        return cls(found.key, found.host, host_source=found.host_source, **kwargs)
+        return cls(found.key, found.host, host_source=found.host_source, key_source=found.key_source, **kwargs)
 
     def __repr__(self) -> str:
         return f"Client(host={self.host!r})"
@@ -1333,12 +1338,13 @@ class Client:
         if code:
             fact = facts.error_fact(code, call.name)
             message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
-            hint = fact.hint if fact else ""
+            # the facts' hints name the variable; a key from the config file is checked there
+            hint = (fact.hint if fact else "").replace(f"check {ENV_KEY}", f"check {self.key_where}")
         else:
             message = f"{call.name} answered HTTP {resp.status} {self._scrub(resp.reason)}".rstrip()
             hint = {
                 Kind.RATE_LIMITED: "lower --rpm",
-                Kind.CREDENTIALS: f"check {ENV_KEY} and that it belongs to {self.host} (from {self.host_source})",
+                Kind.CREDENTIALS: f"check {self.key_where} and that it belongs to {self.host} (from {self.host_source})",
             }.get(kind, "")
         if kind is Kind.URL_EXPIRED:
             message += ": the signed URL has expired or is invalid"
