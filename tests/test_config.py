@@ -72,6 +72,17 @@ def test_bad_config_files_get_clear_messages(tmp_path, monkeypatch):
         config.credentials()
 
 
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path, monkeypatch):
+    """Editors on Windows save UTF-8 with a BOM; manifests read it, the config file was refused as
+    "not valid TOML: Invalid statement (at line 1, column 1)"."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf" + f'api_key = "{TEST_KEY}"\napi_host = "https://file.example"\n'.encode())
+    os.chmod(cfg, 0o600)
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    found = config.credentials()
+    assert (found.key, found.host, found.key_source) == (TEST_KEY, "https://file.example", str(cfg))
+
+
 def test_no_key_anywhere_says_both_ways_to_set_one(tmp_path):
     manifest = tmp_path / "m.toml"
     manifest.write_text(t2v_manifest({"a": "A quiet pond"}))

@@ -86,7 +86,7 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
             f"run `chmod 600 {path}`"
         )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))  # as manifests: a BOM is not an error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     unknown = sorted(set(data) - set(CONFIG_KEYS) - set(CONFIG_TABLES))
