@@ -248,6 +248,8 @@ BAD_H3 = [
     ("subject-reference-on-h3", H3_JOB + 'subject_reference = "ok.png"\n', "subject_reference", "is not a field of MiniMax-H3"),
     ("ratio-on-hailuo", 'model = "MiniMax-Hailuo-02"\nprompt = "a fox"\nratio = "16:9"\n', "ratio", "is a field of Video Generation V2 (MiniMax-H3), not of MiniMax-Hailuo-02"),
     ("references-on-hailuo", 'model = "MiniMax-Hailuo-02"\nprompt = "a fox"\nreference_images = ["ok.png"]\n', "reference_images", "is a field of Video Generation V2"),
+    # with no model, "not of None" hid the missing model: the message says to set it
+    ("ratio-without-model", 'prompt = "a fox"\nratio = "16:9"\n', "ratio", 'and this job has no model: set model = "MiniMax-H3" on the job or in [defaults]'),
     ("video-that-is-not", H3_JOB + 'reference_images = ["ok.png"]\nreference_videos = ["notes.mp4"]\n', "reference_videos[0]", "video notes.mp4 is not a video the API takes (MP4, MOV)"),
     ("audio-too-large", H3_JOB + 'reference_images = ["ok.png"]\nreference_audios = ["huge.wav"]\n', "reference_audios[0]", "(15,728,641 bytes); an audio may be at most 15,728,640 bytes (15.0 MB)"),
     ("reference-image-too-small", H3_JOB + 'reference_images = ["ok.png", "small.png"]\n', "reference_images[1]", "is 200x200; the short side must be over 300 px"),

@@ -1120,6 +1120,12 @@ class _Builder:
             takes = ", ".join(f for f in facts.V2_JOB_FIELDS if f != "model")
             return f"is not a field of {model} (Video Generation V2), which takes {takes}"
         v2_models = ", ".join(m.name for m in facts.MODELS.values() if m.api is facts.Api.V2)
+        if model is None:
+            first = next(m.name for m in facts.MODELS.values() if m.api is facts.Api.V2)
+            return (
+                f"is a field of Video Generation V2 ({v2_models}), and this job has no model: "
+                f'set model = "{first}" on the job or in [defaults]'
+            )
         return f"is a field of Video Generation V2 ({v2_models}), not of {model}"
 
     def _v2_rules(self, d: _Draft) -> list[ManifestProblem]:
