@@ -102,6 +102,18 @@ def test_the_key_from_a_row_is_refused_without_echoing_it(tmp_path, monkeypatch)
     assert "contains the API key" in problem and TEST_KEY not in problem
 
 
+def test_the_config_files_key_in_a_prompt_is_blamed_on_the_config_file(tmp_path, monkeypatch):
+    """The problem said "(the value of MINIMAX_API_KEY)" for a key that came from the config file,
+    with that variable unset."""
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    cfg = write(tmp_path, "c.toml", f'api_key = "{TEST_KEY}"\n')
+    cfg.chmod(0o600)
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    m = write(tmp_path, "m.toml", HEADER + f'[[jobs]]\nname = "a"\nprompt = "look {TEST_KEY}"\n')
+    (problem,) = messages(m)
+    assert f"contains the API key (api_key in {cfg})" in problem and TEST_KEY not in problem
+
+
 def test_the_key_in_a_matrix_is_refused_without_echoing_it(tmp_path, monkeypatch):
     """A matrix row's label shows its values ("matrix token=..."): the problem that refused the
     key used to print it there, and a job whose templates left the value unused kept it in its

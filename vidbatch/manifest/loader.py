@@ -352,8 +352,11 @@ class _Session:
         self.cwd = os.getcwd()
         self._real: dict[str, str] = {}
         self._mounts: list[tuple[str, str]] | None = None
-        #: The API key, when one is set: no job's request, name or output may contain it.
-        self.secret = _api_key(self.environ, read_config=environ is None if read_config is None else read_config)
+        #: The API key, when one is set: no job's request, name or output may contain it; and
+        #: where it was found, in words for that problem.
+        self.secret, self.secret_source = _api_key(
+            self.environ, read_config=environ is None if read_config is None else read_config
+        )
 
     def filesystem_type(self, path: str) -> str | None:
         """The type of the file system ``path`` is on (Linux: from /proc/self/mounts), or None."""
@@ -411,16 +414,17 @@ class _Session:
         return result
 
 
-def _api_key(environ: Mapping[str, str], *, read_config: bool) -> str | None:
+def _api_key(environ: Mapping[str, str], *, read_config: bool) -> tuple[str | None, str]:
     """The API key the run would use (environment, else the config file), when it is long enough
-    to look for in values; never raises."""
-    key = (environ.get(config.ENV_KEY) or "").strip()
+    to look for in values, and where it was found; never raises."""
+    key, source = (environ.get(config.ENV_KEY) or "").strip(), f"the value of {config.ENV_KEY}"
     if not key and read_config:
         try:
             key = str(config.load_config().get("api_key", "")).strip()
+            source = f"api_key in {config.config_path()}"
         except (ConfigError, OSError):
             key = ""
-    return key if len(key) >= 8 else None
+    return (key if len(key) >= 8 else None), source
 
 
 #: File systems where no output can be written, whatever the permissions say (root can "write"
@@ -1157,7 +1161,7 @@ class _Builder:
         secret = self.s.secret
         if secret is not None and secret in text:
             return (
-                f"contains the API key (the value of {config.ENV_KEY}); it must never reach a request, a name "
+                f"contains the API key ({self.s.secret_source}); it must never reach a request, a name "
                 "or a file. Remove it from the variable, environment variable or row that put it there"
             )
         if "\x00" in text:
