@@ -393,6 +393,19 @@ def test_failed_status_is_returned_then_raised_on_request(status):
     assert "the model gave up" in str(info.value) and "trace_id=trace" in str(info.value)
 
 
+def test_a_failure_message_with_control_characters_stays_one_printable_line():
+    """The reason a task failed is the server's text, printed in the run's event line, status and
+    history: escape sequences (a terminal title, a cleared screen) and line breaks (a forged
+    "vidbatch: all 1 jobs done" line) used to reach the terminal as they came; now they are shown
+    escaped, as a status_msg is, and other text (a mainland message in Chinese) as it is."""
+    st = _status({"status": "Fail", "error_message": "渲染失败 \x1b]0;owned\x07\x1b[2J\r\nvidbatch: all 1 jobs done"})
+    with pytest.raises(RenderFailedError) as info:
+        st.raise_for_failure()
+    first = str(info.value).split(" [call=")[0]
+    assert first.endswith(": 渲染失败 \\x1b]0;owned\\x07\\x1b[2J\\r\\nvidbatch: all 1 jobs done")
+    assert first.isprintable()
+
+
 def test_output_flagged_code_is_a_failed_status_and_a_content_flag():
     st = _status({"status": "Fail"}, code=1027, msg="generated video flagged as sensitive")
     assert st.state is facts.TaskState.FAILED

@@ -225,7 +225,13 @@ def _raise_task_failure(
     if code in _FLAGGED_CODES:
         fact = facts.ERROR_CODES[code]
         raise ContentFlaggedError(f"task {task_id} failed: {fact.meaning}", info, hint=fact.hint)
-    raise RenderFailedError(f"task {task_id} ended with status {status}: {message or 'no reason given'}", info, hint=hint)
+    raise RenderFailedError(f"task {task_id} ended with status {status}: {_one_line(message or 'no reason given')}", info, hint=hint)
+
+
+def _one_line(text: str) -> str:
+    """The server's ``text`` as one printable line for a message: control characters (escape
+    sequences, line breaks) written as escapes, as ``repr`` writes them; other text as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)
