@@ -401,6 +401,23 @@ def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
         assert cli(["cancel", queued, "--job", "nope"], env=env).exit_code == 2
 
 
+def test_cancel_with_a_refused_key_exits_3(tmp_path):
+    """A refused key (or a wrong host) was one "could not be cancelled" outcome per job and exit
+    1, as for a task that is merely running: a script could not tell the two apart."""
+    queued = h3_manifest(tmp_path, {"q": "H3 queued Q"})
+    frozen = time.time()
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600, wall_clock=lambda: frozen)) as server:
+        env = sim_env(server)
+        run_until_submitted(queued, env)
+        for args in (["cancel", queued], ["cancel", queued, "--json"]):
+            result = cli(args, env={**env, "MINIMAX_API_KEY": "sk-not-the-key-at-all"})
+            assert result.exit_code == 3, result.output
+            assert "invalid api key (2049)" in result.output and "sk-not-the-key-at-all" not in result.output
+        assert v2_task(server, "H3 queued Q").cancelled_at is None
+        result = cli(["cancel", queued], env=env)  # the right key cancels it
+        assert result.exit_code == 0 and v2_task(server, "H3 queued Q").cancelled_at is not None
+
+
 def test_a_watch_edit_of_a_queued_h3_job_cancels_its_task_and_it_is_never_billed(tmp_path):
     from .test_watch import Watch, atomic_write
 

@@ -2246,19 +2246,22 @@ class CancelOutcome:
 def cancel_task(client: ApiClient, task_id: str) -> tuple[Cancelled, str]:
     """Cancel V2 task ``task_id`` if it is queued. The task is queried first, because the
     contract's DELETE *deletes* a finished task (its video with it) and refuses a running one;
-    a task that starts between the query and the DELETE is reported running. Never raises a
-    VidbatchError: a failure is an ``ERROR`` outcome (the task runs on, nothing is lost).
+    a task that starts between the query and the DELETE is reported running. A failure is an
+    ``ERROR`` outcome (the task runs on, nothing is lost), but an account or credentials error
+    (a refused key, a wrong host), which every other task would meet too, is raised: ``vidbatch
+    cancel`` then stops with exit 3, as ``run`` does.
 
     The CLI's form (``vidbatch cancel``, sync). The runner cancels on its wire with the same
     logic, :func:`_cancel_task`: here that coroutine is driven inline over the sync client, whose
     calls answer at once, so there is one copy of the decisions and each side keeps its own
     client (offloading this function instead would make the runner's cancels, alone of its
     calls, go through the sync HTTP stack)."""
-    return _run_inline(_cancel_task(_BlockingCalls(client, _call_now), task_id))
+    return _run_inline(_cancel_task(_BlockingCalls(client, _call_now), task_id, raise_account=True))
 
 
-async def _cancel_task(calls: AsyncApiClient, task_id: str) -> tuple[Cancelled, str]:
-    """:func:`cancel_task` over the runner's calls (see there)."""
+async def _cancel_task(calls: AsyncApiClient, task_id: str, *, raise_account: bool = False) -> tuple[Cancelled, str]:
+    """:func:`cancel_task` over the runner's calls (see there); the runner's own cancels (after
+    an edit) never raise: ``raise_account`` is the CLI's."""
     try:
         task = await calls.query_v2(task_id)
         if not task.cancellable:
@@ -2270,6 +2273,8 @@ async def _cancel_task(calls: AsyncApiClient, task_id: str) -> tuple[Cancelled, 
         except errors.JobFailedError:  # refused: it started meanwhile
             return Cancelled.RUNNING, f"task {task_id} started before it could be cancelled; it finishes and its render is kept"
     except errors.VidbatchError as e:
+        if raise_account and isinstance(e, errors.AccountError):
+            raise
         return Cancelled.ERROR, f"task {task_id} could not be cancelled: {e}"
     return Cancelled.CANCELLED, f"task {task_id} cancelled before it started: MiniMax does not charge it"
 

@@ -28,7 +28,8 @@ def cancel(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     at its next poll.
 
     Exit code: 0 when every task asked about was cancelled or had none in flight; 1 when one is
-    running (not cancellable) or could not be cancelled.
+    running (not cancellable) or could not be cancelled; 3 stopped by an account or credentials
+    error (a refused key, a wrong host); 2 usage.
 
     \b
     Examples:
