@@ -415,6 +415,22 @@ def test_report_writer_throttles_and_never_raises(shots, tmp_path, caplog):
     assert blocked.writes == 0 and "could not write the report" in caplog.text
 
 
+def test_a_report_that_cannot_be_written_is_a_message_not_a_traceback(shots, sim_env, caplog):
+    """``report -o`` under a file (or on a read-only disk) ended in a Python traceback, and so
+    did each write of ``run --report`` there (logged as a bug); now: one line saying why."""
+    blocked = shots.parent / "a-file"
+    blocked.write_text("not a folder")
+    result = cli(["report", shots, "-o", blocked / "r.html"])
+    assert result.exit_code == 1
+    assert f"error: could not write the report {blocked / 'r.html'}" in result.output
+    assert "Traceback" not in result.output
+    caplog.clear()
+    writer = ReportWriter(project.load([shots]), blocked / "r.html")
+    writer(RunEvent("finish", "finished"))
+    assert writer.writes == 0 and "could not write the report" in caplog.text
+    assert "Traceback" not in caplog.text and all(r.exc_info is None for r in caplog.records)
+
+
 # --- pure helpers -----------------------------------------------------------------------------------
 
 

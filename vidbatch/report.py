@@ -54,7 +54,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import facts, files, ledger, rules
-from .errors import MediaError
+from .errors import MediaError, VidbatchError
 from .plan import by_shot
 from .state import ErrorInfo, OutputRecord, RenderRecord, RenderState, Store
 
@@ -525,7 +525,8 @@ def _template() -> Any:
 def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = None, since: float | None = None) -> Report:
     """Build the report from the state as it is now and write it to ``out`` atomically (a browser
     never sees half a page). Safe to call while a run holds the state folder: it only reads.
-    Creates ``out``'s folder if needed. Returns what it wrote."""
+    Creates ``out``'s folder if needed. Returns what it wrote; a page that cannot be written (a
+    file where its folder should be, a read-only or full disk) is a :class:`VidbatchError`."""
     out = Path(out)
     store = Store.open_for_reading(ws.state_dir)
     try:
@@ -534,9 +535,13 @@ def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = No
         if store is not None:
             store.close()
     html = render_html(report, refresh=refresh)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Staged and renamed like every file vidbatch writes; not fsynced: the page is rewritten often and rebuilt on demand.
-    files.write_text(out, html, durable=False)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Staged and renamed like every file vidbatch writes; not fsynced: the page is rewritten often and rebuilt on demand.
+        files.write_text(out, html, durable=False)
+    except OSError as e:
+        why = "a file stands where a folder should be" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e
+        raise VidbatchError(f"could not write the report {out}: {why}; check that its folder can be made and written to") from None
     return report
 
 
@@ -582,6 +587,7 @@ class ReportWriter:
         self._last: float | None = None  # when the last write ended
         self._gap = min_interval  # the wait before the next write
         self._dirty = False
+        self._failed: str | None = None  # why the last write failed, said once
         self._lock = threading.Lock()
         self.since = time.time()  # the run starts now: the page shows what it spent
 
@@ -610,6 +616,10 @@ class ReportWriter:
             ws = self.ws() if callable(self.ws) else self.ws
             write_report(ws, self.out, refresh=refresh, since=self.since)
             self.writes += 1
+        except VidbatchError as e:  # the page cannot be written there: say so (once), keep rendering
+            if str(e) != self._failed:
+                log.warning("%s", e)
+            self._failed = str(e)
         except Exception:  # noqa: BLE001 - the report is a side view; log the bug, keep rendering
             log.exception("could not write the report %s", self.out)
         self._last = self.clock()
