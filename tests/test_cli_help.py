@@ -33,3 +33,15 @@ def test_every_command_that_reads_renders_takes_sim(name: str) -> None:
     options = {opt for p in _command(name).params for opt in getattr(p, "opts", [])}
     assert "--sim" in options
     assert "--sim" in cli([name, "--help"]).output
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_an_option_read_from_the_environment_says_which_variable(name: str) -> None:
+    """status and spend read --state from VIDBATCH_STATE, as run does, but their help did not
+    say so: a folder set in the environment came from nowhere the help named."""
+    silent = [
+        p.name
+        for p in _command(name).params
+        if isinstance(p, click.Option) and isinstance(p.envvar, str) and p.envvar not in (p.help or "")
+    ]
+    assert silent == []

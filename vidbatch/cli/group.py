@@ -61,6 +61,7 @@ def main() -> None:
     Exit codes: 0 done; 1 some jobs failed (or plan --check: not up to date);
     2 invalid manifest or usage; 3 account or credentials problem; 4 state in use; 130 interrupted.
 
-    The API key is read from MINIMAX_API_KEY, else from ~/.config/vidbatch/config.toml
-    (api_key = "...", chmod 600); the host from --api-host, MINIMAX_API_HOST or that file.
+    The API key is read from MINIMAX_API_KEY, else from the config file (api_key = "...",
+    chmod 600): $VIDBATCH_CONFIG, else $XDG_CONFIG_HOME/vidbatch/config.toml, else
+    ~/.config/vidbatch/config.toml. The host from --api-host, MINIMAX_API_HOST or that file.
     """

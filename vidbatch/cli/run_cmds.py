@@ -427,7 +427,7 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
 @click.command(cls=JsonCommand)
 @click.argument("manifests", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @var_option
-@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder].")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder; env VIDBATCH_STATE].")
 @click.option("--job", "job_name", metavar="NAME", help="Show the history of one job.")
 @click.option("--sim", is_flag=True, help="Show the state of --sim runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

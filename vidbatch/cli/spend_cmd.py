@@ -15,7 +15,7 @@ from .options import JsonCommand
 @click.command(cls=JsonCommand)
 @click.argument("manifest", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--since", metavar="DATE", help="Only creates on or after this UTC day (YYYY-MM-DD).")
-@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder].")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), envvar="VIDBATCH_STATE", help="State folder [default: .vidbatch/ beside the manifest, or in the current folder; env VIDBATCH_STATE].")
 @click.option("--sim", is_flag=True, help="Show what --sim runs would have spent (the simulator plays the global region).")
 @click.option("--region", type=click.Choice([r.value for r in Region]), help="Price entries that kept no price in this region [default: the API host's].")
 @click.option("--api-host", help="Price entries that kept no price in this host's region [default: env MINIMAX_API_HOST, else the config file's api_host].")
