@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import time
 
 import pytest
 
@@ -113,6 +114,34 @@ def test_ctrl_c_saves_running_tasks_and_the_next_run_resumes_them(tmp_path):
         assert len(server.sim.tasks) == 2, "resumed, not recreated"
         for name in ("a", "b"):
             assert mp4.check_mp4(tmp_path / "renders" / f"{name}.mp4") == []
+
+
+def test_sigterm_is_taken_as_ctrl_c_and_the_create_on_the_wire_is_saved(tmp_path):
+    """docker stop, systemd and timeout send SIGTERM: the run stops as on Ctrl-C, waiting for the
+    answer of the create it has sent, instead of dying with that create uncertain."""
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A shot stopped by SIGTERM"}))
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        env = _env(server)
+        server.sim.inject("create", "slow", seconds=1.0)  # the task is made at once, its answer a second later
+        proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0.05", "--rpm", "60000"], env=env)
+        deadline = time.monotonic() + 60  # a hang guard, not a pass condition
+        while not server.sim.tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.sim.tasks, "the create reached the simulator"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Resume with: vidbatch run" in err
+        assert "Traceback" not in err
+        store = Store(tmp_path / ".vidbatch")
+        assert store.counts() == {"running": 1}, "the task id was saved, not left uncertain"
+        store.close()
+
+        server.sim.advance(7200)
+        result = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"], env=env)
+        assert result.exit_code == 0, result.output
+        assert len(server.sim.tasks) == 1, "resumed, not created again"
 
 
 # A Ctrl-C the moment a command starts: Python's own handler is in place while the command line

@@ -68,6 +68,9 @@ class Main:
         if extra:
             return click_group().main(args, prog_name, **extra)
         # standalone mode: what a command prints and its exit code are its answer
+        from ..interrupts import take_sigterm_as_ctrl_c
+
+        take_sigterm_as_ctrl_c()  # docker stop, systemd, timeout: saved and exit 130, as on Ctrl-C
         try:
             from .fast import answer
 

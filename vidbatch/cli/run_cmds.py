@@ -330,7 +330,7 @@ def run(
     \b
     Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
     2 invalid manifest or usage; 3 stopped by an account or credentials error;
-    4 the state folder is in use by another run; 130 interrupted.
+    4 the state folder is in use by another run; 130 interrupted (Ctrl-C, or SIGTERM).
 
     \b
     Examples:

@@ -92,7 +92,7 @@ def watch(
     it, and the message says why, as `run` would) while watching goes on.
 
     \b
-    Exit codes: 130 interrupted (Ctrl-C); 3 stopped by an account or credentials error;
+    Exit codes: 130 interrupted (Ctrl-C or SIGTERM); 3 stopped by an account or credentials error;
     4 the state folder is in use by another run; 2 usage.
 
     \b
