@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -275,6 +277,51 @@ def test_ctrl_c_with_a_task_in_flight_then_run_resumes_it(tmp_path, start_watch)
         assert len(server.sim.tasks) == 1, "the task must be resumed, not created again"
         assert server.sim.calls["create"] == 1
         assert mp4.check_mp4(folder / "renders" / "fox.mp4") == []
+
+
+def test_what_watch_writes_into_its_folder_is_never_a_manifest_nor_a_change(tmp_path, server):
+    """``vidbatch watch . --json > events.json``: its events went into a .json file of the folder,
+    read as a broken manifest, reported there, which changed it again: a loop, two events a
+    second, forever. Its stderr (appended to a log that already mentions ``jobs`` and does not
+    parse) and its --report page are its own writes too."""
+    folder = tmp_path.resolve() / "shots"
+    folder.mkdir()
+    (folder / "shots.toml").write_text(t2v_manifest({"fox": PROMPTS["fox"]}))
+    (folder / "log.json").write_text('{"jobs": [\n')  # left by an earlier session
+    events_file = folder / "events.json"
+
+    def events() -> list[dict]:
+        return [json.loads(line) for line in events_file.read_text().splitlines() if line.startswith("{")]
+
+    def settled(manifest: str) -> bool:
+        evs = events()
+        plans = [i for i, e in enumerate(evs) if e["event"] == "start" and e.get("manifest") == str(folder / manifest)]
+        return bool(plans) and any(e["event"] == "idle" for e in evs[plans[0] :])
+
+    env = {**os.environ, "MINIMAX_API_HOST": server.base_url, "MINIMAX_API_KEY": TEST_KEY}
+    with open(events_file, "w") as out, open(folder / "log.json", "a") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vidbatch", "watch", ".", *FAST, "--json", "--report", "report.json"], cwd=folder, env=env, stdout=out, stderr=err
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not settled("shots.toml"):
+            assert proc.poll() is None and time.monotonic() < deadline, (folder / "log.json").read_text()
+            time.sleep(0.05)
+        # a second manifest is a barrier: a plan our own writes had caused would have shown first
+        (folder / "other.toml").write_text(t2v_manifest({"cat": "A cat on a wall"}).replace('"renders"', '"renders-other"'))
+        while not settled("other.toml"):
+            assert proc.poll() is None and time.monotonic() < deadline, (folder / "log.json").read_text()
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(TIMEOUT)
+    evs = events()
+    assert evs[0]["event"] == "watching" and evs[0]["manifests"] == [str(folder / "shots.toml")]
+    noted = [e for e in evs if e["event"] in ("changed", "invalid", "ignored") and e.get("manifest") != str(folder / "other.toml")]
+    assert noted == []
+    assert (folder / "report.json").exists() and proc.returncode == 130
+    assert server.sim.calls["create"] == 2
 
 
 def test_temporary_and_hidden_names():

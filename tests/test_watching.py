@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -199,6 +200,21 @@ def test_what_is_ignored(folder, tmp_path):
     assert folder.ignored(root / "owl.mp4")  # an output, even in the folder itself
     assert not folder.ignored(root / "c.toml")
     assert not folder.ignored(root / "images" / "x.png")
+
+
+def test_our_own_streams_and_report_are_ignored_even_when_a_manifest_reads_them(tmp_path):
+    root = tmp_path / "shots"
+    root.mkdir()
+    events = root / "events.json"
+    with open(events, "w") as out:
+        folder = WatchedFolder(root, root / ".vidbatch", written=[root / "report.json"], streams=[out.fileno(), 999])  # 999: closed
+    os.link(events, root / "same.json")  # the same file under another name: found by device and inode
+    (root / "other.json").write_text("{}")
+    assert folder.ignored(events) and folder.ignored(root / "same.json") and folder.ignored(root / "report.json")
+    assert not folder.ignored(root / "other.json") and not folder.ignored(root / "gone.json")
+    folder.loaded(fake_manifest(root / "a.toml", inputs=(events, root / "report.json")))
+    assert not folder.interesting(events) and not folder.interesting(root / "report.json")
+    assert folder.interesting(root / "other.json")
 
 
 def test_what_is_interesting(folder, tmp_path):

@@ -59,8 +59,10 @@ once.
 
 What is ignored
 ---------------
-Our own writes must never trigger a plan: the state folder, every manifest's output folder and
-output files, and any path with a hidden or temporary part (``.*``, ``#*``, ``*~``, ``*.swp``,
+Our own writes must never trigger a plan, nor be taken for a manifest: the state folder, every
+manifest's output folder and output files, the report (``written``), the process's stdout and
+stderr when they are redirected to a file (``--json > events.json`` in the folder: found by
+device and inode), and any path with a hidden or temporary part (``.*``, ``#*``, ``*~``, ``*.swp``,
 ``*.tmp``, ``*.part``, ``*.vidbatch-new``, vim's ``4913``...). An atomic save (write a temporary
 file, rename it over the manifest) arrives as a move whose destination is the manifest; the
 temporary name itself is ignored, or gone by the time the batch is handled. A file that a
@@ -79,7 +81,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from watchdog.events import FileSystemEventHandler
 
@@ -108,6 +110,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DEBOUNCE = 0.5
 #: How long a stop waits for the session to save the creates already on the wire.
 STOP_TIMEOUT = 30.0
+#: The process's own streams: events and messages go there, into the folder when redirected.
+STDOUT, STDERR = 1, 2
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,9 @@ class Watcher:
     ``observer_factory`` makes the watchdog observer (a ``PollingObserver`` for file systems
     without native events); ``clock`` times the debounce; ``session_thread`` keeps the
     :class:`~vidbatch.session.Session` (tests pass one that plans inline, without a thread);
-    ``budget`` (:class:`~vidbatch.costing.Budget`) refuses any plan over ``--max-cost``.
+    ``budget`` (:class:`~vidbatch.costing.Budget`) refuses any plan over ``--max-cost``;
+    ``written`` names the other files the caller writes while watching (the report): like the
+    process's stdout and stderr, they are never a manifest nor a change.
     """
 
     def __init__(
@@ -172,6 +178,7 @@ class Watcher:
         clock: Callable[[], float] = time.monotonic,
         session_thread: Callable[[Session], Any] = SessionThread,
         budget: Budget | None = None,
+        written: Iterable[Path] = (),
     ):
         self.folder = Path(folder).expanduser().resolve()
         self.options = options
@@ -187,7 +194,7 @@ class Watcher:
         #: reentrant: safe in a signal handler, even while the loop is inside get)
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._session = session_thread(Session(self.state_dir, client, options, self._on_run_event, wait_for_lock=wait_for_lock, budget=budget))
-        self._folder = WatchedFolder(self.folder, self.state_dir)
+        self._folder = WatchedFolder(self.folder, self.state_dir, written=written, streams=(STDOUT, STDERR))
         self._debouncer = Debouncer(debounce, clock)
         self._planning: tuple[Path, int] | None = None  # set by a plan, read by its "start" event
         self._account_stopped = False
@@ -275,7 +282,7 @@ class Watcher:
         self._observer.start()
 
     def _start_up(self) -> None:
-        files = folder_files(self.folder)
+        files = [p for p in folder_files(self.folder) if not self._folder.ignored(p)]
         loaded = [m for m in (self._load(p) for p in files if looks_like_manifest(p)) if m is not None]
         check_force((job for m in loaded for job in m.jobs), self.options.force, f"the manifests in {self.folder}")
         others = self._folder.note(self._folder.unread(files))

@@ -81,8 +81,9 @@ def watch(
 
     Renders already running are never cancelled or created again by an edit: they are collected,
     and kept in the state for reuse should the edit be undone. A manifest with an error is
-    reported and skipped until it is fixed; the others go on. Outputs and the state folder are
-    not watched, so the renders never trigger themselves.
+    reported and skipped until it is fixed; the others go on. What watch writes itself (outputs,
+    the state folder, the --report page, stdout or stderr redirected to a file in FOLDER) is not
+    watched nor taken for a manifest, so its own writes never trigger it.
 
     The state folder is held for the whole session: a `vidbatch run` on it meanwhile exits with
     code 4. Ctrl-C stops submitting and exits; running tasks are saved, and `vidbatch run` or
@@ -132,6 +133,7 @@ def watch(
             watcher = Watcher(
                 folder, client, options, variables=variables, state_dir=state_dir, sim=sim,
                 debounce=debounce, on_event=on_event, confirm=confirm, wait_for_lock=wait, budget=budget,
+                written=[report_path] if report_path is not None else [],
             )
             started = time.time()
             result = watcher.run()

@@ -11,6 +11,15 @@ missing file, resumes it. A manifest always reads itself, and its picks file
 exists yet: a pick changes which take a chained shot takes its frame from and which take a cut
 joins, so a new pick plans the manifest again (its other jobs plan to ``skip``).
 
+Our own writes
+--------------
+A change to a file this process writes never plans anything and such a file is never a manifest
+(:meth:`WatchedFolder.ignored`): the state folder, the outputs and their folders, the
+``written`` files (the ``--report`` page) and the files open at its ``streams`` (stdout and
+stderr redirected into the folder: ``vidbatch watch . --json > events.json`` would otherwise
+read its own events as a broken manifest, report that, and so change it again, forever). A
+stream is compared by device and inode, not by name: the name it was opened under is not known.
+
 Outputs
 -------
 ``output file -> (Manifest, the key it wants there)``: our own writes are ignored by it, a render
@@ -21,6 +30,7 @@ so it is never changed in place: each change builds a new dict and swaps it in (
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -43,6 +53,21 @@ def output_collisions(manifest: Any, others: Sequence[Any]) -> list[ManifestProb
     return results[-1].problems
 
 
+def _file_id(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _stream_files(fds: Iterable[int]) -> set[tuple[int, int]]:
+    """The files open at ``fds`` (device, inode); a closed one (``>&-``) is none."""
+    files = set()
+    for fd in fds:
+        try:
+            files.add(_file_id(os.fstat(fd)))
+        except OSError:
+            pass
+    return files
+
+
 def _own_files(manifest: Path) -> set[Path]:
     """What a manifest always reads: itself and its picks file (which may not exist yet)."""
     return {manifest, picks_path(manifest)}
@@ -62,9 +87,13 @@ class Batch:
 
 
 class WatchedFolder:
-    def __init__(self, folder: Path, state_dir: Path):
+    def __init__(self, folder: Path, state_dir: Path, *, written: Iterable[Path] = (), streams: Iterable[int] = ()):
+        """``written``: files this process writes besides state and outputs (the report);
+        ``streams``: its file descriptors that may be redirected into the folder (stdout, stderr)."""
         self.folder = folder
         self.state_dir = state_dir
+        self._written = {p.expanduser().resolve() for p in written}
+        self._streams = _stream_files(streams)
         self.manifests: dict[Path, Any] = {}  # path -> last Manifest that loaded
         self.broken: dict[Path, str] = {}  # path -> error text of its last load
         self._inputs: dict[Path, set[Path]] = {}  # manifest -> files it read (last known)
@@ -136,8 +165,10 @@ class WatchedFolder:
         return {p.parent for p in self._readers if not p.is_relative_to(self.folder)}
 
     def ignored(self, path: Path) -> bool:
-        """Paths whose changes mean nothing: outside the folder, temporary or hidden, the state
-        folder, our outputs and output folders."""
+        """Paths whose changes mean nothing: outside the folder, temporary or hidden, and our own
+        writes (the state folder, our outputs and output folders, our report and streams)."""
+        if self.ours(path):
+            return True
         try:
             rel = path.relative_to(self.folder)
         except ValueError:
@@ -152,9 +183,23 @@ class WatchedFolder:
                 return True
         return False
 
+    def ours(self, path: Path) -> bool:
+        """Whether this process writes ``path`` besides state and outputs: a ``written`` file, or
+        the file open at one of the ``streams`` (the same device and inode, whatever its name)."""
+        if path in self._written:
+            return True
+        if not self._streams:
+            return False
+        try:
+            return _file_id(path.stat()) in self._streams
+        except OSError:  # gone, or never there
+            return False
+
     def interesting(self, path: Path) -> bool:
         """Cheap, per event: could this path matter? (The batch decides what it means.) A file a
-        manifest read is always watched, whatever its name."""
+        manifest read is always watched, whatever its name, unless we write it ourselves."""
+        if self.ours(path):
+            return False
         if path in self._readers:
             return True
         if self.ignored(path):
