@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tomllib
 from typing import Any
 
 import pytest
@@ -54,6 +55,39 @@ def test_a_file_others_can_read_is_refused_with_the_fix(tmp_path, monkeypatch, m
     assert TEST_KEY not in str(err.value)
     result = cli(["run", "--sim", "--help"])  # --sim needs no key: unaffected
     assert result.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "text", ['api_host = "https://file.example"\n', '[[prices.global]]\nmodel = "T2V-01"\nduration = 6\nprice = "0.20"\n', 'api_key = ""\n']
+)
+def test_a_file_without_a_key_is_read_whatever_others_can_read(tmp_path, monkeypatch, text):
+    """Only a key is a secret: a host or a [prices] table readable by all was refused as a file
+    that "holds an API key", by plan and run --sim too, which need no key."""
+    cfg = write_config(tmp_path / "c.toml", text, 0o644)
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond"}))
+    assert config.read_config() == tomllib.loads(text)
+    for args in (["plan", manifest], ["run", "--sim", manifest, "--poll-interval", "0"]):
+        result = cli(args)
+        assert result.exit_code == 0, result.output
+        assert "holds an API key" not in result.output
+    if "api_host" in text:
+        assert config.credentials().host == "https://file.example"
+
+
+@pytest.mark.parametrize("text", ['api_host = "https://file.example"\n', f'api_key = "{TEST_KEY}"\n'])
+def test_a_file_others_can_write_is_refused_key_or_not(tmp_path, monkeypatch, text):
+    """Whoever can write the file chooses the host a key is sent to (the environment's key too)."""
+    cfg = write_config(tmp_path / "c.toml", text, 0o620)
+    monkeypatch.setenv("VIDBATCH_CONFIG", str(cfg))
+    monkeypatch.setenv("MINIMAX_API_KEY", "from-env")
+    with pytest.raises(ConfigError, match=f"can be written by others \\(mode 0620\\), who could send your API key to any host; run `chmod 600 {cfg}`"):
+        config.credentials()
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "A quiet pond"}))
+    result = cli(["plan", manifest])
+    assert result.exit_code == 2 and "can be written by others" in result.output
 
 
 def test_bad_config_files_get_clear_messages(tmp_path, monkeypatch):

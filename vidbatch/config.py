@@ -11,9 +11,12 @@ else ``~/.config/vidbatch/config.toml``::
     duration = 6
     price = "0.20"
 
-It holds a secret, so vidbatch reads it only when it is a regular file owned by the current user
-and readable by nobody else (mode 0600 or stricter), as ssh treats its keys; otherwise it stops
-with a message saying how to fix it, instead of using a key others can read. Precedence, first
+A file that holds a key is used only when it is readable by nobody else (mode 0600 or
+stricter), as ssh treats its keys; otherwise vidbatch stops with a message saying how to fix it,
+instead of using a key others can read. A file without a key (only a host, or [prices]) may be
+readable by all. Whatever it holds, it must be a regular file of the current user's that nobody
+else can write: whoever can write it chooses the host the key (from the environment too) is
+sent to, and the prices ``--max-cost`` trusts. Precedence, first
 wins: ``--api-host`` (host only), ``MINIMAX_API_KEY`` / ``MINIMAX_API_HOST``, the config file,
 then :data:`vidbatch.facts.DEFAULT_HOST`. The key's value never appears in a message.
 """
@@ -67,8 +70,8 @@ def config_path() -> Path:
 
 
 def read_config(path: Path | None = None) -> dict[str, Any]:
-    """The config file as parsed TOML, settings and tables; {} when there is none. Refuses files
-    others could read, and names it has no use for."""
+    """The config file as parsed TOML, settings and tables; {} when there is none. Refuses a file
+    others could write, one holding a key others could read, and names it has no use for."""
     path = path or config_path()
     try:
         st = path.stat()
@@ -78,17 +81,21 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
         return {}
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"config file {path} is not a regular file")
-    if st.st_uid != os.geteuid():
-        raise ConfigError(f"config file {path} holds an API key but belongs to another user; it must be yours")
-    if st.st_mode & 0o077:
-        raise ConfigError(
-            f"config file {path} holds an API key but others can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run `chmod 600 {path}`"
-        )
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))  # as manifests: a BOM is not an error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o044 and data.get("api_key") not in (None, ""):  # only a key is a secret: a host or prices are not
+        raise ConfigError(f"config file {path} holds an API key but others can read it (mode {mode:04o}); run `chmod 600 {path}`")
+    # Whoever can write the file chooses the host a key is sent to, the file's or the environment's.
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"config file {path} belongs to another user, who could send your API key to any host; it must be yours")
+    if mode & 0o022:
+        raise ConfigError(
+            f"config file {path} can be written by others (mode {mode:04o}), who could send your API key to any host; "
+            f"run `chmod 600 {path}`"
+        )
     unknown = sorted(set(data) - set(CONFIG_KEYS) - set(CONFIG_TABLES))
     if unknown:
         raise ConfigError(
@@ -100,7 +107,7 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
 
 def load_config(path: Path | None = None) -> dict[str, str]:
     """The config file's settings (its tables are read by the modules they belong to); {} when
-    there is none. Refuses files others could read."""
+    there is none. Refuses what :func:`read_config` refuses."""
     path = path or config_path()
     settings = {name: value for name, value in read_config(path).items() if name in CONFIG_KEYS}
     for name, value in settings.items():

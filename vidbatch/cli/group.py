@@ -64,4 +64,5 @@ def main() -> None:
     The API key is read from MINIMAX_API_KEY, else from the config file (api_key = "...",
     chmod 600): $VIDBATCH_CONFIG, else $XDG_CONFIG_HOME/vidbatch/config.toml, else
     ~/.config/vidbatch/config.toml. The host from --api-host, MINIMAX_API_HOST or that file.
+    The file must be yours and writable by you alone; with a key in it, readable by you alone.
     """
