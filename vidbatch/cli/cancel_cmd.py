@@ -28,8 +28,8 @@ def cancel(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     at its next poll.
 
     Exit code: 0 when every task asked about was cancelled or had none in flight; 1 when one is
-    running (not cancellable) or could not be cancelled; 3 stopped by an account or credentials
-    error (a refused key, a wrong host); 2 usage.
+    running (not cancellable) or could not be cancelled; 3 stopped: the API refused the account or
+    key, or its host is wrong or unreachable; 2 usage, or an API key missing or malformed.
 
     \b
     Examples:

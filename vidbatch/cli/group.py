@@ -59,7 +59,9 @@ def main() -> None:
 
     \b
     Exit codes: 0 done; 1 some jobs failed (or plan --check: not up to date);
-    2 invalid manifest or usage; 3 account or credentials problem; 4 state in use; 130 interrupted (Ctrl-C, or SIGTERM).
+    2 invalid manifest or usage, or an API key missing or malformed (nothing was sent);
+    3 the API refused the account or key, or its host is wrong or unreachable;
+    4 state in use; 130 interrupted (Ctrl-C, or SIGTERM).
 
     The API key is read from MINIMAX_API_KEY, else from the config file (api_key = "...",
     chmod 600): $VIDBATCH_CONFIG, else $XDG_CONFIG_HOME/vidbatch/config.toml, else

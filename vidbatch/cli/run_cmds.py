@@ -329,7 +329,8 @@ def run(
 
     \b
     Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
-    2 invalid manifest or usage; 3 stopped by an account or credentials error;
+    2 invalid manifest or usage, or an API key missing or malformed (nothing was sent);
+    3 stopped: the API refused the account or key, or its host is wrong or unreachable;
     4 the state folder is in use by another run; 130 interrupted (Ctrl-C, or SIGTERM).
 
     \b

@@ -93,8 +93,9 @@ def watch(
     it, and the message says why, as `run` would) while watching goes on.
 
     \b
-    Exit codes: 130 interrupted (Ctrl-C or SIGTERM); 3 stopped by an account or credentials error;
-    4 the state folder is in use by another run; 2 usage.
+    Exit codes: 130 interrupted (Ctrl-C or SIGTERM); 3 stopped: the API refused the account or
+    key, or its host is wrong or unreachable; 4 the state folder is in use by another run;
+    2 usage, or an API key missing or malformed (nothing was sent).
 
     \b
     Examples:
