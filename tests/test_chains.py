@@ -349,6 +349,50 @@ def test_a_pick_of_a_take_the_shot_no_longer_has_is_named_in_the_reason(tmp_path
     assert "vidbatch pick chain.toml shot-02 TAKE" in reason
 
 
+def test_a_pick_holds_for_the_render_it_was_made_on_not_for_a_new_render_of_its_take(tmp_path, sim_env):
+    manifest = write_chain(tmp_path, TAKES)
+    assert cli(["run", manifest, *FAST]).exit_code == 1 and creates(sim_env) == 3, "shot-03 waits for a pick"
+    assert cli(["pick", manifest, "shot-02", "2"]).exit_code == 0
+    assert 'video = "sha256:' in (tmp_path / "chain.picks.toml").read_text(), "the pick names the video it was made on"
+    assert cli(["run", manifest, *FAST]).exit_code == 0 and creates(sim_env) == 5
+
+    # shot-02 edited: its take 2 renders again, and nobody has seen that render
+    manifest.write_text(TAKES.replace('"The fox, scene {{ n }}"', '"The fox, scene {{ n }}, at dusk"'))
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    action, reason = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}["shot-03"]
+    assert action == "blocked", reason
+    assert "shot-02's picked take 2 renders again (its request changed since it was picked)" in reason
+    assert "pick again with `vidbatch pick chain.toml shot-02 TAKE` (or `vidbatch review`)" in reason
+    result = cli(["run", "--json", manifest, *FAST])
+    assert result.exit_code == 1, result.output
+    assert prompts_created(sim_env)[5:] == ["The fox, scene 02, at dusk"] * 2, "the two takes of shot-02, not shot-03 from an unseen take"
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    action, reason = {j["name"]: (j["action"], j["reason"]) for j in plan["jobs"]}["shot-03"]
+    assert action == "blocked" and "shot-02's picked take 2 was rendered again since it was picked" in reason, reason
+
+    assert cli(["pick", manifest, "shot-02", "2"]).exit_code == 0  # seen now, and picked again
+    assert cli(["run", manifest, *FAST]).exit_code == 0 and creates(sim_env) == 9
+    assert sent_image_last(sim_env, "The fox, scene 03") == media.extract_frame(tmp_path / "renders" / "shot-02.take2.mp4")
+
+
+def test_a_pick_written_without_its_video_holds_for_any_render_as_before(tmp_path, sim_env):
+    manifest = write_chain(tmp_path, TAKES)
+    (tmp_path / "chain.picks.toml").write_text('["shot-02"]\npick = 2\n')  # an older picks file
+    assert cli(["run", manifest, *FAST]).exit_code == 0 and creates(sim_env) == 5
+    manifest.write_text(TAKES.replace('"The fox, scene {{ n }}"', '"The fox, scene {{ n }}, at dusk"'))
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert {j["name"]: j["action"] for j in plan["jobs"]}["shot-03"] == "wait"
+
+
+def test_a_one_take_shot_needs_no_pick_even_when_its_take_renders_again(tmp_path, sim_env):
+    manifest = write_chain(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert cli(["pick", manifest, "shot-02", "1"]).exit_code == 0  # allowed, and changes nothing
+    manifest.write_text(CHAIN.replace('"The fox, scene {{ n }}"', '"The fox, scene {{ n }}, at dusk"'))
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    assert {j["name"]: j["action"] for j in plan["jobs"]}["shot-03"] == "wait"
+
+
 # --- watch mode --------------------------------------------------------------------------------------
 
 

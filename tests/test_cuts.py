@@ -132,6 +132,29 @@ def test_a_cut_takes_the_picked_take_and_is_rebuilt_when_the_pick_changes(tmp_pa
     assert creates(sim_env) == 6, "picks and joins cost no render"
 
 
+def test_a_cut_is_not_joined_from_a_picked_take_rendered_again_since_it_was_picked(tmp_path, sim_env):
+    manifest = write_film(tmp_path, FILM.replace('matrix = { n = ["01", "02", "03"] }', 'matrix = { n = ["01", "02", "03"] }\ntakes = 2'))
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    for shot in ("shot-01", "shot-02", "shot-03"):
+        assert cli(["pick", manifest, shot, "2"]).exit_code == 0
+    result = cli(["run", "--json", manifest, *FAST])
+    assert joined(result.output) == ["film", "teaser"]
+    film = (tmp_path / "renders" / "film.mp4").read_bytes()
+
+    manifest.write_text(FILM.replace('"A lighthouse, shot {{ n }}"', '"A lighthouse, shot {{ n }}{% if n == \'02\' %}, at night{% endif %}"').replace(
+        'matrix = { n = ["01", "02", "03"] }', 'matrix = { n = ["01", "02", "03"] }\ntakes = 2'))
+    result = cli(["run", "--json", manifest, *FAST])
+    assert joined(result.output) == [], "shot-02's picked take is a render nobody has seen"
+    plan = json.loads(cli(["plan", "--json", manifest]).output)
+    cuts = {c["name"]: (c["action"], c["reason"]) for c in plan["cuts"]}
+    assert cuts["teaser"][0] == "skip"
+    assert cuts["film"][0] == "blocked" and "shot-02's picked take 2 was rendered again since it was picked" in cuts["film"][1]
+    assert (tmp_path / "renders" / "film.mp4").read_bytes() == film
+
+    assert cli(["pick", manifest, "shot-02", "2"]).exit_code == 0
+    assert joined(cli(["run", "--json", manifest, *FAST]).output) == ["film"]
+
+
 def test_a_cut_of_a_failed_shot_is_not_joined_and_says_why(tmp_path, sim_env):
     manifest = write_film(tmp_path, FILM.replace('"A lighthouse, shot {{ n }}"', '"A lighthouse, shot {{ n }}{% if n == \'03\' %} sim-fail{% endif %}"'))
     result = cli(["run", "--json", manifest, *FAST])

@@ -132,6 +132,46 @@ def test_a_picks_file_that_is_not_toml_says_where(tmp_path):
     assert "picks file is not valid TOML" in str(e.value)
 
 
+SHA = "ab" * 32
+
+
+def test_a_pick_keeps_the_video_it_was_made_on_and_a_file_without_it_still_reads(tmp_path):
+    manifest = tmp_path / "m.toml"
+    p = picks.load(manifest, jobs(s=3, one=1))
+    p.pick("s", 2, SHA)
+    p.pick("one", 1, SHA)
+    p.save("m.toml")
+    assert f'["s"]\npick = 2\nvideo = "sha256:{SHA}"\n' in p.path.read_text()
+    back = picks.load(manifest, jobs(s=3, one=1))
+    assert (back.chosen("s"), back.seen("s")) == (2, SHA)
+    assert back.seen("one") is None, "a one-take shot's only take is chosen, whatever renders"
+    back.reject("s", 2)
+    assert back.shots["s"].video is None, "un-picked: the video goes with the pick"
+    back.pick("s", 3)
+    assert (back.chosen("s"), back.seen("s")) == (3, None), "picked without a video: holds for any render"
+
+    (tmp_path / "m.picks.toml").write_text('["s"]\npick = 2\n')  # written before picks kept videos
+    old = picks.load(manifest, jobs(s=3))
+    assert (old.chosen("s"), old.seen("s")) == (2, None)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('["s"]\npick = 2\nvideo = "abc"\n', "video must be \"sha256:\" and 64 hex digits"),
+        ('["s"]\npick = 2\nvideo = 3\n', "not 3"),
+        (f'["s"]\nreject = [1]\nvideo = "sha256:{SHA}"\n', "there is no pick"),
+    ],
+)
+def test_a_bad_video_in_a_picks_file_names_its_line(tmp_path, text, words):
+    (tmp_path / "m.picks.toml").write_text(text)
+    with pytest.raises(ManifestError) as e:
+        picks.load(tmp_path / "m.toml")
+    problem = e.value.problems[0]
+    assert (problem.job, problem.field, problem.line) == ("s", "video", 3)
+    assert words in problem.message
+
+
 def test_changing_methods_refuse_impossible_takes(tmp_path):
     p = picks.load(tmp_path / "m.toml")
     with pytest.raises(ValueError, match="from 1 to 20"):
@@ -174,6 +214,20 @@ def test_pick_command_writes_picks_and_rejects(manifest):
     result = run_cli(["pick", str(manifest), "shot-01", "--clear"])
     assert result.exit_code == 0, result.output
     assert picks.load(manifest).shots == {}
+
+
+def test_pick_command_records_the_video_of_the_take_as_it_is_now(manifest):
+    import hashlib
+
+    take2 = manifest.parent / "renders" / "shot-01.take2.mp4"
+    result = run_cli(["pick", str(manifest), "shot-01", "2"])
+    assert result.exit_code == 0, result.output
+    assert "take 2 has no video at" in result.output and "yet, so the pick holds for whatever it renders" in result.output
+    assert picks.load(manifest).shots["shot-01"].video is None
+    take2.parent.mkdir()
+    take2.write_bytes(b"the video a person looked at")
+    assert run_cli(["pick", str(manifest), "shot-01", "2"]).exit_code == 0
+    assert picks.load(manifest).shots["shot-01"].video == hashlib.sha256(b"the video a person looked at").hexdigest()
 
 
 def test_pick_command_refuses_unknown_shots_and_takes_with_exit_2(manifest):

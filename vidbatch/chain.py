@@ -22,7 +22,8 @@ module finishes it against the state:
    a job that cannot be resolved yet *waits* (``Action.WAIT``: its source renders or downloads in
    this run first; counted on the bill, as if the source changes its frame) or is *blocked*
    (``Action.BLOCKED``: its source failed, is uncertain, is gone, has several takes and no pick,
-   or is blocked itself; the reason names it). Jobs come out in dependency order.
+   its picked take rendered again since it was picked (:func:`repicked`), or is blocked itself;
+   the reason names it). Jobs come out in dependency order.
 
 A frame that breaks the image rules, or a time past the end of the source, is a manifest problem:
 ``plan`` and ``run`` raise :class:`~vidbatch.errors.ManifestError` (exit 2) before any call when
@@ -47,7 +48,7 @@ from .identity import content_key
 from .manifest import frames
 from .manifest.model import ImageRef, Job, Manifest, map_images
 from .plan import Action, Plan, PlannedJob, plan_jobs, verify_output
-from .state import OutputRecord, Store
+from .state import OutputRecord, RenderState, Store
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,19 @@ def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.P
             why = f"{shot} has {len(of_shot)} takes and no pick"
         return f"{why}; pick one with `vidbatch pick {manifest} {shot} TAKE`, then run again"
     return of_shot[take]
+
+
+def repicked(shot: str, source: Job, chosen: picks.Picks, video: str | None) -> str:
+    """Why the picked take of ``shot`` (``source``) no longer stands for the shot: the video it
+    holds, or gets back in this run, for its current request (``video``, its sha256; None when
+    it is to be rendered anew) is not the one it was picked on (:meth:`vidbatch.picks.Picks.seen`).
+    "" while it is, or when the pick recorded no video."""
+    seen = chosen.seen(shot)
+    if seen is None or video == seen:
+        return ""
+    take = take_of(source)
+    when = "was rendered again since it was picked" if video is not None else "renders again (its request changed since it was picked)"
+    return f"{shot}'s picked take {take} {when}; look at the new render and pick again with `vidbatch pick {source.manifest.name} {shot} TAKE` (or `vidbatch review`), then run again"
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
         result.order[str(manifest.path)] = names
         for name in names:
             if name in edges:
-                _resolve_one(by_name[name], takes, chosen, outputs, result, write)
+                _resolve_one(by_name[name], takes, chosen, outputs, result, write, store)
     return result
 
 
@@ -182,7 +196,13 @@ def resolved(manifests: Sequence[Manifest], store: Store | None) -> list[Manifes
 
 
 def _resolve_one(
-    job: Job, takes: Mapping[str, Mapping[int, Job]], chosen: picks.Picks, outputs: Mapping[str, OutputRecord], result: Resolution, write: bool
+    job: Job,
+    takes: Mapping[str, Mapping[int, Job]],
+    chosen: picks.Picks,
+    outputs: Mapping[str, OutputRecord],
+    result: Resolution,
+    write: bool,
+    store: Store | None = None,
 ) -> None:
     waits: list[Wait] = []
     problems: list[ManifestProblem] = []
@@ -195,10 +215,14 @@ def _resolve_one(
             waits.append(Wait(spec.job, source, pick=True))
             continue
         source = result.job(source)
+        out = outputs.get(str(source.output))
+        stale = repicked(spec.job, source, chosen, _video(source, out, store)) if chosen.seen(spec.job) else ""
+        if stale:
+            waits.append(Wait(spec.job, stale, pick=True))
+            continue
         if job_id(source) in result.waits or job_id(source) in result.problems:
             waits.append(Wait(spec.job, f"waits for {spec.job}, which waits for its own source"))
             continue
-        out = outputs.get(str(source.output))
         if out is None or out.key != source.key or not verify_output(source.output, out)[0]:
             waits.append(Wait(spec.job, f"waits for {spec.job}"))
             continue
@@ -229,6 +253,18 @@ def _resolve_one(
     request = map_images(job.request, resolved)
     key = content_key(map_images(request, ImageRef.identity), take_of(job))
     result.jobs[jid] = dataclasses.replace(job, request=request, key=key)
+
+
+def _video(source: Job, out: OutputRecord | None, store: Store | None) -> str | None:
+    """The sha256 of the video ``source`` holds, or gets back in this run, for its current
+    request: its output's (a missing file is downloaded again), else its key's render (an edit
+    undone); None when it is to be rendered anew."""
+    if out is not None and out.key == source.key:
+        return out.sha256
+    record = store.get(source.key) if store is not None and not source.unresolved else None
+    if record is not None and record.state in (RenderState.DONE, RenderState.RENDERED):
+        return record.video_sha256
+    return None
 
 
 def _frame(source: Job, video_sha256: str, spec: frames.FrameSpec, write: bool) -> tuple[Path, bytes]:

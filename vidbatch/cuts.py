@@ -16,7 +16,8 @@ jobs (:func:`plan`, which wraps :func:`vidbatch.chain.plan`):
   the shots' current videos, in order: the state keeps each cut's inputs (the videos' sha256s;
   table ``cuts``, migration m008);
 - ``wait``: a shot renders (or downloads) in this run first; the cut is built after the jobs;
-- ``blocked``: a shot failed, is uncertain or gone, or has several takes and no pick.
+- ``blocked``: a shot failed, is uncertain or gone, has several takes and no pick, or its picked
+  take rendered again since it was picked (a person has not seen what the cut would hold).
 
 :func:`build` joins the clips with :func:`vidbatch.media.concat`: the packets are copied when every
 clip shares its codec parameters (MiniMax's renders of one model and resolution do), re-encoded to
@@ -143,6 +144,9 @@ def _plan_one(
         if isinstance(source, str):
             return cut(CutAction.BLOCKED, source)
         pj = planned[(str(manifest.path), source.name)]
+        stale = chain.repicked(shot, source, chosen, None if pj.billable or pj.action is Action.RESUME else _video_sha256(pj))
+        if stale:
+            return cut(CutAction.BLOCKED, stale)
         clips.append(pj.job.output)
         if pj.action is Action.SKIP:
             sha = _video_sha256(pj)

@@ -13,10 +13,19 @@ The file is TOML, one table per shot (quoted, since shot names may hold any lett
     # Picks for shots.toml: the chosen take of each shot, and rejected takes.
     ["shot-03"]
     pick = 2
+    video = "sha256:9f2c..."
     reject = [1, 3]
 
 - ``pick``: the chosen take (1..:data:`MAX_TAKES`), or absent;
+- ``video``: the sha256 of the picked take's video when it was picked (the file at its output),
+  or absent (picked before it had one, or a file written before vidbatch recorded it);
 - ``reject``: takes dropped from review, or absent; the picked take is never also rejected.
+
+A pick is a decision about the render a person looked at, not about a take number: once the
+picked take's render is no longer that video (its prompt was edited and it rendered again, or it
+was forced), :meth:`Picks.seen` no longer matches the take's video, and what depends on the pick
+(chained shots, cuts; :mod:`vidbatch.chain`, :mod:`vidbatch.cuts`) is blocked until someone
+picks again. A pick without ``video`` holds for whatever the take renders, as it always did.
 
 ``vidbatch pick`` and ``vidbatch review`` write it (atomically, through :mod:`vidbatch.files`,
 reading the file again just before each change so a hand edit is never overwritten by a stale
@@ -37,6 +46,7 @@ loader, the plan and the runner can all read picks.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +57,9 @@ from typing import Any, Protocol
 from . import files
 from .errors import ManifestError, ManifestProblem, UsageError
 from .identity import MAX_TAKES
+
+#: How a picks file writes the picked take's video (``video = "sha256:<64 hex>"``).
+_VIDEO = re.compile(r"sha256:([0-9a-f]{64})")
 
 __all__ = [
     "Decision",
@@ -80,10 +93,12 @@ class TakeJob(Protocol):
 
 @dataclass(frozen=True)
 class ShotPicks:
-    """One shot's decisions: the picked take (or None) and the rejected takes."""
+    """One shot's decisions: the picked take (or None), the rejected takes, and the sha256 of
+    the picked take's video when it was picked (None: not known)."""
 
     pick: int | None = None
     rejected: frozenset[int] = frozenset()
+    video: str | None = None
 
     def __bool__(self) -> bool:
         return self.pick is not None or bool(self.rejected)
@@ -137,6 +152,16 @@ class Picks:
             return takes[0]
         return None
 
+    def seen(self, shot: str) -> str | None:
+        """The sha256 of the video the chosen take of ``shot`` was picked on: the pick stands for
+        that render only. None when the pick recorded none (picked before its take had a video,
+        or an older file), and for a one-take shot (its only take is chosen, picked or not)."""
+        entry = self.shots.get(shot, ShotPicks())
+        takes = self.takes_of(shot)
+        if len(takes) == 1 or entry.pick not in takes:
+            return None
+        return entry.video
+
     def rejected(self, shot: str) -> frozenset[int]:
         """The takes of ``shot`` a person rejected."""
         return self.shots.get(shot, ShotPicks()).rejected
@@ -163,17 +188,18 @@ class Picks:
 
     # --- changing --------------------------------------------------------------------------
 
-    def pick(self, shot: str, take: int) -> None:
-        """Choose ``take`` of ``shot`` (un-rejecting it if it was rejected)."""
+    def pick(self, shot: str, take: int, video: str | None = None) -> None:
+        """Choose ``take`` of ``shot`` (un-rejecting it if it was rejected); ``video``: the sha256
+        of the take's video as the person saw it, None when it has none yet."""
         _check_take(take)
         entry = self.shots.get(shot, ShotPicks())
-        self.shots[shot] = ShotPicks(take, entry.rejected - {take})
+        self.shots[shot] = ShotPicks(take, entry.rejected - {take}, video)
 
     def reject(self, shot: str, take: int) -> None:
         """Drop ``take`` of ``shot`` from review (un-picking it if it was the pick)."""
         _check_take(take)
         entry = self.shots.get(shot, ShotPicks())
-        self.shots[shot] = ShotPicks(None if entry.pick == take else entry.pick, entry.rejected | {take})
+        self.shots[shot] = _without_pick(entry, take, entry.rejected | {take})
 
     def clear(self, shot: str, take: int | None = None) -> None:
         """Forget what was decided about ``take`` of ``shot`` (picked or rejected), or about the
@@ -182,7 +208,7 @@ class Picks:
             self.shots.pop(shot, None)
             return
         entry = self.shots.get(shot, ShotPicks())
-        self.shots[shot] = ShotPicks(None if entry.pick == take else entry.pick, entry.rejected - {take})
+        self.shots[shot] = _without_pick(entry, take, entry.rejected - {take})
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -192,6 +218,8 @@ class Picks:
             f"# Picks for {manifest_name or 'this manifest'}: the chosen take of each shot, and rejected takes.",
             "# Written by `vidbatch pick` and `vidbatch review`; safe to edit and commit (comments are not kept).",
         ]
+        if any(entry.video for entry in self.shots.values()):
+            lines.append("# video: what the picked take's video was when picked; once it renders again, pick again.")
         for shot in sorted(self.shots):
             entry = self.shots[shot]
             if not entry:
@@ -199,6 +227,8 @@ class Picks:
             lines += ["", f"[{_toml_string(shot)}]"]
             if entry.pick is not None:
                 lines.append(f"pick = {entry.pick}")
+                if entry.video is not None:
+                    lines.append(f'video = "sha256:{entry.video}"')
             if entry.rejected:
                 lines.append(f"reject = [{', '.join(str(t) for t in sorted(entry.rejected))}]")
         return "\n".join(lines) + "\n"
@@ -240,7 +270,11 @@ def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None,
     """Record ``decision`` about ``take`` of ``shot`` in the picks file of ``manifest`` and return
     the picks as saved. ``jobs``: the manifest's jobs; a shot or take they do not have is a
     :class:`~vidbatch.errors.UsageError` (exit 2), and the file is left as it was. ``take`` may
-    be None only to clear a whole shot."""
+    be None only to clear a whole shot.
+
+    A pick records the sha256 of the video at the take's ``output`` (jobs such as
+    :class:`vidbatch.manifest.Job` carry it; with ``--sim``, the simulated one): the render the
+    person looked at. A take with no video there yet is picked without one."""
     jobs = list(jobs)
     takes = takes_by_shot(jobs)
     name = Path(manifest).name
@@ -251,11 +285,15 @@ def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None,
         raise UsageError(f"which take of {shot} to {decision.value}? Give its number (takes: {describe_takes(takes[shot])})")
     if take is not None and take not in takes[shot]:
         raise UsageError(f"shot {shot} has takes {describe_takes(takes[shot])}; there is no take {take}")
+    video = None
+    if decision is Decision.PICK:
+        job = next(j for j in jobs if j.shot == shot and j.take == take)
+        video = _video_of(getattr(job, "output", None))
 
     def change(picks: Picks) -> None:
         if decision is Decision.PICK:
             assert take is not None
-            picks.pick(shot, take)
+            picks.pick(shot, take, video)
         elif decision is Decision.REJECT:
             assert take is not None
             picks.reject(shot, take)
@@ -271,6 +309,20 @@ def describe_takes(takes: Iterable[int]) -> str:
     if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"{ordered[0]}-{ordered[-1]}"
     return ", ".join(map(str, ordered))
+
+
+def _video_of(output: Path | None) -> str | None:
+    """The sha256 (hex) of the video at ``output``, or None when there is none to read."""
+    if output is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(output, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:  # not rendered (or not downloaded) yet: nothing was seen
+        return None
+    return digest.hexdigest()
 
 
 # --- reading the file ------------------------------------------------------------------------
@@ -317,13 +369,21 @@ def _shot(path: Path, shot: str, table: Any, locate: _Locator) -> tuple[ShotPick
     if not isinstance(table, dict):
         return None, [problem(f"must be a table of the shot's picks (pick = 2, reject = [1]), not {table!r}")]
     problems = []
-    unknown = sorted(set(table) - {"pick", "reject"})
+    unknown = sorted(set(table) - {"pick", "video", "reject"})
     for key in unknown:
-        problems.append(problem(f"unknown key {key!r}; a shot's table holds pick = TAKE and reject = [TAKES]", key))
+        problems.append(problem(f"unknown key {key!r}; a shot's table holds pick = TAKE, video = \"sha256:...\" and reject = [TAKES]", key))
     pick = table.get("pick")
     if pick is not None and _take_problem(pick):
         problems.append(problem(f"{_take_problem(pick)}", "pick"))
         pick = None
+    video = table.get("video")
+    if video is not None:
+        found = _VIDEO.fullmatch(video) if isinstance(video, str) else None
+        if found is None:
+            problems.append(problem(f'video must be "sha256:" and 64 hex digits (the picked take\'s video), not {video!r}; delete the line to keep the pick for any render', "video"))
+        elif "pick" not in table:
+            problems.append(problem("video names the picked take's video, but there is no pick; delete it or add pick = TAKE", "video"))
+        video = found.group(1) if found is not None else None
     raw_reject = table.get("reject", [])
     rejected: set[int] = set()
     if not isinstance(raw_reject, list):
@@ -337,7 +397,7 @@ def _shot(path: Path, shot: str, table: Any, locate: _Locator) -> tuple[ShotPick
                 rejected.add(take)
     if pick is not None and pick in rejected:
         problems.append(problem(f"take {pick} is both picked and rejected; keep one", "reject"))
-    return ShotPicks(pick, frozenset(rejected)), problems
+    return ShotPicks(pick, frozenset(rejected), video if pick is not None else None), problems
 
 
 def _take_problem(take: Any) -> str | None:
@@ -346,6 +406,13 @@ def _take_problem(take: Any) -> str | None:
     if not 1 <= take <= MAX_TAKES:
         return f"must be a take number from 1 to {MAX_TAKES}, not {take}"
     return None
+
+
+def _without_pick(entry: ShotPicks, take: int, rejected: Iterable[int]) -> ShotPicks:
+    """``entry`` with ``rejected`` as its rejected takes, un-picked if ``take`` was its pick."""
+    if entry.pick == take:
+        return ShotPicks(None, frozenset(rejected))
+    return ShotPicks(entry.pick, frozenset(rejected), entry.video)
 
 
 def _check_take(take: int) -> None:
