@@ -5,6 +5,7 @@ and shot), then the real `vidbatch pick` command through click's CliRunner."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,10 @@ def test_a_pick_of_a_take_the_shot_no_longer_has_is_not_chosen(tmp_path):
     (tmp_path / "m.picks.toml").write_text('["s"]\npick = 4\n["gone"]\npick = 1\n')
     p = picks.load(manifest, jobs(s=3))
     assert p.chosen("s") is None
-    assert p.stale() == ["m.picks.toml: shot gone is not in the manifest (renamed or removed?)", "m.picks.toml: shot s has no take 4 any more"]
+    assert p.stale() == [
+        "m.picks.toml: shot gone is not in the manifest (renamed or removed?); its decisions are ignored: rename or delete its table",
+        "m.picks.toml: shot s has no take 4 any more (it has takes 1-3); ignored: pick again, or delete it",
+    ]
 
 
 def test_update_reads_the_file_again_so_a_hand_edit_survives(tmp_path):
@@ -238,3 +242,20 @@ def test_pick_command_refuses_unknown_shots_and_takes_with_exit_2(manifest):
     assert result.exit_code == 2
     assert "shot-01 has takes 1-3" in result.output
     assert not picks.picks_path(manifest).exists()
+
+
+def test_plan_and_status_warn_about_picks_of_shots_and_takes_the_manifest_no_longer_has(manifest):
+    picks.picks_path(manifest).write_text('["shot-01"]\npick = 4\n\n["shot-00"]\npick = 2\n')
+    for command in (["plan"], ["status"]):
+        result = run_cli([*command, str(manifest)])
+        assert result.exit_code == 0, result.output
+        assert "warning: shots.picks.toml: shot shot-00 is not in the manifest (renamed or removed?)" in result.output, command
+        assert "warning: shots.picks.toml: shot shot-01 has no take 4 any more (it has takes 1-3)" in result.output, command
+    for command in ("plan", "status"):
+        doc = json.loads(run_cli([command, "--json", str(manifest)]).output)  # only JSON, warnings in it
+        assert [w.split(";")[0] for w in doc["warnings"]] == [
+            "shots.picks.toml: shot shot-00 is not in the manifest (renamed or removed?)",
+            "shots.picks.toml: shot shot-01 has no take 4 any more (it has takes 1-3)",
+        ], command
+    result = run_cli(["plan", "--check", str(manifest)])
+    assert result.exit_code == 1 and result.output == "", "--check prints nothing"

@@ -179,11 +179,12 @@ class Picks:
         notes = []
         for shot, entry in sorted(self.shots.items()):
             if shot not in self.takes:
-                notes.append(f"{self.path.name}: shot {shot} is not in the manifest (renamed or removed?)")
+                notes.append(f"{self.path.name}: shot {shot} is not in the manifest (renamed or removed?); its decisions are ignored: rename or delete its table")
                 continue
             gone = sorted(t for t in ({entry.pick} if entry.pick else set()) | entry.rejected if t not in self.takes[shot])
             if gone:
-                notes.append(f"{self.path.name}: shot {shot} has no take {', '.join(map(str, gone))} any more")
+                takes = describe_takes(self.takes[shot])
+                notes.append(f"{self.path.name}: shot {shot} has no take {', '.join(map(str, gone))} any more (it has takes {takes}); ignored: pick again, or delete it")
         return notes
 
     # --- changing --------------------------------------------------------------------------

@@ -155,6 +155,8 @@ class Plan:
     orphans: list[Orphan]
     #: the manifests' sequences joined into cuts: local steps, no API call (vidbatch.cuts.PlannedCut)
     cuts: list[Any] = field(default_factory=list)
+    #: what is wrong but changes nothing planned, in words (a pick of a shot no longer there)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
@@ -188,6 +190,7 @@ class Plan:
             "jobs": [p.to_json(cwd) for p in self.jobs],
             "orphans": [o.to_json(cwd) for o in self.orphans],
             **({"cuts": [c.to_json(cwd) for c in self.cuts]} if self.cuts else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             "summary": self.summary(),
         }
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from . import chain, cuts, media, picks
 from .events import Stop
-from .errors import UsageError
+from .errors import ManifestError, UsageError
 from .manifest.model import image_refs
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
@@ -151,10 +151,24 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
     _check_force(ws, force)
     store = Store.open_for_reading(ws.state_dir)
     try:
-        return cuts.plan(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+        the_plan = cuts.plan(ws.manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
     finally:
         if store:
             store.close()
+    the_plan.warnings = pick_warnings(ws.manifests)
+    return the_plan
+
+
+def pick_warnings(manifests: Sequence[Any]) -> list[str]:
+    """What the manifests' picks files decide about shots or takes the manifests no longer have
+    (:meth:`vidbatch.picks.Picks.stale`), one line each: ignored, so said, never an error."""
+    notes: list[str] = []
+    for m in manifests:
+        try:
+            notes += picks.load(m.path, m.jobs).stale()
+        except ManifestError:  # a bad picks file: the plan of what reads picks stopped on it already
+            continue
+    return notes
 
 
 def run(

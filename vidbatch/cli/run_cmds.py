@@ -194,7 +194,9 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     Chained shots (first_frame_image = "frame:shot-02") are listed after their sources: wait (the
     source renders first in this run; counted on the bill) or blocked (the source failed, or has
     several takes and no pick: the reason is shown). Sequences are local steps after the jobs:
-    build, skip, wait or blocked (joining shots costs no API call).
+    build, skip, wait or blocked (joining shots costs no API call). A picks file's decision
+    about a shot or take the manifest no longer has is ignored, with a warning on stderr (with
+    --json, in the object's "warnings").
 
     \b
     Examples:
@@ -210,9 +212,11 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     if check:
         sys.exit(0 if the_plan.up_to_date else 1)
     cost = money.budget(ws.manifests, api_host=api_host, sim=sim, region=region).cost(the_plan)
-    if as_json:
+    if as_json:  # its warnings are in the object
         click.echo(json.dumps(cost.annotate(the_plan.to_json(Path.cwd())), indent=2, ensure_ascii=False))
         return
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     _print_plan(the_plan, resume_hint("gc", manifests, variables, state_dir, sim), cost)
 
 
@@ -438,7 +442,9 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     The spend is every create MiniMax accepted for these manifests so far (all runs, at the
     price quoted when each run started; see `vidbatch spend`), with what went on renders that
     then failed, and creates whose answer was lost (uncertain) apart as possible spend. --json
-    gives each job's render cost ("cost": its accepted creates, every try) and "spend".
+    gives each job's render cost ("cost": its accepted creates, every try) and "spend". A picks
+    file's decision about a shot or take the manifest no longer has is warned about on stderr
+    (with --json, in "warnings").
 
     \b
     Examples:
@@ -453,6 +459,9 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     ws = _load(manifests, variables, state_dir, sim) if manifests else None
     folder = ws.state_dir if ws else project.state_folder(Path.cwd(), state_dir=state_dir, sim=sim)
     jobs, store = project.status(ws, folder)
+    warnings = project.pick_warnings(ws.manifests) if ws else []
+    for warning in warnings if not as_json else []:  # with --json, in the object
+        click.echo(f"warning: {warning}", err=True)
     try:
         if job_name:
             _print_history(jobs, store, job_name, as_json)
@@ -462,7 +471,8 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
             for j in jobs:
                 counts[j.state] = counts.get(j.state, 0) + 1
             spend = money.spent_by(ws, store).totals_json()
-            click.echo(json.dumps({"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs], "spend": spend}, indent=2, ensure_ascii=False))
+            doc = {"state_dir": str(folder), "counts": counts, "jobs": [j.to_json() for j in jobs], "spend": spend, **({"warnings": warnings} if warnings else {})}
+            click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
             return
         if store is None:
             click.echo(f"no state at {folder}: nothing has been run here yet")
