@@ -259,3 +259,20 @@ def test_plan_and_status_warn_about_picks_of_shots_and_takes_the_manifest_no_lon
         ], command
     result = run_cli(["plan", "--check", str(manifest)])
     assert result.exit_code == 1 and result.output == "", "--check prints nothing"
+
+
+def test_a_bad_picks_file_stops_a_plan_that_depends_on_picks_and_is_a_warning_for_one_that_does_not(manifest):
+    picks.picks_path(manifest).write_text('["shot-01"]\npick = "two"\n')
+    result = run_cli(["plan", str(manifest)])
+    assert result.exit_code == 0, "no chained shot or cut: the picks change nothing planned"
+    assert f"warning: {picks.picks_path(manifest)}:2: job shot-01: field pick: must be a take number" in result.output
+    assert "this plan does not depend on picks, but status, report and review stop on the file" in result.output
+    doc = json.loads(run_cli(["plan", "--json", str(manifest)]).output)
+    assert len(doc["warnings"]) == 1 and ":2: job shot-01: field pick:" in doc["warnings"][0]
+
+    chained = MANIFEST + '\n[[jobs]]\nname = "shot-03"\nfirst_frame_image = "frame:shot-01"\nprompt = "the fox, later"\n'
+    for text in (chained, MANIFEST + '\n[[sequences]]\nname = "film"\nshots = ["shot-01", "shot-02"]\n'):
+        manifest.write_text(text)
+        result = run_cli(["plan", str(manifest)])
+        assert result.exit_code == 2, "which take shot-01 stands for decides what renders: never planned as if no pick"
+        assert f"{picks.picks_path(manifest)}:2: job shot-01: field pick: must be a take number" in result.output

@@ -161,13 +161,18 @@ def plan(ws: Workspace, *, retry_failed: bool = False, force: Sequence[str] = ()
 
 def pick_warnings(manifests: Sequence[Any]) -> list[str]:
     """What the manifests' picks files decide about shots or takes the manifests no longer have
-    (:meth:`vidbatch.picks.Picks.stale`), one line each: ignored, so said, never an error."""
+    (:meth:`vidbatch.picks.Picks.stale`), one line each: ignored, so said, never an error.
+
+    A picks file that cannot be read is one line per problem too: the plan of a manifest whose
+    chained shots or cuts read its picks has stopped on it already (ManifestError, exit 2: which
+    take a shot stands for decides what is rendered), so here it is the file of a manifest whose
+    plan picks change nothing."""
     notes: list[str] = []
     for m in manifests:
         try:
             notes += picks.load(m.path, m.jobs).stale()
-        except ManifestError:  # a bad picks file: the plan of what reads picks stopped on it already
-            continue
+        except ManifestError as e:
+            notes += [f"{p}; this plan does not depend on picks, but status, report and review stop on the file until it is fixed" for p in e.problems]
     return notes
 
 
