@@ -695,6 +695,79 @@ def test_an_output_that_is_a_folder_of_another_output_is_refused(tmp_path):
     assert "job d: field output: output " in d and "renders/z is a folder job c writes " in d and "renders/z/c.mp4 into" in d
 
 
+def test_an_output_over_an_input_is_refused_before_anything_is_sent(tmp_path, monkeypatch):
+    # output_dir "." puts outputs beside the manifest: a run would replace the manifest, the rows
+    # file, the template and the image it reads with videos
+    monkeypatch.chdir(tmp_path)
+    png(tmp_path / "first.png")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "hero.png").symlink_to(tmp_path / "first.png")
+    write(tmp_path, "rows.csv", "id,image\n01,links/hero.png\n")
+    write(tmp_path, "prompt.j2", "A fox")
+    write(
+        tmp_path,
+        "m.toml",
+        """
+        output_dir = "."
+        [defaults]
+        model = "MiniMax-Hailuo-02"
+        [[jobs]]
+        name = "shot-{{ id }}"
+        prompt = "{% include 'prompt.j2' %}"
+        first_frame_image = "{{ image }}"
+        foreach = "rows.csv"
+        [[jobs]]
+        name = "a"
+        prompt = "p"
+        output = "m.toml"
+        [[jobs]]
+        name = "b"
+        prompt = "p"
+        output = "./rows.csv"
+        [[jobs]]
+        name = "c"
+        prompt = "p"
+        output = "prompt.j2"
+        [[jobs]]
+        name = "d"
+        prompt = "p"
+        output = "first.png"
+        [[sequences]]
+        name = "film"
+        shots = ["shot-01"]
+        output = "links/hero.png"
+        """,
+    )
+    write(tmp_path, "n.toml", 'output_dir = "."\n[[jobs]]\nname = "z"\nmodel = "T2V-01"\nprompt = "p"\noutput = "m.toml"\n')
+    result = cli("validate", "m.toml", "n.toml")
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ") or " would overwrite " in line]
+    assert len(errors) == 6, result.stderr
+    assert "m.toml:9: job a: field output: output m.toml would overwrite the manifest m.toml itself; " in result.stderr
+    assert "job b: field output: output rows.csv would overwrite rows.csv, an included template or rows file this manifest reads" in result.stderr
+    assert "job c: field output: output prompt.j2 would overwrite prompt.j2, an included template or rows file" in result.stderr
+    # the image is read through a symbolic link: the file it leads to is the input too
+    assert (
+        "job d: field output: output first.png would overwrite links/hero.png, the first_frame_image of job shot-01 "
+        "(the same file, through a symbolic link); a run would replace it with a video" in result.stderr
+    )
+    assert "job sequence film: field output: output links/hero.png would overwrite links/hero.png, the first_frame_image" in result.stderr
+    # one manifest's output over another's input
+    assert "n.toml:2: job z: field output: output m.toml would overwrite the manifest m.toml; a run would replace it with a video" in result.stderr
+    assert "nothing was sent or written" in result.stderr
+    assert (tmp_path / "m.toml").read_text(encoding="utf-8").startswith('output_dir = "."')
+
+
+def test_an_output_over_an_input_in_another_case_warns(tmp_path):
+    path = write(tmp_path, "m.toml", 'output_dir = "."\n[[jobs]]\nname = "a"\nmodel = "T2V-01"\nprompt = "p"\noutput = "M.toml"\n')
+    [result] = check_manifests([path])
+    if (tmp_path / "M.toml").exists():  # a case-insensitive file system: the same file
+        assert any("would overwrite the manifest" in p.message for p in result.problems)
+    else:
+        assert result.ok
+        assert any("differs from the manifest" in w.message and "only in case" in w.message for w in result.warnings)
+
+
 def test_outputs_differing_only_in_case_warn(tmp_path):
     path = t2v(tmp_path, '[[jobs]]\nname = "{{ n }}"\nprompt = "p {{ n }}"\nmatrix = { n = ["Fox", "fox"] }\n')
     [result] = check_manifests([path])

@@ -15,8 +15,10 @@ The pipeline for one manifest, each step collecting every problem it can before 
    body it would send, each problem named by the job's own field (``reference_images[2]``); a
    field only the other API has is an error on the job, and left out when it comes from
    ``[defaults]``;
-5. across every manifest checked together: no two jobs may write the same output
-   (:func:`check_output_collisions` offers the same check to callers holding loaded manifests).
+5. across every manifest checked together: no two jobs may write the same output, and no output
+   (a job's or a sequence's) may overwrite a file any of them reads (:attr:`Manifest.inputs`:
+   a manifest, a template, a rows file, an image); :func:`check_output_collisions` offers the
+   jobs' check to callers holding loaded manifests.
 
 Per job, fields come from three places, later winning: ``[defaults]``, then the row (a matrix or
 foreach key named like a request field fills that field), then the job table itself. Template
@@ -47,7 +49,7 @@ from ..prices import manifest_rows as price_rows
 from . import frames
 from . import rows as rows_mod
 from . import schema
-from .model import ImageRef, Job, Manifest, ManifestResult, ShotSequence, map_images
+from .model import ImageRef, Job, Manifest, ManifestResult, ShotSequence, image_fields, map_images
 from .source import Document, FileTooLarge, SourceError, load_document, read_problem
 from .templates import RESERVED_NAMES, TemplateProblem, Templates, is_template
 
@@ -1351,19 +1353,48 @@ def check_manifests(
 class _Collision:
     """Job ``job`` of ``manifest`` writes the file ``other`` of ``other_manifest`` already writes:
     the same file (``case_only`` False), or one whose path differs only in letter case; or
-    (``nested``) one of the two outputs is a folder the other is written into."""
+    (``nested``) one of the two outputs is a folder the other is written into; or (``input``,
+    ``other`` None) the file is one ``other_manifest`` reads: itself, an included template, a
+    rows file, an image."""
 
     manifest: Manifest
     job: Job
     other_manifest: Manifest
-    other: Job
+    other: Job | None
     case_only: bool
     nested: bool = False
+    input: Path | None = None
+
+
+def _inputs(manifests: list[Manifest], realpath: Callable[[str], str]) -> dict[str, tuple[Manifest, Path]]:
+    """Every local file ``manifests`` read (:attr:`Manifest.inputs`), by real path: the name it is
+    read by, its folder's symbolic links followed (writing an output there replaces that name),
+    and the file a symbolic link at that name leads to."""
+    found: dict[str, tuple[Manifest, Path]] = {}
+    for manifest in manifests:
+        for path in sorted(manifest.inputs):
+            parent, file_name = os.path.split(str(path))
+            for real in (os.path.join(realpath(parent), file_name), realpath(str(path))):
+                found.setdefault(real, (manifest, path))
+    return found
+
+
+def _same_file(a: str, b: Path) -> bool:
+    """Whether two paths name one file here (a case-insensitive file system folds their case)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -> Iterator[_Collision]:
-    """Every job that writes an output an earlier job (of any of ``manifests``) already writes,
-    by real path (symbolic links followed), in order; then, once per path, case-only clashes."""
+    """Every job that writes over a file one of ``manifests`` reads, or an output an earlier job
+    (of any of them) already writes, by real path (symbolic links followed), in order; then, once
+    per path, case-only clashes (a case-only clash with an input is one when the file system here
+    takes both paths for the same file)."""
+    manifests = list(manifests)
+    inputs = _inputs(manifests, realpath)
+    folded_inputs = {real.casefold(): read for real, read in inputs.items()}
     writers: dict[str, tuple[Manifest, Job]] = {}
     folders: dict[str, tuple[Manifest, Job]] = {}  # every folder outputs are written into: its first job
     folded: dict[str, tuple[Manifest, Job]] = {}
@@ -1371,6 +1402,12 @@ def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -
         for job in manifest.jobs:
             parent, file_name = os.path.split(str(job.output))
             real = os.path.join(realpath(parent), file_name)
+            read = inputs.get(real) or folded_inputs.get(real.casefold())
+            if read is not None:
+                case_only = real not in inputs and not _same_file(real, read[1])
+                yield _Collision(manifest, job, read[0], None, case_only, input=read[1])
+                if not case_only:
+                    continue
             if real in writers:
                 yield _Collision(manifest, job, *writers[real], case_only=False)
                 continue
@@ -1392,7 +1429,37 @@ def _collisions(manifests: Iterable[Manifest], realpath: Callable[[str], str]) -
             folded.setdefault(fold, (manifest, job))
 
 
+def _input_label(path: Path, reader: Manifest, writer: Manifest, display: Callable[[Path | str], str]) -> str:
+    """The input ``path`` of ``reader`` in words, for a problem of ``writer``: the manifest, the
+    image of a job, or another file it reads."""
+    same = reader is writer
+    if path == reader.path:
+        return f"the manifest {display(path)}" + (" itself" if same else "")
+    for job in reader.jobs:
+        for field_name, ref in image_fields(job.request):
+            if ref.path == path:
+                return f"{display(path)}, the {field_name} of job {job.name}" + ("" if same else f" of {display(reader.path)}")
+    return f"{display(path)}, an included template or rows file {'this manifest' if same else display(reader.path)} reads"
+
+
+def _overwrite_problem(
+    writer: Manifest, output: Path, read: tuple[Manifest, Path], display: Callable[[Path | str], str], **where: Any
+) -> ManifestProblem:
+    """The problem of an output (``where``: its job, line) that would replace the input ``read``."""
+    linked = " (the same file, through a symbolic link)" if os.path.normpath(output) != os.path.normpath(read[1]) else ""
+    return ManifestProblem(
+        display(writer.path),
+        f"output {display(output)} would overwrite {_input_label(read[1], read[0], writer, display)}{linked}; a run "
+        "would replace it with a video. Give it another output (or the manifest another output_dir)",
+        field="output",
+        **where,
+    )
+
+
 def _collision_problem(c: _Collision, display: Callable[[Path | str], str]) -> ManifestProblem:
+    if c.input is not None:
+        return _overwrite_problem(c.manifest, c.job.output, (c.other_manifest, c.input), display, job=c.job.name, line=c.job.line)
+    assert c.other is not None
     where = f"job {c.other.name}" if c.other_manifest is c.manifest else f"job {c.other.name} of {display(c.other.manifest)}"
     if c.nested and Path(c.other.output).is_relative_to(c.job.output):
         message = (
@@ -1417,8 +1484,8 @@ def _collision_problem(c: _Collision, display: Callable[[Path | str], str]) -> M
 
 def check_output_collisions(manifests: Iterable[Manifest]) -> list[ManifestProblem]:
     """The problems of jobs that write a file an earlier job, of the same manifest or an earlier
-    one in ``manifests``, already writes. Paths are compared after following symbolic links, and
-    shown relative to the working folder when inside it.
+    one in ``manifests``, already writes, or a file one of ``manifests`` reads. Paths are compared
+    after following symbolic links, and shown relative to the working folder when inside it.
 
     Each manifest loaded alone has no such problem within itself; give this every manifest that
     shares output folders (a watched folder's) to find the clashes between them. A problem names
@@ -1434,18 +1501,23 @@ def check_output_collisions(manifests: Iterable[Manifest]) -> list[ManifestProbl
 
 def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
     """The collisions between the manifests of one call become problems (at most
-    :data:`MAX_PROBLEMS_PER_TABLE` per manifest, the rest counted) and case-only ones warnings;
-    a manifest with problems is then none."""
+    :data:`MAX_PROBLEMS_PER_TABLE` per manifest, the rest counted) and case-only ones warnings, as
+    does a sequence's output that would overwrite an input; a manifest with problems is then none."""
     by_manifest = {id(r.manifest): r for r in results if r.manifest is not None}
     hidden: dict[int, int] = {}
     for c in _collisions((r.manifest for r in results if r.manifest is not None), session.realpath):
         result = by_manifest[id(c.manifest)]
         if c.case_only:
+            if c.input is not None:
+                other = _input_label(c.input, c.other_manifest, c.manifest, session.display)
+            else:
+                assert c.other is not None
+                other = f"job {c.other.name}'s {session.display(c.other.output)}"
             result.warnings.append(
                 ManifestProblem(
                     session.display(c.job.manifest),
-                    f"output {session.display(c.job.output)} differs from job {c.other.name}'s "
-                    f"{session.display(c.other.output)} only in case; they collide on macOS and Windows",
+                    f"output {session.display(c.job.output)} differs from {other} only in case; "
+                    "they collide on macOS and Windows",
                     job=c.job.name,
                     field="output",
                 )
@@ -1454,6 +1526,16 @@ def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
             hidden[id(result)] = hidden.get(id(result), 0) + 1
         else:
             result.problems.append(_collision_problem(c, session.display))
+    loaded = [r.manifest for r in results if r.manifest is not None]
+    inputs = _inputs(loaded, session.realpath)
+    for manifest in loaded:
+        for sequence in manifest.sequences:  # a cut is an output too
+            parent, file_name = os.path.split(str(sequence.output))
+            read = inputs.get(os.path.join(session.realpath(parent), file_name))
+            if read is not None:
+                by_manifest[id(manifest)].problems.append(_overwrite_problem(
+                    manifest, sequence.output, read, session.display, job=f"sequence {sequence.name}", line=sequence.line
+                ))
     for result in results:
         if result.manifest is not None and id(result) in hidden:
             result.problems.append(
