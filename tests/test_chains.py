@@ -132,12 +132,48 @@ def test_nothing_changed_costs_nothing_and_an_edit_upstream_renders_what_is_down
     assert creates(sim_env) == 7, "shot-01 is not rendered again; 02, 03 and 04 are"
     assert sent_image_last(sim_env, "The fox, scene 03") == media.extract_frame(tmp_path / "renders" / "shot-02.mp4")
 
-    # undoing the edit: shot-02 gets its first video back (cached), and so do 03 and 04
+    # undoing the edit: shot-02 gets its first video back (cached), and so do 03 and 04: their
+    # frames were kept, so the plan knows it and bills nothing
     manifest.write_text(CHAIN)
     plan = json.loads(cli(["plan", "--json", manifest]).output)
-    assert [j["action"] for j in plan["jobs"]] == ["skip", "download", "wait", "wait"]
-    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert [j["action"] for j in plan["jobs"]] == ["skip", "download", "download", "download"]
+    assert plan["summary"]["billable"] == 0
+    assert cli(["run", "--max-cost", "0", manifest, *FAST]).exit_code == 0
     assert creates(sim_env) == 7, "the earlier frames give the earlier keys: already rendered, nothing to pay"
+
+
+def test_a_source_downloaded_again_bills_nothing_downstream(tmp_path, sim_env):
+    # shot-01's video deleted: the state gives it back without a render, and the frames kept
+    # from that video say shots 02-04 are unchanged, so the plan bills nothing and a cap passes
+    manifest = write_chain(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    renders = tmp_path / "renders"
+    (renders / "shot-01.mp4").unlink()
+    plan = cli(["plan", manifest])
+    assert plan.exit_code == 0, plan.output
+    assert "Nothing to pay for." in plan.output and "wait" not in plan.output, plan.output
+    listed = json.loads(cli(["plan", "--json", manifest]).output)
+    assert [j["action"] for j in listed["jobs"]] == ["download", "skip", "skip", "skip"]
+    assert (listed["summary"]["billable"], listed["summary"]["cost"]["total"]) == (0, "0")
+    assert listed["summary"]["cost"]["upper_bound"] is False
+    result = cli(["run", "--max-cost", "0.10", manifest, *FAST])
+    assert result.exit_code == 0, result.output
+    assert creates(sim_env) == 4, "nothing rendered again"
+
+    # with its frame gone too, what shot-02 will be is known only once the video is back: counted
+    # as a render, and the plan says the total is at most that
+    (renders / "shot-01.mp4").unlink()
+    for frame in (renders / "frames").glob("shot-01@*.png"):
+        frame.unlink()
+    plan = cli(["plan", manifest])
+    assert "wait      shot-02" in plan.output and "skip      shot-03" not in plan.output
+    assert "Total: up to 0.84 USD" in plan.output, plan.output
+    assert json.loads(cli(["plan", "--json", manifest]).output)["summary"]["cost"]["upper_bound"] is True
+    refused = cli(["run", "--max-cost", "0.10", manifest, *FAST])
+    assert refused.exit_code == 2
+    assert "up to 0.84 USD" in refused.output and "chained shots that wait" in refused.output, refused.output
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    assert creates(sim_env) == 4, "the frame taken again is the same: nothing was paid"
 
 
 def sent_image_last(sim, prompt: str) -> bytes:

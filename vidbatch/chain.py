@@ -18,9 +18,13 @@ module finishes it against the state:
    PNG's bytes (:mod:`vidbatch.identity`): re-rendering or re-picking the source gives another
    frame and so another key (the dependent is stale); an unchanged source gives the same key
    (nothing to pay).
-2. **Plan** (:func:`plan`): the resolved jobs are planned as any job (:func:`vidbatch.plan.plan_jobs`);
-   a job that cannot be resolved yet *waits* (``Action.WAIT``: its source renders or downloads in
-   this run first; counted on the bill, as if the source changes its frame) or is *blocked*
+2. **Plan** (:func:`plan`): the resolved jobs are planned as any job (:func:`vidbatch.plan.plan_jobs`).
+   A source whose output is not in place but that the plan gives back without a render (a
+   download or copy of a video the state knows: its file deleted, an edit undone) *promises* that
+   video: a frame kept from it resolves its dependents, and the plan is made again, until no new
+   promise appears (so a chain of restores bills nothing). A job that still cannot be resolved
+   *waits* (``Action.WAIT``: its source renders or downloads in this run first; counted on the
+   bill, as if the source changes its frame: the bill is then an upper bound) or is *blocked*
    (``Action.BLOCKED``: its source failed, is uncertain, is gone, has several takes and no pick,
    its picked take rendered again since it was picked (:func:`repicked`), or is blocked itself;
    the reason names it). Jobs come out in dependency order.
@@ -145,10 +149,15 @@ class Resolution:
         return [p for found in self.problems.values() for p in found]
 
 
-def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool = False) -> Resolution:
+def resolve(
+    manifests: Sequence[Manifest], store: Store | None, *, write: bool = False, promised: Mapping[JobId, str] | None = None
+) -> Resolution:
     """Resolve every chained job of ``manifests`` against ``store`` (see the module docstring).
     ``write``: keep extracted frames as files (``run``); else frames without a file are decoded
-    into memory only. Manifests without chained jobs cost nothing."""
+    into memory only. ``promised``: sources whose output is not in place but is given back in
+    this run without a render, with the sha256 of the video it gets; a frame of one is taken
+    from its kept file (:func:`frame_path`), when there is one. Manifests without chained jobs
+    cost nothing."""
     result = Resolution()
     outputs: dict[str, OutputRecord] | None = None
     for manifest in manifests:
@@ -168,7 +177,7 @@ def resolve(manifests: Sequence[Manifest], store: Store | None, *, write: bool =
         result.order[str(manifest.path)] = names
         for name in names:
             if name in edges:
-                _resolve_one(by_name[name], takes, chosen, outputs, result, write, store)
+                _resolve_one(by_name[name], takes, chosen, outputs, result, write, store, promised or {})
     return result
 
 
@@ -202,7 +211,8 @@ def _resolve_one(
     outputs: Mapping[str, OutputRecord],
     result: Resolution,
     write: bool,
-    store: Store | None = None,
+    store: Store | None,
+    promised: Mapping[JobId, str],
 ) -> None:
     waits: list[Wait] = []
     problems: list[ManifestProblem] = []
@@ -223,14 +233,20 @@ def _resolve_one(
         if job_id(source) in result.waits or job_id(source) in result.problems:
             waits.append(Wait(spec.job, f"waits for {spec.job}, which waits for its own source"))
             continue
-        if out is None or out.key != source.key or not verify_output(source.output, out)[0]:
-            waits.append(Wait(spec.job, f"waits for {spec.job}"))
-            continue
-        try:
-            path, data = _frame(source, out.sha256, spec, write)
-        except MediaError as e:
-            problems.append(_problem(job, fname, f"cannot take {spec.describe()}: {e}"))
-            continue
+        if out is not None and out.key == source.key and verify_output(source.output, out)[0]:
+            try:
+                path, data = _frame(source, out.sha256, spec, write)
+            except MediaError as e:
+                problems.append(_problem(job, fname, f"cannot take {spec.describe()}: {e}"))
+                continue
+        else:
+            # given back in this run without a render: its video's frame, when it was kept
+            sha = promised.get(job_id(source))
+            kept = None if sha is None else _kept_frame(frame_path(source, sha, spec))
+            if sha is None or kept is None:
+                waits.append(Wait(spec.job, f"waits for {spec.job}"))
+                continue
+            path, data = frame_path(source, sha, spec), kept
         info = images.inspect_bytes(data)
         limits = images.limit_problems(info)
         if limits:
@@ -271,12 +287,9 @@ def _frame(source: Job, video_sha256: str, spec: frames.FrameSpec, write: bool) 
     """(file, PNG bytes) of the frame ``spec`` of ``source``'s video: read when kept, else
     decoded (and kept, with ``write``)."""
     path = frame_path(source, video_sha256, spec)
-    try:
-        data = images.read_regular(path, facts.IMAGE_MAX_BYTES)
-        if images.sniff_format(data[:16]) == "png" and images.is_complete("png", data):
-            return path, data
-    except OSError:
-        pass
+    kept = _kept_frame(path)
+    if kept is not None:
+        return path, kept
     data = media.extract_frame(source.output, spec.at, last=not spec.first)
     if write:
         try:
@@ -285,6 +298,15 @@ def _frame(source: Job, video_sha256: str, spec: frames.FrameSpec, write: bool) 
             raise MediaError(f"cannot keep {spec.describe()} as {path}: {e.strerror or e}") from None
         log.info("took %s into %s", spec.describe(), path)
     return path, data
+
+
+def _kept_frame(path: Path) -> bytes | None:
+    """The PNG bytes of the frame kept at ``path``, or None (none, or not a complete PNG)."""
+    try:
+        data = images.read_regular(path, facts.IMAGE_MAX_BYTES)
+    except OSError:
+        return None
+    return data if images.sniff_format(data[:16]) == "png" and images.is_complete("png", data) else None
 
 
 def _problem(job: Job, fname: str, message: str) -> ManifestProblem:
@@ -311,12 +333,19 @@ def plan(
     module docstring). A frame that breaks the image rules raises ManifestError, unless ``only``
     is given (the runner's dependency step): then only those jobs are returned, and a bad frame
     fails its job (``Action.FAILED``, no record) instead."""
-    resolution = resolve(manifests, store, write=write)
-    if only is None and resolution.problems:
-        raise ManifestError(resolution.all_problems())
-    if resolution.jobs:
-        manifests = [dataclasses.replace(m, jobs=[resolution.job(j) for j in m.jobs]) if str(m.path) in resolution.order else m for m in manifests]
-    base = plan_jobs(manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+    loaded = manifests
+    promised: dict[JobId, str] = {}
+    while True:
+        resolution = resolve(loaded, store, write=write, promised=promised)
+        if only is None and resolution.problems:
+            raise ManifestError(resolution.all_problems())
+        if resolution.jobs:
+            manifests = [dataclasses.replace(m, jobs=[resolution.job(j) for j in m.jobs]) if str(m.path) in resolution.order else m for m in loaded]
+        base = plan_jobs(manifests, store, retry_failed=retry_failed, force=force, resubmit_uncertain=resubmit_uncertain)
+        more = _promises(base, resolution) if resolution.waits else {}
+        if more.keys() <= promised.keys():
+            break
+        promised |= more  # a source given back without a render: what waited on it may now be known
     if not resolution.order:
         return base if only is None else Plan([pj for pj in base.jobs if job_id(pj.job) in set(only)], base.orphans)
     planned = {job_id(pj.job): pj for pj in base.jobs}
@@ -335,6 +364,26 @@ def plan(
         wanted = set(only)
         ordered = [pj for pj in ordered if job_id(pj.job) in wanted]
     return Plan(ordered, base.orphans)
+
+
+def _promises(base: Plan, resolution: Resolution) -> dict[JobId, str]:
+    """The sources that waiting jobs wait on and that ``base`` gives back without a render (a
+    download or a copy of a video the state knows), each with the sha256 of the video it gets."""
+    awaited = {(manifest, wait.source) for (manifest, _), waits in resolution.waits.items() for wait in waits}
+    found: dict[JobId, str] = {}
+    for pj in base.jobs:
+        if (str(pj.job.manifest), shot_of(pj.job)) not in awaited:
+            continue
+        sha = None
+        if pj.restore is not None and pj.action in (Action.DOWNLOAD, Action.REUSE):
+            sha = pj.restore.sha256
+        elif pj.action is Action.DOWNLOAD and pj.record is not None:
+            sha = pj.record.video_sha256  # the render's file again (None: never downloaded)
+        elif pj.action is Action.REUSE and pj.source is not None:
+            sha = pj.source.sha256  # a verified copy (not one made after a render of this run)
+        if sha:
+            found[job_id(pj.job)] = sha
+    return found
 
 
 def _wait(pj: PlannedJob, waits: list[Wait], planned: Mapping[JobId, PlannedJob], manifest: str) -> None:

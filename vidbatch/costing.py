@@ -4,7 +4,9 @@ spending caps checked before any call.
 :func:`plan_cost` prices every job of a :class:`~vidbatch.plan.Plan` with the table in effect
 (:mod:`vidbatch.prices`; a manifest's ``[prices]`` table applies to that manifest's jobs only):
 
-- a *billable* job (``submit``, ``resubmit``) is on the bill;
+- a *billable* job (``submit``, ``resubmit``) is on the bill; so is a chained shot that waits
+  for its source's video (``wait``), as if its frame were new: the bill is then an upper bound
+  ("up to"), since an unchanged frame gives a render already paid for;
 - a job the plan serves without a new render (``skip``, ``reuse``, ``download``, ``resume``) is
   *saved*: what rendering everything from scratch would have cost on top of this plan;
 - a job held back (``failed`` without ``--retry-failed``, ``uncertain``) is neither.
@@ -97,6 +99,12 @@ class PlanCost:
         """Billable renders with no known price."""
         return self.bill.unpriced
 
+    @property
+    def waiting(self) -> int:
+        """Billed chained shots that wait for their source's video: each is a new render only if
+        the frame taken from it is new, so with any of them the bill is an upper bound."""
+        return sum(1 for j in self.jobs if j.counts == "bill" and j.job.action is Action.WAIT)
+
     def quotes(self) -> dict[str, Price | Unpriced]:
         """The price of each render the plan creates, by render key (what the ledger keeps)."""
         return {j.job.job.key: j.price for j in self.jobs if j.counts == "bill"}
@@ -125,6 +133,8 @@ class PlanCost:
             "total": str(self.total),
             "unpriced": self.unpriced,
             "complete": self.bill.complete,
+            # chained shots that wait are counted as new renders: the total is at most this
+            "upper_bound": bool(self.waiting),
             "lines": [line.to_json() for line in self.bill.lines],
             "saved": {
                 "total": str(self.saved.total()),
@@ -166,7 +176,7 @@ class PlanCost:
                 per = "; ".join(f"{line.model} {line.resolution}: {_line_amount(line)}" for line in self.bill.lines)
                 out.append(f"  per model and resolution: {per}")
             where = f"{self.region.value} region" if self.region else "region unknown: say --region"
-            out.append(f"Total: {self.describe()} ({where}; {_origins(self.jobs)})")
+            out.append(f"Total: {'up to ' if self.waiting else ''}{self.describe()} ({where}; {_origins(self.jobs)})")
             if self.unpriced:
                 out.append("  unpriced renders have no known price (not free): give one in a [prices] table (see `vidbatch prices --help`)")
         if self.saved.renders:
@@ -295,9 +305,15 @@ def check_cost(cost: PlanCost, max_cost: Decimal | None, unpriced_as: Decimal | 
         )
     if amount > max_cost:
         counted = f" (counting {cost.unpriced} unpriced at {money(unpriced_as or Decimal(0))} each)" if cost.unpriced else ""
+        waiting = (
+            f" ({cost.waiting} chained shots that wait for a source's video counted as new renders: one whose "
+            "source frame is unchanged costs nothing, which is known only once the video is in place)"
+            if cost.waiting else ""
+        )
         raise UsageError(
-            f"the plan would cost {money(amount, currency)}{counted}, more than --max-cost {money(max_cost, currency)}; "
-            "nothing was sent. Check the plan (`vidbatch plan`), then raise --max-cost or render fewer jobs"
+            f"the plan would cost {'up to ' if cost.waiting else ''}{money(amount, currency)}{counted}, more than --max-cost "
+            f"{money(max_cost, currency)}{waiting}; nothing was sent. Check the plan (`vidbatch plan`), then raise --max-cost "
+            "or render fewer jobs"
         )
 
 
@@ -317,7 +333,7 @@ def balance_warning(cost: PlanCost, balance: Balance | None) -> str | None:
 def confirm_question(cost: PlanCost, billable: int) -> str:
     """The question a terminal asks before a large plan: ``Create 12 paid renders for 3.36 USD?``."""
     renders = f"{billable} paid render{'' if billable == 1 else 's'}"
-    return f"Create {renders} for {cost.describe()}?"
+    return f"Create {renders} for {'up to ' if cost.waiting else ''}{cost.describe()}?"
 
 
 @dataclass(frozen=True)

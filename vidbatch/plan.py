@@ -67,7 +67,7 @@ class Action(str, enum.Enum):
 
 #: Actions that create a render, i.e. cost money. A chained shot that waits for its source is
 #: counted: a new frame makes it a new request (what the plan would cost if everything upstream
-#: changes).
+#: changes: an upper bound, which the bill says).
 BILLABLE = frozenset({Action.SUBMIT, Action.RESUBMIT, Action.WAIT})
 
 

@@ -252,7 +252,10 @@ def _print_plan(the_plan: Any, gc_hint: str = "vidbatch gc", cost: Any = None) -
         click.echo("Nothing to pay for.")
     waiting = s["actions"].get("wait", 0)
     if waiting:
-        click.echo(f"{counted(waiting, 'chained shot')} wait for an upstream render in this run; counted as renders (a new source frame is a new request).")
+        click.echo(
+            f"{counted(waiting, 'chained shot')} wait for a source's video in this run; counted as renders, so the total is "
+            "an upper bound (a new source frame is a new request; an unchanged one costs nothing)."
+        )
     if cost is not None:
         for line in cost.lines():
             click.echo(line)
