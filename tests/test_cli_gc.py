@@ -235,3 +235,21 @@ def test_gc_asks_before_deleting_cached_files_and_a_no_changes_nothing(tmp_path:
     assert out.exit_code == 2 and "cancelled; nothing was changed" in out.output, out.output
     assert len(asked) == 1 and "cached frame or poster file" in asked[0], asked
     assert _listing(tmp_path / "renders" / "frames", tmp_path / "renders" / "posters") == before
+
+
+def test_gc_of_one_manifest_keeps_a_render_a_job_moved_to_another_manifest_wants(tmp_path: Path, sim_env) -> None:
+    # two manifests share the state and the output folder; a job moves from b to a (same name,
+    # same request, same file): a run of a claims it, and gc of b alone must not delete it
+    a, b = _manifest(tmp_path / "a.toml", {"a": SHOTS["a"]}), _manifest(tmp_path / "b.toml", {"b": SHOTS["b"], "c": SHOTS["c"]})
+    assert cli(["run", a, b, *FAST]).exit_code == 0
+    _manifest(a, {"a": SHOTS["a"], "c": SHOTS["c"]})
+    _manifest(b, {"b": SHOTS["b"]})
+    assert cli(["run", a, b, *FAST]).exit_code == 0
+    assert sim_env.sim.calls["create"] == 3
+    out = cli(["gc", b, "--delete-outputs", "-y"])
+    assert out.exit_code == 0, out.output
+    assert "0 orphans dropped" in out.output
+    assert (tmp_path / "renders" / "c.mp4").exists(), "a's job c still wants it"
+    status = json.loads(cli(["status", "--json", a]).output)
+    assert status["counts"] == {"done": 2}
+

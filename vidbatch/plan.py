@@ -430,7 +430,9 @@ def _orphans(manifests: Sequence["Manifest"], jobs: list["Job"], store: Store, o
         # disagree with the recorded ones (a moved output_dir, another --state) must not make gc
         # delete paid renders
         if out.manifest in manifest_paths and out.path not in paths and out.key not in keys:
-            name, state, _ = summaries.get(out.key, (None, None, None))
+            name, state, owner = summaries.get(out.key, (None, None, None))
+            if owner is not None and owner not in manifest_paths:
+                continue  # another manifest's job planned this render since (a job moved there)
             orphans.append(Orphan(out.key, out.name or name, state, out.path))
             listed.add(out.key)
     in_use = {out.key for out in outputs.values() if out.path in paths}
