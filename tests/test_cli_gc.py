@@ -253,3 +253,18 @@ def test_gc_of_one_manifest_keeps_a_render_a_job_moved_to_another_manifest_wants
     status = json.loads(cli(["status", "--json", a]).output)
     assert status["counts"] == {"done": 2}
 
+
+def test_gc_of_one_manifest_keeps_the_render_another_manifest_holds_for_the_same_request(tmp_path: Path, sim_env) -> None:
+    # a's job x and b's job y make the same request: one render, two files (b ran last); y leaves b
+    a, b = _manifest(tmp_path / "a.toml", {"x": SHOTS["a"]}), _manifest(tmp_path / "b.toml", {"y": SHOTS["a"], "z": SHOTS["b"]})
+    assert cli(["run", a, *FAST]).exit_code == 0
+    assert cli(["run", b, *FAST]).exit_code == 0
+    _manifest(b, {"z": SHOTS["b"]})
+    out = cli(["gc", b, "--delete-outputs", "-y"])
+    assert out.exit_code == 0, out.output
+    assert not (tmp_path / "renders" / "y.mp4").exists(), "y's copy is b's orphan"
+    assert (tmp_path / "renders" / "x.mp4").exists()
+    status = json.loads(cli(["status", "--json", a]).output)
+    assert status["counts"] == {"done": 1}, "a's job x keeps its render, its record and its history"
+    history = json.loads(cli(["status", "--json", a, "--job", "x"]).output)
+    assert history["events"], "x's history is kept"

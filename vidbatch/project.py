@@ -420,9 +420,11 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
                 result.dry_run = True  # declined: nothing was changed
                 return result
             # a render whose video still lies at a path a job writes (the earlier version of an
-            # edited job) keeps its row: it is what makes undoing the edit free
+            # edited job) keeps its row: it is what makes undoing the edit free; so does one still
+            # recorded at an output gc keeps (another manifest's copy of the same request)
             job_paths = {str(j.output) for m in manifests for j in m.jobs}
-            in_use = {out.key for out in recorded.values() if out.path in job_paths}
+            dropped = {o.path for o in orphans if o.path}
+            in_use = {out.key for out in recorded.values() if out.path in job_paths or out.path not in dropped}
             if orphans:
                 store.forget(keys=[o.key for o in orphans if o.key not in in_use], paths=[o.path for o in orphans if o.path])
             for p in deleted + cached:
