@@ -220,3 +220,13 @@ def test_a_name_that_uses_take_makes_each_take_a_shot_named_as_written(tmp_path)
     assert result.exit_code == 0
     assert "shots.toml:6: job jobs[0]: field name: the name uses {{ take }}, so each take is listed and picked as a shot of its own" in result.output
     assert result.output.count("the name uses") == 1
+
+
+def test_status_without_a_manifest_makes_no_shot_of_unrelated_jobs(tmp_path, sim_env):
+    path = manifest(tmp_path, '[[jobs]]\nname = "a"\nprompt = "x"\n\n[[jobs]]\nname = "b"\nprompt = "A fox"\n')
+    assert cli("run", path, *FAST).exit_code == 0
+    out = cli("status", "--state", tmp_path / ".vidbatch")
+    assert out.exit_code == 0, out.output
+    assert "takes:" not in out.output, "the state alone does not know a manifest's shots"
+    jobs = json.loads(cli("status", "--json", "--state", tmp_path / ".vidbatch").output)["jobs"]
+    assert sorted((j["shot"], j["take"]) for j in jobs) == [("a", 1), ("b", 1)]

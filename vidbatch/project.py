@@ -309,7 +309,7 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
             outputs.setdefault(o.key, []).append(o.path)
         for rec in store.all_renders():
             paths = outputs.get(rec.key, [])
-            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths), cost=costs.get(rec.key)))
+            out.append(JobStatus(rec.name or rec.key, rec.manifest, paths[0] if paths else None, rec, any(Path(p).exists() for p in paths), cost=costs.get(rec.key), shot=rec.name or rec.key))
         return out, store
     jobs = [j for m in chain.resolved(ws.manifests, store) for j in m.jobs]  # chained shots by their frames
     records = store.get_many(j.key for j in jobs) if store else {}
