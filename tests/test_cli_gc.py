@@ -268,3 +268,18 @@ def test_gc_of_one_manifest_keeps_the_render_another_manifest_holds_for_the_same
     assert status["counts"] == {"done": 1}, "a's job x keeps its render, its record and its history"
     history = json.loads(cli(["status", "--json", a, "--job", "x"]).output)
     assert history["events"], "x's history is kept"
+
+
+def test_gc_while_a_run_holds_the_state_exits_4_without_offering_an_option_it_lacks(tmp_path: Path, sim_env) -> None:
+    from vidbatch.state import Store
+
+    manifest = _manifest(tmp_path / "ad.toml", SHOTS)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    _manifest(manifest, {"a": SHOTS["a"]})
+    store = Store(tmp_path / ".vidbatch")
+    with store.run_lock():
+        out = cli(["gc", manifest, "--delete-outputs", "-y"])
+    store.close()
+    assert out.exit_code == 4, out.output
+    assert "another vidbatch run" in out.output and "--wait" not in out.output, "gc has no --wait"
+    assert len(list((tmp_path / "renders").glob("*.mp4"))) == 3

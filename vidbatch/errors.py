@@ -121,12 +121,9 @@ class StateError(VidbatchError):
 class StateLockedError(StateError):
     exit_code = EXIT_LOCKED
 
-    def __init__(self, lock_path: Path | str):
+    def __init__(self, lock_path: Path | str, advice: str = "wait for it to finish, or pass --wait to queue behind it"):
         self.lock_path = str(lock_path)
-        super().__init__(
-            f"another vidbatch run is using this state folder (lock {self.lock_path}); "
-            "wait for it to finish, or pass --wait to queue behind it"
-        )
+        super().__init__(f"another vidbatch run is using this state folder (lock {self.lock_path}); {advice}")
 
 
 # --- local video work -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from . import chain, cuts, media, picks
 from .events import Stop
-from .errors import ManifestError, UsageError
+from .errors import ManifestError, StateLockedError, UsageError
 from .manifest.model import image_refs
 from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
@@ -353,7 +353,6 @@ def cancel(ws: Workspace, client: Any, *, names: Sequence[str] = ()) -> list[Any
     UsageError for a name no job has): a list of :class:`~vidbatch.runner.CancelOutcome`. A
     running task is not cancellable and is left to finish. When no run holds the state folder
     each cancel is recorded now; else that run records it at its next poll."""
-    from .errors import StateLockedError
     from .runner import cancel_jobs
 
     jobs = ws.jobs
@@ -430,6 +429,8 @@ def gc(ws: Workspace, *, delete_outputs: bool = False, dry_run: bool = False, co
             for p in deleted + cached:
                 Path(p).unlink(missing_ok=True)
             return result
+    except StateLockedError as e:  # a run holds the lock; gc has no --wait to offer
+        raise StateLockedError(e.lock_path, "wait for it to finish, then run gc again") from None
     finally:
         store.close()
 
