@@ -599,3 +599,19 @@ def test_live_page_reloads_itself(rendered, browser):
     page.evaluate("window.__marker = 1")
     page.wait_for_function("window.__marker === undefined", timeout=5_000)
     assert errors == []
+
+
+def test_report_never_overwrites_a_video_or_a_manifest(tmp_path, sim_env):
+    manifest = tmp_path / "shots.toml"
+    manifest.write_text('output_dir = "renders"\n[[jobs]]\nname = "a"\nmodel = "MiniMax-Hailuo-02"\nprompt = "A fox"\n')
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    video = tmp_path / "renders" / "a.mp4"
+    before, text = video.read_bytes(), manifest.read_text()
+    for target in (video, manifest):
+        out = cli(["report", manifest, "-o", target])
+        assert out.exit_code == 2, out.output
+        assert "cannot be written" in out.output
+    out = cli(["run", manifest, *FAST, "--report", video])
+    assert out.exit_code == 2, out.output
+    assert video.read_bytes() == before and manifest.read_text() == text
+    assert cli(["report", manifest, "-o", tmp_path / "page.html"]).exit_code == 0

@@ -530,6 +530,7 @@ def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = No
     out = Path(out)
     store = Store.open_for_reading(ws.state_dir)
     try:
+        check_report_path(ws, out, store)
         report = build_report(ws, store, out, since=since)
     finally:
         if store is not None:
@@ -543,6 +544,19 @@ def write_report(ws: "Workspace", out: Path | str, *, refresh: float | None = No
         why = "a file stands where a folder should be" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e
         raise VidbatchError(f"could not write the report {out}: {why}; check that its folder can be made and written to") from None
     return report
+
+
+def check_report_path(ws: "Workspace", out: Path | str, store: Store | None = None) -> None:
+    """UsageError when the page would replace a file it must never replace: a manifest, a job's
+    output or a sequence's cut, or a video the state records (a typo in ``-o`` must not cost a
+    render)."""
+    from .errors import UsageError
+
+    target = Path(out).expanduser().resolve()
+    kept = [*(m.path for m in ws.manifests), *(j.output for j in ws.jobs), *(s.output for m in ws.manifests for s in m.sequences)]
+    kept += list(store.all_outputs()) if store is not None else []
+    if any(Path(p).expanduser().resolve() == target for p in kept):
+        raise UsageError(f"the report cannot be written to {out}: that is a manifest or a video vidbatch keeps; choose another file (e.g. report.html)")
 
 
 class ReportWriter:

@@ -281,8 +281,10 @@ def with_report(on_event: Callable[[Any], None], workspace: Any, report_path: Pa
     """``on_event`` chained with a report writer when ``--report`` was given; (callback, writer)."""
     if report_path is None:
         return on_event, None
-    from ..report import ReportWriter
+    from ..report import ReportWriter, check_report_path
 
+    if not callable(workspace):  # watch passes the current workspace as a function
+        check_report_path(workspace, report_path)
     writer = ReportWriter(workspace, report_path)
 
     def both(e: Any) -> None:
