@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import time
 
@@ -21,7 +22,7 @@ from vidbatch.sim import SimConfig, running_simulator
 from vidbatch.state import Store
 
 from .conftest import TEST_KEY
-from .helpers import cli, cli_subprocess, t2v_manifest
+from .helpers import cli, cli_subprocess, creates, json_events, t2v_manifest
 
 PROMPTS = {f"shot{i:02d}": f"Crash test shot {i:02d}" for i in range(8)}
 
@@ -174,3 +175,76 @@ def test_a_ctrl_c_while_the_command_starts_up_exits_130_without_a_traceback(tmp_
     assert proc.returncode == 130, err
     assert err == "interrupted\n"
     assert not (tmp_path / ".vidbatch").exists()
+
+
+def _next_events(proc, kind: str, seen: list[dict]) -> dict:
+    """Read the events of a running `vidbatch run --json` into ``seen`` up to the next of ``kind``."""
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"the run ended before a {kind} event: {proc.stderr.read()}"
+        if line.startswith("{"):
+            seen.append(json.loads(line))
+            if seen[-1]["event"] == kind:
+                return seen[-1]
+
+
+def _run_until_submitted(manifest, env, seen: list[dict]):
+    """A run of ``manifest``'s two slow renders, once both are created."""
+    proc = cli_subprocess(["run", manifest, "--json", "--poll-interval", "0.05", "--rpm", "60000"], env=env)
+    for _ in range(2):
+        _next_events(proc, "submitted", seen)
+    return proc
+
+
+def test_a_state_folder_deleted_under_a_run_is_put_back_and_no_render_is_paid_twice(tmp_path):
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
+    state = tmp_path / ".vidbatch"
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        env = _env(server)
+        seen: list[dict] = []
+        proc = _run_until_submitted(manifest, env, seen)
+        shutil.rmtree(state)  # rm -rf .vidbatch while both tasks render
+        lost = _next_events(proc, "state_error", seen)
+        assert str(state) in lost["message"] and "put back" in lost["message"]
+        store = Store.open_for_reading(state)
+        assert store is not None, "the database is back in its folder"
+        assert store.counts() == {"running": 2}, "with the task ids of the renders paid for"
+        store.close()
+        second = cli(["run", manifest], env=env)
+        assert second.exit_code == 4, "the run lock is held again: no second run starts on the folder"
+
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert [e["event"] for e in seen + json_events(out)].count("state_error") == 1, "said once"
+
+        server.sim.advance(7200)
+        result = cli(["run", manifest, "--poll-interval", "0", "--rpm", "60000"], env=env)
+        assert result.exit_code == 0, result.output
+        assert creates(server) == 2, "resumed, not paid for again"
+        for name in ("a", "b"):
+            assert mp4.check_mp4(tmp_path / "renders" / f"{name}.mp4") == []
+
+
+def test_a_state_folder_that_cannot_be_put_back_stops_creating_and_lists_the_task_ids(tmp_path):
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
+    state = tmp_path / ".vidbatch"
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        env = _env(server)
+        seen: list[dict] = []
+        proc = _run_until_submitted(manifest, env, seen)
+        shutil.rmtree(state)
+        state.write_text("not a folder")  # the folder cannot be made again (as under a read-only parent)
+        lost = _next_events(proc, "state_error", seen)
+        assert "could not be put back" in lost["message"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        tasks = sorted(server.sim.tasks)
+        assert sorted(e["task_id"] for e in json_events(out) if e["event"] == "unsaved") == tasks, "every task of the lost state is reported"
+        assert "NOT saved, note them" in err and all(t in err for t in tasks)
+        assert "running tasks are saved" not in err
+        assert creates(server) == 2

@@ -220,7 +220,7 @@ def test_during_a_run_the_log_is_checkpointed_by_a_thread_of_its_own_and_sqlites
 
 def test_when_no_second_connection_can_open_the_database_sqlite_keeps_its_own_checkpoints(tmp_path):
     store = Store(tmp_path / ".vidbatch")
-    store.path.unlink()  # deleted under the run (check_in_place stops creates; see test_state)
+    store.path.unlink()  # deleted under the run (the runner puts it back: see test_runner_unit)
     with store.checkpoints_elsewhere(interval=0.01):
         assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         assert not store.path.exists(), "the checkpointer never makes a database file"

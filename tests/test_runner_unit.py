@@ -5,6 +5,7 @@ failure policy (vidbatch.policy) has a test here, call by call."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 from pathlib import Path
@@ -745,6 +746,27 @@ def test_a_state_database_deleted_under_the_run_stops_creating(tmp_path: Path) -
     assert h.output("a").exists(), "the render already paid for is still collected"
     index = (tmp_path / "renders" / ".vidbatch-index.json").read_text()
     assert '"task_id": "task-1"' in index, "the index keeps what the lost state knew"
+
+
+def test_a_state_folder_deleted_while_its_tasks_render_is_put_back_before_the_next_poll(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"a": "A fox"})
+
+    def lose_the_state_folder(task_id: str) -> str:
+        shutil.rmtree(tmp_path / ".vidbatch")  # rm -rf .vidbatch: nothing is left to create
+        return "Processing"
+
+    h.client.script("query", lose_the_state_folder, "Processing")
+    result = h.run()
+    kinds = h.kinds()
+    assert kinds.index("state_error") == kinds.index("status") + 1, "noticed before the next poll (a second later at most)"
+    assert "put back" in h.of(EventKind.STATE_ERROR)[0].message
+    assert result.stopped is Stop.STATE and result.exit_code == 1
+    assert h.output("a").exists(), "the render already paid for is still collected"
+    h.store.close()
+    back = Store(tmp_path / ".vidbatch")
+    assert back.counts() == {"done": 1}, "into the database put back in its folder"
+    back.close()
+    assert h.client.count("create") == 1
 
 
 def test_gone_verdicts_by_call() -> None:

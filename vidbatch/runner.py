@@ -39,7 +39,10 @@ answer was lost in flight (:class:`MaybeSubmittedError`) is handled the same way
 state database stops accepting writes (a full disk), nothing new is created, renders in flight
 are still collected from memory, and every task id the state could not keep is reported
 (``unsaved`` events, :attr:`RunResult.unsaved`) so that no paid render is lost silently; those
-the journal kept are committed at the next start.
+the journal kept are committed at the next start. A state database deleted or replaced under the
+run is noticed within a second (:meth:`Runner._state_in_place`): nothing new is created, and the
+store puts it back from its open connection, with the run lock; if it cannot, the run goes on as
+when the state cannot be written, and the tasks the lost file held are reported unsaved.
 
 Ctrl-C: the first interrupt stops creating, waits only for creates already on the wire (so their
 task ids are saved), and returns; running tasks stay ``running`` in the state and the next
@@ -111,6 +114,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+#: Seconds between two checks that the state database is still in place (besides the one before
+#: each turn's creates): a ``stat``, on the scheduler's thread.
+STATE_CHECK_INTERVAL = 1.0
 
 #: What :meth:`Runner._write` returns when the state refused the write.
 _UNSAVED: Any = object()
@@ -1052,6 +1059,10 @@ class Runner:
         self._keep_alive = False
         self._idle_announced = True  # "idle" is announced after activity, not at an empty start
         self._state_error: BaseException | None = None
+        #: the state database was deleted under the run and could not be put back: the task ids
+        #: of renders it leaves unfinished are kept nowhere else (reported unsaved at the end)
+        self._state_lost = False
+        self._next_state_check = 0.0  # clock time of the loop's next _state_in_place
         #: the state writes of this scheduler turn, while they are being made (see _grouped)
         self._open_group: _Group | None = None
         #: output folders this run creates renders for, claimed against runs of other state folders
@@ -1104,6 +1115,7 @@ class Runner:
             finally:
                 self._indexes.flush()
                 self._release_claims()
+                self._state_in_place()  # a run interrupted (or done) within a second of losing it
                 self._settle_journal()
                 self._finish()
                 gc.unfreeze()
@@ -1398,6 +1410,8 @@ class Runner:
             if self._dependents_due:
                 self._start_dependents()
             now = self.clock.now()
+            if now >= self._next_state_check:
+                self._state_in_place()
             self._dispatch_creates(now)
             self._dispatch_timers(now)
             idle = not (self._creates and not self._stop_creates) and not self._timers and self._wire.busy == 0
@@ -1565,14 +1579,34 @@ class Runner:
         return max(min(due, default=now + 3600.0), self._paused_until)
 
     def _state_in_place(self) -> bool:
-        """Before a create: is the state database still the file this run writes? One deleted
-        under the run would take every task id with it, and the next run would pay again."""
+        """Is the state database still the file this run writes? Asked before each turn's
+        creates, and by the loop at most every :data:`STATE_CHECK_INTERVAL` seconds (a run with
+        nothing left to create still polls). One deleted under the run would take every task id
+        with it, and the next run would pay again; its lock file goes with it, and another run
+        could start on the same manifests. So no new render is created, and the store puts the
+        database back from its open connection with the run lock (:meth:`Store.put_back`): the
+        renders already paid for are collected into it, and the next run resumes the rest. If it
+        cannot be put back, the run goes on as when the state cannot be written
+        (:meth:`_state_failed`), and the task ids it leaves unfinished are reported unsaved."""
+        self._next_state_check = self.clock.now() + STATE_CHECK_INTERVAL
+        if self._state_lost or self.store.in_place():
+            return not self._state_lost
+        self._stop_creates = True
+        lost = f"the state folder {self.store.state_dir} lost its database {self.store.path.name} (deleted or replaced) while this run was using it"
         try:
-            self.store.check_in_place()
+            self.store.put_back()
         except errors.StateError as e:
-            self._state_failed(e)
+            self._state_lost = True
+            self._state_failed(errors.StateError(f"{lost}, and it could not be put back: {e}"))
             return False
-        return True
+        if self.result.stopped is None:
+            self.result.stopped = Stop.STATE
+        self.result.stop_message = (
+            f"{lost}; it was put back from the run's open database and the run lock taken again; "
+            "no new renders were created after it; run again to finish the jobs left"
+        )
+        self._emit(EventKind.STATE_ERROR, f"{lost}; put back from the run's open database (run lock taken again); no new renders; tasks already running are still collected")
+        return False
 
     def _dispatch_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -2152,6 +2186,20 @@ class Runner:
         self.result.stop_message = f"the state database could not be written ({error})"
         self._emit(EventKind.STATE_ERROR, f"the state database could not be written: {error}; no new renders; tasks already running are still collected")
 
+    def _report_lost_tasks(self) -> None:
+        """The state database is gone: every task it held that the run did not finish (running,
+        or rendered and not downloaded) is kept nowhere else. Those it finished are in their
+        outputs' index, which the next run adopts."""
+        try:
+            records = self.store.renders_in(RenderState.RUNNING, RenderState.RENDERED)
+        except errors.StateError as e:
+            log.warning("could not list the tasks of the lost state: %s", e)
+            return
+        for record in records:
+            if record.task_id is not None and record.task_id not in self.result.unsaved:
+                self.result.unsaved[record.task_id] = record.name or record.key
+                self._emit(EventKind.UNSAVED, f"task {record.task_id} is saved nowhere (the state database was lost); note it", job_name=record.name, key=record.key, task_id=record.task_id)
+
     def _interrupt(self) -> None:
         """First Ctrl-C (or stop()): stop creating, save the task ids of creates on the wire, return."""
         self._stop_creates = True
@@ -2175,6 +2223,8 @@ class Runner:
         self.result.uncertain = p.names(JobPhase.UNCERTAIN)
         self.result.unfinished = p.names(JobPhase.QUEUED, JobPhase.RUNNING, JobPhase.UNFINISHED)
         self.result.gone = p.names(JobPhase.GONE)
+        if self._state_lost:
+            self._report_lost_tasks()
         if self._state_error is not None:
             unsaved = ", ".join(f"{task} ({name})" for task, name in self.result.unsaved.items())
             self.result.stop_message = (

@@ -25,7 +25,7 @@ A render MiniMax no longer knows (``2013`` on query or retrieve: expired, or ano
 task) is ``gone``: only ``--force NAME`` renders it again. A state lost or rebuilt recognises
 finished outputs through the index beside them (:mod:`vidbatch.outputs_index`,
 ``record_adopted``), and a run notices its database file deleted or replaced under it
-(:meth:`Store.check_in_place`).
+(:meth:`Store.in_place`) and puts it back from its open connection (:meth:`Store.put_back`).
 
 A render's state is a :class:`RenderState`; :data:`TRANSITIONS` is the one table of legal moves,
 and the store refuses any other. The write methods are intents (``record_submitted``,
@@ -730,6 +730,23 @@ class _FileLock:
                 raise
         self._fd, self._depth = fd, 1
 
+    def retake(self) -> None:
+        """Held, but its file was deleted (or replaced): lock the file now at the path instead,
+        without waiting (Timeout: another process holds that one), and let the old one go."""
+        if self._fd is None:
+            return
+        fd, old = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), self._fd
+        try:
+            _fcntl().flock(fd, _fcntl().LOCK_EX | _fcntl().LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self.Timeout(self.path) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        os.close(old)
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -756,13 +773,13 @@ class TaskIdJournal:
         self.path = path
         self._fd: int | None = None
         self._lock = threading.Lock()
-        self._uncommitted: set[str] = set()
+        self._uncommitted: dict[str, bytes] = {}  # task id -> its line
         self._dirty = True  # what an earlier process left is unknown until the first clear
 
     def note(self, key: str, attempt: int, task_id: str) -> None:
         line = (json.dumps({"key": key, "attempt": attempt, "task_id": task_id}, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            self._uncommitted.add(task_id)
+            self._uncommitted[task_id] = line
             try:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -773,7 +790,7 @@ class TaskIdJournal:
 
     def committed(self, task_id: str) -> None:
         with self._lock:
-            self._uncommitted.discard(task_id)
+            self._uncommitted.pop(task_id, None)
 
     def entries(self) -> list[tuple[str, int, str]]:
         """(key, attempt, task_id) of every whole line, oldest first (a line cut off by a crash,
@@ -814,6 +831,17 @@ class TaskIdJournal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+    def put_back(self) -> None:
+        """The journal's file was deleted: write the lines not yet committed to a new one at
+        its path (where the next start replays them); later lines go there too. Raises OSError."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._uncommitted:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.write(self._fd, b"".join(self._uncommitted.values()))
 
 
 class _Transaction:
@@ -959,18 +987,51 @@ class Store:
             return None
         return (st.st_dev, st.st_ino)
 
-    def check_in_place(self) -> None:
-        """Raise StateError when the database file this store writes to was deleted or replaced
-        since it was opened: writes would go to a file nobody will read again, and the next run
-        would pay for everything again. The runner calls it before each create."""
-        if self._inode is None or self.readonly:
-            return
-        if self._file_identity() != self._inode:
-            raise StateError(
-                f"the state database {self.path} was deleted or replaced while this run was using it; "
-                "no new renders are created (finished outputs are listed in their folder's .vidbatch-index.json, "
-                "so the next run adopts them instead of paying again)"
-            )
+    def in_place(self) -> bool:
+        """Whether the database file this store writes to is still the one at its path (one
+        ``stat``). A file deleted (or replaced) under a run takes every write of the run with
+        it, and the next run would pay again: see :meth:`put_back`."""
+        return self._inode is None or self.readonly or self._file_identity() == self._inode
+
+    def put_back(self) -> None:
+        """The database file was deleted under this store (:meth:`in_place` is False): make the
+        folder again, take the run lock again (if this store held it), copy the open database
+        into a new file with SQLite's backup, rename it into place and write to it from now on;
+        the task-id journal's uncommitted lines are written again too. Call outside a
+        transaction. Raises StateError, with the open database as it was, if the folder cannot
+        be made, another run holds the new lock, or another file is at the path (a database
+        someone put there is never overwritten)."""
+        fresh = self.state_dir / f".{DB_NAME}.put-back"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            if isinstance(self._lock, _FileLock):
+                try:
+                    self._lock.retake()
+                except _FileLock.Timeout:
+                    raise StateLockedError(self.state_dir / LOCK_NAME) from None
+            if self.path.exists():
+                raise StateError(f"the state database {self.path} was replaced by another file while this run was using it; that file is left as it is")
+            self.journal.put_back()
+            fresh.unlink(missing_ok=True)
+            copy = sqlite3.connect(fresh)
+            try:
+                self.conn.backup(copy)
+                copy.execute("PRAGMA journal_mode=wal")
+            finally:
+                copy.close()
+            os.replace(fresh, self.path)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout)
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as e:
+            with contextlib.suppress(OSError):
+                fresh.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise state_error(self.path, e) from e
+            raise state_error(self.path, e, busy_timeout=self.busy_timeout) from e
+        old, self.conn = self.conn, conn
+        old.close()
+        self.__dict__.pop("db", None)  # a sqlite_utils.Database around the old connection
+        self._inode = self._file_identity()
 
     @staticmethod
     def exists(state_dir: Path) -> bool:

@@ -415,7 +415,9 @@ def _print_result(result: Any, ws: Any, sim: bool, manifests: Sequence[Path], va
         if names:
             listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
             click.echo(f"vidbatch: {len(names)} {label}: {listed}", err=True)
-    if result.stopped == "interrupted":
+    if result.stopped == "interrupted" and result.unsaved:  # the state failed first: not all are saved
+        click.echo(f"error: interrupted; {result.stop_message}", err=True)
+    elif result.stopped == "interrupted":
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":
         click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
