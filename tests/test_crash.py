@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import threading
 import time
 
 import pytest
@@ -177,15 +178,21 @@ def test_a_ctrl_c_while_the_command_starts_up_exits_130_without_a_traceback(tmp_
     assert not (tmp_path / ".vidbatch").exists()
 
 
-def _next_events(proc, kind: str, seen: list[dict]) -> dict:
-    """Read the events of a running `vidbatch run --json` into ``seen`` up to the next of ``kind``."""
-    while True:
-        line = proc.stdout.readline()
-        assert line, f"the run ended before a {kind} event: {proc.stderr.read()}"
-        if line.startswith("{"):
-            seen.append(json.loads(line))
-            if seen[-1]["event"] == kind:
-                return seen[-1]
+def _next_events(proc, kind: str, seen: list[dict], seconds: float = 60.0) -> dict:
+    """Read the events of a running `vidbatch run --json` into ``seen`` up to the next of ``kind``;
+    a run that has not sent it in ``seconds`` is killed (a hang guard, not a pass condition)."""
+    guard = threading.Timer(seconds, proc.kill)
+    guard.start()
+    try:
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"the run ended (or was killed after {seconds:.0f} s) before a {kind} event: {proc.stderr.read()}"
+            if line.startswith("{"):
+                seen.append(json.loads(line))
+                if seen[-1]["event"] == kind:
+                    return seen[-1]
+    finally:
+        guard.cancel()
 
 
 def _run_until_submitted(manifest, env, seen: list[dict]):
