@@ -6,6 +6,7 @@ headless Chromium. The static report shows the picks too."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
@@ -78,8 +79,15 @@ def get(server: ReviewServer, path: str, *, host: str | None = None) -> tuple[in
     return reply.status, data
 
 
-def decision(shot="shot-01", take=2, what="pick"):
-    return {"manifest": "shots.toml", "shot": shot, "take": take, "decision": what}
+def decision(shot="shot-01", take=2, what="pick", video=None):
+    return {"manifest": "shots.toml", "shot": shot, "take": take, "decision": what, "video": video}
+
+
+def shown(server: ReviewServer) -> dict[tuple[str, int], str | None]:
+    """The video each card of the page shows, by (shot, take): what its decisions send."""
+    status, body = get(server, "/")
+    assert status == 200
+    return {(c.attrs["data-shot"], int(c.attrs["data-take"])): c.attrs.get("data-video") for c in parse(body.decode()).find_all("article", "card")}
 
 
 def test_the_page_has_buttons_for_the_takes_of_a_shot_with_several(server):
@@ -94,13 +102,35 @@ def test_the_page_has_buttons_for_the_takes_of_a_shot_with_several(server):
 
 
 def test_a_decision_with_the_token_writes_the_picks_file(server, rendered):
-    status, body = post(server, decision("shot-01", 2, "pick"))
+    videos = shown(server)
+    status, body = post(server, decision("shot-01", 2, "pick", videos[("shot-01", 2)]))
     assert status == 200, body
     assert body == {"shot": "shot-01", "chosen": 2, "rejected": []}
-    assert post(server, decision("shot-01", 3, "reject"))[0] == 200
+    assert post(server, decision("shot-01", 3, "reject", videos[("shot-01", 3)]))[0] == 200
     p = picks.load(rendered)
     assert (p.picked("shot-01"), p.rejected("shot-01")) == (2, {3})
     assert picks.picks_path(rendered).read_text().count("pick = 2") == 1
+
+
+def test_a_pick_records_the_video_the_page_showed_and_refuses_one_rendered_again_since(server, rendered):
+    take2 = rendered.parent / "renders" / "shot-01.take2.mp4"
+    videos = shown(server)
+    assert videos[("shot-01", 2)] == hashlib.sha256(take2.read_bytes()).hexdigest()
+    result = cli("run", rendered, *FAST, "--force", "shot-01.take2")  # a run renders it again after the page loaded
+    assert result.exit_code == 0, result.output
+    assert hashlib.sha256(take2.read_bytes()).hexdigest() != videos[("shot-01", 2)]
+
+    for what in ("pick", "reject"):
+        status, body = post(server, decision("shot-01", 2, what, videos[("shot-01", 2)]))
+        assert status == 409, body
+        assert "take 2 of shot-01 was rendered again since it was shown" in body["error"] and "reload the page" in body["error"]
+    assert not picks.picks_path(rendered).exists()  # nobody saw the new render: nothing recorded
+
+    now = shown(server)[("shot-01", 2)]  # reloaded: the page shows the new render
+    assert now == hashlib.sha256(take2.read_bytes()).hexdigest()
+    assert post(server, decision("shot-01", 2, "pick", now))[0] == 200
+    assert picks.load(rendered).shots["shot-01"].video == now
+    assert post(server, decision("shot-01", 2, "clear", videos[("shot-01", 2)]))[0] == 200  # clearing forgets: no video to check
 
 
 @pytest.mark.parametrize("token, host, content_type, expected", [
@@ -121,6 +151,8 @@ def test_writes_without_this_sessions_token_are_refused(server, rendered, token,
     (decision(what="delete"), "pick, reject or clear"),
     ({**decision(), "manifest": "other.toml"}, "no manifest"),
     ({"shot": 1}, "expected shot"),
+    ({k: v for k, v in decision().items() if k != "video"}, "expected video"),  # a page from before
+    (decision(video="sha256:" + "0" * 64), "expected video"),
 ])
 def test_bad_decisions_are_400_and_change_nothing(server, rendered, doc, words):
     status, body = post(server, doc)
@@ -250,6 +282,26 @@ def test_pick_and_reject_buttons_work_in_a_real_browser(server, rendered, browse
     assert picks.load(rendered).picked("shot-01") is None
     page.reload()
     assert page.get_attribute(take2, "data-pick") is None
+
+    # a take rendered again after the page loaded is not picked: the page says so, and reloads
+    take3 = 'article[data-shot="shot-01"][data-take="3"]'
+    result = cli("run", rendered, *FAST, "--force", "shot-01.take3")
+    assert result.exit_code == 0, result.output
+    messages: list[str] = []
+
+    def answer(dialog):
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    with page.expect_navigation():
+        page.click(f"{take3} [data-decide=pick]")
+    assert len(messages) == 1 and "take 3 of shot-01 was rendered again" in messages[0] and "Reload" in messages[0]
+    assert picks.load(rendered).picked("shot-01") is None
+    with page.expect_navigation():
+        page.click(f"{take3} [data-decide=pick]")
+    assert picks.load(rendered).shots["shot-01"].video == hashlib.sha256((rendered.parent / "renders" / "shot-01.take3.mp4").read_bytes()).hexdigest()
+    assert len(messages) == 1
 
     # the videos the page shows come from the server, and play
     page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1 || v.error)", timeout=15_000)

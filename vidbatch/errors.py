@@ -4,6 +4,8 @@
 
     VidbatchError                      exit 1 unless a subclass says otherwise
     ├── UsageError                     exit 2: a bad option or argument
+    │   └── VideoChangedError          exit 2: a decision about a take's video that is no longer its
+    │                                  video (it rendered again since it was shown)
     ├── ConfigError                    exit 2: missing API key, unreadable config file
     ├── ManifestError                  exit 2: the manifest cannot be turned into valid requests
     ├── StateError                     exit 1: the state database is unusable
@@ -64,6 +66,12 @@ class VidbatchError(Exception):
 
 class UsageError(VidbatchError):
     exit_code = EXIT_USAGE
+
+
+class VideoChangedError(UsageError):
+    """A decision (a pick, a reject) made on a take's video that the take no longer holds: it
+    rendered again between showing and deciding. Nothing was recorded; show the new render and
+    decide again."""
 
 
 class ConfigError(VidbatchError):

@@ -55,13 +55,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import files
-from .errors import ManifestError, ManifestProblem, UsageError
+from .errors import ManifestError, ManifestProblem, UsageError, VideoChangedError
 from .identity import MAX_TAKES
 
 #: How a picks file writes the picked take's video (``video = "sha256:<64 hex>"``).
 _VIDEO = re.compile(r"sha256:([0-9a-f]{64})")
 
 __all__ = [
+    "CURRENT",
     "Decision",
     "MAX_TAKES",
     "PICKS_SUFFIX",
@@ -73,6 +74,7 @@ __all__ = [
     "takes_by_shot",
     "decide",
     "update",
+    "video_sha256",
 ]
 
 #: What a picks file's name ends with; it starts with its manifest's stem.
@@ -267,7 +269,24 @@ class Decision(enum.Enum):
     CLEAR = "clear"
 
 
-def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None, decision: Decision) -> Picks:
+class _Current(enum.Enum):
+    VIDEO = "the take's video as it is now"
+
+
+#: :func:`decide`'s ``shown`` when the person looks at the take's file as it is now (``vidbatch
+#: pick``): the pick records that file's video.
+CURRENT = _Current.VIDEO
+
+
+def decide(
+    manifest: Path,
+    jobs: Iterable[TakeJob],
+    shot: str,
+    take: int | None,
+    decision: Decision,
+    *,
+    shown: str | None | _Current = CURRENT,
+) -> Picks:
     """Record ``decision`` about ``take`` of ``shot`` in the picks file of ``manifest`` and return
     the picks as saved. ``jobs``: the manifest's jobs; a shot or take they do not have is a
     :class:`~vidbatch.errors.UsageError` (exit 2), and the file is left as it was. ``take`` may
@@ -275,7 +294,13 @@ def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None,
 
     A pick records the sha256 of the video at the take's ``output`` (jobs such as
     :class:`vidbatch.manifest.Job` carry it; with ``--sim``, the simulated one): the render the
-    person looked at. A take with no video there yet is picked without one."""
+    person looked at. A take with no video there yet is picked without one.
+
+    ``shown``: the sha256 of the video the person decided on, when it was shown earlier than
+    now (a page, ``vidbatch review``), or None when it had none yet. A pick or a reject whose
+    take no longer holds that video (it rendered again in between) is a
+    :class:`~vidbatch.errors.VideoChangedError` and nothing is written: the person never saw
+    what the take is now."""
     jobs = list(jobs)
     takes = takes_by_shot(jobs)
     name = Path(manifest).name
@@ -287,9 +312,15 @@ def decide(manifest: Path, jobs: Iterable[TakeJob], shot: str, take: int | None,
     if take is not None and take not in takes[shot]:
         raise UsageError(f"shot {shot} has takes {describe_takes(takes[shot])}; there is no take {take}")
     video = None
-    if decision is Decision.PICK:
+    if decision is not Decision.CLEAR:
         job = next(j for j in jobs if j.shot == shot and j.take == take)
-        video = _video_of(getattr(job, "output", None))
+        video = video_sha256(getattr(job, "output", None))
+        if shown is not CURRENT and video != shown:
+            if video is None:
+                what = "no longer has the video shown"
+            else:
+                what = "was rendered since it was shown" if shown is None else "was rendered again since it was shown"
+            raise VideoChangedError(f"take {take} of {shot} {what}; nothing was {decision.value}ed: reload the page, look at the take as it is now, and decide again")
 
     def change(picks: Picks) -> None:
         if decision is Decision.PICK:
@@ -312,7 +343,7 @@ def describe_takes(takes: Iterable[int]) -> str:
     return ", ".join(map(str, ordered))
 
 
-def _video_of(output: Path | None) -> str | None:
+def video_sha256(output: Path | None) -> str | None:
     """The sha256 (hex) of the video at ``output``, or None when there is none to read."""
     if output is None:
         return None

@@ -198,6 +198,9 @@ class ReportJob:
     pick: str = ""
     #: the video's poster frame (a PNG cached by the video's hash), relative to the report
     poster_src: str | None = None
+    #: the sha256 of the video shown (``video_src``), when known: a decision under ``vidbatch
+    #: review`` names it, so that a take rendered again since the page was built is not picked
+    video_sha256: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -490,6 +493,9 @@ def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -
         if found is not None:
             card.takes = len(found.takes_of(card.shot))
             card.pick = found.status(card.shot, card.take)
+        if card.takes > 1 and card.video_src is not None and card.video_sha256 is None:
+            # a file the state has no record of (replaced by hand): what is picked is what is shown
+            card.video_sha256 = picks_mod.video_sha256(Path(job.output))
 
 
 def render_html(report: Report, *, refresh: float | None = None) -> str:
@@ -650,7 +656,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
     mode = job.mode if isinstance(job.mode, facts.Mode) else facts.Mode(job.mode)
 
     output = Path(job.output)
-    video_src, video_note, video_prompt, size = None, None, None, None
+    video_src, video_note, video_prompt, size, video_sha256 = None, None, None, None, None
     try:
         st = output.stat()
     except OSError:
@@ -658,6 +664,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
     if st is not None:
         video_src = relative_url(output, base)
         size = st.st_size
+        video_sha256 = _known_sha256(output, out)
         if out is not None and out.key != job.key:
             if state == RenderState.DONE.value:  # as `vidbatch status` says: not this request's video
                 state = OUTDATED
@@ -710,6 +717,7 @@ def _job(index: int, job: Any, rec: RenderRecord | None, out: OutputRecord | Non
         warnings=list(getattr(job, "warnings", []) or []),
         key=job.key,
         cost=cost.describe() if cost is not None else None,
+        video_sha256=video_sha256,
     )
 
 

@@ -18,6 +18,12 @@ not reach the server at all.
   and what the last page built links to: cuts, posters, contact sheets, chained shots' frames),
   never anything else from the disk.
 
+A decision names the video the page showed of its take (its sha256, from the state's record of
+the file; null when the take had none), and a pick records that video. A run (or watch) may
+render the take again after the page was loaded: a pick or reject of a take that no longer holds
+the video shown is refused (409, nothing written) and the page offers to reload, so a pick never
+stands for a render nobody saw.
+
 Each page load builds the report afresh (state, picks and files as they are now); the manifests
 are those loaded at start (restart to pick up manifest edits). The library never prints; the CLI
 (:mod:`vidbatch.cli.review_cmd`) says where the page is and stops the server on Ctrl-C.
@@ -29,6 +35,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import secrets
 import sys
 import threading
@@ -38,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import picks, report
-from .errors import VidbatchError
+from .errors import VidbatchError, VideoChangedError
 from .manifest.model import image_refs
 from .state import Store
 
@@ -51,6 +58,8 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 #: Largest request body /decide reads (a decision is a few dozen bytes).
 MAX_BODY = 64 * 1024
+#: How a decision names the video the page showed of its take.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ReviewServer:
@@ -122,8 +131,11 @@ class ReviewServer:
         manifest = next((m for m in self.ws.manifests if report._relative_display(Path(m.path), self.base) == shown), None)
         if manifest is None:
             raise ValueError(f"no manifest {shown!r} in this review")
+        video = doc.get("video")
+        if "video" not in doc or not (video is None or (isinstance(video, str) and _SHA256.fullmatch(video))):
+            raise ValueError("expected video: the sha256 of the take's video the page showed (null: none); reload the page")
         with self._deciding:
-            saved = picks.decide(manifest.path, manifest.jobs, shot, take, what)
+            saved = picks.decide(manifest.path, manifest.jobs, shot, take, what, shown=video)
         log.info("review: %s take %s of %s (%s)", what.value, take, shot, saved.path)
         return {"shot": shot, "chosen": saved.chosen(shot), "rejected": sorted(saved.rejected(shot))}
 
@@ -236,6 +248,8 @@ def _handler(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
             try:
                 doc = json.loads(self.rfile.read(length))
                 self._json(200, server.decide(doc))
+            except VideoChangedError as e:  # the take rendered again since the page was loaded
+                self._json(409, {"error": str(e), "reload": True})
             except (ValueError, VidbatchError) as e:
                 self._json(400, {"error": str(e)})
 

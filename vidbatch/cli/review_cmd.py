@@ -23,7 +23,9 @@ def review(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     the manifest's picks file (shots.toml -> shots.picks.toml, the file `vidbatch pick` writes:
     plain TOML to diff and commit) and the page reloads to show it. The page is built afresh on
     every load, from the state, the picks file and the videos as they are, so it is fine to
-    review while a run goes on. Nothing is sent to the API and the state is only read.
+    review while a run goes on: a pick records the video the page showed, and a click on a take
+    that has rendered again since the page loaded is refused with a message asking to reload
+    (nothing is written). Nothing is sent to the API and the state is only read.
 
     The server listens on 127.0.0.1 only, serves only the page and the files it shows, and
     accepts a decision only with the random token of this session (embedded in the page), so
