@@ -247,6 +247,38 @@ def test_the_static_report_shows_the_picks(rendered):
     assert not any("data-decide" in b.attrs for b in page.find_all("button"))  # buttons only under review
 
 
+def test_status_and_the_report_show_a_pick_whose_take_rendered_again_as_stale(rendered):
+    assert cli("pick", rendered, "shot-01", "2").exit_code == 0
+
+    def shown_pick() -> tuple[str, str, dict]:
+        status = cli("status", rendered)
+        assert status.exit_code == 0, status.output
+        assert cli("report", rendered).exit_code == 0
+        card = next(c for c in parse((rendered.parent / "renders" / "report.html").read_text()).find_all("article", "card") if c.attrs["data-take"] == "2" and c.attrs["data-shot"] == "shot-01")
+        doc = json.loads(cli("status", "--json", rendered).output)
+        return status.output, card, next(j for j in doc["jobs"] if j["name"] == "shot-01.take2")
+
+    output, card, job = shown_pick()
+    assert "2 done (picked), 3 done\n" in output and "pick again" not in output
+    assert card.attrs["data-pick"] == "picked" and "pick again" not in card.find("p", "take").text()
+    assert (job["pick"], job["pick_stale"]) == ("picked", None)
+
+    assert cli("run", rendered, *FAST, "--force", "shot-01.take2").exit_code == 0  # the picked render is replaced
+    output, card, job = shown_pick()
+    assert "2 done (picked, stale), 3 done; picked take 2 was rendered again since it was picked: pick again (vidbatch pick)" in output
+    assert card.attrs["data-pick"] == "stale" and "pick-stale" in card.attrs["class"]
+    assert "picked take 2 was rendered again since it was picked: pick again" in card.find("p", "take").text()
+    assert (job["pick"], job["pick_stale"]) == ("picked", "picked take 2 was rendered again since it was picked")
+    with ReviewServer(project.load([rendered])) as server:  # the review page offers to pick it again
+        page = parse(get(server, "/")[1].decode())
+        card = next(c for c in page.find_all("article", "card") if c.attrs["data-take"] == "2" and c.attrs["data-shot"] == "shot-01")
+        assert [b.attrs["data-decide"] for b in card.find_all("button")] == ["pick", "reject", "clear"]
+
+    assert cli("pick", rendered, "shot-01", "2").exit_code == 0  # picked again: it stands
+    output, card, job = shown_pick()
+    assert "2 done (picked), 3 done\n" in output and card.attrs["data-pick"] == "picked" and job["pick_stale"] is None
+
+
 def test_review_help_has_examples():
     result = cli("review", "--help")
     assert result.exit_code == 0 and "Examples:" in result.output and "127.0.0.1" in result.output

@@ -102,12 +102,42 @@ def repicked(shot: str, source: Job, chosen: picks.Picks, video: str | None) -> 
     holds, or gets back in this run, for its current request (``video``, its sha256; None when
     it is to be rendered anew) is not the one it was picked on (:meth:`vidbatch.picks.Picks.seen`).
     "" while it is, or when the pick recorded no video."""
-    seen = chosen.seen(shot)
+    why = _repicked(chosen.seen(shot), take_of(source), video)
+    if not why:
+        return ""
+    return f"{shot}'s {why}; look at the new render and pick again with `vidbatch pick {source.manifest.name} {shot} TAKE` (or `vidbatch review`), then run again"
+
+
+def _repicked(seen: str | None, take: int, video: str | None) -> str:
     if seen is None or video == seen:
         return ""
-    take = take_of(source)
     when = "was rendered again since it was picked" if video is not None else "renders again (its request changed since it was picked)"
-    return f"{shot}'s picked take {take} {when}; look at the new render and pick again with `vidbatch pick {source.manifest.name} {shot} TAKE` (or `vidbatch review`), then run again"
+    return f"picked take {take} {when}"
+
+
+def stale_picks(jobs: Iterable[Job], store: Store | None) -> dict[JobId, str]:
+    """The picked takes among ``jobs`` (every job of their manifests, chained ones resolved)
+    that no longer hold the render they were picked on (:func:`repicked`), by id, with why
+    ("picked take 2 was rendered again since it was picked"): ``status`` and the report show such a
+    pick as stale, as ``plan`` blocks what depends on it."""
+    by_manifest: dict[str, dict[str, dict[int, Job]]] = {}
+    for job in jobs:
+        by_manifest.setdefault(str(job.manifest), {}).setdefault(shot_of(job), {})[take_of(job)] = job
+    found: dict[JobId, str] = {}
+    outputs: dict[str, OutputRecord] | None = None
+    for manifest, takes in by_manifest.items():
+        chosen = picks.load(Path(manifest), [Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+        for shot, of_shot in takes.items():
+            seen = chosen.seen(shot)
+            source = of_shot.get(chosen.chosen(shot) or 0)
+            if seen is None or source is None:
+                continue
+            if outputs is None:
+                outputs = store.all_outputs() if store is not None else {}
+            why = _repicked(seen, take_of(source), _video(source, outputs.get(str(source.output)), store))
+            if why:
+                found[job_id(source)] = why
+    return found
 
 
 @dataclass(frozen=True)

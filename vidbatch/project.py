@@ -249,6 +249,9 @@ class JobStatus:
     shot: str = ""
     take: int = 1
     pick: str = ""
+    #: why a "picked" take's pick no longer stands (it rendered again since it was picked:
+    #: :func:`vidbatch.chain.stale_picks`); "" when it does, or for a take not picked
+    pick_stale: str = ""
 
     @property
     def holds_other_version(self) -> bool:
@@ -271,6 +274,7 @@ class JobStatus:
             "shot": self.shot or self.name,
             "take": self.take,
             "pick": self.pick or None,
+            "pick_stale": self.pick_stale or None,
             "manifest": self.manifest,
             "state": self.state,
             "output": self.output,
@@ -317,12 +321,13 @@ def status(ws: Workspace | None, state_dir: Path) -> tuple[list[JobStatus], Stor
     other_keys = {h.key for j in jobs if (h := held.get(str(j.output))) is not None and h.key != j.key}
     others = store.get_many(other_keys) if store and other_keys else {}
     decided = {str(m.path): picks.load(m.path, m.jobs) for m in ws.manifests}
+    stale = chain.stale_picks(jobs, store)
     statuses = []
     for j in jobs:
         rec_held = held.get(str(j.output))
         other = others.get(rec_held.key) if rec_held is not None else None
         pick = decided[str(j.manifest)].status(j.shot, j.take) if str(j.manifest) in decided else ""
-        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key), shot=j.shot, take=j.take, pick=pick))
+        statuses.append(JobStatus(j.name, str(j.manifest), str(j.output), records.get(j.key), j.output.exists(), rec_held, j.key, other.prompt if other else None, costs.get(j.key), shot=j.shot, take=j.take, pick=pick, pick_stale=stale.get(chain.job_id(j), "")))
     return statuses, store
 
 

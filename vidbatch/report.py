@@ -196,6 +196,9 @@ class ReportJob:
     take: int = 1
     takes: int = 1
     pick: str = ""
+    #: why this take's pick no longer stands ("picked take 2 was rendered again since it was
+    #: picked": :func:`vidbatch.chain.stale_picks`); "" when it does, or it is not picked
+    pick_stale: str = ""
     #: the video's poster frame (a PNG cached by the video's hash), relative to the report
     poster_src: str | None = None
     #: the sha256 of the video shown (``video_src``), when known: a decision under ``vidbatch
@@ -205,6 +208,12 @@ class ReportJob:
     @property
     def anchor(self) -> str:
         return f"job-{self.index + 1}"
+
+    @property
+    def decided(self) -> str:
+        """What the page marks this take as: "picked", "stale" (picked, then rendered again),
+        "rejected" or ""."""
+        return "stale" if self.pick_stale else self.pick
 
     @property
     def size(self) -> str | None:
@@ -344,7 +353,7 @@ def build_report(ws: "Workspace", store: Store | None, out: Path, *, now: float 
     summary = _summary(report_jobs, records, renders_by_key)
     if store:
         summary.spend = ReportSpend.of(ledger.ledger(store, manifests=[m.path for m in ws.manifests]), since)
-    _add_picks(ws, report_jobs, jobs)
+    _add_picks(ws, report_jobs, jobs, store)
     manifest_paths = [_relative_display(Path(m.path), base) for m in ws.manifests]
     title = ", ".join(Path(m.path).name for m in ws.manifests)
     report = Report(
@@ -481,11 +490,14 @@ def _contact_sheet(clips: list[Path], inputs: list[str], base: Path) -> str | No
     return relative_url(target, base)
 
 
-def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -> None:
-    """Each card's shot, take, the shot's number of takes and the picks file's decision on it."""
+def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any], store: Store | None) -> None:
+    """Each card's shot, take, the shot's number of takes and the picks file's decision on it
+    (a pick of a render the take no longer holds is stale)."""
+    from . import chain
     from . import picks as picks_mod
 
     by_manifest = {str(m.path): picks_mod.load(m.path, m.jobs) for m in ws.manifests}
+    stale = chain.stale_picks(jobs, store)
     for card, job in zip(report_jobs, jobs):
         card.shot = getattr(job, "shot", "") or job.name
         card.take = getattr(job, "take", 1)
@@ -493,6 +505,7 @@ def _add_picks(ws: "Workspace", report_jobs: list[ReportJob], jobs: list[Any]) -
         if found is not None:
             card.takes = len(found.takes_of(card.shot))
             card.pick = found.status(card.shot, card.take)
+            card.pick_stale = stale.get(chain.job_id(job), "") if card.pick == "picked" else ""
         if card.takes > 1 and card.video_src is not None and card.video_sha256 is None:
             # a file the state has no record of (replaced by hand): what is picked is what is shown
             card.video_sha256 = picks_mod.video_sha256(Path(job.output))

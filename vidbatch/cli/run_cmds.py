@@ -449,7 +449,9 @@ def status(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
     The spend is every create MiniMax accepted for these manifests so far (all runs, at the
     price quoted when each run started; see `vidbatch spend`), with what went on renders that
     then failed, and creates whose answer was lost (uncertain) apart as possible spend. --json
-    gives each job's render cost ("cost": its accepted creates, every try) and "spend". A picks
+    gives each job's render cost ("cost": its accepted creates, every try) and "spend". A
+    picked take that rendered again since it was picked is shown as a stale pick ("pick again";
+    with --json, "pick_stale" says why), as plan blocks what depends on it. A picks
     file's decision about a shot or take the manifest no longer has is warned about on stderr
     (with --json, in "warnings").
 
@@ -527,9 +529,15 @@ def _print_takes(jobs: Sequence[Any]) -> None:
     click.echo("takes:")
     width = max(len(shot) for shot, _ in shots)
     for shot, group in shots:
-        takes = ", ".join(f"{j.take} {j.state}" + (f" ({j.pick})" if j.pick else "") for j in sorted(group, key=lambda j: j.take))
-        picked = next((j.take for j in group if j.pick == "picked"), None)
-        click.echo(f"  {shot:<{width}}  {takes}" + ("" if picked else "; no pick yet (vidbatch pick)"))
+        takes = ", ".join(f"{j.take} {j.state}" + (f" ({j.pick}{', stale' if j.pick_stale else ''})" if j.pick else "") for j in sorted(group, key=lambda j: j.take))
+        picked = next((j for j in group if j.pick == "picked"), None)
+        if picked is None:
+            note = "; no pick yet (vidbatch pick)"
+        elif picked.pick_stale:  # as plan says when it blocks what depends on the shot
+            note = f"; {picked.pick_stale}: pick again (vidbatch pick)"
+        else:
+            note = ""
+        click.echo(f"  {shot:<{width}}  {takes}{note}")
 
 
 def _print_history(jobs: Sequence[Any], store: Any, name: str, as_json: bool) -> None:
