@@ -287,6 +287,24 @@ def test_a_manifest_with_warnings_is_left_to_the_normal_path(finished):
     assert "did you mean [Pull out]" in result.output
 
 
+def test_a_picks_file_to_warn_about_is_left_to_the_normal_path(finished):
+    """A picks file changes no job of these manifests, but run warns about a bad one as plan does."""
+    picks_file = finished / "shots.picks.toml"
+    picks_file.write_text('["a"]\npick = 1\n')
+    assert "an input changed" in declined(["run", "shots.toml"])  # the entry names the file as it was
+    assert cli("run", "shots.toml", *RUN).exit_code == 0  # writes the entry again
+    same_both_ways(["run", "shots.toml", *RUN], finished)  # a good picks file: still a no-op
+
+    picks_file.write_text('["a"]\npick = = 1\n')
+    for _ in range(2):  # the second after an entry made with the bad file
+        result = cli("run", "shots.toml", *RUN)
+        assert result.exit_code == 0
+        assert f"warning      {picks_file}:2: picks file is not valid TOML" in result.output, result.output
+    picks_file.write_text('["a"]\npick = 1\n')  # fixed: a no-op again after one run
+    assert cli("run", "shots.toml", *RUN).exit_code == 0
+    same_both_ways(["run", "shots.toml", *RUN], finished)
+
+
 def test_a_folder_is_left_to_the_normal_path(finished):
     assert "is not a manifest file" in declined(["plan", "--check", "."])
 

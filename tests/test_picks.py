@@ -276,3 +276,18 @@ def test_a_bad_picks_file_stops_a_plan_that_depends_on_picks_and_is_a_warning_fo
         result = run_cli(["plan", str(manifest)])
         assert result.exit_code == 2, "which take shot-01 stands for decides what renders: never planned as if no pick"
         assert f"{picks.picks_path(manifest)}:2: job shot-01: field pick: must be a take number" in result.output
+
+
+def test_run_warns_about_a_bad_picks_file_its_plan_does_not_depend_on_as_plan_does(manifest, sim_env):
+    picks.picks_path(manifest).write_text('["shot-01"]\npick = = 2\n')
+    where = f"{picks.picks_path(manifest)}:2: picks file is not valid TOML"
+    assert f"warning: {where}" in run_cli(["plan", str(manifest)]).output
+    for _ in range(2):  # rendering, then nothing to do: each run says it once, exit code unchanged
+        result = run_cli(["run", str(manifest), "--rpm", "60000", "--poll-interval", "0"])
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if where in line]
+        assert len(lines) == 1 and "warning" in lines[0] and "this plan does not depend on picks" in lines[0], result.output
+    result = run_cli(["run", str(manifest), "--json"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [e["message"].split(":")[1] for e in events if e["event"] == "warning"] == ["2"]

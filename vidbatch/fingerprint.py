@@ -23,7 +23,9 @@ An entry holds only when all of these are as they were:
   paths), and so do the variables that place the config file;
 - the config file (its identity, or that there is none): the loader refuses a job that holds the
   API key, which may come from there. The header keeps its path; the variables that place it
-  are in the environment's hash, so the same path is checked again.
+  are in the environment's hash, so the same path is checked again;
+- each manifest's picks file (its sha256, or that there is none): it changes no job, but the
+  no-op summary says whether ``run`` has a warning about it to show.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
 
 #: Bump when the layout of a cache file changes: an older file is then a miss.
 #: 2: jobs carry their shot and take (issue 14); 3: the config file is an input (issue 15);
-#: 4: a header line, with the no-op summary, before the jobs (issue 15).
-FORMAT = 4
+#: 4: a header line, with the no-op summary, before the jobs (issue 15); 5: the picks files.
+FORMAT = 5
 #: A file modified this close to the load (or later) has an ambiguous stat: its bytes are hashed.
 #: 2 s covers the coarsest common timestamps (FAT) and coarse kernel clocks everywhere else.
 AMBIGUOUS_NS = 2_000_000_000
@@ -118,8 +120,12 @@ def holds(header: Mapping[str, Any], manifests: Sequence[str], variables: Mappin
         config = header["config"]
         if identity(config[0]) != config:
             return False
-        return all(unchanged(i) for i in header["inputs"])
+        if not all(unchanged(i) for i in header["inputs"]):
+            return False
+        return all(_sha256_or_none(path) == sha256 for path, sha256 in header["picks"])
     except (KeyError, TypeError, ValueError, IndexError):  # a damaged or foreign file
+        return False
+    except OSError:  # a picks file that cannot be read: the normal path says why
         return False
 
 
@@ -155,9 +161,11 @@ def header(
     inputs: list[list[Any]],
     config: list[Any],
     noop: Any,
+    picks: list[list[Any]],
 ) -> dict[str, Any]:
     """The header of a new entry: ``inputs`` from :func:`inputs`, ``config`` the config file's
-    :func:`identity` taken before the load, ``noop`` the summary the fast path reads."""
+    :func:`identity` taken before the load, ``noop`` the summary the fast path reads, ``picks``
+    from :func:`picks` taken before it."""
     salt = os.urandom(16).hex()
     names = sorted(env_names)
     return {
@@ -170,7 +178,20 @@ def header(
         "inputs": inputs,
         "config": config,
         "noop": noop,
+        "picks": picks,
     }
+
+
+def picks(paths: Iterable[str]) -> list[list[Any]]:
+    """Each picks file's path and sha256, or its path and None when there is none."""
+    return [[path, _sha256_or_none(path)] for path in paths]
+
+
+def _sha256_or_none(path: str) -> str | None:
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
 
 
 def inputs(paths: Iterable[str], named: Iterable[str], started_ns: int) -> list[list[Any]] | None:

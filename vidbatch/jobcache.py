@@ -172,7 +172,14 @@ def entry(
         log.debug("job cache not written: an input changed during the load")
         return None
     config = _config_identity() if config_file is None else config_file
-    head = fingerprint.header(named, variables, environ.read, environ._environ, inputs, config, noop_summary(loaded))
+    from .picks import picks_path
+
+    try:  # before the summary reads them: an edit in between is then seen as a change
+        picks = fingerprint.picks(str(picks_path(m.path)) for m in loaded)
+    except OSError as e:
+        log.debug("job cache not written: %s", e)
+        return None
+    head = fingerprint.header(named, variables, environ.read, environ._environ, inputs, config, noop_summary(loaded), picks)
     body = [_manifest_json(m) for m in loaded]
     return json.dumps(head, separators=(",", ":")) + "\n" + json.dumps(body, separators=(",", ":"))
 
@@ -189,11 +196,21 @@ def noop_summary(loaded: Sequence[Manifest]) -> dict[str, Any] | None:
     """What the no-op fast path (:mod:`vidbatch.noop`) needs of these manifests: each manifest's
     path and output folder, each job's manifest (index), name, key and output path in plan order,
     and the names of the state migrations this code applies. None when that path must not answer
-    for them: warnings to show, sequences to join, chained shots, a ``[prices]`` table."""
+    for them: warnings to show, sequences to join, chained shots, a ``[prices]`` table, or a picks
+    file that ``run`` warns about (one it cannot read, a pick of a shot the manifest no longer
+    has; the header keeps each picks file as it was, :func:`vidbatch.fingerprint.picks`)."""
+    from . import picks
+    from .errors import ManifestError
     from .state import migrations
 
     for m in loaded:
         if m.warnings or m.sequences or m.prices or any(j.warnings or j.frame_sources() for j in m.jobs):
+            return None
+    for m in loaded:
+        try:
+            if picks.load(m.path, m.jobs).stale():
+                return None
+        except ManifestError:
             return None
     return {
         "migrations": migrations.names,

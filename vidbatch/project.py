@@ -188,13 +188,18 @@ def run(
 ) -> RunResult:
     """Plan and carry out the plan, holding the state folder's run lock throughout.
 
+    Before the first call, each :func:`pick_warnings` line (a picks file this plan does not
+    depend on but cannot read, a pick of a shot the manifest no longer has) is an
+    ``EventKind.WARNING`` event, as ``plan`` warns.
+
     ``confirm`` is asked before anything is created when the plan has billable renders; returning
     False ends the run with nothing sent (UsageError). A plan of more than
     :data:`~vidbatch.session.RUN_SIZE_LIMIT` renders needs ``options.max_renders`` or a yes from
     ``confirm``. ``budget`` (:class:`~vidbatch.costing.Budget`) refuses a plan over
     ``--max-cost`` and records the price of each create for the spend ledger.
     """
-    from .runner import RunOptions
+    from .events import EventKind
+    from .runner import RunEvent, RunOptions
     from .session import Session
 
     options = options or RunOptions()
@@ -204,6 +209,9 @@ def run(
         refusal = session.admit(the_plan, confirm)
         if refusal is not None:
             raise UsageError(refusal.reason)
+        the_plan.warnings = pick_warnings(ws.manifests)  # as plan shows them, one event each
+        for warning in the_plan.warnings:
+            session.on_event(RunEvent(EventKind.WARNING, warning))
         _check_output_folders(ws, the_plan)
         session.clean_staging(ws.manifests)
         if ws.cache is not None:  # noop (issue 15): the state folder is ours now

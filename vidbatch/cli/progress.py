@@ -32,6 +32,7 @@ NOTABLE: dict[str, str] = {
     K.WAIT: "waits",
     K.BLOCKED: "BLOCKED",
     K.JOINED: "joined",
+    K.WARNING: "warning",
 }
 STYLES: dict[str, str] = {
     K.FAILED: "red",
@@ -44,6 +45,7 @@ STYLES: dict[str, str] = {
     K.STATE_ERROR: "red bold",
     K.UNSAVED: "red bold",
     K.BLOCKED: "yellow",
+    K.WARNING: "yellow",
 }
 
 

@@ -336,6 +336,10 @@ def run(
     --max-renders N (any N it fits in) or a yes at a terminal; with no terminal (or --json) it is
     refused with exit 2 and nothing is sent.
 
+    A picks file (NAME.picks.toml) that cannot be read stops a run whose chained shots or
+    sequences depend on it (exit 2); otherwise it, and a pick of a shot the manifest no longer
+    has, is a warning line naming the file and line (with --json, a "warning" event), as in plan.
+
     \b
     Exit codes: 0 all jobs done; 1 some jobs failed, uncertain or unfinished;
     2 invalid manifest or usage, or an API key missing or malformed (nothing was sent);
