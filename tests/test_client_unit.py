@@ -378,6 +378,21 @@ def test_unknown_status_is_running_with_a_warning(caplog):
     assert "Rendering" in caplog.text
 
 
+def test_an_unknown_status_is_warned_about_once_per_task_not_at_every_poll(caplog):
+    """A run polls every task every 10 s: one line per poll per task flooded the terminal (and a
+    V2 task list repeats every task it lists); the warning says it once per task and status."""
+    client = Client(TEST_KEY, facts.HOST_GLOBAL)
+    info = CallInfo("query", 200, None, None, "trace")
+    with caplog.at_level(logging.WARNING, logger="vidbatch.client"):
+        for _ in range(3):
+            assert client._parse_query("t1", _Answer({"status": "Rendering"}, info)).is_running
+            assert client._v2_task({"id": "t2", "status": "paused"}, info).is_running
+        client._parse_query("t1", _Answer({"status": "Upscaling"}, info))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3, warned
+    assert ["Rendering" in w for w in warned] == [True, False, False] and "Upscaling" in warned[2]
+
+
 def test_success_exposes_file_id_as_string():
     st = _status({"status": "Success", "file_id": 123456789012345, "video_width": 1920, "video_height": 1080})
     assert st.state is facts.TaskState.SUCCESS

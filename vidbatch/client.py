@@ -802,6 +802,9 @@ class Client:
         #: The API host has answered (any HTTP status) since this client was made: from then on
         #: a failure to connect is a hiccup, not a wrong host.
         self.host_answered = False
+        #: (task id, status) pairs already warned about as unknown: a run polls each task every
+        #: few seconds, and the warning is worth one line per task and status, not one per poll.
+        self._unknown_warned: set[tuple[str, str]] = set()
 
     @classmethod
     def from_env(cls, host: str | None = None, *, host_given_by: str = "--api-host", **kwargs: Any) -> "Client":
@@ -1131,7 +1134,7 @@ class Client:
         state = facts.v2_task_state(status)
         tid = str(task.get("id") or task.get("task_id") or task_id or "")
         if state is facts.TaskState.UNKNOWN:
-            log.warning("task %s: unknown status %r, treated as still running", tid, status)
+            self._warn_unknown("task", tid, status)
         error: Mapping[str, Any] = task["error"] if isinstance(task.get("error"), dict) else {}
         content: Mapping[str, Any] = task["content"] if isinstance(task.get("content"), dict) else {}
         usage = task.get("usage")
@@ -1181,7 +1184,7 @@ class Client:
         else:
             state = facts.task_state(status)
         if state is facts.TaskState.UNKNOWN:
-            log.warning("query %s: unknown status %r, treated as still running", task_id, status)
+            self._warn_unknown("query", task_id, status)
         file_id = body.get("file_id")
         file_id = str(file_id) if file_id not in (None, "", 0, "0") else None
         if state is facts.TaskState.SUCCESS and file_id is None:
@@ -1199,6 +1202,13 @@ class Client:
             trace_id=info.trace_id,
             status_code=code or None,
         )
+
+    def _warn_unknown(self, what: str, task_id: str, status: str) -> None:
+        """Warn that ``status`` is not in the contract (so the task counts as still running),
+        once per task and status."""
+        if (task_id, status) not in self._unknown_warned:
+            self._unknown_warned.add((task_id, status))
+            log.warning("%s %s: unknown status %r, treated as still running", what, task_id, status)
 
     # --- one request, with the client's few retries -------------------------------------------
 
