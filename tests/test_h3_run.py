@@ -501,6 +501,20 @@ def test_v2_errors_in_either_form_go_through_the_one_classifier(answer, cls):
     assert TEST_KEY not in str(raised.value)
 
 
+@pytest.mark.parametrize("status", [201, 202])
+def test_a_create_answered_with_another_2xx_status_is_not_a_refusal(status):
+    """The contract's errors are an HTTP *error* status or a non-zero base_resp: a create answered
+    201 Created (or 202 Accepted) made a task. It was an InvalidRequestError (HTTP 201 read as a
+    4xx-like refusal): the job failed while its task rendered and was billed, and running it
+    again paid twice. Now its task_id is taken; without one, a task may exist (settled from the
+    task list), never a refusal."""
+    client, _ = v2_client([(status, b'{"task_id": "t9"}', {})])
+    assert client.create_v2({"model": H3, "content": [{"type": "text", "text": "x"}], "ratio": "16:9"}) == "t9"
+    client, _ = v2_client([(status, b"", {})])
+    with pytest.raises(errors.MaybeSubmittedError):
+        client.create_v2({"model": H3, "content": [{"type": "text", "text": "x"}], "ratio": "16:9"})
+
+
 def test_an_expired_content_url_is_refreshed_by_querying_the_task_again(tmp_path):
     from .fakes import mp4_bytes
 

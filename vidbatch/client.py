@@ -1317,19 +1317,20 @@ class Client:
         date = reply.headers.get("Date")
         if info.status_code and info.status_code in call.fold:
             return _Answer(body or {}, info, date)
-        if call.name == "cancel" and not info.status_code and (reply.status in (202, 204) or (reply.status == 200 and not reply.content)):
+        answered = facts.http_kind(reply.status) is Kind.OK  # any 2xx: an answer, not an error
+        if call.name == "cancel" and not info.status_code and answered and (reply.status in (202, 204) or not reply.content):
             return _Answer(body or {}, info, date)  # a DELETE may answer without a body (the contract gives none)
         if call.is_create and not info.status_code and reply.status == 504:
             # the gateway forwarded the create and gave up waiting: the API may have made the task
             raise MaybeSubmittedError("create answered HTTP 504 (a gateway timed out waiting for the API); a task may exist", info, hint=_MAYBE_HINT)
-        if info.status_code or reply.status != 200:  # a non-zero code says more than the HTTP status
+        if info.status_code or not answered:  # a non-zero code says more than the HTTP status
             raise self._error(call, info, reply)
         if body is None:
             if call.is_create:
                 raise MaybeSubmittedError(
-                    f"create answered HTTP 200 with {parse_problem}; a task may exist", info, hint=_MAYBE_HINT
+                    f"create answered HTTP {reply.status} with {parse_problem}; a task may exist", info, hint=_MAYBE_HINT
                 )
-            raise TransientError(f"{call.name} answered HTTP 200 with {parse_problem}{call.tries}", info)
+            raise TransientError(f"{call.name} answered HTTP {reply.status} with {parse_problem}{call.tries}", info)
         return _Answer(body, info, date)
 
     def _read_base_resp(self, body: dict[str, Any] | None, info: CallInfo) -> None:

@@ -345,7 +345,8 @@ def error_fact(code: int, call: str | None = None) -> ErrorCode | None:
 
 
 #: What an HTTP status from the API host means when the body carries no ``base_resp`` code.
-#: A redirect, 404, 405 or 501 means the host (or a proxy in front of it) is not the API: every
+#: Any 2xx is an answer, not an error (the contract's errors are an HTTP error status or a
+#: non-zero ``base_resp``): a create answered 201 or 202 may have made its task. A redirect, 404, 405 or 501 means the host (or a proxy in front of it) is not the API: every
 #: call would fail the same way. Statuses not listed: other 3xx like 301, other 4xx like 400,
 #: other 5xx like 500 (see :func:`http_kind`).
 API_HTTP: dict[int, ErrorKind] = {
@@ -391,6 +392,8 @@ def http_kind(status: int, *, signed_url: bool = False) -> ErrorKind:
     table = DOWNLOAD_HTTP if signed_url else API_HTTP
     if status in table:
         return table[status]
+    if not signed_url and 200 <= status < 300:
+        return ErrorKind.OK
     if status >= 500:
         return ErrorKind.TRANSIENT
     if signed_url:
