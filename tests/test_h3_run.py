@@ -401,6 +401,17 @@ def test_cancel_cancels_a_queued_task_and_reports_a_running_one(tmp_path):
         assert cli(["cancel", queued, "--job", "nope"], env=env).exit_code == 2
 
 
+def test_an_h3_create_refused_with_2013_says_h3_refuses_token_plan_keys(tmp_path):
+    """The contract: "H3 refuses keys of token/credit plans with 2013". A job that passed every
+    local check and was refused so said only "fix the manifest", which was already right."""
+    manifest = h3_manifest(tmp_path, {"a": "H3 refused A"})
+    with running_simulator(SimConfig(key=TEST_KEY)) as server:
+        server.sim.inject("v2_create", "code:2013")
+        result = cli(["run", manifest, *RUN], env=sim_env(server))
+    assert result.exit_code == 1, result.output
+    assert "invalid parameters (2013)" in result.output and "token" in result.output, result.output
+
+
 def test_cancel_with_a_refused_key_exits_3(tmp_path):
     """A refused key (or a wrong host) was one "could not be cancelled" outcome per job and exit
     1, as for a task that is merely running: a script could not tell the two apart."""

@@ -1353,7 +1353,8 @@ class Client:
         code = info.status_code
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self._wall_clock())
         if code:
-            fact = facts.error_fact(code, call.name)
+            v2_create = call.is_create and urlsplit(call.url).path.endswith(facts.V2_PATH_CREATE)
+            fact = facts.error_fact(code, "v2_create" if v2_create else call.name)
             message = f"{call.name} refused: {fact.meaning if fact else 'undocumented error code'} ({code})"
             # the facts' hints name the variable; a key from the config file is checked there
             hint = (fact.hint if fact else "").replace(f"check {ENV_KEY}", f"check {self.key_where}")

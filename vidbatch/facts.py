@@ -332,10 +332,13 @@ ERROR_CODES: dict[int, ErrorCode] = {
 
 #: Codes that mean something else on a call that names an existing task or file: ``2013`` to a
 #: ``query`` (task_id) or a ``retrieve`` (file_id) says the API does not know that id any more
-#: (expired, or made with another account), not that the manifest is wrong.
+#: (expired, or made with another account), not that the manifest is wrong. A ``v2_create``
+#: (``POST /v2/video_generation``) refused with 2013 may be the key's plan, not the request.
 CALL_ERROR_CODES: dict[tuple[str, int], ErrorCode] = {
     ("query", 2013): ErrorCode(2013, "task not found", ErrorKind.GONE, "MiniMax no longer has this task (expired or another account); render it again with --force NAME"),
     ("retrieve", 2013): ErrorCode(2013, "file not found", ErrorKind.GONE, "MiniMax no longer has this file (expired or another account); render it again with --force NAME"),
+    # MiniMax-H3 refuses keys of token or credit plans with 2013 (see "Video Generation V2").
+    ("v2_create", 2013): ErrorCode(2013, "invalid parameters", ErrorKind.INVALID_REQUEST, "fix the manifest; if `vidbatch validate` finds nothing wrong, the key may be one of a token or credit plan, which MiniMax-H3 refuses with 2013: use a pay-as-you-go key"),
 }
 
 
