@@ -280,6 +280,7 @@ def check_request(request: Mapping[str, Any], *, check_images: bool = False) -> 
             problems.append(Problem(name, f"is not part of {mode.label}"))
     if request.get("fast_pretreatment") and not model.fast_pretreatment:
         problems.append(Problem("fast_pretreatment", f"is not supported by {model_name}"))
+    problems.extend(_callback_problems(request))
 
     if mode is not Mode.S2V:
         duration = request.get("duration", spec.default_duration)
@@ -315,6 +316,14 @@ def check_request(request: Mapping[str, Any], *, check_images: bool = False) -> 
                         Problem(f"subject_reference[{i}].image[{j}]", m) for m in images.check_image_ref(ref)
                     )
     return problems
+
+
+def _callback_problems(request: Mapping[str, Any]) -> list[Problem]:
+    """A ``callback_url`` MiniMax cannot POST its challenge to (v1 and V2 alike)."""
+    callback = request.get("callback_url")
+    if callback is not None and not str(callback).startswith(("https://", "http://")):
+        return [Problem("callback_url", "must be an http:// or https:// URL")]
+    return []
 
 
 def _check_subject_reference(value: list[Any]) -> list[Problem]:
@@ -618,9 +627,7 @@ def check_v2_request(
                 f"{V2_RATIO_WITH_MEDIA} follows an input image or video, and there is none: set one, e.g. 16:9",
             )
         )
-    callback = body.get("callback_url")
-    if callback is not None and not str(callback).startswith(("https://", "http://")):
-        problems.append(Problem("callback_url", "must be an http:// or https:// URL"))
+    problems.extend(_callback_problems(body))
     if not problems and not local:
         size = body_bytes
         if size is None:
