@@ -209,6 +209,19 @@ def test_an_unreadable_balance_breaks_nothing(sim):
     assert costing.balance_warning(costing.PlanCost(prices.Region.GLOBAL, (), prices.Estimate.of([], prices.Region.GLOBAL), prices.Estimate.of([], None)), None) is None
 
 
+def test_a_balance_call_that_gets_no_answer_holds_nothing_up_for_long(sim):
+    """Every run reads the balance before it creates anything; a host that took the call and
+    never answered it (a proxy, an account without the call) held every run silently for the
+    full read timeout of a create (60 s). The optional call has its own short one."""
+    import time
+
+    sim.sim.inject("query_balance", "slow", seconds=30)
+    with Client(TEST_KEY, sim.base_url) as client:
+        started = time.monotonic()
+        assert client.query_balance() is None
+        assert time.monotonic() - started < 10
+
+
 # --- the ledger ----------------------------------------------------------------------------------
 
 

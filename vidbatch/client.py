@@ -178,6 +178,9 @@ class Timeouts:
     connect: float = 10.0
     read: float = 60.0
     download_read: float = 120.0
+    #: the optional balance call's read timeout: a host that never answers it must not hold a
+    #: run up for the full ``read`` (every run reads the balance before it creates anything)
+    optional_read: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ class Call:
     json_body: Any = field(default=None, repr=False)
     fold: frozenset[int] = frozenset()  # base_resp codes handed to the parser instead of raised
     files: Any = field(default=None, repr=False)  # a multipart body (an upload) instead of JSON
+    read_timeout: float | None = None  # instead of Timeouts.read
     attempt: int = 1
     attempts: int = 1
 
@@ -955,7 +959,7 @@ class Client:
         return (yield from self._retried(call, lambda c: self._ask(c, lambda a, c: _parse_retrieve(str(file_id), a, c))))
 
     def _query_balance(self, region: prices.Region | None) -> Steps[prices.Balance | None]:
-        call = self._api_call("query_balance", "GET", prices.PATH_BALANCE)
+        call = replace(self._api_call("query_balance", "GET", prices.PATH_BALANCE), read_timeout=self.timeouts.optional_read)
         try:
             answer: _Answer = yield _Send(call)
         except VidbatchError as e:
@@ -1280,7 +1284,7 @@ class Client:
                 files=call.files,
                 headers=self._headers(json_body=call.files is None),
                 auth=self._bearer,
-                timeout=(self.timeouts.connect, self.timeouts.read),
+                timeout=(self.timeouts.connect, call.read_timeout or self.timeouts.read),
                 allow_redirects=False,
             )
             reply = _Reply(resp.status_code, resp.reason or "", resp.headers, resp.content)
@@ -1597,7 +1601,7 @@ class AsyncCalls:
             url += ("&" if "?" in url else "?") + urlencode(call.params)
         try:
             async with self._session.request(
-                call.method, self._url(url), allow_redirects=False, **self._options(call, url, client.timeouts.read)
+                call.method, self._url(url), allow_redirects=False, **self._options(call, url, call.read_timeout or client.timeouts.read)
             ) as resp:
                 reply = _Reply(resp.status, resp.reason or "", resp.headers, await resp.read())
         except aiohttp.InvalidURL as e:
