@@ -5,6 +5,7 @@ overrides), in-process and fast."""
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from vidbatch.manifest import check_manifests, load_manifest
 from vidbatch.manifest import loader, source, templates
 
 from .conftest import TEST_KEY
-from .helpers import jpeg, png, png_bytes, write
+from .helpers import cli, jpeg, png, png_bytes, t2v_manifest, write
 
 HEADER = 'output_dir = "renders"\n[defaults]\nmodel = "MiniMax-Hailuo-02"\n'
 
@@ -225,6 +226,27 @@ def test_images_need_their_data(tmp_path):
     assert images.inspect_bytes(data).complete
     assert not images.inspect_bytes(data[: data.index(b"\xff\xda")]).complete
     assert "without its image data" in " ".join(images.limit_problems(images.inspect_bytes(whole[:-12])))
+
+
+
+def _with_exif_thumbnail(photo: bytes, thumbnail: bytes) -> bytes:
+    """``photo`` with an APP1 EXIF segment holding ``thumbnail`` (a whole JPEG), as cameras write."""
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">HI", 0, 0)  # an empty IFD0
+    body = b"Exif\x00\x00" + tiff + thumbnail
+    return photo[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + photo[2:]
+
+
+def test_a_photo_cut_short_is_refused_though_its_exif_thumbnail_is_whole(tmp_path):
+    jpeg(tmp_path / "big.jpg", 640, 480)
+    jpeg(tmp_path / "thumb.jpg", 160, 120)
+    photo = _with_exif_thumbnail((tmp_path / "big.jpg").read_bytes(), (tmp_path / "thumb.jpg").read_bytes())
+    assert images.inspect_bytes(photo).complete
+    scan = photo.rindex(b"\xff\xda")
+    (tmp_path / "cut.jpg").write_bytes(photo[: scan + 40])  # a partly copied file: the thumbnail is whole
+    write(tmp_path, "m.toml", t2v_manifest({"a": "a cat"}, extra_defaults='first_frame_image = "cut.jpg"'))
+    result = cli("validate", tmp_path / "m.toml")
+    assert result.exit_code == 2, result.output
+    assert "first_frame_image" in result.output and "cut.jpg" in result.output and "cut short" in result.output
 
 
 # --- the key (item 13) --------------------------------------------------------------------------

@@ -123,11 +123,31 @@ def is_complete(fmt: str | None, data: bytes) -> bool:
     if fmt == "png":
         return _png_complete(data)
     if fmt == "jpeg":
-        sos = data.find(b"\xff\xda")
+        sos = _jpeg_scan_start(data)
         return sos > 0 and data.rfind(b"\xff\xd9") > sos
     if fmt == "webp":
         return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return True
+
+
+def _jpeg_scan_start(data: bytes) -> int:
+    """Where the first SOS marker of the image itself is, walking the marker segments from SOI
+    (so the SOS and EOI of a thumbnail inside an APP1 EXIF segment do not count); -1 when none."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return -1
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return pos
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return -1
 
 
 def _png_complete(data: bytes) -> bool:
