@@ -92,6 +92,13 @@ def test_the_frame_at_a_time_is_the_first_at_or_after_it(clips, at, frame):
     assert media.clip_marks(media.extract_frame(clips["red"], at=at)).frame == frame
 
 
+@pytest.mark.parametrize("at", [1.97, 1.999])
+def test_a_time_within_the_last_frame_is_the_last_frame(clips, at):
+    """No frame starts at or after 1.97 s of a 2 s clip at 24 fps, but the last one (1.958 s to
+    2.0 s) is shown then: that is the frame, not an error saying the clip is 2.000 s long."""
+    assert media.clip_marks(media.extract_frame(clips["red"], at=at)).frame == 47
+
+
 def test_frames_are_found_between_keyframes_of_a_reordered_stream(tmp_path):
     """Like a real encoder's output: a keyframe every 12 frames, B-frames (decode order is not
     display order). Every frame is found just before its start time, and the last is the last."""

@@ -220,7 +220,8 @@ def _frame_step(stream: VideoStream) -> int:
 def extract_frame(video: Path, at: float | None = None, *, last: bool = True) -> bytes:
     """One frame of ``video`` as PNG bytes, full size, RGB, exactly as decoded: with ``at``, the
     first frame that starts at or after ``at`` seconds from the video's start (a millisecond of
-    slack absorbs rounding); else the last frame (or the first, with ``last=False``)."""
+    slack absorbs rounding), or the last frame when ``at`` falls within it; else the last frame
+    (or the first, with ``last=False``)."""
     with _reading(video) as (container, stream):
         if at is not None:
             frame = _frame_at(video, container, stream, at)
@@ -282,6 +283,7 @@ def _frame_at(video: Path, container: InputContainer, stream: VideoStream, at: f
     if starts[0] > origin:
         starts.append(origin)
     seen_end = Fraction(0)
+    shown: VideoFrame | None = None  # the latest frame that starts before the wanted time
     for seek_to in starts:
         container.seek(seek_to, stream=stream, backward=True)
         first = True
@@ -293,9 +295,12 @@ def _frame_at(video: Path, container: InputContainer, stream: VideoStream, at: f
                     break  # landed after the wanted time: start again from the beginning
                 return frame
             first = False
+            shown = _later(shown, frame)
             seen_end = max(seen_end, (frame.pts - origin + (frame.duration or step)) * tb)
         else:
             break  # decoded to the end without reaching the wanted time
+    if shown is not None and at < seen_end:
+        return shown  # no frame starts at or after `at`, but the last one is still shown then
     raise MediaError(f"{video} has no frame at {at} s; it is {float(seen_end):.3f} s long")
 
 
