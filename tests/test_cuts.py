@@ -186,6 +186,23 @@ def test_bad_sequences_exit_2_before_any_call(tmp_path, sim_env):
     assert api_calls(sim_env) == 0 and not (tmp_path / ".vidbatch").exists()
 
 
+def test_a_cut_may_not_replace_another_manifests_render_nor_another_cut(tmp_path, sim_env):
+    """A sequence whose output is a job's output in another manifest sharing output_dir (or
+    another sequence's output) would overwrite that render at every run: refused before any call."""
+    manifest = write_film(tmp_path, FILM.replace('output = "cuts/teaser.mp4"', 'output = "other.mp4"'))
+    other = tmp_path / "other.toml"
+    other.write_text('output_dir = "renders"\n\n[[jobs]]\nname = "other"\nmodel = "MiniMax-Hailuo-02"\nprompt = "A pier"\n')
+    for command in (["validate", manifest, other], ["run", manifest, other, *FAST]):
+        result = cli(command)
+        assert result.exit_code == 2, result.output
+        assert "sequence teaser" in result.output and "field output" in result.output, result.output
+        assert "also written by job other of" in result.output and "other.toml;" in result.output, result.output
+    same = write_film(tmp_path, FILM.replace('output = "cuts/teaser.mp4"', 'output = "film.mp4"'))
+    result = cli(["validate", same])
+    assert result.exit_code == 2 and "sequence teaser" in result.output and "also written by sequence film" in result.output, result.output
+    assert api_calls(sim_env) == 0 and not (tmp_path / "renders").exists()
+
+
 def test_the_plan_of_cuts_in_process(tmp_path):
     from vidbatch import cuts
 

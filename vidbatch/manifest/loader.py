@@ -1528,14 +1528,32 @@ def _check_outputs(session: _Session, results: list[ManifestResult]) -> None:
             result.problems.append(_collision_problem(c, session.display))
     loaded = [r.manifest for r in results if r.manifest is not None]
     inputs = _inputs(loaded, session.realpath)
+
+    def real(path: Path) -> str:
+        parent, file_name = os.path.split(str(path))
+        return os.path.join(session.realpath(parent), file_name)
+
+    # every job's output, then each cut's as it is met: a cut must not replace any of them
+    writers = {real(job.output): (manifest, f"job {job.name}") for manifest in loaded for job in manifest.jobs}
     for manifest in loaded:
         for sequence in manifest.sequences:  # a cut is an output too
-            parent, file_name = os.path.split(str(sequence.output))
-            read = inputs.get(os.path.join(session.realpath(parent), file_name))
+            where = real(sequence.output)
+            read = inputs.get(where)
             if read is not None:
                 by_manifest[id(manifest)].problems.append(_overwrite_problem(
                     manifest, sequence.output, read, session.display, job=f"sequence {sequence.name}", line=sequence.line
                 ))
+            elif where in writers:
+                writer, what = writers[where]
+                by_manifest[id(manifest)].problems.append(ManifestProblem(
+                    session.display(manifest.path),
+                    f"output {session.display(sequence.output)} is also written by {what}"
+                    + ("" if writer is manifest else f" of {session.display(writer.path)}")
+                    + "; give one of them another name or output",
+                    job=f"sequence {sequence.name}", field="output", line=sequence.line,
+                ))
+            else:
+                writers[where] = (manifest, f"sequence {sequence.name}")
     for result in results:
         if result.manifest is not None and id(result) in hidden:
             result.problems.append(
