@@ -27,8 +27,9 @@ def prices(region: str | None, api_host: str | None, as_json: bool) -> None:
     is unpriced, never free.
 
     Your own prices (negotiated rates, new models, models with no published price) go in a
-    [prices] table of the config file (~/.config/vidbatch/config.toml, or $VIDBATCH_CONFIG)
-    or of a manifest. A manifest's rows win over the config file's, which win over the
+    [prices] table of the config file ($VIDBATCH_CONFIG, else
+    $XDG_CONFIG_HOME/vidbatch/config.toml, else ~/.config/vidbatch/config.toml) or of a
+    manifest. A manifest's rows win over the config file's, which win over the
     shipped ones, row by row; within one file the most specific row wins. For example:
 
     \b

@@ -190,10 +190,12 @@ def plan(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Path
     Actions: submit (never rendered), resubmit (the request changed: the changed fields are shown),
     skip (output present and verified), resume (a task is rendering), download (rendered, file
     missing: fetch again, no new render), reuse (an identical request was rendered under another
-    name: copy it), failed (retried only with --retry-failed), uncertain (a create was cut off).
+    name: copy it), failed (retried only with --retry-failed), uncertain (a create was cut off),
+    gone (MiniMax no longer has the task or file: --force NAME renders it again).
     Chained shots (first_frame_image = "frame:shot-02") are listed after their sources: wait (the
-    source renders first in this run; counted on the bill) or blocked (the source failed, or has
-    several takes and no pick: the reason is shown). Sequences are local steps after the jobs:
+    source renders first in this run; counted on the bill, which then reads "up to") or blocked
+    (the source failed, has several takes and no pick, or its picked take rendered again since
+    it was picked: the reason is shown). Sequences are local steps after the jobs:
     build, skip, wait or blocked (joining shots costs no API call). A picks file's decision
     about a shot or take the manifest no longer has is ignored, with a warning on stderr (with
     --json, in the object's "warnings").

@@ -121,7 +121,7 @@ def sim(
 
     Prints its banner on stderr, then the base URL as the first line on stdout once it is
     ready (read that line to wait for it), then logs one line per call on stderr.
-    Ctrl-C stops it. Videos are small real MP4 clips (320x180, 2 s) that name their task;
+    Ctrl-C stops it. Videos are small real MP4 clips (640x360, 2 s) that name their task;
     each task's frames show its own colour, its id
     and a frame counter.
     With --data, tasks and their videos outlive the process, as MiniMax's do: stop and
