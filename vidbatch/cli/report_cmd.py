@@ -35,8 +35,10 @@ def report(manifests: tuple[Path, ...], variables: dict[str, str], state_dir: Pa
 
     The page goes in the first manifest's output_dir by default, beside the videos: the links
     are relative, so the folder can be moved, zipped or shared as it is. --sim reports go in
-    <output_dir>-sim, so simulated and real reports never overwrite each other. Nothing is sent
-    and the state is only read; reporting while a run is going on is fine.
+    <output_dir>-sim, so simulated and real reports never overwrite each other. -o (and run
+    --report) never writes over a job's video, a cut, a recorded output or a manifest: such a
+    FILE stops with exit 2 before anything is written. Nothing is sent and the state is only
+    read; reporting while a run is going on is fine.
 
     \b
     Examples:
