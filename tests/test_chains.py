@@ -142,6 +142,21 @@ def test_nothing_changed_costs_nothing_and_an_edit_upstream_renders_what_is_down
     assert creates(sim_env) == 7, "the earlier frames give the earlier keys: already rendered, nothing to pay"
 
 
+def test_forcing_a_source_renders_what_is_downstream_in_the_same_run(tmp_path, sim_env):
+    # a forced render of shot-01 is a new video, so a new frame for shot-02: the run that forces
+    # it renders what follows too, and leaves the chain up to date (it left 02-04 stale, for the
+    # next run to find)
+    manifest = write_chain(tmp_path)
+    assert cli(["run", manifest, *FAST]).exit_code == 0
+    plan = json.loads(cli(["plan", "--json", "--force", "shot-01", manifest]).output)
+    assert [j["action"] for j in plan["jobs"]] == ["resubmit", "wait", "wait", "wait"]
+    forced = cli(["run", "--force", "shot-01", manifest, *FAST])
+    assert forced.exit_code == 0, forced.output
+    assert creates(sim_env) == 8, forced.output
+    assert sent_image_last(sim_env, "The fox, scene 02") == media.extract_frame(tmp_path / "renders" / "shot-01.mp4")
+    assert cli(["plan", "--check", manifest]).exit_code == 0, cli(["plan", manifest]).output
+
+
 def test_a_source_downloaded_again_bills_nothing_downstream(tmp_path, sim_env):
     # shot-01's video deleted: the state gives it back without a render, and the frames kept
     # from that video say shots 02-04 are unchanged, so the plan bills nothing and a cap passes

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from . import facts, images, media, picks
@@ -180,14 +180,21 @@ class Resolution:
 
 
 def resolve(
-    manifests: Sequence[Manifest], store: Store | None, *, write: bool = False, promised: Mapping[JobId, str] | None = None
+    manifests: Sequence[Manifest],
+    store: Store | None,
+    *,
+    write: bool = False,
+    promised: Mapping[JobId, str] | None = None,
+    forced: Collection[str] = (),
+    busy: Collection[str] = (),
 ) -> Resolution:
     """Resolve every chained job of ``manifests`` against ``store`` (see the module docstring).
     ``write``: keep extracted frames as files (``run``); else frames without a file are decoded
     into memory only. ``promised``: sources whose output is not in place but is given back in
     this run without a render, with the sha256 of the video it gets; a frame of one is taken
-    from its kept file (:func:`frame_path`), when there is one. Manifests without chained jobs
-    cost nothing."""
+    from its kept file (:func:`frame_path`), when there is one. ``forced``: names of jobs
+    rendered again in this run (``--force``), and ``busy``: keys of renders in flight in this run:
+    what takes a frame of one waits for its new video. Manifests without chained jobs cost nothing."""
     result = Resolution()
     outputs: dict[str, OutputRecord] | None = None
     for manifest in manifests:
@@ -207,7 +214,7 @@ def resolve(
         result.order[str(manifest.path)] = names
         for name in names:
             if name in edges:
-                _resolve_one(by_name[name], takes, chosen, outputs, result, write, store, promised or {})
+                _resolve_one(by_name[name], takes, chosen, outputs, result, write, store, promised or {}, forced, busy)
     return result
 
 
@@ -243,6 +250,8 @@ def _resolve_one(
     write: bool,
     store: Store | None,
     promised: Mapping[JobId, str],
+    forced: Collection[str] = (),
+    busy: Collection[str] = (),
 ) -> None:
     waits: list[Wait] = []
     problems: list[ManifestProblem] = []
@@ -262,6 +271,9 @@ def _resolve_one(
             continue
         if job_id(source) in result.waits or job_id(source) in result.problems:
             waits.append(Wait(spec.job, f"waits for {spec.job}, which waits for its own source"))
+            continue
+        if source.name in forced or source.key in busy:  # a new video, so a new frame: known once it is in place
+            waits.append(Wait(spec.job, f"waits for {spec.job}, which renders again (--force)"))
             continue
         if out is not None and out.key == source.key and verify_output(source.output, out)[0]:
             try:
@@ -358,15 +370,19 @@ def plan(
     retry_failed: bool = False,
     force: Iterable[str] = (),
     resubmit_uncertain: bool = False,
+    busy: Collection[str] = (),
 ) -> Plan:
     """The plan of ``manifests``, chained shots resolved, jobs in dependency order (see the
     module docstring). A frame that breaks the image rules raises ManifestError, unless ``only``
     is given (the runner's dependency step): then only those jobs are returned, and a bad frame
-    fails its job (``Action.FAILED``, no record) instead."""
+    fails its job (``Action.FAILED``, no record) instead. A source named in ``force`` (rendered
+    again in this run), or whose key is ``busy`` (the runner's renders in flight), gives no frame
+    yet: what takes one waits for its new video."""
     loaded = manifests
+    force = set(force)
     promised: dict[JobId, str] = {}
     while True:
-        resolution = resolve(loaded, store, write=write, promised=promised)
+        resolution = resolve(loaded, store, write=write, promised=promised, forced=force, busy=busy)
         if only is None and resolution.problems:
             raise ManifestError(resolution.all_problems())
         if resolution.jobs:

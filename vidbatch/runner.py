@@ -1030,7 +1030,7 @@ class Runner:
         *,
         clock: Clock | None = None,
         workers: int | None = None,
-        dependents: Callable[[Store, list[PlannedJob]], Plan] | None = None,
+        dependents: Callable[[Store, list[PlannedJob], set[str]], Plan] | None = None,
     ):
         """``clock`` defaults to the system's; ``workers`` (the wire's threads for blocking work:
         a sync client's calls, fsyncs, copies) to ``concurrency`` (4..32), of which a client with
@@ -1196,7 +1196,7 @@ class Runner:
             plan = Plan(waiting, [])
         else:
             try:
-                plan = self._dependents(self.store, waiting)
+                plan = self._dependents(self.store, waiting, self._active_keys())
             except errors.VidbatchError as e:  # a frame that cannot be kept, a state that cannot be read
                 for pj in waiting:
                     self._not_started(pj, str(e))

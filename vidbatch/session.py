@@ -201,12 +201,14 @@ class Session:
             resubmit_uncertain=opts.resubmit_uncertain and first,
         )
 
-    def _dependents(self, store: Store, waiting: list[PlannedJob]) -> Plan:
+    def _dependents(self, store: Store, waiting: list[PlannedJob], busy: set[str]) -> Plan:
         """The runner's dependency step: the waiting chained shots planned against the live
-        store; the renders it readies are quoted for the spend ledger before they are created."""
+        store (a source whose render is still ``busy`` in this run, by key, gives no frame yet:
+        its video is about to change); the renders it readies are quoted for the spend ledger
+        before they are created."""
         paths = dict.fromkeys(str(pj.job.manifest) for pj in waiting)
         manifests = [self._manifests[p] for p in paths if p in self._manifests]
-        plan = chain.plan(manifests, store, write=True, only=[(str(pj.job.manifest), pj.job.name) for pj in waiting])
+        plan = chain.plan(manifests, store, write=True, only=[(str(pj.job.manifest), pj.job.name) for pj in waiting], busy=busy)
         ready = [pj for pj in plan.jobs if pj.billable and pj.action is not Action.WAIT]
         if self.budget is not None and ready:
             self.budget.quote(Plan(ready, []), store)
