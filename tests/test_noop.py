@@ -133,6 +133,15 @@ def test_the_run_lines_name_every_job_and_folder(finished):
     ]
 
 
+def test_one_job_is_one_job_both_ways(finished):
+    write(finished, "one.toml", t2v_manifest({"f": "A lone fox"}))
+    first = cli("run", "one.toml", *RUN)
+    assert first.exit_code == 0 and "vidbatch: 1 job, 1 to render" in first.stderr, first.stderr
+    assert cli("run", "one.toml", *RUN).exit_code == 0  # its entry in the job cache
+    _, _, err = same_both_ways(["run", "one.toml", *RUN], finished)
+    assert err.splitlines()[0] == "vidbatch: 1 job, 0 to render"
+
+
 def test_a_key_from_the_config_file_is_answered_too(finished, monkeypatch):
     """The config file is read by vidbatch.config itself; the job cache counts it as an input, so
     the first run after it appeared is a miss (and writes the entry)."""

@@ -1148,7 +1148,7 @@ class Runner:
         active = self._active_keys()
         fresh = [pj for pj in plan.jobs if pj.job.key not in active]
         plan = Plan(fresh, plan.orphans)
-        self._emit(EventKind.START, f"{len(fresh)} jobs, {len(plan.billable)} to render", data=plan.summary())
+        self._emit(EventKind.START, f"{len(fresh)} job{'' if len(fresh) == 1 else 's'}, {len(plan.billable)} to render", data=plan.summary())
         plan = self._set_aside_chained(plan)
         renders = self._group(plan)
         self._save(self._record_seen, renders.values())

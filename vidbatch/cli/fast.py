@@ -133,7 +133,7 @@ def run_lines(finished: noop.Finished, elapsed: float) -> list[str]:
     done = f"all {n} jobs done" if n != 1 else "1 job done"
     dirs = ", ".join(sorted({_shown(d) for d in finished.output_dirs}))
     return [
-        f"vidbatch: {finished.jobs} jobs, 0 to render",
+        f"vidbatch: {finished.jobs} job{'' if finished.jobs == 1 else 's'}, 0 to render",
         f"vidbatch: done {n}/{n} · running 0 · queued 0 · {_clock(elapsed)} elapsed",
         "vidbatch: 0 renders created in this run",
         f"vidbatch: {done}; outputs in {dirs}",
