@@ -223,6 +223,27 @@ def test_a_new_manifest_a_collision_and_its_resolution(folder):
     assert [str(p) for p in h.watcher._folder.resumable()] == [str(folder.resolve() / "b.toml")]
 
 
+def test_a_manifest_renamed_to_a_name_that_sorts_first_plans_at_once(folder):
+    """``mv shots.toml a.toml``: one batch holds both names. The old name must be forgotten
+    before the new one loads, or the new one collides with its own outputs under its old name
+    and waits, reported invalid, for some unrelated change."""
+    (folder / "shots.toml").write_text(t2v_manifest({"fox": "A fox"}))
+    h = Harness(folder).start()
+    os.rename(folder / "shots.toml", folder / "a.toml")
+    h.changed(folder / "shots.toml", folder / "a.toml")
+    assert not h.of("invalid")
+    assert h.of("removed")[-1].message.startswith("shots.toml is gone")
+    assert h.plans_of("a.toml")[-1].data["actions"] == {"submit": 1}
+
+    # the same when a deleted manifest frees the outputs a broken one wanted
+    (folder / "b.toml").write_text(t2v_manifest({"fox": "A fox"}))
+    h.changed(folder / "b.toml")
+    assert "also written by job fox" in h.of("invalid")[-1].message
+    (folder / "a.toml").unlink()
+    h.changed(folder / "a.toml")
+    assert h.plans_of("b.toml")[-1].data["actions"] == {"submit": 1}
+
+
 def test_a_deleted_manifest_never_known_is_not_reported(folder):
     h = Harness(folder).start()
     (folder / "gone.toml").write_text(t2v_manifest({"fox": "A fox"}))

@@ -314,7 +314,9 @@ class Watcher:
         batch = self._folder.triage(paths)
         if batch.ignored:
             self._note_ignored(batch.ignored)
-        for m, changed in batch.touched.items():
+        # Gone manifests first: a renamed one (or one a broken manifest collided with) must stop
+        # claiming its outputs before the others load.
+        for m, changed in sorted(batch.touched.items(), key=lambda item: item[0].exists()):
             self._changed(m, changed, m in batch.new)
 
     def _changed(self, path: Path, changed: list[Path], new: bool) -> None:
