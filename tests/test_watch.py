@@ -357,6 +357,26 @@ def test_an_edit_never_cancels_a_render_in_flight_and_the_output_ends_current(tm
         assert not w.of("failed") and not w.of("error")
 
 
+def test_a_deleted_manifest_creates_nothing_more(tmp_path, start_watch):
+    """Deleting a manifest drops its renders not created yet (as an edit drops obsolete ones):
+    only the render already running is paid for and collected."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    manifest = folder / "shots.toml"
+    manifest.write_text(t2v_manifest(PROMPTS))
+    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
+        w = start_watch(server, "--concurrency", "1")  # one render in flight, two queued
+        w.wait_for(lambda: w.of("submitted"), "the first render to be created")
+        manifest.unlink()
+        w.wait_for(lambda: w.of("removed", "shots.toml"), "the deletion to be reported")
+        w.wait_for(lambda: len(w.of("dropped")) == 2, "the queued renders to be dropped")
+        server.sim.advance(7200)
+        w.wait_for(lambda: w.of("downloaded") and w.events[-1]["event"] == "idle", "the running render to be collected")
+        assert server.sim.calls["create"] == 1, w.transcript()
+        assert w.interrupt() == 130
+        assert "1 render created in this session" in "\n".join(w.stderr)
+
+
 def test_an_account_error_ends_the_session_with_exit_3(tmp_path, server, start_watch):
     folder = tmp_path / "shots"
     folder.mkdir()

@@ -157,6 +157,14 @@ class Plan:
     cuts: list[Any] = field(default_factory=list)
     #: what is wrong but changes nothing planned, in words (a pick of a shot no longer there)
     warnings: list[str] = field(default_factory=list)
+    #: manifests planned to nothing (watch mode: deleted or renamed away): their work not yet
+    #: created is dropped, as an edit's would be
+    gone: list[Path] = field(default_factory=list)
+
+    @property
+    def manifests(self) -> set[Path]:
+        """The manifests whose work this plan replaces: those of its jobs, and the gone ones."""
+        return {p.job.manifest for p in self.jobs} | set(self.gone)
 
     @property
     def up_to_date(self) -> bool:

@@ -1142,12 +1142,12 @@ class Runner:
     def _take_plan(self, plan: Plan) -> None:
         self._supersede_queued(plan)
         self._cancel_obsolete(plan)
-        for manifest in {str(pj.job.manifest) for pj in plan.jobs}:
+        for manifest in {str(m) for m in plan.manifests}:
             self.progress.forget(manifest, {job_id(pj) for pj in plan.jobs})
         self._attach_to_reconciling(plan)
         active = self._active_keys()
         fresh = [pj for pj in plan.jobs if pj.job.key not in active]
-        plan = Plan(fresh, plan.orphans)
+        plan = Plan(fresh, plan.orphans, gone=plan.gone)
         self._emit(EventKind.START, f"{len(fresh)} job{'' if len(fresh) == 1 else 's'}, {len(plan.billable)} to render", data=plan.summary())
         plan = self._set_aside_chained(plan)
         renders = self._group(plan)
@@ -1164,7 +1164,7 @@ class Runner:
     def _set_aside_chained(self, plan: Plan) -> Plan:
         """The plan without its chained shots that wait (kept for the dependency step) or are
         blocked (not started, with the reason); a new plan of a manifest replaces its waiting jobs."""
-        manifests = {str(pj.job.manifest) for pj in plan.jobs}
+        manifests = {str(m) for m in plan.manifests}
         for jid in [jid for jid in self._waiting if jid[0] in manifests]:
             del self._waiting[jid]
         rest = []
@@ -1238,7 +1238,7 @@ class Runner:
         """A new plan of a manifest replaces that manifest's jobs in renders still waiting to be
         created: work an edit made obsolete is dropped before it is paid for, and a renamed job
         gets its new output path. Renders already created are never touched."""
-        manifests = {pj.job.manifest for pj in plan.jobs}
+        manifests = plan.manifests
         wanted: dict[str, list[PlannedJob]] = {}
         for pj in plan.jobs:
             if pj.action in (Action.SUBMIT, Action.RESUBMIT):
@@ -1918,7 +1918,7 @@ class Runner:
         """A new plan of a manifest leaves a V2 render in flight that no job wants any more:
         cancel its task if it is still queued (MiniMax does not charge a cancelled task); a
         running one finishes and its render is kept in the state (see _on_polled)."""
-        manifests = {pj.job.manifest for pj in plan.jobs}
+        manifests = plan.manifests
         wanted = {pj.job.key for pj in plan.jobs}
         for render in list(self._v2_renders.values()) + [r for r in self._reconciling.values() if r.targets]:
             if render.obsolete or render.key in wanted or not render.targets:

@@ -325,9 +325,10 @@ class Watcher:
                 self._sync_extra_watches()
                 self._emit(WatchEvent(
                     EventKind.REMOVED,
-                    f"{self._rel(path)} is gone: no longer planned (renders of it already running are still collected)",
+                    f"{self._rel(path)} is gone: no longer planned; its renders not yet created are dropped (those already running are still collected)",
                     data={"manifest": str(path)},
                 ))
+                self._drop(path)
             return
         quiet = not changed  # a retry of a broken manifest that nothing of its own triggered
         if not quiet:
@@ -386,6 +387,16 @@ class Watcher:
                 plan = Plan([], [])
             self._planning = (manifest.path, len(plan.jobs))
             return plan
+
+        self._session.replan(make_plan)
+
+    def _drop(self, path: Path) -> None:
+        """Hand the session an empty plan for a manifest that is gone: what it queued and is not
+        created yet is dropped before it is paid for (and its jobs leave the counts)."""
+
+        def make_plan() -> Plan:  # runs on the session's thread
+            self._planning = (path, 0)
+            return Plan([], [], gone=[path])
 
         self._session.replan(make_plan)
 
