@@ -389,6 +389,24 @@ def test_an_account_error_ends_the_session_with_exit_3(tmp_path, server, start_w
     assert "stopped:" in "\n".join(w.stderr) and "insufficient balance" in "\n".join(w.stderr)
 
 
+def test_a_lost_state_database_ends_the_session_with_exit_1(tmp_path, server, start_watch):
+    """The state folder deleted under a settled watch (``rm -rf .vidbatch``, or the watched folder
+    moved away with it): no render can be created any more, so the watch says so and ends, as
+    ``run`` does, instead of planning edits it never renders."""
+    import shutil
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "shots.toml").write_text(t2v_manifest(PROMPTS))
+    w = start_watch(server)
+    w.settled_after_plan("shots.toml", 1)
+    shutil.rmtree(folder / ".vidbatch")
+    assert w.proc.wait(timeout=TIMEOUT) == 1, w.transcript()
+    assert w.of("state_error")
+    assert "error: the state folder" in "\n".join(w.stderr), w.transcript()
+    assert server.sim.calls["create"] == 3
+
+
 def test_max_renders_refuses_one_plan_and_the_watch_goes_on(tmp_path, server, start_watch):
     folder = tmp_path / "shots"
     folder.mkdir()

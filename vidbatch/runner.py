@@ -1606,6 +1606,7 @@ class Runner:
             "no new renders were created after it; run again to finish the jobs left"
         )
         self._emit(EventKind.STATE_ERROR, f"{lost}; put back from the run's open database (run lock taken again); no new renders; tasks already running are still collected")
+        self._idle_announced = False  # watch: "idle" once they are, and the session ends
         return False
 
     def _dispatch_timers(self, now: float) -> None:
@@ -2185,6 +2186,7 @@ class Runner:
             self.result.stopped = Stop.STATE
         self.result.stop_message = f"the state database could not be written ({error})"
         self._emit(EventKind.STATE_ERROR, f"the state database could not be written: {error}; no new renders; tasks already running are still collected")
+        self._idle_announced = False  # watch: "idle" once they are, and the session ends
 
     def _report_lost_tasks(self) -> None:
         """The state database is gone: every task it held that the run did not finish (running,

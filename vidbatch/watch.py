@@ -69,7 +69,8 @@ temporary name itself is ignored, or gone by the time the batch is handled. A fi
 manifest read is always watched, whatever its name.
 
 Account errors stop new renders (as in ``run``); the watcher then waits until the renders in
-flight are collected and ends the session (exit 3).
+flight are collected and ends the session (exit 3). So does a state database that can no longer
+be written or was lost (the state folder, or the watched folder with it, deleted or moved): exit 1.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ from watchdog.events import FileSystemEventHandler
 
 from . import interrupts, project
 from .costing import Budget
-from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_OK, ManifestError
+from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ManifestError
 from .events import EventKind, Stop
 from .plan import Plan
 from .runner import Progress, RunEvent, RunOptions
@@ -139,14 +140,14 @@ class WatchEvent(RunEvent):
 @dataclass
 class WatchResult:
     progress: Progress
-    stopped: Stop  # INTERRUPTED (Ctrl-C), ACCOUNT, or STOPPED (stop() was called)
+    stopped: Stop  # INTERRUPTED (Ctrl-C), ACCOUNT, STATE, or STOPPED (stop() was called)
     state_dir: Path
     manifests: list[Path]  # loaded when the session ended, for the resume hint
     stop_message: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return {Stop.INTERRUPTED: EXIT_INTERRUPTED, Stop.ACCOUNT: EXIT_ACCOUNT}.get(self.stopped, EXIT_OK)
+        return {Stop.INTERRUPTED: EXIT_INTERRUPTED, Stop.ACCOUNT: EXIT_ACCOUNT, Stop.STATE: EXIT_JOBS_FAILED}.get(self.stopped, EXIT_OK)
 
 
 class Watcher:
@@ -197,7 +198,7 @@ class Watcher:
         self._folder = WatchedFolder(self.folder, self.state_dir, written=written, streams=(STDOUT, STDERR))
         self._debouncer = Debouncer(debounce, clock)
         self._planning: tuple[Path, int] | None = None  # set by a plan, read by its "start" event
-        self._account_stopped = False
+        self._stopping: Stop | None = None  # ACCOUNT or STATE: no new renders; end once settled
         self._stop_message: str | None = None
         self._observer: Any = None
         self._extra_watches: dict[Path, Any] = {}  # folder outside ``folder`` -> ObservedWatch
@@ -258,11 +259,10 @@ class Watcher:
             return Stop.INTERRUPTED
         if kind == "fs":
             self._debouncer.add(p for p in args if self._folder.interesting(p))
-        elif kind == "account":
-            self._account_stopped = True
-            self._stop_message = args[0]
-        elif kind == "idle" and self._account_stopped:
-            return Stop.ACCOUNT
+        elif kind == "stopping":
+            self._stopping, self._stop_message = args
+        elif kind == "idle" and self._stopping is not None:
+            return self._stopping
         batch = self._debouncer.take()
         if batch:
             self._handle(batch)
@@ -414,7 +414,9 @@ class Watcher:
             self._check_written(Path(e.data["path"]), e.key)
             return
         elif e.kind == "account_stop":
-            self._queue.put(("account", e.message))
+            self._queue.put(("stopping", Stop.ACCOUNT, e.message))
+        elif e.kind == "state_error":
+            self._queue.put(("stopping", Stop.STATE, e.message))
         elif e.kind == "idle":
             e = replace(e, message=f"settled; watching {self.folder} for changes")
             self._queue.put(("idle",))

@@ -95,7 +95,8 @@ def watch(
     \b
     Exit codes: 130 interrupted (Ctrl-C or SIGTERM); 3 stopped: the API refused the account or
     key, or its host is wrong or unreachable; 4 the state folder is in use by another run;
-    2 usage, or an API key missing or malformed (nothing was sent).
+    2 usage, or an API key missing or malformed (nothing was sent); 1 the state database was
+    lost or could not be written (no new renders; those running were collected first).
 
     \b
     Examples:
