@@ -53,6 +53,26 @@ def test_debouncer_hands_out_one_batch_once_quiet():
     assert d.take() == set() and d.wait_time() == IDLE_WAIT
 
 
+def test_debouncer_hands_out_a_batch_that_never_goes_quiet():
+    """A file written without pause (a log in the folder, a long copy) must not hold back, for
+    as long as it is written, the edit of a manifest that came with it: a batch waits at most
+    LONGEST_WAIT (or ``quiet``, if longer) after its first path."""
+    clock = Clock()
+    d = Debouncer(0.5, clock)
+    d.add([Path("shots.toml")])
+    start = clock.now
+    batch: set[Path] = set()
+    while not batch and clock.now - start < 60:
+        clock.now += 0.2
+        d.add([Path("build.log")])
+        batch = d.take()
+    assert batch == {Path("shots.toml"), Path("build.log")}
+    assert clock.now - start == pytest.approx(3.0, abs=0.21)  # LONGEST_WAIT
+    assert d.wait_time() == IDLE_WAIT
+    d.add([Path("build.log")])  # the next batch has its own bound
+    assert d.wait_time() == 0.5
+
+
 def test_debouncer_ignores_an_empty_add():
     clock = Clock()
     d = Debouncer(0.5, clock)

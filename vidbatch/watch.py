@@ -26,7 +26,9 @@ The runner's events come back through the same ``on_event`` callback as the watc
 What a change does
 ------------------
 Paths that arrive within ``debounce`` seconds of each other (editors write a file in several
-steps) are handled as one batch once the folder has been quiet that long. For each manifest the
+steps) are handled as one batch once the folder has been quiet that long, or at the latest
+:data:`~vidbatch.watching.debounce.LONGEST_WAIT` seconds after the first (a file written without
+pause, a log in the folder, must not hold an edit back). For each manifest the
 batch touches, the manifest is loaded again and a plan for it alone is handed to the runner. The
 runner starts only what is not already queued or in flight, so an edit never cancels or creates
 again a render that is running: it is paid for, it is still polled and downloaded, and its result

@@ -1,5 +1,7 @@
 """Debouncing: editors save a file in several writes, so paths that arrive within ``quiet``
-seconds of each other are one batch, handed out once nothing has arrived for ``quiet`` seconds."""
+seconds of each other are one batch, handed out once nothing has arrived for ``quiet`` seconds,
+or at the latest ``LONGEST_WAIT`` seconds (``quiet``, if longer) after its first path: a file
+written without pause (a log in the folder) must not hold back an edit forever."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Callable, Iterable
 #: How long the watcher waits for an event when no batch is pending (it also checks, that often,
 #: that the session is still alive).
 IDLE_WAIT = 0.5
+#: The longest a batch waits for the folder to go quiet.
+LONGEST_WAIT = 3.0
 
 
 class Debouncer:
@@ -18,13 +22,17 @@ class Debouncer:
         self._clock = clock
         self._pending: set[Path] = set()
         self._deadline: float | None = None
+        self._latest: float | None = None  # the bound of the pending batch
 
     def add(self, paths: Iterable[Path]) -> None:
-        """Note paths; any new path pushes the batch back by ``quiet`` seconds."""
+        """Note paths; any new path pushes the batch back by ``quiet`` seconds, up to its bound."""
         fresh = set(paths)
         if fresh:
+            now = self._clock()
+            if self._latest is None:
+                self._latest = now + max(LONGEST_WAIT, self.quiet)
             self._pending |= fresh
-            self._deadline = self._clock() + self.quiet
+            self._deadline = min(now + self.quiet, self._latest)
 
     def wait_time(self) -> float:
         """How long to wait for the next path before calling :meth:`take`."""
@@ -36,5 +44,5 @@ class Debouncer:
         """The batch, once it is due (quiet long enough); else an empty set."""
         if self._deadline is None or self._clock() < self._deadline:
             return set()
-        batch, self._pending, self._deadline = self._pending, set(), None
+        batch, self._pending, self._deadline, self._latest = self._pending, set(), None, None
         return batch
