@@ -407,6 +407,23 @@ def test_a_lost_state_database_ends_the_session_with_exit_1(tmp_path, server, st
     assert server.sim.calls["create"] == 3
 
 
+def test_the_watched_folder_deleted_ends_the_session_with_exit_2(tmp_path, server, start_watch):
+    """The watched folder deleted (or moved away) while watching, its state kept elsewhere: the
+    watch can see nothing more there (its folder watch follows the old folder), so it says so and
+    ends rather than 'watching' a folder that is not there."""
+    import shutil
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "shots.toml").write_text(t2v_manifest(PROMPTS))
+    w = start_watch(server, "--state", str(tmp_path / "state"))
+    w.settled_after_plan("shots.toml", 1)
+    shutil.rmtree(folder)
+    assert w.proc.wait(timeout=TIMEOUT) == 2, w.transcript()
+    assert f"error: the watched folder {folder.resolve()} is gone" in "\n".join(w.stderr), w.transcript()
+    assert server.sim.calls["create"] == 3
+
+
 def test_max_renders_refuses_one_plan_and_the_watch_goes_on(tmp_path, server, start_watch):
     folder = tmp_path / "shots"
     folder.mkdir()

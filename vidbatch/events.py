@@ -59,6 +59,7 @@ class Stop(str, enum.Enum):
     INTERRUPTED = "interrupted"  # Ctrl-C
     STOPPED = "stopped"  # stop() was called (watch)
     STATE = "state"  # the state database could not be written: creating stopped
+    GONE = "gone"  # the watched folder was deleted or moved away (watch)
 
     def __str__(self) -> str:
         return self.value

@@ -73,6 +73,7 @@ manifest read is always watched, whatever its name.
 Account errors stop new renders (as in ``run``); the watcher then waits until the renders in
 flight are collected and ends the session (exit 3). So does a state database that can no longer
 be written or was lost (the state folder, or the watched folder with it, deleted or moved): exit 1.
+The watched folder itself deleted or moved away ends the session at once (exit 2).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ from watchdog.events import FileSystemEventHandler
 
 from . import interrupts, project
 from .costing import Budget
-from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ManifestError
+from .errors import EXIT_ACCOUNT, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, EXIT_USAGE, ManifestError
 from .events import EventKind, Stop
 from .plan import Plan
 from .runner import Progress, RunEvent, RunOptions
@@ -142,14 +143,14 @@ class WatchEvent(RunEvent):
 @dataclass
 class WatchResult:
     progress: Progress
-    stopped: Stop  # INTERRUPTED (Ctrl-C), ACCOUNT, STATE, or STOPPED (stop() was called)
+    stopped: Stop  # INTERRUPTED (Ctrl-C), ACCOUNT, STATE, GONE (the folder), or STOPPED (stop() was called)
     state_dir: Path
     manifests: list[Path]  # loaded when the session ended, for the resume hint
     stop_message: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return {Stop.INTERRUPTED: EXIT_INTERRUPTED, Stop.ACCOUNT: EXIT_ACCOUNT, Stop.STATE: EXIT_JOBS_FAILED}.get(self.stopped, EXIT_OK)
+        return {Stop.INTERRUPTED: EXIT_INTERRUPTED, Stop.ACCOUNT: EXIT_ACCOUNT, Stop.STATE: EXIT_JOBS_FAILED, Stop.GONE: EXIT_USAGE}.get(self.stopped, EXIT_OK)
 
 
 class Watcher:
@@ -265,6 +266,9 @@ class Watcher:
             self._stopping, self._stop_message = args
         elif kind == "idle" and self._stopping is not None:
             return self._stopping
+        if not self.folder.is_dir():  # its watch follows the old folder: nothing more to see here
+            self._stop_message = f"the watched folder {self.folder} is gone (deleted or moved away); running tasks are saved"
+            return Stop.GONE
         batch = self._debouncer.take()
         if batch:
             self._handle(batch)

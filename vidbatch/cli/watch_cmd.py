@@ -95,7 +95,8 @@ def watch(
     \b
     Exit codes: 130 interrupted (Ctrl-C or SIGTERM); 3 stopped: the API refused the account or
     key, or its host is wrong or unreachable; 4 the state folder is in use by another run;
-    2 usage, or an API key missing or malformed (nothing was sent); 1 the state database was
+    2 usage, an API key missing or malformed (nothing was sent), or FOLDER deleted or moved
+    away while watching (running tasks are saved); 1 the state database was
     lost or could not be written (no new renders; those running were collected first).
 
     \b
@@ -157,7 +158,7 @@ def watch(
         click.echo(f"vidbatch: interrupted; running tasks are saved. Resume with: {hint}", err=True)
     elif result.stopped == "account":
         click.echo(f"vidbatch: stopped: {result.stop_message}", err=True)
-    elif result.stopped == "state":
+    elif result.stopped in ("state", "gone"):
         click.echo(f"error: {result.stop_message}", err=True)
     sys.exit(result.exit_code)
 
