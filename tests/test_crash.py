@@ -8,6 +8,7 @@ timing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -203,14 +204,20 @@ def _run_until_submitted(manifest, env, seen: list[dict]):
     return proc
 
 
-def test_a_state_folder_deleted_under_a_run_is_put_back_and_no_render_is_paid_twice(tmp_path):
+@contextlib.contextmanager
+def _two_slow_renders(tmp_path):
+    """A simulator, and a `run --json` of two slow renders once both are created: (manifest, its
+    state folder, the simulator, the environment, the run, the events read so far)."""
     manifest = tmp_path / "m.toml"
     manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
-    state = tmp_path / ".vidbatch"
     with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
         env = _env(server)
         seen: list[dict] = []
-        proc = _run_until_submitted(manifest, env, seen)
+        yield manifest, tmp_path / ".vidbatch", server, env, _run_until_submitted(manifest, env, seen), seen
+
+
+def test_a_state_folder_deleted_under_a_run_is_put_back_and_no_render_is_paid_twice(tmp_path):
+    with _two_slow_renders(tmp_path) as (manifest, state, server, env, proc, seen):
         shutil.rmtree(state)  # rm -rf .vidbatch while both tasks render
         lost = _next_events(proc, "state_error", seen)
         assert str(state) in lost["message"] and "put back" in lost["message"]
@@ -236,13 +243,7 @@ def test_a_state_folder_deleted_under_a_run_is_put_back_and_no_render_is_paid_tw
 
 
 def test_a_state_folder_that_cannot_be_put_back_stops_creating_and_lists_the_task_ids(tmp_path):
-    manifest = tmp_path / "m.toml"
-    manifest.write_text(t2v_manifest({"a": "Slow shot A", "b": "Slow shot B"}))
-    state = tmp_path / ".vidbatch"
-    with running_simulator(SimConfig(key=TEST_KEY, latency=3600)) as server:
-        env = _env(server)
-        seen: list[dict] = []
-        proc = _run_until_submitted(manifest, env, seen)
+    with _two_slow_renders(tmp_path) as (manifest, state, server, env, proc, seen):
         shutil.rmtree(state)
         state.write_text("not a folder")  # the folder cannot be made again (as under a read-only parent)
         lost = _next_events(proc, "state_error", seen)
