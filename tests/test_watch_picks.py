@@ -148,3 +148,32 @@ def test_a_pick_while_watching_renders_only_the_dependent_shot_and_joins_the_cut
     assert not w.of("new"), "the picks file was never taken for a new manifest"
     assert not [e for e in w.of("changed") if e.get("new")]
     assert w.proc.poll() is None
+
+
+TAKES_ONLY = """output_dir = "renders"
+
+[defaults]
+model = "MiniMax-Hailuo-02"
+
+[[jobs]]
+name = "opening"
+prompt = "A lighthouse at dawn"
+takes = 2
+"""
+
+
+def test_watch_warns_about_its_picks_files_as_plan_and_run_do(tmp_path, server, start_watch):  # noqa: F811
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "film.toml").write_text(TAKES_ONLY)
+    (folder / "film.picks.toml").write_text('["opening"]\npick = = 1\n')  # not TOML: this plan does not depend on it
+    w = start_watch(server)
+    w.settled_after_plan("film.toml", 1)
+    warned = [e["message"] for e in w.of("warning", "film.toml")]
+    assert any("film.picks.toml:2" in m and "not valid TOML" in m for m in warned), warned
+
+    atomic_write(folder / "film.picks.toml", '["closing"]\npick = 1\n')  # a shot the manifest does not have
+    w.settled_after_plan("film.toml", 2)
+    warned = [e["message"] for e in w.of("warning", "film.toml")][len(warned):]
+    assert any("closing" in m for m in warned), warned
+    assert w.proc.poll() is None

@@ -371,6 +371,8 @@ class Watcher:
         self._sync_extra_watches()
         for problem in manifest.warnings:
             self._emit(WatchEvent(EventKind.WARNING, f"warning: {problem}", data={"manifest": str(path), "problem": problem.to_json()}))
+        for note in project.pick_warnings([manifest]):  # as plan and run say them (its picks file is one of its inputs)
+            self._emit(WatchEvent(EventKind.WARNING, f"warning: {note}", data={"manifest": str(path)}))
         return manifest
 
     def _plan(self, manifest: Any, *, first: bool = False) -> None:
