@@ -84,7 +84,8 @@ def test_a_broken_manifest_is_retried_by_its_picks_file_and_a_forgotten_one_is_n
 
 # --- the real `vidbatch watch` ----------------------------------------------------------------------
 
-FILM = """output_dir = "renders"
+#: one shot of two takes, and nothing that reads its picks (no chained shot, no cut)
+TAKES_ONLY = """output_dir = "renders"
 
 [defaults]
 model = "MiniMax-Hailuo-02"
@@ -93,7 +94,9 @@ model = "MiniMax-Hailuo-02"
 name = "opening"
 prompt = "A lighthouse at dawn"
 takes = 2
+"""
 
+FILM = TAKES_ONLY + """
 [[jobs]]
 name = "follow"
 first_frame_image = "frame:opening"
@@ -149,17 +152,6 @@ def test_a_pick_while_watching_renders_only_the_dependent_shot_and_joins_the_cut
     assert not [e for e in w.of("changed") if e.get("new")]
     assert w.proc.poll() is None
 
-
-TAKES_ONLY = """output_dir = "renders"
-
-[defaults]
-model = "MiniMax-Hailuo-02"
-
-[[jobs]]
-name = "opening"
-prompt = "A lighthouse at dawn"
-takes = 2
-"""
 
 
 def test_watch_warns_about_its_picks_files_as_plan_and_run_do(tmp_path, server, start_watch):  # noqa: F811
