@@ -81,6 +81,14 @@ def take_of(job: Job) -> int:
     return int(getattr(job, "take", 1))
 
 
+def takes_and_picks(manifest: Path, jobs: Iterable[Job]) -> tuple[dict[str, dict[int, Job]], picks.Picks]:
+    """``manifest``'s ``jobs`` by shot and take, and its picks, told which takes each shot has."""
+    takes: dict[str, dict[int, Job]] = {}
+    for job in jobs:
+        takes.setdefault(shot_of(job), {})[take_of(job)] = job
+    return takes, picks.load(manifest, [Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+
+
 def source_of(shot: str, takes: Mapping[str, Mapping[int, Job]], chosen: picks.Picks) -> Job | str:
     """The job whose video a frame of ``shot`` is taken from: its picked (or only) take (see
     :meth:`vidbatch.picks.Picks.chosen`); else a text saying why there is none yet."""
@@ -120,13 +128,13 @@ def stale_picks(jobs: Iterable[Job], store: Store | None) -> dict[JobId, str]:
     that no longer hold the render they were picked on (:func:`repicked`), by id, with why
     ("picked take 2 was rendered again since it was picked"): ``status`` and the report show such a
     pick as stale, as ``plan`` blocks what depends on it."""
-    by_manifest: dict[str, dict[str, dict[int, Job]]] = {}
+    by_manifest: dict[str, list[Job]] = {}
     for job in jobs:
-        by_manifest.setdefault(str(job.manifest), {}).setdefault(shot_of(job), {})[take_of(job)] = job
+        by_manifest.setdefault(str(job.manifest), []).append(job)
     found: dict[JobId, str] = {}
     outputs: dict[str, OutputRecord] | None = None
-    for manifest, takes in by_manifest.items():
-        chosen = picks.load(Path(manifest), [Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+    for manifest, of_manifest in by_manifest.items():
+        takes, chosen = takes_and_picks(Path(manifest), of_manifest)
         for shot, of_shot in takes.items():
             seen = chosen.seen(shot)
             source = of_shot.get(chosen.chosen(shot) or 0)
@@ -204,10 +212,7 @@ def resolve(
         if outputs is None:
             outputs = store.all_outputs() if store is not None else {}
         by_name = {job.name: job for job in manifest.jobs}
-        takes: dict[str, dict[int, Job]] = {}
-        for job in manifest.jobs:
-            takes.setdefault(shot_of(job), {})[take_of(job)] = job
-        chosen = picks.load(manifest.path, [Take(shot, take) for shot, of_shot in takes.items() for take in of_shot])
+        takes, chosen = takes_and_picks(manifest.path, manifest.jobs)
         # a frame names a shot; the graph is over jobs (each take of a shot takes the same frame)
         job_edges = {name: [j.name for shot in sources for j in takes.get(shot, {}).values()] for name, sources in edges.items()}
         names = frames.order(list(by_name), job_edges)
@@ -250,8 +255,8 @@ def _resolve_one(
     write: bool,
     store: Store | None,
     promised: Mapping[JobId, str],
-    forced: Collection[str] = (),
-    busy: Collection[str] = (),
+    forced: Collection[str],
+    busy: Collection[str],
 ) -> None:
     waits: list[Wait] = []
     problems: list[ManifestProblem] = []
@@ -273,7 +278,7 @@ def _resolve_one(
             waits.append(Wait(spec.job, f"waits for {spec.job}, which waits for its own source"))
             continue
         if source.name in forced or source.key in busy:  # a new video, so a new frame: known once it is in place
-            waits.append(Wait(spec.job, f"waits for {spec.job}, which renders again (--force)"))
+            waits.append(Wait(spec.job, f"waits for {spec.job}, which renders again in this run"))
             continue
         if out is not None and out.key == source.key and verify_output(source.output, out)[0]:
             try:

@@ -116,10 +116,7 @@ def plan_cuts(manifests: Sequence[Manifest], the_plan: Plan, store: Store | None
             continue
         if planned is None:
             planned = {(str(pj.job.manifest), pj.job.name): pj for pj in the_plan.jobs}
-        takes: dict[str, dict[int, Job]] = {}
-        for job in manifest.jobs:
-            takes.setdefault(chain.shot_of(job), {})[chain.take_of(job)] = job
-        chosen = picks.load(manifest.path, [chain.Take(shot, take) for shot, of in takes.items() for take in of])
+        takes, chosen = chain.takes_and_picks(manifest.path, manifest.jobs)
         for sequence in manifest.sequences:
             out.append(_plan_one(manifest, sequence, takes, chosen, planned, store))
     return out

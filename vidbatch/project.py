@@ -468,10 +468,7 @@ def _unneeded_cache(manifests: Sequence[Any], store: Store, recorded: Mapping[st
     for m in manifests:
         if not m.sequences:
             continue
-        takes: dict[str, dict[int, Any]] = {}
-        for job in m.jobs:
-            takes.setdefault(chain.shot_of(job), {})[chain.take_of(job)] = job
-        chosen = picks.load(m.path, [chain.Take(shot, take) for shot, of in takes.items() for take in of])
+        takes, chosen = chain.takes_and_picks(m.path, m.jobs)
         for sequence in m.sequences:
             cut = store.cut(sequence.output)
             if cut is not None:

@@ -420,18 +420,14 @@ def _add_posters(report_jobs: list[ReportJob], jobs: list[Any], outputs: dict[st
 
 def _cuts(ws: "Workspace", store: Store | None, jobs: list[Any], outputs: dict[str, OutputRecord], base: Path) -> list[ReportCut]:
     """Each sequence's cut and contact sheet (see :class:`ReportCut`)."""
-    from . import chain, media, picks
+    from . import chain, media
 
     found: list[ReportCut] = []
     by_id = {chain.job_id(j): j for j in jobs}
     for manifest in ws.manifests:
         if not getattr(manifest, "sequences", None):
             continue
-        takes: dict[str, dict[int, Any]] = {}
-        for job in manifest.jobs:
-            job = by_id.get(chain.job_id(job), job)
-            takes.setdefault(chain.shot_of(job), {})[chain.take_of(job)] = job
-        chosen = picks.load(manifest.path, [chain.Take(shot, take) for shot, of in takes.items() for take in of])
+        takes, chosen = chain.takes_and_picks(manifest.path, (by_id.get(chain.job_id(job), job) for job in manifest.jobs))
         for sequence in manifest.sequences:
             clips: list[tuple[Path, str | None]] = []
             for shot in sequence.shots:
