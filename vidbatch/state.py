@@ -1020,8 +1020,7 @@ class Store:
             finally:
                 copy.close()
             os.replace(fresh, self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout)
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = self._connect()  # as every store's: a WAL copy of an up-to-date schema needs no set-up
         except (sqlite3.Error, OSError) as e:
             with contextlib.suppress(OSError):
                 fresh.unlink(missing_ok=True)
