@@ -36,7 +36,8 @@ from typing import Any
 
 from . import chain, media, picks
 from .manifest.model import Job, Manifest, ShotSequence
-from .plan import Action, Plan, PlannedJob, display_path, sha256_file
+from .files import sha256_file
+from .plan import Action, Plan, PlannedJob, display_path
 from .state import CutRecord, Store
 
 log = logging.getLogger(__name__)

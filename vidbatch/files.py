@@ -7,11 +7,13 @@ dies (crash, Ctrl-C, full disk) leaves at most such a hidden file, never a parti
 
 Atomicity is :func:`os.replace` within one folder; durability is ``fsync`` of the file before the
 rename and of the folder after it, so a power cut cannot leave a renamed but empty file.
+:func:`sha256_file` is how a file vidbatch wrote (or will check) is identified.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -107,6 +109,12 @@ def clean_staging(paths: Iterable[Path]) -> None:
             for pattern in (f".*{STAGING_SUFFIX}", f".*{STAGING_SUFFIX}.*.part"):
                 for stale in folder.glob(pattern):
                     stale.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 (hex) of the file at ``path``, read in blocks. Raises OSError."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

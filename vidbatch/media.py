@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .errors import MediaError
-from .files import into_place, write_bytes
+from .files import into_place, sha256_file, write_bytes
 
 if TYPE_CHECKING:
     from av.container import InputContainer, OutputContainer
@@ -441,14 +441,10 @@ def poster_file(video: Path, cache_dir: Path, *, sha256: str | None = None) -> P
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError as e:
         raise MediaError(f"{path} cannot be read: {e.strerror or e}") from None
-    return h.hexdigest()
 
 
 def contact_sheet(videos: Sequence[Path], columns: int = 4, thumb_width: int = 240) -> bytes:

@@ -46,7 +46,6 @@ loader, the plan and the runner can all read picks.
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -347,14 +346,10 @@ def video_sha256(output: Path | None) -> str | None:
     """The sha256 (hex) of the video at ``output``, or None when there is none to read."""
     if output is None:
         return None
-    digest = hashlib.sha256()
     try:
-        with open(output, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        return files.sha256_file(output)
     except OSError:  # not rendered (or not downloaded) yet: nothing was seen
         return None
-    return digest.hexdigest()
 
 
 # --- reading the file ------------------------------------------------------------------------

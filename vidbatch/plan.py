@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import difflib
 import enum
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from . import facts, outputs_index, rules
+from .files import sha256_file
 from .outputs_index import IndexEntry
 from .state import OutputRecord, RenderRecord, RenderState, Store, VideoRecord
 
@@ -201,14 +201,6 @@ class Plan:
             **({"warnings": list(self.warnings)} if self.warnings else {}),
             "summary": self.summary(),
         }
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_output(path: Path, record: OutputRecord) -> tuple[bool, str]:

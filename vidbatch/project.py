@@ -26,7 +26,8 @@ from . import chain, cuts, media, picks
 from .events import Stop
 from .errors import ManifestError, StateLockedError, UsageError
 from .manifest.model import image_refs
-from .plan import Action, Orphan, Plan, plan_jobs, sha256_file
+from .files import sha256_file
+from .plan import Action, Orphan, Plan, plan_jobs
 from .state import OutputRecord, RenderRecord, Store, default_state_dir
 
 if TYPE_CHECKING:
