@@ -409,7 +409,7 @@ def plan(
             if jid in resolution.problems:
                 _hold(pj, Action.FAILED, "; ".join(p.message for p in resolution.problems[jid]))
             elif jid in resolution.waits:
-                _wait(pj, resolution.waits[jid], planned, str(manifest.path))
+                _wait(pj, resolution.waits[jid], planned, str(manifest.path), busy)
             ordered.append(pj)
     if only is not None:
         wanted = set(only)
@@ -437,14 +437,16 @@ def _promises(base: Plan, resolution: Resolution) -> dict[JobId, str]:
     return found
 
 
-def _wait(pj: PlannedJob, waits: list[Wait], planned: Mapping[JobId, PlannedJob], manifest: str) -> None:
-    """Make ``pj`` wait for its sources, or be blocked by the first that cannot give a frame."""
+def _wait(pj: PlannedJob, waits: list[Wait], planned: Mapping[JobId, PlannedJob], manifest: str, busy: Collection[str]) -> None:
+    """Make ``pj`` wait for its sources, or be blocked by the first that cannot give a frame. A
+    source whose render is ``busy`` in this run waits whatever its row says (mid-create it reads
+    as a create cut off)."""
     for wait in waits:
         if wait.pick:
             _hold(pj, Action.BLOCKED, wait.reason)
             return
         source = planned.get((manifest, wait.source))
-        if source is None or source.action in _WAITS:
+        if source is None or source.action in _WAITS or source.job.key in busy:
             continue
         _hold(pj, Action.BLOCKED, blocked_reason(wait.source, source))
         return
